@@ -1,0 +1,372 @@
+# SPDX-License-Identifier: MIT
+"""aii_host.Scheduler: docs/scheduler.md on CPython, driving the firmware's C core through cffi.
+
+The core (c_modules/aii/core/sched.c) never calls user code; this class is the loop around it:
+extend the clock, dispatch, run the job, complete it, report events, feed the watchdog, collect
+garbage in idle gaps and wait for the next release or a trigger.
+"""
+
+import gc
+import operator
+import threading
+import time
+
+from . import _errors
+from ._aii import ffi, lib
+from ._errors import AIIRuntimeError, AIITypeError, AIIValueError, NotFoundError
+
+CONTINUE = lib.AII_POLICY_CONTINUE
+SKIP = lib.AII_POLICY_SKIP
+DROP = lib.AII_POLICY_DROP
+MISS = lib.AII_EVENT_MISS
+OVERRUN = lib.AII_EVENT_OVERRUN
+DROPPED = lib.AII_EVENT_DROP
+MAX_TASKS = lib.AII_SCHED_MAX_TASKS
+
+_U32_MAX = 0xFFFFFFFF
+_I32_MAX = 0x7FFFFFFF
+_NEVER = lib.AII_TIME_NEVER
+_HOST_TICK_PERIOD = 1 << 62
+# Longest single idle wait when nothing is due: bounds how long run() takes to notice stop() from
+# another thread or the end of a custom clock's world.
+_IDLE_CAP_US = 100_000
+_METHODS = {
+    lib.AII_METHOD_EXPLICIT: "explicit",
+    lib.AII_METHOD_DM: "dm",
+    lib.AII_METHOD_OPA: "opa",
+}
+
+
+def ticks_us():
+    """The default clock: a monotonic microsecond count (period 2**62, never wraps in practice)."""
+    return time.monotonic_ns() // 1000
+
+
+def _int(v):
+    # Same rule and text as MicroPython's mp_obj_get_int: ints (and bools) only, no floats.
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise AIITypeError("can't convert %s to int" % type(v).__name__) from None
+
+
+def _u32(name, v):
+    v = _int(v)
+    if v < 0:
+        raise AIIValueError("%s must be >= 0" % name)
+    if v > _U32_MAX:
+        raise AIIValueError("%s out of range" % name)
+    return v
+
+
+def _tid(v):
+    v = _int(v)
+    if not 0 <= v < MAX_TASKS:
+        raise NotFoundError("no such task")
+    return v
+
+
+class Scheduler:
+    """Fixed-priority non-preemptive deadline scheduler (see docs/scheduler.md)."""
+
+    def __init__(
+        self,
+        *,
+        overhead_us=0,
+        gc_idle_us=0,
+        on_miss=None,
+        wdt=None,
+        clock=None,
+        tick_period=None,
+        sleep=None,
+    ):
+        overhead_us = _u32("overhead_us", overhead_us)
+        gc_idle_us = _u32("gc_idle_us", gc_idle_us)
+        if on_miss is not None and not callable(on_miss):
+            raise AIITypeError("on_miss must be callable")
+        if wdt is not None and not callable(getattr(wdt, "feed", None)):
+            raise AIITypeError("wdt must have feed()")
+        if clock is not None and not callable(clock):
+            raise AIITypeError("clock must be callable")
+        if sleep is not None and not callable(sleep):
+            raise AIITypeError("sleep must be callable")
+        if tick_period is None:
+            tick_period = _HOST_TICK_PERIOD
+        tick_period = _int(tick_period)
+        if tick_period < 2 or tick_period > 1 << 64 or tick_period & (tick_period - 1):
+            raise AIIValueError("tick_period must be a power of two")
+        self._clock = ticks_us if clock is None else clock
+        self._mask = tick_period - 1
+        # The core extends the counter correctly only if it sees it every half period.
+        self._max_wait = max(1, tick_period // 4)
+        self._sleep = sleep
+        self._on_miss = on_miss
+        self._wdt = wdt
+        self._s = ffi.new("aii_sched_t *")
+        lib.aii_sched_init(self._s, overhead_us)
+        self._s.gc_idle_us = gc_idle_us
+        self._gc_idle = gc_idle_us > 0
+        self._clk = ffi.new("aii_clock_t *")
+        lib.aii_clock_init(self._clk, self._mask)
+        self._job = ffi.new("aii_job_t *")
+        self._ev = ffi.new("aii_event_t *")
+        self._fns = {}
+        self._stop = False
+        self._running = False
+        # Set by trigger() so that an idle wait on the real clock ends at once.
+        self._wake = threading.Event()
+        # Serialises triggering threads; the dispatcher never takes it (the core is ISR-safe).
+        self._trig_lock = threading.Lock()
+        self._now()
+
+    # --- time -------------------------------------------------------------------------------
+
+    def _now(self):
+        return lib.aii_clock_extend(self._clk, _int(self._clock()) & self._mask)
+
+    def _raw(self, name, v):
+        v = _int(v)
+        if not 0 <= v <= self._mask:
+            raise AIIValueError("%s out of range" % name)
+        return lib.aii_clock_from_raw(self._clk, v)
+
+    # --- task set ---------------------------------------------------------------------------
+
+    # Scheduler.add(fn, *, budget_us, period_us=0, ...) -> tid
+    def add(
+        self,
+        fn,
+        *,
+        budget_us,
+        period_us=0,
+        min_gap_us=0,
+        deadline_us=0,
+        offset_us=0,
+        deadline_at=None,
+        release_at=None,
+        priority=None,
+        policy=CONTINUE,
+        critical=False,
+    ):
+        if not callable(fn):
+            raise AIITypeError("fn must be callable")
+        budget_us = _u32("budget_us", budget_us)
+        period_us = _int(period_us)
+        min_gap_us = _int(min_gap_us)
+        # 0 means "not given"; a negative value gets the core's text for a missing period.
+        if period_us < 0:
+            raise AIIValueError("period_us must be > 0")
+        if min_gap_us < 0:
+            raise AIIValueError("min_gap_us must be > 0")
+        period_us = _u32("period_us", period_us)
+        min_gap_us = _u32("min_gap_us", min_gap_us)
+        deadline_us = _u32("deadline_us", deadline_us)
+        offset_us = _u32("offset_us", offset_us)
+        policy = _int(policy)
+        if priority is not None:
+            priority = _int(priority)
+            if not lib.AII_PRIO_AUTO < priority <= _I32_MAX:
+                raise AIIValueError("priority out of range")
+        if (period_us > 0) + (min_gap_us > 0) + (deadline_at is not None) > 1:
+            raise AIIValueError("give only one of period_us, min_gap_us, deadline_at")
+
+        p = ffi.new("aii_task_params_t *")
+        p.policy = policy if 0 <= policy <= 255 else 255  # the core names the bad policy
+        p.budget_us = budget_us
+        p.deadline_us = deadline_us
+        p.offset_us = offset_us
+        p.priority = lib.AII_PRIO_AUTO if priority is None else priority
+        p.critical = bool(critical)
+        now = self._now()
+        if deadline_at is not None:
+            p.kind = lib.AII_KIND_ONESHOT
+            p.deadline_at = self._raw("deadline_at", deadline_at)
+            p.release_at = now if release_at is None else self._raw("release_at", release_at)
+        elif min_gap_us:
+            p.kind = lib.AII_KIND_SPORADIC
+            p.period_us = min_gap_us
+        else:
+            p.kind = lib.AII_KIND_PERIODIC
+            p.period_us = period_us
+        # Range and consistency checks (and their texts) live in the core, shared with
+        # MicroPython, so both bindings refuse the same sets with the same words.
+        msg = lib.aii_sched_param_error(self._s, p)
+        if msg != ffi.NULL:
+            raise AIIValueError(ffi.string(msg).decode())
+        tid = ffi.new("int *")
+        rta = ffi.new("aii_rta_result_t *")
+        st = lib.aii_sched_add(self._s, p, now, tid, rta)
+        if st == lib.AII_ERR_UNSCHEDULABLE:
+            raise _errors.admission_error(
+                rta.failed_task, rta.failed_wcrt_us, rta.failed_deadline_us, _U32_MAX
+            )
+        _errors.check(st)
+        self._fns[tid[0]] = fn
+        return tid[0]
+
+    # Scheduler.remove(tid)
+    def remove(self, tid):
+        tid = _tid(tid)
+        _errors.check(lib.aii_sched_remove(self._s, tid))
+        self._forget(tid)
+
+    def _forget(self, tid):
+        self._fns.pop(tid, None)
+
+    # Scheduler.trigger(tid)
+    def trigger(self, tid):
+        tid = _tid(tid)
+        with self._trig_lock:
+            st = lib.aii_sched_trigger(self._s, tid)
+        _errors.check(st, "not a sporadic task" if st == lib.AII_ERR_STATE else None)
+        self._wake.set()
+
+    # --- running ----------------------------------------------------------------------------
+
+    def _enter(self):
+        # One aii_job_t is reused, and a job nested in a job has no meaning without preemption.
+        if self._running:
+            raise AIIRuntimeError("scheduler already running")
+        self._running = True
+
+    def _drain(self):
+        ev = self._ev
+        while lib.aii_sched_event_pop(self._s, ev):
+            if ev.kind == DROPPED and not lib.aii_sched_task_used(self._s, ev.task):
+                self._forget(ev.task)  # a dropped one-shot is gone
+            if self._on_miss is not None:
+                self._on_miss(ev.task, ev.kind, ev.detail)
+
+    def _feed(self):
+        if self._wdt is not None and lib.aii_sched_wdt_ok(self._s):
+            self._wdt.feed()
+
+    def _run_job(self, job):
+        tid = job.task
+        try:
+            self._fns[tid]()
+        finally:
+            # Recorded even when the job raised, so stats stay consistent and run() can resume.
+            lib.aii_sched_complete(self._s, job, self._now())
+            if not lib.aii_sched_task_used(self._s, tid):
+                self._forget(tid)  # a one-shot has run
+            self._drain()
+        return tid
+
+    def _wait(self, now, wake_at, end):
+        until = wake_at if end is None else min(wake_at, end)
+        dt = _IDLE_CAP_US if until == _NEVER else until - now
+        dt = min(dt, self._max_wait)
+        if dt <= 0:
+            return
+        if self._sleep is not None:
+            self._sleep(dt)
+        else:
+            # Returns early when trigger() (from any thread) sets the event.
+            self._wake.wait(min(dt, _IDLE_CAP_US) / 1e6)
+
+    # Scheduler.run([duration_us]) -> number of jobs run
+    def run(self, duration_us=None):
+        end = None
+        if duration_us is not None:
+            duration_us = _int(duration_us)
+            if duration_us < 0:
+                raise AIIValueError("duration_us must be >= 0")
+        self._enter()
+        try:
+            self._stop = False
+            if duration_us is not None:
+                end = self._now() + duration_us
+            n = 0
+            job = self._job
+            while not self._stop:
+                self._wake.clear()
+                now = self._now()
+                if end is not None and now >= end:
+                    break
+                st = _errors.check(lib.aii_sched_dispatch(self._s, now, job))
+                if st == lib.AII_OK:
+                    n += 1
+                    self._run_job(job)
+                    self._feed()
+                    continue
+                self._drain()  # dropped jobs are reported by dispatch
+                self._feed()
+                wake_at = job.wake_at
+                if self._gc_idle and lib.aii_sched_gc_due(self._s, now, wake_at):
+                    gc.collect()
+                    lib.aii_sched_gc_done(self._s)
+                    continue
+                self._wait(now, wake_at, end)
+            return n
+        finally:
+            self._running = False
+
+    # Scheduler.run_once() -> tid or None
+    def run_once(self):
+        self._enter()
+        try:
+            job = self._job
+            st = _errors.check(lib.aii_sched_dispatch(self._s, self._now(), job))
+            if st != lib.AII_OK:
+                self._drain()
+                self._feed()
+                return None
+            tid = self._run_job(job)
+            self._feed()
+            return tid
+        finally:
+            self._running = False
+
+    # Scheduler.stop()
+    def stop(self):
+        self._stop = True
+        self._wake.set()
+
+    # --- reports ----------------------------------------------------------------------------
+
+    def _stats(self, tid, out):
+        _errors.check(lib.aii_sched_stats(self._s, tid, out))
+        jobs = out.jobs
+        return (
+            jobs,
+            out.misses,
+            out.overruns,
+            out.dropped,
+            out.skipped,
+            out.resp_min_us if jobs else 0,
+            out.resp_max_us,
+            out.resp_sum_us // jobs if jobs else 0,
+            out.latency_max_us,
+            out.exec_max_us,
+        )
+
+    # Scheduler.stats([tid]) -> tuple, or {tid: tuple}
+    def stats(self, tid=None):
+        out = ffi.new("aii_task_stats_t *")
+        if tid is not None:
+            return self._stats(_tid(tid), out)
+        return {
+            t: self._stats(t, out) for t in range(MAX_TASKS) if lib.aii_sched_task_used(self._s, t)
+        }
+
+    # Scheduler.admit() -> [(tid, level, wcrt_us, deadline_us, blocking_us, jobs), ...]
+    def admit(self):
+        rta = ffi.new("aii_rta_result_t *")
+        _errors.check(lib.aii_sched_admit(self._s, rta))
+        return [
+            (e.task, e.level, e.wcrt_us, e.deadline_us, e.blocking_us, e.jobs)
+            for e in (rta.entry[i] for i in range(rta.n))
+        ]
+
+    # Scheduler.info() -> (method, n_tasks, total_jobs, total_misses, dispatches, gc_runs)
+    def info(self):
+        s = self._s
+        return (
+            _METHODS.get(s.method, "?"),
+            s.n_tasks,
+            s.total_jobs,
+            s.total_misses,
+            s.dispatches,
+            s.gc_runs,
+        )

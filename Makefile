@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: MIT
+# The only entry points for people and CI. `make help` lists them; every target first runs
+# `make setup` (through a stamp, so it costs nothing once done).
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP := build/.setup.stamp
+RESULTS := build/results
+# A MicroPython source tree; ~/micropython when it exists, else unset (device tests skip).
+MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
+BOARD ?=
+PORT ?=
+export MICROPY_DIR BOARD PORT
+
+LINT_DIRS = $(wildcard host tests tools bench firmware)
+
+# Re-run setup when the pins, the host package's build files or the C core change (the host
+# package's cffi extension compiles the core).
+SETUP_DEPS := tools/setup.sh tools/requirements-dev.txt \
+	$(wildcard host/pyproject.toml host/setup.py host/setup.cfg host/aii_host/_build_*.py \
+	host/aii_host/_cdef_*.h c_modules/aii/core/*.c c_modules/aii/core/*.h)
+
+# Writes a result file for a tier that did not run, so the summary shows it as skipped.
+define skip
+	@echo "$(1): SKIP ($(2))"
+	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
+endef
+
+.PHONY: help setup test test-c test-host test-device test-hil bench size check demo \
+	firmware flash clean distclean
+
+help: ## List the targets
+	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+$(SETUP): $(SETUP_DEPS)
+	@bash tools/setup.sh
+
+setup: ## Install apt toolchains, .venv with pinned packages, the host package (idempotent)
+	@bash tools/setup.sh
+
+test: $(SETUP) ## Run every test tier (C, host, device) and print one summary line
+	@rm -rf $(RESULTS); rc=0; \
+	$(MAKE) --no-print-directory test-c || rc=1; \
+	$(MAKE) --no-print-directory test-host || rc=1; \
+	$(MAKE) --no-print-directory test-device || rc=1; \
+	$(PY) tools/test_summary.py || rc=1; \
+	exit $$rc
+
+test-c: $(SETUP) ## C core tests: native (ASan+UBSan) and Cortex-M3 under qemu; float-free check
+	@rc=0; \
+	$(PY) tools/ctest.py || rc=1; \
+	$(PY) tools/check_float_free.py || rc=1; \
+	exit $$rc
+
+test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)
+ifneq ($(wildcard tests/host/test_*.py),)
+	@mkdir -p $(RESULTS)
+	$(PY) -m pytest tests/host -q --junitxml=$(RESULTS)/host.xml
+else
+	$(call skip,test-host,no tests/host/test_*.py yet)
+endif
+
+test-device: $(SETUP) ## MicroPython tests (tests/device) on a unix build with _aii; needs MICROPY_DIR
+ifeq ($(strip $(MICROPY_DIR)),)
+	$(call skip,test-device,MICROPY_DIR is unset and ~/micropython does not exist; \
+	set MICROPY_DIR=/path/to/micropython to run it)
+else ifeq ($(wildcard tools/mpy_build.sh),)
+	$(call skip,test-device,tools/mpy_build.sh is missing)
+else
+	bash tools/mpy_build.sh test-device
+endif
+
+test-hil: $(SETUP) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
+ifneq ($(wildcard tests/hil/test_*.py),)
+	$(PY) -m pytest tests/hil -q $(if $(PORT),--port $(PORT))
+else
+	$(call skip,test-hil,no tests/hil/test_*.py yet)
+endif
+
+bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
+	@if [ -f bench/run_all.py ]; then \
+		mkdir -p build/bench && $(PY) bench/run_all.py; \
+	else \
+		echo "bench: bench/run_all.py is missing; nothing to run"; exit 1; \
+	fi
+
+size: $(SETUP) ## Code size of the C core for Cortex-M3 at -Os (also build/size.json)
+	@$(PY) tools/size_report.py
+
+check: $(SETUP) ## Lint and format check (ruff) of the Python sources
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
+
+demo: $(SETUP) ## Run the scheduler demo on the host (`aii demo`)
+	@if [ -x $(VENV)/bin/aii ]; then \
+		$(VENV)/bin/aii demo; \
+	else \
+		echo "demo: $(VENV)/bin/aii is missing (is host/ installed? run make setup)"; exit 1; \
+	fi
+
+firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MICROPY_DIR)
+	@if [ -z "$(MICROPY_DIR)" ]; then \
+		echo "firmware: set MICROPY_DIR=/path/to/micropython"; exit 1; \
+	elif [ ! -f tools/mpy_build.sh ]; then \
+		echo "firmware: tools/mpy_build.sh is missing"; exit 1; \
+	else \
+		bash tools/mpy_build.sh firmware; \
+	fi
+
+flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
+	@if [ ! -f tools/mpy_build.sh ]; then \
+		echo "flash: tools/mpy_build.sh is missing"; exit 1; \
+	else \
+		bash tools/mpy_build.sh flash; \
+	fi
+
+clean: ## Remove build outputs (build/); keeps .venv
+	rm -rf build
+
+distclean: clean ## Also remove .venv and the host package's built extension
+	rm -rf $(VENV) host/*.egg-info
+	find host -name '*.so' -delete 2>/dev/null || true

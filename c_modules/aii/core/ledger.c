@@ -1,0 +1,831 @@
+// SPDX-License-Identifier: MIT
+#include <string.h>
+
+#include "crc32.h"
+#include "fixed.h"
+#include "ledger.h"
+
+#define CAP (AII_LEDGER_JOURNAL)
+#define SZ (AII_LEDGER_REC_SIZE)
+
+// Records and checkpoints are little-endian byte strings so a host can read a device's
+// journal whatever its own byte order and struct padding.
+static void put_le(uint8_t *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint64_t get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    while (n--) {
+        v = v << 8 | p[n];
+    }
+    return v;
+}
+
+static aii_status_t pack_name(const char *name, size_t len, uint8_t out[AII_LEDGER_NAME_LEN]) {
+    if (name == NULL || len == 0 || len > AII_LEDGER_NAME_LEN) {
+        return AII_ERR_ARG;
+    }
+    memset(out, 0, AII_LEDGER_NAME_LEN);
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] == 0) {
+            return AII_ERR_ARG;
+        }
+        out[i] = (uint8_t)name[i];
+    }
+    return AII_OK;
+}
+
+// Index of the entry with this packed name in a table of `stride`-byte entries, or -1.
+static int find_name(const void *table, size_t stride, int n, const uint8_t *name) {
+    for (int i = 0; i < n; i++) {
+        if (memcmp((const uint8_t *)table + stride * (size_t)i, name, AII_LEDGER_NAME_LEN) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static aii_ledger_hold_t *find_hold(const aii_ledger_state_t *s, uint64_t txid) {
+    for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
+        if (s->hold[i].amount != 0 && s->hold[i].txid == txid) {
+            return (aii_ledger_hold_t *)&s->hold[i];
+        }
+    }
+    return NULL;
+}
+
+static void chain_reset(aii_ledger_state_t *s) {
+    aii_sha256_init(&s->seg);
+    aii_sha256_update(&s->seg, s->chain, AII_LEDGER_DIGEST_LEN);
+    s->seg_count = 0;
+}
+
+void aii_ledger_init(aii_ledger_t *l) {
+    memset(l, 0, sizeof(*l));
+    chain_reset(&l->cur);
+    l->violation.qty = -1;
+}
+
+void aii_ledger_set_time(aii_ledger_t *l, uint64_t now) {
+    l->now = now;
+}
+
+// ---- balance equation ----
+
+aii_status_t aii_ledger_totals(const aii_ledger_t *l, int qty, aii_i128_t *balances,
+    aii_i128_t *held, aii_i128_t *expected) {
+    const aii_ledger_state_t *s = &l->cur;
+    aii_i128_t b, h, e;
+    if (qty < 0 || qty >= s->n_qty) {
+        return AII_ERR_NOT_FOUND;
+    }
+    aii_i128_set(&b, 0);
+    aii_i128_set(&h, 0);
+    for (int i = 0; i < s->n_account; i++) {
+        if (s->account[i].qty == qty) {
+            aii_i128_add64(&b, s->account[i].balance);
+        }
+    }
+    for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
+        const aii_ledger_hold_t *x = &s->hold[i];
+        // A corrupted account index must not read out of bounds; its amount then simply
+        // goes missing from the sum and the equation reports it.
+        if (x->amount != 0 && x->kind == AII_HOLD_DEBIT && x->account < s->n_account &&
+            s->account[x->account].qty == qty) {
+            aii_i128_add64(&h, x->amount);
+        }
+    }
+    e = s->qty[qty].initial;
+    aii_i128_add(&e, &s->qty[qty].inflow);
+    aii_i128_sub(&e, &s->qty[qty].outflow);
+    if (balances) {
+        *balances = b;
+    }
+    if (held) {
+        *held = h;
+    }
+    if (expected) {
+        *expected = e;
+    }
+    return AII_OK;
+}
+
+aii_status_t aii_ledger_verify(aii_ledger_t *l, aii_ledger_violation_t *v) {
+    aii_ledger_violation_t *w = &l->violation;
+    aii_status_t st = AII_OK;
+    w->qty = -1;
+    for (int q = 0; q < l->cur.n_qty; q++) {
+        aii_i128_t held;
+        aii_ledger_totals(l, q, &w->actual, &held, &w->expected);
+        aii_i128_add(&w->actual, &held);
+        if (aii_i128_cmp(&w->actual, &w->expected) != 0) {
+            w->qty = q;
+            w->delta = w->actual;
+            aii_i128_sub(&w->delta, &w->expected);
+            st = AII_ERR_VIOLATION;
+            break;
+        }
+    }
+    if (v) {
+        *v = *w;
+    }
+    return st;
+}
+
+// ---- applying one record (shared by live operations and replay) ----
+
+static aii_status_t can_debit(const aii_ledger_account_t *a, int64_t amount) {
+    if ((a->flags & AII_ACCT_NON_NEGATIVE) && a->balance < amount) {
+        return AII_ERR_INSUFFICIENT;
+    }
+    return a->balance < INT64_MIN + amount ? AII_ERR_OVERFLOW : AII_OK;
+}
+
+// Validates the record against the state, then applies it; a refusal changes nothing.
+// Live: SETTLE/RELEASE records get the hold's fields filled in. Replay: they must match.
+static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
+    aii_ledger_state_t *s = &l->cur;
+    int op = r[4];
+    aii_ledger_hold_t *h = NULL, *slot = NULL;
+    if (op == AII_OP_SETTLE || op == AII_OP_RELEASE) {
+        h = find_hold(s, get_le(r + 20, 8));
+        if (h == NULL) {
+            return AII_ERR_NOT_FOUND;
+        }
+        if (h->account >= s->n_account) {
+            return AII_ERR_CORRUPT;
+        }
+        if (live) {
+            put_le(r + 16, h->account, 2);
+            r[5] = s->account[h->account].qty;
+            r[6] = h->kind;
+            put_le(r + 32, (uint64_t)h->amount, 8);
+        }
+    }
+    int q = r[5], flags = r[6];
+    unsigned ia = (unsigned)get_le(r + 16, 2), ib = (unsigned)get_le(r + 18, 2);
+    int64_t amount = (int64_t)get_le(r + 32, 8);
+    aii_ledger_account_t *a = ia < s->n_account ? &s->account[ia] : NULL;
+    aii_ledger_account_t *deb = NULL, *cred = NULL;
+    aii_i128_t *flow = NULL;
+    uint64_t den;
+
+    if (op == AII_OP_QTY) {
+        if (s->n_qty >= AII_LEDGER_MAX_QTY) {
+            return AII_ERR_FULL;
+        }
+        if (q != s->n_qty) {
+            return AII_ERR_CORRUPT;
+        }
+        if (aii_fx_den((uint8_t)flags, &den) != AII_OK || r[20] == 0) {
+            return AII_ERR_ARG;
+        }
+        if (find_name(s->qty, sizeof(s->qty[0]), s->n_qty, r + 20) >= 0) {
+            return AII_ERR_EXISTS;
+        }
+        aii_ledger_qty_t *x = &s->qty[s->n_qty++];
+        memset(x, 0, sizeof(*x));
+        memcpy(x->name, r + 20, AII_LEDGER_NAME_LEN);
+        x->fmt = (uint8_t)flags;
+        s->seq++;
+        return AII_OK;
+    }
+    if (op == AII_OP_OPEN) {
+        if (s->n_account >= AII_LEDGER_MAX_ACCOUNTS) {
+            return AII_ERR_FULL;
+        }
+        if (ia != s->n_account) {
+            return AII_ERR_CORRUPT;
+        }
+        if (q >= s->n_qty) {
+            return AII_ERR_NOT_FOUND;
+        }
+        if ((flags & ~AII_ACCT_NON_NEGATIVE) || r[20] == 0 ||
+            ((flags & AII_ACCT_NON_NEGATIVE) && amount < 0)) {
+            return AII_ERR_ARG;
+        }
+        if (find_name(s->account, sizeof(s->account[0]), s->n_account, r + 20) >= 0) {
+            return AII_ERR_EXISTS;
+        }
+        a = &s->account[s->n_account++];
+        memcpy(a->name, r + 20, AII_LEDGER_NAME_LEN);
+        a->qty = (uint8_t)q;
+        a->flags = (uint8_t)flags;
+        a->balance = amount;
+        aii_i128_add64(&s->qty[q].initial, amount);
+        s->seq++;
+        return AII_OK;
+    }
+
+    if (a == NULL) {
+        return AII_ERR_NOT_FOUND;
+    }
+    if (a->qty != q || amount <= 0) {
+        return AII_ERR_ARG;
+    }
+    aii_ledger_qty_t *x = &s->qty[q];
+    switch (op) {
+        case AII_OP_TRANSFER:
+            if (ib >= s->n_account) {
+                return AII_ERR_NOT_FOUND;
+            }
+            if (ib == ia || s->account[ib].qty != q) {
+                return AII_ERR_ARG;
+            }
+            deb = a;
+            cred = &s->account[ib];
+            break;
+        case AII_OP_INFLOW:
+            cred = a;
+            flow = &x->inflow;
+            break;
+        case AII_OP_OUTFLOW:
+            deb = a;
+            flow = &x->outflow;
+            break;
+        case AII_OP_HOLD:
+        case AII_OP_PREPARE:
+            if (find_hold(s, get_le(r + 20, 8)) != NULL) {
+                return AII_ERR_EXISTS;
+            }
+            for (int i = AII_LEDGER_MAX_HOLDS - 1; i >= 0; i--) {
+                if (s->hold[i].amount == 0) {
+                    slot = &s->hold[i];
+                }
+            }
+            if (slot == NULL) {
+                return AII_ERR_FULL;
+            }
+            deb = op == AII_OP_HOLD ? a : NULL;
+            break;
+        case AII_OP_SETTLE:
+        case AII_OP_RELEASE:
+            if (h->account != ia || h->amount != amount || h->kind != flags) {
+                return AII_ERR_CORRUPT;
+            }
+            // Escrow settles as an outflow; a prepared credit settles as an inflow into the
+            // account; releasing escrow returns it; releasing a prepared credit drops it.
+            if (op == AII_OP_SETTLE) {
+                flow = flags == AII_HOLD_DEBIT ? &x->outflow : &x->inflow;
+            }
+            if ((op == AII_OP_SETTLE) == (flags == AII_HOLD_CREDIT)) {
+                cred = a;
+            }
+            break;
+        default:
+            return AII_ERR_CORRUPT;
+    }
+    if (deb) {
+        aii_status_t st = can_debit(deb, amount);
+        if (st != AII_OK) {
+            return st;
+        }
+    }
+    if (cred && cred->balance > INT64_MAX - amount) {
+        return AII_ERR_OVERFLOW;
+    }
+    if (deb) {
+        deb->balance -= amount;
+    }
+    if (cred) {
+        cred->balance += amount;
+    }
+    if (flow) {
+        aii_i128_add64(flow, amount);
+    }
+    if (slot) {
+        slot->txid = get_le(r + 20, 8);
+        slot->amount = amount;
+        slot->account = (uint16_t)ia;
+        slot->kind = op == AII_OP_HOLD ? AII_HOLD_DEBIT : AII_HOLD_CREDIT;
+    }
+    if (h) {
+        memset(h, 0, sizeof(*h));
+    }
+    s->seq++;
+    return AII_OK;
+}
+
+// ---- journal ring, segments and transactions ----
+
+static uint8_t *ring_at(aii_ledger_t *l, unsigned i) {
+    return l->ring[(l->r_first + i) % CAP];
+}
+
+// Adds one record (already complete, CRC included) to the ring as committed or pending.
+static void ring_push(aii_ledger_t *l, const uint8_t *r, int committed) {
+    if (l->r_len + l->r_pend == CAP) {
+        // The binding did not drain in time: lose the oldest committed record, visibly.
+        l->r_first = (uint16_t)((l->r_first + 1) % CAP);
+        l->r_len--;
+        l->r_lost++;
+    }
+    memmove(ring_at(l, l->r_len + l->r_pend), r, SZ);
+    if (committed) {
+        l->r_len++;
+    } else {
+        l->r_pend++;
+    }
+}
+
+static void seal_hash(aii_ledger_state_t *s, uint8_t out[AII_LEDGER_DIGEST_LEN]) {
+    uint8_t full[32];
+    aii_sha256_final(&s->seg, full);
+    memcpy(out, full, AII_LEDGER_DIGEST_LEN);
+}
+
+// Closes the open segment with record r: live writes the hash, replay checks it.
+static aii_status_t seal_apply(aii_ledger_t *l, uint8_t *r, int live) {
+    aii_ledger_state_t *s = &l->cur;
+    uint8_t hash[AII_LEDGER_DIGEST_LEN];
+    aii_sha256_t keep = s->seg;
+    seal_hash(s, hash);
+    if (live) {
+        memcpy(r + 16, hash, sizeof(hash));
+    } else if (memcmp(r + 16, hash, sizeof(hash)) != 0) {
+        s->seg = keep;
+        return AII_ERR_CORRUPT;
+    }
+    memcpy(s->chain, hash, sizeof(hash));
+    chain_reset(s);
+    s->seq++;
+    return AII_OK;
+}
+
+static void rec_start(aii_ledger_t *l, uint8_t *r, int op) {
+    memset(r, 0, SZ);
+    put_le(r, l->cur.seq + 1, 4);
+    r[4] = (uint8_t)op;
+    put_le(r + 8, l->now, 8);
+}
+
+static void rec_crc(uint8_t *r) {
+    put_le(r + 40, aii_crc32(0, r, 40), 4);
+}
+
+static void chain_add(aii_ledger_state_t *s, const uint8_t *r) {
+    aii_sha256_update(&s->seg, r, SZ);
+    s->seg_count++;
+}
+
+static void seal_live(aii_ledger_t *l) {
+    uint8_t r[SZ];
+    rec_start(l, r, AII_OP_SEAL);
+    r[7] = AII_REC_END;
+    seal_apply(l, r, 1);
+    rec_crc(r);
+    ring_push(l, r, 1);
+}
+
+aii_status_t aii_ledger_seal(aii_ledger_t *l) {
+    if (l->in_tx) {
+        return AII_ERR_STATE;
+    }
+    if (l->cur.seg_count > 0) {
+        seal_live(l);
+    }
+    return AII_OK;
+}
+
+static void snapshot(aii_ledger_t *l) {
+    memcpy(&l->snap, &l->cur, sizeof(l->cur));
+}
+
+static void restore(aii_ledger_t *l) {
+    memcpy(&l->cur, &l->snap, sizeof(l->cur));
+    l->r_pend = 0;
+    l->in_tx = 0;
+}
+
+aii_status_t aii_ledger_begin(aii_ledger_t *l) {
+    if (l->in_tx) {
+        return AII_ERR_STATE;
+    }
+    snapshot(l);
+    l->in_tx = 1;
+    return AII_OK;
+}
+
+aii_status_t aii_ledger_rollback(aii_ledger_t *l) {
+    if (!l->in_tx) {
+        return AII_ERR_STATE;
+    }
+    restore(l);
+    return AII_OK;
+}
+
+aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v) {
+    if (!l->in_tx) {
+        return AII_ERR_STATE;
+    }
+    if (aii_ledger_verify(l, v) != AII_OK) {
+        restore(l);
+        return AII_ERR_VIOLATION;
+    }
+    // Only now is it known which record ends the commit; CRCs and the chain follow from it.
+    for (unsigned i = 0; i < l->r_pend; i++) {
+        uint8_t *r = ring_at(l, l->r_len + i);
+        r[7] = i + 1 == l->r_pend ? AII_REC_END : 0;
+        rec_crc(r);
+        chain_add(&l->cur, r);
+    }
+    l->r_len = (uint16_t)(l->r_len + l->r_pend);
+    l->r_pend = 0;
+    l->in_tx = 0;
+    if (l->cur.seg_count >= AII_LEDGER_SEGMENT) {
+        seal_live(l);
+    }
+    return AII_OK;
+}
+
+// One live operation: inside begin()/commit() it joins the open transaction, otherwise it
+// is a transaction of its own.
+static aii_status_t run(aii_ledger_t *l, uint8_t *r) {
+    // One slot stays free for the SEAL record a commit may append.
+    if (l->r_pend >= CAP - 1) {
+        return AII_ERR_FULL;
+    }
+    int implicit = !l->in_tx;
+    if (implicit) {
+        aii_ledger_begin(l);
+    }
+    aii_status_t st = exec(l, r, 1);
+    if (st == AII_OK) {
+        ring_push(l, r, 0);
+    }
+    if (implicit) {
+        if (st == AII_OK) {
+            st = aii_ledger_commit(l, NULL);
+        } else {
+            aii_ledger_rollback(l);
+        }
+    }
+    return st;
+}
+
+bool aii_ledger_journal_pop(aii_ledger_t *l, uint8_t rec[AII_LEDGER_REC_SIZE]) {
+    if (l->r_len == 0) {
+        return false;
+    }
+    memcpy(rec, ring_at(l, 0), SZ);
+    l->r_first = (uint16_t)((l->r_first + 1) % CAP);
+    l->r_len--;
+    return true;
+}
+
+// ---- public operations ----
+
+aii_status_t aii_ledger_add_qty(aii_ledger_t *l, const char *name, size_t len, uint8_t fmt,
+    int *qty) {
+    uint8_t r[SZ];
+    rec_start(l, r, AII_OP_QTY);
+    if (pack_name(name, len, r + 20) != AII_OK) {
+        return AII_ERR_ARG;
+    }
+    r[5] = l->cur.n_qty;
+    r[6] = fmt;
+    aii_status_t st = run(l, r);
+    if (st == AII_OK && qty) {
+        *qty = r[5];
+    }
+    return st;
+}
+
+aii_status_t aii_ledger_open(aii_ledger_t *l, const char *name, size_t len, int qty,
+    uint8_t flags, int64_t initial, int *account) {
+    uint8_t r[SZ];
+    rec_start(l, r, AII_OP_OPEN);
+    if (pack_name(name, len, r + 20) != AII_OK) {
+        return AII_ERR_ARG;
+    }
+    if (qty < 0 || qty >= l->cur.n_qty) {
+        return AII_ERR_NOT_FOUND;
+    }
+    put_le(r + 16, l->cur.n_account, 2);
+    r[5] = (uint8_t)qty;
+    r[6] = flags;
+    put_le(r + 32, (uint64_t)initial, 8);
+    aii_status_t st = run(l, r);
+    if (st == AII_OK && account) {
+        *account = l->cur.n_account - 1;
+    }
+    return st;
+}
+
+aii_status_t aii_ledger_find_qty(const aii_ledger_t *l, const char *name, size_t len, int *qty) {
+    uint8_t n[AII_LEDGER_NAME_LEN];
+    int i = pack_name(name, len, n) == AII_OK ?
+        find_name(l->cur.qty, sizeof(l->cur.qty[0]), l->cur.n_qty, n) : -1;
+    if (i < 0) {
+        return AII_ERR_NOT_FOUND;
+    }
+    *qty = i;
+    return AII_OK;
+}
+
+aii_status_t aii_ledger_find_account(const aii_ledger_t *l, const char *name, size_t len,
+    int *account) {
+    uint8_t n[AII_LEDGER_NAME_LEN];
+    int i = pack_name(name, len, n) == AII_OK ?
+        find_name(l->cur.account, sizeof(l->cur.account[0]), l->cur.n_account, n) : -1;
+    if (i < 0) {
+        return AII_ERR_NOT_FOUND;
+    }
+    *account = i;
+    return AII_OK;
+}
+
+// Builds and runs a movement record; account indices outside 0..65535 cannot be valid.
+static aii_status_t move(aii_ledger_t *l, int op, uint64_t txid, int a, int b, int qty,
+    int64_t amount) {
+    uint8_t r[SZ];
+    if (a < 0 || a > 0xffff || b < 0 || b > 0xffff) {
+        return AII_ERR_NOT_FOUND;
+    }
+    if (qty < 0 || qty >= l->cur.n_qty) {
+        return AII_ERR_NOT_FOUND;
+    }
+    rec_start(l, r, op);
+    r[5] = (uint8_t)qty;
+    put_le(r + 16, (uint64_t)a, 2);
+    put_le(r + 18, (uint64_t)b, 2);
+    put_le(r + 20, txid, 8);
+    put_le(r + 32, (uint64_t)amount, 8);
+    return run(l, r);
+}
+
+aii_status_t aii_ledger_transfer(aii_ledger_t *l, int src, int dst, int qty, int64_t amount) {
+    return move(l, AII_OP_TRANSFER, 0, src, dst, qty, amount);
+}
+
+aii_status_t aii_ledger_inflow(aii_ledger_t *l, int account, int qty, int64_t amount) {
+    return move(l, AII_OP_INFLOW, 0, account, 0, qty, amount);
+}
+
+aii_status_t aii_ledger_outflow(aii_ledger_t *l, int account, int qty, int64_t amount) {
+    return move(l, AII_OP_OUTFLOW, 0, account, 0, qty, amount);
+}
+
+aii_status_t aii_ledger_hold(aii_ledger_t *l, uint64_t txid, int account, int qty,
+    int64_t amount) {
+    return move(l, AII_OP_HOLD, txid, account, 0, qty, amount);
+}
+
+aii_status_t aii_ledger_prepare(aii_ledger_t *l, uint64_t txid, int account, int qty,
+    int64_t amount) {
+    return move(l, AII_OP_PREPARE, txid, account, 0, qty, amount);
+}
+
+static aii_status_t finish(aii_ledger_t *l, int op, uint64_t txid) {
+    uint8_t r[SZ];
+    rec_start(l, r, op);
+    put_le(r + 20, txid, 8);
+    return run(l, r);
+}
+
+aii_status_t aii_ledger_settle(aii_ledger_t *l, uint64_t txid) {
+    return finish(l, AII_OP_SETTLE, txid);
+}
+
+aii_status_t aii_ledger_release(aii_ledger_t *l, uint64_t txid) {
+    return finish(l, AII_OP_RELEASE, txid);
+}
+
+aii_status_t aii_ledger_get_hold(const aii_ledger_t *l, uint64_t txid, aii_ledger_hold_t *out) {
+    const aii_ledger_hold_t *h = find_hold(&l->cur, txid);
+    if (h == NULL) {
+        return AII_ERR_NOT_FOUND;
+    }
+    *out = *h;
+    return AII_OK;
+}
+
+// ---- replay ----
+
+aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, size_t *applied) {
+    aii_ledger_state_t *s = &l->cur;
+    aii_status_t st = AII_OK;
+    size_t done = 0;
+    int open = 0;
+    if (l->in_tx || (recs == NULL && n > 0)) {
+        return l->in_tx ? AII_ERR_STATE : AII_ERR_ARG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t r[SZ];
+        memcpy(r, recs + i * SZ, SZ);
+        uint32_t seq = (uint32_t)get_le(r, 4);
+        if (aii_crc32(0, r, 40) != (uint32_t)get_le(r + 40, 4)) {
+            st = AII_ERR_CORRUPT;
+            break;
+        }
+        if (!open && seq <= s->seq) {
+            done = i + 1;  // already part of the state (e.g. covered by a checkpoint)
+            continue;
+        }
+        if (seq != s->seq + 1) {
+            st = AII_ERR_CORRUPT;  // a record is missing
+            break;
+        }
+        if (r[4] == AII_OP_SEAL) {
+            if (open || seal_apply(l, r, 0) != AII_OK) {
+                st = AII_ERR_CORRUPT;
+                break;
+            }
+            done = i + 1;
+            continue;
+        }
+        if (!open) {
+            snapshot(l);
+            open = 1;
+        }
+        if (exec(l, r, 0) != AII_OK) {
+            st = AII_ERR_CORRUPT;
+            break;
+        }
+        chain_add(s, r);
+        if (r[7] & AII_REC_END) {
+            if (aii_ledger_verify(l, NULL) != AII_OK) {
+                st = AII_ERR_CORRUPT;
+                break;
+            }
+            open = 0;
+            done = i + 1;
+        }
+    }
+    if (open) {
+        restore(l);
+    }
+    if (applied) {
+        *applied = done;
+    }
+    return st;
+}
+
+// ---- digest and checkpoint ----
+
+typedef struct {
+    aii_sha256_t *sha;
+    uint8_t *buf;
+    size_t len;
+} sink_t;
+
+static void emit(sink_t *k, const void *p, size_t n) {
+    if (k->sha) {
+        aii_sha256_update(k->sha, p, n);
+    }
+    if (k->buf) {
+        memcpy(k->buf + k->len, p, n);
+    }
+    k->len += n;
+}
+
+static void emit_le(sink_t *k, uint64_t v, int n) {
+    uint8_t b[8];
+    put_le(b, v, n);
+    emit(k, b, (size_t)n);
+}
+
+static int count_holds(const aii_ledger_state_t *s) {
+    int n = 0;
+    for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
+        n += s->hold[i].amount != 0;
+    }
+    return n;
+}
+
+static size_t state_size(const aii_ledger_state_t *s) {
+    return 28 + 64 * (size_t)s->n_qty + 24 * (size_t)s->n_account + 20 * (size_t)count_holds(s);
+}
+
+// Canonical layout: independent of struct padding, byte order and hold slot order (holds go
+// out by ascending txid), so equal states give equal bytes on every target.
+static void serialize(const aii_ledger_state_t *s, sink_t *k) {
+    int nh = count_holds(s);
+    emit(k, "AIL1", 4);
+    emit_le(k, s->seq, 4);
+    emit_le(k, s->n_qty, 1);
+    emit_le(k, (uint64_t)nh, 1);
+    emit_le(k, s->n_account, 2);
+    emit(k, s->chain, AII_LEDGER_DIGEST_LEN);
+    for (int i = 0; i < s->n_qty; i++) {
+        const aii_ledger_qty_t *x = &s->qty[i];
+        emit(k, x->name, AII_LEDGER_NAME_LEN);
+        emit_le(k, x->fmt, 4);
+        const aii_i128_t *w[3] = {&x->initial, &x->inflow, &x->outflow};
+        for (int j = 0; j < 3; j++) {
+            emit_le(k, w[j]->lo, 8);
+            emit_le(k, w[j]->hi, 8);
+        }
+    }
+    for (int i = 0; i < s->n_account; i++) {
+        const aii_ledger_account_t *a = &s->account[i];
+        emit(k, a->name, AII_LEDGER_NAME_LEN);
+        emit_le(k, a->qty | (uint32_t)a->flags << 8, 4);
+        emit_le(k, (uint64_t)a->balance, 8);
+    }
+    const aii_ledger_hold_t *prev = NULL;
+    while (nh--) {
+        const aii_ledger_hold_t *best = NULL;
+        for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
+            const aii_ledger_hold_t *h = &s->hold[i];
+            if (h->amount != 0 && (prev == NULL || h->txid > prev->txid) &&
+                (best == NULL || h->txid < best->txid)) {
+                best = h;
+            }
+        }
+        if (best == NULL) {
+            break;  // duplicate txids (only after corruption): stop rather than loop
+        }
+        emit_le(k, best->txid, 8);
+        emit_le(k, (uint64_t)best->amount, 8);
+        emit_le(k, best->account | (uint32_t)best->kind << 16, 4);
+        prev = best;
+    }
+}
+
+void aii_ledger_digest(const aii_ledger_t *l, uint8_t out[AII_LEDGER_DIGEST_LEN]) {
+    aii_sha256_t sha;
+    uint8_t full[32];
+    sink_t k = {&sha, NULL, 0};
+    aii_sha256_init(&sha);
+    serialize(&l->cur, &k);
+    aii_sha256_final(&sha, full);
+    memcpy(out, full, AII_LEDGER_DIGEST_LEN);
+}
+
+aii_status_t aii_ledger_checkpoint(aii_ledger_t *l, uint8_t *buf, size_t cap, size_t *len) {
+    if (l->in_tx) {
+        return AII_ERR_STATE;
+    }
+    if (buf == NULL || cap < state_size(&l->cur) + 4) {
+        return AII_ERR_ARG;
+    }
+    // Sealing first makes the checkpoint fall on a segment boundary, so the chain hash in it
+    // is all a later segment needs: records before it can be dropped.
+    aii_ledger_seal(l);
+    sink_t k = {NULL, buf, 0};
+    serialize(&l->cur, &k);
+    put_le(buf + k.len, aii_crc32(0, buf, k.len), 4);
+    if (len) {
+        *len = k.len + 4;
+    }
+    return AII_OK;
+}
+
+aii_status_t aii_ledger_restore(aii_ledger_t *l, const uint8_t *buf, size_t len) {
+    aii_ledger_state_t *s = &l->cur;
+    aii_ledger_init(l);
+    if (buf == NULL || len < 32 || memcmp(buf, "AIL1", 4) != 0 ||
+        aii_crc32(0, buf, len - 4) != (uint32_t)get_le(buf + len - 4, 4)) {
+        return AII_ERR_CORRUPT;
+    }
+    unsigned nq = buf[8], nh = buf[9], na = (unsigned)get_le(buf + 10, 2);
+    if (nq > AII_LEDGER_MAX_QTY || na > AII_LEDGER_MAX_ACCOUNTS || nh > AII_LEDGER_MAX_HOLDS ||
+        len != 28 + 64 * nq + 24 * na + 20 * nh + 4) {
+        return AII_ERR_CORRUPT;
+    }
+    s->seq = (uint32_t)get_le(buf + 4, 4);
+    s->n_qty = (uint8_t)nq;
+    s->n_account = (uint16_t)na;
+    memcpy(s->chain, buf + 12, AII_LEDGER_DIGEST_LEN);
+    const uint8_t *p = buf + 28;
+    int bad = 0;
+    uint64_t den;
+    for (unsigned i = 0; i < nq; i++, p += 64) {
+        aii_ledger_qty_t *x = &s->qty[i];
+        memcpy(x->name, p, AII_LEDGER_NAME_LEN);
+        x->fmt = p[12];
+        bad |= aii_fx_den(x->fmt, &den) != AII_OK;
+        aii_i128_t *w[3] = {&x->initial, &x->inflow, &x->outflow};
+        for (int j = 0; j < 3; j++) {
+            w[j]->lo = get_le(p + 16 + 16 * j, 8);
+            w[j]->hi = get_le(p + 24 + 16 * j, 8);
+        }
+    }
+    for (unsigned i = 0; i < na; i++, p += 24) {
+        aii_ledger_account_t *a = &s->account[i];
+        memcpy(a->name, p, AII_LEDGER_NAME_LEN);
+        a->qty = p[12];
+        a->flags = p[13];
+        a->balance = (int64_t)get_le(p + 16, 8);
+        bad |= a->qty >= nq || (a->flags & ~AII_ACCT_NON_NEGATIVE);
+    }
+    for (unsigned i = 0; i < nh; i++, p += 20) {
+        aii_ledger_hold_t *h = &s->hold[i];
+        h->txid = get_le(p, 8);
+        h->amount = (int64_t)get_le(p + 8, 8);
+        h->account = (uint16_t)get_le(p + 16, 2);
+        h->kind = p[18];
+        bad |= h->amount <= 0 || h->account >= na || (h->kind != AII_HOLD_DEBIT &&
+            h->kind != AII_HOLD_CREDIT) || (i > 0 && h->txid <= s->hold[i - 1].txid);
+    }
+    chain_reset(s);
+    if (bad || aii_ledger_verify(l, NULL) != AII_OK) {
+        aii_ledger_init(l);
+        return AII_ERR_CORRUPT;
+    }
+    return AII_OK;
+}

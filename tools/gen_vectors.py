@@ -1,0 +1,298 @@
+# SPDX-License-Identifier: MIT
+"""Writes the shared test vectors: tests/vectors/*.json (read by the Python tests) and the
+generated C header tests/c/vectors_fixed.h (bare-metal C tests cannot read JSON).
+
+Every expected result is computed here with Python's exact integers and fractions, an
+independent reference for the C core: round() on a Fraction rounds half to even.
+Run: python tools/gen_vectors.py  (deterministic; commit its output).
+"""
+
+import json
+import random
+import re
+from fractions import Fraction
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+DECIMAL = 0x80
+PARSE_DIGITS = 19
+
+
+class Err(Exception):
+    """A vector whose expected result is a status code, not a value."""
+
+
+def den(fmt):
+    n = fmt & 0x7F
+    if fmt & DECIMAL:
+        if n > 18:
+            raise Err("arg")
+        return 10**n
+    if n > 62:
+        raise Err("arg")
+    return 2**n
+
+
+def fit(x):
+    if not I64_MIN <= x <= I64_MAX:
+        raise Err("overflow")
+    return x
+
+
+def muldiv(a, b, d):
+    if d == 0:
+        raise Err("arg")
+    return fit(round(Fraction(a * b, d)))
+
+
+def sat(f):
+    try:
+        return f()
+    except Err as e:
+        if str(e) != "overflow":
+            raise
+        return None
+
+
+OPS = {
+    "add": lambda a, b, f, g: fit(a + b),
+    "sub": lambda a, b, f, g: fit(a - b),
+    "add_sat": lambda a, b, f, g: min(max(a + b, I64_MIN), I64_MAX),
+    "sub_sat": lambda a, b, f, g: min(max(a - b, I64_MIN), I64_MAX),
+    "muldiv": lambda a, b, f, g: muldiv(a, b, g),
+    "mul": lambda a, b, f, g: muldiv(a, b, den(f)),
+    "mul_sat": lambda a, b, f, g: min(max(round(Fraction(a * b, den(f))), I64_MIN), I64_MAX),
+    "div": lambda a, b, f, g: muldiv(a, den(f), b),
+    "rescale": lambda a, b, f, g: muldiv(a, den(g), den(f)),
+}
+
+
+def parse(s, fmt):
+    d = den(fmt)
+    m = re.fullmatch(r"([+-]?)(\d*)(?:\.(\d*))?", s)
+    if not m or not (m.group(2) or m.group(3)):
+        raise Err("arg")
+    frac = m.group(3) or ""
+    if frac[PARSE_DIGITS:].strip("0"):
+        raise Err("arg")
+    value = Fraction(int(m.group(2) or "0")) + Fraction(int(frac or "0"), 10 ** len(frac))
+    raw = round(value * d)
+    return fit(-raw if m.group(1) == "-" else raw)
+
+
+def fmt_str(v, fmt):
+    n = fmt & 0x7F
+    sign = "-" if v < 0 else ""
+    q, r = divmod(abs(v), den(fmt))
+    if fmt & DECIMAL:
+        return f"{sign}{q}" + (f".{r:0{n}d}" if n else "")
+    # r / 2^n == r * 5^n / 10^n: exactly n decimal digits, then drop trailing zeros.
+    digits = f"{r * 5**n:0{n}d}".rstrip("0") if n else ""
+    return f"{sign}{q}" + (f".{digits}" if digits else "")
+
+
+def status(f):
+    try:
+        return "ok", f()
+    except Err as e:
+        return str(e), 0
+
+
+def arith_vectors(rnd):
+    edges = [0, 1, -1, 2, -2, 3, I64_MAX, I64_MIN, I64_MAX - 1, I64_MIN + 1, 2**62, -(2**62),
+             2**32, -(2**32), 2**31 - 1, 5, -5, 10**18, -(10**18)]
+    fmts = [0, 1, 8, 16, 31, 32, 62, DECIMAL | 0, DECIMAL | 2, DECIMAL | 3, DECIMAL | 18]
+    cases = []
+    for op in OPS:
+        pairs = [(a, b) for a in edges[:12] for b in edges[:12]]
+        rnd.shuffle(pairs)
+        pairs = pairs[:40]
+        for _ in range(40):
+            bits = rnd.choice([8, 20, 32, 40, 62, 63])
+            pairs.append((rnd.randrange(-(2**bits), 2**bits), rnd.randrange(-(2**bits), 2**bits)))
+        for a, b in pairs:
+            f = rnd.choice(fmts)
+            g = rnd.choice(fmts) if op == "rescale" else 0
+            if op == "muldiv":
+                g = rnd.choice([0, 1, -1, 2, 3, -7, 10, 2**32 + 1, I64_MAX, I64_MIN])
+            cases.append((op, f, g, a, b))
+    # Exact halfway cases: must round to even, in both directions and signs.
+    for k in range(1, 12):
+        for sgn in (1, -1):
+            cases.append(("mul", 1, 0, sgn * (2 * k + 1), 1))       # (2k+1)/2 -> even
+            cases.append(("div", DECIMAL | 0, 0, sgn * (2 * k + 1), 2))
+            cases.append(("rescale", DECIMAL | 3, DECIMAL | 2, sgn * (10 * k + 5), 0))
+            cases.append(("rescale", 4, 1, sgn * (8 * k + 4), 0))    # x.5 in Q1 units... ties
+            cases.append(("muldiv", 0, 2 * k, sgn * k, 1))
+    # Products that need all 128 bits, just inside and just outside int64.
+    cases += [
+        ("mul", 62, 0, 2**62, 2**62), ("mul", 62, 0, -(2**62), 2**62 * 2 - 1),
+        ("mul", 32, 0, 2**47, 2**48 - 1), ("mul", 32, 0, 2**47, 2**48),
+        ("mul", 32, 0, -(2**47), 2**48), ("mul", 32, 0, -(2**47), 2**48 + 1),
+        ("muldiv", 0, I64_MAX, I64_MAX, I64_MAX), ("muldiv", 0, I64_MIN, I64_MIN, I64_MIN),
+        ("muldiv", 0, -1, I64_MIN, 1), ("muldiv", 0, 1, I64_MIN, 1), ("div", 0, 0, I64_MIN, -1),
+        ("div", 0, 0, 7, 0), ("mul", 63, 0, 1, 1), ("mul", DECIMAL | 19, 0, 1, 1),
+        ("div", DECIMAL | 18, 0, 10**18, 3 * 10**18), ("div", 16, 0, 1, 3 << 16),
+    ]
+    out = []
+    for op, f, g, a, b in cases:
+        st, r = status(lambda: OPS[op](a, b, f, g))
+        out.append({"op": op, "fmt": f, "arg": g, "a": a, "b": b, "status": st, "result": r})
+    return out
+
+
+def parse_vectors(rnd):
+    fmts = [0, 1, 4, 16, 32, 62, DECIMAL | 0, DECIMAL | 2, DECIMAL | 6, DECIMAL | 18]
+    strs = ["0", "-0", "+0", "1", "-1", "0.5", "-0.5", "1.5", "2.5", "-2.5", "0.25", "0.125",
+            "0.375", "-0.375", "12.345", "-12.345", "0.005", "0.015", "0.025", "-0.025",
+            "1.", ".5", "-.5", "007.70", "0.1", "0.3", "3.14159265358979323846",
+            "1.0000000000000000000000", "1.00000000000000000001", "9223372036854775807",
+            "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+            "99999999999999999999999", "", "-", "+", ".", "-.", "1.2.3", "1e5", " 1", "1 ",
+            "--1", "+-1", "0x10", "1,5", "0.0000000000000000001", "0.00000000000000000005",
+            "2147483647.99999999977", "4611686018427387903.75", "-4611686018427387904"]
+    out = []
+    for s in strs:
+        for f in fmts:
+            st, r = status(lambda: parse(s, f))
+            out.append({"s": s, "fmt": f, "status": st, "result": r})
+    for _ in range(150):
+        f = rnd.choice(fmts)
+        ip = rnd.choice([0, rnd.randrange(10**rnd.randrange(1, 12))])
+        fr = "".join(rnd.choice("0123456789") for _ in range(rnd.randrange(0, 12)))
+        s = rnd.choice(["", "-"]) + str(ip) + ("." + fr if fr or rnd.random() < 0.3 else "")
+        st, r = status(lambda: parse(s, f))
+        out.append({"s": s, "fmt": f, "status": st, "result": r})
+    return out
+
+
+def format_vectors(rnd):
+    fmts = [0, 1, 3, 16, 31, 62, DECIMAL | 0, DECIMAL | 2, DECIMAL | 9, DECIMAL | 18]
+    vals = [0, 1, -1, 5, -5, 1 << 16, 3 << 15, I64_MAX, I64_MIN, 123456789, -100, 10**18]
+    out = []
+    for v in vals:
+        for f in fmts:
+            out.append({"v": v, "fmt": f, "s": fmt_str(v, f)})
+    for _ in range(100):
+        v = rnd.randrange(I64_MIN, I64_MAX)
+        f = rnd.choice(fmts)
+        out.append({"v": v, "fmt": f, "s": fmt_str(v, f)})
+    # Every formatted value parses back to itself (when within the parser's 19 digits).
+    for x in out:
+        if len(x["s"].partition(".")[2]) <= PARSE_DIGITS:
+            assert parse(x["s"], x["fmt"]) == x["v"], x
+    return out
+
+
+def sum_vectors(rnd):
+    cases = [
+        (8, []), (8, [I64_MAX]), (8, [I64_MAX, 1]), (8, [I64_MIN]), (8, [I64_MIN, -1]),
+        (8, [I64_MAX, I64_MAX, -I64_MAX, -I64_MAX, 5]),   # overflows midway, fits at the end
+        (8, [I64_MIN] * 8), (8, [I64_MAX] * 8), (8, [I64_MIN, I64_MAX] * 5),
+        (8, [I64_MAX, I64_MAX, I64_MIN, I64_MIN, 1]), (8, [-1] * 33), (8, [2**32 - 1] * 7),
+        (4, []), (4, [2**31 - 1] * 9), (4, [-(2**31)] * 9), (4, [-(2**31), 2**31 - 1] * 4),
+        (4, [1, -2, 3, -4, 5]),
+    ]
+    for _ in range(12):
+        n = rnd.randrange(1, 40)
+        bits = rnd.choice([10, 40, 62, 63])
+        vals = [rnd.randrange(-(2**bits), 2**bits) for _ in range(n)]
+        cases.append((8, [min(max(v, I64_MIN), I64_MAX) for v in vals]))
+    out = []
+    for i, (size, vals) in enumerate(cases):
+        total = sum(vals)
+        fits = I64_MIN <= total <= I64_MAX
+        # Some cases check a wrong expected value; the rest the right one.
+        expected = (total + 1 if i % 5 == 3 else total) if fits else 0
+        st = ("ok" if expected == total else "violation") if fits else "overflow"
+        out.append({"size": size, "values": vals, "expected": expected, "status": st,
+                    "total": total})
+    return out
+
+
+# ---- C header ----
+
+ST = {"ok": "AII_OK", "arg": "AII_ERR_ARG", "overflow": "AII_ERR_OVERFLOW",
+      "violation": "AII_ERR_VIOLATION"}
+
+
+def c64(v):
+    return "(-9223372036854775807LL - 1)" if v == I64_MIN else f"{v}LL"
+
+
+def cstr(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def header(v):
+    lines = [
+        "// SPDX-License-Identifier: MIT",
+        "// GENERATED by tools/gen_vectors.py from the same data as tests/vectors/fixed.json;",
+        "// do not edit, re-run the generator.",
+        "#ifndef VECTORS_FIXED_H",
+        "#define VECTORS_FIXED_H",
+        "",
+        "#include <stdint.h>",
+        "",
+        '#include "aii_status.h"',
+        "",
+        "enum { " + ", ".join(f"VF_{op.upper()}" for op in OPS) + " };",
+        "",
+        "typedef struct { uint8_t op, fmt; int64_t arg, a, b; int st; int64_t r; } vf_arith_t;",
+        "static const vf_arith_t vf_arith[] = {",
+    ]
+    ops = list(OPS)
+    for x in v["arith"]:
+        lines.append(f"    {{VF_{x['op'].upper()}, {x['fmt']}, {c64(x['arg'])}, {c64(x['a'])}, "
+                     f"{c64(x['b'])}, {ST[x['status']]}, {c64(x['result'])}}},")
+    assert len(ops) == len(set(ops))
+    lines += ["};", "",
+              "typedef struct { const char *s; uint8_t fmt; int st; int64_t r; } vf_parse_t;",
+              "static const vf_parse_t vf_parse[] = {"]
+    for x in v["parse"]:
+        lines.append(f"    {{{cstr(x['s'])}, {x['fmt']}, {ST[x['status']]}, {c64(x['result'])}}},")
+    lines += ["};", "",
+              "typedef struct { int64_t v; uint8_t fmt; const char *s; } vf_format_t;",
+              "static const vf_format_t vf_format[] = {"]
+    for x in v["format"]:
+        lines.append(f"    {{{c64(x['v'])}, {x['fmt']}, {cstr(x['s'])}}},")
+    lines += ["};", ""]
+    pool64, pool32, rows = [], [], []
+    for x in v["sum"]:
+        pool = pool64 if x["size"] == 8 else pool32
+        off = len(pool)
+        pool += x["values"]
+        t = x["total"] % 2**128
+        rows.append(f"    {{{x['size']}, {off}, {len(x['values'])}, {c64(x['expected'])}, "
+                    f"{ST[x['status']]}, {t % 2**64}ULL, {t >> 64}ULL}},")
+    lines += ["static const int64_t vf_pool64[] = {"]
+    lines += [f"    {c64(p)}," for p in pool64] + ["    0,", "};"]
+    lines += ["static const int32_t vf_pool32[] = {"]
+    lines += [f"    {'(-2147483647 - 1)' if p == -(2**31) else p}," for p in pool32]
+    lines += ["    0,", "};", "",
+              "typedef struct { uint8_t size; uint16_t off, n; int64_t expected; int st;",
+              "    uint64_t total_lo, total_hi; } vf_sum_t;",
+              "static const vf_sum_t vf_sum[] = {"]
+    lines += rows + ["};", "", "#endif // VECTORS_FIXED_H", ""]
+    return "\n".join(lines)
+
+
+def main():
+    rnd = random.Random(20261122)
+    v = {
+        "arith": arith_vectors(rnd),
+        "parse": parse_vectors(rnd),
+        "format": format_vectors(rnd),
+        "sum": sum_vectors(rnd),
+    }
+    doc = {"generator": "tools/gen_vectors.py", "decimal_flag": DECIMAL, **v}
+    (ROOT / "tests" / "vectors").mkdir(parents=True, exist_ok=True)
+    (ROOT / "tests" / "vectors" / "fixed.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (ROOT / "tests" / "c" / "vectors_fixed.h").write_text(header(v))
+    print(f"fixed: {len(v['arith'])} arith, {len(v['parse'])} parse, {len(v['format'])} format, "
+          f"{len(v['sum'])} sum vectors")
+
+
+if __name__ == "__main__":
+    main()

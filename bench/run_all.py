@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: MIT
+"""Runs every benchmark, writes build/bench/*.json and prints one table (`make bench`).
+
+    python bench/run_all.py [--quick] [--seconds N] [--rt]
+
+--quick: 2 s per latency run and fewer callgrind dispatches (CI-sized, ~20 s in all).
+Default: 10 s per latency implementation (about a minute in all).
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dispatch_cost
+import latency
+from _common import ROOT
+
+STATE = {True: "met", False: "NOT met", None: "not measured"}
+
+
+def rows(lat, disp):
+    """(section, name, figures, note) rows for the summary table."""
+    out = []
+    if lat is not None:
+        for r in lat["results"]:
+            if "error" in r:
+                out.append(("latency", r["label"], "error", r["error"].splitlines()[-1][:60]))
+                continue
+            note = ""
+            if r["other_cpu_load"] > 0.2:
+                note = f"busy machine: others {r['other_cpu_load']} CPU"
+            out.append(
+                (
+                    "latency",
+                    r["label"],
+                    f"p50 {r['p50_us']} / p99 {r['p99_us']} / max {r['max_us']} us",
+                    note,
+                )
+            )
+        for s in lat["skipped"]:
+            out.append(("latency", s["label"], "skipped", s["reason"]))
+        for c in lat["comparisons"]:
+            out.append(
+                (
+                    "latency",
+                    f"{c['runtime']}: asyncio/aii",
+                    f"p99 x{c['ratio_p99_asyncio_over_aii']}",
+                    "",
+                )
+            )
+    if disp is not None:
+        for r in disp["results"]:
+            out.append(
+                (
+                    "dispatch",
+                    f"{r['tasks']} tasks",
+                    f"{r['instr_per_dispatch_busy']} instr/dispatch",
+                    f"idle {r['instr_per_dispatch_idle']}, complete {r['instr_per_complete']}",
+                )
+            )
+    return out
+
+
+def goal_rows(lat, disp):
+    out = []
+    if lat is not None:
+        where = lat["goals_runtime"] or "-"
+        noisy = "" if lat["machine_quiet"] else " (busy machine)"
+        for g in lat["goals"]:
+            out.append(
+                (f"latency ({where})", g["goal"], STATE[g["met"]], f"{g['measured']}{noisy}")
+            )
+    if disp is not None:
+        for g in disp["goals"]:
+            out.append(("dispatch", g["goal"], STATE[g["met"]], str(g["measured"])))
+    return out
+
+
+def print_tables(figures, goals):
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        Console = None
+    if Console is not None:
+        console = Console()
+        t = Table(title="AII benchmarks")
+        for col in ("bench", "what", "figures", "note"):
+            t.add_column(col)
+        for row in figures:
+            t.add_row(*row)
+        console.print(t)
+        g = Table(title="Goals")
+        for col in ("bench", "goal", "state", "measured"):
+            g.add_column(col)
+        for row in goals:
+            style = {"met": "green", "NOT met": "red"}.get(row[2])
+            g.add_row(*row, style=style)
+        console.print(g)
+        return
+    for title, table in (("AII benchmarks", figures), ("Goals", goals)):
+        print(title)
+        widths = [max(len(r[i]) for r in table) for i in range(4)] if table else []
+        for r in table:
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short runs (CI)")
+    ap.add_argument("--seconds", type=int, help="seconds per latency implementation")
+    ap.add_argument("--rt", action="store_true", help="latency workloads under SCHED_FIFO")
+    ap.add_argument("--heapsize", default="256K", help="MicroPython heap for the latency runs")
+    args = ap.parse_args(argv)
+    seconds = args.seconds or (2 if args.quick else 10)
+    failed = []
+    lat = disp = None
+    try:
+        disp, _ = dispatch_cost.run(40000 if args.quick else 200000, [8, 32])
+    except dispatch_cost.BenchError as e:
+        failed.append(f"dispatch_cost: {e}")
+    lat, _ = latency.run(seconds, args.heapsize, rt=args.rt)
+    failed += [f"latency {r['label']}: {r['error']}" for r in lat["results"] if "error" in r]
+    print_tables(rows(lat, disp), goal_rows(lat, disp))
+    print(f"JSON in {os.path.relpath(os.path.join(ROOT, 'build', 'bench'), os.getcwd())}/")
+    for f in failed:
+        print(f"error: {f}", file=sys.stderr)
+    # A goal not met is a result, not a failure; a bench that could not run is.
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@
 #include "fixed.h"
 #include "ledger.h"
 #include "sha256.h"
+#include "vectors_ledger.h"
 
 #define SZ AII_LEDGER_REC_SIZE
 #define MAXREC 400
@@ -512,6 +513,97 @@ static void test_ring_overrun(void) {
     CHECK_EQ(last, L.cur.seq);
 }
 
+// The history in tests/vectors/ledger.json, computed by the Python reference
+// (tools/ledger_ref.py): every status, every journal byte, the digest and the checkpoint
+// must come out identical.
+static int step(aii_ledger_t *l, const vl_step_t *v) {
+    const int64_t *a = v->a;
+    size_t n = strlen(v->name);
+    switch (v->op) {
+        case VL_TIME:
+            aii_ledger_set_time(l, (uint64_t)a[0]);
+            return AII_OK;
+        case VL_QTY:
+            return aii_ledger_add_qty(l, v->name, n, (uint8_t)a[0], NULL);
+        case VL_OPEN:
+            return aii_ledger_open(l, v->name, n, (int)a[0], (uint8_t)a[1], a[2], NULL);
+        case VL_TRANSFER:
+            return aii_ledger_transfer(l, (int)a[0], (int)a[1], (int)a[2], a[3]);
+        case VL_INFLOW:
+            return aii_ledger_inflow(l, (int)a[0], (int)a[1], a[2]);
+        case VL_OUTFLOW:
+            return aii_ledger_outflow(l, (int)a[0], (int)a[1], a[2]);
+        case VL_HOLD:
+            return aii_ledger_hold(l, (uint64_t)a[0], (int)a[1], (int)a[2], a[3]);
+        case VL_PREPARE:
+            return aii_ledger_prepare(l, (uint64_t)a[0], (int)a[1], (int)a[2], a[3]);
+        case VL_SETTLE:
+            return aii_ledger_settle(l, (uint64_t)a[0]);
+        case VL_RELEASE:
+            return aii_ledger_release(l, (uint64_t)a[0]);
+        case VL_BEGIN:
+            return aii_ledger_begin(l);
+        case VL_COMMIT:
+            return aii_ledger_commit(l, NULL);
+        case VL_ROLLBACK:
+            return aii_ledger_rollback(l);
+        case VL_SEAL:
+            return aii_ledger_seal(l);
+        case VL_CHECKPOINT:
+            return aii_ledger_checkpoint(l, cp, sizeof(cp), NULL);
+    }
+    return 99;
+}
+
+static void test_reference_vectors(void) {
+#if AII_LEDGER_MAX_QTY == 4 && AII_LEDGER_MAX_ACCOUNTS == 16 && AII_LEDGER_MAX_HOLDS == 8 && \
+    AII_LEDGER_JOURNAL == 16 && AII_LEDGER_SEGMENT == 16
+    size_t nsteps = sizeof(vl_steps) / sizeof(vl_steps[0]);
+    size_t njour = sizeof(vl_journal) / sizeof(vl_journal[0]);
+    int bad = 0;
+    aii_ledger_init(&L);
+    njournal = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        int st = step(&L, &vl_steps[i]);
+        drain(&L);
+        if (st != vl_steps[i].st && bad++ < 10) {
+            printf("step %u (op %d): status %d, reference %d\n", (unsigned)i, vl_steps[i].op, st,
+                vl_steps[i].st);
+        }
+        CHECK_EQ(st, vl_steps[i].st);
+    }
+    CHECK_EQ(njournal, njour);
+    int same = 0;
+    for (size_t i = 0; i < njour && i < njournal; i++) {
+        same += memcmp(journal[i], vl_journal[i], SZ) == 0;
+    }
+    CHECK_EQ(same, (int)njour);
+    for (size_t i = 0; i < sizeof(vl_balances) / sizeof(vl_balances[0]); i++) {
+        CHECK_EQ(bal(&L, (int)i), vl_balances[i]);
+    }
+    uint8_t d[AII_LEDGER_DIGEST_LEN];
+    aii_ledger_digest(&L, d);
+    CHECK(memcmp(d, vl_digest, sizeof(d)) == 0);
+    size_t len = 0;
+    CHECK_EQ(aii_ledger_checkpoint(&L, cp, sizeof(cp), &len), AII_OK);
+    CHECK_EQ(len, sizeof(vl_checkpoint));
+    CHECK(memcmp(cp, vl_checkpoint, sizeof(vl_checkpoint)) == 0);
+    drain(&L);
+    CHECK_EQ(njournal, njour + VL_N_AFTER_CHECKPOINT);
+    // The reference journal replays to the reference digest; its checkpoint restores.
+    size_t applied;
+    aii_ledger_init(&R);
+    CHECK_EQ(aii_ledger_replay(&R, vl_journal[0], njour, &applied), AII_OK);
+    CHECK_EQ(applied, njour);
+    aii_ledger_digest(&R, d);
+    CHECK(memcmp(d, vl_digest, sizeof(d)) == 0);
+    CHECK_EQ(aii_ledger_restore(&C, vl_checkpoint, sizeof(vl_checkpoint)), AII_OK);
+    CHECK(same_digest(&C, &L));
+#else
+    printf("test_reference_vectors: SKIP (vectors are for the default table sizes)\n");
+#endif
+}
+
 int main(void) {
     printf("sizeof(aii_ledger_t) = %u\n", (unsigned)sizeof(aii_ledger_t));
     test_structure();
@@ -523,5 +615,6 @@ int main(void) {
     test_journal_faults();
     test_checkpoint();
     test_ring_overrun();
+    test_reference_vectors();
     return check_report("test_ledger");
 }

@@ -666,26 +666,49 @@ aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, s
 
 // ---- digest and checkpoint ----
 
+// One walker both writes the canonical byte stream (for the digest and checkpoints) and
+// reads it back (restore), so the two cannot disagree about the layout.
 typedef struct {
-    aii_sha256_t *sha;
-    uint8_t *buf;
+    aii_sha256_t *sha;     // write: hash the bytes
+    uint8_t *out;          // write: copy the bytes
+    const uint8_t *in;     // read: take the bytes from here instead
     size_t len;
-} sink_t;
+} walk_t;
 
-static void emit(sink_t *k, const void *p, size_t n) {
-    if (k->sha) {
-        aii_sha256_update(k->sha, p, n);
-    }
-    if (k->buf) {
-        memcpy(k->buf + k->len, p, n);
+static void raw(walk_t *k, void *p, size_t n) {
+    if (k->in) {
+        memcpy(p, k->in + k->len, n);
+    } else {
+        if (k->sha) {
+            aii_sha256_update(k->sha, p, n);
+        }
+        if (k->out) {
+            memcpy(k->out + k->len, p, n);
+        }
     }
     k->len += n;
 }
 
-static void emit_le(sink_t *k, uint64_t v, int n) {
+// An n-byte unsigned field, little-endian in the stream whatever the host's byte order.
+static void field(walk_t *k, void *f, int n) {
     uint8_t b[8];
+    uint64_t v = n == 1 ? *(uint8_t *)f : n == 2 ? *(uint16_t *)f :
+        n == 4 ? *(uint32_t *)f : *(uint64_t *)f;
     put_le(b, v, n);
-    emit(k, b, (size_t)n);
+    raw(k, b, (size_t)n);
+    v = get_le(b, n);
+    if (!k->in) {
+        return;
+    }
+    if (n == 1) {
+        *(uint8_t *)f = (uint8_t)v;
+    } else if (n == 2) {
+        *(uint16_t *)f = (uint16_t)v;
+    } else if (n == 4) {
+        *(uint32_t *)f = (uint32_t)v;
+    } else {
+        *(uint64_t *)f = v;
+    }
 }
 
 static int count_holds(const aii_ledger_state_t *s) {
@@ -696,78 +719,99 @@ static int count_holds(const aii_ledger_state_t *s) {
     return n;
 }
 
-static size_t state_size(const aii_ledger_state_t *s) {
-    return 28 + 64 * (size_t)s->n_qty + 24 * (size_t)s->n_account + 20 * (size_t)count_holds(s);
+#define HEAD_SIZE (28)
+#define QTY_SIZE (AII_LEDGER_NAME_LEN + 1 + 48)
+#define ACCT_SIZE (AII_LEDGER_NAME_LEN + 2 + 8)
+#define HOLD_SIZE (19)
+
+static size_t state_size(unsigned nq, unsigned na, unsigned nh) {
+    return HEAD_SIZE + QTY_SIZE * nq + ACCT_SIZE * na + HOLD_SIZE * nh;
 }
 
-// Canonical layout: independent of struct padding, byte order and hold slot order (holds go
-// out by ascending txid), so equal states give equal bytes on every target.
-static void serialize(const aii_ledger_state_t *s, sink_t *k) {
-    int nh = count_holds(s);
-    emit(k, "AIL1", 4);
-    emit_le(k, s->seq, 4);
-    emit_le(k, s->n_qty, 1);
-    emit_le(k, (uint64_t)nh, 1);
-    emit_le(k, s->n_account, 2);
-    emit(k, s->chain, AII_LEDGER_DIGEST_LEN);
+// Canonical layout (no padding, little-endian): "AIL1", seq u32, n_qty u8, n_holds u8,
+// n_accounts u16, chain[16]; per quantity name[12] fmt u8 initial/inflow/outflow (i128 as
+// lo u64, hi u64); per account name[12] qty u8 flags u8 balance i64; per open hold, by
+// ascending txid, txid u64 amount i64 account u16 kind u8. Reading: `size` is the stream
+// length, checked against the counts before anything is read past the header.
+static aii_status_t walk(aii_ledger_state_t *s, walk_t *k, size_t size) {
+    uint8_t magic[4] = {'A', 'I', 'L', '1'}, nh = (uint8_t)count_holds(s);
+    raw(k, magic, 4);
+    field(k, &s->seq, 4);
+    field(k, &s->n_qty, 1);
+    field(k, &nh, 1);
+    field(k, &s->n_account, 2);
+    raw(k, s->chain, AII_LEDGER_DIGEST_LEN);
+    if (k->in && (memcmp(magic, "AIL1", 4) != 0 || s->n_qty > AII_LEDGER_MAX_QTY ||
+        s->n_account > AII_LEDGER_MAX_ACCOUNTS || nh > AII_LEDGER_MAX_HOLDS ||
+        size != state_size(s->n_qty, s->n_account, nh))) {
+        return AII_ERR_CORRUPT;
+    }
     for (int i = 0; i < s->n_qty; i++) {
-        const aii_ledger_qty_t *x = &s->qty[i];
-        emit(k, x->name, AII_LEDGER_NAME_LEN);
-        emit_le(k, x->fmt, 4);
-        const aii_i128_t *w[3] = {&x->initial, &x->inflow, &x->outflow};
+        aii_ledger_qty_t *x = &s->qty[i];
+        raw(k, x->name, AII_LEDGER_NAME_LEN);
+        field(k, &x->fmt, 1);
+        aii_i128_t *w[3] = {&x->initial, &x->inflow, &x->outflow};
         for (int j = 0; j < 3; j++) {
-            emit_le(k, w[j]->lo, 8);
-            emit_le(k, w[j]->hi, 8);
+            field(k, &w[j]->lo, 8);
+            field(k, &w[j]->hi, 8);
         }
     }
     for (int i = 0; i < s->n_account; i++) {
-        const aii_ledger_account_t *a = &s->account[i];
-        emit(k, a->name, AII_LEDGER_NAME_LEN);
-        emit_le(k, a->qty | (uint32_t)a->flags << 8, 4);
-        emit_le(k, (uint64_t)a->balance, 8);
+        aii_ledger_account_t *a = &s->account[i];
+        raw(k, a->name, AII_LEDGER_NAME_LEN);
+        field(k, &a->qty, 1);
+        field(k, &a->flags, 1);
+        field(k, &a->balance, 8);
     }
-    const aii_ledger_hold_t *prev = NULL;
-    while (nh--) {
-        const aii_ledger_hold_t *best = NULL;
-        for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
-            const aii_ledger_hold_t *h = &s->hold[i];
-            if (h->amount != 0 && (prev == NULL || h->txid > prev->txid) &&
-                (best == NULL || h->txid < best->txid)) {
-                best = h;
+    aii_ledger_hold_t *prev = NULL;
+    for (int i = 0; i < nh; i++) {
+        aii_ledger_hold_t *h = &s->hold[i];
+        if (!k->in) {
+            h = NULL;
+            for (int j = 0; j < AII_LEDGER_MAX_HOLDS; j++) {
+                aii_ledger_hold_t *c = &s->hold[j];
+                if (c->amount != 0 && (prev == NULL || c->txid > prev->txid) &&
+                    (h == NULL || c->txid < h->txid)) {
+                    h = c;
+                }
             }
+            if (h == NULL) {
+                break;  // duplicate txids (only after corruption): stop rather than loop
+            }
+            prev = h;
         }
-        if (best == NULL) {
-            break;  // duplicate txids (only after corruption): stop rather than loop
-        }
-        emit_le(k, best->txid, 8);
-        emit_le(k, (uint64_t)best->amount, 8);
-        emit_le(k, best->account | (uint32_t)best->kind << 16, 4);
-        prev = best;
+        field(k, &h->txid, 8);
+        field(k, &h->amount, 8);
+        field(k, &h->account, 2);
+        field(k, &h->kind, 1);
     }
+    return AII_OK;
 }
 
 void aii_ledger_digest(const aii_ledger_t *l, uint8_t out[AII_LEDGER_DIGEST_LEN]) {
     aii_sha256_t sha;
     uint8_t full[32];
-    sink_t k = {&sha, NULL, 0};
+    walk_t k = {&sha, NULL, NULL, 0};
     aii_sha256_init(&sha);
-    serialize(&l->cur, &k);
+    // Writing only reads the state, so the cast is safe.
+    walk((aii_ledger_state_t *)&l->cur, &k, 0);
     aii_sha256_final(&sha, full);
     memcpy(out, full, AII_LEDGER_DIGEST_LEN);
 }
 
 aii_status_t aii_ledger_checkpoint(aii_ledger_t *l, uint8_t *buf, size_t cap, size_t *len) {
+    aii_ledger_state_t *s = &l->cur;
     if (l->in_tx) {
         return AII_ERR_STATE;
     }
-    if (buf == NULL || cap < state_size(&l->cur) + 4) {
+    if (buf == NULL || cap < state_size(s->n_qty, s->n_account, (unsigned)count_holds(s)) + 4) {
         return AII_ERR_ARG;
     }
     // Sealing first makes the checkpoint fall on a segment boundary, so the chain hash in it
     // is all a later segment needs: records before it can be dropped.
     aii_ledger_seal(l);
-    sink_t k = {NULL, buf, 0};
-    serialize(&l->cur, &k);
+    walk_t k = {NULL, buf, NULL, 0};
+    walk(s, &k, 0);
     put_le(buf + k.len, aii_crc32(0, buf, k.len), 4);
     if (len) {
         *len = k.len + 4;
@@ -777,50 +821,21 @@ aii_status_t aii_ledger_checkpoint(aii_ledger_t *l, uint8_t *buf, size_t cap, si
 
 aii_status_t aii_ledger_restore(aii_ledger_t *l, const uint8_t *buf, size_t len) {
     aii_ledger_state_t *s = &l->cur;
+    walk_t k = {NULL, NULL, buf, 0};
     aii_ledger_init(l);
-    if (buf == NULL || len < 32 || memcmp(buf, "AIL1", 4) != 0 ||
-        aii_crc32(0, buf, len - 4) != (uint32_t)get_le(buf + len - 4, 4)) {
+    if (buf == NULL || len < HEAD_SIZE + 4 ||
+        aii_crc32(0, buf, len - 4) != (uint32_t)get_le(buf + len - 4, 4) ||
+        walk(s, &k, len - 4) != AII_OK) {
+        aii_ledger_init(l);
         return AII_ERR_CORRUPT;
     }
-    unsigned nq = buf[8], nh = buf[9], na = (unsigned)get_le(buf + 10, 2);
-    if (nq > AII_LEDGER_MAX_QTY || na > AII_LEDGER_MAX_ACCOUNTS || nh > AII_LEDGER_MAX_HOLDS ||
-        len != 28 + 64 * nq + 24 * na + 20 * nh + 4) {
-        return AII_ERR_CORRUPT;
-    }
-    s->seq = (uint32_t)get_le(buf + 4, 4);
-    s->n_qty = (uint8_t)nq;
-    s->n_account = (uint16_t)na;
-    memcpy(s->chain, buf + 12, AII_LEDGER_DIGEST_LEN);
-    const uint8_t *p = buf + 28;
+    // The CRC catches accidents; these keep a crafted blob from indexing out of bounds.
     int bad = 0;
-    uint64_t den;
-    for (unsigned i = 0; i < nq; i++, p += 64) {
-        aii_ledger_qty_t *x = &s->qty[i];
-        memcpy(x->name, p, AII_LEDGER_NAME_LEN);
-        x->fmt = p[12];
-        bad |= aii_fx_den(x->fmt, &den) != AII_OK;
-        aii_i128_t *w[3] = {&x->initial, &x->inflow, &x->outflow};
-        for (int j = 0; j < 3; j++) {
-            w[j]->lo = get_le(p + 16 + 16 * j, 8);
-            w[j]->hi = get_le(p + 24 + 16 * j, 8);
-        }
+    for (int i = 0; i < s->n_account; i++) {
+        bad |= s->account[i].qty >= s->n_qty;
     }
-    for (unsigned i = 0; i < na; i++, p += 24) {
-        aii_ledger_account_t *a = &s->account[i];
-        memcpy(a->name, p, AII_LEDGER_NAME_LEN);
-        a->qty = p[12];
-        a->flags = p[13];
-        a->balance = (int64_t)get_le(p + 16, 8);
-        bad |= a->qty >= nq || (a->flags & ~AII_ACCT_NON_NEGATIVE);
-    }
-    for (unsigned i = 0; i < nh; i++, p += 20) {
-        aii_ledger_hold_t *h = &s->hold[i];
-        h->txid = get_le(p, 8);
-        h->amount = (int64_t)get_le(p + 8, 8);
-        h->account = (uint16_t)get_le(p + 16, 2);
-        h->kind = p[18];
-        bad |= h->amount <= 0 || h->account >= na || (h->kind != AII_HOLD_DEBIT &&
-            h->kind != AII_HOLD_CREDIT) || (i > 0 && h->txid <= s->hold[i - 1].txid);
+    for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
+        bad |= s->hold[i].amount != 0 && s->hold[i].account >= s->n_account;
     }
     chain_reset(s);
     if (bad || aii_ledger_verify(l, NULL) != AII_OK) {

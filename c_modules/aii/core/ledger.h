@@ -54,8 +54,8 @@
 #define AII_LEDGER_DIGEST_LEN (16)  // SHA-256 truncated
 #define AII_LEDGER_REC_SIZE (44)
 // Checkpoint blob: header, quantities, accounts, holds, CRC-32.
-#define AII_LEDGER_CHECKPOINT_MAX (28 + 64 * AII_LEDGER_MAX_QTY + \
-    24 * AII_LEDGER_MAX_ACCOUNTS + 20 * AII_LEDGER_MAX_HOLDS + 4)
+#define AII_LEDGER_CHECKPOINT_MAX (28 + (AII_LEDGER_NAME_LEN + 49) * AII_LEDGER_MAX_QTY + \
+    (AII_LEDGER_NAME_LEN + 10) * AII_LEDGER_MAX_ACCOUNTS + 19 * AII_LEDGER_MAX_HOLDS + 4)
 
 // Journal record operations (byte 4 of a record).
 typedef enum {
@@ -186,7 +186,8 @@ aii_status_t aii_ledger_seal(aii_ledger_t *l);
 aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, size_t *applied);
 
 // Digest: first AII_LEDGER_DIGEST_LEN bytes of SHA-256 over the canonical state serialization
-// (the checkpoint layout without its CRC): seq, chain hash, quantities, accounts, holds.
+// (the checkpoint layout without its CRC; see walk() in ledger.c and docs/ledger.md): seq,
+// chain hash, quantities, accounts, holds by ascending txid.
 void aii_ledger_digest(const aii_ledger_t *l, uint8_t out[AII_LEDGER_DIGEST_LEN]);
 // Checkpoint: seals the open segment, then writes the state (<= AII_LEDGER_CHECKPOINT_MAX
 // bytes) to buf. Not in a transaction. AII_ERR_ARG if cap is too small.

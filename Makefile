@@ -53,8 +53,8 @@ test: $(SETUP) ## Run every test tier (C, host, device) and print one summary li
 
 test-c: $(SETUP) ## C core tests: native (ASan+UBSan) and Cortex-M3 under qemu; float-free check
 	@rc=0; \
-	$(PY) tools/ctest.py || rc=1; \
-	$(PY) tools/check_float_free.py || rc=1; \
+	$(PY) tools/ctest.py --results $(RESULTS)/c.json || rc=1; \
+	$(PY) tools/check_float_free.py --results $(RESULTS)/float_free.json || rc=1; \
 	exit $$rc
 
 test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)

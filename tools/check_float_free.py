@@ -51,6 +51,7 @@ def bad_symbols(obj):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sources", nargs="*", type=Path, help="default: c_modules/aii/core/*.c")
+    ap.add_argument("--results", type=Path, help="write pass/fail counts here as JSON")
     args = ap.parse_args()
     sources = args.sources or core_sources()
     if not sources:
@@ -75,12 +76,9 @@ def main():
             print(f"PASS float-free {rel(src)}")
 
     passed = len(sources) - failed
-    results = BUILD / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    if not args.sources:
-        (results / "float_free.json").write_text(
-            json.dumps({"passed": passed, "failed": failed, "skipped": 0})
-        )
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps({"passed": passed, "failed": failed, "skipped": 0}))
     print(f"float-free: {passed} passed, {failed} failed")
     return 1 if failed else 0
 

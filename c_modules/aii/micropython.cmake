@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: MIT
+# CMake ports (rp2, esp32): pass USER_C_MODULES=<repo>/c_modules/micropython.cmake.
+add_library(usermod_aii INTERFACE)
+
+file(GLOB AII_CORE_SRC ${CMAKE_CURRENT_LIST_DIR}/core/*.c)
+list(SORT AII_CORE_SRC)
+
+target_sources(usermod_aii INTERFACE
+    ${CMAKE_CURRENT_LIST_DIR}/mod_aii.c
+    ${AII_CORE_SRC}
+)
+
+# No include directory for core/: it would reach every file of the port, and core/sched.h would
+# shadow the system <sched.h>. mod_aii.c includes "core/sched.h" instead.
+
+target_link_libraries(usermod INTERFACE usermod_aii)

@@ -1,0 +1,10 @@
+# SPDX-License-Identifier: MIT
+# Make ports (unix, qemu, stm32, ...): pass USER_C_MODULES=<repo>/c_modules.
+AII_MOD_DIR := $(USERMOD_DIR)
+
+# The binding is scanned for QSTRs; the plain-C core is not (it never includes py/).
+SRC_USERMOD_C += $(AII_MOD_DIR)/mod_aii.c
+SRC_USERMOD_LIB_C += $(sort $(wildcard $(AII_MOD_DIR)/core/*.c))
+
+# No -I for core/: CFLAGS_USERMOD reaches every file of the port, and core/sched.h would shadow
+# the system <sched.h> (ports/unix includes it). mod_aii.c includes "core/sched.h" instead.

@@ -1,0 +1,3 @@
+# SPDX-License-Identifier: MIT
+# Frozen into every AII firmware image (FROZEN_MANIFEST=<repo>/firmware/manifest.py).
+include("aii")

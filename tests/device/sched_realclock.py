@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: MIT
+# The default clock (the port's ticks_us) and the idle wait on it: only facts that hold on any
+# machine are printed, so the output does not depend on its speed.
+try:
+    import aii
+except ImportError:
+    try:
+        import aii_host as aii
+    except ImportError:
+        print("SKIP")
+        raise SystemExit
+import time
+
+try:
+    ticks_us = time.ticks_us
+    ticks_diff = time.ticks_diff
+except AttributeError:
+    ticks_us = aii.ticks_us
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+s = aii.Scheduler(gc_idle_us=2000)
+n = [0]
+starts = []
+
+
+def job():
+    n[0] += 1
+    starts.append(ticks_us())
+
+
+s.add(job, budget_us=1000, period_us=10000)
+t0 = ticks_us()
+ran = s.run(105000)
+elapsed = ticks_diff(ticks_us(), t0)
+print("jobs", 10 <= ran <= 12, ran == n[0])
+print("elapsed", 105000 <= elapsed < 1000000)
+gaps = [ticks_diff(b, a) for a, b in zip(starts, starts[1:])]
+# Releases are exactly 10 ms apart; the start of each job may be late, never early.
+print("spacing", all(g > 0 for g in gaps), ticks_diff(starts[-1], starts[0]) >= 10000 * (ran - 1))
+info = s.info()
+print("gc in idle time", info[5] > 0)
+st = s.stats(0)
+print("stats", st[0] == ran, st[9] <= st[6], st[5] <= st[7] <= st[6])
+
+
+# stop() from a job with the real clock.
+def stopper():
+    s2.stop()
+
+
+s2 = aii.Scheduler()
+s2.add(stopper, budget_us=1000, period_us=5000)
+print("stopped", s2.run())

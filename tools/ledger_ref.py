@@ -132,7 +132,7 @@ class Ledger:
 
     def _run(self, apply):
         """apply() validates, then changes the state and returns the record."""
-        if len(self.pending) >= self.journal_cap - 1:
+        if len(self.pending) >= self.journal_cap - 1 or self.s["seq"] >= 2**32 - 2:
             raise LedgerError("full")
         implicit = self.snap is None
         rec = apply()

@@ -511,6 +511,13 @@ static void test_ring_overrun(void) {
     }
     CHECK(ordered);
     CHECK_EQ(last, L.cur.seq);
+    // Sequence numbers never wrap: the last two are kept for a record and its seal.
+    L.cur.seq = UINT32_MAX - 3;
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_ERR_FULL);
+    CHECK_EQ(aii_ledger_seal(&L), AII_OK);
+    CHECK_EQ(L.cur.seq, UINT32_MAX);
 }
 
 // The history in tests/vectors/ledger.json, computed by the Python reference

@@ -149,9 +149,10 @@ static aii_status_t can_debit(const aii_ledger_account_t *a, int64_t amount) {
 static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
     aii_ledger_state_t *s = &l->cur;
     int op = r[4];
+    uint64_t txid = get_le(r + 20, 8);
     aii_ledger_hold_t *h = NULL, *slot = NULL;
     if (op == AII_OP_SETTLE || op == AII_OP_RELEASE) {
-        h = find_hold(s, get_le(r + 20, 8));
+        h = find_hold(s, txid);
         if (h == NULL) {
             return AII_ERR_NOT_FOUND;
         }
@@ -248,7 +249,7 @@ static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
             break;
         case AII_OP_HOLD:
         case AII_OP_PREPARE:
-            if (find_hold(s, get_le(r + 20, 8)) != NULL) {
+            if (find_hold(s, txid) != NULL) {
                 return AII_ERR_EXISTS;
             }
             for (int i = AII_LEDGER_MAX_HOLDS - 1; i >= 0; i--) {
@@ -297,7 +298,7 @@ static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
         aii_i128_add64(flow, amount);
     }
     if (slot) {
-        slot->txid = get_le(r + 20, 8);
+        slot->txid = txid;
         slot->amount = amount;
         slot->account = (uint16_t)ia;
         slot->kind = op == AII_OP_HOLD ? AII_HOLD_DEBIT : AII_HOLD_CREDIT;
@@ -444,8 +445,9 @@ aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v) {
 // One live operation: inside begin()/commit() it joins the open transaction, otherwise it
 // is a transaction of its own.
 static aii_status_t run(aii_ledger_t *l, uint8_t *r) {
-    // One slot stays free for the SEAL record a commit may append.
-    if (l->r_pend >= CAP - 1) {
+    // One slot stays free for the SEAL record a commit may append. The sequence number
+    // must never wrap (replay relies on it): refuse rather than reuse numbers.
+    if (l->r_pend >= CAP - 1 || l->cur.seq >= UINT32_MAX - 1) {
         return AII_ERR_FULL;
     }
     int implicit = !l->in_tx;

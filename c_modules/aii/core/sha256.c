@@ -3,6 +3,8 @@
 
 #include "sha256.h"
 
+#if AII_HAS_SHA256
+
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -81,3 +83,5 @@ void aii_sha256_final(aii_sha256_t *c, uint8_t out[32]) {
         out[i] = (uint8_t)(c->h[i / 4] >> (24 - 8 * (i % 4)));
     }
 }
+
+#endif // AII_HAS_SHA256

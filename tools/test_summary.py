@@ -33,8 +33,9 @@ def counts_of(path):
 
 
 def main():
+    # A set: "**" also matches no folder, so a top-level _results.json is found twice.
     files = sorted(
-        [*RESULTS.glob("*.json"), *RESULTS.glob("**/_results.json"), *RESULTS.glob("*.xml")]
+        {*RESULTS.glob("*.json"), *RESULTS.glob("**/_results.json"), *RESULTS.glob("*.xml")}
     )
     total = [0, 0, 0]
     for path in files:

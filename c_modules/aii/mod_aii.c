@@ -144,7 +144,14 @@ static aii_time_t sched_now(aii_scheduler_obj_t *self) {
     } else {
         raw = int_low64(mp_call_function_0(self->clock));
     }
-    return aii_clock_extend(&self->clk, raw & self->clk.mask);
+    raw &= self->clk.mask;
+    // A counter that steps back a little (the qemu port's SysTick-based ticks_us does, by up to
+    // a millisecond) must not read as a whole wrap forward: hold the time instead. The clock is
+    // read at least every quarter period, so a step of half a period or more is such a glitch.
+    if (self->clk.started && ((raw - self->clk.last_raw) & self->clk.mask) > (self->clk.mask >> 1)) {
+        raw = self->clk.last_raw;
+    }
+    return aii_clock_extend(&self->clk, raw);
 }
 
 // An absolute time in the clock's tick domain, as extended time.

@@ -31,15 +31,17 @@ def job():
     starts.append(ticks_us())
 
 
+t_add = ticks_us()
 s.add(job, budget_us=1000, period_us=10000)
 t0 = ticks_us()
 ran = s.run(105000)
 elapsed = ticks_diff(ticks_us(), t0)
 print("jobs", 10 <= ran <= 12, ran == n[0])
 print("elapsed", 105000 <= elapsed < 1000000)
-gaps = [ticks_diff(b, a) for a, b in zip(starts, starts[1:])]
-# Releases are exactly 10 ms apart; the start of each job may be late, never early.
-print("spacing", all(g > 0 for g in gaps), ticks_diff(starts[-1], starts[0]) >= 10000 * (ran - 1))
+# Release k is 10 ms * k after add(): a job may start late, never early. (Allowing 1 ms: the
+# qemu port's ticks_us now and then reads up to 1 ms low.)
+early = [k for k in range(ran) if ticks_diff(starts[k], t_add) < 10000 * k - 1000]
+print("never early", early == [])
 info = s.info()
 print("gc in idle time", info[5] > 0)
 st = s.stats(0)

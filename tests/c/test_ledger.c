@@ -15,7 +15,7 @@
 #include "vectors_ledger.h"
 
 #define SZ AII_LEDGER_REC_SIZE
-#define MAXREC 400
+#define MAXREC 2500
 
 static aii_ledger_t L, R, C;  // live, replayed, restored
 static uint8_t journal[MAXREC][SZ];
@@ -520,6 +520,103 @@ static void test_ring_overrun(void) {
     CHECK_EQ(L.cur.seq, UINT32_MAX);
 }
 
+static uint32_t rnd_state = 2463534242u;
+
+static uint32_t rnd(uint32_t n) {
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 17;
+    rnd_state ^= rnd_state << 5;
+    return rnd_state % n;
+}
+
+// Random operations, many of them refused: a refusal never changes the digest, the equation
+// holds after every step, a rollback restores the exact state, and the journal replays to
+// the same digest at the end.
+static void test_random(void) {
+    static const int64_t amounts[] = {1, 2, 50, 1000, INT64_MAX / 2, INT64_MAX, 0, -1};
+    uint8_t d0[AII_LEDGER_DIGEST_LEN], d1[AII_LEDGER_DIGEST_LEN], dt[AII_LEDGER_DIGEST_LEN];
+    int unchanged = 0, refused = 0, eq = 0, rolled = 0, rollbacks = 0, done = 0, tx_ok = 1;
+    setup(&L);
+    for (int i = 0; i < 2000; i++) {
+        int a = (int)rnd(6) - (rnd(10) == 0), b = (int)rnd(6), q = (int)rnd(3);
+        int64_t amt = amounts[rnd(8)];
+        uint64_t txid = rnd(12);
+        aii_ledger_digest(&L, d0);
+        aii_status_t st;
+        switch (rnd(10)) {
+            case 0:
+                st = aii_ledger_transfer(&L, a, b, q, amt);
+                break;
+            case 1:  // mostly the right quantity, so more of them go through
+                st = aii_ledger_transfer(&L, a, b, a >= 0 ? L.cur.account[a % 5].qty : 0, amt);
+                break;
+            case 2:
+                st = aii_ledger_inflow(&L, a, q, amt);
+                break;
+            case 3:
+                st = aii_ledger_outflow(&L, a, q, amt);
+                break;
+            case 4:
+                st = aii_ledger_hold(&L, txid, a, q, amt);
+                break;
+            case 5:
+                st = aii_ledger_prepare(&L, txid, a, q, amt);
+                break;
+            case 6:
+                st = aii_ledger_settle(&L, txid);
+                break;
+            case 7:
+                st = aii_ledger_release(&L, txid);
+                break;
+            case 8:
+                if (!L.in_tx) {
+                    aii_ledger_digest(&L, dt);
+                    CHECK_EQ(aii_ledger_begin(&L), AII_OK);
+                } else if (rnd(2)) {
+                    CHECK_EQ(aii_ledger_commit(&L, NULL), AII_OK);
+                } else {
+                    CHECK_EQ(aii_ledger_rollback(&L), AII_OK);
+                    aii_ledger_digest(&L, d1);
+                    rollbacks++;
+                    rolled += memcmp(d1, dt, sizeof(d1)) == 0;
+                }
+                drain(&L);
+                continue;
+            default:
+                st = aii_ledger_seal(&L);
+                break;
+        }
+        drain(&L);
+        aii_ledger_digest(&L, d1);
+        if (st != AII_OK) {
+            refused++;
+            unchanged += memcmp(d0, d1, sizeof(d0)) == 0;
+        } else {
+            done++;
+        }
+        eq += aii_ledger_verify(&L, NULL) == AII_OK;
+        tx_ok &= L.r_pend < AII_LEDGER_JOURNAL;
+    }
+    if (L.in_tx) {
+        CHECK_EQ(aii_ledger_commit(&L, NULL), AII_OK);
+        drain(&L);
+    }
+    printf("random: %d done, %d refused, %d rollbacks, %u records\n", done, refused, rollbacks,
+        (unsigned)njournal);
+    CHECK(refused > 100 && done > 100 && rollbacks > 10);
+    CHECK_EQ(unchanged, refused);
+    CHECK_EQ(rolled, rollbacks);
+    CHECK_EQ(eq, refused + done);
+    CHECK(tx_ok);
+    CHECK_EQ(L.r_lost, 0);
+    CHECK(njournal < MAXREC);
+    size_t applied;
+    aii_ledger_init(&R);
+    CHECK_EQ(aii_ledger_replay(&R, journal[0], njournal, &applied), AII_OK);
+    CHECK_EQ(applied, njournal);
+    CHECK(same_digest(&L, &R));
+}
+
 // The history in tests/vectors/ledger.json, computed by the Python reference
 // (tools/ledger_ref.py): every status, every journal byte, the digest and the checkpoint
 // must come out identical.
@@ -623,5 +720,6 @@ int main(void) {
     test_checkpoint();
     test_ring_overrun();
     test_reference_vectors();
+    test_random();
     return check_report("test_ledger");
 }

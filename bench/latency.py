@@ -69,6 +69,18 @@ def summarise(samples):
     }
 
 
+def ahead_summary(ahead):
+    """How many lower jobs started between a high release and its start: histogram and mean."""
+    hist = {}
+    for a in ahead:
+        hist[a] = hist.get(a, 0) + 1
+    return {
+        "mean": round(sum(ahead) / len(ahead), 2),
+        "max": max(ahead),
+        "histogram": {str(k): hist[k] for k in sorted(hist)},
+    }
+
+
 def cpu_times():
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
@@ -122,9 +134,14 @@ def run_one(label, cmd, env, timeout):
             "heap_bytes": out["heap_bytes"],
             "low_jobs": out["low_jobs"],
             **summarise(out["samples"]),
+            "lower_jobs_ahead": ahead_summary(out["ahead"]),
             "extra": out["extra"],
         }
     )
+    stats = out["extra"].get("high_stats")
+    if stats:
+        # The core's own figure (start - release inside the scheduler), beside ours.
+        res["core_latency_max_us"] = stats[8]
     res["_samples"] = out["samples"]
     return res
 
@@ -300,7 +317,9 @@ def main(argv=None):
         else:
             print(
                 f"  {r['label']:<28} p50 {r['p50_us']:>7} p99 {r['p99_us']:>7} "
-                f"max {r['max_us']:>7} us  (others' cpu {r['other_cpu_load']})"
+                f"max {r['max_us']:>7} us  lower jobs ahead: mean "
+                f"{r['lower_jobs_ahead']['mean']} max {r['lower_jobs_ahead']['max']}"
+                f"  (others' cpu {r['other_cpu_load']})"
             )
     for s in data["skipped"]:
         print(f"  {s['label']:<28} skipped: {s['reason']}")

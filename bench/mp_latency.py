@@ -43,6 +43,9 @@ LOW_BUDGET_US = 1_050
 OVERHEAD_US = 20
 
 
+_RING = 16  # recent lower-job start times kept; more than can run in one high period
+
+
 def busy_until(t):
     while ticks_diff(t, ticks_us()) > 0:
         pass
@@ -61,19 +64,29 @@ class Workload:
         self.n = max(1, seconds * 1_000_000 // HIGH_PERIOD_US)
         # Preallocated so that recording a sample does not allocate.
         self.lat = [0] * self.n
+        # Lower jobs that started after the high release and before the high job: where the
+        # latency comes from (a priority scheduler should let none through).
+        self.ahead = [0] * self.n
+        self.low_start = [ticks_us()] * _RING
         self.i = 0
         self.low_jobs = 0
         self.done = False
 
     def low_job(self):
         start = ticks_us()
+        self.low_start[self.low_jobs % _RING] = start
+        self.low_jobs += 1
         churn()
         busy_until(ticks_add(start, LOW_EXEC_US))
-        self.low_jobs += 1
 
     def high_job(self, nominal):
         start = ticks_us()
         self.lat[self.i] = ticks_diff(start, nominal)
+        ahead = 0
+        for t in self.low_start:
+            if ticks_diff(t, nominal) >= 0:
+                ahead += 1
+        self.ahead[self.i] = ahead
         self.i += 1
         busy_until(ticks_add(start, HIGH_EXEC_US))
         if self.i >= self.n:
@@ -235,6 +248,7 @@ def main():
         "version": sys.version,
         "heap_bytes": heap_bytes(),
         "samples": w.lat[: w.i],
+        "ahead": w.ahead[: w.i],
         "low_jobs": w.low_jobs,
         "extra": extra,
     }

@@ -13,7 +13,9 @@ Reports p50/p99/max release latency (nearest-rank percentiles) per implementatio
 asyncio/aii ratio per runtime, and the goal checks; writes build/bench/latency.json (and the raw
 samples to build/bench/latency_samples.json).
 
-    python bench/latency.py [--quick] [--seconds N] [--heapsize 256K] [--rt]
+    python bench/latency.py [--quick] [--seconds N] [--rounds 5] [--heapsize 256K] [--rt]
+
+The implementations take turns: --rounds rounds of seconds/rounds each, samples pooled.
 
 --rt runs every workload process under SCHED_FIFO (`chrt -f 50`, needs root or CAP_SYS_NICE),
 so that other processes on a shared machine cannot preempt it; every implementation gets the
@@ -81,68 +83,83 @@ def ahead_summary(ahead):
     }
 
 
-def cpu_times():
+def busy_ticks():
+    """CPU time (clock ticks) the whole machine spent busy, from /proc/stat."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     # user nice system idle iowait irq softirq steal
-    busy = sum(fields[:3]) + sum(fields[5:8])
-    return busy, sum(fields[:8])
+    return sum(fields[:3]) + sum(fields[5:8])
 
 
-def run_one(label, cmd, env, timeout):
+def run_one(cmd, env, timeout):
     """Runs one workload process; notes how busy the rest of the machine was meanwhile."""
     hz = os.sysconf("SC_CLK_TCK")
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy0, total0 = cpu_times()
-    load = os.getloadavg()[0]
+    busy0 = busy_ticks()
     t0 = time.monotonic()
     try:
         r = subprocess.run(
             cmd, check=False, capture_output=True, text=True, env=env, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        return {"label": label, "error": f"timed out after {timeout} s"}
+        return {"error": f"timed out after {timeout} s"}
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy1, total1 = cpu_times()
+    busy1 = busy_ticks()
     own = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    ncpu = os.cpu_count() or 1
-    # CPU time of everything else on the machine, as a share of one CPU: > 0.1 means the
-    # figures were taken on a machine that was not quiet.
+    # CPU time of everything else on the machine, in CPUs.
     others = max(0.0, (busy1 - busy0) / hz - own) / wall if wall else 0.0
-    res = {
-        "label": label,
-        "cmd": " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd),
-        "wall_s": round(wall, 2),
-        "loadavg_1m_before": round(load, 2),
-        "other_cpu_load": round(others, 2),
-        "machine_busy_pct": round(100.0 * (busy1 - busy0) / max(1, total1 - total0), 1),
-        "cpus": ncpu,
-    }
+    res = {"wall_s": wall, "other_cpu_load": others}
     line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
     if r.returncode != 0 or line is None:
         res["error"] = (r.stderr or r.stdout).strip()[-1500:] or f"exit {r.returncode}"
         return res
-    out = json.loads(line[len("RESULT ") :])
-    if not out["samples"]:
+    res["out"] = json.loads(line[len("RESULT ") :])
+    if not res["out"]["samples"]:
         res["error"] = "no samples"
+    return res
+
+
+def aggregate(label, cmd, chunks):
+    """One implementation's result over all its rounds (samples pooled)."""
+    res = {
+        "label": label,
+        "cmd": " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd),
+        "rounds": len(chunks),
+        "wall_s": round(sum(c["wall_s"] for c in chunks if "wall_s" in c), 2),
+        # Mean CPU use of everything else during this implementation's runs: above 0.2 the
+        # tails measure preemption by other processes as much as the scheduler.
+        "other_cpu_load": round(sum(c.get("other_cpu_load", 0) for c in chunks) / len(chunks), 2),
+        "other_cpu_load_max": round(max(c.get("other_cpu_load", 0) for c in chunks), 2),
+    }
+    bad = next((c for c in chunks if "error" in c), None)
+    if bad:
+        res["error"] = bad["error"]
         return res
+    outs = [c["out"] for c in chunks]
+    samples = [x for o in outs for x in o["samples"]]
+    ahead = [x for o in outs for x in o["ahead"]]
     res.update(
         {
-            "runtime": out["runtime"],
-            "version": out["version"],
-            "heap_bytes": out["heap_bytes"],
-            "low_jobs": out["low_jobs"],
-            **summarise(out["samples"]),
-            "lower_jobs_ahead": ahead_summary(out["ahead"]),
-            "extra": out["extra"],
+            "runtime": outs[0]["runtime"],
+            "version": outs[0]["version"],
+            "heap_bytes": outs[0]["heap_bytes"],
+            "low_jobs": sum(o["low_jobs"] for o in outs),
+            **summarise(samples),
+            "p99_per_round_us": [summarise(o["samples"])["p99_us"] for o in outs],
+            "lower_jobs_ahead": ahead_summary(ahead),
+            "extra": [o["extra"] for o in outs],
         }
     )
-    stats = out["extra"].get("high_stats")
+    stats = [o["extra"]["high_stats"] for o in outs if "high_stats" in o["extra"]]
     if stats:
         # The core's own figure (start - release inside the scheduler), beside ours.
-        res["core_latency_max_us"] = stats[8]
-    res["_samples"] = out["samples"]
+        res["core_latency_max_us"] = max(st[8] for st in stats)
+        res["high_misses"] = sum(st[1] for st in stats)
+        res["low_misses"] = sum(o["extra"]["low_misses"] for o in outs)
+        res["low_overruns"] = sum(o["extra"]["low_overruns"] for o in outs)
+        res["gc_runs"] = sum(o["extra"]["info"][5] for o in outs)
+    res["_samples"] = samples
     return res
 
 
@@ -247,16 +264,24 @@ def rt_prefix():
     return [chrt, "-f", "50"]
 
 
-def run(seconds, heapsize, rt=False, quiet=False):
+def run(seconds, heapsize, rt=False, rounds=5, quiet=False):
     runs, skipped, env = plan(heapsize)
     prefix = rt_prefix() if rt else []
+    # Implementations take turns in short rounds, so that a change in the machine's load
+    # during the run falls on all of them alike.
+    rounds = max(1, min(rounds, seconds))
+    chunk = seconds // rounds
+    chunks = {label: [] for _, label, *_ in runs}
+    for k in range(rounds):
+        if not quiet:
+            print(f"latency: round {k + 1}/{rounds}, {chunk} s per implementation", flush=True)
+        for _, label, impl, pre, *extra_env in runs:
+            run_env = dict(env, **extra_env[0]) if extra_env else env
+            cmd = [*prefix, *pre, WORKLOAD, impl, str(chunk)]
+            chunks[label].append(run_one(cmd, run_env, timeout=chunk * 4 + 60))
     results = []
     for key, label, impl, pre, *extra_env in runs:
-        pre = prefix + pre
-        if not quiet:
-            print(f"latency: {label}, {seconds} s", flush=True)
-        run_env = dict(env, **extra_env[0]) if extra_env else env
-        r = run_one(label, [*pre, WORKLOAD, impl, str(seconds)], run_env, timeout=seconds * 4 + 60)
+        r = aggregate(label, [*prefix, *pre, WORKLOAD, impl, str(chunk)], chunks[label])
         r["key"] = key
         r["impl"] = impl
         if extra_env:
@@ -277,7 +302,8 @@ def run(seconds, heapsize, rt=False, quiet=False):
             "task beside seven 1 ms tasks at 7..13 ms periods with heap churn; nearest-rank "
             "percentiles in us"
         ),
-        "seconds_per_run": seconds,
+        "seconds_per_implementation": rounds * chunk,
+        "rounds": rounds,
         "micropython_heapsize": heapsize,
         "realtime_priority": "SCHED_FIFO 50" if rt else None,
         "machine": machine_info(),
@@ -308,9 +334,10 @@ def main(argv=None):
         "--heapsize", default="256K", help="MicroPython heap (-X heapsize), an MCU-sized default"
     )
     ap.add_argument("--rt", action="store_true", help="run the workloads under SCHED_FIFO")
+    ap.add_argument("--rounds", type=int, default=5, help="turns each implementation takes")
     args = ap.parse_args(argv)
     seconds = args.seconds or (2 if args.quick else 10)
-    data, path = run(seconds, args.heapsize, rt=args.rt)
+    data, path = run(seconds, args.heapsize, rt=args.rt, rounds=args.rounds)
     for r in data["results"]:
         if "error" in r:
             print(f"  {r['label']:<28} error: {r['error'].splitlines()[-1]}")
@@ -319,7 +346,7 @@ def main(argv=None):
                 f"  {r['label']:<28} p50 {r['p50_us']:>7} p99 {r['p99_us']:>7} "
                 f"max {r['max_us']:>7} us  lower jobs ahead: mean "
                 f"{r['lower_jobs_ahead']['mean']} max {r['lower_jobs_ahead']['max']}"
-                f"  (others' cpu {r['other_cpu_load']})"
+                f"  (others' cpu {r['other_cpu_load']}, max {r['other_cpu_load_max']})"
             )
     for s in data["skipped"]:
         print(f"  {s['label']:<28} skipped: {s['reason']}")

@@ -120,7 +120,7 @@ def main(argv=None):
         disp, _ = dispatch_cost.run(40000 if args.quick else 200000, [8, 32])
     except dispatch_cost.BenchError as e:
         failed.append(f"dispatch_cost: {e}")
-    lat, _ = latency.run(seconds, args.heapsize, rt=args.rt)
+    lat, _ = latency.run(seconds, args.heapsize, rt=args.rt, rounds=1 if args.quick else 5)
     failed += [f"latency {r['label']}: {r['error']}" for r in lat["results"] if "error" in r]
     print_tables(rows(lat, disp), goal_rows(lat, disp))
     print(f"JSON in {os.path.relpath(os.path.join(ROOT, 'build', 'bench'), os.getcwd())}/")

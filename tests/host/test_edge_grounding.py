@@ -87,11 +87,21 @@ def test_too_many_boxes_rejects_the_whole_result(astronaut):
 
 def test_blank_frame_supports_no_detection():
     blank = np.full((240, 320, 3), 200, np.uint8)
-    info, ent, comp = frame_info_bits(blank[..., 0])
-    assert info == ent == comp == 0
+    info, ent, comp, exact = frame_info_bits(blank[..., 0], enough=1.0)
+    assert info == ent == comp == 0 and exact
     v = ground(blank, [det((100.0, 60.0, 180.0, 160.0))])
     assert "information" in failed(v) and v.detections == []
     assert v.needed_bits == pytest.approx(bits_per_detection(320, 240))
+
+
+def test_information_early_stop_is_a_lower_bound(astronaut):
+    from aii_host.edge.grounding import grey
+
+    g = grey(astronaut)
+    full = frame_info_bits(g)
+    part = frame_info_bits(g, enough=1000.0)
+    assert full[3] and not part[3]
+    assert 1000.0 <= part[2] <= full[2] and part[1] == full[1]
 
 
 def test_information_bound_without_count_failure():

@@ -84,7 +84,7 @@ def test_on_time_run_records_stages_and_no_miss():
     st = r["stages_us"]
     assert (st["pre"]["p50"], st["invoke"]["p50"], st["post"]["p50"]) == (500, 3000, 500)
     assert st["total"]["max"] == 4000
-    assert r["stop_reason"] == "end of stream"
+    assert r["stop_reason"] == "frame count reached" and r["jobs"] == 20
 
 
 def test_overrun_without_miss_is_counted_but_no_policy():
@@ -92,7 +92,7 @@ def test_overrun_without_miss_is_counted_but_no_policy():
     # Frame 3 takes 4000 + 3000 = 7000 us: over the 5 ms budget, inside the 10 ms deadline.
     r = make(c, "stop-safely", slow=(3, 3000)).run(max_frames=10)
     assert r["overruns"] == 1 and r["misses"] == 0
-    assert r["frames"] == 10 and r["stop_reason"] == "end of stream"
+    assert r["frames"] == 10 and r["stop_reason"] == "frame count reached"
 
 
 def test_skip_next_frame_policy():
@@ -134,6 +134,28 @@ def test_stop_safely_policy_calls_hook_and_ends_run():
     r = job.run(max_frames=100)
     assert len(safe) == 1 and r["frames"] == 4
     assert r["stop_reason"] == "deadline miss at frame 4: stopped safely"
+
+
+def test_end_of_stream_stops_the_run():
+    c = VClock(start=1_000_000)
+    left = [3]
+
+    def frames():
+        left[0] -= 1
+        return None if left[0] < 0 else left[0]
+
+    job = jobs.InferenceJob(
+        fake(c, "x", (10, 10, 10)),
+        frames,
+        period_us=MS,
+        budget_us=100,
+        clock=c,
+        sleep=c.sleep,
+        tick_period=c.period,
+        sample_s=60,
+    )
+    r = job.run()
+    assert r["processed"] == 3 and r["stop_reason"] == "end of stream" and r["jobs"] == 4
 
 
 def test_bad_policy_and_missing_cheaper_model():

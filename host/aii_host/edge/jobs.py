@@ -9,7 +9,8 @@ overruns (execution > budget) through on_miss; on a miss the configured policy a
 - "lower-rate": the task is re-admitted with its period (and deadline) times rate_factor, up
   to max_period_us;
 - "cheaper-model": the pipeline is switched to the `cheaper` one (once);
-- "stop-safely": on_stop() is called (put outputs in a safe state) and the run ends.
+- "stop-safely": on_stop() is called (put outputs in a safe state) and the run ends;
+- "none": the miss is only recorded (benchmarks measure the miss rate this way).
 
 Every action is recorded in the report with the frame that caused it. Process memory and CPU
 use are sampled by psutil from a small thread while run() runs (never in the constructor).
@@ -24,7 +25,7 @@ import numpy as np
 from .. import sched as _sched
 from .errors import EdgeError
 
-POLICIES = ("skip-next-frame", "lower-rate", "cheaper-model", "stop-safely")
+POLICIES = ("skip-next-frame", "lower-rate", "cheaper-model", "stop-safely", "none")
 STAGES = ("pre", "invoke", "post")
 
 
@@ -219,6 +220,12 @@ class InferenceJob:
             self.sched.stop()
             return
         self.frame_no += 1
+        if self._left is not None:
+            # Stop after this frame, so no extra job runs just to learn the stream ended.
+            self._left -= 1
+            if self._left <= 0:
+                self.stop_reason = "frame count reached"
+                self.sched.stop()
         if self._skip_next:
             self._skip_next = False
             self.skipped_frames += 1
@@ -253,6 +260,8 @@ class InferenceJob:
         ev["action"] = self._apply_policy()
 
     def _apply_policy(self):
+        if self.policy == "none":
+            return "recorded"
         if self.policy == "skip-next-frame":
             self._skip_next = True
             return "skip next frame"
@@ -306,17 +315,7 @@ class InferenceJob:
         self._banked = []
         self.start_pipeline = self.pipeline.name
         self.start_period_us = self.period_us
-        if max_frames is not None:
-            src = self.frames
-            left = [max_frames]
-
-            def frames():
-                if left[0] <= 0:
-                    return None
-                left[0] -= 1
-                return src()
-
-            self.frames = frames
+        self._left = max_frames
         self._admit()
         sampler = _Sampler(self.sample_s)
         sampler.start()
@@ -326,8 +325,6 @@ class InferenceJob:
         finally:
             wall = time.monotonic() - t0
             sampler.stop()
-            if max_frames is not None:
-                self.frames = src
         if self.stop_reason is None:
             self.stop_reason = "duration reached"
         self._bank_stats()
@@ -337,6 +334,7 @@ class InferenceJob:
         # Scheduler statistics summed over every admission of the task (lower-rate re-admits).
         b = self._banked
         jobs = sum(s[0] for s in b)
+        lost = sum(s[3] + s[4] for s in b)
         resp_sum = sum(s[0] * s[7] for s in b)
         return {
             "pipeline": self.start_pipeline,
@@ -355,6 +353,8 @@ class InferenceJob:
             "misses": self.misses,
             "overruns": self.overruns,
             "miss_rate": round(self.misses / jobs, 5) if jobs else 0.0,
+            # Releases not served on time: late jobs plus releases skipped or dropped while behind.
+            "late_or_lost_rate": round((self.misses + lost) / (jobs + lost), 5) if jobs else 0.0,
             "resp_mean_us": round(resp_sum / jobs, 1) if jobs else 0.0,
             "resp_max_us": max((s[6] for s in b), default=0),
             "latency_max_us": max((s[8] for s in b), default=0),
@@ -364,3 +364,42 @@ class InferenceJob:
             "wall_s": round(wall_s, 3),
             "resources": sampler.summary(),
         }
+
+
+# --- measurement helpers shared by `aii edge-bench` and bench/edge_bench.py ---------------------
+
+
+def bare_loop(pipeline, frame, n, warmup=3):
+    """Runs the pipeline n times back to back, no scheduler; per-stage times in us."""
+    for _ in range(warmup):
+        pipeline.post(pipeline.invoke(pipeline.pre(frame)))
+    times = {k: [] for k in STAGES + ("total",)}
+    ns = time.perf_counter_ns
+    for _ in range(n):
+        t0 = ns()
+        x = pipeline.pre(frame)
+        t1 = ns()
+        y = pipeline.invoke(x)
+        t2 = ns()
+        pipeline.post(y)
+        t3 = ns()
+        times["pre"].append((t1 - t0) / 1000)
+        times["invoke"].append((t2 - t1) / 1000)
+        times["post"].append((t3 - t2) / 1000)
+        times["total"].append((t3 - t0) / 1000)
+    return times
+
+
+def job_run(pipeline, frame, n, deadline_us, budget_us=None, policy="none", overhead_us=0):
+    """n frames as a periodic deadline job (period = deadline); returns (report, job)."""
+    job = InferenceJob(
+        pipeline,
+        lambda: frame,
+        period_us=int(deadline_us),
+        deadline_us=int(deadline_us),
+        budget_us=int(min(deadline_us, budget_us or deadline_us)),
+        policy=policy,
+        overhead_us=overhead_us,
+        sample_s=0.25,
+    )
+    return job.run(max_frames=n), job

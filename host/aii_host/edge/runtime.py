@@ -45,8 +45,17 @@ def _backend():
 
 def _try_delegate(mod, libs):
     """The first delegate of libs that loads, as (delegate, lib, None), else (None, None, why)."""
+    import ctypes
+
     why = []
     for lib in libs:
+        # Look for the library first: LiteRT's Delegate raises from its own __del__ (a noisy
+        # "Exception ignored") when constructed for a library that is not there.
+        try:
+            ctypes.CDLL(lib)
+        except OSError as e:
+            why.append(f"{lib}: {str(e).strip()[:80] or 'not found'}")
+            continue
         try:
             return mod.load_delegate(lib), lib, None
         except (ValueError, OSError, RuntimeError) as e:

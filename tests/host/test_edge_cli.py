@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: MIT
+"""`aii detect` and `aii edge-bench` end to end (argument parsing, JSON, PNG files)."""
+
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_litert", reason="ai-edge-litert not installed")
+pytest.importorskip("skimage", reason="scikit-image not installed")
+
+from aii_host.edge import cli, facedet
+from aii_host.edge.errors import EdgeError
+
+ASTRONAUT_FACE = (182, 75, 272, 180)  # hand-labelled, as in test_edge_facedet.py
+
+
+def run(argv, capsys):
+    p = argparse.ArgumentParser(prog="aii")
+    sub = p.add_subparsers(dest="command")
+    cli.add_parsers(sub)
+    a = p.parse_args(argv)
+    rc = a.func(a)
+    return rc, capsys.readouterr().out
+
+
+def need_model():
+    if not os.path.isfile(facedet.default_model_path()):
+        pytest.skip("face model missing: run python tools/fetch_models.py")
+
+
+def test_detect_astronaut_json_and_png(tmp_path, capsys):
+    need_model()
+    png = tmp_path / "a.png"
+    rc, out = run(
+        [
+            "detect",
+            "skimage:astronaut",
+            "--deadline-ms",
+            "50",
+            "--json",
+            "--out",
+            str(png),
+            "--frames",
+            "2",
+        ],
+        capsys,
+    )
+    assert rc == 0
+    r = json.loads(out)
+    assert len(r["faces"]) == 1 and r["grounding"]["ok"]
+    iou = facedet.iou(np.array(r["faces"][0]["box"]), np.array([ASTRONAUT_FACE], float))[0]
+    assert iou >= 0.5
+    assert r["frames"] == 2 and set(r["stages_us"]) == {"pre", "invoke", "post", "total"}
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size == (512, 512)
+
+
+def test_detect_blank_image_file(tmp_path, capsys):
+    need_model()
+    from PIL import Image
+
+    src = tmp_path / "blank.png"
+    Image.fromarray(np.full((120, 160, 3), 77, np.uint8)).save(src)
+    rc, out = run(["detect", str(src), "--json", "--no-png", "--frames", "1"], capsys)
+    r = json.loads(out)
+    assert rc == 0 and r["faces"] == [] and r["annotated_png"] is None
+
+
+def test_detect_bad_inputs(tmp_path, capsys):
+    with pytest.raises(EdgeError, match="cannot read image"):
+        run(["detect", str(tmp_path / "nope.png")], capsys)
+    with pytest.raises(EdgeError, match="no scikit-image photo named"):
+        run(["detect", "skimage:nosuchphoto"], capsys)
+
+
+def test_edge_bench_built_model(tmp_path, capsys):
+    plot = tmp_path / "p.png"
+    rc, out = run(
+        [
+            "edge-bench",
+            "mobilenet:32",
+            "--frames",
+            "20",
+            "--json",
+            "--plot",
+            str(plot),
+            "--threads",
+            "1",
+        ],
+        capsys,
+    )
+    assert rc == 0
+    r = json.loads(out)
+    assert r["bare_us"]["total"]["n"] == 20 and r["job"]["processed"] == 20
+    assert r["deadline_rule"] == "1.5 x bare p50"
+    assert r["deadline_us"] == round(1.5 * r["bare_us"]["total"]["p50"])
+    assert 0.0 <= r["job"]["miss_rate"] <= 1.0
+    assert plot.stat().st_size > 1000
+
+
+def test_edge_bench_table_output(tmp_path, capsys):
+    rc, out = run(
+        ["edge-bench", "mobilenet:32", "--frames", "10", "--deadline-ms", "500", "--no-plot"],
+        capsys,
+    )
+    assert rc == 0 and "latency histogram" in out and "miss rate at 500000 us" in out

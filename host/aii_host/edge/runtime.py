@@ -172,9 +172,10 @@ class Model:
     def set_input(self, x, i=0):
         d = self.inputs[i]
         x = np.asarray(x)
-        if tuple(x.shape) != tuple(d["shape"]) or x.dtype != d["dtype"]:
+        want = tuple(int(v) for v in d["shape"])
+        if tuple(x.shape) != want or x.dtype != d["dtype"]:
             raise ModelError(
-                f"input {i} wants {tuple(d['shape'])} {np.dtype(d['dtype']).name}, "
+                f"input {i} wants {want} {np.dtype(d['dtype']).name}, "
                 f"got {tuple(x.shape)} {x.dtype.name}"
             )
         self._it.set_tensor(d["index"], x)

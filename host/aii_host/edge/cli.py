@@ -69,13 +69,13 @@ def _stage_rows(stages):
     ]
 
 
-def _print_table(title, cols, rows):
+def _print_table(title, cols, rows, left=(0,)):
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title=title)
     for i, c in enumerate(cols):
-        t.add_column(c, justify="left" if i == 0 else "right")
+        t.add_column(c, justify="left" if i in left else "right")
     for r in rows:
         t.add_row(*[f"{v:.1f}" if isinstance(v, float) else str(v) for v in r])
     Console().print(t)
@@ -258,6 +258,7 @@ def do_edge_bench(args):
         "latency histogram (bare loop, total per frame)",
         ("us", "frames", ""),
         histogram_rows(bare["total"], deadline_us),
+        left=(0, 2),
     )
     print(
         f"miss rate at {deadline_us} us: {report['misses']}/{report['jobs']} jobs late"

@@ -263,7 +263,7 @@ class FaceDetector:
         boxes = lb.to_image(boxes)
         kp = lb.to_image(kp.reshape(len(kp), NUM_KEYPOINTS * 2)).reshape(-1, NUM_KEYPOINTS, 2)
         return [
-            Detection(tuple(float(v) for v in b), float(s), [tuple(p) for p in k])
+            Detection(tuple(float(v) for v in b), float(s), [(float(p[0]), float(p[1])) for p in k])
             for b, s, k in zip(boxes, scores, kp)
         ]
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Runs every benchmark, writes build/bench/*.json and prints one table (`make bench`).
 
-    python bench/run_all.py [--quick] [--seconds N] [--rt]
+    python bench/run_all.py [--quick] [--seconds N] [--boost auto|none|nice|rt]
 
 --quick: 2 s per latency run and fewer callgrind dispatches (CI-sized, ~20 s in all).
 Default: 10 s per latency implementation (about a minute in all).
@@ -110,7 +110,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs (CI)")
     ap.add_argument("--seconds", type=int, help="seconds per latency implementation")
-    ap.add_argument("--rt", action="store_true", help="latency workloads under SCHED_FIFO")
+    ap.add_argument(
+        "--boost",
+        choices=("auto", "none", "nice", "rt"),
+        default="auto",
+        help="shield the latency workloads from other processes (see bench/latency.py)",
+    )
     ap.add_argument("--heapsize", default="256K", help="MicroPython heap for the latency runs")
     args = ap.parse_args(argv)
     seconds = args.seconds or (2 if args.quick else 10)
@@ -120,7 +125,7 @@ def main(argv=None):
         disp, _ = dispatch_cost.run(40000 if args.quick else 200000, [8, 32])
     except dispatch_cost.BenchError as e:
         failed.append(f"dispatch_cost: {e}")
-    lat, _ = latency.run(seconds, args.heapsize, rt=args.rt, rounds=1 if args.quick else 5)
+    lat, _ = latency.run(seconds, args.heapsize, boost=args.boost, rounds=1 if args.quick else 5)
     failed += [f"latency {r['label']}: {r['error']}" for r in lat["results"] if "error" in r]
     print_tables(rows(lat, disp), goal_rows(lat, disp))
     print(f"JSON in {os.path.relpath(os.path.join(ROOT, 'build', 'bench'), os.getcwd())}/")

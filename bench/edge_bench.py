@@ -168,6 +168,16 @@ def run(frames=200, rounds=3, thread_counts=None, rt=False):
             r["threads"] = t
             results.append(r)
     load1 = os.getloadavg()
+    from aii_host.edge.facedet import default_model_path
+
+    skipped = []
+    if not os.path.isfile(default_model_path()):
+        skipped.append(
+            {
+                "target": "face_detection_short_range",
+                "reason": "model missing: run tools/fetch_models.py",
+            }
+        )
     goals = []
     for r in results:
         label = f"{r['target']} x{r['threads']}"
@@ -197,6 +207,7 @@ def run(frames=200, rounds=3, thread_counts=None, rt=False):
         "loadavg_end": [round(v, 2) for v in load1],
         "machine_quiet": max(load0[0], load1[0]) < 0.5 * (os.cpu_count() or 1),
         "results": results,
+        "skipped": skipped,
         "goals": goals,
     }
     return out, write_json("edge-rt.json" if rt else "edge.json", out)

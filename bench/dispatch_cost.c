@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "aii_sched.h"
 
 static uint32_t rng_state = 0x9e3779b9u;
 

@@ -10,7 +10,7 @@ target_sources(usermod_aii INTERFACE
     ${AII_CORE_SRC}
 )
 
-# No include directory for core/: it would reach every file of the port, and core/sched.h would
-# shadow the system <sched.h>. mod_aii.c includes "core/sched.h" instead.
+# No include directory for core/: it would reach every file of the port, where a core header
+# could shadow a system one. mod_aii.c includes "core/aii_sched.h" and friends by path instead.
 
 target_link_libraries(usermod INTERFACE usermod_aii)

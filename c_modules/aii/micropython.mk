@@ -6,5 +6,5 @@ AII_MOD_DIR := $(USERMOD_DIR)
 SRC_USERMOD_C += $(AII_MOD_DIR)/mod_aii.c
 SRC_USERMOD_LIB_C += $(sort $(wildcard $(AII_MOD_DIR)/core/*.c))
 
-# No -I for core/: CFLAGS_USERMOD reaches every file of the port, and core/sched.h would shadow
-# the system <sched.h> (ports/unix includes it). mod_aii.c includes "core/sched.h" instead.
+# No -I for core/: CFLAGS_USERMOD reaches every file of the port, where a core header could
+# shadow a system one. mod_aii.c includes "core/aii_sched.h" and friends by path instead.

@@ -12,7 +12,7 @@
 #include "py/runtime.h"
 #include "py/smallint.h"
 
-#include "core/sched.h"
+#include "core/aii_sched.h"
 
 // Longest single idle wait when nothing is due (same as the host): bounds how long run() takes
 // to notice the end of a custom clock's world.

@@ -16,7 +16,7 @@ with open(os.path.join(_HERE, "_cdef_aii.h"), encoding="utf-8") as f:
 
 ffibuilder.set_source(
     "aii_host._aii",
-    '#include "sched.h"',
+    '#include "aii_sched.h"',
     # Relative paths: setuptools refuses absolute ones in an extension's sources.
     sources=sorted(os.path.relpath(f) for f in glob.glob(os.path.join(CORE_DIR, "*.c"))),
     include_dirs=[CORE_DIR],

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "sched.h"
+#include "aii_sched.h"
 
 static aii_sched_t sched;
 static aii_rta_result_t rta;
@@ -73,6 +73,10 @@ static void test_clock_wrap(void) {
         // A raw value a little in the past and in the future maps next to now.
         CHECK(aii_clock_from_raw(&c, (raw - 500) & masks[m]) == prev - 500);
         CHECK(aii_clock_from_raw(&c, (raw + 500) & masks[m]) == prev + 500);
+        // A counter that steps back a little holds the time; it is not a wrap forward.
+        CHECK(aii_clock_extend(&c, (raw - 900) & masks[m]) == prev);
+        CHECK(aii_clock_extend(&c, (raw - 10) & masks[m]) == prev);
+        CHECK(aii_clock_extend(&c, (raw + 5) & masks[m]) == prev + 5);
     }
 }
 

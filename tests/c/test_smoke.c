@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "sched.h"
+#include "aii_sched.h"
 
 static uint32_t initialised = 0x12345678u;
 static uint32_t zeroed[64];

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Fixed-priority, non-preemptive deadline scheduler. See sched.h for the driving loop.
+// Fixed-priority, non-preemptive deadline scheduler. See aii_sched.h for the driving loop.
 #include <stddef.h>
 #include <string.h>
 
-#include "sched.h"
+#include "aii_sched.h"
 
 // Admission gives up on a busy period longer than this (utilisation at or near 1).
 #ifndef AII_RTA_MAX_BUSY_US
@@ -30,9 +30,15 @@ aii_time_t aii_clock_extend(aii_clock_t *c, uint64_t raw) {
         // Start the extended count at the raw value so aii_clock_to_raw() is a mask.
         c->started = true;
         c->now = raw;
-    } else {
-        c->now += (raw - c->last_raw) & c->mask;
+        c->last_raw = raw;
+        return c->now;
     }
+    uint64_t delta = (raw - c->last_raw) & c->mask;
+    if (delta > (c->mask >> 1)) {
+        // A step back, not a wrap: hold until the counter passes the last reading again.
+        return c->now;
+    }
+    c->now += delta;
     c->last_raw = raw;
     return c->now;
 }
@@ -408,6 +414,7 @@ aii_status_t aii_rta_analyse(const aii_task_params_t *p, int n, uint32_t overhea
 void aii_sched_init(aii_sched_t *s, uint32_t overhead_us) {
     memset(s, 0, sizeof(*s));
     s->overhead_us = overhead_us;
+    s->method = AII_METHOD_DM;
     for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
         s->task[i].heap_pos = -1;
         s->level_task[i] = -1;

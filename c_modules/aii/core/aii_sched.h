@@ -39,7 +39,9 @@ typedef uint64_t aii_time_t;  // microseconds, extended, never wraps
 #define AII_TIME_NEVER (UINT64_MAX)
 
 // Extends a wrapping tick counter (period = mask + 1, a power of two) to 64 bits.
-// Must be called at least once per half period of the counter.
+// Must be called at least once per half period of the counter. A reading that is behind the
+// previous one (some ports' counters step back by a little; qemu's SysTick was seen to by up
+// to ~1 ms) holds the time instead of being taken for a whole wrap forward.
 typedef struct {
     uint64_t mask;
     uint64_t last_raw;
@@ -207,7 +209,8 @@ const char *aii_sched_param_error(const aii_sched_t *s, const aii_task_params_t 
 aii_status_t aii_sched_admit(const aii_sched_t *s, aii_rta_result_t *rta);
 
 // Releases a sporadic task. Safe to call from an interrupt handler: it touches only
-// counters that the dispatcher reads and never writes.
+// counters that the dispatcher reads and never writes. The increment is not atomic, so the
+// triggers of one task must come from one context (one interrupt handler, or the main loop).
 aii_status_t aii_sched_trigger(aii_sched_t *s, int id);
 
 // Moves due releases to the ready set and starts the highest-priority job at `now`.

@@ -72,6 +72,10 @@ def _parser():
         )
         setup(sp, seconds)
         sp.set_defaults(func=fn)
+    # Edge inference commands (detect, edge-bench) register their own parsers.
+    from .edge.cli import add_parsers as _edge_parsers
+
+    _edge_parsers(sub)
     return p
 
 

@@ -118,7 +118,7 @@ def run_one(cmd, env, timeout, session):
     own = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     # CPU time of everything else on the machine, in CPUs.
     others = max(0.0, (busy1 - busy0) / hz - own) / wall if wall else 0.0
-    res = {"wall_s": wall, "other_cpu_load": others}
+    res = {"wall_s": wall, "other_cpu_load": others, "cpu_share": own / wall if wall else 0.0}
     line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
     if r.returncode != 0 or line is None:
         res["error"] = (r.stderr or r.stdout).strip()[-1500:] or f"exit {r.returncode}"
@@ -140,6 +140,9 @@ def aggregate(label, cmd, chunks):
         # tails measure preemption by other processes as much as the scheduler.
         "other_cpu_load": round(sum(c.get("other_cpu_load", 0) for c in chunks) / len(chunks), 2),
         "other_cpu_load_max": round(max(c.get("other_cpu_load", 0) for c in chunks), 2),
+        # CPU time the workload process itself used, per second of wall time (the jobs alone
+        # need 0.75; a wait that spins before releases takes most of the rest).
+        "cpu_share": round(sum(c.get("cpu_share", 0) for c in chunks) / len(chunks), 2),
     }
     bad = next((c for c in chunks if "error" in c), None)
     if bad:

@@ -20,8 +20,6 @@ __version__ = "0.1.0"
 NATIVE = True
 
 __all__ = [
-    "AIIError",
-    "AdmissionError",
     "CONTINUE",
     "DROP",
     "DROPPED",
@@ -30,6 +28,8 @@ __all__ = [
     "NATIVE",
     "OVERRUN",
     "SKIP",
+    "AIIError",
+    "AdmissionError",
     "Scheduler",
     "ticks_us",
 ]

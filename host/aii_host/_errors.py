@@ -34,6 +34,32 @@ class AdmissionError(AIIValueError):
     """Admission control refused the task set; the scheduler is unchanged."""
 
 
+class InsufficientError(AIIValueError):
+    """The ledger refused to overdraw a non-negative account; nothing changed."""
+
+
+class CorruptError(AIIValueError):
+    """A journal record or checkpoint does not check out (CRC, sequence, hash, contents)."""
+
+
+class BalanceError(AIIRuntimeError):
+    """A balance equation does not hold.
+
+    args == (message, quantity, expected, actual, delta), exact ints; delta = actual - expected.
+    """
+
+    def __init__(self, quantity, expected, actual):
+        delta = actual - expected
+        super().__init__(
+            "quantity %d: actual %d != expected %d" % (quantity, actual, expected),
+            quantity,
+            expected,
+            actual,
+            delta,
+        )
+        self.quantity, self.expected, self.actual, self.delta = quantity, expected, actual, delta
+
+
 # Status codes from c_modules/aii/core/aii_status.h; kept as plain ints so this module does not
 # need the compiled extension.
 OK = 0
@@ -44,6 +70,10 @@ ERR_NOT_FOUND = -3
 ERR_UNSCHEDULABLE = -4
 ERR_STATE = -5
 ERR_OVERFLOW = -6
+ERR_INSUFFICIENT = -7
+ERR_VIOLATION = -8
+ERR_CORRUPT = -9
+ERR_EXISTS = -10
 
 _BY_STATUS = {
     ERR_ARG: (AIIValueError, "invalid argument"),
@@ -55,15 +85,34 @@ _BY_STATUS = {
 }
 
 
+# The ledger's statuses. Messages depend on the operation, so ledger.py always passes one;
+# ERR_VIOLATION is raised as BalanceError with its numbers, not through this table.
+_LEDGER = {
+    ERR_ARG: AIIValueError,
+    ERR_NOT_FOUND: NotFoundError,
+    ERR_EXISTS: AIIValueError,
+    ERR_FULL: AIIRuntimeError,
+    ERR_STATE: AIIRuntimeError,
+    ERR_OVERFLOW: AIIOverflowError,
+    ERR_INSUFFICIENT: InsufficientError,
+    ERR_CORRUPT: CorruptError,
+}
+
+
+def ledger_error(status, msg):
+    """The exception for a failed ledger or fixed-point call (status < 0)."""
+    return _LEDGER.get(status, AIIError)(msg)
+
+
 def check(status, msg=None):
     """Returns status when it is OK or IDLE, else raises the matching exception."""
     if status >= 0:
         return status
-    cls, default = _BY_STATUS.get(status, (AIIError, "error %d" % status))
+    cls, default = _BY_STATUS.get(status, (AIIError, f"error {status}"))
     raise cls(msg or default)
 
 
 def admission_error(task, wcrt_us, deadline_us, never):
     """The AdmissionError for a failed analysis (wcrt_us == never: the busy period is unbounded)."""
     r = "inf" if wcrt_us == never else str(wcrt_us)
-    return AdmissionError("task %d: worst-case response %s us > deadline %d us" % (task, r, deadline_us))
+    return AdmissionError(f"task {task}: worst-case response {r} us > deadline {deadline_us} us")

@@ -13,11 +13,16 @@ from . import sched
 # CPython spends tens of microseconds per dispatch; the analysis must know it.
 DEMO_OVERHEAD_US = 200
 
+
 def _busy(us):
     # Stands in for computation: spins, so the job really occupies the processor.
     end = time.perf_counter_ns() + us * 1000
     while time.perf_counter_ns() < end:
         pass
+
+
+def _job(work_us):
+    return lambda: _busy(work_us)
 
 
 def _demo_tasks():
@@ -48,8 +53,16 @@ def _table_stats(s, names, specs):
         kind, period, budget = specs[tid]
         jobs, miss, over, _drop, _skip, rmin, rmax, rmean, lat, ex = st
         t.add_row(
-            "%s (%d)" % (names[tid], tid), kind, str(period), str(budget), str(jobs),
-            str(miss), str(over), "%d/%d/%d" % (rmin, rmean, rmax), str(lat), str(ex),
+            f"{names[tid]} ({tid})",
+            kind,
+            str(period),
+            str(budget),
+            str(jobs),
+            str(miss),
+            str(over),
+            f"{rmin}/{rmean}/{rmax}",
+            str(lat),
+            str(ex),
         )
     return t
 
@@ -59,7 +72,9 @@ def _table_admit(s, names):
     for col in ("task", "tid", "level", "wcrt", "deadline", "blocking", "jobs in busy period"):
         t.add_column(col, justify="left" if col == "task" else "right")
     for tid, level, wcrt, deadline, blocking, jobs in s.admit():
-        t.add_row(names[tid], str(tid), str(level), str(wcrt), str(deadline), str(blocking), str(jobs))
+        t.add_row(
+            names[tid], str(tid), str(level), str(wcrt), str(deadline), str(blocking), str(jobs)
+        )
     return t
 
 
@@ -77,7 +92,7 @@ def do_sched_demo(args):
     names, specs = {}, {}
     button = None
     for name, kind, period, budget, work in _demo_tasks():
-        job = (lambda us: lambda: _busy(us))(work)
+        job = _job(work)
         if kind == "periodic":
             tid = s.add(job, budget_us=budget, period_us=period)
         else:
@@ -98,10 +113,9 @@ def do_sched_demo(args):
     console.print(_table_stats(s, names, specs))
     console.print(_table_admit(s, names))
     console.print(
-        "priorities: %s, %d tasks, %d jobs (%d this run), %d misses, %d dispatches, "
-        "%d idle collections; events: %d miss, %d overrun, %d dropped"
-        % (method, n_tasks, jobs, n, misses, dispatches, gc_runs,
-           events[sched.MISS], events[sched.OVERRUN], events[sched.DROPPED])
+        f"priorities: {method}, {n_tasks} tasks, {jobs} jobs ({n} this run), {misses} misses, "
+        f"{dispatches} dispatches, {gc_runs} idle collections; events: {events[sched.MISS]} miss, "
+        f"{events[sched.OVERRUN]} overrun, {events[sched.DROPPED]} dropped"
     )
     return 0
 

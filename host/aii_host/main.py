@@ -39,9 +39,11 @@ _COMMANDS = {
         _args_sched_demo,
         2.0,
         "run a small task set on the host scheduler and print its statistics",
-        "Admits four tasks (three periodic, one sporadic released by a simulated button thread),\n"
-        "runs them on aii_host.Scheduler (the firmware's C core through cffi) and prints a\n"
-        "table of per-task statistics and the admission analysis (worst-case response times).",
+        (
+            "Admits four tasks (three periodic, one sporadic released by a simulated button thread),\n"
+            "runs them on aii_host.Scheduler (the firmware's C core through cffi) and prints a\n"
+            "table of per-task statistics and the admission analysis (worst-case response times)."
+        ),
     ),
     "demo": (
         commands.do_demo,
@@ -67,7 +69,7 @@ def _parser():
             name,
             help=help_,
             description=desc,
-            epilog="example:\n  aii %s --seconds 3" % name,
+            epilog=f"example:\n  aii {name} --seconds 3",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         setup(sp, seconds)
@@ -89,7 +91,7 @@ def main(argv=None):
         return args.func(args) or 0
     except AIIError as e:
         # One place where library errors become a message and an exit code.
-        print("aii: %s" % e, file=sys.stderr)
+        print(f"aii: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

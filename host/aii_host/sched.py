@@ -47,15 +47,15 @@ def _int(v):
     try:
         return operator.index(v)
     except TypeError:
-        raise AIITypeError("can't convert %s to int" % type(v).__name__) from None
+        raise AIITypeError(f"can't convert {type(v).__name__} to int") from None
 
 
 def _u32(name, v):
     v = _int(v)
     if v < 0:
-        raise AIIValueError("%s must be >= 0" % name)
+        raise AIIValueError(f"{name} must be >= 0")
     if v > _U32_MAX:
-        raise AIIValueError("%s out of range" % name)
+        raise AIIValueError(f"{name} out of range")
     return v
 
 
@@ -122,12 +122,19 @@ class Scheduler:
     # --- time -------------------------------------------------------------------------------
 
     def _now(self):
-        return lib.aii_clock_extend(self._clk, _int(self._clock()) & self._mask)
+        clk = self._clk
+        raw = _int(self._clock()) & self._mask
+        # A counter that steps back a little (the qemu port's ticks_us does, by up to a
+        # millisecond) must not read as a whole wrap forward: hold the time instead. The clock is
+        # read at least every quarter period, so a step of half a period or more is such a glitch.
+        if clk.started and ((raw - clk.last_raw) & self._mask) > self._mask >> 1:
+            raw = clk.last_raw
+        return lib.aii_clock_extend(clk, raw)
 
     def _raw(self, name, v):
         v = _int(v)
         if not 0 <= v <= self._mask:
-            raise AIIValueError("%s out of range" % name)
+            raise AIIValueError(f"{name} out of range")
         return lib.aii_clock_from_raw(self._clk, v)
 
     # --- task set ---------------------------------------------------------------------------
@@ -232,8 +239,8 @@ class Scheduler:
     def _drain(self):
         ev = self._ev
         while lib.aii_sched_event_pop(self._s, ev):
-            if ev.kind == DROPPED and not lib.aii_sched_task_used(self._s, ev.task):
-                self._forget(ev.task)  # a dropped one-shot is gone
+            if not lib.aii_sched_task_used(self._s, ev.task):
+                self._forget(ev.task)  # a dropped one-shot
             if self._on_miss is not None:
                 self._on_miss(ev.task, ev.kind, ev.detail)
 

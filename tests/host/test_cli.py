@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: MIT
+"""The `aii` command line, run as a person would (python -m aii_host == the aii script)."""
+
+import subprocess
+import sys
+
+import pytest
+
+aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
+
+
+def _aii(*args, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "aii_host", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version():
+    out = _aii("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == "aii " + aii_host.__version__
+
+
+def test_help_teaches():
+    out = _aii("--help")
+    assert out.returncode == 0
+    for word in ("sched-demo", "demo", "examples:", "aii sched-demo --seconds 5"):
+        assert word in out.stdout
+    sub = _aii("sched-demo", "--help")
+    assert sub.returncode == 0
+    assert "--seconds" in sub.stdout and "--overhead-us" in sub.stdout and "example:" in sub.stdout
+
+
+def test_no_command_prints_help():
+    out = _aii()
+    assert out.returncode == 2
+    assert "usage: aii" in out.stdout
+
+
+def test_bad_option():
+    out = _aii("sched-demo", "--seconds", "soon")
+    assert out.returncode == 2
+    assert "invalid float value" in out.stderr
+
+
+@pytest.mark.parametrize("cmd", ["demo", "sched-demo"])
+def test_demo_runs_and_reports(cmd):
+    out = _aii(cmd, "--seconds", "0.3")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for word in (
+        "tasks (times in us)",
+        "admission analysis",
+        "sensor",
+        "control",
+        "button",
+        "logger",
+    ):
+        assert word in text
+    # the summary line counts the jobs that ran: 0.3 s of a 10 ms task is far more than 5
+    summary = [line for line in text.splitlines() if line.startswith("priorities:")]
+    assert summary, text
+    jobs = int(summary[0].split(" jobs")[0].rsplit(" ", 1)[1])
+    assert jobs > 5
+
+
+def test_demo_refused_set_is_a_clean_error():
+    # An absurd overhead makes the demo set unschedulable: a message, not a traceback.
+    out = _aii("sched-demo", "--seconds", "0.1", "--overhead-us", "20000")
+    assert out.returncode == 1
+    assert out.stderr.startswith("aii: task ")
+    assert "worst-case response" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,7 +1,29 @@
 # SPDX-License-Identifier: MIT
-"""AII on CPython: the same scheduler as the firmware (cffi over its C core) and the aii CLI."""
+"""AII on CPython: the firmware's scheduler and ledger (cffi over its C core) and the aii CLI."""
 
-from ._errors import AdmissionError, AIIError
+from ._errors import AdmissionError, AIIError, BalanceError, CorruptError, InsufficientError
+from .ledger import (
+    CREDIT,
+    DEC,
+    DIGEST_SIZE,
+    HOLD,
+    JOURNAL,
+    MAX_ACCOUNTS,
+    MAX_HOLDS,
+    MAX_QTY,
+    RECORD_SIZE,
+    SEGMENT,
+    Ledger,
+    Q,
+    check_sum,
+    exact_sum,
+    fx_div,
+    fx_format,
+    fx_mul,
+    fx_muldiv,
+    fx_parse,
+    fx_rescale,
+)
 from .sched import (
     CONTINUE,
     DROP,
@@ -21,15 +43,38 @@ NATIVE = True
 
 __all__ = [
     "CONTINUE",
+    "CREDIT",
+    "DEC",
+    "DIGEST_SIZE",
     "DROP",
     "DROPPED",
+    "HOLD",
+    "JOURNAL",
+    "MAX_ACCOUNTS",
+    "MAX_HOLDS",
+    "MAX_QTY",
     "MAX_TASKS",
     "MISS",
     "NATIVE",
     "OVERRUN",
+    "RECORD_SIZE",
+    "SEGMENT",
     "SKIP",
     "AIIError",
     "AdmissionError",
+    "BalanceError",
+    "CorruptError",
+    "InsufficientError",
+    "Ledger",
+    "Q",
     "Scheduler",
+    "check_sum",
+    "exact_sum",
+    "fx_div",
+    "fx_format",
+    "fx_mul",
+    "fx_muldiv",
+    "fx_parse",
+    "fx_rescale",
     "ticks_us",
 ]

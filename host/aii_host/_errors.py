@@ -51,7 +51,7 @@ class BalanceError(AIIRuntimeError):
     def __init__(self, quantity, expected, actual):
         delta = actual - expected
         super().__init__(
-            "quantity %d: actual %d != expected %d" % (quantity, actual, expected),
+            f"quantity {quantity}: actual {actual} != expected {expected}",
             quantity,
             expected,
             actual,

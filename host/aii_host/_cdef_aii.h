@@ -14,12 +14,7 @@ typedef enum {
 
 typedef uint64_t aii_time_t;
 
-typedef struct {
-    uint64_t mask;
-    uint64_t last_raw;
-    bool started;
-    ...;
-} aii_clock_t;
+typedef struct { ...; } aii_clock_t;
 
 void aii_clock_init(aii_clock_t *c, uint64_t mask);
 aii_time_t aii_clock_extend(aii_clock_t *c, uint64_t raw);

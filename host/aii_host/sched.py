@@ -122,14 +122,8 @@ class Scheduler:
     # --- time -------------------------------------------------------------------------------
 
     def _now(self):
-        clk = self._clk
-        raw = _int(self._clock()) & self._mask
-        # A counter that steps back a little (the qemu port's ticks_us does, by up to a
-        # millisecond) must not read as a whole wrap forward: hold the time instead. The clock is
-        # read at least every quarter period, so a step of half a period or more is such a glitch.
-        if clk.started and ((raw - clk.last_raw) & self._mask) > self._mask >> 1:
-            raw = clk.last_raw
-        return lib.aii_clock_extend(clk, raw)
+        # The core holds the time when the counter steps back a little (qemu's ticks_us does).
+        return lib.aii_clock_extend(self._clk, _int(self._clock()) & self._mask)
 
     def _raw(self, name, v):
         v = _int(v)

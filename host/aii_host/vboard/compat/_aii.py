@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: MIT
+"""`_aii` on a simulated board: the cffi build of the same C core (aii_host) stands in for the
+native module, so firmware/aii/__init__.py runs unchanged and re-exports it as `aii`."""
+
+import types as _types
+
+import aii_host as _h
+
+for _n in dir(_h):
+    if not _n.startswith("_") and not isinstance(getattr(_h, _n), _types.ModuleType):
+        globals()[_n] = getattr(_h, _n)
+del _n, _h, _types

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""AII node application (docs/protocol.md)."""

@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: MIT
+"""Protocol frames (docs/protocol.md §1): `@<ver>|<seq>|<kind>|<body>|<mac>*<crc>\n`.
+
+Parsing never raises anything but FrameError, whose code and seq make the error answer.
+"""
+
+try:
+    from binascii import crc32 as _crc32
+except ImportError:  # ports built without MICROPY_PY_BINASCII_CRC32
+    _crc32 = None
+
+VERSION = 1
+MAX_FRAME = 1024  # whole line, '@' to '\n' included
+SEQ_MAX = 2147483647
+
+E_FRAME = 1
+E_CRC = 2
+E_TOO_LONG = 3
+E_VERSION = 4
+E_UNKNOWN = 5
+E_ARGS = 6
+E_AUTH = 7
+E_REPLAY = 8
+E_LEDGER = 9
+E_STATE = 10
+E_INTERNAL = 11
+
+_NIBBLE = (
+    0x00000000,
+    0x1DB71064,
+    0x3B6E20C8,
+    0x26D930AC,
+    0x76DC4190,
+    0x6B6B51F4,
+    0x4DB26158,
+    0x5005713C,
+    0xEDB88320,
+    0xF00F9344,
+    0xD6D6A3E8,
+    0xCB61B38C,
+    0x9B64C2B0,
+    0x86D3D2D4,
+    0xA00AE278,
+    0xBDBDF21C,
+)
+
+
+def crc32(data):
+    """CRC-32 (zlib polynomial) of bytes."""
+    if _crc32 is not None:
+        return _crc32(data) & 0xFFFFFFFF
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        c = (c >> 4) ^ _NIBBLE[c & 15]
+        c = (c >> 4) ^ _NIBBLE[c & 15]
+    return c ^ 0xFFFFFFFF
+
+
+class FrameError(Exception):
+    def __init__(self, code, msg, seq=0):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.seq = seq
+
+
+def _printable(b):
+    for c in b:
+        if c < 0x20 or c > 0x7E:
+            return False
+    return True
+
+
+def _decimal(s):
+    # int() would accept '+1', ' 1', '1_0'; the wire format allows digits only.
+    if not s or len(s) > 10:
+        return -1
+    for c in s:
+        if c < 0x30 or c > 0x39:
+            return -1
+    return int(s)
+
+
+def _kind_ok(s):
+    if not s or len(s) > 16:
+        return False
+    for c in s:
+        if not (0x61 <= c <= 0x7A or c == 0x5F):
+            return False
+    return True
+
+
+def signed_part(seq, kind, body):
+    """The bytes the MAC covers: `<ver>|<seq>|<kind>|<body>`."""
+    return b"%d|%d|%s|%s" % (VERSION, seq, kind, body)
+
+
+def build(seq, kind, body, mac=b"-"):
+    """A frame as bytes; kind, body and mac are bytes (body is already JSON text)."""
+    payload = signed_part(seq, kind, body) + b"|" + mac
+    line = b"@%s*%08x\n" % (payload, crc32(payload))
+    if len(line) > MAX_FRAME or not _printable(line[:-1]):
+        raise ValueError("frame too long or not printable")
+    return line
+
+
+class Frame:
+    __slots__ = ("body", "kind", "mac", "seq", "signed")
+
+    def __init__(self, seq, kind, body, mac, signed):
+        self.seq = seq
+        self.kind = kind  # bytes
+        self.body = body  # bytes (JSON text)
+        self.mac = mac  # bytes: b"-" or 64 hex digits
+        self.signed = signed  # bytes the MAC covers
+
+
+def parse(line):
+    """Frame from one line (bytes, '\\n' stripped or not); raises FrameError."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if len(line) + 1 > MAX_FRAME:
+        raise FrameError(E_TOO_LONG, "frame too long")
+    if not line.startswith(b"@"):
+        raise FrameError(E_FRAME, "not a frame")
+    if not _printable(line):
+        raise FrameError(E_FRAME, "not printable ascii")
+    star = line.rfind(b"*")
+    if star < 0:
+        raise FrameError(E_FRAME, "no crc")
+    payload = line[1:star]
+    crc = line[star + 1 :]
+    # The seq is read before the CRC check so that errors can echo it when it is readable.
+    f = payload.split(b"|", 3)
+    seq = _decimal(f[1]) if len(f) > 1 else -1
+    eseq = seq if 0 < seq <= SEQ_MAX else 0
+    if len(crc) != 8 or _decimal_hex(crc) < 0:
+        raise FrameError(E_FRAME, "bad crc field", eseq)
+    if _decimal_hex(crc) != crc32(payload):
+        raise FrameError(E_CRC, "crc mismatch", eseq)
+    if len(f) != 4:
+        raise FrameError(E_FRAME, "missing fields", eseq)
+    bar = f[3].rfind(b"|")
+    if bar < 0:
+        raise FrameError(E_FRAME, "missing fields", eseq)
+    ver = _decimal(f[0])
+    if ver != VERSION:
+        raise FrameError(E_VERSION, "unsupported version (node speaks 1)", eseq)
+    if eseq == 0:
+        raise FrameError(E_FRAME, "bad seq", 0)
+    if not _kind_ok(f[2]):
+        raise FrameError(E_FRAME, "bad kind", eseq)
+    body = f[3][:bar]
+    mac = f[3][bar + 1 :]
+    if mac != b"-" and len(mac) != 64:
+        raise FrameError(E_FRAME, "bad mac field", eseq)
+    return Frame(seq, f[2], body, mac, payload[: len(payload) - len(mac) - 1])
+
+
+def _decimal_hex(s):
+    # Lowercase hex only, so that each CRC has exactly one spelling.
+    v = 0
+    for c in s:
+        if 0x30 <= c <= 0x39:
+            v = v * 16 + c - 0x30
+        elif 0x61 <= c <= 0x66:
+            v = v * 16 + c - 0x57
+        else:
+            return -1
+    return v

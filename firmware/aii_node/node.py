@@ -1,0 +1,432 @@
+# SPDX-License-Identifier: MIT
+"""The node (docs/protocol.md): config, ledger, scheduled tasks, console and persistence.
+
+Config is a JSON file on the device (docs/protocol.md §8). The heartbeat, the console reader
+and the user tasks are all jobs of one aii.Scheduler; Ctrl-C stops it after persisting.
+"""
+
+import json
+import sys
+from binascii import hexlify, unhexlify
+
+import aii
+
+from . import console, proto
+from .events import Events
+from .frame import E_ARGS, E_STATE, E_TOO_LONG, build
+from .store import RECORD, Store
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython without the simulated board's time shim (unit tests)
+    import time as _t
+
+    def ticks_ms():
+        return int(_t.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+VERSION = "0.1.0"
+CONFIG = "aii_node.json"
+SETTABLE = ("offline_after", "console_writes", "label")
+
+
+def _stdout_write(data):
+    out = getattr(sys.stdout, "buffer", None)
+    if out is not None:
+        out.write(data)
+        if hasattr(out, "flush"):
+            out.flush()
+    else:
+        sys.stdout.write(data.decode())
+
+
+class Node:
+    def __init__(
+        self, config_path=CONFIG, data_dir=None, reader=None, write=None, fs=None, fs_open=None
+    ):
+        self.config_path = config_path
+        self.fs_open = fs_open or open
+        with open(config_path, "rb") as f:
+            self.cfg_bytes = f.read()
+        cfg = json.loads(self.cfg_bytes)
+        self.cfg = cfg
+        self.node_id = cfg.get("node", "node")
+        self.key = unhexlify(cfg["key"]) if cfg.get("key") else b""
+        self.events = Events(cfg.get("events", 32), cfg.get("offline_after", 3))
+        self.store = Store(
+            data_dir or cfg.get("data_dir", "aii_data"), fs, fs_open, cfg.get("compact_at", 64)
+        )
+        self.reader = reader
+        self.write = write or _stdout_write
+        self.sched = None
+        self.tasks = []  # (tid, name, period_us, budget_us)
+        self.errors = 0  # exceptions caught in handlers (see status)
+        self.last_error = ""
+        self.reset_requested = False
+        self.t_last = ticks_ms()
+        self.uptime = 0
+        self.refused = {}
+        self.boot()
+
+    # ---- boot and persistence ----
+    def boot(self):
+        led, saved = self.store.recover(aii.Ledger)
+        if led is None:
+            led = aii.Ledger()
+        self.ledger = led
+        self._ensure_config_objects()
+        self.session = proto.Session(saved)
+        if proto.resolve_intent(self.session, saved, self.ledger_seq()) or (
+            saved and saved.get("intent")
+        ):
+            self.store.save_session(self.session.to_json())
+        self.persist()
+
+    def _ensure_config_objects(self):
+        # Creates what the config names and the ledger lacks: a first boot, an interrupted one,
+        # or a config that gained an account. Existing balances are never touched.
+        led = self.ledger
+        for q in self.cfg.get("quantities", []):
+            try:
+                led.quantity(q["name"])
+            except ValueError:
+                if "bits" in q:
+                    led.add_quantity(q["name"], bits=q["bits"])
+                else:
+                    led.add_quantity(q["name"], digits=q.get("digits", 0))
+            self.persist()
+        for a in self.cfg.get("accounts", []):
+            try:
+                led.account(a["name"])
+            except ValueError:
+                q = led.quantity(a["quantity"])
+                init = a.get("initial", 0)
+                if type(init) is str:
+                    init = aii.fx_parse(init, led.format(q))
+                led.open(a["name"], q, initial=init, non_negative=a.get("non_negative", True))
+            self.persist()
+
+    def persist(self):
+        self.store.sync(self.ledger)
+
+    def ledger_seq(self):
+        return self.ledger.info()[0]
+
+    # ---- ledger operations (shared by console and protocol) ----
+    def account_id(self, name):
+        try:
+            return self.ledger.account(name)
+        except ValueError:
+            raise proto.ProtoError(E_ARGS, "no such account")
+
+    def quantity_id(self, name):
+        try:
+            return self.ledger.quantity(name)
+        except ValueError:
+            raise proto.ProtoError(E_ARGS, "no such quantity")
+
+    def parse_amount(self, q, text):
+        return aii.fx_parse(text, self.ledger.format(q))
+
+    def _stamp(self):
+        now = ticks_ms()
+        self.uptime += ticks_diff(now, self.t_last)
+        self.t_last = now
+        self.ledger.set_time(self.uptime)
+
+    def move(self, op, a, q, amount, b=None, txid=None):
+        if amount <= 0 or amount > 0x7FFFFFFFFFFFFFFF:
+            raise proto.ProtoError(E_ARGS, "amount must be 1 .. 2**63-1")
+        self._stamp()
+        led = self.ledger
+        if op == "transfer":
+            led.transfer(a, b, q, amount)
+        elif op == "inflow":
+            led.inflow(a, q, amount)
+        elif op == "outflow":
+            led.outflow(a, q, amount)
+        elif op == "hold":
+            led.hold(txid, a, q, amount)
+        else:
+            led.prepare(txid, a, q, amount)
+        return {"seq": self.ledger_seq()}
+
+    def finish(self, op, txid):
+        led = self.ledger
+        try:
+            led.hold_info(txid)
+        except ValueError:
+            raise proto.ProtoError(E_STATE, "no such transaction")
+        self._stamp()
+        if op == "settle":
+            led.settle(txid)
+        else:
+            led.release(txid)
+        return {"seq": self.ledger_seq()}
+
+    # ---- views ----
+    def _names(self):
+        return [a["name"] for a in self.cfg.get("accounts", [])]
+
+    def status(self):
+        try:
+            import gc
+
+            mem = gc.mem_free()
+        except (ImportError, AttributeError):
+            mem = -1
+        self._stamp()
+        return {
+            "node": self.node_id,
+            "uptime_ms": self.uptime,
+            "seq": self.ledger_seq(),
+            "digest": hexlify(self.ledger.digest()).decode(),
+            "mem_free": mem,
+            "offline": self.events.offline,
+            "events": self.events.last,
+            "dropped": self.events.dropped,
+            "errors": self.errors,
+        }
+
+    def task_rows(self):
+        rows = []
+        for tid, name, _, _ in self.tasks:
+            s = self.sched.stats(tid)
+            rows.append([name, s[0], s[1], s[2], s[6], s[8]])
+        return rows
+
+    def task_table(self):
+        rows = []
+        for (tid, name, period, budget), r in zip(self.tasks, self.task_rows()):
+            rows.append([name, period, budget] + r[1:])
+        return rows
+
+    def ledger_view(self, human=False):
+        led = self.ledger
+        accounts, by_id = [], {}
+        for name in self._names():
+            try:
+                aid = led.account(name)
+            except ValueError:
+                continue
+            by_id[aid] = name
+            qname = self._qty_of(name)
+            bal = led.balance(aid)
+            if human:
+                bal = aii.fx_format(bal, led.format(led.quantity(qname)))
+            accounts.append([name, qname, bal])
+        holds = []
+        for txid, aid, amount, kind in led.holds():
+            holds.append(
+                [txid, by_id.get(aid, aid), amount, "hold" if kind == aii.HOLD else "credit"]
+            )
+        return {"accounts": accounts, "holds": holds, "digest": hexlify(led.digest()).decode()}
+
+    def _qty_of(self, name):
+        for a in self.cfg.get("accounts", []):
+            if a["name"] == name:
+                return a["quantity"]
+        return "?"
+
+    def journal_range(self, lo, hi, limit):
+        data = self.store.read_file("journal.bin") or b""
+        out, first, more = [], self.ledger_seq() + 1, False
+        for i in range(0, len(data) - RECORD + 1, RECORD):
+            seq = int.from_bytes(data[i : i + 4], "little")
+            if i == 0:
+                first = seq
+            if lo <= seq <= hi:
+                if len(out) >= limit:
+                    more = True
+                    break
+                out.append(data[i : i + RECORD])
+        return b"".join(out), first, more
+
+    def fw_digest(self):
+        import hashlib
+
+        return hexlify(hashlib.sha256(b"aii_node " + VERSION.encode()).digest()[:16]).decode()
+
+    def cfg_digest(self):
+        import hashlib
+
+        return hexlify(hashlib.sha256(self.cfg_bytes).digest()[:16]).decode()
+
+    # ---- config ----
+    def config_public(self):
+        out = {}
+        for k in self.cfg:
+            v = self.cfg[k]
+            if k == "key":
+                v = "(set)" if v else "(none)"
+            elif type(v) is list:
+                v = "%d entries" % len(v)
+            out[k] = v
+        for k in SETTABLE:
+            out.setdefault(k, self._setting(k))
+        return out
+
+    def _setting(self, k):
+        if k == "offline_after":
+            return self.events.offline_after
+        if k == "console_writes":
+            return 1 if self.console_writes() else 0
+        return self.cfg.get(k, "")
+
+    def console_writes(self):
+        return bool(self.cfg.get("console_writes", 1))
+
+    def config_set(self, key, value):
+        if key not in SETTABLE:
+            raise proto.ProtoError(E_ARGS, "settable keys: " + " ".join(SETTABLE))
+        if key in ("offline_after", "console_writes"):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise proto.ProtoError(E_ARGS, key + " must be an integer")
+            if key == "offline_after" and not 1 <= value <= 1000:
+                raise proto.ProtoError(E_ARGS, "offline_after must be 1 .. 1000")
+        elif type(value) is not str or len(value) > 32:
+            raise proto.ProtoError(E_ARGS, key + " must be a string of at most 32 chars")
+        cfg = dict(self.cfg)
+        cfg[key] = value
+        data = json.dumps(cfg).encode()
+        tmp = self.config_path + ".tmp"
+        with self.fs_open(tmp, "wb") as f:
+            f.write(data)
+        self.store.fs.rename(tmp, self.config_path)
+        self.cfg, self.cfg_bytes = cfg, data
+        if key == "offline_after":
+            self.events.offline_after = value
+        return {"key": key, "value": value}
+
+    # ---- events and jobs ----
+    def log_exception(self, e):
+        self.errors += 1
+        self.last_error = repr(e)
+
+    def emit(self, kind, body, buffered=True):
+        """An unsolicited event: buffered until acked, sent now unless the host is offline."""
+        n = self.events.push(kind, body) if buffered else self.events.last
+        if not self.events.offline:
+            b = dict(body)
+            b["kind"] = kind
+            self.write(build(n, b"ev", proto.dumps(b)))
+
+    def _on_miss(self, tid, kind, detail):
+        name = "?"
+        for t in self.tasks:
+            if t[0] == tid:
+                name = t[1]
+        what = {aii.MISS: "miss", aii.OVERRUN: "overrun"}.get(kind, "dropped")
+        self.emit(what, {"task": name, "us": detail})
+
+    def _heartbeat(self):
+        if self.events.heartbeat():
+            return  # just went offline: events are buffered from now on
+        if not self.events.offline:
+            self._stamp()
+            self.emit("heartbeat", {"uptime_ms": self.uptime, "seq": self.ledger_seq()}, False)
+
+    def handle_line(self, line):
+        if line == console.LONG_FRAME:
+            self.write(proto.error(0, E_TOO_LONG, "frame too long"))
+        elif line == console.LONG_TEXT:
+            self.write(b"error: line too long (at most 1023 characters)\n")
+        elif line[:1] == b"@":
+            for out in proto.handle(self, line):
+                self.write(out)
+        else:
+            text = console.handle(self, line)
+            if text:
+                self.write(text.encode() + b"\n")
+
+    def _console(self):
+        for line in self.reader.poll():
+            self.handle_line(line)
+        if self.reset_requested:
+            self.sched.stop()
+
+    def _meter(self, t):
+        src, dst, qty = t["src"], t["dst"], t["quantity"]
+        amount = t.get("amount", 1)
+        state = {"ids": None}
+
+        def job():
+            led = self.ledger
+            if state["ids"] is None:
+                q = led.quantity(qty)
+                v = amount if type(amount) is int else aii.fx_parse(amount, led.format(q))
+                state["ids"] = (led.account(src), led.account(dst), q, v)
+            a, b, q, v = state["ids"]
+            self._stamp()
+            try:
+                led.transfer(a, b, q, v)
+                self.refused[t["name"]] = False
+            except (ValueError, RuntimeError, OverflowError) as e:
+                # One event per run of refusals, not one per period.
+                if not self.refused.get(t["name"]):
+                    self.refused[t["name"]] = True
+                    self.emit("refused", {"task": t["name"], "msg": str(e)})
+            self.persist()
+
+        return job
+
+    def _noop(self):
+        pass
+
+    def start(self):
+        cfg = self.cfg
+        if self.reader is None:
+            self.reader = console.stdin_reader()
+        s = aii.Scheduler(on_miss=self._on_miss)
+        self.sched = s
+        hb = cfg.get("heartbeat_ms", 1000) * 1000
+        self._add(self._heartbeat, "heartbeat", hb, cfg.get("heartbeat_budget_us", 2000))
+        self._add(
+            self._console,
+            "console",
+            cfg.get("console_period_us", 20000),
+            cfg.get("console_budget_us", 5000),
+        )
+        for t in cfg.get("tasks", []):
+            fn = self._meter(t) if t.get("action") == "meter" else self._noop
+            self._add(fn, t["name"], t["period_us"], t["budget_us"])
+
+    def _add(self, fn, name, period, budget):
+        tid = self.sched.add(fn, period_us=period, budget_us=budget)
+        self.tasks.append((tid, name, period, budget))
+
+    def request_reset(self):
+        self.reset_requested = True
+
+    def shutdown(self):
+        self.persist()
+        self.store.save_session(self.session.to_json())
+
+    def run(self, duration_us=None):
+        """Run until Ctrl-C, `reset` or duration_us; state is persisted on the way out."""
+        if self.sched is None:
+            self.start()
+        self.write(b"aii node %s ready (proto 1, type help)\n" % self.node_id.encode())
+        try:
+            self.sched.run(duration_us)
+        except KeyboardInterrupt:
+            self.write(b"\naii node stopped (ctrl-c), state saved\n")
+        finally:
+            self.shutdown()
+
+
+def main(config_path=CONFIG):
+    node = Node(config_path)
+    node.run()
+    if node.reset_requested:
+        try:
+            import machine
+
+            machine.reset()
+        except (ImportError, AttributeError):
+            sys.exit(0)

@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: MIT
+"""Machine protocol (docs/protocol.md §2-§5): one request frame in, response frames out.
+
+Requests that change the ledger need a valid MAC and a fresh seq; their answers are cached
+and persisted with the seq, so a repeated request gets the same answer and changes nothing,
+also across a reboot (the intent written before the change tells, at boot, whether it landed).
+"""
+
+import json
+from binascii import b2a_base64
+
+from . import auth
+from . import frame as fr
+from .frame import E_ARGS, E_AUTH, E_FRAME, E_INTERNAL, E_LEDGER, E_REPLAY, E_UNKNOWN
+
+CACHE = 8  # cached answers of authenticated requests
+JOURNAL_MAX = 12  # records per `journal` answer: 12 * 44 bytes in base64 fits a frame
+
+
+class ProtoError(ValueError):
+    """An error answer; a ValueError so the console reports it like a ledger refusal."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def dumps(obj):
+    s = json.dumps(obj, separators=(",", ":"))
+    # Names come from a config file; frames must stay printable ASCII whatever it holds.
+    return bytes(c if 0x20 <= c <= 0x7E else 0x3F for c in s.encode())
+
+
+def error(seq, code, msg):
+    return fr.build(seq, b"err", dumps({"code": code, "msg": msg}))
+
+
+def ok(seq, body):
+    line = fr.build(seq, b"ok", dumps(body)) if len(dumps(body)) < 900 else None
+    if line is None:
+        return error(seq, E_INTERNAL, "answer too long")
+    return line
+
+
+def _arg(args, name, kind):
+    v = args.get(name)
+    # bool is an int in Python; a JSON true is not an amount.
+    if kind is int and (type(v) is not int):
+        raise ProtoError(E_ARGS, name + " must be an integer")
+    if kind is str and type(v) is not str:
+        raise ProtoError(E_ARGS, name + " must be a string")
+    return v
+
+
+def _account(node, args, name="account"):
+    return node.account_id(_arg(args, name, str))
+
+
+def _qty(node, args):
+    return node.quantity_id(_arg(args, "quantity", str))
+
+
+# ---- commands: do_<name>(node, args) -> ok body ----
+def do_hello(node, args):
+    return {
+        "proto": fr.VERSION,
+        "node": node.node_id,
+        "fw": node.fw_digest(),
+        "cfg": node.cfg_digest(),
+    }
+
+
+def do_status(node, args):
+    return node.status()
+
+
+def do_tasks(node, args):
+    return {"tasks": node.task_rows()}
+
+
+def do_ledger(node, args):
+    return node.ledger_view()
+
+
+def do_journal(node, args):
+    lo = _arg(args, "from", int)
+    hi = _arg(args, "to", int)
+    if lo < 1 or hi < lo:
+        raise ProtoError(E_ARGS, "need 1 <= from <= to")
+    recs, first, more = node.journal_range(lo, hi, JOURNAL_MAX)
+    return {"records": b2a_base64(recs).strip().decode(), "first": first, "more": more}
+
+
+def do_events(node, args):
+    n = args.get("ack", 0)
+    if type(n) is not int:
+        raise ProtoError(E_ARGS, "ack must be an integer")
+    ev = node.events
+    ev.ack(n)
+    return {"events": ev.since(n)[:8], "dropped": ev.dropped, "last": ev.last}
+
+
+def do_transfer(node, args):
+    return node.move(
+        "transfer",
+        _account(node, args, "src"),
+        _qty(node, args),
+        _arg(args, "amount", int),
+        _account(node, args, "dst"),
+    )
+
+
+def do_inflow(node, args):
+    return node.move("inflow", _account(node, args), _qty(node, args), _arg(args, "amount", int))
+
+
+def do_outflow(node, args):
+    return node.move("outflow", _account(node, args), _qty(node, args), _arg(args, "amount", int))
+
+
+def _txid(args):
+    t = _arg(args, "txid", int)
+    if not 0 <= t < 1 << 64:
+        raise ProtoError(E_ARGS, "txid must be 0 .. 2**64-1")
+    return t
+
+
+def do_hold(node, args):
+    return node.move(
+        "hold", _account(node, args), _qty(node, args), _arg(args, "amount", int), txid=_txid(args)
+    )
+
+
+def do_prepare(node, args):
+    return node.move(
+        "prepare",
+        _account(node, args),
+        _qty(node, args),
+        _arg(args, "amount", int),
+        txid=_txid(args),
+    )
+
+
+def do_commit_tx(node, args):
+    return node.finish("settle", _txid(args))
+
+
+def do_abort_tx(node, args):
+    return node.finish("release", _txid(args))
+
+
+def do_config_set(node, args):
+    return node.config_set(_arg(args, "key", str), args.get("value"))
+
+
+# name -> (handler, changes state)
+COMMANDS = {
+    b"hello": (do_hello, False),
+    b"status": (do_status, False),
+    b"tasks": (do_tasks, False),
+    b"ledger": (do_ledger, False),
+    b"journal": (do_journal, False),
+    b"events": (do_events, False),
+    b"transfer": (do_transfer, True),
+    b"inflow": (do_inflow, True),
+    b"outflow": (do_outflow, True),
+    b"hold": (do_hold, True),
+    b"prepare": (do_prepare, True),
+    b"commit_tx": (do_commit_tx, True),
+    b"abort_tx": (do_abort_tx, True),
+    b"config_set": (do_config_set, True),
+}
+
+
+class Session:
+    """Exactly-once state: last authenticated seq and the cached answers, persisted."""
+
+    def __init__(self, saved=None):
+        self.last = 0
+        self.cache = []  # [seq, signed payload str, answer line str]
+        if saved:
+            self.last = saved.get("last", 0)
+            self.cache = saved.get("cache", [])
+
+    def to_json(self, intent=None):
+        return {"last": self.last, "cache": self.cache, "intent": intent}
+
+    def cached(self, signed):
+        s = signed.decode()
+        for c in self.cache:
+            if c[1] == s:
+                return c[2].encode()
+        return None
+
+    def remember(self, seq, signed, answer):
+        self.last = seq
+        self.cache.append([seq, signed.decode(), answer.decode()])
+        if len(self.cache) > CACHE:
+            self.cache.pop(0)
+
+
+def resolve_intent(session, saved, ledger_seq):
+    """At boot: an intent without an answer landed iff the ledger moved past its seq."""
+    intent = saved.get("intent") if saved else None
+    if not intent:
+        return False
+    seq, signed, before = intent
+    if ledger_seq > before:
+        session.remember(seq, signed.encode(), ok(seq, {"seq": ledger_seq}))
+        return True
+    return False
+
+
+def handle(node, line):
+    """Answer one frame line (bytes); returns a list of lines to send. Never raises."""
+    try:
+        f = fr.parse(line)
+    except fr.FrameError as e:
+        return [error(e.seq, e.code, e.msg)]
+    out = [fr.build(e[0], b"ev", dumps(_ev(e))) for e in node.events.host_seen()]
+    try:
+        out.append(_dispatch(node, f))
+    except ProtoError as e:
+        out.append(error(f.seq, e.code, e.msg))
+    except Exception as e:  # noqa: BLE001 - the node answers, it does not crash
+        node.log_exception(e)
+        out.append(error(f.seq, E_INTERNAL, "internal error"))
+    return out
+
+
+def _ev(e):
+    body = dict(e[2])
+    body["kind"] = e[1]
+    return body
+
+
+def _dispatch(node, f):
+    cmd = COMMANDS.get(f.kind)
+    if cmd is None:
+        raise ProtoError(E_UNKNOWN, "unknown command (see docs/protocol.md)")
+    fn, changes = cmd
+    try:
+        args = json.loads(f.body)
+    except ValueError:
+        raise ProtoError(E_FRAME, "body is not json")
+    if type(args) is not dict:
+        raise ProtoError(E_ARGS, "body must be a json object")
+    if not changes:
+        return ok(f.seq, fn(node, args))
+    if f.mac == b"-" or not auth.check(node.key, f.signed, f.mac):
+        raise ProtoError(E_AUTH, "needs a valid mac")
+    s = node.session
+    again = s.cached(f.signed)
+    if again is not None:
+        return again
+    if f.seq <= s.last:
+        raise ProtoError(E_REPLAY, "seq must be above %d" % s.last)
+    before = node.ledger_seq()
+    node.store.save_session(s.to_json([f.seq, f.signed.decode(), before]))
+    try:
+        answer = ok(f.seq, fn(node, args))
+    except ProtoError as e:
+        answer = error(f.seq, e.code, e.msg)
+    except (ValueError, RuntimeError, OverflowError) as e:
+        answer = error(f.seq, E_LEDGER, str(e) or "refused")
+    node.persist()
+    s.remember(f.seq, f.signed, answer)
+    node.store.save_session(s.to_json())
+    return answer

@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: MIT
+"""Human console of the node (firmware/aii_node/console.py) on CPython."""
+
+import nodekit
+import pytest
+from aii_node import console
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@pytest.fixture
+def node(tmp_path):
+    return nodekit.make_node(tmp_path)
+
+
+def say(node, line):
+    node.handle_line(line)
+    return b"".join(node.out.take()).decode()
+
+
+def test_help_lists_every_command(node):
+    text = say(node, b"help")
+    for name in console.COMMANDS:
+        assert "\n  " + name in text
+
+
+def test_ledger_table_and_transfer(node):
+    assert "grid     Wh        1000.000" in say(node, b"ledger")
+    assert say(node, b"transfer grid load Wh 1.5").startswith("ok: journal seq ")
+    text = say(node, b"ledger")
+    assert "grid     Wh        998.500" in text and "load     Wh        1.500" in text
+
+
+@pytest.mark.parametrize(
+    "line, hint",
+    [
+        (b"transfer grid load Wh", "usage: transfer SRC DST QTY AMOUNT"),
+        (b"transfer grid nowhere Wh 1", "no such account"),
+        (b"transfer grid load kg 1", "no such quantity"),
+        (b"transfer grid load Wh abc", "error:"),
+        (b"transfer grid load Wh 1e3", "error:"),
+        (b"transfer grid load Wh 99999999999999999999", "error:"),
+        (b"transfer grid tank Wh 1", "refused: wrong quantity"),
+        (b"transfer load grid Wh 5", "refused: insufficient balance"),
+        (b"transfer grid load Wh -1", "error:"),
+        (b"transfer grid load Wh 0", "error:"),
+        (b"fly", "unknown command 'fly' (type 'help')"),
+        (b"config nokey", "no key 'nokey'"),
+        (b"config node n2", "settable keys"),
+        (b"config offline_after many", "offline_after must be an integer"),
+        (b"\xff\xfe", "error: not text"),
+    ],
+)
+def test_errors_explain_and_change_nothing(node, line, hint):
+    before = node.ledger.digest()
+    text = say(node, line)
+    assert text.startswith("error:") and hint in text, text
+    assert node.ledger.digest() == before
+
+
+def test_config_set_persists(node, tmp_path):
+    assert say(node, b"config offline_after 5") == "ok: offline_after 5\n"
+    assert node.events.offline_after == 5
+    assert "offline_after 5" in say(nodekit.make_node(tmp_path), b"config offline_after")
+
+
+def test_console_writes_can_be_disabled(tmp_path):
+    node = nodekit.make_node(tmp_path, console_writes=0)
+    assert "disabled" in say(node, b"transfer grid load Wh 1")
+
+
+def test_line_reader_bounds_and_markers():
+    data = bytearray(b"a\r\nb\n" + b"z" * 5000 + b"\n@" + b"q" * 1023 + b"\nc\n")
+    r = console.LineReader(lambda: bool(data), lambda: bytes([data.pop(0)]), per_call=64)
+    lines = []
+    for _ in range(1000):
+        lines += r.poll()
+        assert len(r.buf) < console.MAX_LINE
+    assert lines == [b"a", b"b", console.LONG_TEXT, console.LONG_FRAME, b"c"]
+
+
+def test_line_reader_keeps_the_longest_allowed_line():
+    r = console.LineReader(lambda: False, None)
+    assert r.feed(b"x" * (console.MAX_LINE - 1) + b"\n") == [b"x" * (console.MAX_LINE - 1)]
+    assert r.feed(b"x" * console.MAX_LINE + b"\n") == [console.LONG_TEXT]
+
+
+WORDS = st.sampled_from(
+    [
+        "help",
+        "status",
+        "tasks",
+        "ledger",
+        "transfer",
+        "config",
+        "grid",
+        "load",
+        "tank",
+        "Wh",
+        "l",
+        "1.5",
+        "-3",
+        "x",
+        "",
+        "offline_after",
+        "label",
+        "1e9",
+        "0x10",
+        "\u00e9",
+        "@",
+    ]
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(WORDS, max_size=6) | st.binary(max_size=300).map(lambda b: b.decode("latin-1").split())
+)
+def test_fuzz_console_never_raises_nor_moves_a_balance_without_ok(node, words):
+    line = " ".join(words).encode("utf-8", "replace").replace(b"\n", b" ")
+    if line.startswith(b"reset"):
+        line = b"x" + line
+    before = node.ledger.digest()
+    text = say(node, line)
+    if text.startswith("ok: journal seq"):
+        assert node.ledger.digest() != before
+    else:
+        assert node.ledger.digest() == before
+    assert node.errors == 0, node.last_error

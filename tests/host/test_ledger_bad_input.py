@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: MIT
+"""Bad input to aii_host.Ledger and the fixed-point functions: a clear exception of the class
+docs/ledger.md section 4 names, with its message, and nothing changed."""
+
+import re
+from pathlib import Path
+
+import aii_host as a
+import pytest
+from aii_host import _errors as E
+from ledger_util import ROOT, observe
+
+I64_MAX = 2**63 - 1
+
+
+@pytest.fixture
+def led():
+    led = a.Ledger()
+    wh = led.add_quantity("Wh", digits=3)
+    litre = led.add_quantity("litre", bits=8)
+    led.open("bat", wh, initial=5000)
+    led.open("load", wh)
+    led.open("tank", litre, initial=100)
+    led.hold(7, 0, wh, 10)
+    led.journal()
+    return led
+
+
+WH, LITRE, BAT, LOAD, TANK = 0, 1, 0, 1, 2
+
+# (call, exception class (exact), message)
+CASES = [
+    # types
+    (lambda l: l.transfer("bat", LOAD, WH, 1), E.AIITypeError, "can't convert str to int"),
+    (lambda l: l.transfer(BAT, LOAD, WH, 1.0), E.AIITypeError, "can't convert float to int"),
+    (lambda l: l.inflow(BAT, None, 1), E.AIITypeError, "can't convert NoneType to int"),
+    (lambda l: l.hold("7", BAT, WH, 1), E.AIITypeError, "can't convert str to int"),
+    (lambda l: l.add_quantity(5), E.AIITypeError, "name must be str"),
+    (lambda l: l.open(None, WH), E.AIITypeError, "name must be str"),
+    (lambda l: l.set_time(1.5), E.AIITypeError, "can't convert float to int"),
+    (lambda l: l.replay("records"), E.AIITypeError, "records must be bytes-like"),
+    (lambda l: l.balance("bat"), E.AIITypeError, "can't convert str to int"),
+    # amounts
+    (lambda l: l.transfer(BAT, LOAD, WH, 0), E.AIIValueError, "amount must be > 0"),
+    (lambda l: l.transfer(BAT, LOAD, WH, -5), E.AIIValueError, "amount must be > 0"),
+    (lambda l: l.inflow(BAT, WH, -(2**70)), E.AIIValueError, "amount must be > 0"),
+    (lambda l: l.outflow(BAT, WH, 2**63), E.AIIValueError, "amount out of range"),
+    (lambda l: l.hold(8, BAT, WH, 0), E.AIIValueError, "amount must be > 0"),
+    (lambda l: l.transfer(BAT, LOAD, WH, 10**9), E.InsufficientError, "insufficient balance"),
+    (lambda l: l.hold(8, BAT, WH, 4991), E.InsufficientError, "insufficient balance"),
+    (lambda l: l.inflow(BAT, WH, I64_MAX), E.AIIOverflowError, "balance would overflow"),
+    # unknown ids, wrong quantity
+    (lambda l: l.transfer(BAT, 9, WH, 1), E.NotFoundError, "no such account"),
+    (lambda l: l.transfer(-1, LOAD, WH, 1), E.NotFoundError, "no such account"),
+    (lambda l: l.inflow(2**40, WH, 1), E.NotFoundError, "no such account"),
+    (lambda l: l.inflow(BAT, 3, 1), E.NotFoundError, "no such quantity"),
+    (lambda l: l.open("new", 3), E.NotFoundError, "no such quantity"),
+    (lambda l: l.transfer(BAT, TANK, WH, 1), E.AIIValueError, "wrong quantity"),
+    (lambda l: l.inflow(TANK, WH, 1), E.AIIValueError, "wrong quantity"),
+    (lambda l: l.transfer(BAT, BAT, WH, 1), E.AIIValueError, "same account"),
+    (lambda l: l.settle(8), E.NotFoundError, "no such hold"),
+    (lambda l: l.release(2**64 - 1), E.NotFoundError, "no such hold"),
+    (lambda l: l.hold_info(8), E.NotFoundError, "no such hold"),
+    (lambda l: l.balance(3), E.NotFoundError, "no such account"),
+    (lambda l: l.totals(2), E.NotFoundError, "no such quantity"),
+    (lambda l: l.format(-1), E.NotFoundError, "no such quantity"),
+    (lambda l: l.account("nobody"), E.NotFoundError, "no such account"),
+    (lambda l: l.quantity("x" * 13), E.NotFoundError, "no such quantity"),
+    # ranges
+    (lambda l: l.hold(-1, BAT, WH, 1), E.AIIValueError, "txid out of range"),
+    (lambda l: l.settle(2**64), E.AIIValueError, "txid out of range"),
+    (lambda l: l.set_time(-1), E.AIIValueError, "t out of range"),
+    (lambda l: l.open("n", WH, initial=2**63), E.AIIValueError, "initial out of range"),
+    # names, formats, duplicates
+    (lambda l: l.add_quantity("x" * 13), E.AIIValueError, "bad name"),
+    (lambda l: l.add_quantity("é" * 7), E.AIIValueError, "bad name"),  # 14 bytes in UTF-8
+    (lambda l: l.add_quantity(""), E.AIIValueError, "bad name"),
+    (lambda l: l.open("a\0b", WH), E.AIIValueError, "bad name"),
+    (lambda l: l.add_quantity("Wh"), E.AIIValueError, "name in use"),
+    (lambda l: l.open("bat", LITRE), E.AIIValueError, "name in use"),
+    (lambda l: l.hold(7, LOAD, WH, 1), E.AIIValueError, "txid in use"),
+    (lambda l: l.prepare(7, TANK, LITRE, 1), E.AIIValueError, "txid in use"),
+    (lambda l: l.add_quantity("q", digits=19), E.AIIValueError, "digits out of range"),
+    (lambda l: l.add_quantity("q", bits=63), E.AIIValueError, "bits out of range"),
+    (lambda l: l.add_quantity("q", bits=-1), E.AIIValueError, "bits out of range"),
+    (lambda l: l.add_quantity("q", digits=2, bits=2), E.AIIValueError, "give only one of"),
+    (lambda l: l.open("n", WH, initial=-1), E.AIIValueError, "initial must be >= 0"),
+    # transaction state
+    (lambda l: l.commit(), E.AIIRuntimeError, "no transaction"),
+    (lambda l: l.rollback(), E.AIIRuntimeError, "no transaction"),
+]
+
+
+@pytest.mark.parametrize("call,cls,msg", CASES)
+def test_refused_and_unchanged(led, call, cls, msg):
+    before = observe(led)
+    with pytest.raises(cls) as ei:
+        call(led)
+    assert type(ei.value) is cls
+    assert str(ei.value).startswith(msg)
+    assert observe(led) == before
+
+
+def test_errors_subclass_the_builtins():
+    assert issubclass(a.InsufficientError, ValueError)
+    assert issubclass(a.CorruptError, ValueError)
+    assert issubclass(a.BalanceError, RuntimeError)
+    for cls in (a.InsufficientError, a.CorruptError, a.BalanceError):
+        assert issubclass(cls, a.AIIError)
+
+
+def test_status_codes_match_the_header():
+    # _errors.py keeps them as plain ints; they must be the header's.
+    from aii_host._aii import lib
+
+    for name in ("ARG", "FULL", "NOT_FOUND", "STATE", "OVERFLOW", "INSUFFICIENT", "VIOLATION"):
+        assert getattr(E, "ERR_" + name) == getattr(lib, "AII_ERR_" + name)
+    assert (E.ERR_CORRUPT, E.ERR_EXISTS) == (lib.AII_ERR_CORRUPT, lib.AII_ERR_EXISTS)
+
+
+def test_nested_begin_keeps_the_open_transaction(led):
+    led.begin()
+    led.transfer(BAT, LOAD, WH, 5)
+    inside = observe(led)
+    with pytest.raises(RuntimeError, match="transaction open"):
+        led.begin()
+    for call in (led.seal, led.checkpoint, lambda: led.replay(b"")):
+        with pytest.raises(RuntimeError, match="transaction open"):
+            call()
+    assert observe(led) == inside
+    led.commit()
+    assert led.balance(LOAD) == 5
+
+
+def test_refusal_inside_a_transaction_keeps_the_transaction(led):
+    led.begin()
+    led.transfer(BAT, LOAD, WH, 5)
+    inside = observe(led)
+    with pytest.raises(a.InsufficientError):
+        led.transfer(LOAD, BAT, WH, 6)
+    assert observe(led) == inside
+    led.rollback()
+    assert led.balance(LOAD) == 0
+
+
+def test_transaction_too_long_stays_open(led):
+    led.begin()
+    for _ in range(a.JOURNAL - 1):
+        led.transfer(BAT, LOAD, WH, 1)
+    inside = observe(led)
+    with pytest.raises(RuntimeError, match="transaction too long"):
+        led.transfer(BAT, LOAD, WH, 1)
+    assert observe(led) == inside
+    led.commit()
+    assert led.balance(LOAD) == a.JOURNAL - 1
+
+
+@pytest.mark.parametrize("table", ["quantity", "account", "hold"])
+def test_full_tables(table):
+    led = a.Ledger()
+    q = led.add_quantity("q0")
+    led.open("a0", q, initial=1000)
+    if table == "quantity":
+        for i in range(1, a.MAX_QTY):
+            led.add_quantity(f"q{i}")
+        call = lambda: led.add_quantity("more")
+    elif table == "account":
+        for i in range(1, a.MAX_ACCOUNTS):
+            led.open(f"a{i}", q)
+        call = lambda: led.open("more", q)
+    else:
+        for t in range(a.MAX_HOLDS):
+            led.hold(t, 0, q, 1)
+        call = lambda: led.prepare(99, 0, q, 1)
+    led.journal()
+    before = observe(led)
+    with pytest.raises(RuntimeError, match=f"{table} table full"):
+        call()
+    assert observe(led) == before
+
+
+def test_replay_ignores_a_torn_last_record(led):
+    led.transfer(BAT, LOAD, WH, 3)
+    j = led.journal()
+    copy = a.Ledger()
+    n = copy.replay(_structure(led) + j[:-1])
+    assert copy.info()[0] == n  # the torn transfer record was not applied
+    assert copy.balance(LOAD) == 0
+
+
+def _structure(led):
+    # The setup records of the fixture were drained; rebuild them from a twin ledger.
+    twin = a.Ledger()
+    wh = twin.add_quantity("Wh", digits=3)
+    litre = twin.add_quantity("litre", bits=8)
+    twin.open("bat", wh, initial=5000)
+    twin.open("load", wh)
+    twin.open("tank", litre, initial=100)
+    twin.hold(7, 0, wh, 10)
+    return twin.journal()
+
+
+FX_CASES = [
+    (lambda: a.fx_parse("1e5", a.DEC(2)), E.AIIValueError, "bad number"),
+    (lambda: a.fx_parse(" 1", 0), E.AIIValueError, "bad number"),
+    (lambda: a.fx_parse("1", 63), E.AIIValueError, "bad format"),
+    (lambda: a.fx_parse(1, 0), E.AIITypeError, "s must be str"),
+    (lambda: a.fx_parse("99999999999999999999", 0), E.AIIOverflowError, "result out of range"),
+    (lambda: a.fx_format(1, 0x93), E.AIIValueError, "bad format"),
+    (lambda: a.fx_format(2**63, 0), E.AIIValueError, "v out of range"),
+    (lambda: a.fx_mul(2**62, 4, 0), E.AIIOverflowError, "result out of range"),
+    (lambda: a.fx_mul(1, 1, 256), E.AIIValueError, "bad format"),
+    (lambda: a.fx_div(1, 0, 8), E.AIIValueError, "division by zero"),
+    (lambda: a.fx_div(1, 1, 63), E.AIIValueError, "bad format"),
+    (lambda: a.fx_muldiv(1, 1, 0), E.AIIValueError, "division by zero"),
+    (lambda: a.fx_muldiv(1.5, 1, 1), E.AIITypeError, "can't convert float to int"),
+    (lambda: a.fx_rescale(1, 0, 0x93), E.AIIValueError, "bad format"),
+    (lambda: a.Q(63), E.AIIValueError, "bits out of range"),
+    (lambda: a.DEC(19), E.AIIValueError, "digits out of range"),
+]
+
+
+@pytest.mark.parametrize("call,cls,msg", FX_CASES)
+def test_fixed_point_errors(call, cls, msg):
+    with pytest.raises(cls) as ei:
+        call()
+    assert type(ei.value) is cls
+    assert str(ei.value) == msg
+
+
+def test_docs_example_runs_as_written(capsys):
+    """docs/ledger.md section 5 must run as is on CPython."""
+    text = (Path(ROOT) / "docs" / "ledger.md").read_text()
+    section = text.split("## 5.", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    assert "import aii_host as a" in code
+    exec(compile(code, "docs/ledger.md#5", "exec"), {})  # noqa: S102 (our own docs)
+    assert capsys.readouterr().out == "4986.500\n"

@@ -71,6 +71,10 @@ class Workload:
         self.i = 0
         self.low_jobs = 0
         self.done = False
+        # Jobs that took more than twice their busy-wait: the process was descheduled inside
+        # a job (by the OS, not by either scheduler). Counts machine noise, per implementation.
+        self.stalls = 0
+        self.stall_max = 0
 
     def low_job(self):
         start = ticks_us()
@@ -78,6 +82,13 @@ class Workload:
         self.low_jobs += 1
         churn()
         busy_until(ticks_add(start, LOW_EXEC_US))
+        self.check_stall(start, LOW_EXEC_US)
+
+    def check_stall(self, start, expected):
+        took = ticks_diff(ticks_us(), start)
+        if took > 2 * expected:
+            self.stalls += 1
+            self.stall_max = max(self.stall_max, took - expected)
 
     def high_job(self, nominal):
         start = ticks_us()
@@ -89,6 +100,7 @@ class Workload:
         self.ahead[self.i] = ahead
         self.i += 1
         busy_until(ticks_add(start, HIGH_EXEC_US))
+        self.check_stall(start, HIGH_EXEC_US)
         if self.i >= self.n:
             self.done = True
 
@@ -250,6 +262,8 @@ def main():
         "samples": w.lat[: w.i],
         "ahead": w.ahead[: w.i],
         "low_jobs": w.low_jobs,
+        "stalls": w.stalls,
+        "stall_max_us": w.stall_max,
         "extra": extra,
     }
     print("RESULT " + json.dumps(out))

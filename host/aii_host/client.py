@@ -28,6 +28,12 @@ class NodeTimeout(TransportError):
     """No answer in time; the message carries the last bytes received."""
 
 
+def _replay_floor(msg):
+    # The node says "seq must be above N"; None when the message does not tell.
+    words = str(msg).split()
+    return int(words[-1]) if words and words[-1].isdigit() else None
+
+
 def _tail(lines, n=12):
     return "\n".join("  " + repr(x) for x in list(lines)[-n:]) or "  (nothing)"
 
@@ -119,8 +125,9 @@ class NodeClient:
             self._plain_seq = self._plain_seq % 1_000_000 + 1
             return self._plain_seq
         if self.next_seq is None:
-            st = self.request("status")
-            self.next_seq = int(st.get("auth_seq", st.get("seq", 0)) or 0) + 1
+            # The node's last authenticated seq, when its status tells; else start low and
+            # learn it from the first E_REPLAY.
+            self.next_seq = int(self.request("status").get("auth_seq", 0)) + 1
         s = self.next_seq
         self.next_seq += 1
         return s
@@ -131,13 +138,21 @@ class NodeClient:
         signed = (kind in fr.MUTATING) if auth is None else auth
         if signed and self.key is None:
             raise AIIError(f"{kind} needs the node key (--key)")
-        if seq is None:
+        fresh = seq is None
+        if fresh:
             seq = self._seq_for(signed)
         data = fr.encode(seq, kind, body, self.key if signed else None)
         f = self.send_frame(data, seq, timeout, retries)
         if f.kind == "err":
             b = f.body if isinstance(f.body, dict) else {}
-            raise NodeError(b.get("code", 0), b.get("msg", str(f.body)), kind)
+            code, msg = b.get("code", 0), b.get("msg", str(f.body))
+            above = _replay_floor(msg) if code == fr.E_REPLAY and fresh and signed else None
+            if above is not None:
+                # Our counter was behind the node's (new client, node state restored): nothing
+                # happened, so send it again as a new request above the node's last seq.
+                self.next_seq = above + 1
+                return self.request(kind, body, auth, timeout, retries)
+            raise NodeError(code, msg, kind)
         return f.body
 
     # -- commands (docs/protocol.md §4) ----------------------------------------------------
@@ -186,7 +201,7 @@ class NodeClient:
         """Sends one console line and returns the text lines the node printed until it was
         quiet for `quiet` seconds (frames among them are handled as usual)."""
         self.drain(0.02)
-        self.t.write(line.encode() + b"\r\n")
+        self.t.write(line.encode() + b"\n")
         end = time.monotonic() + timeout
         out = []
         while time.monotonic() < end:

@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: MIT
+"""The node running on aii_host.Scheduler: console as a scheduled task, heartbeats, offline
+buffering, and Ctrl-C in the middle of a frame stopping it with its state intact."""
+
+import nodekit
+from aii_host import frame as host
+from aii_node import console
+
+
+class Feed:
+    """Bytes the 'serial line' delivers; raises KeyboardInterrupt at a 0x03 like a board does."""
+
+    def __init__(self, data=b""):
+        self.data = bytearray(data)
+
+    def ready(self):
+        return bool(self.data)
+
+    def read1(self):
+        c = self.data.pop(0)
+        if c == 3:
+            raise KeyboardInterrupt
+        return bytes([c])
+
+
+def start(tmp_path, data=b"", **cfg):
+    node = nodekit.make_node(tmp_path, **cfg)
+    feed = Feed(data)
+    node.reader = console.LineReader(feed.ready, feed.read1)
+    return node, feed
+
+
+def frames(node):
+    return [
+        host.decode(x) for x in b"".join(node.out.take()).splitlines(True) if x.startswith(b"@")
+    ]
+
+
+def test_runs_tasks_and_serves_the_console(tmp_path):
+    node, _ = start(tmp_path, nodekit.request(1, "status", {}) + b"tasks\n")
+    node.run(300_000)
+    out = b"".join(node.out.lines).decode()
+    assert "heartbeat" in out and "meter" in out  # the tasks table
+    fs = frames(node)
+    assert [f.kind for f in fs if f.seq == 1 and f.kind == "ok"] == ["ok"]
+    assert any(f.kind == "ev" and f.body["kind"] == "heartbeat" for f in fs)
+    stats = {t[1]: node.sched.stats(t[0]) for t in node.tasks}
+    assert stats["meter"][0] >= 3 and stats["console"][0] >= 10
+    load = node.ledger.balance(node.ledger.account("load"))
+    assert load == 5 * stats["meter"][0]  # every meter job moved 0.005 Wh
+
+
+def test_ctrl_c_mid_frame_stops_cleanly_and_restarts_intact(tmp_path):
+    half = nodekit.request(
+        1, "transfer", {"src": "grid", "dst": "load", "quantity": "Wh", "amount": 7}
+    )
+    node, feed = start(tmp_path)
+    node.run(150_000)
+    feed.data += half[:20] + b"\x03" + half[20:]
+    node.run(1_000_000)  # returns at the 0x03, well before the second
+    out = b"".join(node.out.take())
+    assert b"stopped (ctrl-c), state saved" in out
+    assert b"@1|1|ok" not in out  # the frame was cut: nothing executed
+    before = node.ledger_view()
+    again = nodekit.make_node(tmp_path)
+    assert again.ledger_view() == before
+    assert again.ledger.info()[0] == node.ledger.info()[0]
+    # The rest of the cut frame is garbage on the new line; the host re-sends and it applies once.
+    again.handle_line(half[20:].rstrip(b"\n"))
+    assert again.out.take()[0].startswith(b"error: unknown command")
+    assert nodekit.answer(again, half)[-1].kind == "ok"
+    assert nodekit.answer(again, half)[-1].kind == "ok"  # the stored answer
+    assert again.ledger.balance(again.ledger.account("load")) == before["accounts"][1][2] + 7
+
+
+def test_offline_keeps_running_and_replays(tmp_path):
+    node, feed = start(tmp_path, heartbeat_ms=20, offline_after=2)
+    node.run(200_000)
+    assert node.events.offline
+    beats = [f for f in frames(node) if f.kind == "ev"]
+    assert len(beats) == 1  # the first heartbeat; the second made the node offline
+    node.emit("violation", {"msg": "test"})
+    assert frames(node) == []
+    jobs = node.sched.stats(node.tasks[2][0])[0]
+    feed.data += nodekit.request(5, "status", {})
+    node.run(100_000)
+    fs = frames(node)
+    assert fs[0].kind == "ev" and fs[0].body["kind"] == "violation"
+    assert fs[1].kind == "ok" and fs[1].body["offline"] is False
+    assert node.sched.stats(node.tasks[2][0])[0] > jobs  # the meter never stopped

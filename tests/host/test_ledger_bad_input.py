@@ -228,11 +228,15 @@ def test_fixed_point_errors(call, cls, msg):
     assert str(ei.value) == msg
 
 
-def test_docs_example_runs_as_written(capsys):
-    """docs/ledger.md section 5 must run as is on CPython."""
+def test_docs_examples_run_as_written(capsys):
+    """docs/ledger.md section 5 must run as is on CPython: every example, with the output its
+    comments state."""
     text = (Path(ROOT) / "docs" / "ledger.md").read_text()
     section = text.split("## 5.", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
-    assert "import aii_host as a" in code
-    exec(compile(code, "docs/ledger.md#5", "exec"), {})  # noqa: S102 (our own docs)
-    assert capsys.readouterr().out == "4986.500\n"
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    want = ["4986.500\n", "0\n18446744073709551616\ndoes not fit int64\nTrue\n"]
+    assert len(blocks) == len(want)
+    for code, out in zip(blocks, want):
+        assert "import aii_host as a" in code
+        exec(compile(code, "docs/ledger.md#5", "exec"), {})  # noqa: S102 (our own docs)
+        assert capsys.readouterr().out == out

@@ -10,6 +10,7 @@ may be missed, no response may exceed the analysed one, and in the analysis' own
 """
 
 import itertools
+import os
 import random
 import re
 
@@ -158,7 +159,9 @@ def _check_refused(tasks, prios, k, err):
             rel, first = npfp.worst_case_releases(prefix, order, failed, busy + 1, shift=0)
             trace = npfp.simulate(rel, order, first)
             worst = max(x for _r, x in npfp.responses(trace, len(prefix))[failed])
-            assert worst == int(resp) > deadline
+            # >=, not ==: the core stops at the first job past the deadline, see
+            # test_refusal_reports_the_worst_response
+            assert worst >= int(resp) > deadline
     elif len(prefix) <= 4:
         # refused with automatic priorities: no priority order at all passes the analysis
         for order in itertools.permutations(range(len(prefix))):
@@ -166,8 +169,10 @@ def _check_refused(tasks, prios, k, err):
 
 
 @settings(
-    max_examples=300,
+    max_examples=int(os.environ.get("AII_ADMISSION_EXAMPLES", "300")),
     deadline=None,
+    # CI runs the same examples every time; a developer's run explores new ones.
+    derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 @given(task_sets(), st.integers(0, 2**32))
@@ -220,6 +225,24 @@ def test_self_pushing_sweep():
         _add_all(s, tasks, [3, 2, 1])
         assert _check_admitted(tasks, [3, 2, 1], s, seen)
     assert seen >= 10
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core: rta_task() stops at the first job past its deadline, so the refusal names "
+    "that job's response (35 us), not the worst one (42 us); reported to the lead",
+)
+def test_refusal_reports_the_worst_response():
+    # Found by test_admission_against_brute_force: the lowest task's 10th job is its worst.
+    tasks = [(4, 17, 17), (11, 45, 45), (20, 40, 40)]
+    order = [2, 1, 0]
+    rel, first = npfp.worst_case_releases(tasks, order, 0, 300, shift=0)
+    worst = max(x for _r, x in npfp.responses(npfp.simulate(rel, order, first), 3)[0])
+    assert worst == 42
+    s = vsched(VClock())
+    with pytest.raises(AdmissionError) as ei:
+        _add_all(s, tasks, [1, 2, 3])
+    assert str(ei.value) == f"task 0: worst-case response {worst} us > deadline 17 us"
 
 
 def test_dm_fails_opa_succeeds():

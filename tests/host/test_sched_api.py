@@ -283,3 +283,22 @@ def test_watchdog_fed_until_critical_miss(vclock, critical):
         assert wdt.feeds == at_miss[0]  # never again after a critical miss
     else:
         assert wdt.feeds > at_miss[0] + 5
+
+
+def test_job_removes_itself_and_slot_is_reused(vclock):
+    s = vsched(vclock)
+    box = [None]
+
+    def once():
+        vclock.advance(10)
+        s.remove(box[0])
+        # a new task in the freed slot starts with fresh statistics
+        box.append(s.add(lambda: vclock.advance(5), budget_us=5, period_us=200))
+
+    box[0] = s.add(once, budget_us=10, period_us=100)
+    s.run(1000)
+    assert box[1] == box[0]
+    assert list(s.stats()) == [box[1]]
+    jobs, misses, overruns, *_rest = s.stats(box[1])
+    assert (jobs, misses, overruns) == (5, 0, 0)  # releases at 10, 210, ..., 810
+    assert s.info()[1:3] == (1, 6)

@@ -183,6 +183,7 @@ class Node:
             "node": self.node_id,
             "uptime_ms": self.uptime,
             "seq": self.ledger_seq(),
+            "auth_seq": self.session.last,
             "digest": hexlify(self.ledger.digest()).decode(),
             "mem_free": mem,
             "offline": self.events.offline,

@@ -122,3 +122,237 @@ def do_sched_demo(args):
 
 def do_demo(args):
     return do_sched_demo(args)
+
+
+# ---- nodes: simulated boards, console, deploy, status (docs/protocol.md) ----------------------
+
+
+def do_vboard(args):
+    from . import vboard
+
+    return vboard.run(args)
+
+
+def _open_port(port):
+    from .transport import open_transport
+
+    return open_transport(port).open()
+
+
+def do_console(args):
+    """Line console: what you type is sent on Enter; the node's output is printed as it comes.
+    Ctrl-C sends 0x03 (stops the app, as on a board); `~d` sends Ctrl-D (soft reboot), `~.` or
+    end of input quits. Machine frames are hidden unless --frames."""
+    import sys
+
+    t = _open_port(args.port)
+    done = threading.Event()
+
+    def pump():
+        buf = b""
+        while not done.is_set():
+            try:
+                buf += t.read(0.1)
+            except Exception:  # noqa: BLE001 - the link went away: say so and stop reading
+                print("\n[aii console: link closed]", flush=True)
+                done.set()
+                return
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if line.startswith(b"@") and not args.frames:
+                    continue
+                sys.stdout.write(line.decode("utf-8", "replace").rstrip("\r") + "\n")
+            if buf and not buf.startswith(b"@"):
+                sys.stdout.write(buf.decode("utf-8", "replace"))  # a prompt such as ">>> "
+                buf = b""
+            sys.stdout.flush()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    tty = sys.stdin.isatty()
+    if tty:
+        print(f"[aii console on {args.port}: Ctrl-C sends 0x03, ~d Ctrl-D, ~. quits]")
+    try:
+        while not done.is_set():
+            try:
+                line = input() if tty else sys.stdin.readline()
+            except KeyboardInterrupt:
+                t.write(b"\x03")
+                continue
+            except EOFError:
+                break
+            if not tty and line == "":
+                break
+            line = line.rstrip("\r\n")
+            if line == "~.":
+                break
+            t.write(b"\x04" if line == "~d" else line.encode() + b"\n")
+        time.sleep(args.linger)  # let the last answers arrive
+    finally:
+        done.set()
+        reader.join(1)
+        t.close()
+    return 0
+
+
+def do_node_status(args):
+    from .client import NodeClient
+
+    t = _open_port(args.port)
+    try:
+        c = NodeClient(t, timeout=args.timeout)
+        hello, st, tasks, led = c.hello(), c.status(), c.tasks(), c.ledger()
+    finally:
+        t.close()
+    console = Console(width=120) if not Console().is_terminal else Console()
+    console.print(
+        f"node [bold]{hello['node']}[/] on {args.port}: proto {hello['proto']}, "
+        f"fw {hello['fw'][:12]}, cfg {hello['cfg'][:12]}"
+    )
+    for k in sorted(st):
+        console.print(f"  {k:10} {st[k]}")
+    tt = Table(title="tasks (times in us)")
+    for col in ("task", "jobs", "misses", "overruns", "resp max", "latency max"):
+        tt.add_column(col, justify="left" if col == "task" else "right")
+    for row in tasks["tasks"]:
+        tt.add_row(*[str(x) for x in row])
+    console.print(tt)
+    lt = Table(title=f"ledger (digest {led['digest']})")
+    for col in ("account", "quantity", "balance (raw units)"):
+        lt.add_column(col, justify="right" if col.startswith("balance") else "left")
+    for name, qty, bal in led["accounts"]:
+        lt.add_row(name, qty, str(bal))
+    console.print(lt)
+    if led["holds"]:
+        console.print("open holds: " + ", ".join(str(h) for h in led["holds"]))
+    return 0
+
+
+NODE_CONFIG = "aii_node.json"  # the node's configuration file on the device (firmware/aii_node)
+
+
+def _keys_dir():
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("AII_KEYS_DIR") or Path.home() / ".config" / "aii" / "keys")
+
+
+def _read_key(text):
+    """--key: 64 hex digits, or a file holding them."""
+    from pathlib import Path
+
+    from ._errors import AIIValueError
+
+    p = Path(text)
+    if p.is_file():
+        text = p.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise AIIValueError("--key must be hex digits or a file holding them") from None
+    if len(key) < 16:
+        raise AIIValueError("--key must be at least 16 bytes (32 hex digits)")
+    return key
+
+
+def _deploy_config(args):
+    """The config to install, with its key; saves the host's copy of a new key."""
+    import json
+    import os
+    import secrets
+    from pathlib import Path
+
+    from ._errors import AIIValueError
+
+    if not args.config:
+        if args.key:
+            raise AIIValueError("--key needs --config (the key lives in the node's config file)")
+        return None
+    cfg = json.loads(Path(args.config).read_text())
+    if args.key:
+        cfg["key"] = _read_key(args.key).hex()
+    elif not cfg.get("key"):
+        cfg["key"] = secrets.token_bytes(32).hex()
+        d = _keys_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / (cfg.get("node", "node") + ".key")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(cfg["key"] + "\n")
+        print(f"deploy: new node key saved in {path} (use it with --key)")
+    return cfg
+
+
+def _stage_firmware(stage):
+    """Copies the firmware's .py files (no manifests, no caches) to stage/; returns the folders."""
+    import shutil
+
+    from .vboard import firmware_dir
+
+    fw = firmware_dir()
+    out = []
+    for pkg in ("aii", "aii_node"):
+        dst = stage / pkg
+        dst.mkdir()
+        for src in sorted((fw / pkg).glob("*.py")):
+            if src.name != "manifest.py":
+                shutil.copy(src, dst / src.name)
+        out.append(dst)
+    return out
+
+
+def do_deploy(args):
+    """Copies firmware/aii, firmware/aii_node, the config and its key to a board with mpremote;
+    on a simulated board, writes the config into the board's folder (its firmware is the source
+    tree's firmware/, as frozen modules on a board) and restarts the app."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from . import vboard
+    from ._errors import AIIError
+
+    cfg = _deploy_config(args)
+    folder = vboard.find_by_port(args.port)
+    if folder is not None:
+        if cfg is None:
+            print(f"deploy: {args.port} is a simulated board; it runs firmware/ as is")
+            return 0
+        tmp = folder / (NODE_CONFIG + ".tmp")
+        tmp.write_text(json.dumps(cfg))
+        os.replace(tmp, folder / NODE_CONFIG)
+        print(f"deploy: config written to {folder / NODE_CONFIG} (simulated board)")
+        if not args.no_restart:
+            t = _open_port(args.port)
+            try:
+                t.write(b"\x03")  # stop the app (it persists), then soft reboot
+                time.sleep(0.5)
+                t.write(b"\x04")
+            finally:
+                t.close()
+            print("deploy: app restarted")
+        return 0
+    with tempfile.TemporaryDirectory() as td:
+        stage = Path(td)
+        pkgs = _stage_firmware(stage)
+        cmd = [sys.executable, "-m", "mpremote", "connect", args.port, "cp", "-r"]
+        cmd += [str(p) for p in pkgs] + [":"]
+        if cfg is not None:
+            (stage / NODE_CONFIG).write_text(json.dumps(cfg))
+            cmd += ["+", "cp", str(stage / NODE_CONFIG), ":" + NODE_CONFIG]
+        if not args.no_main:
+            (stage / "main.py").write_text("import aii_node.main\n")
+            cmd += ["+", "cp", str(stage / "main.py"), ":main.py"]
+        if not args.no_restart:
+            cmd += ["+", "reset"]
+        if args.dry_run:
+            print(" ".join(cmd))
+            return 0
+        r = subprocess.run(cmd, check=False)
+        if r.returncode != 0:
+            raise AIIError(f"mpremote failed (exit {r.returncode}); is {args.port} an AII board?")
+    print(f"deploy: firmware{' and config' if cfg else ''} copied to {args.port}")
+    return 0

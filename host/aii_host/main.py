@@ -55,6 +55,83 @@ _COMMANDS = {
 }
 
 
+def _args_port(p):
+    p.add_argument(
+        "--port",
+        required=True,
+        help="serial device (/dev/ttyACM0), a simulated board's pty, or tcp:HOST:PORT",
+    )
+
+
+def _args_vboard(p):
+    from .vboard import add_arguments
+
+    add_arguments(p)
+
+
+def _args_console(p):
+    _args_port(p)
+    p.add_argument("--frames", action="store_true", help="also show machine frames (@...)")
+    p.add_argument(
+        "--linger", type=float, default=0.5, help="seconds to keep reading after input ends"
+    )
+
+
+def _args_deploy(p):
+    _args_port(p)
+    p.add_argument("--config", help="node configuration (JSON) to install as aii_node.json")
+    p.add_argument("--key", help="node key: hex digits or a file (default: the config's, or new)")
+    p.add_argument("--dry-run", action="store_true", help="print the mpremote command only")
+    p.add_argument("--no-main", action="store_true", help="do not write main.py")
+    p.add_argument("--no-restart", action="store_true", help="do not restart the board")
+
+
+def _args_node_status(p):
+    _args_port(p)
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
+
+
+# Node commands: name -> (function, argument setup, one-line help, description, example)
+_NODE_COMMANDS = {
+    "vboard": (
+        commands.do_vboard,
+        _args_vboard,
+        "run a simulated board (firmware/ under CPython behind a pseudo terminal)",
+        (
+            "Runs firmware/aii_node unchanged under CPython with stand-ins for machine, micropython\n"
+            "and time.ticks_*, behind a raw pseudo terminal (open it with pyserial like a USB\n"
+            "port; 0x03 stops the app, Ctrl-D boots it again). Files persist per board id."
+        ),
+        "aii vboard --id node1 --tcp 7001",
+    ),
+    "console": (
+        commands.do_console,
+        _args_console,
+        "talk to a node's console (lines; Ctrl-C sends 0x03, ~d Ctrl-D, ~. quits)",
+        "Sends each line you type; prints what the node says, machine frames hidden.",
+        "aii console --port /dev/ttyACM0",
+    ),
+    "deploy": (
+        commands.do_deploy,
+        _args_deploy,
+        "copy firmware, configuration and key to a board (mpremote) or a simulated board",
+        (
+            "Copies firmware/aii and firmware/aii_node, the config (as aii_node.json, with its key)\n"
+            "and a main.py that starts the node, then resets the board. A simulated board runs\n"
+            "firmware/ from the source tree: only its config is written, into its folder."
+        ),
+        "aii deploy --port /dev/ttyACM0 --config tests/hil/node_config.json",
+    ),
+    "node-status": (
+        commands.do_node_status,
+        _args_node_status,
+        "query a node: hello, status, tasks, ledger",
+        "One-shot query over the node protocol (docs/protocol.md); read-only, no key needed.",
+        "aii node-status --port /dev/ttyACM0",
+    ),
+}
+
+
 def _parser():
     p = argparse.ArgumentParser(
         prog="aii",
@@ -73,6 +150,16 @@ def _parser():
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         setup(sp, seconds)
+        sp.set_defaults(func=fn)
+    for name, (fn, setup, help_, desc, example) in _NODE_COMMANDS.items():
+        sp = sub.add_parser(
+            name,
+            help=help_,
+            description=desc,
+            epilog="example:\n  " + example,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        setup(sp)
         sp.set_defaults(func=fn)
     # Edge inference commands (detect, edge-bench) register their own parsers.
     from .edge.cli import add_parsers as _edge_parsers

@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: MIT
+"""The node commands of the `aii` CLI against a simulated board: vboard, deploy, node-status,
+console (pipe mode), and deploy's mpremote command for a real port (--dry-run)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import CONFIG, HERE, REPO
+
+needs_node = pytest.mark.skipif(
+    not (REPO / "firmware" / "aii_node" / "main.py").exists(),
+    reason="firmware/aii_node/main.py is missing: no node app to test",
+)
+
+
+def _aii(*args, env=None, stdin=None, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "aii_host", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture
+def board(tmp_path):
+    """`aii vboard` started with no config: the node cannot boot until deploy gives it one."""
+    env = dict(os.environ, AII_VBOARD_DIR=str(tmp_path / "boards"), AII_KEYS_DIR=str(tmp_path))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "aii_host", "vboard", "--id", "cli1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    info = json.loads(p.stdout.readline())
+    yield info["port"], env, tmp_path
+    p.terminate()
+    p.wait(10)
+
+
+@needs_node
+def test_deploy_then_status_then_console(board):
+    port, env, tmp = board
+    cfg = dict(CONFIG, key="")  # deploy must make a key and keep the host's copy
+    (tmp / "cfg.json").write_text(json.dumps(cfg))
+    r = _aii("deploy", "--port", port, "--config", str(tmp / "cfg.json"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "simulated board" in r.stdout and "new node key" in r.stdout
+    key = (tmp / "hil1.key").read_text().strip()
+    on_board = json.loads((tmp / "boards" / "cli1" / "aii_node.json").read_text())
+    assert on_board["key"] == key and len(key) == 64
+    deadline = time.monotonic() + 15
+    while True:
+        st = _aii("node-status", "--port", port, env=env)
+        if st.returncode == 0 or time.monotonic() > deadline:
+            break
+    assert st.returncode == 0, st.stderr
+    assert "node hil1" in st.stdout and "pump" in st.stdout and "grid" in st.stdout
+    out = _aii("console", "--port", port, env=env, stdin="transfer grid load Wh 2\nledger\n")
+    assert out.returncode == 0, out.stderr
+    assert "ok: journal seq" in out.stdout
+    assert "998.000" in out.stdout and "2.000" in out.stdout
+    assert "@1|" not in out.stdout  # frames hidden by default
+
+
+def test_node_status_on_a_missing_port_fails_cleanly():
+    r = _aii("node-status", "--port", "/dev/does-not-exist")
+    assert r.returncode == 1
+    assert r.stderr.startswith("aii: cannot open /dev/does-not-exist")
+
+
+@needs_node
+def test_deploy_dry_run_names_every_file(tmp_path):
+    env = dict(os.environ, AII_KEYS_DIR=str(tmp_path))
+    r = _aii(
+        "deploy",
+        "--port",
+        "/dev/ttyACM9",
+        "--config",
+        str(HERE / "node_config.json"),
+        "--dry-run",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    cmd = r.stdout.split()
+    assert cmd[1:5] == ["-m", "mpremote", "connect", "/dev/ttyACM9"]
+    assert ":aii_node.json" in cmd and ":main.py" in cmd and cmd[-1] == "reset"
+    assert any(c.endswith("/aii_node") for c in cmd) and any(c.endswith("/aii") for c in cmd)
+
+
+def test_deploy_refuses_a_key_without_config():
+    r = _aii("deploy", "--port", "/dev/ttyACM9", "--key", "00" * 32, "--dry-run")
+    assert r.returncode == 1 and "--key needs --config" in r.stderr

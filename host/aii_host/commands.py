@@ -121,7 +121,113 @@ def do_sched_demo(args):
 
 
 def do_demo(args):
-    return do_sched_demo(args)
+    rc = do_sched_demo(args)
+    if rc or getattr(args, "no_nodes", False):
+        return rc
+    return _node_demo(_demo_console())
+
+
+def _demo_console():
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
+def _demo_node_config(name, battery, key):
+    return {
+        "node": name,
+        "key": key.hex(),
+        "quantities": [{"name": "Wh", "digits": 3}],
+        "accounts": [
+            {"name": "battery", "quantity": "Wh", "initial": battery},
+            {"name": "load", "quantity": "Wh"},
+        ],
+        "tasks": [
+            {
+                "name": "meter",
+                "period_us": 100_000,
+                "budget_us": 5_000,
+                "action": "meter",
+                "src": "battery",
+                "dst": "load",
+                "quantity": "Wh",
+                "amount": "0.010",
+            },
+        ],
+        "heartbeat_ms": 500,
+    }
+
+
+def _node_demo(console):
+    """Two simulated boards running firmware/aii_node: status, then a two-phase transfer of
+    25 Wh from one node's battery to the other's (hold + prepare, then commit on both)."""
+    import json
+    import secrets
+    import tempfile
+    from pathlib import Path
+
+    from . import vboard
+    from .client import NodeClient
+    from .ledger import DEC, fx_format
+
+    console.rule("simulated nodes (aii vboard) running firmware/aii_node")
+    with tempfile.TemporaryDirectory() as td:
+        boards, clients = [], {}
+        try:
+            for name, battery in (("north", "500.000"), ("south", "100.000")):
+                key = secrets.token_bytes(32)
+                d = Path(td) / name
+                d.mkdir()
+                (d / NODE_CONFIG).write_text(json.dumps(_demo_node_config(name, battery, key)))
+                b = vboard.spawn(name, base=td, log=Path(td) / (name + ".log"))
+                boards.append(b)
+                t = _open_port(b.port)
+                clients[name] = (NodeClient(t, key=key, timeout=3.0), b.port)
+            for c, _port in clients.values():
+                _wait_hello(c)
+            time.sleep(0.5)  # let the meters run a few jobs
+            for name, (c, port) in clients.items():
+                _print_node(console, c, port)
+            n, s = clients["north"][0], clients["south"][0]
+            amount, txid = 25_000, secrets.randbits(63)
+
+            def batteries():
+                return tuple(fx_format(c.balances()["battery"], DEC(3)) for c in (n, s))
+
+            console.print(f"batteries before: north {batteries()[0]} Wh, south {batteries()[1]} Wh")
+            n.hold(txid, "battery", "Wh", amount)
+            s.prepare(txid, "battery", "Wh", amount)
+            console.print(f"tx {txid}: north holds 25.000 Wh in escrow, south prepares the credit")
+            n.commit_tx(txid)
+            s.commit_tx(txid)
+            console.print("both committed: north's escrow left as outflow, south's credit came in")
+            console.print(
+                f"batteries after:  north {batteries()[0]} Wh, south {batteries()[1]} Wh "
+                "(the meters keep moving 0.010 Wh to each load every 100 ms)"
+            )
+            for name, (c, _port) in clients.items():
+                st = c.status()
+                console.print(
+                    f"{name}: ledger seq {st['seq']}, digest {st['digest']}, "
+                    f"uptime {st['uptime_ms']} ms, errors {st['errors']}"
+                )
+        finally:
+            for c, _port in clients.values():
+                c.t.close()
+            for b in boards:
+                b.stop()
+    return 0
+
+
+def _wait_hello(c, timeout=20.0):
+    from .client import NodeTimeout
+
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return c.request("hello", timeout=1.0, retries=0)
+        except NodeTimeout:
+            if time.monotonic() > end:
+                raise
 
 
 # ---- nodes: simulated boards, console, deploy, status (docs/protocol.md) ----------------------
@@ -204,9 +310,14 @@ def do_node_status(args):
         hello, st, tasks, led = c.hello(), c.status(), c.tasks(), c.ledger()
     finally:
         t.close()
-    console = Console(width=120) if not Console().is_terminal else Console()
+    _print_node(_demo_console(), None, args.port, (hello, st, tasks, led))
+    return 0
+
+
+def _print_node(console, c, port, answers=None):
+    hello, st, tasks, led = answers or (c.hello(), c.status(), c.tasks(), c.ledger())
     console.print(
-        f"node [bold]{hello['node']}[/] on {args.port}: proto {hello['proto']}, "
+        f"node [bold]{hello['node']}[/] on {port}: proto {hello['proto']}, "
         f"fw {hello['fw'][:12]}, cfg {hello['cfg'][:12]}"
     )
     for k in sorted(st):
@@ -225,7 +336,6 @@ def do_node_status(args):
     console.print(lt)
     if led["holds"]:
         console.print("open holds: " + ", ".join(str(h) for h in led["holds"]))
-    return 0
 
 
 NODE_CONFIG = "aii_node.json"  # the node's configuration file on the device (firmware/aii_node)

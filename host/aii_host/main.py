@@ -9,7 +9,7 @@ from ._errors import AIIError
 
 _EPILOG = """\
 examples:
-  aii demo                       short run of the host scheduler demo
+  aii demo                       scheduler demo, then two simulated nodes and a transfer
   aii sched-demo --seconds 5     run the demo task set for 5 s and print per-task statistics
   aii sched-demo --overhead-us 0 analyse without per-dispatch overhead
   aii <command> --help           options of one command
@@ -49,8 +49,12 @@ _COMMANDS = {
         commands.do_demo,
         _args_sched_demo,
         1.0,
-        "short end-to-end demo (today: the scheduler demo; later with simulated nodes)",
-        "Runs the scheduler demo for a short time. Later versions add simulated nodes.",
+        "short end-to-end demo: the scheduler, then two simulated nodes",
+        (
+            "Runs the scheduler demo for a short time, then starts two simulated boards running\n"
+            "firmware/aii_node, prints their status and moves 25 Wh from one to the other with a\n"
+            "two-phase transfer (hold and prepare, then commit on both)."
+        ),
     ),
 }
 

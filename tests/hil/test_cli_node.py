@@ -99,3 +99,22 @@ def test_deploy_dry_run_names_every_file(tmp_path):
 def test_deploy_refuses_a_key_without_config():
     r = _aii("deploy", "--port", "/dev/ttyACM9", "--key", "00" * 32, "--dry-run")
     assert r.returncode == 1 and "--key needs --config" in r.stderr
+
+
+@needs_node
+def test_demo_starts_two_nodes_and_moves_25_wh():
+    r = _aii("demo", "--seconds", "0.2", timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "node north on /dev/pts/" in out and "node south on /dev/pts/" in out
+    lines = out.splitlines()
+    before = next(ln for ln in lines if ln.startswith("batteries before")).split()
+    after = next(ln for ln in lines if ln.startswith("batteries after")).split()
+
+    def mwh(text):  # "474.840" -> 474840, exact
+        return int(text.replace(".", ""))
+
+    n0, s0, n1, s1 = mwh(before[3]), mwh(before[6]), mwh(after[3]), mwh(after[6])
+    # 25 Wh moved; the meters take 0.010 Wh per 100 ms from each battery meanwhile
+    assert 25_000 <= n0 - n1 <= 25_500 and 23_500 <= s1 - s0 <= 25_000, (before, after)
+    assert out.count("errors 0") == 2

@@ -39,7 +39,7 @@ MUTATING = frozenset(
     ("transfer", "inflow", "outflow", "prepare", "hold", "commit_tx", "abort_tx", "config_set")
 )
 
-_KIND = re.compile(r"[a-z_]+\Z")
+_KIND = re.compile(r"[a-z_]{1,16}\Z")
 _MAC = re.compile(r"[0-9a-f]{64}\Z")
 _CRC = re.compile(r"[0-9a-f]{8}\Z")
 

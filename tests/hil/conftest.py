@@ -5,7 +5,8 @@ Targets (one parametrization of `node`):
 - `vboard`: a simulated board (aii_host.vboard) started per test in a temporary folder with
   node_config.json; always available.
 - `unix`: the MicroPython unix port build (build/unix/micropython, `make firmware BOARD=UNIX`)
-  behind the same pseudo terminal; needs MICROPY_DIR and a build whose `_aii` has the Ledger.
+  behind the same pseudo terminal (`aii vboard --micropython`); needs MICROPY_DIR and a build
+  whose `_aii` has the Ledger.
 - `qemu`: the MPS2_AN385 image under qemu; not wired yet (skips with the reason).
 - `port:<dev>`: a real board per `--port` (several allowed), deployed beforehand with
   `aii deploy --port <dev> --config tests/hil/node_config.json` so that the tests know its
@@ -126,12 +127,7 @@ def node(request, tmp_path):
     if not (REPO / "firmware" / "aii_node" / "main.py").exists():
         pytest.skip("firmware/aii_node/main.py is missing: no node app to test")
     if target == "vboard":
-        bdir = tmp_path / "boards" / "hil1"
-        bdir.mkdir(parents=True)
-        (bdir / "aii_node.json").write_text(json.dumps(CONFIG))
-        log = tmp_path / "vboard.log"
-        board = vboard.spawn("hil1", base=tmp_path / "boards", log=log)
-        t = Target("vboard", board.port, bytes.fromhex(CONFIG["key"]), log, board)
+        t = _start_board(tmp_path, "vboard")
     elif target == "unix":
         exe = _unix_binary()
         if not _unix_has_ledger(exe):
@@ -139,7 +135,7 @@ def node(request, tmp_path):
                 f"unix target: the _aii of {exe} has no Ledger yet (the node needs aii.Ledger; "
                 "make firmware BOARD=UNIX once mod_aii.c binds it)"
             )
-        pytest.skip("unix target: not wired into the suite yet")
+        t = _start_board(tmp_path, "unix", micropython=exe)
     elif target == "qemu":
         if not os.environ.get("MICROPY_DIR"):
             pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
@@ -152,6 +148,17 @@ def node(request, tmp_path):
         yield t
     finally:
         t.close()
+
+
+def _start_board(tmp_path, name, micropython=None):
+    """A board in a fresh folder holding node_config.json: CPython (the simulated board) or the
+    MicroPython unix port, both behind aii_host.vboard's pseudo terminal."""
+    bdir = tmp_path / "boards" / "hil1"
+    bdir.mkdir(parents=True)
+    (bdir / "aii_node.json").write_text(json.dumps(CONFIG))
+    log = tmp_path / "vboard.log"
+    board = vboard.spawn("hil1", base=tmp_path / "boards", log=log, micropython=micropython)
+    return Target(name, board.port, bytes.fromhex(CONFIG["key"]), log, board)
 
 
 def _unix_has_ledger(exe):

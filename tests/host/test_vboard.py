@@ -116,3 +116,33 @@ def test_nobody_reading_never_blocks_the_board(vb):
 def test_ticks_diff_wraps_like_micropython(a, b, diff):
     assert board._ticks_diff(a, b) == diff
     assert board._ticks_add(b, diff) == a
+
+
+def _unix_micropython():
+    import os
+
+    exe = Path(__file__).resolve().parents[2] / "build" / "unix" / "micropython"
+    if not os.environ.get("MICROPY_DIR"):
+        pytest.skip("MICROPY_DIR is unset: no MicroPython unix port to put behind the pty")
+    if not exe.exists():
+        pytest.skip("build/unix/micropython is missing (make firmware BOARD=UNIX)")
+    return exe
+
+
+def test_unix_port_behind_the_same_pty(tmp_path):
+    exe = _unix_micropython()
+    app = APP.parent / "uecho.py"
+    with vboard.spawn("u1", base=tmp_path, app=app, micropython=exe) as b:
+        ser = serial.Serial(b.port, timeout=0.2)
+        read_until(ser, b"uecho up")
+        ser.write(b"hi\n")
+        read_until(ser, b"echo:hi")
+        time.sleep(1.1)  # an exit this long after boot is a reset: the app boots again
+        ser.write(b"exit\n")
+        read_until(ser, b"uecho up")
+        ser.write(b"x\x03")
+        out = read_until(ser, b">>> ")
+        assert b"KeyboardInterrupt" in out
+        ser.write(b"\x04")
+        read_until(ser, b"uecho up")
+        ser.close()

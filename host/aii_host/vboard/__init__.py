@@ -104,7 +104,9 @@ class VBoardProcess:
         self.stop()
 
 
-def spawn(board_id, base=None, app=None, tcp=None, log=None, firmware=None, timeout=10.0):
+def spawn(
+    board_id, base=None, app=None, tcp=None, log=None, firmware=None, timeout=10.0, micropython=None
+):
     """Starts `python -m aii_host.vboard` in the background and waits for its port."""
     d = board_dir(board_id, base)
     cmd = [sys.executable, "-m", "aii_host.vboard", "--id", board_id, "--dir", str(d)]
@@ -114,6 +116,8 @@ def spawn(board_id, base=None, app=None, tcp=None, log=None, firmware=None, time
         cmd += ["--tcp", str(tcp)]
     if firmware:
         cmd += ["--firmware", str(firmware)]
+    if micropython:
+        cmd += ["--micropython", str(micropython)]
     if log:
         with open(log, "ab") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -150,6 +154,10 @@ def add_arguments(p):
     p.add_argument(
         "--firmware", help="firmware folder on the board's sys.path (default: firmware/)"
     )
+    p.add_argument(
+        "--micropython",
+        help="run this MicroPython unix port binary (e.g. build/unix/micropython) instead of CPython",
+    )
 
 
 def run(args):
@@ -160,7 +168,8 @@ def run(args):
 
     d = Path(args.dir) if args.dir else board_dir(args.id)
     fw = Path(args.firmware) if args.firmware else firmware_dir()
-    sup = Supervisor(args.id, str(d.resolve()), str(fw.resolve()), args.app, args.tcp)
+    mp = str(Path(args.micropython).resolve()) if getattr(args, "micropython", None) else None
+    sup = Supervisor(args.id, str(d.resolve()), str(fw.resolve()), args.app, args.tcp, mp)
     try:
         sup.open()
     except OSError as e:

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import tty
 
 from . import board as _board
@@ -29,12 +30,23 @@ CTRL_D = 0x04
 
 
 class Supervisor:
-    def __init__(self, board_id, board_dir, firmware_dir, app="aii_node.main", tcp_port=None):
+    def __init__(
+        self,
+        board_id,
+        board_dir,
+        firmware_dir,
+        app="aii_node.main",
+        tcp_port=None,
+        micropython=None,
+    ):
         self.id = board_id
         self.dir = board_dir
         self.firmware = firmware_dir
         self.app = app
         self.tcp_port = tcp_port
+        # A MicroPython unix port binary to run instead of the CPython board process: the same
+        # pty, 0x03 and Ctrl-D behaviour in front of the real interpreter.
+        self.micropython = micropython
         self.port = None
         self.boots = 0
         self.dropped_out = 0
@@ -43,6 +55,8 @@ class Supervisor:
         self._listen = self._conn = None
         self._cause = _machine.PWRON_RESET
         self._stop = False
+        self._interrupted = False
+        self._booted_at = 0.0
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -73,18 +87,19 @@ class Supervisor:
         env["AII_VBOARD_RESET_CAUSE"] = str(self._cause)
         env.pop("PYTHONSTARTUP", None)
         self.boots += 1
+        self._interrupted = False
+        self._booted_at = time.monotonic()
+        if self.micropython:
+            # As on a board: frozen modules first, then the firmware folder.
+            env["MICROPYPATH"] = ".frozen:" + self.firmware
+            app = [self.app] if self.app.endswith(".py") else ["-m", self.app]
+            cmd = [self.micropython, *app]
+        else:
+            cmd = [sys.executable, "-m", "aii_host.vboard.board", "--dir", self.dir]
+            cmd += ["--firmware", self.firmware, "--app", self.app]
         self._child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "aii_host.vboard.board",
-                "--dir",
-                self.dir,
-                "--firmware",
-                self.firmware,
-                "--app",
-                self.app,
-            ],
+            cmd,
+            cwd=self.dir,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -121,6 +136,7 @@ class Supervisor:
                 if running:
                     self._child.stdin.flush()
                     os.kill(self._child.pid, signal.SIGINT)
+                    self._interrupted = True
             elif chunk == bytes([CTRL_D]) and not running:
                 # The board process died (its own idle REPL handles Ctrl-D otherwise).
                 self._out(b"MPY: soft reboot\r\n")
@@ -138,7 +154,15 @@ class Supervisor:
         self._child.stdin.close()
         self._child.stdout.close()
         self._child = None
-        if rc in _machine.CAUSE_BY_EXIT:
+        if self.micropython:
+            # The unix port exits where a board would reset or drop to the REPL: an exit after
+            # Ctrl-C (or a crash right after boot) waits for Ctrl-D, any other is a reset.
+            if self._interrupted or time.monotonic() - self._booted_at < 1.0:
+                self._out(b"\r\nvboard: app exited (%d); Ctrl-D restarts it\r\n>>> " % rc)
+            else:
+                self._cause = _machine.SOFT_RESET
+                self._boot()
+        elif rc in _machine.CAUSE_BY_EXIT:
             self._cause = _machine.CAUSE_BY_EXIT[rc]
             self._boot()
         elif rc != _board.STOPPED:

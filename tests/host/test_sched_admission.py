@@ -227,11 +227,6 @@ def test_self_pushing_sweep():
     assert seen >= 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: rta_task() stops at the first job past its deadline, so the refusal names "
-    "that job's response (35 us), not the worst one (42 us); reported to the lead",
-)
 def test_refusal_reports_the_worst_response():
     # Found by test_admission_against_brute_force: the lowest task's 10th job is its worst.
     tasks = [(4, 17, 17), (11, 45, 45), (20, 40, 40)]

@@ -212,11 +212,6 @@ print(s.info()[1])
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a diverging busy period is iterated up to 2**36 us in small steps "
-    "(minutes on a PC); reported to the lead",
-)
 def test_admission_refuses_overload_quickly():
     # Utilisation > 1: the busy period never ends, the response time is "inf".
     out = subprocess.run(

@@ -13,6 +13,10 @@
 #ifndef AII_RTA_MAX_JOBS
 #define AII_RTA_MAX_JOBS (4096)
 #endif
+// ... or when the busy period needs more iterations than this (utilisation within a hair of 1).
+#ifndef AII_RTA_MAX_ITER
+#define AII_RTA_MAX_ITER (100000)
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Clock: the one place where a wrapping tick counter becomes 64-bit time.
@@ -206,16 +210,30 @@ static bool rta_task(const rta_task_t *tk, const uint8_t *cls, int n, int i, aii
     e->wcrt_us = UINT32_MAX;
     e->jobs = 0;
 
+    // A level-i utilisation above 1 means the busy period never ends: say so at once instead
+    // of iterating up to the bound (32.32 fixed point, rounded down so exactly 1 still passes).
+    uint64_t util = 0;
+    for (int j = 0; j < n; j++) {
+        if ((cls[j] == 1 || j == i) && tk[j].t) {
+            util += ((uint64_t)tk[j].c << 32) / tk[j].t;
+            if (util > ((uint64_t)1 << 32)) {
+                return false;
+            }
+        }
+    }
     // Length of the level-i busy period.
     uint64_t t = b + ti->c;
-    for (;;) {
+    for (uint32_t iter = 0;; iter++) {
+        if (iter == AII_RTA_MAX_ITER) {
+            return false;
+        }
         uint64_t next = b;
         for (int j = 0; j < n; j++) {
             if (cls[j] == 1 || j == i) {
                 next += rta_ceil(t, tk[j].t) * tk[j].c;
             }
         }
-        if (next > AII_RTA_MAX_BUSY_US) {
+        if (next > AII_RTA_MAX_BUSY_US || rta_ceil(next, ti->t) > AII_RTA_MAX_JOBS) {
             return false;
         }
         if (next == t) {
@@ -224,9 +242,6 @@ static bool rta_task(const rta_task_t *tk, const uint8_t *cls, int n, int i, aii
         t = next;
     }
     uint64_t jobs = rta_ceil(t, ti->t);
-    if (jobs > AII_RTA_MAX_JOBS) {
-        return false;
-    }
     e->jobs = (uint32_t)jobs;
 
     uint64_t worst = 0;
@@ -254,10 +269,6 @@ static bool rta_task(const rta_task_t *tk, const uint8_t *cls, int n, int i, aii
         uint64_t r = w + ti->c - q * ti->t;
         if (r > worst) {
             worst = r;
-        }
-        if (worst > ti->d) {
-            // Already failed: later jobs cannot make it schedulable again.
-            break;
         }
     }
     e->wcrt_us = worst > UINT32_MAX ? UINT32_MAX : (uint32_t)worst;

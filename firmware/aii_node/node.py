@@ -17,12 +17,15 @@ from .frame import E_ARGS, E_STATE, E_TOO_LONG, build
 from .store import RECORD, Store
 
 try:
-    from time import ticks_diff, ticks_ms
+    from time import ticks_diff, ticks_ms, ticks_us
 except ImportError:  # CPython without the simulated board's time shim (unit tests)
     import time as _t
 
     def ticks_ms():
         return int(_t.monotonic() * 1000)
+
+    def ticks_us():
+        return int(_t.monotonic() * 1000000)
 
     def ticks_diff(a, b):
         return a - b
@@ -60,6 +63,7 @@ class Node:
             data_dir or cfg.get("data_dir", "aii_data"), fs, fs_open, cfg.get("compact_at", 64)
         )
         self.reader = reader
+        self.lines = []  # read but not yet handled
         self.write = write or _stdout_write
         self.sched = None
         self.tasks = []  # (tid, name, period_us, budget_us)
@@ -346,8 +350,15 @@ class Node:
                 self.write(text.encode() + b"\n")
 
     def _console(self):
-        for line in self.reader.poll():
-            self.handle_line(line)
+        # One line at least, more while under half the budget: a burst of input is spread over
+        # several jobs instead of making one job overrun.
+        t0 = ticks_us()
+        if not self.lines:
+            self.lines = self.reader.poll()
+        while self.lines:
+            self.handle_line(self.lines.pop(0))
+            if ticks_diff(ticks_us(), t0) > self.console_budget // 2:
+                break
         if self.reset_requested:
             self.sched.stop()
 
@@ -386,12 +397,10 @@ class Node:
         s = aii.Scheduler(on_miss=self._on_miss)
         self.sched = s
         hb = cfg.get("heartbeat_ms", 1000) * 1000
-        self._add(self._heartbeat, "heartbeat", hb, cfg.get("heartbeat_budget_us", 2000))
+        self.console_budget = cfg.get("console_budget_us", 5000)
+        self._add(self._heartbeat, "heartbeat", hb, cfg.get("heartbeat_budget_us", 5000))
         self._add(
-            self._console,
-            "console",
-            cfg.get("console_period_us", 20000),
-            cfg.get("console_budget_us", 5000),
+            self._console, "console", cfg.get("console_period_us", 20000), self.console_budget
         )
         for t in cfg.get("tasks", []):
             fn = self._meter(t) if t.get("action") == "meter" else self._noop

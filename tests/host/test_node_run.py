@@ -77,7 +77,7 @@ def test_offline_keeps_running_and_replays(tmp_path):
     node, feed = start(tmp_path, heartbeat_ms=20, offline_after=2)
     node.run(200_000)
     assert node.events.offline
-    beats = [f for f in frames(node) if f.kind == "ev"]
+    beats = [f for f in frames(node) if f.kind == "ev" and f.body["kind"] == "heartbeat"]
     assert len(beats) == 1  # the first heartbeat; the second made the node offline
     node.emit("violation", {"msg": "test"})
     assert frames(node) == []
@@ -85,6 +85,9 @@ def test_offline_keeps_running_and_replays(tmp_path):
     feed.data += nodekit.request(5, "status", {})
     node.run(100_000)
     fs = frames(node)
-    assert fs[0].kind == "ev" and fs[0].body["kind"] == "violation"
-    assert fs[1].kind == "ok" and fs[1].body["offline"] is False
+    # On a loaded machine deadline misses are buffered too; they come back with the violation.
+    answer = [i for i, f in enumerate(fs) if f.kind == "ok"]
+    assert len(answer) == 1 and fs[answer[0]].body["offline"] is False
+    replayed = [f.body["kind"] for f in fs[: answer[0]]]
+    assert "violation" in replayed and "heartbeat" not in replayed
     assert node.sched.stats(node.tasks[2][0])[0] > jobs  # the meter never stopped

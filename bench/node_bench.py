@@ -99,23 +99,57 @@ def run_target(name, n, micropython=None):
     return r
 
 
+def mpremote_exec(micropython, n):
+    """Baseline: mpremote's in-process `exec` round trip (raw REPL) to the unix port's REPL
+    behind the same pty, as `mpremote exec` would drive a board."""
+    from mpremote.transport_serial import SerialTransport
+
+    with (
+        tempfile.TemporaryDirectory() as td,
+        vboard.spawn("repl1", base=td, app="repl", micropython=micropython) as b,
+    ):
+        time.sleep(0.5)
+        t = SerialTransport(b.port, baudrate=115200)
+        try:
+            t.enter_raw_repl(soft_reset=False)
+            assert t.exec("print(6*7)").strip() == b"42"
+            us = []
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                t.exec("pass")
+                us.append((time.perf_counter_ns() - t0) // 1000)
+            t.exit_raw_repl()
+        finally:
+            t.close()
+    return {"target": "mpremote exec (unix port REPL)", "exec": _summary(us)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=300, help="round trips per figure (default 300)")
     p.add_argument("--micropython", help="unix port binary to measure too")
     a = p.parse_args(argv)
     results = [run_target("vboard (CPython)", a.n)]
-    mp = a.micropython or (Path(ROOT) / "build" / "unix" / "micropython")
+    mp = a.micropython or os.environ.get("AII_MICROPYTHON")
+    mp = mp or Path(ROOT) / "build" / "unix" / "micropython"
     if a.micropython or (os.environ.get("MICROPY_DIR") and Path(mp).exists()):
         try:
             results.append(run_target("unix port", a.n, micropython=str(mp)))
         except Exception as e:  # noqa: BLE001 - record why this target has no figures
             results.append({"target": "unix port", "error": str(e)[:300]})
+        try:
+            results.append(mpremote_exec(str(mp), a.n))
+        except Exception as e:  # noqa: BLE001
+            results.append({"target": "mpremote exec (unix port REPL)", "error": str(e)[:300]})
     data = {"bench": "node", "git": git_info(), "machine": machine_info(), "results": results}
     path = write_json("node.json", data)
     for r in results:
         if "error" in r:
             print(f"{r['target']}: error: {r['error']}")
+            continue
+        if "exec" in r:
+            e = r["exec"]
+            print(f"{r['target']}: exec('pass') p50 {e['p50_us']} / p99 {e['p99_us']} us")
             continue
         h, s, q = r["hello"], r["transfer_signed"], r["pipelined_status"]
         print(

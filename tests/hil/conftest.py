@@ -115,7 +115,8 @@ def _key(config):
 def _unix_binary():
     if not os.environ.get("MICROPY_DIR"):
         pytest.skip("unix target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
-    exe = REPO / "build" / "unix" / "micropython"
+    # AII_MICROPYTHON: another unix build (e.g. one made outside the repo) to test instead.
+    exe = Path(os.environ.get("AII_MICROPYTHON") or REPO / "build" / "unix" / "micropython")
     if not exe.exists():
         pytest.skip("unix target: build/unix/micropython missing (make firmware BOARD=UNIX)")
     return exe

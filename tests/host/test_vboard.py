@@ -137,8 +137,7 @@ def test_unix_port_behind_the_same_pty(tmp_path):
         read_until(ser, b"uecho up")
         ser.write(b"hi\n")
         read_until(ser, b"echo:hi")
-        time.sleep(1.1)  # an exit this long after boot is a reset: the app boots again
-        ser.write(b"exit\n")
+        ser.write(b"exit\n")  # a clean exit is a reset: the app boots again
         read_until(ser, b"uecho up")
         ser.write(b"x\x03")
         out = read_until(ser, b">>> ")

@@ -19,13 +19,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import tty
 
 from . import board as _board
 from .compat import machine as _machine
 
 CTRL_C = 0x03
+REPL = "repl"  # app name: the unix port's REPL instead of an app (--micropython only)
 CTRL_D = 0x04
 
 
@@ -56,7 +56,6 @@ class Supervisor:
         self._cause = _machine.PWRON_RESET
         self._stop = False
         self._interrupted = False
-        self._booted_at = 0.0
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -88,11 +87,13 @@ class Supervisor:
         env.pop("PYTHONSTARTUP", None)
         self.boots += 1
         self._interrupted = False
-        self._booted_at = time.monotonic()
         if self.micropython:
             # As on a board: frozen modules first, then the firmware folder.
             env["MICROPYPATH"] = ".frozen:" + self.firmware
-            app = [self.app] if self.app.endswith(".py") else ["-m", self.app]
+            if self.app == REPL:
+                app = ["-i"]  # the REPL even on a pipe (mpremote's raw REPL works)
+            else:
+                app = [self.app] if self.app.endswith(".py") else ["-m", self.app]
             cmd = [self.micropython, *app]
         else:
             cmd = [sys.executable, "-m", "aii_host.vboard.board", "--dir", self.dir]
@@ -132,7 +133,10 @@ class Supervisor:
     def _in(self, data):
         running = self._child is not None and self._child.poll() is None
         for chunk in _split_ctrl(data):
-            if chunk == bytes([CTRL_C]):
+            if chunk == bytes([CTRL_C]) and self.app == REPL and running:
+                # At the unix port's REPL 0x03 is a character it handles itself.
+                os.write(self._child.stdin.fileno(), chunk)
+            elif chunk == bytes([CTRL_C]):
                 if running:
                     self._child.stdin.flush()
                     os.kill(self._child.pid, signal.SIGINT)
@@ -155,9 +159,10 @@ class Supervisor:
         self._child.stdout.close()
         self._child = None
         if self.micropython:
-            # The unix port exits where a board would reset or drop to the REPL: an exit after
-            # Ctrl-C (or a crash right after boot) waits for Ctrl-D, any other is a reset.
-            if self._interrupted or time.monotonic() - self._booted_at < 1.0:
+            # The unix port exits where a board would reset or drop to the REPL: a clean exit
+            # (the node's `reset` without machine.reset) boots again; an exit after Ctrl-C or
+            # with an error waits for Ctrl-D, as a board waits at its REPL.
+            if self._interrupted or rc != 0:
                 self._out(b"\r\nvboard: app exited (%d); Ctrl-D restarts it\r\n>>> " % rc)
             else:
                 self._cause = _machine.SOFT_RESET

@@ -7,7 +7,9 @@ Targets (one parametrization of `node`):
 - `unix`: the MicroPython unix port build (build/unix/micropython, `make firmware BOARD=UNIX`)
   behind the same pseudo terminal (`aii vboard --micropython`); needs MICROPY_DIR and a build
   whose `_aii` has the Ledger.
-- `qemu`: the MPS2_AN385 image under qemu; not wired yet (skips with the reason).
+- `qemu`: the MPS2_AN385 image under qemu (`-serial pty`; AII_QEMU_IMAGE overrides the image);
+  config and main.py are written with mpremote, then a soft reboot starts the node. Skips
+  with the reason when the image lacks the Ledger or a writable filesystem.
 - `port:<dev>`: a real board per `--port` (several allowed), deployed beforehand with
   `aii deploy --port <dev> --config tests/hil/node_config.json` so that the tests know its
   accounts and key (`--key` overrides the key). Tests that need a target to restart its app use
@@ -138,9 +140,7 @@ def node(request, tmp_path):
             )
         t = _start_board(tmp_path, "unix", micropython=exe)
     elif target == "qemu":
-        if not os.environ.get("MICROPY_DIR"):
-            pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
-        pytest.skip("qemu target: MPS2_AN385 image with the node frozen in is not wired yet")
+        t = _start_qemu(tmp_path)
     else:
         t = Target(target, target[5:], _key(request.config))
     try:
@@ -160,6 +160,100 @@ def _start_board(tmp_path, name, micropython=None):
     log = tmp_path / "vboard.log"
     board = vboard.spawn("hil1", base=tmp_path / "boards", log=log, micropython=micropython)
     return Target(name, board.port, bytes.fromhex(CONFIG["key"]), log, board)
+
+
+class _Qemu:
+    """The qemu process behind a Target (stop() kills it, as pulling the plug)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _start_qemu(tmp_path):
+    """MPS2_AN385 under qemu with its UART on a pty (`-serial pty`): a real MicroPython behind a
+    real REPL, so Ctrl-C and Ctrl-D are the board's own. The node's config and a main.py go onto
+    the board's filesystem over mpremote's raw REPL, then a soft reboot starts the node."""
+    import re
+    import shutil
+    import subprocess
+
+    if not os.environ.get("MICROPY_DIR"):
+        pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
+    image = Path(os.environ.get("AII_QEMU_IMAGE") or REPO / "build" / "mps2-an385" / "firmware.elf")
+    if not image.exists():
+        pytest.skip(f"qemu target: {image} missing (make firmware BOARD=MPS2_AN385)")
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu target: qemu-system-arm missing (make setup)")
+    if _QEMU_SKIP:
+        pytest.skip(_QEMU_SKIP[0])
+    log = tmp_path / "qemu.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                "qemu-system-arm",
+                "-machine",
+                "mps2-an385",
+                "-nographic",
+                "-monitor",
+                "null",
+                "-semihosting",
+                "-serial",
+                "pty",
+                "-kernel",
+                str(image),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    board = _Qemu(proc)
+    try:
+        port = None
+        end = time.monotonic() + 10
+        while port is None and time.monotonic() < end:
+            m = re.search(rb"/dev/pts/\d+", log.read_bytes())
+            port = m.group().decode() if m else time.sleep(0.1)
+        if port is None:
+            pytest.fail(f"qemu target: no pty in {log}")
+        _qemu_provision(port)
+        t = Target("qemu", port, bytes.fromhex(CONFIG["key"]), log, board)
+    except BaseException:
+        board.stop()
+        raise
+    t.write(b"\x04")  # soft reboot at the friendly REPL: main.py starts the node
+    return t
+
+
+_QEMU_SKIP = []  # the reason the image cannot run the node, found once per session
+
+
+def _qemu_provision(port):
+    from mpremote.transport_serial import SerialTransport
+
+    mp = SerialTransport(port, baudrate=115200)
+    try:
+        mp.enter_raw_repl(soft_reset=False)
+        probe = mp.exec(
+            "import _aii\ntry:\n import os; f=open('aii_probe','w'); f.close(); os.remove('aii_probe')"
+            "; print(hasattr(_aii, 'Ledger'), True)\nexcept OSError:\n print(hasattr(_aii, 'Ledger'), False)"
+        ).split()
+        if probe[0] != b"True":
+            _QEMU_SKIP.append("qemu target: the image's _aii has no Ledger yet (rebuild it)")
+        elif probe[1] != b"True":
+            _QEMU_SKIP.append(
+                "qemu target: the image has no writable filesystem for aii_node.json "
+                "(boards/MPS2_AN385 needs a RAM littlefs)"
+            )
+        if _QEMU_SKIP:
+            pytest.skip(_QEMU_SKIP[0])
+        mp.fs_writefile("aii_node.json", json.dumps(CONFIG).encode())
+        mp.fs_writefile("main.py", b"import aii_node.main\n")
+        mp.exit_raw_repl()
+    finally:
+        mp.close()
 
 
 def _unix_has_ledger(exe):

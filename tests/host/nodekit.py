@@ -14,6 +14,8 @@ for p in (str(FIRMWARE), str(HERE)):
     sys.path.insert(0, p)  # HERE ends up first: its `aii` wins over firmware/aii
 
 KEY = bytes(range(32))
+# Examples per fuzz test: a fixed budget in the test suite, more with AII_FUZZ_EXAMPLES (make fuzz).
+FUZZ = int(os.environ.get("AII_FUZZ_EXAMPLES", "300"))
 
 CONFIG = {
     "node": "n1",

@@ -113,7 +113,9 @@ WORDS = st.sampled_from(
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=nodekit.FUZZ,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     st.lists(WORDS, max_size=6) | st.binary(max_size=300).map(lambda b: b.decode("latin-1").split())

@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import zlib
 
-import nodekit  # noqa: F401  (puts firmware/ and the aii shim on sys.path)
+import nodekit  # also puts firmware/ and the aii shim on sys.path
 import pytest
 from aii_host import frame as host
 from aii_node import auth, frame
@@ -85,7 +85,7 @@ def test_build_refuses_what_parse_would_refuse():
         frame.build(1, b"ok", b"\x03")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=nodekit.FUZZ, deadline=None)
 @given(st.binary(max_size=1100))
 def test_fuzz_random_bytes_only_frame_errors(data):
     try:
@@ -96,7 +96,7 @@ def test_fuzz_random_bytes_only_frame_errors(data):
         assert host.decode(data.decode()).seq == f.seq
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=nodekit.FUZZ, deadline=None)
 @given(
     st.integers(1, frame.SEQ_MAX),
     st.sampled_from(["status", "transfer", "ledger"]),

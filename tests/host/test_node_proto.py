@@ -164,7 +164,9 @@ def test_bad_json_body(node):
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=nodekit.FUZZ,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     seq=st.integers(0, 2**31 + 5),

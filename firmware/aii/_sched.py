@@ -51,6 +51,7 @@ _METHODS = ("explicit", "dm", "opa")
 
 _EVENT_RING = const(8)
 _RTA_MAX_JOBS = const(4096)
+_RTA_MAX_ITER = const(100000)
 _U16_MAX = const(0xFFFF)
 # Trigger counters only ever meet as differences, so they wrap below the small-int limit of
 # 32-bit ports:
@@ -62,9 +63,11 @@ _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 _TWO64 = 0x10000000000000000
 _NEVER = _U64_MAX
+_NEVER_1 = _U64_MAX - 1
 _PRIO_AUTO = -0x80000000
 _I32_MAX = 0x7FFFFFFF
 _RTA_MAX_BUSY_US = 1 << 36
+_ONE_32 = 1 << 32
 
 try:
     _ticks_us = time.ticks_us
@@ -101,6 +104,34 @@ def _ceil(t, period):
     return (t + period - 1) // period
 
 
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _no_fixed_point(tc, tt, cls, n, i, b):
+    # True when the busy-period equation t = f(t) has no solution, so the C loop can only end
+    # in one of its give-ups (all of which return false with the same entry): for t > 0,
+    # f(t) >= k + u * t with u the utilisation of the periodic and sporadic tasks at or above
+    # level i and k the blocking plus the one-shots' budgets; no t solves it when u > 1, or
+    # u == 1 and k > 0. The C's 32.32 utilisation test rounds down and lets u == 1 (and a hair
+    # above) through to 100000 iterations: fast in C, seconds in MicroPython. u = num / den.
+    num = 0
+    den = 1
+    k = b
+    for j in range(n):
+        if cls[j] == 1 or j == i:
+            tj = tt[j]
+            if tj:
+                g = _gcd(den, tj)
+                num = num * (tj // g) + tc[j] * (den // g)
+                den = den // g * tj
+            else:
+                k += tc[j]
+    return num > den or (num == den and k > 0)
+
+
 def _rta_task(tc, tt, td, cls, n, i, e):
     # cls[j]: 1 = higher priority, 2 = lower, 0 = absent. Fills e = [task, level, wcrt,
     # deadline, blocking, jobs] (wcrt saturates at UINT32_MAX when the busy period diverges).
@@ -115,21 +146,33 @@ def _rta_task(tc, tt, td, cls, n, i, e):
     e[3] = di
     e[2] = _U32_MAX
     e[5] = 0
+    # A level-i utilisation above 1 means the busy period never ends (32.32 fixed point,
+    # rounded down so exactly 1 still passes).
+    util = 0
+    for j in range(n):
+        if (cls[j] == 1 or j == i) and tt[j]:
+            util += (tc[j] << 32) // tt[j]
+            if util > _ONE_32:
+                return False
+    if _no_fixed_point(tc, tt, cls, n, i, b):
+        return False
     # Length of the level-i busy period.
     t = b + ci
+    it = 0
     while True:
+        if it == _RTA_MAX_ITER:
+            return False
+        it += 1
         nxt = b
         for j in range(n):
             if cls[j] == 1 or j == i:
                 nxt += _ceil(t, tt[j]) * tc[j]
-        if nxt > _RTA_MAX_BUSY_US:
+        if nxt > _RTA_MAX_BUSY_US or _ceil(nxt, ti) > _RTA_MAX_JOBS:
             return False
         if nxt == t:
             break
         t = nxt
     jobs = _ceil(t, ti)
-    if jobs > _RTA_MAX_JOBS:
-        return False
     e[5] = jobs
     worst = 0
     w = b
@@ -152,9 +195,6 @@ def _rta_task(tc, tt, td, cls, n, i, e):
         if r < 0:
             r += _TWO64  # uint64 arithmetic in the C
         worst = max(worst, r)
-        if worst > di:
-            # Already failed: later jobs cannot make it schedulable again.
-            break
     e[2] = min(worst, _U32_MAX)
     return worst <= di
 
@@ -326,7 +366,7 @@ class _Core:
         self.overhead_us = overhead_us
         self.gc_idle_us = 0
         self.jobs_since_gc = 0
-        self.method = _EXPLICIT
+        self.method = _DM  # what info() reports for the empty set
         self.n_tasks = 0
         self.critical_missed = False
         self.total_jobs = 0
@@ -901,12 +941,19 @@ class Scheduler:
     # --- time (aii_clock_extend, aii_clock_from_raw) ---------------------------------------------
 
     def _now(self):
-        raw = _int(self._clock()) & self._mask
+        mask = self._mask
+        raw = _int(self._clock()) & mask
         if not self._clk_started:
             self._clk_started = True
             now = raw
         else:
-            now = self._clk_now + ((raw - self._clk_last) & self._mask)
+            delta = (raw - self._clk_last) & mask
+            if delta > mask >> 1:
+                # A step back (qemu's ticks_us does, by up to a millisecond), not a wrap: hold
+                # until the counter passes the last reading again. The clock is read at least
+                # every quarter period, so a step of half a period or more is such a glitch.
+                return self._clk_now
+            now = self._clk_now + delta
             if now > _U64_MAX:
                 now -= _TWO64  # uint64 wraps (reachable only with tick_period 2**64)
         self._clk_last = raw
@@ -971,28 +1018,25 @@ class Scheduler:
         policy=CONTINUE,
         critical=False,
     ):
-        # Checks in mod_aii.c's order, so a call with several faults fails the same way.
+        # Checks in mod_aii.c's (and aii_host's) order, so a call with several faults fails the
+        # same way; the range and consistency checks and their texts are the core's.
         if not callable(fn):
             raise TypeError("fn must be callable")
-        v = _int(budget_us)
-        if v <= 0:
-            raise ValueError("budget_us must be > 0")
-        if v > _U32_MAX:
-            raise ValueError("budget_us out of range")
-        budget_us = v
-        if _int(period_us) < 0:
-            _int(min_gap_us)
+        budget_us = _u32("budget_us", budget_us)
+        period_neg = _int(period_us) < 0
+        gap_neg = _int(min_gap_us) < 0
+        # 0 means "not given"; a negative value gets the core's text for a missing period.
+        if period_neg:
             raise ValueError("period_us must be > 0")
-        if _int(min_gap_us) < 0:
+        if gap_neg:
             raise ValueError("min_gap_us must be > 0")
         period_us = _u32("period_us", period_us)
         min_gap_us = _u32("min_gap_us", min_gap_us)
         deadline_us = _u32("deadline_us", deadline_us)
         offset_us = _u32("offset_us", offset_us)
-        v = _int(policy)
-        if v != CONTINUE and v != SKIP and v != DROP:
-            raise ValueError("policy must be CONTINUE, SKIP or DROP")
-        policy = v
+        policy = _int(policy)
+        if policy < 0 or policy > 255:
+            policy = 255  # passed on so that the core names it
         if priority is None:
             priority = _PRIO_AUTO
         else:
@@ -1001,31 +1045,21 @@ class Scheduler:
             if priority <= _PRIO_AUTO or priority > _I32_MAX:
                 raise ValueError("priority out of range")
         oneshot = deadline_at is not None
-        if (period_us > 0) + (min_gap_us > 0) + oneshot != 1:
-            raise ValueError("give exactly one of period_us, min_gap_us, deadline_at")
-        limit = period_us if period_us else min_gap_us
-        if limit and deadline_us > limit:
-            raise ValueError("deadline_us must be <= period")
-        s = self._s
-        auto = priority == _PRIO_AUTO
-        for i in range(MAX_TASKS):
-            if s.used[i] and (s.p[i][8] == _PRIO_AUTO) != auto:
-                raise ValueError("mix of explicit and automatic priorities")
+        if (period_us > 0) + (min_gap_us > 0) + oneshot > 1:
+            raise ValueError("give only one of period_us, min_gap_us, deadline_at")
         critical = bool(critical)
         now = self._now()
-        if period_us:
-            p = [_PERIODIC, policy, period_us, deadline_us, budget_us, offset_us, 0, 0]
+        if oneshot:
+            d_at = self._raw("deadline_at", deadline_at)
+            r_at = now if release_at is None else self._raw("release_at", release_at)
+            p = [_ONESHOT, policy, 0, deadline_us, budget_us, offset_us, r_at, d_at]
         elif min_gap_us:
             p = [_SPORADIC, policy, min_gap_us, deadline_us, budget_us, offset_us, 0, 0]
         else:
-            d_at = self._raw("deadline_at", deadline_at)
-            r_at = now if release_at is None else self._raw("release_at", release_at)
-            if d_at <= r_at:
-                raise ValueError("deadline_at must be after release_at")
-            p = [_ONESHOT, policy, 0, deadline_us, budget_us, offset_us, r_at, d_at]
+            p = [_PERIODIC, policy, period_us, deadline_us, budget_us, offset_us, 0, 0]
         p.append(priority)
         p.append(critical)
-        # What is left to refuse (e.g. a one-shot deadline too far away), in the core's words.
+        s = self._s
         why = s.param_error(p)
         if why:
             raise ValueError(why)
@@ -1050,7 +1084,10 @@ class Scheduler:
     # Scheduler.trigger(tid): safe from an interrupt handler (no allocation unless the call is
     # wrong).
     def trigger(self, tid):
-        _check(self._s.trigger(_tid(tid)))
+        st = self._s.trigger(_tid(tid))
+        if st == _ERR_STATE:
+            raise RuntimeError("not a sporadic task")
+        _check(st)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -1113,7 +1150,9 @@ class Scheduler:
             end = _NEVER
             if timed:
                 t = self._now()
-                end = _NEVER - 1 if duration >= _NEVER - t else t + duration
+                end = t + duration
+                if end >= _NEVER:
+                    end = _NEVER_1  # saturated, as the C does
             while not self._stop:
                 now = self._now()
                 if timed and now >= end:

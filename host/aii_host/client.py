@@ -28,6 +28,14 @@ class NodeTimeout(TransportError):
     """No answer in time; the message carries the last bytes received."""
 
 
+# Errors that mean the line damaged our frame (we never build such frames): resend it.
+_DAMAGED = (fr.E_FRAME, fr.E_CRC, fr.E_TOO_LONG)
+
+
+def _code(f):
+    return f.body.get("code") if isinstance(f.body, dict) else None
+
+
 def _replay_floor(msg):
     # The node says "seq must be above N"; None when the message does not tell.
     words = str(msg).split()
@@ -101,19 +109,21 @@ class NodeClient:
 
     def send_frame(self, data, seq, timeout=None, retries=None):
         """Sends `data` (an encoded frame) and returns the response Frame with `seq`; resends the
-        same bytes on timeout. Responses with seq 0 (line damaged) trigger a resend too."""
+        same bytes on timeout, and on an E_FRAME / E_CRC / E_TOO_LONG answer (the line damaged
+        the frame) while tries remain."""
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
-        for _attempt in range(retries + 1):
+        for attempt in range(retries + 1):
             self.t.write(data)
             for line in self._lines(timeout):
                 f = self._note_event(line)
                 if f is None or f.kind not in ("ok", "err"):
                     continue
-                if f.seq == seq:
+                damaged = f.kind == "err" and _code(f) in _DAMAGED
+                if f.seq == seq and not (damaged and attempt < retries):
                     return f
-                if f.seq == 0 and seq != 0:
-                    break  # our frame arrived damaged: send it again
+                if damaged and f.seq in (0, seq):
+                    break  # our frame arrived damaged: send the same bytes again
         raise NodeTimeout(
             f"no answer to {data[:80]!r} in {timeout:.1f} s ({retries + 1} tries); "
             f"last lines:\n{_tail(self._seen)}"

@@ -84,5 +84,6 @@ def test_scheduler_statistics_are_live(node):
         jobs1, jobs2 = first[name][1], second[name][1]
         assert jobs2 > jobs1, (name, first[name], second[name])
         assert second[name][4] >= 0  # worst response time so far, us
-    # 0.6 s at a 200 ms period: 2 to 4 pump jobs (a loaded host may delay one)
-    assert 2 <= second["pump"][1] - first["pump"][1] <= 4
+    # 0.6 s (plus two round trips) at a 200 ms period is 3 or 4 pump jobs; the bounds leave
+    # room for a loaded host, and the upper one still catches a task run faster than its period
+    assert 1 <= second["pump"][1] - first["pump"][1] <= 6

@@ -66,6 +66,7 @@ class Node:
         self.lines = []  # read but not yet handled
         self.write = write or _stdout_write
         self.sched = None
+        self.tcp = None  # net.TcpLink when the config has tcp_port
         self.tasks = []  # (tid, name, period_us, budget_us)
         self.errors = 0  # exceptions caught in handlers (see status)
         self.last_error = ""
@@ -319,7 +320,10 @@ class Node:
         if not self.events.offline:
             b = dict(body)
             b["kind"] = kind
-            self.write(build(n, b"ev", proto.dumps(b)))
+            line = build(n, b"ev", proto.dumps(b))
+            self.write(line)
+            if self.tcp is not None:
+                self.tcp.send(line)
 
     def _on_miss(self, tid, kind, detail):
         name = "?"
@@ -336,18 +340,20 @@ class Node:
             self._stamp()
             self.emit("heartbeat", {"uptime_ms": self.uptime, "seq": self.ledger_seq()}, False)
 
-    def handle_line(self, line):
+    def handle_line(self, line, write=None):
+        """Answer one line (or LineReader marker) on `write` (default: the serial console)."""
+        write = write or self.write
         if line == console.LONG_FRAME:
-            self.write(proto.error(0, E_TOO_LONG, "frame too long"))
+            write(proto.error(0, E_TOO_LONG, "frame too long"))
         elif line == console.LONG_TEXT:
-            self.write(b"error: line too long (at most 1023 characters)\n")
+            write(b"error: line too long (at most 1023 characters)\n")
         elif line[:1] == b"@":
             for out in proto.handle(self, line):
-                self.write(out)
+                write(out)
         else:
             text = console.handle(self, line)
             if text:
-                self.write(text.encode() + b"\n")
+                write(text.encode() + b"\n")
 
     def _console(self):
         # One line at least, more while under half the budget: a burst of input is spread over
@@ -359,6 +365,9 @@ class Node:
             self.handle_line(self.lines.pop(0))
             if ticks_diff(ticks_us(), t0) > self.console_budget // 2:
                 break
+        if self.tcp is not None:
+            for line in self.tcp.lines():
+                self.handle_line(line, self.tcp.send)
         if self.reset_requested:
             self.sched.stop()
 
@@ -416,11 +425,18 @@ class Node:
     def shutdown(self):
         self.persist()
         self.store.save_session(self.session.to_json())
+        if self.tcp is not None:
+            self.tcp.close()
+            self.tcp = None
 
     def run(self, duration_us=None):
         """Run until Ctrl-C, `reset` or duration_us; state is persisted on the way out."""
         if self.sched is None:
             self.start()
+        if self.cfg.get("tcp_port") is not None and self.tcp is None:
+            from .net import TcpLink
+
+            self.tcp = TcpLink(self.cfg["tcp_port"], self.cfg.get("tcp_host", "127.0.0.1"))
         self.write(b"aii node %s ready (proto 1, type help)\n" % self.node_id.encode())
         try:
             self.sched.run(duration_us)

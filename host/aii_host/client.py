@@ -8,6 +8,7 @@ Timeouts fail with what the line carried, so a failure explains itself.
 """
 
 import collections
+import random
 import time
 
 from . import frame as fr
@@ -61,7 +62,10 @@ class NodeClient:
         self.next_seq = None  # learnt from the node on the first signed request
         self._buf = bytearray()
         self._seen = collections.deque(maxlen=64)  # recent lines, for failure messages
-        self._plain_seq = 0
+        # Unsigned requests take seqs from a random point high in the range: apart from the
+        # signed ones (counted up from the node's auth_seq) and from another host's, so a late
+        # answer to an old request is not taken for the answer to a new one.
+        self._plain_seq = random.randrange(2**30, 2**31 - 2**24)
 
     # -- lines ------------------------------------------------------------------------------
 
@@ -132,7 +136,9 @@ class NodeClient:
     def _seq_for(self, signed):
         if not signed:
             # Unsigned requests: any seq; the node does not order them.
-            self._plain_seq = self._plain_seq % 1_000_000 + 1
+            self._plain_seq += 1
+            if self._plain_seq > fr.SEQ_MAX:
+                self._plain_seq = 2**30
             return self._plain_seq
         if self.next_seq is None:
             # The node's last authenticated seq, when its status tells; else start low and

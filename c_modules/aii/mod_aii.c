@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// _aii: the MicroPython binding of the AII core (docs/scheduler.md). The loop around the core
-// (extend the clock, dispatch, run the job, complete it, report events, feed the watchdog,
-// collect in idle gaps, wait) mirrors host/aii_host/sched.py call for call, so a test with an
-// injected clock prints the same on the device and on CPython.
+// _aii: the MicroPython binding of the AII core (docs/scheduler.md, docs/ledger.md). The
+// scheduler's loop around the core (extend the clock, dispatch, run the job, complete it, report
+// events, feed the watchdog, collect in idle gaps, wait) mirrors host/aii_host/sched.py call for
+// call, so a test with an injected clock prints the same on the device and on CPython. The
+// ledger's messages follow host/aii_host/ledger.py, chosen from the status and the state.
 #include <string.h>
 
+#include "py/binary.h"
 #include "py/gc.h"
 #include "py/mphal.h"
 #include "py/objexcept.h"
@@ -13,6 +15,10 @@
 #include "py/smallint.h"
 
 #include "core/aii_sched.h"
+#include "core/crc32.h"
+#include "core/fixed.h"
+#include "core/ledger.h"
+#include "core/wide.h"
 
 // Longest single idle wait when nothing is due (same as the host): bounds how long run() takes
 // to notice the end of a custom clock's world.
@@ -686,6 +692,803 @@ MP_DEFINE_CONST_OBJ_TYPE(
     );
 
 // ---------------------------------------------------------------------------------------------
+// Ledger (docs/ledger.md): the core's aii_ledger_t lives inside the object, so the storage is
+// allocated once by the constructor and no operation allocates (except results that are new
+// objects: bytes, tuples, lists, ints beyond the small-int range).
+
+MP_DEFINE_EXCEPTION(BalanceError, RuntimeError)
+MP_DEFINE_EXCEPTION(InsufficientError, ValueError)
+MP_DEFINE_EXCEPTION(CorruptError, ValueError)
+
+// Binding functions are aii_Ledger_<method>: the core owns aii_ledger_<verb>.
+extern const mp_obj_type_t aii_type_Ledger;
+
+typedef struct _aii_ledger_obj_t {
+    mp_obj_base_t base;
+    aii_ledger_t l;
+} aii_ledger_obj_t;
+
+// What a call was doing when the core refused it: picks the message for a status.
+enum {
+    W_FX,       // fx_mul, fx_rescale, fx_format
+    W_PARSE,    // fx_parse
+    W_DIV,      // fx_div, fx_muldiv
+    W_SUM,      // check_sum
+    W_QTY,      // add_quantity
+    W_OPEN,     // open
+    W_TRANSFER,
+    W_MOVE,     // inflow, outflow
+    W_HOLD,     // hold, prepare
+    W_TXID,     // settle, release, hold_info
+    W_ACCT,     // account lookups
+    W_QTYID,    // quantity lookups
+    W_TX,       // begin, commit, rollback, verify, seal, checkpoint
+    W_REPLAY,
+    W_RESTORE,
+};
+
+typedef struct {
+    uint8_t what;
+    bool bits;              // add_quantity: the format was given as bits (else digits)
+    int a, b, qty;          // a movement's ids (-1: not a possible id)
+    int64_t amount;
+    const char *name;       // add_quantity, open
+    size_t len;
+    const uint8_t *recs;    // replay: the records, how many, how many the core applied
+    size_t n, done;
+} why_t;
+
+static mp_obj_t new_i64(int64_t v) {
+    if (v >= MP_SMALL_INT_MIN && v <= MP_SMALL_INT_MAX) {
+        return MP_OBJ_NEW_SMALL_INT((mp_int_t)v);
+    }
+    return mp_obj_new_int_from_ll(v);
+}
+
+// An exact Python int from a 128-bit total (32-bit ports have no wider C type to go through).
+static mp_obj_t new_i128(const aii_i128_t *v) {
+    int64_t s;
+    if (aii_i128_to_i64(v, &s) == AII_OK) {
+        return new_i64(s);
+    }
+    aii_i128_t m = *v;
+    bool neg = (int64_t)m.hi < 0;
+    if (neg) {
+        m.lo = ~m.lo + 1;
+        m.hi = ~m.hi + (m.lo == 0);
+    }
+    byte buf[16];
+    for (int i = 0; i < 8; i++) {
+        buf[i] = (byte)(m.lo >> (8 * i));
+        buf[8 + i] = (byte)(m.hi >> (8 * i));
+    }
+    mp_obj_t o = mp_obj_int_from_bytes_impl(false, sizeof(buf), buf);
+    return neg ? mp_unary_op(MP_UNARY_OP_NEGATIVE, o) : o;
+}
+
+// Ints that do not fit their C type are refused, never truncated.
+static int64_t arg_i64(mp_obj_t o, qstr name) {
+    aii_int_t r;
+    int_get(o, &r);
+    if (r.over || r.mag > (r.sign < 0 ? (uint64_t)1 << 63 : (uint64_t)INT64_MAX)) {
+        mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%q out of range"), name);
+    }
+    return r.sign < 0 ? (int64_t)((uint64_t)0 - r.mag) : (int64_t)r.mag;
+}
+
+// An amount beyond int64 below zero is as wrong as any amount <= 0 (which the core refuses
+// after its account checks); one beyond int64 above zero is out of range.
+static int64_t arg_amount(mp_obj_t o) {
+    aii_int_t r;
+    int_get(o, &r);
+    if (r.sign < 0 && (r.over || r.mag > (uint64_t)1 << 63)) {
+        mp_raise_ValueError(MP_ERROR_TEXT("amount must be > 0"));
+    }
+    return arg_i64(o, MP_QSTR_amount);
+}
+
+static uint64_t arg_u64(mp_obj_t o, qstr name) {
+    aii_int_t r;
+    int_get(o, &r);
+    if (r.over || r.sign < 0) {
+        mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%q out of range"), name);
+    }
+    return r.mag;
+}
+
+// An account or quantity id; one that cannot exist becomes -1, which the core does not find.
+static int arg_id(mp_obj_t o) {
+    aii_int_t r;
+    int_get(o, &r);
+    return r.sign < 0 || r.over || r.mag > 0xffff ? -1 : (int)r.mag;
+}
+
+// A format byte: Q(0..62) or DEC(0..18).
+static uint8_t arg_fmt(mp_obj_t o) {
+    aii_int_t r;
+    uint64_t den;
+    int_get(o, &r);
+    if (r.sign < 0 || r.over || r.mag > 255 || aii_fx_den((uint8_t)r.mag, &den) != AII_OK) {
+        mp_raise_ValueError(MP_ERROR_TEXT("bad format"));
+    }
+    return (uint8_t)r.mag;
+}
+
+static uint8_t arg_small(mp_obj_t o, unsigned max, qstr name) {
+    aii_int_t r;
+    int_get(o, &r);
+    if (r.sign < 0 || r.over || r.mag > max) {
+        mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%q out of range"), name);
+    }
+    return (uint8_t)r.mag;
+}
+
+// A name for a quantity or account: 1..12 bytes (UTF-8 for a str), no NUL.
+static bool name_ok(const char *s, size_t len) {
+    return len > 0 && len <= AII_LEDGER_NAME_LEN && memchr(s, 0, len) == NULL;
+}
+
+static uint32_t rec_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+// Which record replay stopped at, and why: the core keeps the state of the last complete
+// transaction and says no more. Replaying a prefix of the rest that ends before the bad record
+// is an incomplete transaction, which the core drops without a change, so a binary search over
+// prefix lengths finds the record without a second ledger.
+static const char *replay_fault(aii_ledger_t *l, const why_t *w, size_t *at) {
+    const uint8_t *rest = w->recs + w->done * AII_LEDGER_REC_SIZE;
+    size_t lo = 1, hi = w->n - w->done;  // the prefix of length hi fails
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (aii_ledger_replay(l, rest, mid, NULL) == AII_OK) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *at = w->done + hi - 1;
+    const uint8_t *r = rest + (hi - 1) * AII_LEDGER_REC_SIZE;
+    if (aii_crc32(0, r, 40) != rec_u32(r + 40)) {
+        return "bad crc";
+    }
+    if (rec_u32(r) != l->cur.seq + hi) {
+        return "sequence gap";
+    }
+    return r[4] == AII_OP_SEAL ? "seal does not match" : "record does not apply";
+}
+
+static MP_NORETURN void raise_violation(const aii_ledger_violation_t *v) {
+    mp_obj_t args[5] = {
+        MP_OBJ_NULL,
+        MP_OBJ_NEW_SMALL_INT(v->qty),
+        new_i128(&v->expected),
+        new_i128(&v->actual),
+        new_i128(&v->delta),
+    };
+    vstr_t vs;
+    mp_print_t pr;
+    vstr_init_print(&vs, 48, &pr);
+    mp_printf(&pr, "quantity %d: actual ", v->qty);
+    mp_obj_print_helper(&pr, args[3], PRINT_STR);
+    mp_print_str(&pr, " != expected ");
+    mp_obj_print_helper(&pr, args[2], PRINT_STR);
+    args[0] = mp_obj_new_str_from_vstr(&vs);
+    nlr_raise(mp_obj_new_exception_args(&mp_type_BalanceError, 5, args));
+}
+
+// Ledger and fixed-point status codes become exceptions here, once (docs/ledger.md section 4).
+static void lcheck(aii_ledger_obj_t *self, aii_status_t st, const why_t *w) {
+    if (st == AII_OK) {
+        return;
+    }
+    aii_ledger_t *l = self ? &self->l : NULL;
+    const mp_obj_type_t *type = &mp_type_ValueError;
+    mp_rom_error_text_t msg;
+    switch (st) {
+        case AII_ERR_ARG:
+            if (w->what == W_PARSE) {
+                msg = MP_ERROR_TEXT("bad number");
+            } else if (w->what == W_DIV) {
+                msg = MP_ERROR_TEXT("division by zero");
+            } else if ((w->what == W_QTY || w->what == W_OPEN) && !name_ok(w->name, w->len)) {
+                msg = MP_ERROR_TEXT("bad name");
+            } else if (w->what == W_QTY) {
+                msg = w->bits ? MP_ERROR_TEXT("bits out of range")
+                    : MP_ERROR_TEXT("digits out of range");
+            } else if (w->what == W_OPEN) {
+                msg = MP_ERROR_TEXT("initial must be >= 0");
+            } else if (w->amount <= 0) {
+                msg = MP_ERROR_TEXT("amount must be > 0");
+            } else if (w->what == W_TRANSFER && w->a == w->b) {
+                msg = MP_ERROR_TEXT("same account");
+            } else {
+                msg = MP_ERROR_TEXT("wrong quantity");
+            }
+            break;
+        case AII_ERR_NOT_FOUND:
+            if (w->what == W_TXID) {
+                msg = MP_ERROR_TEXT("no such hold");
+            } else if (w->what == W_QTYID || w->what == W_OPEN ||
+                (w->what >= W_TRANSFER && w->what <= W_HOLD && w->a >= 0 &&
+                 w->a < l->cur.n_account &&
+                 (w->what != W_TRANSFER || (w->b >= 0 && w->b < l->cur.n_account)))) {
+                // The core checks the quantity before it looks the accounts up: when they
+                // exist, the quantity is what it did not find.
+                msg = MP_ERROR_TEXT("no such quantity");
+            } else {
+                msg = MP_ERROR_TEXT("no such account");
+            }
+            break;
+        case AII_ERR_EXISTS:
+            msg = w->what == W_HOLD ? MP_ERROR_TEXT("txid in use") : MP_ERROR_TEXT("name in use");
+            break;
+        case AII_ERR_FULL:
+            type = &mp_type_RuntimeError;
+            // The core refuses before it changes anything, so the state still shows which
+            // limit was hit.
+            if (l->r_pend >= AII_LEDGER_JOURNAL - 1) {
+                msg = MP_ERROR_TEXT("transaction too long");
+            } else if (l->cur.seq >= UINT32_MAX - 1) {
+                msg = MP_ERROR_TEXT("journal sequence exhausted");
+            } else if (w->what == W_QTY) {
+                msg = MP_ERROR_TEXT("quantity table full");
+            } else if (w->what == W_OPEN) {
+                msg = MP_ERROR_TEXT("account table full");
+            } else {
+                msg = MP_ERROR_TEXT("hold table full");
+            }
+            break;
+        case AII_ERR_STATE:
+            type = &mp_type_RuntimeError;
+            msg = l->in_tx ? MP_ERROR_TEXT("transaction open") : MP_ERROR_TEXT("no transaction");
+            break;
+        case AII_ERR_OVERFLOW:
+            type = &mp_type_OverflowError;
+            msg = w->what == W_SUM ? MP_ERROR_TEXT("sum does not fit int64")
+                : w->what <= W_DIV ? MP_ERROR_TEXT("result out of range")
+                : MP_ERROR_TEXT("balance would overflow");
+            break;
+        case AII_ERR_INSUFFICIENT:
+            type = &mp_type_InsufficientError;
+            msg = MP_ERROR_TEXT("insufficient balance");
+            break;
+        case AII_ERR_VIOLATION:
+            raise_violation(&l->violation);
+        case AII_ERR_CORRUPT:
+            type = &mp_type_CorruptError;
+            if (w->what == W_REPLAY) {
+                size_t at;
+                const char *why = replay_fault(l, w, &at);
+                mp_raise_msg_varg(type, MP_ERROR_TEXT("journal record %u: %s"), (unsigned)at, why);
+            }
+            msg = w->what == W_RESTORE ? MP_ERROR_TEXT("bad checkpoint")
+                : MP_ERROR_TEXT("ledger state corrupt");
+            break;
+        default:
+            mp_raise_msg_varg(&mp_type_RuntimeError, MP_ERROR_TEXT("error %d"), (int)st);
+    }
+    mp_raise_msg(type, msg);
+}
+
+static void lcheck_what(aii_ledger_obj_t *self, aii_status_t st, uint8_t what) {
+    why_t w = { .what = what, .a = -1, .b = -1, .qty = -1, .amount = 1 };
+    lcheck(self, st, &w);
+}
+
+static mp_obj_t ledger_new(const mp_obj_type_t *type) {
+    aii_ledger_obj_t *self = mp_obj_malloc(aii_ledger_obj_t, type);
+    aii_ledger_init(&self->l);
+    return MP_OBJ_FROM_PTR(self);
+}
+
+// Ledger()
+static mp_obj_t aii_Ledger_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
+    const mp_obj_t *args) {
+    mp_arg_check_num(n_args, n_kw, 0, 0, false);
+    return ledger_new(type);
+}
+
+// Ledger.restore(blob) -> Ledger
+static mp_obj_t aii_Ledger_restore(mp_obj_t blob) {
+    mp_buffer_info_t bi;
+    mp_get_buffer_raise(blob, &bi, MP_BUFFER_READ);
+    mp_obj_t o = ledger_new(&aii_type_Ledger);
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(o);
+    lcheck_what(self, aii_ledger_restore(&self->l, bi.buf, bi.len), W_RESTORE);
+    return o;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_restore_fun_obj, aii_Ledger_restore);
+static MP_DEFINE_CONST_STATICMETHOD_OBJ(aii_Ledger_restore_obj,
+    MP_ROM_PTR(&aii_Ledger_restore_fun_obj));
+
+// Ledger.add_quantity(name, *, digits=None, bits=None) -> qid
+static mp_obj_t aii_Ledger_add_quantity(size_t n_args, const mp_obj_t *pos_args,
+    mp_map_t *kw_args) {
+    enum { ARG_name, ARG_digits, ARG_bits };
+    static const mp_arg_t allowed_args[] = {
+        { MP_QSTR_name, MP_ARG_REQUIRED | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_NONE} },
+        { MP_QSTR_digits, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_NONE} },
+        { MP_QSTR_bits, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_NONE} },
+    };
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(pos_args[0]);
+    mp_arg_val_t args[MP_ARRAY_SIZE(allowed_args)];
+    mp_arg_parse_all(n_args - 1, pos_args + 1, kw_args, MP_ARRAY_SIZE(allowed_args),
+        allowed_args, args);
+    mp_obj_t digits = args[ARG_digits].u_obj, bits = args[ARG_bits].u_obj;
+    if (digits != mp_const_none && bits != mp_const_none) {
+        mp_raise_ValueError(MP_ERROR_TEXT("give only one of digits, bits"));
+    }
+    why_t w = { .what = W_QTY, .bits = bits != mp_const_none };
+    // Only the format byte's range here: the core checks the name, then the format.
+    uint8_t fmt = w.bits ? arg_small(bits, 0x7f, MP_QSTR_bits)
+        : AII_FX_DECIMAL | (digits == mp_const_none ? 0 : arg_small(digits, 0x7f, MP_QSTR_digits));
+    w.name = mp_obj_str_get_data(args[ARG_name].u_obj, &w.len);
+    int q = -1;
+    lcheck(self, aii_ledger_add_qty(&self->l, w.name, w.len, fmt, &q), &w);
+    return MP_OBJ_NEW_SMALL_INT(q);
+}
+static MP_DEFINE_CONST_FUN_OBJ_KW(aii_Ledger_add_quantity_obj, 1, aii_Ledger_add_quantity);
+
+// Ledger.open(name, quantity, *, initial=0, non_negative=True) -> aid
+static mp_obj_t aii_Ledger_open(size_t n_args, const mp_obj_t *pos_args, mp_map_t *kw_args) {
+    enum { ARG_name, ARG_quantity, ARG_initial, ARG_non_negative };
+    static const mp_arg_t allowed_args[] = {
+        { MP_QSTR_name, MP_ARG_REQUIRED | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_NONE} },
+        { MP_QSTR_quantity, MP_ARG_REQUIRED | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_NONE} },
+        { MP_QSTR_initial, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_non_negative, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_TRUE} },
+    };
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(pos_args[0]);
+    mp_arg_val_t args[MP_ARRAY_SIZE(allowed_args)];
+    mp_arg_parse_all(n_args - 1, pos_args + 1, kw_args, MP_ARRAY_SIZE(allowed_args),
+        allowed_args, args);
+    why_t w = { .what = W_OPEN };
+    w.name = mp_obj_str_get_data(args[ARG_name].u_obj, &w.len);
+    int q = arg_id(args[ARG_quantity].u_obj);
+    int64_t initial = arg_i64(args[ARG_initial].u_obj, MP_QSTR_initial);
+    uint8_t flags = mp_obj_is_true(args[ARG_non_negative].u_obj) ? AII_ACCT_NON_NEGATIVE : 0;
+    int a = -1;
+    lcheck(self, aii_ledger_open(&self->l, w.name, w.len, q, flags, initial, &a), &w);
+    return MP_OBJ_NEW_SMALL_INT(a);
+}
+static MP_DEFINE_CONST_FUN_OBJ_KW(aii_Ledger_open_obj, 1, aii_Ledger_open);
+
+// Ledger.quantity(name) -> qid
+static mp_obj_t aii_Ledger_quantity(mp_obj_t self_in, mp_obj_t name_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    size_t len;
+    const char *name = mp_obj_str_get_data(name_in, &len);
+    int q = -1;
+    lcheck_what(self, aii_ledger_find_qty(&self->l, name, len, &q), W_QTYID);
+    return MP_OBJ_NEW_SMALL_INT(q);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_quantity_obj, aii_Ledger_quantity);
+
+// Ledger.account(name) -> aid
+static mp_obj_t aii_Ledger_account(mp_obj_t self_in, mp_obj_t name_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    size_t len;
+    const char *name = mp_obj_str_get_data(name_in, &len);
+    int a = -1;
+    lcheck_what(self, aii_ledger_find_account(&self->l, name, len, &a), W_ACCT);
+    return MP_OBJ_NEW_SMALL_INT(a);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_account_obj, aii_Ledger_account);
+
+// Ledger.format(quantity) -> format byte
+static mp_obj_t aii_Ledger_format(mp_obj_t self_in, mp_obj_t q_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    int q = arg_id(q_in);
+    if (q < 0 || q >= self->l.cur.n_qty) {
+        lcheck_what(self, AII_ERR_NOT_FOUND, W_QTYID);
+    }
+    return MP_OBJ_NEW_SMALL_INT(self->l.cur.qty[q].fmt);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_format_obj, aii_Ledger_format);
+
+// The movements share their argument handling: args are (account ids..., quantity, amount).
+static void move_args(const mp_obj_t *args, int n_ids, why_t *w) {
+    w->what = W_MOVE;
+    w->a = arg_id(args[0]);
+    w->b = n_ids > 1 ? arg_id(args[1]) : -1;
+    w->qty = arg_id(args[n_ids]);
+    w->amount = arg_amount(args[n_ids + 1]);
+}
+
+// Ledger.transfer(src, dst, quantity, amount)
+static mp_obj_t aii_Ledger_transfer(size_t n_args, const mp_obj_t *args) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    why_t w;
+    move_args(args + 1, 2, &w);
+    w.what = W_TRANSFER;
+    lcheck(self, aii_ledger_transfer(&self->l, w.a, w.b, w.qty, w.amount), &w);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_Ledger_transfer_obj, 5, 5, aii_Ledger_transfer);
+
+// Ledger.inflow(account, quantity, amount)
+static mp_obj_t aii_Ledger_inflow(size_t n_args, const mp_obj_t *args) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    why_t w;
+    move_args(args + 1, 1, &w);
+    lcheck(self, aii_ledger_inflow(&self->l, w.a, w.qty, w.amount), &w);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_Ledger_inflow_obj, 4, 4, aii_Ledger_inflow);
+
+// Ledger.outflow(account, quantity, amount)
+static mp_obj_t aii_Ledger_outflow(size_t n_args, const mp_obj_t *args) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    why_t w;
+    move_args(args + 1, 1, &w);
+    lcheck(self, aii_ledger_outflow(&self->l, w.a, w.qty, w.amount), &w);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_Ledger_outflow_obj, 4, 4, aii_Ledger_outflow);
+
+// Ledger.hold(txid, account, quantity, amount)
+static mp_obj_t aii_Ledger_hold(size_t n_args, const mp_obj_t *args) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    uint64_t txid = arg_u64(args[1], MP_QSTR_txid);
+    why_t w;
+    move_args(args + 2, 1, &w);
+    w.what = W_HOLD;
+    lcheck(self, aii_ledger_hold(&self->l, txid, w.a, w.qty, w.amount), &w);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_Ledger_hold_obj, 5, 5, aii_Ledger_hold);
+
+// Ledger.prepare(txid, account, quantity, amount)
+static mp_obj_t aii_Ledger_prepare(size_t n_args, const mp_obj_t *args) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    uint64_t txid = arg_u64(args[1], MP_QSTR_txid);
+    why_t w;
+    move_args(args + 2, 1, &w);
+    w.what = W_HOLD;
+    lcheck(self, aii_ledger_prepare(&self->l, txid, w.a, w.qty, w.amount), &w);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_Ledger_prepare_obj, 5, 5, aii_Ledger_prepare);
+
+// Ledger.settle(txid)
+static mp_obj_t aii_Ledger_settle(mp_obj_t self_in, mp_obj_t txid) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck_what(self, aii_ledger_settle(&self->l, arg_u64(txid, MP_QSTR_txid)), W_TXID);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_settle_obj, aii_Ledger_settle);
+
+// Ledger.release(txid)
+static mp_obj_t aii_Ledger_release(mp_obj_t self_in, mp_obj_t txid) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck_what(self, aii_ledger_release(&self->l, arg_u64(txid, MP_QSTR_txid)), W_TXID);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_release_obj, aii_Ledger_release);
+
+// Ledger.begin()
+static mp_obj_t aii_Ledger_begin(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck_what(self, aii_ledger_begin(&self->l), W_TX);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_begin_obj, aii_Ledger_begin);
+
+// Ledger.commit()
+static mp_obj_t aii_Ledger_commit(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck_what(self, aii_ledger_commit(&self->l, NULL), W_TX);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_commit_obj, aii_Ledger_commit);
+
+// Ledger.rollback()
+static mp_obj_t aii_Ledger_rollback(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck_what(self, aii_ledger_rollback(&self->l), W_TX);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_rollback_obj, aii_Ledger_rollback);
+
+// Ledger.verify()
+static mp_obj_t aii_Ledger_verify(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck_what(self, aii_ledger_verify(&self->l, NULL), W_TX);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_verify_obj, aii_Ledger_verify);
+
+// Ledger.balance(account) -> int
+static mp_obj_t aii_Ledger_balance(mp_obj_t self_in, mp_obj_t a_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    int a = arg_id(a_in);
+    if (a < 0 || a >= self->l.cur.n_account) {
+        lcheck_what(self, AII_ERR_NOT_FOUND, W_ACCT);
+    }
+    return new_i64(self->l.cur.account[a].balance);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_balance_obj, aii_Ledger_balance);
+
+// Ledger.hold_info(txid) -> (account, amount, kind)
+static mp_obj_t aii_Ledger_hold_info(mp_obj_t self_in, mp_obj_t txid) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    aii_ledger_hold_t h;
+    lcheck_what(self, aii_ledger_get_hold(&self->l, arg_u64(txid, MP_QSTR_txid), &h), W_TXID);
+    mp_obj_t t[3] = {
+        MP_OBJ_NEW_SMALL_INT(h.account), new_i64(h.amount), MP_OBJ_NEW_SMALL_INT(h.kind)
+    };
+    return mp_obj_new_tuple(3, t);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_hold_info_obj, aii_Ledger_hold_info);
+
+// Ledger.holds() -> [(txid, account, amount, kind), ...] by ascending txid
+static mp_obj_t aii_Ledger_holds(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    const aii_ledger_hold_t *hold = self->l.cur.hold;
+    mp_obj_t list = mp_obj_new_list(0, NULL);
+    const aii_ledger_hold_t *prev = NULL;
+    // At most MAX_HOLDS entries: pick the next larger txid each time rather than sort.
+    for (;;) {
+        const aii_ledger_hold_t *h = NULL;
+        for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
+            const aii_ledger_hold_t *c = &hold[i];
+            if (c->amount != 0 && (prev == NULL || c->txid > prev->txid) &&
+                (h == NULL || c->txid < h->txid)) {
+                h = c;
+            }
+        }
+        if (h == NULL) {
+            return list;
+        }
+        mp_obj_t t[4] = {
+            new_u64(h->txid), MP_OBJ_NEW_SMALL_INT(h->account), new_i64(h->amount),
+            MP_OBJ_NEW_SMALL_INT(h->kind)
+        };
+        mp_obj_list_append(list, mp_obj_new_tuple(4, t));
+        prev = h;
+    }
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_holds_obj, aii_Ledger_holds);
+
+// Ledger.totals(quantity) -> (balances, held, expected)
+static mp_obj_t aii_Ledger_totals(mp_obj_t self_in, mp_obj_t q_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    aii_i128_t b, h, e;
+    lcheck_what(self, aii_ledger_totals(&self->l, arg_id(q_in), &b, &h, &e), W_QTYID);
+    mp_obj_t t[3] = { new_i128(&b), new_i128(&h), new_i128(&e) };
+    return mp_obj_new_tuple(3, t);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_totals_obj, aii_Ledger_totals);
+
+// Ledger.digest() -> bytes
+static mp_obj_t aii_Ledger_digest(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    byte d[AII_LEDGER_DIGEST_LEN];
+    aii_ledger_digest(&self->l, d);
+    return mp_obj_new_bytes(d, sizeof(d));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_digest_obj, aii_Ledger_digest);
+
+// Ledger.info() -> (seq, lost, pending)
+static mp_obj_t aii_Ledger_info(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    mp_obj_t t[3] = {
+        mp_obj_new_int_from_uint(self->l.cur.seq),
+        mp_obj_new_int_from_uint(self->l.r_lost),
+        MP_OBJ_NEW_SMALL_INT(self->l.r_len),
+    };
+    return mp_obj_new_tuple(3, t);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_info_obj, aii_Ledger_info);
+
+// Ledger.set_time(t)
+static mp_obj_t aii_Ledger_set_time(mp_obj_t self_in, mp_obj_t t) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    aii_ledger_set_time(&self->l, arg_u64(t, MP_QSTR_t));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_set_time_obj, aii_Ledger_set_time);
+
+// Ledger.journal() -> bytes
+static mp_obj_t aii_Ledger_journal(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    size_t n = self->l.r_len;
+    vstr_t vs;
+    vstr_init_len(&vs, n * AII_LEDGER_REC_SIZE);
+    for (size_t i = 0; i < n; i++) {
+        aii_ledger_journal_pop(&self->l, (uint8_t *)vs.buf + i * AII_LEDGER_REC_SIZE);
+    }
+    return mp_obj_new_bytes_from_vstr(&vs);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_journal_obj, aii_Ledger_journal);
+
+// Ledger.seal()
+static mp_obj_t aii_Ledger_seal(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck_what(self, aii_ledger_seal(&self->l), W_TX);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_seal_obj, aii_Ledger_seal);
+
+// Ledger.replay(records) -> int
+static mp_obj_t aii_Ledger_replay(mp_obj_t self_in, mp_obj_t recs) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    mp_buffer_info_t bi;
+    mp_get_buffer_raise(recs, &bi, MP_BUFFER_READ);
+    // A torn trailing record (power lost mid-write) is not a record yet: it is not counted,
+    // so the caller truncates it away with the rest of an incomplete transaction.
+    why_t w = { .what = W_REPLAY, .recs = bi.buf, .n = bi.len / AII_LEDGER_REC_SIZE };
+    lcheck(self, aii_ledger_replay(&self->l, w.recs, w.n, &w.done), &w);
+    return mp_obj_new_int_from_uint(w.done);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_replay_obj, aii_Ledger_replay);
+
+// Ledger.checkpoint() -> bytes
+static mp_obj_t aii_Ledger_checkpoint(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    if (self->l.in_tx) {
+        // Checked first so that a refused call allocates nothing.
+        lcheck_what(self, AII_ERR_STATE, W_TX);
+    }
+    vstr_t vs;
+    vstr_init_len(&vs, AII_LEDGER_CHECKPOINT_MAX);
+    size_t len = 0;
+    lcheck_what(self, aii_ledger_checkpoint(&self->l, (uint8_t *)vs.buf, vs.len, &len), W_TX);
+    vs.len = len;
+    return mp_obj_new_bytes_from_vstr(&vs);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_checkpoint_obj, aii_Ledger_checkpoint);
+
+static const mp_rom_map_elem_t aii_ledger_locals_dict_table[] = {
+    { MP_ROM_QSTR(MP_QSTR_restore), MP_ROM_PTR(&aii_Ledger_restore_obj) },
+    { MP_ROM_QSTR(MP_QSTR_add_quantity), MP_ROM_PTR(&aii_Ledger_add_quantity_obj) },
+    { MP_ROM_QSTR(MP_QSTR_open), MP_ROM_PTR(&aii_Ledger_open_obj) },
+    { MP_ROM_QSTR(MP_QSTR_quantity), MP_ROM_PTR(&aii_Ledger_quantity_obj) },
+    { MP_ROM_QSTR(MP_QSTR_account), MP_ROM_PTR(&aii_Ledger_account_obj) },
+    { MP_ROM_QSTR(MP_QSTR_format), MP_ROM_PTR(&aii_Ledger_format_obj) },
+    { MP_ROM_QSTR(MP_QSTR_transfer), MP_ROM_PTR(&aii_Ledger_transfer_obj) },
+    { MP_ROM_QSTR(MP_QSTR_inflow), MP_ROM_PTR(&aii_Ledger_inflow_obj) },
+    { MP_ROM_QSTR(MP_QSTR_outflow), MP_ROM_PTR(&aii_Ledger_outflow_obj) },
+    { MP_ROM_QSTR(MP_QSTR_hold), MP_ROM_PTR(&aii_Ledger_hold_obj) },
+    { MP_ROM_QSTR(MP_QSTR_prepare), MP_ROM_PTR(&aii_Ledger_prepare_obj) },
+    { MP_ROM_QSTR(MP_QSTR_settle), MP_ROM_PTR(&aii_Ledger_settle_obj) },
+    { MP_ROM_QSTR(MP_QSTR_release), MP_ROM_PTR(&aii_Ledger_release_obj) },
+    { MP_ROM_QSTR(MP_QSTR_begin), MP_ROM_PTR(&aii_Ledger_begin_obj) },
+    { MP_ROM_QSTR(MP_QSTR_commit), MP_ROM_PTR(&aii_Ledger_commit_obj) },
+    { MP_ROM_QSTR(MP_QSTR_rollback), MP_ROM_PTR(&aii_Ledger_rollback_obj) },
+    { MP_ROM_QSTR(MP_QSTR_verify), MP_ROM_PTR(&aii_Ledger_verify_obj) },
+    { MP_ROM_QSTR(MP_QSTR_balance), MP_ROM_PTR(&aii_Ledger_balance_obj) },
+    { MP_ROM_QSTR(MP_QSTR_hold_info), MP_ROM_PTR(&aii_Ledger_hold_info_obj) },
+    { MP_ROM_QSTR(MP_QSTR_holds), MP_ROM_PTR(&aii_Ledger_holds_obj) },
+    { MP_ROM_QSTR(MP_QSTR_totals), MP_ROM_PTR(&aii_Ledger_totals_obj) },
+    { MP_ROM_QSTR(MP_QSTR_digest), MP_ROM_PTR(&aii_Ledger_digest_obj) },
+    { MP_ROM_QSTR(MP_QSTR_info), MP_ROM_PTR(&aii_Ledger_info_obj) },
+    { MP_ROM_QSTR(MP_QSTR_set_time), MP_ROM_PTR(&aii_Ledger_set_time_obj) },
+    { MP_ROM_QSTR(MP_QSTR_journal), MP_ROM_PTR(&aii_Ledger_journal_obj) },
+    { MP_ROM_QSTR(MP_QSTR_seal), MP_ROM_PTR(&aii_Ledger_seal_obj) },
+    { MP_ROM_QSTR(MP_QSTR_replay), MP_ROM_PTR(&aii_Ledger_replay_obj) },
+    { MP_ROM_QSTR(MP_QSTR_checkpoint), MP_ROM_PTR(&aii_Ledger_checkpoint_obj) },
+};
+static MP_DEFINE_CONST_DICT(aii_ledger_locals_dict, aii_ledger_locals_dict_table);
+
+MP_DEFINE_CONST_OBJ_TYPE(
+    aii_type_Ledger,
+    MP_QSTR_Ledger,
+    MP_TYPE_FLAG_NONE,
+    make_new, aii_Ledger_make_new,
+    locals_dict, &aii_ledger_locals_dict
+    );
+
+// ---------------------------------------------------------------------------------------------
+// Fixed point and exact sums (module-level functions).
+
+// fx_parse(s, fmt) -> int
+static mp_obj_t aii_mod_fx_parse(mp_obj_t s_in, mp_obj_t fmt_in) {
+    size_t len;
+    const char *s = mp_obj_str_get_data(s_in, &len);
+    uint8_t fmt = arg_fmt(fmt_in);
+    int64_t v = 0;
+    lcheck_what(NULL, aii_fx_parse(s, len, fmt, &v), W_PARSE);
+    return new_i64(v);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_parse_obj, aii_mod_fx_parse);
+
+// fx_format(v, fmt) -> str
+static mp_obj_t aii_mod_fx_format(mp_obj_t v_in, mp_obj_t fmt_in) {
+    int64_t v = arg_i64(v_in, MP_QSTR_v);
+    uint8_t fmt = arg_fmt(fmt_in);
+    char buf[AII_FX_STR_MAX];
+    size_t len = 0;
+    lcheck_what(NULL, aii_fx_format(v, fmt, buf, sizeof(buf), &len), W_FX);
+    return mp_obj_new_str(buf, len);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_format_obj, aii_mod_fx_format);
+
+// fx_mul(a, b, fmt) -> int
+static mp_obj_t aii_mod_fx_mul(mp_obj_t a_in, mp_obj_t b_in, mp_obj_t fmt_in) {
+    int64_t a = arg_i64(a_in, MP_QSTR_a), b = arg_i64(b_in, MP_QSTR_b), v = 0;
+    lcheck_what(NULL, aii_fx_mul(a, b, arg_fmt(fmt_in), &v), W_FX);
+    return new_i64(v);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(aii_mod_fx_mul_obj, aii_mod_fx_mul);
+
+// fx_div(a, b, fmt) -> int
+static mp_obj_t aii_mod_fx_div(mp_obj_t a_in, mp_obj_t b_in, mp_obj_t fmt_in) {
+    int64_t a = arg_i64(a_in, MP_QSTR_a), b = arg_i64(b_in, MP_QSTR_b), v = 0;
+    lcheck_what(NULL, aii_fx_div(a, b, arg_fmt(fmt_in), &v), W_DIV);
+    return new_i64(v);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(aii_mod_fx_div_obj, aii_mod_fx_div);
+
+// fx_rescale(v, from_fmt, to_fmt) -> int
+static mp_obj_t aii_mod_fx_rescale(mp_obj_t v_in, mp_obj_t from_in, mp_obj_t to_in) {
+    int64_t v = arg_i64(v_in, MP_QSTR_v), out = 0;
+    uint8_t from = arg_fmt(from_in), to = arg_fmt(to_in);
+    lcheck_what(NULL, aii_fx_rescale(v, from, to, &out), W_FX);
+    return new_i64(out);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(aii_mod_fx_rescale_obj, aii_mod_fx_rescale);
+
+// fx_muldiv(a, b, d) -> int
+static mp_obj_t aii_mod_fx_muldiv(mp_obj_t a_in, mp_obj_t b_in, mp_obj_t d_in) {
+    int64_t a = arg_i64(a_in, MP_QSTR_a), b = arg_i64(b_in, MP_QSTR_b);
+    int64_t d = arg_i64(d_in, MP_QSTR_d), v = 0;
+    lcheck_what(NULL, aii_fx_muldiv(a, b, d, &v), W_DIV);
+    return new_i64(v);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(aii_mod_fx_muldiv_obj, aii_mod_fx_muldiv);
+
+// Q(bits) -> format byte
+static mp_obj_t aii_mod_q(mp_obj_t bits) {
+    return MP_OBJ_NEW_SMALL_INT(AII_FX_Q(arg_small(bits, AII_FX_MAX_BITS, MP_QSTR_bits)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_mod_q_obj, aii_mod_q);
+
+// DEC(digits) -> format byte
+static mp_obj_t aii_mod_dec(mp_obj_t digits) {
+    return MP_OBJ_NEW_SMALL_INT(AII_FX_DEC(arg_small(digits, AII_FX_MAX_DIGITS, MP_QSTR_digits)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_mod_dec_obj, aii_mod_dec);
+
+// The buffer's signed int32/int64 items, read in place ('l' is 4 bytes on 32-bit ports).
+static void sum_buffer(mp_obj_t o, mp_buffer_info_t *bi, unsigned *size) {
+    mp_get_buffer_raise(o, bi, MP_BUFFER_READ);
+    char t = (char)bi->typecode;
+    *size = t == 'i' || t == 'l' || t == 'q' ? (unsigned)mp_binary_get_size('@', t, NULL) : 0;
+    if (*size != 4 && *size != 8) {
+        mp_raise_TypeError(MP_ERROR_TEXT("buffer items must be int32 or int64"));
+    }
+}
+
+// check_sum(buffer, expected) -> bool
+static mp_obj_t aii_mod_check_sum(mp_obj_t buf_in, mp_obj_t expected_in) {
+    mp_buffer_info_t bi;
+    unsigned size;
+    sum_buffer(buf_in, &bi, &size);
+    int64_t expected = arg_i64(expected_in, MP_QSTR_expected);
+    aii_status_t st = aii_check_sum(bi.buf, bi.len / size, size, expected, NULL);
+    if (st == AII_ERR_VIOLATION) {
+        return mp_const_false;  // a different sum is an answer here, not an error
+    }
+    lcheck_what(NULL, st, W_SUM);
+    return mp_const_true;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_check_sum_obj, aii_mod_check_sum);
+
+// exact_sum(buffer) -> int
+static mp_obj_t aii_mod_exact_sum(mp_obj_t buf_in) {
+    mp_buffer_info_t bi;
+    unsigned size;
+    sum_buffer(buf_in, &bi, &size);
+    aii_i128_t total;
+    // Only the total is wanted: a mismatch with 0 or a total beyond int64 is no error here.
+    aii_check_sum(bi.buf, bi.len / size, size, 0, &total);
+    return new_i128(&total);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_mod_exact_sum_obj, aii_mod_exact_sum);
+
+// ---------------------------------------------------------------------------------------------
 // Module.
 
 static const mp_rom_map_elem_t aii_module_globals_table[] = {
@@ -699,6 +1502,29 @@ static const mp_rom_map_elem_t aii_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_OVERRUN), MP_ROM_INT(AII_EVENT_OVERRUN) },
     { MP_ROM_QSTR(MP_QSTR_DROPPED), MP_ROM_INT(AII_EVENT_DROP) },
     { MP_ROM_QSTR(MP_QSTR_MAX_TASKS), MP_ROM_INT(AII_SCHED_MAX_TASKS) },
+    { MP_ROM_QSTR(MP_QSTR_Ledger), MP_ROM_PTR(&aii_type_Ledger) },
+    { MP_ROM_QSTR(MP_QSTR_BalanceError), MP_ROM_PTR(&mp_type_BalanceError) },
+    { MP_ROM_QSTR(MP_QSTR_InsufficientError), MP_ROM_PTR(&mp_type_InsufficientError) },
+    { MP_ROM_QSTR(MP_QSTR_CorruptError), MP_ROM_PTR(&mp_type_CorruptError) },
+    { MP_ROM_QSTR(MP_QSTR_fx_parse), MP_ROM_PTR(&aii_mod_fx_parse_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_format), MP_ROM_PTR(&aii_mod_fx_format_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_mul), MP_ROM_PTR(&aii_mod_fx_mul_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_div), MP_ROM_PTR(&aii_mod_fx_div_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_rescale), MP_ROM_PTR(&aii_mod_fx_rescale_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_muldiv), MP_ROM_PTR(&aii_mod_fx_muldiv_obj) },
+    { MP_ROM_QSTR(MP_QSTR_Q), MP_ROM_PTR(&aii_mod_q_obj) },
+    { MP_ROM_QSTR(MP_QSTR_DEC), MP_ROM_PTR(&aii_mod_dec_obj) },
+    { MP_ROM_QSTR(MP_QSTR_check_sum), MP_ROM_PTR(&aii_mod_check_sum_obj) },
+    { MP_ROM_QSTR(MP_QSTR_exact_sum), MP_ROM_PTR(&aii_mod_exact_sum_obj) },
+    { MP_ROM_QSTR(MP_QSTR_HOLD), MP_ROM_INT(AII_HOLD_DEBIT) },
+    { MP_ROM_QSTR(MP_QSTR_CREDIT), MP_ROM_INT(AII_HOLD_CREDIT) },
+    { MP_ROM_QSTR(MP_QSTR_MAX_QTY), MP_ROM_INT(AII_LEDGER_MAX_QTY) },
+    { MP_ROM_QSTR(MP_QSTR_MAX_ACCOUNTS), MP_ROM_INT(AII_LEDGER_MAX_ACCOUNTS) },
+    { MP_ROM_QSTR(MP_QSTR_MAX_HOLDS), MP_ROM_INT(AII_LEDGER_MAX_HOLDS) },
+    { MP_ROM_QSTR(MP_QSTR_JOURNAL), MP_ROM_INT(AII_LEDGER_JOURNAL) },
+    { MP_ROM_QSTR(MP_QSTR_SEGMENT), MP_ROM_INT(AII_LEDGER_SEGMENT) },
+    { MP_ROM_QSTR(MP_QSTR_RECORD_SIZE), MP_ROM_INT(AII_LEDGER_REC_SIZE) },
+    { MP_ROM_QSTR(MP_QSTR_DIGEST_SIZE), MP_ROM_INT(AII_LEDGER_DIGEST_LEN) },
 };
 static MP_DEFINE_CONST_DICT(aii_module_globals, aii_module_globals_table);
 

@@ -179,12 +179,15 @@ class Session:
     def __init__(self, saved=None):
         self.last = 0
         self.cache = []  # [seq, signed payload str, answer line str]
+        # [seq, signed payload str, ledger seq before] while a change is under way: saved with
+        # the session even when Ctrl-C interrupts the request, so the boot can tell if it landed.
+        self.intent = None
         if saved:
             self.last = saved.get("last", 0)
             self.cache = saved.get("cache", [])
 
-    def to_json(self, intent=None):
-        return {"last": self.last, "cache": self.cache, "intent": intent}
+    def to_json(self):
+        return {"last": self.last, "cache": self.cache, "intent": self.intent}
 
     def cached(self, signed):
         s = signed.decode()
@@ -242,7 +245,7 @@ def _dispatch(node, f):
     fn, changes = cmd
     try:
         args = json.loads(f.body)
-    except ValueError:
+    except (ValueError, RuntimeError):  # RuntimeError: nesting too deep for CPython's json
         raise ProtoError(E_FRAME, "body is not json")
     if type(args) is not dict:
         raise ProtoError(E_ARGS, "body must be a json object")
@@ -256,15 +259,19 @@ def _dispatch(node, f):
         return again
     if f.seq <= s.last:
         raise ProtoError(E_REPLAY, "seq must be above %d" % s.last)
-    before = node.ledger_seq()
-    node.store.save_session(s.to_json([f.seq, f.signed.decode(), before]))
+    s.intent = [f.seq, f.signed.decode(), node.ledger_seq()]
+    node.store.save_session(s.to_json())
     try:
         answer = ok(f.seq, fn(node, args))
     except ProtoError as e:
         answer = error(f.seq, e.code, e.msg)
     except (ValueError, RuntimeError, OverflowError) as e:
         answer = error(f.seq, E_LEDGER, str(e) or "refused")
+    except Exception as e:  # noqa: BLE001 - answered and cached like a refusal
+        node.log_exception(e)
+        answer = error(f.seq, E_INTERNAL, "internal error")
     node.persist()
     s.remember(f.seq, f.signed, answer)
+    s.intent = None
     node.store.save_session(s.to_json())
     return answer

@@ -189,3 +189,28 @@ def test_leftover_temp_files_are_removed(tmp_path):
     node = nodekit.make_node(tmp_path)
     assert view(node) == before
     assert sorted(os.listdir(tmp_path / "data")) == ["journal.bin", "session.json"]
+
+
+def test_ctrl_c_inside_a_request_keeps_exactly_once(tmp_path):
+    """KeyboardInterrupt after the ledger changed but before the answer: the app's shutdown
+    persists the change with the intent, and the boot turns it into the cached answer."""
+    node = nodekit.make_node(tmp_path)
+    op = ("transfer", {"src": T, "dst": S, "quantity": "l", "amount": 4})
+    real = node.persist
+
+    def interrupted():
+        node.persist = real
+        raise KeyboardInterrupt
+
+    node.persist = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        node.handle_line(request(1, *op).rstrip(b"\n"))
+    assert node.out.take() == []  # no answer went out
+    node.shutdown()  # what Node.run does on Ctrl-C
+    node = nodekit.make_node(tmp_path)
+    assert node.ledger.balance(node.ledger.account(S)) == 4
+    for _ in range(2):  # the host re-sends: the stored answer, no second effect
+        (ans,) = nodekit.answer(node, request(1, *op))
+        assert ans.kind == "ok"
+    assert node.ledger.balance(node.ledger.account(S)) == 4
+    assert node.status()["auth_seq"] == 1

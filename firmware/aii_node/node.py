@@ -67,6 +67,7 @@ class Node:
         self.write = write or _stdout_write
         self.sched = None
         self.tcp = None  # net.TcpLink when the config has tcp_port
+        self._fw = None  # fw_digest(), computed once
         self.tasks = []  # (tid, name, period_us, budget_us)
         self.errors = 0  # exceptions caught in handlers (see status)
         self.last_error = ""
@@ -252,9 +253,23 @@ class Node:
         return b"".join(out), first, more
 
     def fw_digest(self):
-        import hashlib
+        """Digest of the node's sources when they are files (deployed with mpremote); a frozen
+        image has none, and its version stands for it."""
+        if self._fw is None:
+            import hashlib
+            import os
 
-        return hexlify(hashlib.sha256(b"aii_node " + VERSION.encode()).digest()[:16]).decode()
+            h = hashlib.sha256(b"aii_node " + VERSION.encode())
+            d = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+            try:
+                names = sorted(n for n in os.listdir(d) if n.endswith(".py"))
+            except OSError:
+                names = []
+            for n in names:
+                with open(d + "/" + n, "rb") as f:
+                    h.update(n.encode() + b"\0" + f.read())
+            self._fw = hexlify(h.digest()[:16]).decode()
+        return self._fw
 
     def cfg_digest(self):
         import hashlib

@@ -106,7 +106,15 @@ def test_nobody_reading_never_blocks_the_board(vb):
     ser.reset_input_buffer()
     ser.write(b"ticks\n")
     read_until(ser, b"ticks ok True")
-    assert vboard.find_by_port(b.port, base=b.dir.parent) == b.dir
+    assert vboard.find_by_port(b.port) == b.dir  # found by its pty, whatever its folder
+
+
+def test_a_stopped_board_is_no_longer_found(tmp_path):
+    b = vboard.spawn("gone", base=tmp_path, app=APP)
+    assert vboard.find_by_port(b.port) == b.dir
+    b.stop()
+    assert vboard.find_by_port(b.port) is None
+    assert not (b.dir / "vboard.json").exists()
 
 
 @pytest.mark.parametrize(

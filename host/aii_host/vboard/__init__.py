@@ -57,6 +57,15 @@ def board_dir(board_id, base=None):
 
 def find_by_port(port, base=None):
     """The folder of the running simulated board behind `port` (a pty path or tcp:...), or None."""
+    from .supervisor import registry_file
+
+    if port.startswith("/dev/"):
+        try:
+            d = json.loads(Path(registry_file(port)).read_text())
+        except (OSError, ValueError):
+            d = {}
+        if d.get("port") == port and _alive(d.get("pid")) and d.get("dir"):
+            return Path(d["dir"])
     b = Path(base or boards_base())
     if not b.is_dir():
         return None

@@ -74,10 +74,12 @@ class Supervisor:
             self._listen.bind(("127.0.0.1", self.tcp_port))
             self._listen.listen(1)
             self.tcp_port = self._listen.getsockname()[1]
-        with open(os.path.join(self.dir, "vboard.json"), "w") as f:
-            json.dump(
-                {"id": self.id, "port": self.port, "tcp": self.tcp_port, "pid": os.getpid()}, f
-            )
+        info = {"id": self.id, "port": self.port, "tcp": self.tcp_port, "pid": os.getpid()}
+        info["dir"] = self.dir
+        for path in (os.path.join(self.dir, "vboard.json"), registry_file(self.port)):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                json.dump(info, f)
         return self
 
     def _boot(self):
@@ -236,10 +238,18 @@ class Supervisor:
         for s in (self._conn, self._listen):
             if s is not None:
                 s.close()
-        try:
-            os.remove(os.path.join(self.dir, "vboard.json"))
-        except OSError:
-            pass
+        for path in (os.path.join(self.dir, "vboard.json"), registry_file(self.port)):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+def registry_file(port):
+    """Where a running board is listed by its pty, whatever its folder: `aii deploy --port`
+    finds simulated boards here."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    return os.path.join(base, f"aii-vboards-{os.getuid()}", os.path.basename(port) + ".json")
 
 
 def _split_ctrl(data):

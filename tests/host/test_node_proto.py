@@ -233,3 +233,23 @@ def test_fuzz_frames_never_raise_nor_move_unauthenticated(node, seq, kind, body,
     if key != nodekit.KEY or seq < 50:
         assert node.ledger.digest() == before
     assert node.errors == 0, node.last_error
+
+
+@settings(
+    max_examples=nodekit.FUZZ,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.binary(max_size=1100), max_size=5))
+def test_fuzz_random_lines_through_the_node(node, lines):
+    before = node.ledger.digest()
+    for raw in lines:
+        for line in raw.split(b"\n"):
+            node.handle_line(line)
+        out = node.out.take()
+        for x in out:
+            assert x.endswith(b"\n") and b"\x03" not in x and b"\x04" not in x
+            if x.startswith(b"@"):
+                assert host.decode(x).kind in ("err", "ev", "ok")
+    assert node.ledger.digest() == before
+    assert node.errors == 0, node.last_error

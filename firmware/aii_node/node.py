@@ -68,6 +68,7 @@ class Node:
         self.sched = None
         self.tcp = None  # net.TcpLink when the config has tcp_port
         self._fw = None  # fw_digest(), computed once
+        self.miss_log = {}  # (tid, kind) -> [ticks_ms of the last event, misses not sent since]
         self.tasks = []  # (tid, name, period_us, budget_us)
         self.errors = 0  # exceptions caught in handlers (see status)
         self.last_error = ""
@@ -341,12 +342,22 @@ class Node:
                 self.tcp.send(line)
 
     def _on_miss(self, tid, kind, detail):
+        # At most one event per task and kind per heartbeat period, counting the others in
+        # "more": on an overloaded node, a frame per miss would only add to the load.
+        key = (tid, kind)
+        now = ticks_ms()
+        last = self.miss_log.get(key)
+        if last is not None and ticks_diff(now, last[0]) < self.cfg.get("heartbeat_ms", 1000):
+            last[1] += 1
+            return
+        more = last[1] if last is not None else 0
+        self.miss_log[key] = [now, 0]
         name = "?"
         for t in self.tasks:
             if t[0] == tid:
                 name = t[1]
         what = {aii.MISS: "miss", aii.OVERRUN: "overrun"}.get(kind, "dropped")
-        self.emit(what, {"task": name, "us": detail})
+        self.emit(what, {"task": name, "us": detail, "more": more})
 
     def _heartbeat(self):
         if self.events.heartbeat():

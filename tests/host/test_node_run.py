@@ -91,3 +91,22 @@ def test_offline_keeps_running_and_replays(tmp_path):
     replayed = [f.body["kind"] for f in fs[: answer[0]]]
     assert "violation" in replayed and "heartbeat" not in replayed
     assert node.sched.stats(node.tasks[2][0])[0] > jobs  # the meter never stopped
+
+
+def test_miss_events_are_coalesced_per_heartbeat(tmp_path):
+    import aii_host
+
+    node, _ = start(tmp_path, heartbeat_ms=10_000)
+    node.start()
+    tid = node.tasks[2][0]
+    for i in range(5):
+        node._on_miss(tid, aii_host.MISS, 100 + i)
+    node._on_miss(tid, aii_host.OVERRUN, 7)
+    evs = [f.body for f in frames(node)]
+    assert evs == [
+        {"task": "meter", "us": 100, "more": 0, "kind": "miss"},
+        {"task": "meter", "us": 7, "more": 0, "kind": "overrun"},
+    ]
+    node.miss_log[(tid, aii_host.MISS)][0] -= 20_000  # a heartbeat period later
+    node._on_miss(tid, aii_host.MISS, 9)
+    assert [f.body for f in frames(node)] == [{"task": "meter", "us": 9, "more": 4, "kind": "miss"}]

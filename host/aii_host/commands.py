@@ -438,8 +438,12 @@ def do_deploy(args):
         if not args.no_restart:
             t = _open_port(args.port)
             try:
-                t.write(b"\x03")  # stop the app (it persists), then soft reboot
-                time.sleep(0.5)
+                t.write(b"\x03")  # stop the app (it persists), wait for the REPL, soft reboot
+                seen, end = b"", time.monotonic() + 15
+                while b">>> " not in seen and time.monotonic() < end:
+                    seen = seen[-16:] + t.read(0.2)
+                if b">>> " not in seen:
+                    raise AIIError(f"{args.port}: the app did not stop on Ctrl-C")
                 t.write(b"\x04")
             finally:
                 t.close()

@@ -25,10 +25,8 @@ import pytest
 from aii_host import vboard
 from aii_host.client import NodeClient
 from aii_host.transport import open_transport
+from hil_util import CONFIG, REPO
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-CONFIG = json.loads((HERE / "node_config.json").read_text())
 READY = b" ready (proto "
 
 

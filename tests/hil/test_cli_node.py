@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import CONFIG, HERE, REPO
+from hil_util import CONFIG, HERE, REPO
 
 needs_node = pytest.mark.skipif(
     not (REPO / "firmware" / "aii_node" / "main.py").exists(),

@@ -4,7 +4,7 @@
 import time
 
 from aii_host import frame as fr
-from helpers import err_code, raw_request
+from hil_util import err_code, raw_request
 
 
 def test_hello_reports_protocol_and_digests(node):

@@ -4,7 +4,7 @@
 import pytest
 from aii_host import frame as fr
 from aii_host.client import NodeError
-from helpers import err_code, raw_request, signed, wh_state
+from hil_util import err_code, raw_request, signed, wh_state
 
 
 def test_transfer_needs_a_valid_mac(node):

@@ -4,7 +4,7 @@
 import time
 
 from aii_host import frame as fr
-from helpers import raw_request, signed, wh_state
+from hil_util import raw_request, signed, wh_state
 
 
 def test_state_and_exactly_once_survive_a_reset(node):

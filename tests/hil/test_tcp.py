@@ -9,7 +9,7 @@ from aii_host import frame as fr
 from aii_host import vboard
 from aii_host.client import NodeClient, NodeTimeout
 from aii_host.transport import open_transport
-from conftest import CONFIG, REPO
+from hil_util import CONFIG, REPO
 
 pytestmark = pytest.mark.skipif(
     not (REPO / "firmware" / "aii_node" / "main.py").exists(),

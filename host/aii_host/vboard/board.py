@@ -213,7 +213,8 @@ def main(argv=None):
         pass
     except BaseException as e:  # noqa: BLE001 - a board prints any uncaught error, then the REPL
         _print_exception(e)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C at the prompt gives a fresh prompt, as at a board's REPL.
+    signal.signal(signal.SIGINT, lambda *a: sys.stdout.write("\n>>> "))
     idle_repl()
 
 

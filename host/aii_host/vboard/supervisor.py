@@ -143,6 +143,8 @@ class Supervisor:
                     self._child.stdin.flush()
                     os.kill(self._child.pid, signal.SIGINT)
                     self._interrupted = True
+                else:
+                    self._out(b"\r\n>>> ")
             elif chunk == bytes([CTRL_D]) and not running:
                 # The board process died (its own idle REPL handles Ctrl-D otherwise).
                 self._out(b"MPY: soft reboot\r\n")

@@ -1,7 +1,17 @@
 # SPDX-License-Identifier: MIT
-"""Small helpers shared by the HIL tests (raw frames, balances)."""
+"""Small helpers shared by the HIL tests (paths, the node config, raw frames, balances).
+
+A module of its own, not conftest: tests/host has a conftest too, and `pytest tests` imports
+both under the name `conftest`."""
+
+import json
+from pathlib import Path
 
 from aii_host import frame as fr
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CONFIG = json.loads((HERE / "node_config.json").read_text())
 
 WH = "Wh"
 

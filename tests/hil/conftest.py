@@ -49,8 +49,11 @@ def pytest_generate_tests(metafunc):
 class Target:
     """A node under test: `.client` (NodeClient), `.write(bytes)`, `.restart()`, `.reset()`."""
 
-    def __init__(self, name, port, key, log=None, board=None):
+    def __init__(self, name, port, key, log=None, board=None, boot=b"\x04", storage=True):
         self.name, self.port, self.key, self.log, self.board = name, port, key, log, board
+        # What starts the app at the REPL (Ctrl-D: soft reboot runs main.py), and whether its
+        # files survive a reset (not on a RAM filesystem mounted from the REPL).
+        self.boot, self.storage = boot, storage
         self.t = open_transport(port).open()
         self.client = NodeClient(self.t, key=key, timeout=3.0, retries=2)
 
@@ -89,7 +92,7 @@ class Target:
     def restart(self):
         """Ctrl-C (the app persists and stops), then Ctrl-D (soft reboot runs it again)."""
         out = self.stop_app()
-        self.write(b"\x04")
+        self.write(self.boot)
         self.wait_ready()
         return out
 
@@ -216,16 +219,24 @@ def _start_qemu(tmp_path):
             port = m.group().decode() if m else time.sleep(0.1)
         if port is None:
             pytest.fail(f"qemu target: no pty in {log}")
-        _qemu_provision(port)
-        t = Target("qemu", port, bytes.fromhex(CONFIG["key"]), log, board)
+        ramfs = _qemu_provision(port)
+        key = bytes.fromhex(CONFIG["key"])
+        if ramfs:
+            # Files in a RAM filesystem mounted from the REPL: start the node from the REPL
+            # (a soft reboot would unmount it), and a reset loses them.
+            boot = b"from aii_node.node import main; main()\r"
+            t = Target("qemu", port, key, log, board, boot=boot, storage=False)
+        else:
+            t = Target("qemu", port, key, log, board)
     except BaseException:
         board.stop()
         raise
-    t.write(b"\x04")  # soft reboot at the friendly REPL: main.py starts the node
+    t.write(t.boot)  # soft reboot at the friendly REPL: main.py starts the node
     return t
 
 
 _QEMU_SKIP = []  # the reason the image cannot run the node, found once per session
+RAMFS = REPO / "tests" / "host" / "node_qemu" / "ramfs.py"
 
 
 def _qemu_provision(port):
@@ -240,18 +251,24 @@ def _qemu_provision(port):
         ).split()
         if probe[0] != b"True":
             _QEMU_SKIP.append("qemu target: the image's _aii has no Ledger yet (rebuild it)")
-        elif probe[1] != b"True":
+        ramfs = probe[1] != b"True"
+        if ramfs and not RAMFS.exists():
             _QEMU_SKIP.append(
                 "qemu target: the image has no writable filesystem for aii_node.json "
                 "(boards/MPS2_AN385 needs a RAM littlefs)"
             )
         if _QEMU_SKIP:
             pytest.skip(_QEMU_SKIP[0])
+        if ramfs:
+            # Until the board mounts littlefs in RAM: the node tests' MicroPython RAM filesystem.
+            mp.exec(RAMFS.read_text() + "\nimport os\nos.chdir('/ram')\n")
         mp.fs_writefile("aii_node.json", json.dumps(CONFIG).encode())
-        mp.fs_writefile("main.py", b"import aii_node.main\n")
+        if not ramfs:
+            mp.fs_writefile("main.py", b"import aii_node.main\n")
         mp.exit_raw_repl()
     finally:
         mp.close()
+    return ramfs
 
 
 def _unix_has_ledger(exe):

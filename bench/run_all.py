@@ -28,8 +28,11 @@ def rows(lat, disp):
                 out.append(("latency", r["label"], "error", r["error"].splitlines()[-1][:60]))
                 continue
             note = ""
-            if r["other_cpu_load"] > 0.2:
-                note = f"busy machine: others {r['other_cpu_load']} CPU"
+            if r["other_cpu_load"] > 0.2 or r["stalled_jobs"]:
+                note = (
+                    f"busy machine: others {r['other_cpu_load']} CPU, "
+                    f"{r['stalled_jobs']} jobs stalled"
+                )
             out.append(
                 (
                     "latency",

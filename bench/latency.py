@@ -297,7 +297,7 @@ def boost_prefix(boost):
     return [chrt, "-f", "50"], False, "SCHED_FIFO 50"
 
 
-def run(seconds, heapsize, boost="auto", rounds=5, quiet=False):
+def run(seconds, heapsize, boost="auto", rounds=5, phase="spread", quiet=False):
     runs, skipped, env = plan(heapsize)
     prefix, session, boosted = boost_prefix(boost)
     # Implementations take turns in short rounds, so that a change in the machine's load
@@ -310,11 +310,11 @@ def run(seconds, heapsize, boost="auto", rounds=5, quiet=False):
             print(f"latency: round {k + 1}/{rounds}, {chunk} s per implementation", flush=True)
         for _, label, impl, pre, *extra_env in runs:
             run_env = dict(env, **extra_env[0]) if extra_env else env
-            cmd = [*prefix, *pre, WORKLOAD, impl, str(chunk)]
+            cmd = [*prefix, *pre, WORKLOAD, impl, str(chunk), phase]
             chunks[label].append(run_one(cmd, run_env, chunk * 4 + 60, session))
     results = []
     for key, label, impl, pre, *extra_env in runs:
-        r = aggregate(label, [*prefix, *pre, WORKLOAD, impl, str(chunk)], chunks[label])
+        r = aggregate(label, [*prefix, *pre, WORKLOAD, impl, str(chunk), phase], chunks[label])
         r["key"] = key
         r["impl"] = impl
         if extra_env:
@@ -339,6 +339,7 @@ def run(seconds, heapsize, boost="auto", rounds=5, quiet=False):
         ),
         "seconds_per_implementation": rounds * chunk,
         "rounds": rounds,
+        "lower_task_phases": phase,
         "micropython_heapsize": heapsize,
         "boost": boosted,
         "machine": machine_info(),
@@ -375,9 +376,15 @@ def main(argv=None):
         help="shield the workloads from other processes (default: nice when permitted)",
     )
     ap.add_argument("--rounds", type=int, default=5, help="turns each implementation takes")
+    ap.add_argument(
+        "--phase",
+        choices=("spread", "common"),
+        default="spread",
+        help="lower tasks' first releases: spread sub-ms phases (default) or all at once",
+    )
     args = ap.parse_args(argv)
     seconds = args.seconds or (2 if args.quick else 10)
-    data, path = run(seconds, args.heapsize, boost=args.boost, rounds=args.rounds)
+    data, path = run(seconds, args.heapsize, boost=args.boost, rounds=args.rounds, phase=args.phase)
     for r in data["results"]:
         if "error" in r:
             print(f"  {r['label']:<28} error: {r['error'].splitlines()[-1]}")

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Release-latency workload; one file that runs unchanged on CPython and on MicroPython.
 #
-#     <python or micropython> bench/mp_latency.py asyncio|aii SECONDS
+#     <python or micropython> bench/mp_latency.py asyncio|aii SECONDS [spread|common]
 #
 # A 10 ms periodic high-priority task busy-waits 200 us; seven lower tasks busy-wait 1 ms at
 # periods 7..13 ms and each job allocates and drops about 1 kB (lists, bytearrays). The high
@@ -36,6 +36,8 @@ LOW_PERIODS_US = (7_000, 8_000, 9_000, 10_000, 11_000, 12_000, 13_000)
 # job would start on the same 1 ms grid as the high releases and end just after one, which hides
 # the blocking a non-preemptive scheduler must pay. Spread phases put high releases at varied
 # points inside lower jobs, as an unrelated event source would.
+# "common" (all lower tasks released together with the high task's grid) is kept as an option
+# to show the effect; it flatters a priority scheduler.
 LOW_OFFSETS_US = (0, 131, 262, 393, 524, 655, 786)
 # aii analysis parameters: execution time plus a margin for the call and the clock reads.
 HIGH_BUDGET_US = 250
@@ -60,7 +62,8 @@ def churn():
 
 
 class Workload:
-    def __init__(self, seconds):
+    def __init__(self, seconds, phase):
+        self.offsets = LOW_OFFSETS_US if phase == "spread" else (0,) * len(LOW_PERIODS_US)
         self.n = max(1, seconds * 1_000_000 // HIGH_PERIOD_US)
         # Preallocated so that recording a sample does not allocate.
         self.lat = [0] * self.n
@@ -152,7 +155,7 @@ def run_asyncio(w):
     async def main():
         t0 = ticks_us()
         for k, p in enumerate(LOW_PERIODS_US):
-            asyncio.create_task(low(t0, p, LOW_OFFSETS_US[k]))
+            asyncio.create_task(low(t0, p, w.offsets[k]))
         await asyncio.create_task(high(t0))
 
     asyncio.run(main())
@@ -209,7 +212,7 @@ def run_aii(w):
                 w.low_job,
                 budget_us=LOW_BUDGET_US,
                 period_us=p,
-                offset_us=LOW_OFFSETS_US[k],
+                offset_us=w.offsets[k],
                 priority=prio,
             )
         )
@@ -245,11 +248,21 @@ def heap_bytes():
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("asyncio", "aii"):
-        print("usage: mp_latency.py asyncio|aii SECONDS")
+    argv = sys.argv
+    phase = argv[3] if len(argv) == 4 else "spread"
+    if (
+        len(argv) not in (3, 4)
+        or argv[1] not in ("asyncio", "aii")
+        or phase
+        not in (
+            "spread",
+            "common",
+        )
+    ):
+        print("usage: mp_latency.py asyncio|aii SECONDS [spread|common]")
         sys.exit(2)
-    impl = sys.argv[1]
-    w = Workload(int(sys.argv[2]))
+    impl = argv[1]
+    w = Workload(int(argv[2]), phase)
     gc.collect()
     extra = run_asyncio(w) if impl == "asyncio" else run_aii(w)
     import json

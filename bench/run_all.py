@@ -1,15 +1,23 @@
 # SPDX-License-Identifier: MIT
 """Runs every benchmark, writes build/bench/*.json and prints one table (`make bench`).
 
-    python bench/run_all.py [--quick] [--seconds N] [--boost auto|none|nice|rt]
+    python bench/run_all.py [--quick] [--seconds N] [--boost auto|none|nice|rt] [--only NAMES]
+
+The scheduler benches (dispatch_cost, latency) run in this process; every other
+`bench/*_bench.py` (found by glob) runs as its own process, with --quick when it takes it, and
+the goals in the JSON it writes join the goals table.
 
 --quick: 2 s per latency run and fewer callgrind dispatches (CI-sized, ~20 s in all).
 Default: 10 s per latency implementation (about a minute in all).
 """
 
 import argparse
+import glob
+import json
 import os
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dispatch_cost
@@ -109,6 +117,37 @@ def print_tables(figures, goals):
             print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def other_benches():
+    return sorted(glob.glob(os.path.join(ROOT, "bench", "*_bench.py")))
+
+
+def run_other(path, quick):
+    """Runs one bench script; returns (goal rows from the JSON it wrote, error or None)."""
+    name = os.path.basename(path)[: -len(".py")]
+    with open(path) as f:
+        takes_quick = '"--quick"' in f.read()
+    cmd = [sys.executable, path] + (["--quick"] if quick and takes_quick else [])
+    print(f"{name}: {' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)}")
+    t0 = time.time()
+    r = subprocess.run(cmd, check=False, cwd=ROOT)
+    out_dir = os.path.join(ROOT, "build", "bench")
+    rows = []
+    for js in sorted(glob.glob(os.path.join(out_dir, "*.json"))):
+        if os.path.getmtime(js) < t0:
+            continue  # not written by this run
+        try:
+            with open(js) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        goals = data.get("goals") if isinstance(data, dict) else None
+        for g in goals or []:
+            if isinstance(g, dict) and "goal" in g:
+                label = os.path.basename(js)[: -len(".json")]
+                rows.append((label, g["goal"], STATE.get(g.get("met")), str(g.get("measured"))))
+    return rows, (f"{name}: exit {r.returncode}" if r.returncode else None)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs (CI)")
@@ -120,17 +159,36 @@ def main(argv=None):
         help="shield the latency workloads from other processes (see bench/latency.py)",
     )
     ap.add_argument("--heapsize", default="256K", help="MicroPython heap for the latency runs")
+    ap.add_argument(
+        "--only", help="comma-separated benches to run (dispatch_cost, latency, <x>_bench)"
+    )
     args = ap.parse_args(argv)
     seconds = args.seconds or (2 if args.quick else 10)
+    only = set(args.only.split(",")) if args.only else None
+
+    def wanted(name):
+        return only is None or name in only
+
     failed = []
     lat = disp = None
-    try:
-        disp, _ = dispatch_cost.run(40000 if args.quick else 200000, [8, 32])
-    except dispatch_cost.BenchError as e:
-        failed.append(f"dispatch_cost: {e}")
-    lat, _ = latency.run(seconds, args.heapsize, boost=args.boost, rounds=1 if args.quick else 5)
-    failed += [f"latency {r['label']}: {r['error']}" for r in lat["results"] if "error" in r]
-    print_tables(rows(lat, disp), goal_rows(lat, disp))
+    extra_goals = []
+    for path in other_benches():
+        if wanted(os.path.basename(path)[: -len(".py")]):
+            g, err = run_other(path, args.quick)
+            extra_goals += g
+            if err:
+                failed.append(err)
+    if wanted("dispatch_cost"):
+        try:
+            disp, _ = dispatch_cost.run(40000 if args.quick else 200000, [8, 32])
+        except dispatch_cost.BenchError as e:
+            failed.append(f"dispatch_cost: {e}")
+    if wanted("latency"):
+        lat, _ = latency.run(
+            seconds, args.heapsize, boost=args.boost, rounds=1 if args.quick else 5
+        )
+        failed += [f"latency {r['label']}: {r['error']}" for r in lat["results"] if "error" in r]
+    print_tables(rows(lat, disp), goal_rows(lat, disp) + extra_goals)
     print(f"JSON in {os.path.relpath(os.path.join(ROOT, 'build', 'bench'), os.getcwd())}/")
     for f in failed:
         print(f"error: {f}", file=sys.stderr)

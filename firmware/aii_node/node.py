@@ -197,6 +197,7 @@ class Node:
             "events": self.events.last,
             "dropped": self.events.dropped,
             "errors": self.errors,
+            "journal_cut": self.store.cut,
         }
 
     def task_rows(self):
@@ -473,7 +474,11 @@ class Node:
 
 
 def main(config_path=CONFIG):
-    node = Node(config_path)
+    try:
+        node = Node(config_path)
+    except OSError:
+        print("error: no %s here: copy one with aii deploy --config FILE" % config_path)
+        return
     node.run()
     if node.reset_requested:
         try:

@@ -42,6 +42,7 @@ class Store:
         self.open = fs_open or open
         self.compact_at = compact_at  # journal records that trigger a compaction
         self.records = 0  # records in journal.bin
+        self.cut = 0  # bytes recover() could not apply (a corrupt journal, not a torn tail)
         try:
             self.fs.mkdir(path)
         except OSError:
@@ -87,7 +88,16 @@ class Store:
         if keep:
             if led is None:
                 led = ledger_cls()
-            n = led.replay(memoryview(data)[:keep])
+            try:
+                n = led.replay(memoryview(data)[:keep])
+            except ValueError:
+                # CorruptError (a sequence gap, a bad SEAL): the ledger kept its last complete
+                # transaction; the records after it cannot be applied, so they go.
+                seq = led.info()[0]
+                n = 0
+                while n * RECORD < keep and _u32(data, n * RECORD) <= seq:
+                    n += 1
+                self.cut = keep - n * RECORD
             keep = n * RECORD
         if keep != len(data):
             # A torn tail must go before anything is appended after it.

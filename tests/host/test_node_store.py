@@ -214,3 +214,19 @@ def test_ctrl_c_inside_a_request_keeps_exactly_once(tmp_path):
         assert ans.kind == "ok"
     assert node.ledger.balance(node.ledger.account(S)) == 4
     assert node.status()["auth_seq"] == 1
+
+
+def test_a_journal_with_a_gap_boots_with_what_applies(tmp_path):
+    node = nodekit.make_node(tmp_path, compact_at=1000)
+    run_ops(node, OPS[:4])
+    j = tmp_path / "data" / store.JOURNAL
+    data = j.read_bytes()
+    k = len(data) // store.RECORD - 2  # drop the second last record: a sequence gap
+    j.write_bytes(data[: k * store.RECORD] + data[(k + 1) * store.RECORD :])
+    node = nodekit.make_node(tmp_path)
+    assert node.ledger.info()[0] == int.from_bytes(data[(k - 1) * store.RECORD :][:4], "little")
+    assert node.status()["journal_cut"] == store.RECORD
+    assert os.path.getsize(j) == k * store.RECORD
+    node.ledger.verify()
+    run_ops(node, OPS[4:6], 100)  # and it carries on, persistently
+    assert view(nodekit.make_node(tmp_path)) == view(node)

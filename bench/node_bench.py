@@ -99,6 +99,64 @@ def run_target(name, n, micropython=None):
     return r
 
 
+def run_qemu(image, n):
+    """The node on the MPS2_AN385 image under qemu (UART on a pty). Without a writable
+    filesystem the config goes to the node tests' RAM filesystem and the node is started from
+    the REPL, as tests/hil/conftest.py does."""
+    import re
+    import subprocess
+
+    from mpremote.transport_serial import SerialTransport
+
+    cfg = json.loads(CONFIG.read_text())
+    ramfs = Path(ROOT) / "tests" / "host" / "node_qemu" / "ramfs.py"
+    with tempfile.TemporaryDirectory() as td:
+        log = Path(td) / "qemu.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [
+                    "qemu-system-arm",
+                    "-machine",
+                    "mps2-an385",
+                    "-nographic",
+                    "-monitor",
+                    "null",
+                    "-semihosting",
+                    "-serial",
+                    "pty",
+                    "-kernel",
+                    str(image),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            end, port = time.monotonic() + 10, None
+            while port is None and time.monotonic() < end:
+                m = re.search(rb"/dev/pts/\d+", log.read_bytes())
+                port = m.group().decode() if m else time.sleep(0.1)
+            mp = SerialTransport(port, baudrate=115200)
+            mp.enter_raw_repl(soft_reset=False)
+            mp.exec(ramfs.read_text() + "\nimport os\nos.chdir('/ram')\n")
+            mp.fs_writefile("aii_node.json", json.dumps(cfg).encode())
+            mp.exit_raw_repl()
+            mp.close()
+            t = open_transport(port).open()
+            try:
+                t.write(b"from aii_node.node import main; main()\r")
+                c = NodeClient(t, key=bytes.fromhex(cfg["key"]), timeout=5.0)
+                _wait(c)
+                c.drain(0.2)
+                r = measure(c, n)
+            finally:
+                t.close()
+        finally:
+            proc.kill()
+            proc.wait()
+    r["target"] = "qemu MPS2_AN385 (RAM filesystem)"
+    return r
+
+
 def mpremote_exec(micropython, n):
     """Baseline: mpremote's in-process `exec` round trip (raw REPL) to the unix port's REPL
     behind the same pty, as `mpremote exec` would drive a board."""
@@ -141,6 +199,12 @@ def main(argv=None):
             results.append(mpremote_exec(str(mp), a.n))
         except Exception as e:  # noqa: BLE001
             results.append({"target": "mpremote exec (unix port REPL)", "error": str(e)[:300]})
+    image = os.environ.get("AII_QEMU_IMAGE") or Path(ROOT) / "build" / "mps2-an385" / "firmware.elf"
+    if os.environ.get("MICROPY_DIR") and Path(image).exists():
+        try:
+            results.append(run_qemu(image, a.n))
+        except Exception as e:  # noqa: BLE001
+            results.append({"target": "qemu MPS2_AN385", "error": str(e)[:300]})
     data = {"bench": "node", "git": git_info(), "machine": machine_info(), "results": results}
     path = write_json("node.json", data)
     for r in results:

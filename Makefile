@@ -29,7 +29,7 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil bench size check demo \
+.PHONY: help setup test test-c test-host test-device test-hil test-mpy-suite fuzz bench size check demo \
 	firmware flash clean distclean
 
 help: ## List the targets
@@ -43,11 +43,12 @@ $(SETUP): $(SETUP_DEPS)
 setup: ## Install apt toolchains, .venv with pinned packages, the host package (idempotent)
 	@bash tools/setup.sh
 
-test: $(SETUP) ## Run every test tier (C, host, device) and print one summary line
+test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated board); one summary line
 	@rm -rf $(RESULTS); rc=0; \
 	$(MAKE) --no-print-directory test-c || rc=1; \
 	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-device || rc=1; \
+	$(MAKE) --no-print-directory test-hil || rc=1; \
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
@@ -77,10 +78,17 @@ endif
 
 test-hil: $(SETUP) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
 ifneq ($(wildcard tests/hil/test_*.py),)
-	$(PY) -m pytest tests/hil -q $(if $(PORT),--port $(PORT))
+	@mkdir -p $(RESULTS)
+	$(PY) -m pytest tests/hil -q --junitxml=$(RESULTS)/hil.xml $(if $(PORT),--port $(PORT))
 else
 	$(call skip,test-hil,no tests/hil/test_*.py yet)
 endif
+
+test-mpy-suite: $(SETUP) ## MicroPython's own tests on MPS2_AN385 with and without _aii (not in make test)
+	bash tools/mpy_build.sh test-mpy-suite
+
+fuzz: $(SETUP) ## Longer fuzzing of the node's frame and console parsers (AII_FUZZ_EXAMPLES=5000)
+	AII_FUZZ_EXAMPLES=$${AII_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q -k fuzz tests/host tests/hil
 
 bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 	@if [ -f bench/run_all.py ]; then \

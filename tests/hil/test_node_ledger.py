@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Authentication, exactly-once, transfers and two-phase holds over the wire (docs/protocol.md §3)."""
 
+import base64
+import struct
+import zlib
+
 import pytest
 from aii_host import frame as fr
 from aii_host.client import NodeError
@@ -97,3 +101,26 @@ def test_unknown_or_duplicate_txid(node):
         c.hold(104, "grid", "Wh", 1)
     assert e.value.code == fr.E_LEDGER
     c.abort_tx(104)
+
+
+def test_journal_reads_by_range_with_good_records(node):
+    c = node.client
+    r = c.transfer("grid", "load", "Wh", 77)
+    last = r["seq"]
+    got = c.request("journal", {"from": 1, "to": last})
+    data = base64.b64decode(got["records"])
+    assert data and len(data) % 44 == 0
+    seqs = []
+    for i in range(0, len(data), 44):
+        rec = data[i : i + 44]
+        assert zlib.crc32(rec[:40]) == struct.unpack_from("<I", rec, 40)[0]
+        seqs.append(struct.unpack_from("<I", rec, 0)[0])
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gaps
+    assert seqs[0] == got["first"] and all(1 <= s <= last for s in seqs)
+    tail = c.request("journal", {"from": last, "to": last})
+    rec = base64.b64decode(tail["records"])
+    assert len(rec) == 44 and struct.unpack_from("<I", rec, 0)[0] == last
+    assert rec[4] == 3 and struct.unpack_from("<q", rec, 32)[0] == 77  # TRANSFER of 77
+    with pytest.raises(NodeError) as e:
+        c.request("journal", {"from": 5, "to": 2})
+    assert e.value.code == fr.E_ARGS

@@ -79,7 +79,7 @@ endif
 test-hil: $(SETUP) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
 ifneq ($(wildcard tests/hil/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/hil -q --junitxml=$(RESULTS)/hil.xml $(if $(PORT),--port $(PORT))
+	$(PY) -m pytest tests/hil -q --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
 else
 	$(call skip,test-hil,no tests/hil/test_*.py yet)
 endif
@@ -87,8 +87,9 @@ endif
 test-mpy-suite: $(SETUP) ## MicroPython's own tests on MPS2_AN385 with and without _aii (not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
 
-fuzz: $(SETUP) ## Longer fuzzing of the node's frame and console parsers (AII_FUZZ_EXAMPLES=5000)
-	AII_FUZZ_EXAMPLES=$${AII_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q -k fuzz tests/host tests/hil
+fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
+	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
+	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
 bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 	@if [ -f bench/run_all.py ]; then \

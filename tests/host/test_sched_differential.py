@@ -84,12 +84,19 @@ N_EXAMPLES = 200
 # --- scenarios ---------------------------------------------------------------------------------
 
 U32 = (1 << 32) - 1
+DROP = 2
 P62 = 1 << 62
 
 
+def us(draw, q, lo, hi):
+    """A time in lo..hi, a multiple of q: coarse times make releases, deadlines and idle gaps
+    coincide exactly, where the boundary cases (<= against <) are."""
+    return q * draw(st.integers(-(-lo // q), hi // q))
+
+
 @st.composite
-def job_specs(draw):
-    job = {"exec": draw(st.lists(st.integers(0, 3000), min_size=1, max_size=4))}
+def job_specs(draw, q=1):
+    job = {"exec": [us(draw, q, 0, 3000) for _ in range(draw(st.integers(1, 4)))]}
     if draw(st.integers(0, 9)) == 0:
         job["raise"] = draw(st.lists(st.integers(0, 4), min_size=1, max_size=2))
     if draw(st.integers(0, 4)) == 0:
@@ -135,25 +142,25 @@ FAULTS = [
 
 
 @st.composite
-def add_kwargs(draw, explicit, tick_period):
+def add_kwargs(draw, explicit, tick_period, q=1):
     kind = draw(st.sampled_from(["p", "p", "s", "o"]))
-    budget = draw(st.integers(1, 2500))
+    budget = us(draw, q, 1, 2500)
     kw = {"budget_us": budget}
     if kind in "ps":
         # Mostly light tasks, so sets get admitted and run; sometimes anything.
         if draw(st.integers(0, 3)):
-            t = budget * draw(st.integers(4, 40)) + draw(st.integers(0, 99))
+            t = budget * draw(st.integers(4, 40)) + us(draw, q, 0, 99)
         else:
-            t = draw(st.integers(200, 30000))
+            t = us(draw, q, 200, 30000)
         kw["period_us" if kind == "p" else "min_gap_us"] = t
         if draw(st.booleans()):
             kw["deadline_us"] = draw(st.integers(1, t)) if draw(st.booleans()) else t - budget
         if kind == "p" and draw(st.booleans()):
-            kw["offset_us"] = draw(st.integers(0, 5000))
+            kw["offset_us"] = us(draw, q, 0, 5000)
     else:
-        kw["deadline_at"] = {"rel": draw(st.integers(-3000, 60000))}
+        kw["deadline_at"] = {"rel": us(draw, q, -3000, 60000)}
         if draw(st.booleans()):
-            kw["release_at"] = {"rel": draw(st.integers(-4000, 30000))}
+            kw["release_at"] = {"rel": us(draw, q, -4000, 30000)}
     if explicit:
         kw["priority"] = draw(st.integers(-4, 4))
     policy = draw(st.sampled_from([None, 0, 1, 2]))
@@ -246,6 +253,7 @@ def cases(draw):
         "wdt": draw(st.booleans()),
     }
     explicit = draw(st.booleans())
+    q = draw(st.sampled_from([1, 50]))
     ops = []
     # Not with overhead: budget + overhead == period makes the C core's analysis take seconds.
     if not explicit and not case["overhead_us"] and draw(st.integers(0, 3)) == 0:
@@ -269,19 +277,19 @@ def cases(draw):
                     + ["run"] * 3
                     + ["advance"] * 2
                     + ["trigger"] * 3
-                    + ["remove", "stats", "admit", "info", "fill"]
+                    + ["remove", "stats", "admit", "info", "fill", "burst"]
                 )
             )
         )
         spec = f"t{i}"
         if what == "add":
-            job = draw(job_specs())
+            job = draw(job_specs(q))
             for _, a in job.get("act", ()):
                 if a[0] == "remove_self":
                     a[1] = spec
                 elif a[0] == "add":
                     a[1] = spec + "x"
-            ops.append(["add", spec, draw(add_kwargs(explicit, tick_period)), job])
+            ops.append(["add", spec, draw(add_kwargs(explicit, tick_period, q)), job])
         elif what == "trigger" and draw(st.booleans()):
             ops.append(["trigger", {"k": draw(st.integers(0, 7)), "any": True}])
         elif what in ("remove", "trigger"):
@@ -290,17 +298,22 @@ def cases(draw):
             ops.append(["stats", draw(st.one_of(st.none(), TID_SEL))])
         elif what == "run":
             bad = draw(st.integers(0, 19)) == 0
-            ops.append(["run", -1 if bad else draw(st.integers(500, 40000))])
+            ops.append(["run", -1 if bad else us(draw, q, 500, 40000)])
         elif what == "advance":
             big = draw(st.integers(0, 15)) == 0
-            ops.append(["advance", draw(st.integers(0, 8_000_000 if big else 60000))])
+            ops.append(["advance", us(draw, q, 0, 8_000_000 if big else 60000)])
+        elif what == "burst":
+            deadlines = [us(draw, q, 100, 3000) for _ in range(draw(st.integers(3, 12)))]
+            policy = draw(st.sampled_from([DROP, DROP, 0, 1]))
+            stall = us(draw, q, 0, 6000)
+            ops.append(["burst", deadlines, policy, 0 if explicit else None, stall])
         elif what == "fill":
             if draw(st.integers(0, 7)) == 0:
                 ops.append(["fill", {"exec": [1]}, 0 if explicit else None])
         else:
             ops.append([what])
     # Then let whatever was admitted run for a while.
-    ops.append(["run", draw(st.integers(1000, 30000))])
+    ops.append(["run", us(draw, q, 1000, 30000)])
     case["ops"] = ops
     return case
 

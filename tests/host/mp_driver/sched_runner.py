@@ -176,6 +176,21 @@ class _Case:
             return s.admit()
         if what == "info":
             return s.info()
+        if what == "burst":
+            # One-shots due soon, then a stall: all late at the next dispatch (more drops at once
+            # than the event ring holds).
+            out = []
+            for j, d in enumerate(op[1]):
+                kw = {"budget_us": 10, "deadline_at": {"rel": d}, "policy": op[2]}
+                if op[3] is not None:
+                    kw["priority"] = op[3]
+                try:
+                    out.append(self.add(f"b{j}", kw, {"exec": [5]}))
+                except Exception as e:  # noqa: BLE001 - a refusal is a result
+                    out.append([ename(e), str(e)])
+            self.vt += op[4]
+            out.append(s.run_once())
+            return out
         if what == "fill":
             n = 0
             kw = {"budget_us": 1, "min_gap_us": 10000000}

@@ -945,7 +945,8 @@ class Scheduler:
         raw = _int(self._clock()) & mask
         if not self._clk_started:
             self._clk_started = True
-            now = raw
+            # One period ahead, so a time before boot (_raw) does not go below zero.
+            now = raw if mask == _U64_MAX else raw + mask + 1
         else:
             delta = (raw - self._clk_last) & mask
             if delta > mask >> 1:

@@ -69,6 +69,11 @@ static void test_clock_wrap(void) {
             prev = t;
         }
         CHECK_EQ(prev - t0, 40 * 97);
+        if (masks[m] != UINT64_MAX) {
+            // Times up to a period before the first reading stay above zero.
+            CHECK(t0 > masks[m]);
+            CHECK(aii_clock_from_raw(&c, (raw - 3000) & masks[m]) == prev - 3000);
+        }
         CHECK(aii_clock_to_raw(&c, prev) == raw);
         // A raw value a little in the past and in the future maps next to now.
         CHECK(aii_clock_from_raw(&c, (raw - 500) & masks[m]) == prev - 500);

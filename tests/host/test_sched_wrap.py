@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The scheduler across the wrap of the tick counter (2**30 as on 32-bit ports, 2**32, 2**62)."""
 
+import aii_host as aii
 import pytest
 from aii_host import SKIP
 from conftest import VClock, vsched
@@ -67,3 +68,29 @@ def test_clock_step_back_is_held():
     assert s.run(1000) == 10
     jobs, misses, _o, _d, skipped, _rmin, rmax, _mean, lat, _ex = s.stats(tid)
     assert (jobs, misses, skipped, rmax, lat) == (20, 0, 0, 10, 0)
+
+
+def test_times_before_boot_stay_in_the_past():
+    # Just after the clock's first reading, a release_at/deadline_at earlier than it is in
+    # the past (the extended count starts a period ahead), not 2**64 away.
+    t = [1000]
+    period = 1 << 30
+    s = aii.Scheduler(
+        clock=lambda: t[0], tick_period=period, sleep=lambda us: t.__setitem__(0, t[0] + us)
+    )
+    with pytest.raises(ValueError, match="deadline_at must be after release_at"):
+        s.add(
+            lambda: None,
+            budget_us=10,
+            release_at=(1000 - 2000) % period,
+            deadline_at=(1000 - 5000) % period,
+        )
+    ran = []
+    s.add(
+        lambda: ran.append(t[0]),
+        budget_us=10,
+        release_at=(1000 - 5000) % period,
+        deadline_at=(1000 + 5000) % period,
+    )
+    s.run(10_000)
+    assert len(ran) == 1

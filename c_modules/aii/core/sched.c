@@ -31,9 +31,10 @@ void aii_clock_init(aii_clock_t *c, uint64_t mask) {
 aii_time_t aii_clock_extend(aii_clock_t *c, uint64_t raw) {
     raw &= c->mask;
     if (!c->started) {
-        // Start the extended count at the raw value so aii_clock_to_raw() is a mask.
+        // Start the extended count at the raw value plus one period, so aii_clock_to_raw() is
+        // a mask and a time up to a period before boot (from_raw) does not go below zero.
         c->started = true;
-        c->now = raw;
+        c->now = c->mask == UINT64_MAX ? raw : raw + c->mask + 1;
         c->last_raw = raw;
         return c->now;
     }

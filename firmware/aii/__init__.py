@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """AII: real-time runtime for MicroPython (docs/scheduler.md, docs/ledger.md).
 
-Re-exports the native `_aii` module, built into AII firmware from c_modules/aii.
+Re-exports the native `_aii` module, built into AII firmware from c_modules/aii; without it
+(stock MicroPython) the scheduler is the pure-Python port in _sched.py and `NATIVE` is False.
 """
 
 try:
@@ -39,11 +40,27 @@ try:
         fx_parse,
         fx_rescale,
     )
-except ImportError:
-    # Without the native module there is no scheduler yet; say how to get one.
-    raise ImportError(
-        "aii needs the native _aii module: use an AII firmware (make firmware BOARD=...)"
-    ) from None
 
-# True when the scheduler is the native C module (a pure-Python fallback may come later).
-NATIVE = True
+    NATIVE = True  # the C core, built into AII firmware
+except ImportError:
+    # Stock MicroPython (as asyncio falls back without _asyncio): the pure-Python scheduler, a
+    # port of the C core checked against it. The ledger has no fallback yet.
+    from ._sched import (
+        CONTINUE,
+        DROP,
+        DROPPED,
+        MAX_TASKS,
+        MISS,
+        OVERRUN,
+        SKIP,
+        AdmissionError,
+        Scheduler,
+    )
+
+    NATIVE = False
+
+    def __getattr__(name):
+        raise AttributeError(
+            "aii." + name + " needs the native _aii module: use an AII firmware "
+            "(make firmware BOARD=...)"
+        )

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # MicroPython side of the build, called by the Makefile:
 #
-#   tools/mpy_build.sh firmware        build BOARD (UNIX, MPS2_AN385) with _aii and the frozen aii package
+#   tools/mpy_build.sh firmware        build BOARD (UNIX, MPS2_AN385) with _aii and the frozen aii package;
+#                                      boards/<BOARD>/board.env boards print what SDK they need
 #   tools/mpy_build.sh test-device     tests/device/*.py on the unix build and on MPS2_AN385 under qemu
 #   tools/mpy_build.sh test-mpy-suite  MicroPython's own tests (basics, ...) on MPS2_AN385, with and
 #                                      without _aii: fails only on a test that _aii makes fail
@@ -95,6 +96,15 @@ build_mps2() {
         || die "MPS2_AN385 needs arm-none-eabi-gcc (make setup installs gcc-arm-none-eabi)"
     local mods=()
     [ "$2" = aii ] && mods=(USER_C_MODULES="$REPO/c_modules")
+    # MicroPython's makefiles do not regenerate qstrs when the board's flags change (e.g. a
+    # new VFS), so a changed mpconfigboard.mk starts the build afresh.
+    local stamp
+    stamp=$(cksum <"$REPO/boards/MPS2_AN385/mpconfigboard.mk")
+    if [ -d "$1" ] && [ "$(cat "$1/.aii-board" 2>/dev/null)" != "$stamp" ]; then
+        say "boards/MPS2_AN385 changed: rebuilding $1 from scratch"
+        rm -rf "$1"
+    fi
+    mkdir -p "$1" && echo "$stamp" >"$1/.aii-board"
     make_port qemu "$1.log" BOARD=MPS2_AN385 BOARD_DIR="$REPO/boards/MPS2_AN385" BUILD="$1" \
         "${mods[@]}"
     say "built $1/firmware.elf"
@@ -116,12 +126,41 @@ run_tests() {
     (cd "$MICROPY_DIR/tests" && "$PYTHON" ./run-tests.py "$@")
 }
 
+# Boards built with an SDK this setup lacks are described by boards/<BOARD>/board.env
+# (PORT_DIR, MPY_BOARD, SDK, SDK_CHECK, SDK_TOOL, BUILD_CMD, IMAGE, SERIAL, BAUD, FLASH_TOOL,
+# FLASH_CMD); its $MICROPY_DIR, $REPO, $IMAGE and $PORT are expanded when it is read.
+load_board_env() {
+    local env="$REPO/boards/$BOARD/board.env"
+    [ -f "$env" ] || die "$1: unknown BOARD=$BOARD (boards: $(ls "$REPO/boards" | paste -sd' '))"
+    MICROPY_DIR=${MICROPY_DIR:-\$MICROPY_DIR}
+    PORT=${PORT:-$(. "$env" && echo "$SERIAL")}
+    # shellcheck disable=SC1090
+    . "$env"
+}
+
+build_sdk_board() {
+    load_board_env firmware
+    local missing=""
+    have_micropython || missing="a MicroPython v$WANT_VERSION tree in MICROPY_DIR and $SDK"
+    [ -z "$missing" ] && [ ! -e "$SDK_CHECK" ] && missing="$SDK"
+    [ -z "$missing" ] && ! command -v "$SDK_TOOL" >/dev/null && missing="$SDK_TOOL ($SDK)"
+    if [ -n "$missing" ]; then
+        echo "firmware: BOARD=$BOARD (MicroPython port $PORT_DIR) needs $missing, not on this machine."
+        echo "On a machine that has it, build with:"
+        echo "  $BUILD_CMD"
+        echo "image: $IMAGE"
+        exit 2
+    fi
+    say "building $PORT_DIR BOARD=$MPY_BOARD: $BUILD_CMD"
+    eval "$BUILD_CMD"
+    say "built $IMAGE"
+}
+
 cmd_firmware() {
-    need_micropython firmware
     case "${BOARD:-UNIX}" in
-        UNIX) build_unix ;;
-        MPS2_AN385) build_mps2 "$BUILD/mps2-an385" aii ;;
-        *) die "firmware: BOARD=$BOARD is not supported yet (boards: UNIX, MPS2_AN385)" ;;
+        UNIX) need_micropython firmware; build_unix ;;
+        MPS2_AN385) need_micropython firmware; build_mps2 "$BUILD/mps2-an385" aii ;;
+        *) build_sdk_board ;;
     esac
 }
 
@@ -221,8 +260,18 @@ cmd_flash() {
             echo "  $QEMU_MPS2 -serial mon:stdio -kernel $BUILD/mps2-an385/firmware.elf"
             ;;
         "") die "flash: set BOARD (and PORT for a real board)" ;;
-        *) die "flash: BOARD=$BOARD is not supported yet: its port needs an SDK this setup does not install" ;;
+        *) flash_sdk_board ;;
     esac
+}
+
+# Runs the port's usual flashing tool only when it is installed and the image exists.
+flash_sdk_board() {
+    load_board_env flash
+    echo "flash: BOARD=$BOARD PORT=$PORT ($BAUD baud): $FLASH_CMD"
+    [ -f "$IMAGE" ] || die "flash: no image at $IMAGE; build it first (make firmware BOARD=$BOARD)"
+    command -v "$FLASH_TOOL" >/dev/null \
+        || die "flash: $FLASH_TOOL is not installed; run the command above where it is"
+    eval "$FLASH_CMD"
 }
 
 case "${1:-}" in

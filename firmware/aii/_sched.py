@@ -303,6 +303,11 @@ def _rta_run(pp, ids, n, overhead_us, rta, order):
             rta.method = _OPA
         # On failure, the deadline-monotonic one is reported: what people can reason about.
         fail = _rta_check_order(tc, tt, td, n, order, cls, rta)
+    return _rta_finish(rta, ids, n, fail)
+
+
+def _rta_finish(rta, ids, n, fail):
+    # Maps analysis indices back to task ids and fills in the failure (fail: position or -1).
     for pos in range(n):
         e = rta.entry[pos]
         e[0] = ids[e[0]]
@@ -623,20 +628,7 @@ class _Core:
         cls = [0] * n
         rta.n = n
         rta.method = self.method
-        fail = _rta_check_order(tc, tt, td, n, order, cls, rta)
-        for pos in range(n):
-            e = rta.entry[pos]
-            e[0] = ids[e[0]]
-        if fail >= 0:
-            e = rta.entry[fail]
-            rta.failed_task = e[0]
-            rta.failed_wcrt = e[2]
-            rta.failed_deadline = e[3]
-            return _ERR_UNSCHEDULABLE
-        rta.failed_task = -1
-        rta.failed_wcrt = 0
-        rta.failed_deadline = 0
-        return _OK
+        return _rta_finish(rta, ids, n, _rta_check_order(tc, tt, td, n, order, cls, rta))
 
     def trigger(self, tid):
         # Interrupt-safe: touches only two counters that the dispatcher reads and never writes,

@@ -316,6 +316,17 @@ static int rta_check_order(const rta_task_t *tk, int n, const int16_t *order, ui
     return fail;
 }
 
+// Maps analysis indices back to task ids and fills in the failure (fail = position or -1).
+static aii_status_t rta_finish(aii_rta_result_t *rta, const int16_t *ids, int n, int fail) {
+    for (int pos = 0; pos < n; pos++) {
+        rta->entry[pos].task = ids[rta->entry[pos].task];
+    }
+    rta->failed_task = fail >= 0 ? rta->entry[fail].task : -1;
+    rta->failed_wcrt_us = fail >= 0 ? rta->entry[fail].wcrt_us : 0;
+    rta->failed_deadline_us = fail >= 0 ? rta->entry[fail].deadline_us : 0;
+    return fail >= 0 ? AII_ERR_UNSCHEDULABLE : AII_OK;
+}
+
 static bool rta_fill(const aii_task_params_t *const *pp, int n, uint32_t overhead_us,
     rta_task_t *tk) {
     bool explicit_prio = false;
@@ -386,19 +397,7 @@ static aii_status_t rta_run(const aii_task_params_t *const *pp, const int16_t *i
             fail = rta_check_order(tk, n, order, cls, rta);
         }
     }
-    for (int pos = 0; pos < n; pos++) {
-        rta->entry[pos].task = ids[rta->entry[pos].task];
-    }
-    if (fail >= 0) {
-        rta->failed_task = rta->entry[fail].task;
-        rta->failed_wcrt_us = rta->entry[fail].wcrt_us;
-        rta->failed_deadline_us = rta->entry[fail].deadline_us;
-        return AII_ERR_UNSCHEDULABLE;
-    }
-    rta->failed_task = -1;
-    rta->failed_wcrt_us = 0;
-    rta->failed_deadline_us = 0;
-    return AII_OK;
+    return rta_finish(rta, ids, n, fail);
 }
 
 aii_status_t aii_rta_analyse(const aii_task_params_t *p, int n, uint32_t overhead_us,
@@ -594,14 +593,7 @@ aii_status_t aii_sched_admit(const aii_sched_t *s, aii_rta_result_t *rta) {
     }
     rta->n = (int16_t)n;
     rta->method = s->method;
-    int fail = rta_check_order(tk, n, order, cls, rta);
-    for (int pos = 0; pos < n; pos++) {
-        rta->entry[pos].task = ids[rta->entry[pos].task];
-    }
-    rta->failed_task = fail >= 0 ? rta->entry[fail].task : -1;
-    rta->failed_wcrt_us = fail >= 0 ? rta->entry[fail].wcrt_us : 0;
-    rta->failed_deadline_us = fail >= 0 ? rta->entry[fail].deadline_us : 0;
-    return fail >= 0 ? AII_ERR_UNSCHEDULABLE : AII_OK;
+    return rta_finish(rta, ids, n, rta_check_order(tk, n, order, cls, rta));
 }
 
 aii_status_t aii_sched_trigger(aii_sched_t *s, int id) {

@@ -169,6 +169,10 @@ def _parser():
     from .edge.cli import add_parsers as _edge_parsers
 
     _edge_parsers(sub)
+    # Fleet commands (aggregate, status, transfer, audit): aii_host.fleet.
+    from .fleet.cli import add_parsers as _fleet_parsers
+
+    _fleet_parsers(sub)
     return p
 
 

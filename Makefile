@@ -29,7 +29,7 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-mpy-suite fuzz bench size check demo \
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz bench size check demo \
 	firmware flash clean distclean
 
 help: ## List the targets
@@ -43,12 +43,13 @@ $(SETUP): $(SETUP_DEPS)
 setup: ## Install apt toolchains, .venv with pinned packages, the host package (idempotent)
 	@bash tools/setup.sh
 
-test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated board); one summary line
+test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boards, fleet); one summary line
 	@rm -rf $(RESULTS); rc=0; \
 	$(MAKE) --no-print-directory test-c || rc=1; \
 	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-device || rc=1; \
 	$(MAKE) --no-print-directory test-hil || rc=1; \
+	$(MAKE) --no-print-directory test-fleet || rc=1; \
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
@@ -82,6 +83,14 @@ ifneq ($(wildcard tests/hil/test_*.py),)
 	$(PY) -m pytest tests/hil -q --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
 else
 	$(call skip,test-hil,no tests/hil/test_*.py yet)
+endif
+
+test-fleet: $(SETUP) ## Fleet tests: aggregation, verification, two-phase transfers, faults (simulated boards)
+ifneq ($(wildcard tests/fleet/test_*.py),)
+	@mkdir -p $(RESULTS)
+	$(PY) -m pytest tests/fleet -q --junitxml=$(RESULTS)/fleet.xml
+else
+	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif
 
 test-mpy-suite: $(SETUP) ## MicroPython's own tests on MPS2_AN385 with and without _aii (not in make test)

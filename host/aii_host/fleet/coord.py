@@ -1,0 +1,435 @@
+# SPDX-License-Identifier: MIT
+"""Two-phase transfers between nodes over their holds (docs/transfer.md).
+
+The coordinator log is the `tx` table of the fleet database; every state is committed there
+(with its audit record, in the same SQLite transaction) BEFORE the step it announces:
+
+    preparing -> hold on src, prepare on dst (journaled on the node before it answers: its vote)
+    prepared  -> both voted yes
+    committing  (the decision point) -> commit_tx on src and dst -> committed
+    any refusal or timeout before the decision: aborting -> abort_tx on both -> aborted
+
+Recovery (`recover()`): presumed abort before the decision (preparing / prepared / aborting ->
+abort_tx on both), re-drive the commit after it (committing -> commit_tx on both). An `E_STATE`
+answer ("no such transaction") to commit_tx / abort_tx of a txid this coordinator alone
+resolves means the hold is already resolved, see `_finish_side`.
+"""
+
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+
+from .._errors import AIIError
+from ..client import NodeError
+from .audit import Audit
+
+# States (the fleet contract); FINAL ones mean both sides are done.
+PREPARING, PREPARED, COMMITTING, COMMITTED = "preparing", "prepared", "committing", "committed"
+ABORTING, ABORTED = "aborting", "aborted"
+STATES = (PREPARING, PREPARED, COMMITTING, COMMITTED, ABORTING, ABORTED)
+FINAL = (COMMITTED, ABORTED)
+IN_DOUBT = (PREPARING, PREPARED, COMMITTING, ABORTING)
+
+# Crash points for tests (`crash_after`): each durable state, and each node step.
+POINTS = (
+    PREPARING,
+    "hold",
+    "prepare",
+    PREPARED,
+    COMMITTING,
+    "commit_src",
+    "commit_dst",
+    COMMITTED,
+    ABORTING,
+    "abort_src",
+    "abort_dst",
+    ABORTED,
+)
+
+E_STATE = 10  # docs/protocol.md §2: unknown transaction
+TXID_MAX = 2**63 - 1  # SQLite INTEGER is signed 64-bit; txids stay in 1 .. 2**63-1
+AMOUNT_MAX = 2**63 - 1
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS tx (
+        txid INTEGER PRIMARY KEY,
+        src_node TEXT NOT NULL, src_account TEXT NOT NULL,
+        dst_node TEXT NOT NULL, dst_account TEXT NOT NULL,
+        quantity TEXT NOT NULL, amount INTEGER NOT NULL,
+        state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)""",
+    # Why a transfer was aborted or is stuck (kept apart: `tx` is the contract's table).
+    "CREATE TABLE IF NOT EXISTS tx_note (txid INTEGER PRIMARY KEY, note TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS tx_state ON tx (state)",
+)
+
+_COLS = (
+    "txid, src_node, src_account, dst_node, dst_account, quantity, amount, state, created, updated"
+)
+
+
+class CoordError(AIIError):
+    """A transfer refused before anything was logged (bad arguments, unknown or isolated node,
+    txid reused for another transfer)."""
+
+
+class CoordinatorCrash(BaseException):
+    """Raised at a `crash_after` point: a simulated crash. A BaseException so that no
+    `except Exception` on the way up can swallow it and carry on as if nothing happened."""
+
+
+@dataclass
+class TxResult:
+    """A transfer's outcome: `state` (committed / aborted, or committing / aborting while a node
+    is unreachable: recover() finishes it), `note` (why it aborted or is stuck)."""
+
+    txid: int
+    src_node: str
+    src_account: str
+    dst_node: str
+    dst_account: str
+    quantity: str
+    amount: int
+    state: str
+    created: float
+    updated: float
+    note: str = ""
+
+    @property
+    def ok(self):
+        return self.state == COMMITTED
+
+    @property
+    def final(self):
+        return self.state in FINAL
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+class Coordinator:
+    """`Coordinator(db_path, endpoints, timeout=None, retries=None, crash_after=None)`.
+
+    `endpoints`: {node name: object with NodeClient's `request(kind, body, auth, timeout,
+    retries)`}. `timeout` / `retries` are passed to every request (None: the endpoint's own).
+    `crash_after`: a point name (POINTS), a set of them, or a callable(point, txid) run at each
+    point (it may raise or os._exit); a named point raises CoordinatorCrash. For tests.
+
+    One coordinator process per fleet at a time (it is each node's only writer); threads may
+    share one Coordinator: requests to a node are serialised, and a txid is driven by one
+    thread at a time."""
+
+    def __init__(self, db_path, endpoints, timeout=None, retries=None, crash_after=None):
+        self.db_path = str(db_path)
+        self.endpoints = dict(endpoints)
+        self.timeout, self.retries = timeout, retries
+        self.audit = Audit(self.db_path)
+        c = self.audit.conn()
+        for stmt in _SCHEMA:
+            c.execute(stmt)
+        if crash_after is None or callable(crash_after):
+            self._hook = crash_after
+        else:
+            names = {crash_after} if isinstance(crash_after, str) else set(crash_after)
+            bad = names - set(POINTS)
+            if bad:
+                raise CoordError(f"unknown crash point(s) {sorted(bad)}; known: {POINTS}")
+            self._hook = lambda point, txid: _crash(point, txid, names)
+        self._node_locks = {n: threading.Lock() for n in self.endpoints}
+        self._busy = set()  # txids being driven by some thread of this coordinator
+        self._busy_cv = threading.Condition()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def transfer(self, src_node, src_account, dst_node, dst_account, quantity, amount, txid=None):
+        """Moves `amount` (raw integer, the quantity's unit) of `quantity` from `src_account` on
+        `src_node` to `dst_account` on `dst_node`; returns a TxResult.
+
+        With `txid` (1 .. 2**63-1) the call is idempotent: a txid seen before returns that
+        transfer's outcome (finishing it first if it is in doubt) and never moves anything
+        twice; the same txid with other arguments is refused. Without, a fresh txid is drawn."""
+        args = (src_node, src_account, dst_node, dst_account, quantity, amount)
+        self._check_args(*args, txid=txid)
+        if txid is not None:
+            row = self.get(txid)
+            if row is not None:
+                if self._args_of(row) != args:
+                    raise CoordError(
+                        f"txid {txid} is already used by another transfer ({_desc(row)})"
+                    )
+                return self._drive(txid)
+        self._check_isolated(src_node, dst_node)
+        txid = self._begin(args, txid)
+        return self._drive(txid, fresh=True)
+
+    def recover(self):
+        """Resolves every in-doubt transfer (after a coordinator crash, a node crash or a lost
+        link): before the decision it aborts, from `committing` on it commits. Returns the
+        TxResults; those still in doubt (a node unreachable) stay for the next recover()."""
+        rows = (
+            self.audit.conn()
+            .execute(
+                f"SELECT txid FROM tx WHERE state IN ({','.join('?' * len(IN_DOUBT))}) ORDER BY created",
+                IN_DOUBT,
+            )
+            .fetchall()
+        )
+        out = []
+        for (txid,) in rows:
+            with self._busy_cv:
+                if txid in self._busy:
+                    continue  # another thread of ours is driving it right now
+            out.append(self._drive(txid))
+        return out
+
+    def get(self, txid):
+        """The TxResult of `txid`, or None."""
+        r = (
+            self.audit.conn()
+            .execute(
+                f"SELECT {_COLS}, (SELECT note FROM tx_note n WHERE n.txid = tx.txid) FROM tx "
+                "WHERE txid = ?",
+                (txid,),
+            )
+            .fetchone()
+        )
+        return None if r is None else TxResult(*r[:10], note=r[10] or "")
+
+    def list(self, limit=20, state=None):
+        """The latest transfers, newest first."""
+        q = f"SELECT {_COLS}, (SELECT note FROM tx_note n WHERE n.txid = tx.txid) FROM tx"
+        args = []
+        if state:
+            q += " WHERE state = ?"
+            args.append(state)
+        q += " ORDER BY created DESC, txid DESC LIMIT ?"
+        args.append(limit)
+        return [TxResult(*r[:10], note=r[10] or "") for r in self.audit.conn().execute(q, args)]
+
+    def in_doubt(self):
+        """The transfers recover() would act on."""
+        return [r for r in self.list(limit=-1) if r.state in IN_DOUBT]
+
+    def close(self):
+        self.audit.close()
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _check_args(self, src_node, src_account, dst_node, dst_account, quantity, amount, txid):
+        for n in (src_node, dst_node):
+            if n not in self.endpoints:
+                raise CoordError(f"unknown node {n!r} (fleet: {', '.join(sorted(self.endpoints))})")
+        if src_node == dst_node:
+            raise CoordError(
+                "source and destination are on the same node: use that node's own `transfer`"
+            )
+        for what, v in (("account", src_account), ("account", dst_account), ("quantity", quantity)):
+            if not isinstance(v, str) or not v:
+                raise CoordError(f"{what} must be a non-empty name")
+        if type(amount) is not int or not 0 < amount <= AMOUNT_MAX:
+            raise CoordError("amount must be an integer 1 .. 2**63-1 (raw units)")
+        if txid is not None and (type(txid) is not int or not 0 < txid <= TXID_MAX):
+            raise CoordError("txid must be an integer 1 .. 2**63-1")
+
+    def _check_isolated(self, *nodes):
+        try:
+            rows = (
+                self.audit.conn()
+                .execute(
+                    f"SELECT node, reason FROM isolated WHERE node IN ({','.join('?' * len(nodes))})",
+                    nodes,
+                )
+                .fetchall()
+            )
+        except sqlite3.OperationalError:
+            return  # no `isolated` table: the aggregator never ran on this fleet
+        if rows:
+            why = "; ".join(f"{n}: {r}" for n, r in rows)
+            raise CoordError(
+                f"node isolated, no transfers to or from it until an operator clears it ({why})"
+            )
+
+    @staticmethod
+    def _args_of(r):
+        return (r.src_node, r.src_account, r.dst_node, r.dst_account, r.quantity, r.amount)
+
+    # -- the log ------------------------------------------------------------------------------
+
+    def _begin(self, args, txid):
+        """Logs a new transfer as `preparing` (with its audit record) and returns its txid. A
+        drawn txid that is taken is drawn again; the insert is what makes it ours, durably."""
+        while True:
+            t = txid if txid is not None else secrets.randbelow(TXID_MAX) + 1
+            now = time.time()
+
+            def insert(c, t=t, now=now):
+                c.execute(
+                    f"INSERT INTO tx ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (t, *args, PREPARING, now, now),
+                )
+
+            try:
+                self.audit.append("tx", _record(t, PREPARING, args), before=insert)
+            except sqlite3.IntegrityError:
+                if txid is not None:
+                    # Another coordinator thread / process inserted it between get() and here.
+                    raise CoordError(f"txid {txid} was just used by another transfer") from None
+                continue
+            self._point(PREPARING, t)
+            return t
+
+    def _set(self, row, state, note=None):
+        """Makes `state` durable (and audited) before the step it announces."""
+        now = time.time()
+
+        def update(c):
+            c.execute("UPDATE tx SET state = ?, updated = ? WHERE txid = ?", (state, now, row.txid))
+            if note is not None:
+                c.execute(
+                    "INSERT OR REPLACE INTO tx_note (txid, note) VALUES (?, ?)", (row.txid, note)
+                )
+
+        data = _record(row.txid, state, self._args_of(row))
+        if note:
+            data["note"] = note
+        self.audit.append("tx", data, before=update)
+        row.state, row.updated = state, now
+        if note is not None:
+            row.note = note
+        self._point(state, row.txid)
+
+    def _note(self, row, note):
+        self.audit.conn().execute(
+            "INSERT OR REPLACE INTO tx_note (txid, note) VALUES (?, ?)", (row.txid, note)
+        )
+        row.note = note
+
+    def _point(self, point, txid):
+        if self._hook is not None:
+            self._hook(point, txid)
+
+    # -- driving a transfer -------------------------------------------------------------------
+
+    def _drive(self, txid, fresh=False):
+        with self._busy_cv:
+            while txid in self._busy:
+                self._busy_cv.wait()
+            self._busy.add(txid)
+        try:
+            row = self.get(txid)
+            if row.state == PREPARING and fresh:
+                return self._prepare(row)
+            if row.state in (PREPARING, PREPARED, ABORTING):
+                # Presumed abort: no decision was logged, so none was announced to any node.
+                return self._abort(row, row.note or "recovered before the decision")
+            if row.state == COMMITTING:
+                return self._commit(row)
+            return row
+        finally:
+            with self._busy_cv:
+                self._busy.discard(txid)
+                self._busy_cv.notify_all()
+
+    def _prepare(self, row):
+        body = {"txid": row.txid, "quantity": row.quantity, "amount": row.amount}
+        # A side whose request was refused (a node answer) has no hold to release; one that
+        # timed out may have it; one never asked has none. Releasing only what may exist also
+        # keeps us from touching a hold that is not ours should a txid ever collide.
+        err = self._call(row.src_node, "hold", dict(body, account=row.src_account))
+        self._point("hold", row.txid)
+        if err is not None:
+            sides = () if isinstance(err, NodeError) else (row.src_node,)
+            return self._abort(row, f"{row.src_node} hold: {err}", sides=sides)
+        err = self._call(row.dst_node, "prepare", dict(body, account=row.dst_account))
+        self._point("prepare", row.txid)
+        if err is not None:
+            sides = (row.src_node,) if isinstance(err, NodeError) else None
+            return self._abort(row, f"{row.dst_node} prepare: {err}", sides=sides)
+        self._set(row, PREPARED)
+        self._set(row, COMMITTING)
+        return self._commit(row)
+
+    def _commit(self, row):
+        stuck = []
+        for side, point in ((row.src_node, "commit_src"), (row.dst_node, "commit_dst")):
+            err = self._finish_side(row, side, "commit_tx")
+            self._point(point, row.txid)
+            if err is not None:
+                stuck.append(f"{side} commit_tx: {err}")
+        if stuck:
+            # Decided: only commit_tx may follow; recover() re-sends it.
+            self._note(row, "; ".join(stuck) + " (recover() will finish the commit)")
+            return row
+        self._set(row, COMMITTED)
+        return row
+
+    def _abort(self, row, note, sides=None):
+        if row.state != ABORTING:
+            self._set(row, ABORTING, note)
+        sides = (row.src_node, row.dst_node) if sides is None else sides
+        stuck = []
+        for side, point in ((row.src_node, "abort_src"), (row.dst_node, "abort_dst")):
+            if side not in sides:
+                continue
+            err = self._finish_side(row, side, "abort_tx")
+            self._point(point, row.txid)
+            if err is not None:
+                stuck.append(f"{side} abort_tx: {err}")
+        if stuck:
+            self._note(row, note + "; " + "; ".join(stuck) + " (recover() will finish the abort)")
+            return row
+        self._set(row, ABORTED)
+        return row
+
+    def _finish_side(self, row, node, kind):
+        """commit_tx / abort_tx on one node; None when that side is resolved.
+
+        E_STATE ("no such transaction") counts as resolved. Safe because txids come from this
+        coordinator's namespace and only it sends commit_tx / abort_tx for them:
+        - commit_tx is sent only after `committing`, which follows both yes votes, so the hold
+          existed on the node; only our commit_tx can have removed it (we never send abort_tx
+          after the decision) — an E_STATE means an earlier commit_tx of ours landed and its
+          answer was lost (or its coordinator crashed before logging it).
+        - abort_tx: either the hold/prepare never landed, or an earlier abort_tx of ours released
+          it. A hold frame still on its way cannot land later: the node runs authenticated
+          requests only with a seq above the last one it ran (docs/protocol.md §3), and this
+          abort_tx was sent with a higher seq than any earlier request to that node."""
+        err = self._call(node, kind, {"txid": row.txid})
+        if err is None or (isinstance(err, NodeError) and err.code == E_STATE):
+            return None
+        return err
+
+    def _call(self, node, kind, body):
+        """One request; None when the node answered ok, else the NodeError / link error."""
+        ep = self.endpoints[node]
+        try:
+            with self._node_locks[node]:
+                ep.request(kind, body, auth=True, timeout=self.timeout, retries=self.retries)
+        except (AIIError, OSError) as e:
+            return e
+        return None
+
+
+def _crash(point, txid, names):
+    if point in names:
+        raise CoordinatorCrash(f"simulated crash after {point} (tx {txid})")
+
+
+def _record(txid, state, args):
+    src_node, src_account, dst_node, dst_account, quantity, amount = args
+    return {
+        "txid": txid,
+        "state": state,
+        "src": f"{src_node}:{src_account}",
+        "dst": f"{dst_node}:{dst_account}",
+        "quantity": quantity,
+        "amount": amount,
+    }
+
+
+def _desc(r):
+    return (
+        f"{r.src_node}:{r.src_account} -> {r.dst_node}:{r.dst_account} "
+        f"{r.amount} {r.quantity}, {r.state}"
+    )

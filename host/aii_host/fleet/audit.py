@@ -180,6 +180,18 @@ class Audit:
             args.append(limit)
         return [(s, t, k, json.loads(d), p, h) for s, t, k, d, p, h in self.conn().execute(q, args)]
 
+    def tail(self, limit=20, kind=None):
+        """The newest `limit` records (of `kind`), oldest first."""
+        q = "SELECT seq, time, kind, data, prev_hash, hash FROM audit"
+        args = []
+        if kind:
+            q += " WHERE kind = ?"
+            args.append(kind)
+        q += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        rows = [(s, t, k, json.loads(d), p, h) for s, t, k, d, p, h in self.conn().execute(q, args)]
+        return rows[::-1]
+
     def read_head(self):
         """The head file as a dict, or None when there is none."""
         try:

@@ -1,6 +1,317 @@
 # SPDX-License-Identifier: MIT
-"""Fleet commands (filled in by their area)."""
+"""`aii transfer` (two-phase transfers between nodes, recovery, the log) and `aii audit` (verify
+and show the hash-chained trail); docs/transfer.md §6."""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .._errors import AIIError
+
+_TRANSFER_EPILOG = """\
+examples:
+  aii transfer --fleet fleet.toml n1:battery n2:load Wh 25.5     25.500 Wh from n1 to n2
+  aii transfer --fleet fleet.toml n1:battery n2:load Wh 25500 --raw   the same in raw units
+  aii transfer --fleet fleet.toml n1:battery n2:load Wh 1 --txid 42   idempotent: again = same
+  aii transfer --fleet fleet.toml --recover       finish every in-doubt transfer
+  aii transfer --fleet fleet.toml --list          the latest transfers and their states
+exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, 3 still in doubt
+(a node unreachable: run --recover when it is back).
+"""
+
+_AUDIT_EPILOG = """\
+examples:
+  aii audit verify --fleet fleet.toml      exit 1 and the first bad seq if anything was altered
+  aii audit show --fleet fleet.toml --limit 20 --kind tx
+"""
+
+IN_DOUBT_EXIT = 3
 
 
 def add_parsers(sub):
-    """Adds this area's subcommands to the `aii` parser."""
+    """Adds `transfer` and `audit` to the `aii` parser."""
+    p = sub.add_parser(
+        "transfer",
+        help="move an amount between accounts on two nodes (two-phase commit)",
+        description="Two-phase transfer between nodes over their holds: hold on the source, "
+        "prepare on the destination, then commit_tx on both; the coordinator log is the fleet "
+        "database (docs/transfer.md).",
+        epilog=_TRANSFER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--fleet", required=True, help="fleet file (TOML, docs/fleet.md)")
+    p.add_argument("src", nargs="?", metavar="SRC_NODE:ACCOUNT")
+    p.add_argument("dst", nargs="?", metavar="DST_NODE:ACCOUNT")
+    p.add_argument("quantity", nargs="?", metavar="QUANTITY")
+    p.add_argument(
+        "amount", nargs="?", metavar="AMOUNT", help="decimal in the quantity's unit (e.g. 1.5)"
+    )
+    units = p.add_mutually_exclusive_group()
+    units.add_argument("--raw", action="store_true", help="AMOUNT is an integer in raw units")
+    units.add_argument(
+        "--digits",
+        type=int,
+        help="the quantity's decimal digits (default: read from the source node's ledger)",
+    )
+    p.add_argument("--txid", type=int, help="transaction id 1 .. 2**63-1 (idempotent)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--recover", action="store_true", help="finish in-doubt transfers")
+    mode.add_argument("--list", action="store_true", help="table of recent transfers")
+    p.add_argument("--limit", type=int, default=20, help="rows for --list (default: 20)")
+    p.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds per node answer (default: 2.0)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    # Tests: exit abruptly (os._exit, no cleanup, as kill -9) right after this point.
+    p.add_argument("--crash-after", help=argparse.SUPPRESS)
+    p.set_defaults(func=do_transfer)
+
+    a = sub.add_parser(
+        "audit",
+        help="verify or show the fleet's hash-chained audit trail",
+        description="The audit trail: every transfer state, verification and violation, "
+        "hash-chained in the fleet database with its head also in <db>.head.",
+        epilog=_AUDIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    asub = a.add_subparsers(dest="audit_cmd", metavar="<verify|show>", required=True)
+    v = asub.add_parser("verify", help="check the chain and its head file (exit 1 if altered)")
+    s = asub.add_parser("show", help="print the latest records")
+    for x in (v, s):
+        src = x.add_mutually_exclusive_group(required=True)
+        src.add_argument("--fleet", help="fleet file (TOML): its database")
+        src.add_argument("--db", help="the fleet database itself")
+        x.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--limit", type=int, default=20, help="records (default: 20, newest)")
+    s.add_argument("--kind", help="only records of this kind (tx, verify, violation, ...)")
+    v.set_defaults(func=do_audit_verify)
+    s.set_defaults(func=do_audit_show)
+
+
+# ---- nodes ---------------------------------------------------------------------------------
+
+
+class _LazyNode:
+    """A node endpoint whose link opens at its first request: --recover and a transfer only
+    open the ports they need, and a port that cannot open is a link error for that node."""
+
+    def __init__(self, spec, timeout):
+        self.spec, self.timeout = spec, timeout
+        self.client = None
+
+    def open(self):
+        if self.client is None:
+            from ..client import NodeClient
+            from ..transport import open_transport
+
+            t = open_transport(self.spec.port).open()
+            self.client = NodeClient(t, key=self.spec.key, timeout=self.timeout, retries=2)
+            self.client.drain(0.05)  # what the node printed before we listened
+        return self.client
+
+    def request(self, kind, body=None, auth=None, timeout=None, retries=None):
+        return self.open().request(kind, body, auth=auth, timeout=timeout, retries=retries)
+
+    def close(self):
+        if self.client is not None:
+            self.client.t.close()
+            self.client = None
+
+
+def _load(path):
+    from .config import load
+
+    return load(path)
+
+
+def _coordinator(args, fleet):
+    from .coord import POINTS, CoordError, Coordinator
+
+    eps = {n.name: _LazyNode(n, args.timeout) for n in fleet.nodes}
+    hook = None
+    if args.crash_after:
+        if args.crash_after not in POINTS:
+            raise CoordError(f"--crash-after: unknown point (known: {', '.join(POINTS)})")
+
+        def hook(point, txid):
+            if point == args.crash_after:
+                sys.stdout.flush()
+                os._exit(70)
+
+    return Coordinator(fleet.db, eps, crash_after=hook), eps
+
+
+# ---- amounts ---------------------------------------------------------------------------------
+
+
+def _digits_of(node, account_quantity):
+    """The decimal digits of a quantity, read from the node's console `ledger` (which prints
+    balances in the unit) against the protocol's raw balances; None when it cannot tell."""
+    from ..ledger import DEC, fx_parse
+
+    raw = {a[0]: a[2] for a in node.open().ledger()["accounts"] if a[1] == account_quantity}
+    if not raw:
+        return None
+    human = {}
+    for line in node.open().console("ledger"):
+        cols = line.split()
+        if len(cols) == 3 and cols[0] in raw and cols[1] == account_quantity:
+            human[cols[0]] = cols[2]
+    for name, text in human.items():
+        d = len(text.partition(".")[2])
+        try:
+            if fx_parse(text, DEC(d)) == raw[name]:
+                return d
+        except AIIError:
+            continue
+    return None
+
+
+def _amount(args, eps, src_node):
+    from ..ledger import DEC, fx_parse
+    from .coord import CoordError
+
+    text = args.amount.strip()
+    if args.raw:
+        try:
+            return int(text)
+        except ValueError:
+            raise CoordError(f"--raw: AMOUNT must be an integer, got {text!r}") from None
+    digits = args.digits
+    if digits is None:
+        digits = _digits_of(eps[src_node], args.quantity)
+        if digits is None:
+            raise CoordError(
+                f"cannot tell the decimal unit of {args.quantity} from {src_node}'s ledger; "
+                "give --digits N or --raw"
+            )
+    try:
+        return fx_parse(text, DEC(digits))
+    except AIIError as e:
+        raise CoordError(f"AMOUNT {text!r}: {e}") from None
+
+
+def _endpoint(text, what):
+    from .coord import CoordError
+
+    node, sep, account = text.partition(":")
+    if not sep or not node or not account:
+        raise CoordError(f"{what} must be NODE:ACCOUNT, got {text!r}")
+    return node, account
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+
+def do_transfer(args):
+    from .coord import ABORTED, COMMITTED, CoordError
+
+    fleet = _load(args.fleet)
+    positional = [args.src, args.dst, args.quantity, args.amount]
+    if args.recover or args.list:
+        if any(x is not None for x in positional):
+            raise CoordError("--recover / --list take no SRC DST QUANTITY AMOUNT")
+    elif None in positional:
+        raise CoordError("need SRC_NODE:ACCOUNT DST_NODE:ACCOUNT QUANTITY AMOUNT (or --recover)")
+    coord, eps = _coordinator(args, fleet)
+    try:
+        if args.list:
+            rows = coord.list(limit=args.limit)
+            _print_rows(rows, args.json)
+            return 0
+        if args.recover:
+            rows = coord.recover()
+            _print_rows(rows, args.json, title="recovered")
+            left = coord.in_doubt()
+            if not args.json:
+                print(f"{len(rows)} in-doubt transfer(s) driven; {len(left)} still in doubt")
+            return IN_DOUBT_EXIT if left else 0
+        src, dst = _endpoint(args.src, "SRC"), _endpoint(args.dst, "DST")
+        amount = _amount(args, eps, src[0])
+        t0 = time.monotonic()
+        r = coord.transfer(src[0], src[1], dst[0], dst[1], args.quantity, amount, txid=args.txid)
+        ms = (time.monotonic() - t0) * 1000
+        if args.json:
+            print(json.dumps(dict(r.as_dict(), ms=round(ms, 1))))
+        else:
+            what = f"{r.amount} {r.quantity} (raw)"
+            if not args.raw and r.amount == amount:
+                what = f"{args.amount} {r.quantity} ({r.amount} raw)"
+            print(
+                f"tx {r.txid}: {r.state}: {r.src_node}:{r.src_account} -> "
+                f"{r.dst_node}:{r.dst_account}, {what}, {ms:.0f} ms"
+                + (f"\n  {r.note}" if r.note else "")
+            )
+        if r.state == COMMITTED:
+            return 0
+        return 1 if r.state == ABORTED else IN_DOUBT_EXIT
+    finally:
+        for e in eps.values():
+            e.close()
+        coord.close()
+
+
+def _print_rows(rows, as_json, title="transfers"):
+    if as_json:
+        print(json.dumps([r.as_dict() for r in rows]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("txid", "state", "from", "to", "quantity", "amount (raw)", "updated", "note"):
+        t.add_column(col, justify="right" if col.startswith("amount") else "left")
+    for r in rows:
+        t.add_row(
+            str(r.txid),
+            r.state,
+            f"{r.src_node}:{r.src_account}",
+            f"{r.dst_node}:{r.dst_account}",
+            r.quantity,
+            str(r.amount),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.updated)),
+            r.note,
+        )
+    Console(width=160).print(t)
+
+
+def _audit(args):
+    from .audit import Audit
+
+    db = args.db if args.db else _load(args.fleet).db
+    if not os.path.exists(db):
+        raise AIIError(f"no fleet database at {db}")
+    return Audit(db)
+
+
+def do_audit_verify(args):
+    a = _audit(args)
+    try:
+        rep = a.verify()
+    finally:
+        a.close()
+    if args.json:
+        print(json.dumps(rep.__dict__))
+    else:
+        print(f"audit {a.db_path}: {rep}")
+    return 0 if rep.ok else 1
+
+
+def do_audit_show(args):
+    a = _audit(args)
+    try:
+        recs = a.tail(args.limit, kind=args.kind)
+    finally:
+        a.close()
+    if args.json:
+        keys = ("seq", "time", "kind", "data", "prev_hash", "hash")
+        print(json.dumps([dict(zip(keys, r)) for r in recs]))
+        return 0
+    for seq, t, kind, data, _ph, h in recs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+        print(f"{seq:6}  {when}  {kind:10} {h[:12]}  {json.dumps(data, sort_keys=True)}")
+    if not recs:
+        print("(no records)")
+    return 0

@@ -59,13 +59,19 @@ _SCHEMA = (
         dst_node TEXT NOT NULL, dst_account TEXT NOT NULL,
         quantity TEXT NOT NULL, amount INTEGER NOT NULL,
         state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)""",
-    # Why a transfer was aborted or is stuck (kept apart: `tx` is the contract's table).
-    "CREATE TABLE IF NOT EXISTS tx_note (txid INTEGER PRIMARY KEY, note TEXT NOT NULL)",
+    # Why a transfer aborted, and what keeps it in doubt now (apart: `tx` is the contract's).
+    """CREATE TABLE IF NOT EXISTS tx_note (txid INTEGER PRIMARY KEY,
+        reason TEXT NOT NULL DEFAULT '', stuck TEXT NOT NULL DEFAULT '')""",
     "CREATE INDEX IF NOT EXISTS tx_state ON tx (state)",
 )
 
 _COLS = (
     "txid, src_node, src_account, dst_node, dst_account, quantity, amount, state, created, updated"
+)
+_SELECT = (
+    "SELECT tx.txid, src_node, src_account, dst_node, dst_account, quantity, amount, state, "
+    "created, updated, coalesce(reason, ''), coalesce(stuck, '') "
+    "FROM tx LEFT JOIN tx_note ON tx_note.txid = tx.txid"
 )
 
 
@@ -82,7 +88,8 @@ class CoordinatorCrash(BaseException):
 @dataclass
 class TxResult:
     """A transfer's outcome: `state` (committed / aborted, or committing / aborting while a node
-    is unreachable: recover() finishes it), `note` (why it aborted or is stuck)."""
+    is unreachable: recover() finishes it), `reason` (why it aborted), `stuck` (what keeps it
+    in doubt: the node errors of the last attempt; empty once final)."""
 
     txid: int
     src_node: str
@@ -94,7 +101,13 @@ class TxResult:
     state: str
     created: float
     updated: float
-    note: str = ""
+    reason: str = ""
+    stuck: str = ""
+
+    @property
+    def note(self):
+        """`reason` and `stuck` in one line."""
+        return "; ".join(x for x in (self.reason, self.stuck) if x)
 
     @property
     def ok(self):
@@ -185,27 +198,18 @@ class Coordinator:
 
     def get(self, txid):
         """The TxResult of `txid`, or None."""
-        r = (
-            self.audit.conn()
-            .execute(
-                f"SELECT {_COLS}, (SELECT note FROM tx_note n WHERE n.txid = tx.txid) FROM tx "
-                "WHERE txid = ?",
-                (txid,),
-            )
-            .fetchone()
-        )
-        return None if r is None else TxResult(*r[:10], note=r[10] or "")
+        r = self.audit.conn().execute(_SELECT + " WHERE tx.txid = ?", (txid,)).fetchone()
+        return None if r is None else TxResult(*r)
 
     def list(self, limit=20, state=None):
         """The latest transfers, newest first."""
-        q = f"SELECT {_COLS}, (SELECT note FROM tx_note n WHERE n.txid = tx.txid) FROM tx"
-        args = []
+        q, args = _SELECT, []
         if state:
             q += " WHERE state = ?"
             args.append(state)
-        q += " ORDER BY created DESC, txid DESC LIMIT ?"
+        q += " ORDER BY created DESC, tx.txid DESC LIMIT ?"
         args.append(limit)
-        return [TxResult(*r[:10], note=r[10] or "") for r in self.audit.conn().execute(q, args)]
+        return [TxResult(*r) for r in self.audit.conn().execute(q, args)]
 
     def in_doubt(self):
         """The transfers recover() would act on."""
@@ -279,31 +283,35 @@ class Coordinator:
             self._point(PREPARING, t)
             return t
 
-    def _set(self, row, state, note=None):
+    def _set(self, row, state, reason=None):
         """Makes `state` durable (and audited) before the step it announces."""
         now = time.time()
+        stuck = "" if state in FINAL else row.stuck
 
         def update(c):
             c.execute("UPDATE tx SET state = ?, updated = ? WHERE txid = ?", (state, now, row.txid))
-            if note is not None:
+            if reason is not None or stuck != row.stuck:
                 c.execute(
-                    "INSERT OR REPLACE INTO tx_note (txid, note) VALUES (?, ?)", (row.txid, note)
+                    "INSERT OR REPLACE INTO tx_note (txid, reason, stuck) VALUES (?, ?, ?)",
+                    (row.txid, row.reason if reason is None else reason, stuck),
                 )
 
         data = _record(row.txid, state, self._args_of(row))
-        if note:
-            data["note"] = note
+        if reason:
+            data["reason"] = reason
         self.audit.append("tx", data, before=update)
-        row.state, row.updated = state, now
-        if note is not None:
-            row.note = note
+        row.state, row.updated, row.stuck = state, now, stuck
+        if reason is not None:
+            row.reason = reason
         self._point(state, row.txid)
 
-    def _note(self, row, note):
+    def _stuck(self, row, stuck):
+        """Notes what keeps a transfer in doubt (not a state change: no audit record)."""
         self.audit.conn().execute(
-            "INSERT OR REPLACE INTO tx_note (txid, note) VALUES (?, ?)", (row.txid, note)
+            "INSERT OR REPLACE INTO tx_note (txid, reason, stuck) VALUES (?, ?, ?)",
+            (row.txid, row.reason, stuck),
         )
-        row.note = note
+        row.stuck = stuck
 
     def _point(self, point, txid):
         if self._hook is not None:
@@ -322,7 +330,7 @@ class Coordinator:
                 return self._prepare(row)
             if row.state in (PREPARING, PREPARED, ABORTING):
                 # Presumed abort: no decision was logged, so none was announced to any node.
-                return self._abort(row, row.note or "recovered before the decision")
+                return self._abort(row, "presumed abort: no decision was logged")
             if row.state == COMMITTING:
                 return self._commit(row)
             return row
@@ -340,12 +348,12 @@ class Coordinator:
         self._point("hold", row.txid)
         if err is not None:
             sides = () if isinstance(err, NodeError) else (row.src_node,)
-            return self._abort(row, f"{row.src_node} hold: {err}", sides=sides)
+            return self._abort(row, _why(row.src_node, "hold", err), sides=sides)
         err = self._call(row.dst_node, "prepare", dict(body, account=row.dst_account))
         self._point("prepare", row.txid)
         if err is not None:
             sides = (row.src_node,) if isinstance(err, NodeError) else None
-            return self._abort(row, f"{row.dst_node} prepare: {err}", sides=sides)
+            return self._abort(row, _why(row.dst_node, "prepare", err), sides=sides)
         self._set(row, PREPARED)
         self._set(row, COMMITTING)
         return self._commit(row)
@@ -356,17 +364,17 @@ class Coordinator:
             err = self._finish_side(row, side, "commit_tx")
             self._point(point, row.txid)
             if err is not None:
-                stuck.append(f"{side} commit_tx: {err}")
+                stuck.append(_why(side, "commit_tx", err))
         if stuck:
             # Decided: only commit_tx may follow; recover() re-sends it.
-            self._note(row, "; ".join(stuck) + " (recover() will finish the commit)")
+            self._stuck(row, "; ".join(stuck) + " (recover() will finish the commit)")
             return row
         self._set(row, COMMITTED)
         return row
 
-    def _abort(self, row, note, sides=None):
+    def _abort(self, row, reason, sides=None):
         if row.state != ABORTING:
-            self._set(row, ABORTING, note)
+            self._set(row, ABORTING, reason)
         sides = (row.src_node, row.dst_node) if sides is None else sides
         stuck = []
         for side, point in ((row.src_node, "abort_src"), (row.dst_node, "abort_dst")):
@@ -375,9 +383,9 @@ class Coordinator:
             err = self._finish_side(row, side, "abort_tx")
             self._point(point, row.txid)
             if err is not None:
-                stuck.append(f"{side} abort_tx: {err}")
+                stuck.append(_why(side, "abort_tx", err))
         if stuck:
-            self._note(row, note + "; " + "; ".join(stuck) + " (recover() will finish the abort)")
+            self._stuck(row, "; ".join(stuck) + " (recover() will finish the abort)")
             return row
         self._set(row, ABORTED)
         return row
@@ -414,6 +422,14 @@ class Coordinator:
 def _crash(point, txid, names):
     if point in names:
         raise CoordinatorCrash(f"simulated crash after {point} (tx {txid})")
+
+
+def _why(node, kind, err):
+    """One short line: which node refused or did not answer what, and why."""
+    if isinstance(err, NodeError):
+        return f"{node} {kind}: {err.msg} ({err.name})"
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"{node} {kind}: {type(err).__name__}: {first[:160]}"
 
 
 def _record(txid, state, args):

@@ -7,6 +7,8 @@ The scheduler benches (dispatch_cost, latency) run in this process; every other
 `bench/*_bench.py` (found by glob) runs as its own process, with --quick when it takes it, and
 the goals in the JSON it writes join the goals table.
 
+Also bench/mp_pure.py (the pure-Python aii on real MicroPython beside asyncio and _aii).
+
 --quick: 2 s per latency run and fewer callgrind dispatches (CI-sized, ~20 s in all).
 Default: 10 s per latency implementation (about a minute in all).
 """
@@ -160,7 +162,8 @@ def main(argv=None):
     )
     ap.add_argument("--heapsize", default="256K", help="MicroPython heap for the latency runs")
     ap.add_argument(
-        "--only", help="comma-separated benches to run (dispatch_cost, latency, <x>_bench)"
+        "--only",
+        help="comma-separated benches to run (dispatch_cost, latency, mp_pure, <x>_bench)",
     )
     args = ap.parse_args(argv)
     seconds = args.seconds or (2 if args.quick else 10)
@@ -172,7 +175,9 @@ def main(argv=None):
     failed = []
     lat = disp = None
     extra_goals = []
-    for path in other_benches():
+    # bench/mp_pure.py runs bench/mp_latency.py's workload, like latency.py, so it is not
+    # named *_bench.py; it runs as its own process all the same.
+    for path in other_benches() + [os.path.join(ROOT, "bench", "mp_pure.py")]:
         if wanted(os.path.basename(path)[: -len(".py")]):
             g, err = run_other(path, args.quick)
             extra_goals += g

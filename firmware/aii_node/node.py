@@ -241,7 +241,7 @@ class Node:
         return "?"
 
     def journal_range(self, lo, hi, limit):
-        data = self.store.read_file("journal.bin") or b""
+        data = self.store.read_journal()
         out, first, more = [], self.ledger_seq() + 1, False
         for i in range(0, len(data) - RECORD + 1, RECORD):
             seq = int.from_bytes(data[i : i + 4], "little")

@@ -7,7 +7,7 @@ also across a reboot (the intent written before the change tells, at boot, wheth
 """
 
 import json
-from binascii import b2a_base64
+from binascii import b2a_base64, hexlify
 
 from . import auth
 from . import frame as fr
@@ -15,6 +15,10 @@ from .frame import E_ARGS, E_AUTH, E_FRAME, E_INTERNAL, E_LEDGER, E_REPLAY, E_UN
 
 CACHE = 8  # cached answers of authenticated requests
 JOURNAL_MAX = 12  # records per `journal` answer: 12 * 44 bytes in base64 fits a frame
+SEALS_MAX = 12  # [seq, 32 hex] pairs per `seals` answer
+CKPT_CHUNK = 480  # checkpoint bytes per `checkpoint` answer (640 in base64)
+_RECORD = 44
+_SEAL = 10  # journal op of a SEAL record (docs/ledger.md section 8)
 
 
 class ProtoError(ValueError):
@@ -92,6 +96,58 @@ def do_journal(node, args):
     return {"records": b2a_base64(recs).strip().decode(), "first": first, "more": more}
 
 
+def _u32(b, i):
+    return b[i] | b[i + 1] << 8 | b[i + 2] << 16 | b[i + 3] << 24
+
+
+def _ckpt_head(cp):
+    # [seq, chain hex] of a checkpoint blob (docs/ledger.md section 9: "AIL1", seq u32,
+    # 4 bytes of counts, then the chain hash), or None without one.
+    if not cp or len(cp) < 28:
+        return None
+    return [_u32(cp, 4), hexlify(cp[12:28]).decode()]
+
+
+def do_seals(node, args):
+    # Segment hashes for the host's divergence search: the SEAL records still stored, and the
+    # checkpoint's chain (what the oldest stored segment continues from).
+    lo = args.get("from", 0)
+    if type(lo) is not int or lo < 0:
+        raise ProtoError(E_ARGS, "from must be an integer >= 0")
+    data = node.store.read_journal()
+    out, more = [], False
+    for i in range(0, len(data) - _RECORD + 1, _RECORD):
+        if data[i + 4] != _SEAL:
+            continue
+        seq = _u32(data, i)
+        if seq < lo:
+            continue
+        if len(out) >= SEALS_MAX:
+            more = True
+            break
+        out.append([seq, hexlify(data[i + 16 : i + 32]).decode()])
+    first = _u32(data, 0) if len(data) >= _RECORD else node.ledger_seq() + 1
+    ckpt = _ckpt_head(node.store.read_file("ckpt.bin"))
+    return {"seals": out, "more": more, "first": first, "ckpt": ckpt}
+
+
+def do_checkpoint(node, args):
+    # The stored checkpoint in chunks, for a host whose copy fell behind a compaction; `seq`
+    # changes when a compaction replaced it between two reads (the host starts again).
+    off = args.get("offset", 0)
+    if type(off) is not int or off < 0:
+        raise ProtoError(E_ARGS, "offset must be an integer >= 0")
+    cp = node.store.read_file("ckpt.bin") or b""
+    head = _ckpt_head(cp)
+    chunk = cp[off : off + CKPT_CHUNK]
+    return {
+        "seq": head[0] if head else 0,
+        "size": len(cp),
+        "offset": off,
+        "data": b2a_base64(chunk).strip().decode() if chunk else "",
+    }
+
+
 def do_events(node, args):
     n = args.get("ack", 0)
     if type(n) is not int:
@@ -162,6 +218,8 @@ COMMANDS = {
     b"ledger": (do_ledger, False),
     b"journal": (do_journal, False),
     b"events": (do_events, False),
+    b"seals": (do_seals, False),
+    b"checkpoint": (do_checkpoint, False),
     b"transfer": (do_transfer, True),
     b"inflow": (do_inflow, True),
     b"outflow": (do_outflow, True),

@@ -15,6 +15,7 @@ from .frame import crc32
 
 RECORD = 44
 JOURNAL = "journal.bin"
+OLD = "journal.old"  # the journal before the last compaction, kept for hosts still reading it
 CKPT = "ckpt.bin"
 SESSION = "session.json"
 
@@ -74,6 +75,12 @@ class Store:
 
     def read_file(self, name):
         return self._read(name)
+
+    def read_journal(self):
+        """The stored records, oldest first: the previous journal (covered by the checkpoint,
+        kept one compaction period so that a host polling the node reads every record) and
+        the current one."""
+        return (self._read(OLD) or b"") + (self._read(JOURNAL) or b"")
 
     # ---- boot ----
     def recover(self, ledger_cls):
@@ -136,6 +143,12 @@ class Store:
         self.append(led.journal())
         self.replace(CKPT, cp)
         # A crash here leaves the old journal: replay skips records the checkpoint covers.
+        # The compacted records stay readable as journal.old until the next compaction, so
+        # storage holds at most 2 * compact_at records; a crash after the rename leaves no
+        # journal.bin, which reads as an empty journal.
+        if self._exists(OLD):
+            self.fs.remove(self._p(OLD))
+        self.fs.rename(self._p(JOURNAL), self._p(OLD))
         self.replace(JOURNAL, b"")
         self.records = 0
 
@@ -143,7 +156,7 @@ class Store:
         self.replace(SESSION, json.dumps(session).encode())
 
     def wipe(self):
-        for name in (JOURNAL, CKPT, SESSION):
+        for name in (JOURNAL, OLD, CKPT, SESSION):
             if self._exists(name):
                 self.fs.remove(self._p(name))
         self.records = 0

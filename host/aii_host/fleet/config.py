@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: MIT
+"""The fleet file (TOML, docs/fleet.md §2): where the database is, the heartbeat period, and
+each node's name, port and key.
+
+    [fleet]
+    db = "fleet.db"            # relative to the fleet file
+    heartbeat_s = 0.5
+    [[node]]
+    name = "n1"
+    port = "/dev/ttyACM0"      # or a vboard pty, or "tcp:127.0.0.1:7001"
+    key = "<64 hex>"           # or key_file = "n1.key"
+
+Errors name the file, the line of the `[[node]]` table (tomllib gives no positions for values,
+so the line of the table's header stands for them) and the field.
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._errors import AIIError
+
+
+class FleetConfigError(AIIError):
+    """The fleet file is missing, is not TOML, or a field is wrong."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    port: str
+    key: bytes = field(repr=False, default=None)
+
+
+@dataclass
+class Fleet:
+    db: Path
+    heartbeat_s: float = 0.5
+    nodes: list = field(default_factory=list)
+    path: Path = None
+
+    def node(self, name):
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise FleetConfigError(f"no node {name!r} in the fleet (have: {self.names()})")
+
+    def names(self):
+        return [n.name for n in self.nodes]
+
+
+def _node_lines(text):
+    # Line numbers (1-based) of each `[[node]]` header, in order.
+    return [
+        i + 1 for i, line in enumerate(text.splitlines()) if line.strip().startswith("[[node]]")
+    ]
+
+
+def _key(raw, where):
+    try:
+        key = bytes.fromhex(raw.strip())
+    except (ValueError, AttributeError):
+        raise FleetConfigError(f"{where}: key must be hex digits") from None
+    if len(key) != 32:
+        raise FleetConfigError(f"{where}: key must be 64 hex digits (32 bytes), got {len(key)}")
+    return key
+
+
+def _spec(i, t, base, line, path):
+    where = f"{path}:{line}: [[node]] #{i + 1}" if line else f"{path}: [[node]] #{i + 1}"
+    if not isinstance(t, dict):
+        raise FleetConfigError(f"{where}: must be a table")
+    unknown = set(t) - {"name", "port", "key", "key_file"}
+    if unknown:
+        raise FleetConfigError(f"{where}: unknown field {min(unknown)!r}")
+    for f in ("name", "port"):
+        if not isinstance(t.get(f), str) or not t[f]:
+            raise FleetConfigError(f"{where}: field {f!r} must be a non-empty string")
+    where = f"{where} ({t['name']})"
+    key = None
+    if "key" in t and "key_file" in t:
+        raise FleetConfigError(f"{where}: give key or key_file, not both")
+    if "key" in t:
+        key = _key(t["key"], where + " field 'key'")
+    elif "key_file" in t:
+        kf = base / t["key_file"]
+        try:
+            key = _key(kf.read_text(), f"{where} field 'key_file' ({kf})")
+        except OSError as e:
+            raise FleetConfigError(f"{where} field 'key_file': cannot read {kf}: {e}") from None
+    return NodeSpec(t["name"], t["port"], key)
+
+
+def loads(text, path="<fleet>", base=None):
+    """A Fleet from TOML text; `base` is the folder relative paths start from."""
+    base = Path(base) if base is not None else Path.cwd()
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise FleetConfigError(f"{path}: not valid TOML: {e}") from None
+    unknown = set(doc) - {"fleet", "node"}
+    if unknown:
+        raise FleetConfigError(f"{path}: unknown table {min(unknown)!r} (fleet, node)")
+    head = doc.get("fleet", {})
+    if not isinstance(head, dict):
+        raise FleetConfigError(f"{path}: [fleet] must be a table")
+    bad = set(head) - {"db", "heartbeat_s"}
+    if bad:
+        raise FleetConfigError(f"{path}: [fleet]: unknown field {min(bad)!r}")
+    db = head.get("db", "fleet.db")
+    if not isinstance(db, str) or not db:
+        raise FleetConfigError(f"{path}: [fleet] field 'db' must be a non-empty string")
+    hb = head.get("heartbeat_s", 0.5)
+    if isinstance(hb, bool) or not isinstance(hb, (int, float)) or not 0.01 <= hb <= 60:
+        raise FleetConfigError(f"{path}: [fleet] field 'heartbeat_s' must be 0.01 .. 60 seconds")
+    nodes = doc.get("node", [])
+    if not isinstance(nodes, list) or not nodes:
+        raise FleetConfigError(f"{path}: no [[node]] tables: a fleet needs at least one node")
+    lines = _node_lines(text)
+    specs = []
+    for i, t in enumerate(nodes):
+        specs.append(_spec(i, t, base, lines[i] if i < len(lines) else None, path))
+    seen = set()
+    for i, s in enumerate(specs):
+        if s.name in seen:
+            line = lines[i] if i < len(lines) else "?"
+            raise FleetConfigError(f"{path}:{line}: node name {s.name!r} used twice")
+        seen.add(s.name)
+    return Fleet(base / db, float(hb), specs, Path(path))
+
+
+def load(path):
+    """`load(path) -> Fleet(db, heartbeat_s, nodes=[NodeSpec(name, port, key)])`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise FleetConfigError(f"cannot read fleet file {path}: {e.strerror or e}") from None
+    return loads(text, str(path), path.parent)
+
+
+def dumps(fleet_db, heartbeat_s, nodes):
+    """TOML text for a fleet: `nodes` is [(name, port, key bytes or None)] (tests, demos)."""
+    out = ["[fleet]", f'db = "{fleet_db}"', f"heartbeat_s = {heartbeat_s}", ""]
+    for name, port, key in nodes:
+        out += ["[[node]]", f'name = "{name}"', f'port = "{port}"']
+        if key is not None:
+            out.append(f'key = "{key.hex()}"')
+        out.append("")
+    return "\n".join(out)

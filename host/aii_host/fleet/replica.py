@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: MIT
+"""The host's replica of one node's ledger: the firmware's own core (aii_host.Ledger) replaying
+the node's journal, plus the running sums the fleet verification needs (docs/fleet.md §3).
+
+Running sums, per quantity id, kept as records are applied (so an epoch costs O(nodes x
+quantities), never a re-read of journals):
+- `opening`: the quantity's opening balances (OPEN records), or the node's baseline when the
+  replica started from a checkpoint;
+- `bin` / `bout`: INFLOW / OUTFLOW amounts (journal ops 4/5: the fleet boundary);
+- settles: each SETTLE (txid, quantity, kind, amount) is queued in `new_settles` for the
+  verifier, which matches it against the coordinator's log.
+
+`local(q) = balances + escrow held - opening - bin + bout` is then exactly the net of the
+settles the node applied (credits minus debits): what moved across nodes.
+"""
+
+import hashlib
+import struct
+import zlib
+
+from .. import ledger as _ledger
+from .._errors import AIIError
+
+RECORD = 44
+SEAL = 10
+OPEN, INFLOW, OUTFLOW, SETTLE = 2, 4, 5, 8
+DEBIT, CREDIT = 1, 2  # SETTLE flags: hold kind (escrow, credit)
+_REC = struct.Struct("<IBBBBQHH12sqI")
+
+
+class Record:
+    """One decoded 44-byte journal record (docs/ledger.md §8)."""
+
+    __slots__ = (
+        "a",
+        "amount",
+        "b",
+        "crc",
+        "flags",
+        "last",
+        "name",
+        "op",
+        "qty",
+        "raw",
+        "seq",
+        "ts",
+    )
+
+    def __init__(self, raw):
+        self.raw = bytes(raw)
+        (
+            self.seq,
+            self.op,
+            self.qty,
+            self.flags,
+            self.last,
+            self.ts,
+            self.a,
+            self.b,
+            self.name,
+            self.amount,
+            self.crc,
+        ) = _REC.unpack(self.raw)
+
+    @property
+    def txid(self):
+        return int.from_bytes(self.name[:8], "little")
+
+    def crc_ok(self):
+        return zlib.crc32(self.raw[:40]) == self.crc
+
+
+def records(data):
+    """Records of a byte string of whole records."""
+    return [Record(data[i : i + RECORD]) for i in range(0, len(data) - RECORD + 1, RECORD)]
+
+
+def seq_of(rec_bytes):
+    return int.from_bytes(rec_bytes[:4], "little")
+
+
+def chain_of(ckpt):
+    """(seq, chain hash) of a checkpoint blob (docs/ledger.md §9)."""
+    return int.from_bytes(ckpt[4:8], "little"), bytes(ckpt[12:28])
+
+
+def segment_hashes(chain, recs):
+    """[(seal seq, computed hash, stored hash)] over `recs` (bytes records in seq order)
+    starting from `chain`: the host's own view of each segment, to compare with the node's."""
+    out, h = [], hashlib.sha256(chain)
+    for r in recs:
+        if r[4] == SEAL:
+            chain = h.digest()[:16]
+            out.append((seq_of(r), chain, bytes(r[16:32])))
+            h = hashlib.sha256(chain)
+        else:
+            h.update(r)
+    return out
+
+
+class ReplicaError(AIIError):
+    """The node's records do not replay on the host's copy (a divergence)."""
+
+
+class Replica:
+    def __init__(self, name):
+        self.name = name
+        self.led = _ledger.Ledger()
+        self.pending = b""  # records of a transaction not yet complete
+        self.base_seq = 0  # the replica started after this seq (a checkpoint's), 0: from scratch
+        self.base_chain = bytes(16)
+        self.opening, self.bin, self.bout = {}, {}, {}
+        self.new_settles = []  # (seq, txid, qid, kind, amount), drained by the verifier
+        self.gaps = []  # (from, to): seqs compacted on the node before the host read them
+        self.broken = None  # (seq, reason) after a replay refused a record
+        self._qnames = None
+
+    # -- state --
+
+    @property
+    def seq(self):
+        return self.led.info()[0]
+
+    @property
+    def next_seq(self):
+        """The seq the host asks for next (after the records it holds, complete or not)."""
+        return self.seq + 1 + len(self.pending) // RECORD
+
+    def digest(self):
+        return self.led.digest()
+
+    def quantities(self):
+        """{qid: name} of the quantities the ledger has."""
+        cur = self.led._l.cur
+        if self._qnames is None or len(self._qnames) != cur.n_qty:
+            # Names only change with QTY records (or a restore): cached, epochs read them often.
+            ffi = _ledger.ffi
+            self._qnames = {
+                q: ffi.string(ffi.cast("char *", cur.qty[q].name), 12).decode("ascii", "replace")
+                for q in range(cur.n_qty)
+            }
+        return self._qnames
+
+    def bal_held(self, q):
+        b, held, _ = self.led.totals(q)
+        return b + held
+
+    def local(self, q):
+        """Net of the settles applied (credits - debits) per the running sums."""
+        return self.bal_held(q) - self.opening.get(q, 0) - self.bin.get(q, 0) + self.bout.get(q, 0)
+
+    def sums(self):
+        """Running sums to persist: {qid: [opening, bin, bout]}."""
+        qs = set(self.opening) | set(self.bin) | set(self.bout)
+        return {q: [self.opening.get(q, 0), self.bin.get(q, 0), self.bout.get(q, 0)] for q in qs}
+
+    def set_sums(self, sums):
+        self.opening = {int(q): v[0] for q, v in sums.items()}
+        self.bin = {int(q): v[1] for q, v in sums.items()}
+        self.bout = {int(q): v[2] for q, v in sums.items()}
+
+    # -- applying records --
+
+    def feed(self, data):
+        """Applies the complete transactions among pending + `data`; returns the records
+        applied (Record list). A record that does not replay raises ReplicaError; the ledger
+        keeps its last complete transaction."""
+        buf = self.pending + bytes(data)
+        before = self.seq
+        try:
+            n = self.led.replay(buf)
+        except AIIError as e:
+            self.broken = (self.seq + 1, str(e))
+            self.pending = b""
+            raise ReplicaError(f"{self.name}: {e}") from None
+        done, self.pending = buf[: n * RECORD], buf[n * RECORD :]
+        applied = [r for r in records(done) if r.seq > before]
+        for r in applied:
+            self._account(r)
+        return applied
+
+    def _account(self, r):
+        if r.op == OPEN:
+            self.opening[r.qty] = self.opening.get(r.qty, 0) + r.amount
+        elif r.op == INFLOW:
+            self.bin[r.qty] = self.bin.get(r.qty, 0) + r.amount
+        elif r.op == OUTFLOW:
+            self.bout[r.qty] = self.bout.get(r.qty, 0) + r.amount
+        elif r.op == SETTLE:
+            self.new_settles.append((r.seq, r.txid, r.qty, r.flags, r.amount))
+
+    def restore(self, ckpt):
+        """Continues from a node checkpoint (the host's copy fell behind a compaction, or it
+        starts on a node that compacted before it was watched). What the skipped records did
+        is absorbed into the baseline: `local` carries over unchanged, and the skipped range is
+        noted in `gaps` (its settles cannot be checked one by one)."""
+        try:
+            led = _ledger.Ledger.restore(ckpt)
+        except AIIError as e:
+            raise ReplicaError(f"{self.name}: node checkpoint: {e}") from None
+        old = {q: self.local(q) for q in self.quantities()}
+        seq, chain = chain_of(ckpt)
+        if seq > self.seq:
+            self.gaps.append((self.seq + 1, seq))
+        self.led, self.pending, self.broken, self._qnames = led, b"", None, None
+        self.base_seq, self.base_chain = seq, chain
+        for q in self.quantities():
+            # opening such that local(q) == old local (0 for a quantity not seen before)
+            self.opening[q] = (
+                self.bal_held(q) - self.bin.get(q, 0) + self.bout.get(q, 0) - old.get(q, 0)
+            )

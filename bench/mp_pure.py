@@ -7,7 +7,8 @@ MicroPython's asyncio and, where built, the native `_aii`. Writes build/bench/mp
    scheduler (aii._sched), rounds taking turns; p50/p99/max and the asyncio/pure ratios. With
    MICROPY_DIR set and build/unix/micropython built (make firmware BOARD=UNIX): asyncio, the
    native _aii and the pure-Python port on that one binary, and the pure/native ratios.
-2. Ledger: per-operation time (ticks_us, median over rounds of small batches) and heap
+2. Dispatch: time and heap per job of 8 periodic tasks on a virtual clock (no OS noise).
+3. Ledger: per-operation time (ticks_us, median over rounds of small batches) and heap
    allocated per operation (gc.mem_alloc delta with the collector off) for transfer, hold,
    settle, a transaction of 4 transfers (begin, 4 x transfer, commit), commit alone, digest and
    checkpoint; plus the heap a ledger holds (2 quantities, 8 accounts, 2 open holds) and the heap
@@ -54,6 +55,68 @@ while sys.argv:
     sys.argv.pop()
 sys.argv.extend([workload, impl, secs, phase])
 g["main"]()
+"""
+
+# Dispatch cost without the OS in the figure: 8 periodic tasks on a virtual clock (a job
+# advances it by its cost, idle waits jump it), so every microsecond measured on the real clock
+# is the scheduler's own work (plus the clock callable, the same for both implementations).
+DISPATCH_RUNNER = r"""
+import gc
+import json
+import sys
+from time import ticks_diff, ticks_us
+
+which, jobs = sys.argv[1], int(sys.argv[2])
+if which == "native":
+    import _aii as m
+else:
+    import aii._sched
+
+    m = sys.modules["aii._sched"]
+t = [0]
+
+
+def clock():
+    return t[0] & 0x3FFFFFFF
+
+
+def sleep(us):
+    t[0] += us
+
+
+def job():
+    t[0] += 40
+
+
+def make():
+    s = m.Scheduler(clock=clock, tick_period=1 << 30, sleep=sleep)
+    for k in range(8):
+        s.add(job, period_us=1000 * (k + 1), budget_us=60)
+    return s
+
+
+# 8 tasks at periods 1..8 ms: 2717 jobs per 1000 ms of virtual time.
+span = jobs * 1000 // 2717 * 1000
+s = make()
+s.run(2000)  # warm up (first releases, admission done)
+gc.collect()
+n0 = s.info()[2]
+t0 = ticks_us()
+s.run(span)
+us = ticks_diff(ticks_us(), t0)
+n = s.info()[2] - n0
+s = make()
+s.run(2000)
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+n1 = s.info()[2]
+s.run(200000)
+heap = gc.mem_alloc() - a0
+n1 = s.info()[2] - n1
+gc.enable()
+print("RESULT " + json.dumps({"which": which, "jobs": n, "us_per_job": round(us / n, 2),
+      "heap_per_job": round(heap / n1, 1)}))
 """
 
 LEDGER_RUNNER = r"""
@@ -303,6 +366,26 @@ def run_ledger(interps, rounds):
     return out
 
 
+def run_dispatch(interps, jobs):
+    runner = _script("mp_pure_dispatch_run.py", DISPATCH_RUNNER)
+    out = []
+    for key, label, exe, path, native in interps:
+        for which in ("pure", "native") if native else ("pure",):
+            env = dict(os.environ, MICROPYPATH=path)
+            cmd = [exe, runner, which, str(jobs)]
+            r = subprocess.run(
+                cmd, check=False, capture_output=True, text=True, env=env, timeout=600
+            )
+            line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
+            res = {"key": key, "label": f"{label} {which}"}
+            if r.returncode or line is None:
+                res["error"] = (r.stderr or r.stdout).strip()[-1500:] or f"exit {r.returncode}"
+            else:
+                res.update(json.loads(line[len("RESULT ") :]))
+            out.append(res)
+    return out
+
+
 def print_summary(data):
     print("scheduler release latency (us): p50 / p99 / max")
     for r in data["latency"]:
@@ -320,6 +403,12 @@ def print_summary(data):
             + ": "
             + ", ".join(f"{k} x{v}" for k, v in c.items() if k != "runtime")
         )
+    print("scheduler dispatch on a virtual clock: us per job (heap bytes per job)")
+    for r in data["dispatch"]:
+        if "error" in r:
+            print(f"  {r['label']:<46} error: {r['error'].splitlines()[-1][:80]}")
+        else:
+            print(f"  {r['label']:<46} {r['us_per_job']:>8} ({r['heap_per_job']})")
     ops = ("transfer", "hold", "settle", "tx4", "commit", "digest", "checkpoint")
     print("ledger: us per operation (heap bytes per operation)")
     print("  " + " " * 40 + "".join(f"{o:>16}" for o in ops))
@@ -377,13 +466,16 @@ def main(argv=None):
         "skipped": skipped,
         "latency": lat,
         "latency_ratios": compare(lat),
+        "dispatch": run_dispatch(interps, 20000 if args.quick else 100000),
         "ledger": run_ledger(interps, ledger_rounds),
         "goals": [],
     }
     path = write_json("mp_pure.json", data)
     print_summary(data)
     print(f"JSON in {os.path.relpath(path, os.getcwd())}")
-    failed = [r["label"] for r in data["latency"] + data["ledger"] if "error" in r]
+    failed = [
+        r["label"] for r in data["latency"] + data["dispatch"] + data["ledger"] if "error" in r
+    ]
     for f in failed:
         print(f"error: {f}", file=sys.stderr)
     return 1 if failed else 0

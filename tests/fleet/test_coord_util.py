@@ -62,6 +62,12 @@ class SimNode:
         self.client = NodeClient(self.t, key=self.key, timeout=1.0, retries=1)
         return self.client
 
+    def release(self):
+        """Closes our link so another process (the `aii` CLI) can open the port."""
+        if self.t is not None:
+            self.t.close()
+            self.t = None
+
     def wait_ready(self, timeout=20.0):
         end = time.monotonic() + timeout
         while True:

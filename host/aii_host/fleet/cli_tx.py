@@ -155,7 +155,7 @@ def _digits_of(node, account_quantity):
     if not raw:
         return None
     human = {}
-    for line in node.open().console("ledger"):
+    for line in _console_ledger(node.open()):
         cols = line.split()
         if len(cols) == 3 and cols[0] in raw and cols[1] == account_quantity:
             human[cols[0]] = cols[2]
@@ -167,6 +167,23 @@ def _digits_of(node, account_quantity):
         except AIIError:
             continue
     return None
+
+
+def _console_ledger(c, timeout=3.0):
+    """The node's console `ledger` lines, read up to its last line (`digest ...`) rather than
+    until the node has been quiet a while."""
+    c.drain(0.02)
+    c.t.write(b"ledger\n")
+    out, end = [], time.monotonic() + timeout
+    while time.monotonic() < end:
+        for raw in c.drain(0.05):
+            if raw.startswith(b"@"):
+                continue
+            line = raw.decode("utf-8", "replace")
+            out.append(line)
+            if line.startswith("digest "):
+                return out
+    return out
 
 
 def _amount(args, eps, src_node):

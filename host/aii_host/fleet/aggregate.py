@@ -312,6 +312,8 @@ class Aggregator:
                 item = self._inbox.popleft()
                 fut = item[2] if item[0] == "call" else item[2].future
                 fut.set_exception(AggregatorError("aggregator stopped"))
+            # Rows no aggregator updates any more must not look live to `aii status`.
+            self._w("UPDATE nodes SET state = 'offline', updated = NULL")
             self._commit()
             self.db.close()
             self._sel.close()

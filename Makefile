@@ -29,7 +29,7 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz bench size check demo \
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz soak bench size check demo \
 	firmware flash clean distclean
 
 help: ## List the targets
@@ -99,6 +99,9 @@ test-mpy-suite: $(SETUP) ## MicroPython's own tests on MPS2_AN385 with and witho
 fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
+
+soak: $(SETUP) ## Soak: random two-phase transfers under link faults and crashes (SOAK_TRANSFERS=2000); build/soak/soak.json
+	SOAK_TRANSFERS=$(or $(SOAK_TRANSFERS),2000) $(PY) tests/fleet/soak.py
 
 bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 	@if [ -f bench/run_all.py ]; then \

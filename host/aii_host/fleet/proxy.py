@@ -242,6 +242,13 @@ class LinkProxy:
                 self._links.remove(link)
         self._wake()
 
+    def retarget(self, target):
+        """Points the proxy at a node's new address (a simulated board restarted on another
+        port) and cuts the current links: hosts reconnect through the same proxy port."""
+        with self._lock:
+            self.target = target
+        self.cut()
+
     def total(self, kind=None):
         """Faults injected of one kind (or of every kind), both directions."""
         kinds = KINDS if kind is None else (kind,)

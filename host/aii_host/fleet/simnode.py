@@ -98,7 +98,9 @@ class SimNode:
             "offline_after": offline_after,
             "compact_at": compact_at,
         }
-        self.cfg_bytes = json.dumps(self.cfg, sort_keys=True).encode()
+        # The same digest on every simulated node (the name aside): one fleet, one config.
+        shared = {k: v for k, v in self.cfg.items() if k != "node"}
+        self.cfg_bytes = json.dumps(shared, sort_keys=True).encode()
         self.events = Events(32, offline_after)
         self.store = _Store()
         self.session = proto.Session(None)

@@ -3,10 +3,11 @@
 success, refusals, idempotent txids, the log and its audit records."""
 
 import sqlite3
+import threading
 
 import pytest
 from aii_host.fleet.audit import Audit
-from aii_host.fleet.coord import ABORTED, COMMITTED, CoordError, Coordinator
+from aii_host.fleet.coord import ABORTED, COMMITTED, CoordError, Coordinator, CoordinatorCrash
 from test_coord_util import INITIAL, QTY, endpoints, start_nodes, totals
 
 
@@ -169,3 +170,74 @@ def test_fleet_total_conserved_over_many(fleet, coord):
     assert total1 == total0 == 2 * sum(INITIAL.values())
     assert holds == {"n1": [], "n2": []}
     assert [r.txid for r in coord.list(limit=8)] == [r.txid for r in reversed(results)]
+
+
+def test_threads_share_a_coordinator(fleet, coord):
+    _, nodes = fleet
+    total0, _ = totals(nodes)
+    routes = [("n1", "battery", "n2", "load"), ("n2", "battery", "n1", "load")]
+    results, errors = [], []
+
+    def worker(k):
+        try:
+            for i in range(4):
+                results.append(coord.transfer(*routes[(k + i) % 2], QTY, 100 + 10 * k + i))
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(results) == 16
+    assert all(r.state == COMMITTED for r in results), [r for r in results if not r.ok]
+    assert len({r.txid for r in results}) == 16
+    total1, holds = totals(nodes)
+    assert total1 == total0 and holds == {"n1": [], "n2": []}
+
+
+def test_check_holds_against_the_log(fleet, tmp_path):
+    _, nodes = fleet
+    db = tmp_path / "fleet.db"
+    with pytest.raises(CoordinatorCrash):
+        Coordinator(db, endpoints(nodes), crash_after="prepared").transfer(
+            "n1", "battery", "n2", "load", QTY, 40
+        )
+    foreign = 0x7777_0000_1111
+    nodes["n2"].client.hold(foreign, "battery", QTY, 3)  # not the coordinator's
+    try:
+        c = Coordinator(db, endpoints(nodes))
+        (txid,) = [r.txid for r in c.list()]
+        rows = {(r["node"], r["txid"]): r for r in c.check_holds()}
+        assert set(rows) == {("n1", txid), ("n2", txid), ("n2", foreign)}
+        assert rows[("n1", txid)]["kind"] == "hold" and rows[("n2", txid)]["kind"] == "credit"
+        assert rows[("n1", txid)]["state"] == "prepared" and not rows[("n1", txid)]["problem"]
+        assert rows[("n2", foreign)]["state"] is None and not rows[("n2", foreign)]["problem"]
+        c.recover()
+        assert [(r["node"], r["txid"]) for r in c.check_holds()] == [("n2", foreign)]
+        # A hold whose transfer the log calls final is flagged.
+        sqlite3.connect(db).execute(
+            "INSERT INTO tx VALUES (?, 'n2', 'battery', 'n1', 'load', 'Wh', 3, 'committed', 0, 0)",
+            (foreign,),
+        ).connection.commit()
+        (row,) = c.check_holds()
+        assert row["problem"] and row["state"] == COMMITTED
+    finally:
+        nodes["n2"].client.abort_tx(foreign)
+
+
+def test_node_missing_from_endpoints_stays_in_doubt(fleet, tmp_path):
+    _, nodes = fleet
+    db = tmp_path / "fleet.db"
+    with pytest.raises(CoordinatorCrash):
+        Coordinator(db, endpoints(nodes), crash_after="committing").transfer(
+            "n1", "battery", "n2", "load", QTY, 50
+        )
+    c = Coordinator(db, {"n1": nodes["n1"].client})
+    (r,) = c.recover()
+    assert r.state == "committing" and "no endpoint for node 'n2'" in r.stuck
+    (r,) = Coordinator(db, endpoints(nodes)).recover()
+    assert r.state == COMMITTED
+    _, holds = totals(nodes)
+    assert holds == {"n1": [], "n2": []}

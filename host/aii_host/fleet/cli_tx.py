@@ -17,6 +17,7 @@ examples:
   aii transfer --fleet fleet.toml n1:battery n2:load Wh 1 --txid 42   idempotent: again = same
   aii transfer --fleet fleet.toml --recover       finish every in-doubt transfer
   aii transfer --fleet fleet.toml --list          the latest transfers and their states
+  aii transfer --fleet fleet.toml --holds         open holds on the nodes against the log
 exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, 3 still in doubt
 (a node unreachable: run --recover when it is back).
 """
@@ -59,6 +60,11 @@ def add_parsers(sub):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--recover", action="store_true", help="finish in-doubt transfers")
     mode.add_argument("--list", action="store_true", help="table of recent transfers")
+    mode.add_argument(
+        "--holds",
+        action="store_true",
+        help="open holds on every node against the log (exit 1 if one must not exist)",
+    )
     p.add_argument("--limit", type=int, default=20, help="rows for --list (default: 20)")
     p.add_argument(
         "--timeout", type=float, default=2.0, help="seconds per node answer (default: 2.0)"
@@ -227,9 +233,9 @@ def do_transfer(args):
 
     fleet = _load(args.fleet)
     positional = [args.src, args.dst, args.quantity, args.amount]
-    if args.recover or args.list:
+    if args.recover or args.list or args.holds:
         if any(x is not None for x in positional):
-            raise CoordError("--recover / --list take no SRC DST QUANTITY AMOUNT")
+            raise CoordError("--recover / --list / --holds take no SRC DST QUANTITY AMOUNT")
     elif None in positional:
         raise CoordError("need SRC_NODE:ACCOUNT DST_NODE:ACCOUNT QUANTITY AMOUNT (or --recover)")
     coord, eps = _coordinator(args, fleet)
@@ -238,6 +244,10 @@ def do_transfer(args):
             rows = coord.list(limit=args.limit)
             _print_rows(rows, args.json)
             return 0
+        if args.holds:
+            rows = coord.check_holds()
+            _print_holds(rows, args.json)
+            return 1 if any(r["problem"] or r["error"] for r in rows) else 0
         if args.recover:
             rows = coord.recover()
             _print_rows(rows, args.json, title="recovered")
@@ -290,6 +300,31 @@ def _print_rows(rows, as_json, title="transfers"):
             str(r.amount),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.updated)),
             r.note,
+        )
+    Console(width=160).print(t)
+
+
+def _print_holds(rows, as_json):
+    if as_json:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        print("no open holds")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="open holds")
+    for col in ("node", "txid", "account", "amount (raw)", "kind", "logged state", "problem"):
+        t.add_column(col, justify="right" if col.startswith("amount") else "left")
+    for r in rows:
+        if r["error"]:
+            t.add_row(r["node"], "", "", "", "", "", r["error"])
+            continue
+        state = r["state"] or "not in the log (not ours)"
+        problem = "transfer is final: this hold must not exist" if r["problem"] else ""
+        t.add_row(
+            r["node"], str(r["txid"]), r["account"], str(r["amount"]), r["kind"], state, problem
         )
     Console(width=160).print(t)
 

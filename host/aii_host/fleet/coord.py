@@ -15,6 +15,7 @@ answer ("no such transaction") to commit_tx / abort_tx of a txid this coordinato
 resolves means the hold is already resolved, see `_finish_side`.
 """
 
+import contextlib
 import secrets
 import sqlite3
 import threading
@@ -164,17 +165,25 @@ class Coordinator:
         twice; the same txid with other arguments is refused. Without, a fresh txid is drawn."""
         args = (src_node, src_account, dst_node, dst_account, quantity, amount)
         self._check_args(*args, txid=txid)
-        if txid is not None:
-            row = self.get(txid)
-            if row is not None:
-                if self._args_of(row) != args:
-                    raise CoordError(
-                        f"txid {txid} is already used by another transfer ({_desc(row)})"
-                    )
-                return self._drive(txid)
+        if txid is not None and self.get(txid) is not None:
+            return self._again(txid, args)
         self._check_isolated(src_node, dst_node)
-        txid = self._begin(args, txid)
-        return self._drive(txid, fresh=True)
+        while True:
+            t = txid if txid is not None else secrets.randbelow(TXID_MAX) + 1
+            # Claimed before it is logged, so a recover() in another thread cannot take the
+            # new `preparing` row for a crashed one.
+            with self._claim(t):
+                if self._begin(args, t):
+                    return self._prepare(self.get(t))
+            if txid is not None:
+                # Another thread or process logged this txid since get(): same rules as above.
+                return self._again(txid, args)
+
+    def _again(self, txid, args):
+        row = self.get(txid)
+        if self._args_of(row) != args:
+            raise CoordError(f"txid {txid} is already used by another transfer ({_desc(row)})")
+        return self._drive(txid)
 
     def recover(self):
         """Resolves every in-doubt transfer (after a coordinator crash, a node crash or a lost
@@ -194,6 +203,31 @@ class Coordinator:
                 if txid in self._busy:
                     continue  # another thread of ours is driving it right now
             out.append(self._drive(txid))
+        return out
+
+    def check_holds(self, nodes=None):
+        """The open holds on the nodes held against the log, for operators and soak runs:
+        [{"node", "txid", "account", "amount", "kind", "state", "problem", "error"}] where
+        `state` is the logged state (None: not in the log) and `problem` is True for a hold
+        that must not exist (its transfer is final). Holds of in-doubt transfers are listed
+        without a problem (recover() resolves them); holds not in the log are not ours and are
+        left alone. An unreachable node gives one row with txid None and its `error`."""
+        out = []
+        for node in sorted(self.endpoints if nodes is None else nodes):
+            try:
+                with self._node_locks[node]:
+                    holds = self.endpoints[node].request(
+                        "ledger", timeout=self.timeout, retries=self.retries
+                    )["holds"]
+            except (AIIError, OSError) as e:
+                out.append(
+                    _hold_row(node, None, None, None, None, None, None, _why(node, "ledger", e))
+                )
+                continue
+            for txid, account, amount, kind in holds:
+                row = self.get(txid) if 0 < txid <= TXID_MAX else None
+                state = row.state if row else None
+                out.append(_hold_row(node, txid, account, amount, kind, state, state in FINAL))
         return out
 
     def get(self, txid):
@@ -261,27 +295,22 @@ class Coordinator:
     # -- the log ------------------------------------------------------------------------------
 
     def _begin(self, args, txid):
-        """Logs a new transfer as `preparing` (with its audit record) and returns its txid. A
-        drawn txid that is taken is drawn again; the insert is what makes it ours, durably."""
-        while True:
-            t = txid if txid is not None else secrets.randbelow(TXID_MAX) + 1
-            now = time.time()
+        """Logs a new transfer as `preparing` (with its audit record); False when the txid is
+        taken. The insert is what makes a txid ours, durably."""
+        now = time.time()
 
-            def insert(c, t=t, now=now):
-                c.execute(
-                    f"INSERT INTO tx ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (t, *args, PREPARING, now, now),
-                )
+        def insert(c):
+            c.execute(
+                f"INSERT INTO tx ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (txid, *args, PREPARING, now, now),
+            )
 
-            try:
-                self.audit.append("tx", _record(t, PREPARING, args), before=insert)
-            except sqlite3.IntegrityError:
-                if txid is not None:
-                    # Another coordinator thread / process inserted it between get() and here.
-                    raise CoordError(f"txid {txid} was just used by another transfer") from None
-                continue
-            self._point(PREPARING, t)
-            return t
+        try:
+            self.audit.append("tx", _record(txid, PREPARING, args), before=insert)
+        except sqlite3.IntegrityError:
+            return False
+        self._point(PREPARING, txid)
+        return True
 
     def _set(self, row, state, reason=None):
         """Makes `state` durable (and audited) before the step it announces."""
@@ -319,25 +348,31 @@ class Coordinator:
 
     # -- driving a transfer -------------------------------------------------------------------
 
-    def _drive(self, txid, fresh=False):
+    @contextlib.contextmanager
+    def _claim(self, txid):
+        """This thread alone drives `txid` inside the block."""
         with self._busy_cv:
             while txid in self._busy:
                 self._busy_cv.wait()
             self._busy.add(txid)
         try:
-            row = self.get(txid)
-            if row.state == PREPARING and fresh:
-                return self._prepare(row)
-            if row.state in (PREPARING, PREPARED, ABORTING):
-                # Presumed abort: no decision was logged, so none was announced to any node.
-                return self._abort(row, "presumed abort: no decision was logged")
-            if row.state == COMMITTING:
-                return self._commit(row)
-            return row
+            yield
         finally:
             with self._busy_cv:
                 self._busy.discard(txid)
                 self._busy_cv.notify_all()
+
+    def _drive(self, txid):
+        """Finishes a logged transfer by the recovery rules (a final one is returned as is)."""
+        with self._claim(txid):
+            row = self.get(txid)
+            if row.state in (PREPARING, PREPARED, ABORTING):
+                # Presumed abort: no decision was logged, so none was announced to any node.
+                reason = row.reason if row.state == ABORTING else None
+                return self._abort(row, reason or "presumed abort: no decision was logged")
+            if row.state == COMMITTING:
+                return self._commit(row)
+            return row
 
     def _prepare(self, row):
         body = {"txid": row.txid, "quantity": row.quantity, "amount": row.amount}
@@ -410,7 +445,9 @@ class Coordinator:
 
     def _call(self, node, kind, body):
         """One request; None when the node answered ok, else the NodeError / link error."""
-        ep = self.endpoints[node]
+        ep = self.endpoints.get(node)
+        if ep is None:
+            return CoordError(f"no endpoint for node {node!r} (not in the fleet any more?)")
         try:
             with self._node_locks[node]:
                 ep.request(kind, body, auth=True, timeout=self.timeout, retries=self.retries)
@@ -422,6 +459,19 @@ class Coordinator:
 def _crash(point, txid, names):
     if point in names:
         raise CoordinatorCrash(f"simulated crash after {point} (tx {txid})")
+
+
+def _hold_row(node, txid, account, amount, kind, state, problem, error=None):
+    return {
+        "node": node,
+        "txid": txid,
+        "account": account,
+        "amount": amount,
+        "kind": kind,
+        "state": state,
+        "problem": problem,
+        "error": error,
+    }
 
 
 def _why(node, kind, err):

@@ -115,6 +115,7 @@ class NodeState:
         self.replica = Replica(spec.name)
         self.synced = False  # replica digest equals the node's at the node's last status
         self.plain_seq = random.randrange(2**30, 2**31 - 2**24)
+        self.auth_next = None  # next signed seq for this node's clients (LoopClient)
 
     def next_plain(self):
         self.plain_seq += 1
@@ -128,8 +129,33 @@ class LoopClient(NodeClient):
     loop thread, the caller waits on a future."""
 
     def __init__(self, agg, name, key, timeout=2.0, retries=2):
-        super().__init__(None, key=key, timeout=timeout, retries=retries)
         self.agg, self.name = agg, name
+        super().__init__(None, key=key, timeout=timeout, retries=retries)
+
+    # Signed seqs come from one counter per node, shared by every client of that node: two
+    # clients counting on their own would send different requests under one seq.
+    @property
+    def next_seq(self):
+        return self.agg.nodes[self.name].auth_next
+
+    @next_seq.setter
+    def next_seq(self, v):
+        if v is None:
+            return
+        ns = self.agg.nodes[self.name]
+        with self.agg._seq_lock:
+            ns.auth_next = v if ns.auth_next is None else max(ns.auth_next, v)
+
+    def _seq_for(self, signed):
+        if not signed:
+            return super()._seq_for(False)
+        ns = self.agg.nodes[self.name]
+        if ns.auth_next is None:
+            self.next_seq = int(self.request("status").get("auth_seq", 0)) + 1
+        with self.agg._seq_lock:
+            s = ns.auth_next
+            ns.auth_next += 1
+        return s
 
     def send_frame(self, data, seq, timeout=None, retries=None):
         timeout = self.timeout if timeout is None else timeout
@@ -188,6 +214,7 @@ class Aggregator:
         self._ready = threading.Event()
         self._error = None
         self._next_verify = 0.0
+        self._seq_lock = threading.Lock()
 
     # ---- public API (any thread) ----------------------------------------------------------
 

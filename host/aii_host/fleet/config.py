@@ -56,6 +56,18 @@ def _node_lines(text):
     ]
 
 
+def _field_line(text, header, name):
+    # The line assigning `name` inside the table whose header is on line `header`.
+    lines = text.splitlines()
+    for i in range(header, len(lines)):
+        t = lines[i].strip()
+        if t.startswith("["):
+            break
+        if t.split("=", 1)[0].strip() == name:
+            return i + 1
+    return header
+
+
 def _key(raw, where):
     try:
         key = bytes.fromhex(raw.strip())
@@ -66,28 +78,38 @@ def _key(raw, where):
     return key
 
 
-def _spec(i, t, base, line, path):
-    where = f"{path}:{line}: [[node]] #{i + 1}" if line else f"{path}: [[node]] #{i + 1}"
+def _spec(i, t, base, line, path, text):
+    def at(field=None):
+        n = line if field is None or not line else _field_line(text, line, field)
+        head = f"{path}, line {n}" if n else str(path)
+        name = t.get("name") if isinstance(t.get("name"), str) else None
+        who = f"[[node]] #{i + 1}" + (f" ({name})" if name else "")
+        return f"{head}: {who}" + (f", field {field!r}" if field else "")
+
     if not isinstance(t, dict):
-        raise FleetConfigError(f"{where}: must be a table")
+        raise FleetConfigError(f"{path}: [[node]] #{i + 1} must be a table")
     unknown = set(t) - {"name", "port", "key", "key_file"}
     if unknown:
-        raise FleetConfigError(f"{where}: unknown field {min(unknown)!r}")
+        f = min(unknown)
+        raise FleetConfigError(f"{at(f)}: unknown field (name, port, key, key_file)")
     for f in ("name", "port"):
         if not isinstance(t.get(f), str) or not t[f]:
-            raise FleetConfigError(f"{where}: field {f!r} must be a non-empty string")
-    where = f"{where} ({t['name']})"
+            raise FleetConfigError(
+                f"{at(f if f in t else None)}: field {f!r} must be a non-empty string"
+            )
     key = None
     if "key" in t and "key_file" in t:
-        raise FleetConfigError(f"{where}: give key or key_file, not both")
+        raise FleetConfigError(f"{at('key_file')}: give key or key_file, not both")
     if "key" in t:
-        key = _key(t["key"], where + " field 'key'")
+        key = _key(t["key"], at("key"))
     elif "key_file" in t:
         kf = base / t["key_file"]
         try:
-            key = _key(kf.read_text(), f"{where} field 'key_file' ({kf})")
+            key = _key(kf.read_text(), f"{at('key_file')} ({kf})")
         except OSError as e:
-            raise FleetConfigError(f"{where} field 'key_file': cannot read {kf}: {e}") from None
+            raise FleetConfigError(
+                f"{at('key_file')}: cannot read {kf}: {e.strerror or e}"
+            ) from None
     return NodeSpec(t["name"], t["port"], key)
 
 
@@ -119,12 +141,12 @@ def loads(text, path="<fleet>", base=None):
     lines = _node_lines(text)
     specs = []
     for i, t in enumerate(nodes):
-        specs.append(_spec(i, t, base, lines[i] if i < len(lines) else None, path))
+        specs.append(_spec(i, t, base, lines[i] if i < len(lines) else None, path, text))
     seen = set()
     for i, s in enumerate(specs):
         if s.name in seen:
             line = lines[i] if i < len(lines) else "?"
-            raise FleetConfigError(f"{path}:{line}: node name {s.name!r} used twice")
+            raise FleetConfigError(f"{path}, line {line}: node name {s.name!r} used twice")
         seen.add(s.name)
     return Fleet(base / db, float(hb), specs, Path(path))
 

@@ -170,7 +170,12 @@ class Replica:
         try:
             n = self.led.replay(buf)
         except AIIError as e:
-            self.broken = (self.seq + 1, str(e))
+            # The ledger kept its last complete transaction: account for what it applied.
+            now = self.seq
+            for r in records(buf):
+                if before < r.seq <= now:
+                    self._account(r)
+            self.broken = (now + 1, str(e))
             self.pending = b""
             raise ReplicaError(f"{self.name}: {e}") from None
         done, self.pending = buf[: n * RECORD], buf[n * RECORD :]

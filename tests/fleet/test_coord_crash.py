@@ -5,7 +5,8 @@ lost on the link. After recover() both nodes agree with the log: the amount move
 (committed) or not at all (aborted), no hold left open, the fleet total unchanged."""
 
 import pytest
-from aii_host.client import NodeTimeout
+from aii_host import frame as fr
+from aii_host.client import NodeError, NodeTimeout
 from aii_host.fleet.audit import Audit
 from aii_host.fleet.coord import (
     ABORTED,
@@ -127,15 +128,17 @@ def test_crash_while_driving_recovery(fleet, tmp_path):
 
 class LoseAnswers:
     """An endpoint whose link loses the answers to `kinds`: the request reaches the node and
-    runs, the coordinator sees a timeout."""
+    runs, the coordinator sees a timeout (or `error()`, e.g. the E_CRC a later damaged copy of
+    the same frame earned)."""
 
-    def __init__(self, inner, kinds):
+    def __init__(self, inner, kinds, error=None):
         self.inner, self.kinds = inner, set(kinds)
+        self.error = error or (lambda kind: NodeTimeout(f"{kind}: answer lost (test)"))
 
     def request(self, kind, body=None, auth=None, timeout=None, retries=None):
         out = self.inner.request(kind, body, auth=auth, timeout=timeout, retries=retries)
         if kind in self.kinds:
-            raise NodeTimeout(f"{kind}: answer lost (test)")
+            raise self.error(kind)
         return out
 
 
@@ -152,14 +155,18 @@ def test_lost_commit_answer_then_recover(fleet, tmp_path):
     _check_outcome(nodes, before, total0, r2)
 
 
-def test_lost_hold_answer_aborts(fleet, tmp_path):
-    """The hold landed but its answer was lost: the coordinator cannot count the vote, aborts,
-    and releases the hold it cannot see."""
+@pytest.mark.parametrize("code", [None, fr.E_CRC, fr.E_FRAME, fr.E_REPLAY, fr.E_INTERNAL])
+@pytest.mark.parametrize("side, kind", [("n1", "hold"), ("n2", "prepare")])
+def test_unclear_vote_aborts_and_releases(fleet, tmp_path, side, kind, code):
+    """The hold (prepare) landed but the coordinator got no answer, or an error that does not
+    say the request did not run: it cannot count the vote, aborts, and releases the hold it
+    cannot see."""
     nodes = fleet
     db = tmp_path / "fleet.db"
     before, (total0, _) = _snapshot(nodes), totals(nodes)
     eps = endpoints(nodes)
-    eps["n1"] = LoseAnswers(eps["n1"], {"hold"})
+    err = None if code is None else (lambda k: NodeError(code, "damaged (test)", k))
+    eps[side] = LoseAnswers(eps[side], {kind}, err)
     r = Coordinator(db, eps).transfer("n1", "battery", "n2", "load", QTY, AMOUNT)
     assert r.state == ABORTED, r
     _check_outcome(nodes, before, total0, r)

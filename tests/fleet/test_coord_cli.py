@@ -148,3 +148,15 @@ def test_cli_sigkill_at_random_moments(fleet):
     assert in_doubt >= 1, "no kill landed mid-transfer"
     check(nodes, before, total0, path, seen)
     assert aii("audit", "verify", "--fleet", str(path)).returncode == 0
+
+
+def test_cli_port_busy_refuses_before_logging(fleet):
+    path, nodes = fleet
+    seen = set(log(path))
+    nodes["n2"].connect()  # we own n2's port now, as `aii aggregate` would
+    try:
+        r = aii("transfer", "--fleet", str(path), "n1:battery", "n2:load", QTY, "1")
+    finally:
+        nodes["n2"].release()
+    assert r.returncode == 1 and "cannot open node n2's port" in r.stderr, r.stderr
+    assert set(log(path)) == seen  # nothing logged, nothing in doubt

@@ -126,6 +126,19 @@ class _LazyNode:
             self.client = None
 
 
+def _open_or_refuse(ep):
+    from ..transport import TransportError
+    from .coord import CoordError
+
+    try:
+        ep.open()
+    except TransportError as e:
+        raise CoordError(
+            f"cannot open node {ep.spec.name}'s port {ep.spec.port}: {e} (a serial port has one "
+            "owner: stop `aii aggregate`, or use the Python API with its clients)"
+        ) from None
+
+
 def _load(path):
     from .config import load
 
@@ -256,6 +269,11 @@ def do_transfer(args):
                 print(f"{len(rows)} in-doubt transfer(s) driven; {len(left)} still in doubt")
             return IN_DOUBT_EXIT if left else 0
         src, dst = _endpoint(args.src, "SRC"), _endpoint(args.dst, "DST")
+        # Open both links before anything is logged: a port that will not open refuses the
+        # transfer here instead of leaving it in doubt.
+        for name in (src[0], dst[0]):
+            if name in eps:
+                _open_or_refuse(eps[name])
         amount = _amount(args, eps, src[0])
         t0 = time.monotonic()
         r = coord.transfer(src[0], src[1], dst[0], dst[1], args.quantity, amount, txid=args.txid)

@@ -253,7 +253,8 @@ class Coordinator:
 
     def in_doubt(self):
         """The transfers recover() would act on."""
-        return [r for r in self.list(limit=-1) if r.state in IN_DOUBT]
+        q = _SELECT + f" WHERE state IN ({','.join('?' * len(IN_DOUBT))}) ORDER BY created"
+        return [TxResult(*r) for r in self.audit.conn().execute(q, IN_DOUBT)]
 
     def close(self):
         self.audit.close()

@@ -218,7 +218,9 @@ def test_fleet_verification_on_boards(make_fleet):
             agg.wait_synced(20)
             v = agg.verify_now()
             assert v.ok, v.residuals
-            assert v.totals["Wh"]["held"] == v.totals["Wh"]["rhs"] == 3_000_000
+            # At any cut (a replica may lag its node by a poll): the amount a cut saw leave n1
+            # but not yet arrive is in flight.
+            assert v.totals["Wh"]["lhs"] == v.totals["Wh"]["rhs"] == 3_000_000
             # The injected violation: 777 Wh-units created on n3.
             n3 = agg.client("n3")
             n3.request(

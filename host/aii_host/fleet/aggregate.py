@@ -37,6 +37,7 @@ from .link import Link, LinkError
 from .replica import RECORD, Replica, ReplicaError, chain_of, segment_hashes, seq_of
 
 MISSED = 3  # heartbeat periods without a frame before a node is offline
+COMMIT_S = 0.05  # longest a write waits for its commit
 TASKS_EVERY = 10  # polls between two `tasks` reads (deadline misses for the operator view)
 _DAMAGED = (fr.E_FRAME, fr.E_CRC, fr.E_TOO_LONG)
 
@@ -215,6 +216,7 @@ class Aggregator:
         self._error = None
         self._next_verify = 0.0
         self._seq_lock = threading.Lock()
+        self._last_commit = 0.0
 
     # ---- public API (any thread) ----------------------------------------------------------
 
@@ -346,7 +348,7 @@ class Aggregator:
                 fut.set_exception(AggregatorError("aggregator stopped"))
             # Rows no aggregator updates any more must not look live to `aii status`.
             self._w("UPDATE nodes SET state = 'offline', updated = NULL")
-            self._commit()
+            self._commit(force=True)
             self.db.close()
             self._sel.close()
 
@@ -385,10 +387,14 @@ class Aggregator:
                 self._verify()
             self._commit()
 
-    def _commit(self):
-        # One transaction per loop turn: synchronous=FULL makes each commit an fsync.
+    def _commit(self, force=False):
+        # At most one transaction per COMMIT_S: synchronous=FULL makes each commit an fsync,
+        # and a loop turn per answer would make hundreds of them per second on a big fleet.
         if self.db.in_transaction:
-            self.db.commit()
+            now = time.monotonic()
+            if force or now - self._last_commit >= COMMIT_S:
+                self.db.commit()
+                self._last_commit = now
 
     def _w(self, sql, args=(), many=False):
         if not self.db.in_transaction:
@@ -407,6 +413,8 @@ class Aggregator:
                 if n.state == "online":
                     t = min(t, n.next_poll)
         t = min(t, self._next_verify)
+        if self.db.in_transaction:
+            t = min(t, self._last_commit + COMMIT_S)
         return max(0.0, t - now)
 
     def _timers(self, now):
@@ -634,6 +642,10 @@ class Aggregator:
 
     def _poll(self, n):
         st = yield ("status", {})
+        if n.status is not None and st.get("uptime_ms", 0) < n.status.get("uptime_ms", 0):
+            # The node booted again: its event numbers start over.
+            n.acked = 0
+            n.ev_seen.clear()
         n.status = st
         n.polls += 1
         if st.get("events", 0) > n.acked:

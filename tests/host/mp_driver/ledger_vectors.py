@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
-# micropython ledger_vectors.py <impl> <vectors dir> <out.json>
+# micropython ledger_vectors.py <impl> <vectors dir> <out.json> [bare]
 # The shared vectors (tests/vectors/fixed.json, ledger.json) through a ledger module's public API:
 # every outcome ("ok" and the result, or the error's class and text), the journal, digest and
 # checkpoint. <impl> is the folder of the pure-Python _ledger.py, or "_aii" for the native
-# module. Imported as a module on CPython (run()), run as a script on MicroPython.
+# module. "bare": _ledger is imported as on a port without hashlib.sha256 and binascii.crc32
+# (its own SHA-256 and CRC-32 then run). Imported as a module on CPython (run()), run as a script
+# on MicroPython.
 import binascii
 import json
 import sys
@@ -98,12 +100,38 @@ def run(m, fixed, ledger):
     return out
 
 
+class Bare:
+    """Stands in for a module without the names _ledger imports from it."""
+
+
+def import_bare():
+    # _ledger as a port without hashlib.sha256 and binascii.crc32 would import it.
+    saved = {}
+    for name in ("hashlib", "binascii"):
+        saved[name] = sys.modules.get(name)
+        sys.modules[name] = Bare()
+    try:
+        import _ledger as m
+    finally:
+        for name, mod in saved.items():
+            if mod is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = mod
+    if not hasattr(m.sha256, "_block") or m._crc32 is not None:
+        raise RuntimeError("the fallbacks are not in use")
+    return m
+
+
 def main():
     if sys.argv[1] == "_aii":
         import _aii as m
     else:
         sys.path.insert(0, sys.argv[1])
-        import _ledger as m
+        if sys.argv[4:] == ["bare"]:
+            m = import_bare()
+        else:
+            import _ledger as m
     with open(sys.argv[2] + "/fixed.json") as f:
         fixed = json.load(f)
     with open(sys.argv[2] + "/ledger.json") as f:

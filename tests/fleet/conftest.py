@@ -63,7 +63,8 @@ class Board:
     def __init__(self, base, name, cfg, tcp):
         self.base, self.name, self.cfg, self.tcp = base, name, cfg, tcp
         self.key = bytes.fromhex(cfg["key"])
-        self.port = f"tcp:127.0.0.1:{tcp}"
+        # tcp None: the board's pseudo terminal (a new one at each start).
+        self.port = f"tcp:127.0.0.1:{tcp}" if tcp else None
         self.dir = vboard.board_dir(name, base)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "aii_node.json").write_text(json.dumps(cfg))
@@ -73,6 +74,8 @@ class Board:
     def start(self):
         if self.proc is None:
             self.proc = vboard.spawn(self.name, base=self.base, tcp=self.tcp, log=self.log)
+            if not self.tcp:
+                self.port = self.proc.port
         return self
 
     def stop(self):
@@ -92,16 +95,17 @@ class FleetEnv:
 
 @pytest.fixture
 def make_fleet(tmp_path):
-    """`make_fleet(n=3, heartbeat_s=0.2, start=True, **config changes) -> FleetEnv`."""
+    """`make_fleet(n=3, heartbeat_s=0.2, start=True, pty=False, **config changes) ->
+    FleetEnv`; `pty=True`: the boards' pseudo terminals instead of TCP (needs start=True)."""
     envs = []
 
-    def make(n=3, heartbeat_s=0.2, start=True, **changes):
+    def make(n=3, heartbeat_s=0.2, start=True, pty=False, **changes):
         boards = {}
         for i in range(1, n + 1):
             name = f"n{i}"
             cfg = dict(BASE_CONFIG, node=name, key=node_key(i).hex())
             cfg.update(changes)
-            boards[name] = Board(tmp_path, name, cfg, free_port())
+            boards[name] = Board(tmp_path, name, cfg, None if pty else free_port())
         if start:
             for b in boards.values():
                 b.start()

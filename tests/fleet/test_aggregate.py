@@ -267,3 +267,18 @@ def test_cli_aggregate_and_status(make_fleet, capsys):
         assert {r["name"]: r["state"] for r in out["nodes"]} == {"n1": "online", "n2": "online"}
     assert main(["aggregate", "--fleet", str(env.path), "--clear", "n9"]) == 1
     assert "no node 'n9'" in capsys.readouterr().err
+
+
+def test_serial_ports(make_fleet):
+    """The same loop over serial lines (the boards' pseudo terminals, opened with pyserial)."""
+    env = make_fleet(2, pty=True)
+    assert all(b.port.startswith("/dev/") for b in env.boards.values())
+    with Aggregator(env.path) as agg:
+        agg.wait_synced(20)
+        r = agg.client("n1").request("transfer", MOVE)
+        snap = agg.wait_seq("n1", r["seq"])
+        assert snap["n1"]["state"] == "online"
+        assert agg.verify_now().ok
+        env.boards["n2"].stop()  # the pty goes away with the board
+        agg.wait(lambda s: s["n2"]["state"] == "offline", 5, "n2 offline")
+        assert agg.snapshot()["n1"]["state"] == "online"

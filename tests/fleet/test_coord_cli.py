@@ -93,7 +93,7 @@ def test_cli_transfer_list_and_idempotent(fleet):
     assert aii("audit", "verify", "--fleet", str(path)).returncode == 0
 
 
-@pytest.mark.parametrize("point", ["hold", "prepared", "committing", "commit_src"])
+@pytest.mark.parametrize("point", ["hold", "committing", "commit_src"])
 def test_cli_killed_at_point_then_recover(fleet, point):
     path, nodes = fleet
     before, (total0, _) = observe(nodes)

@@ -24,6 +24,7 @@ crashes, restarts, violations found, recovery times. Exit status 1 on any violat
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import random
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from aii_host import frame as fr
 from aii_host import vboard
+from aii_host._errors import AIIError
 from aii_host.client import NodeClient, NodeTimeout
 from aii_host.fleet.proxy import KINDS, Faults, LinkProxy
 from aii_host.transport import TransportError, open_transport
@@ -113,7 +115,7 @@ class Endpoint:
 
 def worker(args):
     """Recovers, then does `n` random transfers; may exit at a random protocol point."""
-    from aii_host.fleet.coord import Coordinator
+    from aii_host.fleet.coord import CoordError, Coordinator
 
     fleet = json.loads(Path(args.fleet).read_text())
     rng = random.Random(args.seed)
@@ -131,7 +133,10 @@ def worker(args):
         # Mostly from the funded account; some from `load`, which may be short (a refusal:
         # the abort path under faults too).
         sa = "battery" if rng.random() < 0.8 else "load"
-        co.transfer(src, sa, dst, rng.choice(ACCOUNTS), QTY, rng.randint(1, 20_000))
+        try:
+            co.transfer(src, sa, dst, rng.choice(ACCOUNTS), QTY, rng.randint(1, 20_000))
+        except CoordError as e:
+            print(f"refused: {e}", flush=True)  # an isolated node: the soak reports it
     co.close()
     return 0
 
@@ -151,10 +156,13 @@ class Board:
             cfg.parent.mkdir(parents=True)
             cfg.write_text(json.dumps(node_config(name, key)))
         self.vb = vboard.spawn(name, base=base, tcp=0, log=log)
-        self.proxy = None
+        self.proxy = self.agg_proxy = None
         if faults is not None:
             target = f"tcp:127.0.0.1:{self.vb.tcp}"
             self.proxy = LinkProxy(target, faults, faults, seed=seed).start()
+            # The aggregator reads the node's pty through a proxy of its own: a pty that stays
+            # the same across power cuts, with the same faults.
+            self.agg_proxy = LinkProxy(self.vb.port, faults, faults, seed=seed + 7).start()
         self.restarts = 0
 
     def power_cut(self):
@@ -172,14 +180,26 @@ class Board:
         self.vb.stop()
         self.vb = vboard.spawn(self.name, base=self.base, tcp=0, log=self.log)
         self.proxy.retarget(f"tcp:127.0.0.1:{self.vb.tcp}")
+        if self.agg_proxy is not None:
+            self.agg_proxy.retarget(self.vb.port)
         self.restarts += 1
 
-    def ledger(self, timeout=20.0):
-        """The node's `ledger` answer, read on its own pty (no proxy, no faults)."""
+    def ledger(self, timeout=20.0, agg=None):
+        """The node's `ledger` answer: through the aggregator when one runs (it owns the
+        node's pty), else read on the pty (no proxy, no faults)."""
+        end = time.monotonic() + timeout
+        if agg is not None:
+            c = agg.client(self.name, timeout=1.0, retries=3)
+            while True:
+                try:
+                    return c.request("ledger")
+                except AIIError:  # offline for now (a board booting again): ask again
+                    if time.monotonic() > end:
+                        raise
+                    time.sleep(0.2)
         t = open_transport(self.vb.port).open()
         try:
             c = NodeClient(t, timeout=1.0, retries=0)
-            end = time.monotonic() + timeout
             while True:
                 try:
                     return c.ledger()
@@ -190,8 +210,9 @@ class Board:
             t.close()
 
     def close(self):
-        if self.proxy is not None:
-            self.proxy.stop()
+        for p in (self.proxy, self.agg_proxy):
+            if p is not None:
+                p.stop()
         self.vb.stop()
 
 
@@ -200,14 +221,14 @@ def _pct(xs, p):
     return round(xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))], 3) if xs else None
 
 
-def check(boards, db):
+def check(boards, db, agg=None):
     """The epoch's checks on a quiet fleet; returns (violations, figures)."""
     conn = sqlite3.connect(db)
     rows = conn.execute(
         "SELECT txid, src_node, src_account, dst_node, dst_account, amount, state FROM tx"
     ).fetchall()
     conn.close()
-    ledgers = {b.name: b.ledger() for b in boards}
+    ledgers = {b.name: b.ledger(agg=agg) for b in boards}
     bal = {(n, a[0]): a[2] for n, lg in ledgers.items() for a in lg["accounts"]}
     holds = {(n, h[0]): h for n, lg in ledgers.items() for h in lg["holds"]}
     expected = {(b.name, a): INITIAL[a] for b in boards for a in ACCOUNTS}
@@ -244,6 +265,51 @@ def check(boards, db):
     return violations, {"in_doubt": in_doubt, "in_flight": in_flight, "held": held}
 
 
+def _count(db):
+    """Transfers in the coordinator log (0 before the coordinator created it)."""
+    try:
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM tx").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _aggregator(boards, db):
+    """H3's Aggregator on every node's pty proxy, verifying an epoch every 0.2 s."""
+    from aii_host.fleet.aggregate import Aggregator
+
+    specs = [(b.name, b.agg_proxy.port, b.key) for b in boards]
+    agg = Aggregator(specs, db_path=db, heartbeat_s=0.2, verify_s=0.2).start()
+    agg.wait_synced(timeout=60)
+    return agg
+
+
+def _synced(agg, fig):
+    from aii_host.fleet.aggregate import AggregatorError
+
+    try:
+        agg.wait_synced(timeout=60)
+    except AggregatorError:
+        fig["unsynced"] += 1
+
+
+def _verify(agg, fig):
+    """An epoch on the quiet fleet by fleet/verify.py; its findings as violations (and the
+    nodes it isolated cleared, so the soak goes on and reports every one)."""
+    v = agg.verify_now()
+    fig["epochs"] += 1
+    out = []
+    if not v.ok:
+        fig["epochs_not_ok"] += 1
+        out.append({"check": "fleet/verify.py", "residuals": [list(r) for r in v.residuals]})
+    for name in list(v.isolated):
+        agg.clear(name, by="soak")
+    return out
+
+
 def recover(fleet, db, patience=120.0):
     """A fresh coordinator (this process) resolves every in-doubt transfer; seconds taken."""
     from aii_host.fleet.coord import Coordinator
@@ -275,6 +341,8 @@ def run(
     crash_prob=0.01,
     workdir=None,
     log=print,
+    aggregate=True,
+    first_kill=False,
 ):
     rng = random.Random(seed)
     tmp = tempfile.TemporaryDirectory(prefix="aii-soak-") if workdir is None else None
@@ -288,22 +356,33 @@ def run(
         "committed": 0,
         "aborted": 0,
         "epochs": 0,
-        "faults": dict.fromkeys(KINDS, 0),
+        "faults": dict.fromkeys(KINDS, 0),  # on the coordinator's links
+        "faults_aggregator_link": dict.fromkeys(KINDS, 0),
         "node_power_cuts": 0,
         "coordinator_sigkills": 0,
         "coordinator_crash_points": 0,
         "violations": [],
         "recovery_s": [],
         "unresolved_after_recovery": 0,
+        "verifier": None,
     }
     t_start = time.monotonic()
+    agg = None
     try:
-        for i in range(nodes):
-            key = bytes(rng.getrandbits(8) for _ in range(32))
+        keys = [bytes(rng.getrandbits(8) for _ in range(32)) for _ in range(nodes)]
+
+        def board(i):
             name = f"k{i + 1}"
-            boards.append(Board(base, name, key, faults, seed * 100 + i, base / f"{name}.log"))
+            return Board(base, name, keys[i], faults, seed * 100 + i, base / f"{name}.log")
+
+        # Booted side by side: each boot is mostly waiting for a CPython process to start.
+        with concurrent.futures.ThreadPoolExecutor(nodes) as ex:
+            boards += list(ex.map(board, range(nodes)))
         fleet = {b.name: {"port": b.proxy.port, "key": b.key.hex()} for b in boards}
         (base / "fleet.json").write_text(json.dumps(fleet))
+        if aggregate:
+            agg = _aggregator(boards, db)
+            report["verifier"] = {"epochs": 0, "epochs_not_ok": 0, "unsynced": 0}
         done = 0
         while done < transfers:
             k = min(transfers - done, rng.randint(*batch))
@@ -315,12 +394,22 @@ def run(
             # Random moments within the batch's expected length (~0.15 s per transfer).
             span = 0.15 * k
             kill_at = rng.uniform(0.1, span) if rng.random() < coord_kill else None
+            if first_kill and report["epochs"] == 0:
+                kill_at = None
+                kill_tx = done + rng.randint(1, max(1, k - 1))  # SIGKILL once this one began
             cut_at = rng.uniform(0.1, span) if rng.random() < node_cut else None
             cut_board = rng.choice(boards)
             t0 = time.monotonic()
             died = None
             while proc.poll() is None:
                 now = time.monotonic() - t0
+                if (
+                    first_kill
+                    and report["epochs"] == 0
+                    and kill_at is None
+                    and _count(db) >= kill_tx
+                ):
+                    kill_at = now + rng.uniform(0, 0.3)  # somewhere inside that transfer
                 if kill_at is not None and now >= kill_at:
                     proc.send_signal(signal.SIGKILL)
                     kill_at = None
@@ -344,10 +433,12 @@ def run(
             if died is not None:
                 report["recovery_s"].append(round(time.monotonic() - died, 3))
             report["unresolved_after_recovery"] += left
-            conn = sqlite3.connect(db)
-            done = conn.execute("SELECT COUNT(*) FROM tx").fetchone()[0]
-            conn.close()
-            violations, fig = check(boards, db)
+            done = _count(db)
+            if agg is not None:
+                _synced(agg, report["verifier"])
+            violations, fig = check(boards, db, agg)
+            if agg is not None:
+                violations += _verify(agg, report["verifier"])
             report["epochs"] += 1
             for v in violations:
                 v["epoch"] = report["epochs"]
@@ -362,11 +453,27 @@ def run(
             if state in ("committed", "aborted"):
                 report[state] = n
         report["transfers"] = conn.execute("SELECT COUNT(*) FROM tx").fetchone()[0]
+        if agg is not None:
+            # Every epoch the aggregator verified, also mid-batch with transfers in flight.
+            ms = [r[0] for r in conn.execute("SELECT ms FROM epochs")]
+            bad = conn.execute("SELECT COUNT(*) FROM epochs WHERE ok = 0").fetchone()[0]
+            nviol = conn.execute("SELECT COUNT(*) FROM violations").fetchone()[0]
+            report["verifier"].update(
+                epochs=len(ms),
+                epochs_not_ok=bad,
+                violation_rows=nviol,
+                verify_ms_p50=_pct(ms, 50),
+                verify_ms_p99=_pct(ms, 99),
+            )
         conn.close()
     finally:
+        if agg is not None:
+            agg.stop()
         for b in boards:
             for kind in KINDS:
                 report["faults"][kind] += b.proxy.total(kind)
+                if b.agg_proxy is not None:
+                    report["faults_aggregator_link"][kind] += b.agg_proxy.total(kind)
             b.close()
         report["node_power_cuts"] = sum(x.restarts for x in boards)
         if tmp is not None:
@@ -380,9 +487,9 @@ def run(
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     sub = p.add_subparsers(dest="cmd")
-    w = sub.add_parser("worker", help="(internal) the coordinator process")
+    w = sub.add_parser("worker", help="(internal) the coordinator process", allow_abbrev=False)
     w.add_argument("--fleet", required=True)
     w.add_argument("--db", required=True)
     w.add_argument("--n", type=int, required=True)
@@ -393,11 +500,26 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", type=float, default=0.0005, help="drop/dup/corrupt per byte")
     p.add_argument("--chunk-rate", type=float, default=0.02, help="reorder/delay per chunk")
+    p.add_argument("--crash-prob", type=float, default=0.001, help="coordinator exit per step")
+    p.add_argument("--node-cut", type=float, default=0.3, help="node power cuts per batch")
+    p.add_argument("--coord-kill", type=float, default=0.3, help="coordinator SIGKILLs per batch")
+    p.add_argument("--no-aggregate", action="store_true", help="without fleet/aggregate.py")
     p.add_argument("--json", default=str(ROOT / "build" / "soak" / "soak.json"))
     a = p.parse_args(argv)
     if a.cmd == "worker":
         return worker(a)
-    r = run(a.transfers, a.nodes, a.seed, a.rate, a.chunk_rate)
+    r = run(
+        a.transfers,
+        a.nodes,
+        a.seed,
+        a.rate,
+        a.chunk_rate,
+        batch=(20, 60),
+        node_cut=a.node_cut,
+        coord_kill=a.coord_kill,
+        crash_prob=a.crash_prob,
+        aggregate=not a.no_aggregate,
+    )
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
     print(json.dumps({k: v for k, v in r.items() if k != "recovery_s"}, indent=2))

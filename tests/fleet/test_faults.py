@@ -12,12 +12,13 @@ def test_short_soak_loses_and_duplicates_nothing(tmp_path):
         transfers=50,
         nodes=3,
         seed=7,
-        rate=0.0005,
+        rate=0.0003,
         chunk_rate=0.03,
-        batch=(15, 25),
+        batch=(20, 30),
         node_cut=1.0,
-        coord_kill=0.5,
-        crash_prob=0.01,
+        coord_kill=0.0,
+        crash_prob=0.002,
+        first_kill=True,
         workdir=tmp_path / "soak",
         log=lines.append,
     )
@@ -27,7 +28,9 @@ def test_short_soak_loses_and_duplicates_nothing(tmp_path):
     assert r["committed"] >= 10, r  # faults and crashes abort some transfers, not all
     assert r["unresolved_after_recovery"] == 0, r
     assert r["epochs"] >= 3 and r["node_power_cuts"] == r["epochs"], r
-    assert r["coordinator_sigkills"] + r["coordinator_crash_points"] >= 1, r
+    assert r["coordinator_sigkills"] >= 1, r  # the first batch's coordinator, mid-transfer
+    if r["verifier"] is not None:  # fleet/verify.py checked epochs too, mid-batch as well
+        assert r["verifier"]["epochs"] > r["epochs"] and r["verifier"]["epochs_not_ok"] == 0, r
     assert all(r["faults"][k] > 0 for k in ("drop", "dup", "corrupt")), r["faults"]
 
 
@@ -49,6 +52,7 @@ def test_check_finds_created_and_lost_quantity(tmp_path):
         crash_prob=0.0,
         workdir=base,
         log=lambda s: None,
+        aggregate=False,
     )
     assert r["violations"] == [] and r["transfers"] == 3, r
     fleet = json.loads((base / "fleet.json").read_text())

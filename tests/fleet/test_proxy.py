@@ -162,38 +162,64 @@ def test_cut_closes_and_reconnect_works(echo):
     assert p.connections == 2
 
 
-def test_pty_mode(tmp_path):
-    # The node is a pty whose master side echoes; the host opens the proxy's own pty.
-    import tty
+class PtyEcho:
+    """A pty whose master side echoes (prefixed by a tag): a node on a serial line."""
 
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    stop = threading.Event()
+    def __init__(self, tag=b""):
+        import tty
 
-    def serve():
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+        self.tag = tag
+        self.stop_ev = threading.Event()
+        self.th = threading.Thread(target=self._serve, daemon=True)
+        self.th.start()
+
+    def _serve(self):
         import select
 
-        while not stop.is_set():
-            r, _, _ = select.select([master], [], [], 0.05)
+        while not self.stop_ev.is_set():
+            r, _, _ = select.select([self.master], [], [], 0.05)
             if r:
-                os.write(master, os.read(master, 4096))
+                os.write(self.master, self.tag + os.read(self.master, 4096))
 
-    th = threading.Thread(target=serve, daemon=True)
-    th.start()
+    def close(self):
+        self.stop_ev.set()
+        self.th.join()
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_pty_mode():
+    node = PtyEcho()
     data = _payload(1500)
     try:
-        with LinkProxy(os.ttyname(slave), up=Faults(corrupt=0.01), seed=5) as p:
+        with LinkProxy(node.port, up=Faults(corrupt=0.01), seed=5) as p:
             assert p.port.startswith("/dev/")
             t = open_transport(p.port).open()
             got = _pump(t, data, len(data))
             t.close()
     finally:
-        stop.set()
-        th.join()
-        os.close(master)
-        os.close(slave)
+        node.close()
     assert len(got) == len(data)
     assert sum(a != b for a, b in zip(got, data)) == p.counts["up"]["corrupt"] > 0
+
+
+def test_pty_retarget_keeps_the_host_port():
+    # A board booted again comes back on another pty; the host keeps the proxy's.
+    a, b = PtyEcho(b"A"), PtyEcho(b"B")
+    try:
+        with LinkProxy(a.port) as p:
+            t = open_transport(p.port).open()
+            assert _pump(t, b"x\n", 3) == b"Ax\n"
+            a.close()  # the node's pty goes away: the host's port must survive it
+            time.sleep(0.2)
+            p.retarget(b.port)
+            assert _pump(t, b"y\n", 3) == b"By\n"
+            t.close()
+    finally:
+        b.close()
 
 
 # -- through a faulty link to a real node (firmware under CPython) ------------------------

@@ -247,6 +247,11 @@ class LinkProxy:
         port) and cuts the current links: hosts reconnect through the same proxy port."""
         with self._lock:
             self.target = target
+            if self._pty is not None and self._links:
+                link = self._links[0]
+                self._detach_node(link)
+                link.node = self._open_node()
+                self._sel.register(link.node, selectors.EVENT_READ, ("node", link))
         self.cut()
 
     def total(self, kind=None):
@@ -298,8 +303,24 @@ class LinkProxy:
         self._sel.register(node, selectors.EVENT_READ, ("node", link))
         return link
 
+    def _detach_node(self, link):
+        # pty mode: the node's pty went away (a board powered off); the host's pty stays.
+        if link.node is None:
+            return
+        try:
+            self._sel.unregister(link.node)
+        except (KeyError, ValueError):
+            pass
+        try:
+            os.close(link.node)
+        except OSError:
+            pass
+        link.node = None
+
     def _close_link(self, link):
         for end in (link.host, link.node):
+            if end is None:
+                continue
             try:
                 self._sel.unregister(end)
             except (KeyError, ValueError):
@@ -387,6 +408,8 @@ class LinkProxy:
 
     def _on_read(self, what, link):
         end = link.host if what == "host" else link.node
+        if end is None:
+            return
         data = self._read(end)
         if data is None:
             return
@@ -394,8 +417,10 @@ class LinkProxy:
             if link not in self._links:
                 return
             if not data:
-                if self._pty is not None and end == self._pty[0]:
-                    return  # no host has the pty open right now; keep the link
+                if self._pty is not None:
+                    if end == link.node:
+                        self._detach_node(link)
+                    return  # pty mode: the host's side lives as long as the proxy
                 self._close_link(link)
                 self._links.remove(link)
                 return
@@ -407,8 +432,8 @@ class LinkProxy:
             for link in list(self._links):
                 for d, end in ((link.up, link.node), (link.down, link.host)):
                     out = d.due(now)
-                    if not out:
-                        continue
+                    if not out or end is None:
+                        continue  # no node behind the pty right now: the bytes are lost
                     if self.record:
                         self.sent[d.name] += out
                     if not self._write(end, out) and isinstance(end, socket.socket):

@@ -798,7 +798,7 @@ class Aggregator:
             good = seal_seq
         hi = bad if bad is not None else target
         lo = good + 1
-        if lo < first and not (ckpt and ckpt[0] >= good and lo > ckpt[0]):
+        if lo < first:
             # The node no longer stores the differing segment: restart from its checkpoint.
             self._divergence(
                 n,
@@ -827,6 +827,12 @@ class Aggregator:
                 first_bad = seq_of(rec)
                 break
         self._store(n, b"".join(theirs))
+        if first_bad is None and rep.broken is None:
+            # Every record of the suspect range equals the node's: nothing diverged in the
+            # copy; rebuild the replica from it and compare again at the next poll.
+            self._emit(n.name, "error", {"msg": f"{why}; records equal, replica rebuilt"})
+            self._rebuild(n)
+            return
         self._divergence(
             n, {"why": why, "segment": [lo, hi], "seq": first_bad, "fetched": len(theirs)}
         )

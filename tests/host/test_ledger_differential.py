@@ -79,7 +79,8 @@ def _native_micropython():
 
 MICROPYTHON = _micropython()
 NATIVE_MICROPYTHON, NATIVE_WHY_NOT = _native_micropython()
-N_EXAMPLES = 150
+# More for a deeper local run: AII_LEDGER_EXAMPLES=3000 pytest tests/host/test_ledger_differential.py
+N_EXAMPLES = int(os.environ.get("AII_LEDGER_EXAMPLES", "150"))
 
 # --- scenarios ---------------------------------------------------------------------------------
 
@@ -567,8 +568,8 @@ def _run_micropython(cases_list, exe=None, impl=FIRMWARE_AII):
     with tempfile.TemporaryDirectory() as tmp:
         cin = Path(tmp) / "cases.json"
         cout = Path(tmp) / "logs.json"
-        cin.write_text(json.dumps(cases_list))
-        cmd = [exe or MICROPYTHON, "-X", "heapsize=32M", str(DRIVER_DIR / "ledger_driver.py")]
+        cin.write_text("".join(json.dumps(c) + "\n" for c in cases_list))
+        cmd = [exe or MICROPYTHON, "-X", "heapsize=16M", str(DRIVER_DIR / "ledger_driver.py")]
         cmd += [str(impl), str(cin), str(cout)]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
@@ -576,7 +577,7 @@ def _run_micropython(cases_list, exe=None, impl=FIRMWARE_AII):
             f"micropython failed ({proc.returncode}) after {time.monotonic() - t0:.1f} s:\n"
             f"{proc.stdout}{proc.stderr}"
         )
-        return json.loads(cout.read_text())
+        return [json.loads(line) for line in cout.read_text().splitlines()]
 
 
 @pytest.mark.skipif(

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# micropython ledger_driver.py <impl> <cases.json> <logs.json>
+# micropython ledger_driver.py <impl> <cases.jsonl> <logs.jsonl>
 # Plays every case on a ledger module inside MicroPython, one log per case. <impl> is the folder
 # of the pure-Python _ledger.py (firmware/aii), or "_aii" for the native module of an AII build.
 import json
@@ -13,13 +13,12 @@ else:
     import _ledger as impl
 import ledger_runner
 
-with open(sys.argv[2]) as f:
-    cases = json.load(f)
-logs = []
-for case in cases:
-    try:
-        logs.append(ledger_runner.play(impl, case))
-    except Exception as e:  # noqa: BLE001 - a crash of the runner is a result: the diff shows it
-        logs.append([["crash", type(e).__name__, str(e)]])
-with open(sys.argv[3], "w") as f:
-    json.dump(logs, f)
+# One case per line in, one log per line out: the heap holds one case at a time.
+with open(sys.argv[2]) as cases, open(sys.argv[3], "w") as out:
+    for line in cases:
+        try:
+            log = ledger_runner.play(impl, json.loads(line))
+        except Exception as e:  # noqa: BLE001 - a crash of the runner is a result: the diff shows it
+            log = [["crash", type(e).__name__, str(e)]]
+        out.write(json.dumps(log))
+        out.write("\n")

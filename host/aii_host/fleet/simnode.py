@@ -62,13 +62,20 @@ Events = importlib.import_module("aii_node.events").Events
 
 
 class _Store:
-    """What proto needs of the node's store: the session is kept in memory."""
+    """What proto needs of the node's store (firmware/aii_node/store.py), in memory."""
 
-    def __init__(self):
+    def __init__(self, node):
+        self.node = node
         self.session = None
 
     def save_session(self, s):
         self.session = s
+
+    def read_journal(self):
+        return bytes(self.node.old + self.node.journal)
+
+    def read_file(self, name):
+        return self.node.ckpt if name == "ckpt.bin" else None
 
 
 class SimNode:
@@ -98,11 +105,12 @@ class SimNode:
             "offline_after": offline_after,
             "compact_at": compact_at,
         }
-        # The same digest on every simulated node (the name aside): one fleet, one config.
+        self.cfg_bytes = json.dumps(self.cfg, sort_keys=True).encode()
+        # What nodes set up alike share (firmware node.py common_digest): all but the name.
         shared = {k: v for k, v in self.cfg.items() if k != "node"}
-        self.cfg_bytes = json.dumps(shared, sort_keys=True).encode()
+        self._common = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()
         self.events = Events(32, offline_after)
-        self.store = _Store()
+        self.store = _Store(self)
         self.session = proto.Session(None)
         self.compact_at = compact_at
         self.flow_every = flow_every
@@ -112,6 +120,7 @@ class SimNode:
         self.uptime = 0
         self.ticks = 0
         self.journal = bytearray()  # records since the last checkpoint
+        self.old = bytearray()  # the records before it, kept one compaction period (journal.old)
         self.ckpt = b""
         self.write = None  # set by the fleet while a host is connected
         led = Ledger()
@@ -128,10 +137,12 @@ class SimNode:
         return self.ledger.info()[0]
 
     def persist(self):
+        # The node's Store.sync / compact: the checkpoint's SEAL closes the old journal.
         self.journal += self.ledger.journal()
         if len(self.journal) >= self.compact_at * RECORD:
             self.ckpt = self.ledger.checkpoint()
-            self.journal = bytearray(self.ledger.journal())  # the checkpoint's SEAL
+            self.old = self.journal + self.ledger.journal()
+            self.journal = bytearray()
 
     def account_id(self, name):
         try:
@@ -201,7 +212,7 @@ class SimNode:
         return {"accounts": accounts, "holds": holds, "digest": hexlify(led.digest()).decode()}
 
     def journal_range(self, lo, hi, limit):
-        data = self.journal
+        data = self.old + self.journal
         out, first, more = [], self.ledger_seq() + 1, False
         for i in range(0, len(data) - RECORD + 1, RECORD):
             seq = int.from_bytes(data[i : i + 4], "little")
@@ -219,6 +230,9 @@ class SimNode:
 
     def cfg_digest(self):
         return hashlib.sha256(self.cfg_bytes).hexdigest()[:32]
+
+    def common_digest(self):
+        return self._common[:32]
 
     def config_set(self, key, value):
         raise proto.ProtoError(fr.E_ARGS, "simulated nodes have a fixed config")

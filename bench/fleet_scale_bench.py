@@ -136,6 +136,11 @@ def run_size(n, seconds, hb, hz=10):
             },
             "records_per_s": round((rep1 - rep0) / wall),
             "lag_records": node_seq - rep1 if node_seq else None,
+            # How far behind the nodes the verified cut is, in time: records not yet copied
+            # over the rate they come in at.
+            "lag_s": round((node_seq - rep1) / ((rep1 - rep0) / wall), 3)
+            if node_seq and rep1 > rep0
+            else None,
             "online_at_end": online,
             "agg_cpu": round((cpu1 - cpu0) / wall, 2),
             "nodes_cpu": None
@@ -171,7 +176,7 @@ def main(argv=None):
         print(
             f"{n} nodes: verify p50 {v['p50']} / p99 {v['p99']} ms; verify_now p50 {w['p50']} / "
             f"p99 {w['p99']} ms; {r['records_per_s']} records/s; agg cpu {r['agg_cpu']}; "
-            f"nodes cpu {r['nodes_cpu']}; lag {r['lag_records']} records; "
+            f"nodes cpu {r['nodes_cpu']}; lag {r['lag_records']} records ({r['lag_s']} s); "
             f"{r['epochs']} epochs ({r['epochs_not_ok']} not ok)"
         )
     big = next((r for r in results if r.get("nodes") == 256 and "error" not in r), None)

@@ -34,6 +34,16 @@ except ImportError:  # CPython without the simulated board's time shim (unit tes
 VERSION = "0.1.0"
 CONFIG = "aii_node.json"
 SETTABLE = ("offline_after", "console_writes", "label")
+PER_NODE = ("node", "key", "label", "tcp_port", "tcp_host", "data_dir")
+
+
+def _canon(v):
+    # json.dumps with sorted keys at every level; MicroPython's json has no sort_keys.
+    if type(v) is dict:
+        return "{" + ",".join(json.dumps(k) + ":" + _canon(v[k]) for k in sorted(v)) + "}"
+    if type(v) is list:
+        return "[" + ",".join(_canon(x) for x in v) + "]"
+    return json.dumps(v)
 
 
 def _stdout_write(data):
@@ -277,6 +287,15 @@ class Node:
         import hashlib
 
         return hexlify(hashlib.sha256(self.cfg_bytes).digest()[:16]).decode()
+
+    def common_digest(self):
+        """Digest of the configuration without what differs per node by design (id, key,
+        label, network and folder), canonically serialised (sorted keys), so that a fleet
+        of nodes set up alike shares it (docs/fleet.md section 4)."""
+        import hashlib
+
+        cfg = {k: v for k, v in self.cfg.items() if k not in PER_NODE}
+        return hexlify(hashlib.sha256(_canon(cfg).encode()).digest()[:16]).decode()
 
     # ---- config ----
     def config_public(self):

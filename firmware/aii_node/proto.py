@@ -67,12 +67,16 @@ def _qty(node, args):
 
 # ---- commands: do_<name>(node, args) -> ok body ----
 def do_hello(node, args):
-    return {
+    out = {
         "proto": fr.VERSION,
         "node": node.node_id,
         "fw": node.fw_digest(),
         "cfg": node.cfg_digest(),
     }
+    common = getattr(node, "common_digest", None)  # stand-in nodes (simulations) may lack it
+    if common is not None:
+        out["common"] = common()
+    return out
 
 
 def do_status(node, args):

@@ -113,7 +113,10 @@ def test_three_nodes_one_loop(make_fleet):
         v = agg.verify_now()
         assert v.ok, v
         assert set(v.cut) == {"n1", "n2", "n3"}
-        assert not v.inconsistent.get("fw")  # the same firmware everywhere
+        # The same firmware everywhere, configurations alike but for ids and keys.
+        assert v.inconsistent == {}
+        hellos = [snap[n]["hello"] for n in ("n1", "n2", "n3")]
+        assert len({h["cfg"] for h in hellos}) == 3 and len({h["common"] for h in hellos}) == 1
     # The host's copy: every record from 1 on, no gaps, each with its CRC.
     for name in ("n1", "n2", "n3"):
         rows = records(env.db, name)

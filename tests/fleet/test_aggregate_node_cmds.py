@@ -142,3 +142,29 @@ def test_answers_fit_a_frame(tmp_path):
     r = one(node, nodekit.request(1, "seals", {}, key=None))
     assert r.kind == "ok" and r.body["more"] and len(r.body["seals"]) == 12
     assert len(host.encode(1, "ok", r.body)) <= host.MAX_FRAME  # encode() checks the size too
+
+
+def test_hello_common_digest(tmp_path):
+    """hello.common: alike for nodes that differ only in id, key and label, whatever the key
+    order of the file; different when the books differ."""
+    import json
+
+    hello = {}
+    for name, changes in [
+        ("a", {"node": "a", "key": "11" * 32}),
+        ("b", {"node": "b", "key": "22" * 32, "label": "roof"}),
+        ("c", {"node": "c", "key": "33" * 32, "compact_at": 99}),
+    ]:
+        d = tmp_path / name
+        d.mkdir()
+        node = nodekit.make_node(d, **changes)
+        hello[name] = ask(node, "hello", {}).body
+    assert hello["a"]["common"] == hello["b"]["common"] != hello["c"]["common"]
+    assert len({h["cfg"] for h in hello.values()}) == 3
+    # Reordered keys, same content: same digest.
+    d = tmp_path / "a2"
+    d.mkdir()
+    cfg = dict(reversed(list(dict(nodekit.CONFIG, node="z", key="44" * 32).items())))
+    (d / "aii_node.json").write_text(json.dumps(cfg))
+    node = nodekit.make_node(d)
+    assert ask(node, "hello", {}).body["common"] == hello["a"]["common"]

@@ -153,6 +153,12 @@ def test_fleet_consistency_flags_the_odd_digest(db, tmp_path):
     assert [a for a in alerts if a[1] == "inconsistent"] == [
         (None, "inconsistent", {"digest": "fw", "nodes": ["n3"]})
     ]
+    # With hello.common (the configuration without per-node fields) the odd one shows.
+    for n in hellos.values():
+        n["common"] = "same"
+    hellos["n2"]["common"] = "other"
+    r = v.epoch({n.name: n.rep for n in nodes}, hellos)
+    assert r.inconsistent == {"fw": ["n3"], "cfg": ["n2"]}
 
 
 def test_replica_restored_from_checkpoint_keeps_the_books(db, tmp_path):

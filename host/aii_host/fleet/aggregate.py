@@ -58,6 +58,10 @@ def open_db(path):
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(SCHEMA)
+    try:
+        db.execute("ALTER TABLE nodes ADD COLUMN reason TEXT")  # databases made before it
+    except sqlite3.OperationalError:
+        pass  # already there
     return db
 
 
@@ -479,7 +483,9 @@ class Aggregator:
     def _retry_later(self, n, why):
         n.backoff = min(self.backoff_max, max(self.hb / 2, n.backoff * 2))
         n.next_connect = time.monotonic() + n.backoff * random.uniform(0.8, 1.2)
-        n.reason = why
+        if why != n.reason:
+            n.reason = why
+            self._save_node(n)
 
     def _close(self, n):
         if n.link is not None:
@@ -861,6 +867,7 @@ class Aggregator:
     def _load(self, n):
         """Rebuilds the replica from the database (checkpoint base + stored records)."""
         self._rebuild(n)
+        self._save_node(n)
 
     def _rebuild(self, n):
         row = self.db.execute(
@@ -904,7 +911,7 @@ class Aggregator:
         self._w(
             """UPDATE nodes SET port=?, state=?, fw=?, cfg=?, node_id=?, seq=?, digest=?,
                replica_seq=?, last_rx=?, latency_ms=?, misses=?, tasks=?, totals=?, events=?,
-               updated=? WHERE name=?""",
+               updated=?, reason=? WHERE name=?""",
             (
                 n.spec.port,
                 n.state,
@@ -921,6 +928,7 @@ class Aggregator:
                 json.dumps(totals),
                 json.dumps([list(e) for e in list(n.events)[-5:]]),
                 time.time(),
+                n.reason,
                 n.name,
             ),
         )
@@ -928,6 +936,9 @@ class Aggregator:
     # -- verification --
 
     def _verify(self):
+        # Every row stays fresh while the loop runs, also of nodes it cannot reach: `aii
+        # status` then reads them instead of opening the ports itself.
+        self._w("UPDATE nodes SET updated = ?", (time.time(),))
         v = self.verifier.epoch(
             {n.name: n.replica for n in self.nodes.values()},
             {n.name: n.hello for n in self.nodes.values() if n.hello},

@@ -190,7 +190,7 @@ def _rows_from_db(db, fleet, max_age):
         r[0]: r
         for r in db.execute(
             "SELECT name, state, last_rx, latency_ms, misses, seq, replica_seq, totals, updated, "
-            "digest FROM nodes"
+            "reason FROM nodes"
         )
     }
     for spec in fleet.nodes:
@@ -204,6 +204,7 @@ def _rows_from_db(db, fleet, max_age):
             {
                 "name": spec.name,
                 "state": r[1],
+                "reason": r[9] if r[1] != "online" else "",
                 "last_heartbeat_s": None if r[2] is None else now - r[2],
                 "latency_ms": r[3],
                 "misses": r[4],
@@ -244,6 +245,7 @@ def _num(v, fmt="{:.0f}"):
 
 def _table(rows, verdict):
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
     qs = sorted({q for r in rows for q in (r.get("totals") or {})})
@@ -256,9 +258,10 @@ def _table(rows, verdict):
     for r in rows:
         state = r["state"]
         style = {"online": "green", "offline": "red"}.get(state, "yellow")
+        why = r.get("reason") if state != "online" else ""
         t.add_row(
             r["name"],
-            f"[{style}]{state}[/]",
+            f"[{style}]{state}[/]" + (f" ({escape(why[:60])})" if why else ""),
             _num(r.get("last_heartbeat_s"), "{:.1f} s"),
             _num(r.get("latency_ms"), "{:.1f} ms"),
             _num(r.get("misses")),
@@ -284,6 +287,10 @@ def _table(rows, verdict):
     word = "[green]OK[/]" if ok else "[red]VIOLATION[/]" if ok is False else "no epoch yet"
     res = verdict.get("residuals") or []
     lines = [f"verdict: {word}, epoch {verdict.get('epoch')}"]
+    behind = [r["name"] for r in rows if not r.get("synced")]
+    if behind:
+        # The verdict covers the cut the host holds; these nodes may be ahead of it.
+        lines.append(f"  not in sync (verified up to the host's copy): {', '.join(behind)}")
     for node, q, d in res:
         lines.append(f"  residual: node {node}, quantity {q}, delta {d:+d}")
     if verdict.get("inconsistent"):

@@ -63,9 +63,9 @@ class Board:
     def __init__(self, base, name, cfg, tcp):
         self.base, self.name, self.cfg, self.tcp = base, name, cfg, tcp
         self.key = bytes.fromhex(cfg["key"])
-        # tcp None: the board's pseudo terminal (a new one at each start).
-        self.port = f"tcp:127.0.0.1:{tcp}" if tcp else None
+        # tcp None: the board's pseudo terminal, named by its folder (a new pty at each start).
         self.dir = vboard.board_dir(name, base)
+        self.port = f"tcp:127.0.0.1:{tcp}" if tcp else f"vboard:{self.dir}"
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "aii_node.json").write_text(json.dumps(cfg))
         self.log = base / f"{name}.log"
@@ -74,8 +74,6 @@ class Board:
     def start(self):
         if self.proc is None:
             self.proc = vboard.spawn(self.name, base=self.base, tcp=self.tcp, log=self.log)
-            if not self.tcp:
-                self.port = self.proc.port
         return self
 
     def stop(self):

@@ -273,10 +273,11 @@ def test_cli_aggregate_and_status(make_fleet, capsys):
 
 
 def test_serial_ports(make_fleet):
-    """The same loop over serial lines (the boards' pseudo terminals, opened with pyserial)."""
+    """The same loop over serial lines: the boards' pseudo terminals opened with pyserial,
+    named "vboard:DIR" in the fleet file so that a restarted board (a new pty) is found."""
     env = make_fleet(2, pty=True)
-    assert all(b.port.startswith("/dev/") for b in env.boards.values())
-    with Aggregator(env.path) as agg:
+    assert all(b.port.startswith("vboard:") for b in env.boards.values())
+    with Aggregator(env.path, backoff_max=0.5) as agg:
         agg.wait_synced(20)
         r = agg.client("n1").request("transfer", MOVE)
         snap = agg.wait_seq("n1", r["seq"])
@@ -285,3 +286,7 @@ def test_serial_ports(make_fleet):
         env.boards["n2"].stop()  # the pty goes away with the board
         agg.wait(lambda s: s["n2"]["state"] == "offline", 5, "n2 offline")
         assert agg.snapshot()["n1"]["state"] == "online"
+        env.boards["n2"].start()
+        agg.wait_synced(20)
+        assert env.boards["n2"].proc.port.startswith("/dev/")
+        assert agg.snapshot()["n2"]["reconnects"] >= 1

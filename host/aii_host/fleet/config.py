@@ -7,7 +7,7 @@ each node's name, port and key.
     heartbeat_s = 0.5
     [[node]]
     name = "n1"
-    port = "/dev/ttyACM0"      # or a vboard pty, or "tcp:127.0.0.1:7001"
+    port = "/dev/ttyACM0"      # or "tcp:127.0.0.1:7001", or "vboard:ID" / "vboard:DIR"
     key = "<64 hex>"           # or key_file = "n1.key"
 
 Errors name the file, the line of the `[[node]]` table (tomllib gives no positions for values,
@@ -110,7 +110,10 @@ def _spec(i, t, base, line, path, text):
             raise FleetConfigError(
                 f"{at('key_file')}: cannot read {kf}: {e.strerror or e}"
             ) from None
-    return NodeSpec(t["name"], t["port"], key)
+    port = t["port"]
+    if port.startswith("vboard:") and "/" in port and not Path(port[7:]).is_absolute():
+        port = "vboard:" + str(base / port[7:])  # a board folder relative to the fleet file
+    return NodeSpec(t["name"], port, key)
 
 
 def loads(text, path="<fleet>", base=None):

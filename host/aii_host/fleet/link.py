@@ -18,8 +18,36 @@ class LinkError(TransportError):
     """The link failed or closed."""
 
 
+def vboard_port(spec):
+    """The pty of the simulated board `spec` ("vboard:ID" in the default boards folder, or
+    "vboard:/path/to/its/folder"), read from its vboard.json at each connect: a board's pty
+    changes when it is started again, its folder does not."""
+    import json
+    from pathlib import Path
+
+    from .. import vboard
+
+    what = spec[len("vboard:") :]
+    d = Path(what) if "/" in what else vboard.board_dir(what)
+    try:
+        info = json.loads((d / "vboard.json").read_text())
+    except (OSError, ValueError):
+        raise LinkError(f"simulated board {what} is not running (no {d / 'vboard.json'})") from None
+    port, pid = info.get("port"), info.get("pid")
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        raise LinkError(f"simulated board {what} is not running (pid {pid} gone)") from None
+    if not port:
+        raise LinkError(f"simulated board {what}: no port in {d / 'vboard.json'}")
+    return port
+
+
 def parse_port(port):
-    """("tcp", host, port) or ("serial", device, None), as aii_host.transport.open_transport."""
+    """("tcp", host, port) or ("serial", device, None), as aii_host.transport.open_transport;
+    "vboard:ID|DIR" names a simulated board's current pty."""
+    if port.startswith("vboard:"):
+        port = vboard_port(port)
     if port.startswith("tcp:"):
         host, _, num = port[4:].rpartition(":")
         return "tcp", host or "127.0.0.1", int(num)
@@ -35,7 +63,7 @@ class Link:
 
     def __init__(self, port, baudrate=115200):
         self.port = port
-        self.kind, self.host, self.num = parse_port(port)
+        self.kind, self.host, self.num = None, None, None
         self.baudrate = baudrate
         self.connecting = False
         self._ser = None
@@ -44,6 +72,7 @@ class Link:
         self.out = bytearray()  # bytes waiting for the link to accept them
 
     def open(self):
+        self.kind, self.host, self.num = parse_port(self.port)
         if self.kind == "tcp":
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)

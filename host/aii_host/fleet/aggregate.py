@@ -38,6 +38,8 @@ from .replica import RECORD, Replica, ReplicaError, chain_of, segment_hashes, se
 
 MISSED = 3  # heartbeat periods without a frame before a node is offline
 COMMIT_S = 0.05  # longest a write waits for its commit
+TICK_S = 0.01  # while answers flow, deadlines are checked at least this often
+SAVE_S = 1.0  # a node's row in `nodes` is rewritten at most this often (state changes at once)
 TASKS_EVERY = 10  # polls between two `tasks` reads (deadline misses for the operator view)
 _DAMAGED = (fr.E_FRAME, fr.E_CRC, fr.E_TOO_LONG)
 
@@ -73,6 +75,7 @@ class _Req:
     __slots__ = (
         "data",
         "deadline",
+        "first",
         "future",
         "gen",
         "kind",
@@ -87,7 +90,7 @@ class _Req:
         self.data, self.seq, self.kind = data, seq, kind
         self.timeout, self.retries, self.tries = timeout, retries, 0
         self.future, self.gen = future, gen
-        self.deadline = self.t0 = 0.0
+        self.deadline = self.t0 = self.first = 0.0
 
 
 class NodeState:
@@ -121,6 +124,7 @@ class NodeState:
         self.synced = False  # replica digest equals the node's at the node's last status
         self.plain_seq = random.randrange(2**30, 2**31 - 2**24)
         self.auth_next = None  # next signed seq for this node's clients (LoopClient)
+        self.saved = 0.0  # when its `nodes` row was last written
 
     def next_plain(self):
         self.plain_seq += 1
@@ -357,11 +361,23 @@ class Aggregator:
             self._sel.close()
 
     def _loop(self):
+        tick = 0.0  # the earliest node deadline, as of the last pass over the nodes
         while not self._stop:
             now = time.monotonic()
-            self._timers(now)
-            timeout = self._timeout(time.monotonic())
-            for key, mask in self._sel.select(timeout):
+            if now >= tick:
+                # A pass over every node costs O(nodes): made when a deadline is due, not at
+                # every answer (a big fleet answers thousands of times per second).
+                self._timers(now)
+                tick = now + self._timeout(time.monotonic())
+            self._drain_inbox()
+            wait = min(tick, self._next_verify) - time.monotonic()
+            if self.db.in_transaction:
+                wait = min(wait, self._last_commit + COMMIT_S - time.monotonic())
+            ready = self._sel.select(max(0.0, wait))
+            if ready:
+                # Answers start new requests (and their deadlines): look again soon.
+                tick = min(tick, time.monotonic() + TICK_S)
+            for key, mask in ready:
                 n = key.data
                 if n is None:
                     try:
@@ -413,7 +429,8 @@ class Aggregator:
             else:
                 if n.cur is not None:
                     t = min(t, n.cur.deadline)
-                t = min(t, n.last_rx + MISSED * self.hb)
+                if n.cur is not None:
+                    t = min(t, max(n.last_rx, n.cur.first) + MISSED * self.hb)
                 if n.state == "online":
                     t = min(t, n.next_poll)
         t = min(t, self._next_verify)
@@ -431,12 +448,31 @@ class Aggregator:
                 self._timed_out(n)
                 if n.link is None:
                     continue
-            if now - n.last_rx > MISSED * self.hb:
+            if self._silent(n, now):
                 self._lost(n, f"no frame for {MISSED} heartbeat periods")
                 continue
             if n.state == "online" and n.gen is None and now >= n.next_poll:
                 n.next_poll = now + self.hb
                 self._run_gen(n, self._poll(n))
+
+    def _silent(self, n, now):
+        """True when the node missed MISSED heartbeat periods: no frame for that long while
+        we were waiting on it (a request out that long, or a connect). A host that is late
+        itself (a big fleet, a busy machine) neither asked nor read: that is not the node's
+        silence, so what the link holds is read before deciding."""
+        limit = MISSED * self.hb
+        if now - n.last_rx <= limit:
+            return False
+        waiting = n.link.connecting or (n.cur is not None and now - n.cur.first > limit)
+        if not waiting:
+            return False
+        try:
+            data = n.link.recv()
+        except LinkError:
+            return True
+        if data:
+            self._readable(n, data)
+        return n.link is not None and time.monotonic() - n.last_rx > limit
 
     def _drain_inbox(self):
         while self._inbox:
@@ -598,6 +634,8 @@ class Aggregator:
     def _write(self, n, req):
         req.tries += 1
         req.t0 = time.monotonic()
+        if req.tries == 1:
+            req.first = req.t0
         req.deadline = req.t0 + req.timeout
         try:
             n.link.send(req.data)
@@ -644,6 +682,7 @@ class Aggregator:
         self._emit(
             n.name, "online", {"fw": h.get("fw"), "cfg": h.get("cfg"), "node": h.get("node")}
         )
+        self._save_node(n)
         yield from self._poll(n)
 
     def _poll(self, n):
@@ -659,7 +698,7 @@ class Aggregator:
         if n.polls % TASKS_EVERY == 1:
             n.tasks = (yield ("tasks", {})).get("tasks")
         yield from self._catch_up(n, st)
-        self._save_node(n)
+        self._save_node(n, force=False)
 
     def _events(self, n):
         while True:
@@ -897,7 +936,11 @@ class Aggregator:
             pass  # rep.broken is set; the next poll localizes it against the node
         n.synced = False
 
-    def _save_node(self, n):
+    def _save_node(self, n, force=True):
+        now = time.monotonic()
+        if not force and now - n.saved < SAVE_S:
+            return
+        n.saved = now
         st = n.status or {}
         h = n.hello or {}
         rep = n.replica

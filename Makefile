@@ -117,7 +117,7 @@ check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
-demo: $(SETUP) ## Run the scheduler demo on the host (`aii demo`)
+demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`)
 	@if [ -x $(VENV)/bin/aii ]; then \
 		$(VENV)/bin/aii demo; \
 	else \

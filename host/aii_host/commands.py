@@ -158,61 +158,93 @@ def _demo_node_config(name, battery, key):
 
 
 def _node_demo(console):
-    """Two simulated boards running firmware/aii_node: status, then a two-phase transfer of
-    25 Wh from one node's battery to the other's (hold + prepare, then commit on both)."""
+    """Three simulated boards running firmware/aii_node, aggregated by one host loop
+    (aii_host.fleet): the fleet table, a two-phase transfer of 25 Wh between two nodes through
+    the coordinator, then a deliberately injected violation (a credit settled on one node with
+    a txid the coordinator never committed: quantity created) found, located and isolated."""
     import json
     import secrets
     import tempfile
     from pathlib import Path
 
     from . import vboard
-    from .client import NodeClient
-    from .ledger import DEC, fx_format
+    from .fleet import config as fleet_config
+    from .fleet.aggregate import Aggregator
+    from .fleet.audit import Audit
+    from .fleet.cli_agg import _rows_from_snapshot, _snapshot_with_totals, _table
+    from .fleet.coord import CoordError, Coordinator
 
-    console.rule("simulated nodes (aii vboard) running firmware/aii_node")
+    console.rule("a fleet of simulated nodes (aii vboard) running firmware/aii_node")
+    nodes = (("north", "500.000"), ("south", "100.000"), ("east", "250.000"))
     with tempfile.TemporaryDirectory() as td:
-        boards, clients = [], {}
+        boards, specs = [], []
         try:
-            for name, battery in (("north", "500.000"), ("south", "100.000")):
+            for name, battery in nodes:
                 key = secrets.token_bytes(32)
                 d = Path(td) / name
                 d.mkdir()
                 (d / NODE_CONFIG).write_text(json.dumps(_demo_node_config(name, battery, key)))
                 b = vboard.spawn(name, base=td, log=Path(td) / (name + ".log"))
                 boards.append(b)
-                t = _open_port(b.port)
-                clients[name] = (NodeClient(t, key=key, timeout=3.0), b.port)
-            for c, _port in clients.values():
-                _wait_hello(c)
-            time.sleep(0.5)  # let the meters run a few jobs
-            for name, (c, port) in clients.items():
-                _print_node(console, c, port)
-            n, s = clients["north"][0], clients["south"][0]
-            amount, txid = 25_000, secrets.randbits(63)
+                specs.append((name, b.port, key))
+            fleet_file = Path(td) / "fleet.toml"
+            fleet_file.write_text(fleet_config.dumps("fleet.db", 0.5, specs))
+            console.print(f"fleet file {fleet_file.name}: {', '.join(n for n, _ in nodes)}")
+            with Aggregator(str(fleet_file)) as agg:
+                agg.wait_synced(timeout=30)
 
-            def batteries():
-                return tuple(fx_format(c.balances()["battery"], DEC(3)) for c in (n, s))
+                def caught_up():
+                    # Each node's journal seq now, then its replica at least that far: the
+                    # table shows what the nodes hold at this moment, not at the last poll.
+                    for n in agg.names():
+                        agg.wait_seq(n, agg.client(n).request("status")["seq"])
 
-            console.print(f"batteries before: north {batteries()[0]} Wh, south {batteries()[1]} Wh")
-            n.hold(txid, "battery", "Wh", amount)
-            s.prepare(txid, "battery", "Wh", amount)
-            console.print(f"tx {txid}: north holds 25.000 Wh in escrow, south prepares the credit")
-            n.commit_tx(txid)
-            s.commit_tx(txid)
-            console.print("both committed: north's escrow left as outflow, south's credit came in")
-            console.print(
-                f"batteries after:  north {batteries()[0]} Wh, south {batteries()[1]} Wh "
-                "(the meters keep moving 0.010 Wh to each load every 100 ms)"
-            )
-            for name, (c, _port) in clients.items():
-                st = c.status()
+                def show(title):
+                    caught_up()
+                    verdict = agg.verify_now()
+                    snap = _snapshot_with_totals(agg)
+                    console.rule(title)
+                    console.print(_table(_rows_from_snapshot(snap, verdict), verdict.to_json()))
+                    return verdict
+
+                show("aggregated: every node online, its journal copied and replayed on the host")
+                coord = Coordinator(agg.db_path, {n: agg.client(n) for n in agg.names()})
+                r = coord.transfer("north", "battery", "south", "battery", "Wh", 25_000)
                 console.print(
-                    f"{name}: ledger seq {st['seq']}, digest {st['digest']}, "
-                    f"uptime {st['uptime_ms']} ms, errors {st['errors']}"
+                    f"transfer north:battery -> south:battery 25.000 Wh: tx {r.txid} {r.state} "
+                    "(hold + prepare journaled on both nodes, decision logged, commit on both)"
                 )
+                show("after the two-phase transfer: the fleet balance equation holds exactly")
+
+                # The injected fault: a credit on `east` settled with a txid the coordinator
+                # never logged, as a node with a forged or replayed commit would do.
+                rogue = secrets.randbits(62) | 1
+                east = agg.client("east")
+                east.request(
+                    "prepare",
+                    {"txid": rogue, "account": "battery", "quantity": "Wh", "amount": 7_000},
+                )
+                seq = east.request("commit_tx", {"txid": rogue})["seq"]
+                console.print(
+                    f"[yellow]injected:[/] east settles a 7.000 Wh credit for tx {rogue}, "
+                    "which the coordinator never committed"
+                )
+                agg.wait_seq("east", seq)
+                v = show("the violation, found at the next epoch")
+                for node, q, delta in v.residuals:
+                    console.print(f"[red]violation[/]: node {node}, quantity {q}, delta {delta:+d}")
+                try:
+                    coord.transfer("north", "battery", "east", "battery", "Wh", 1_000)
+                except CoordError as e:
+                    console.print(f"a new transfer to east is refused: {e}")
+                rep = Audit(agg.db_path).verify()
+                console.print(
+                    f"audit trail: {rep.count} records, hash chain "
+                    + ("intact" if rep.ok else f"BROKEN at seq {rep.bad_seq}")
+                    + " (aii audit verify)"
+                )
+                coord.close()
         finally:
-            for c, _port in clients.values():
-                c.t.close()
             for b in boards:
                 b.stop()
     return 0

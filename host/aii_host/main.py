@@ -49,11 +49,13 @@ _COMMANDS = {
         commands.do_demo,
         _args_sched_demo,
         1.0,
-        "short end-to-end demo: the scheduler, then two simulated nodes",
+        "short end-to-end demo: the scheduler, then a fleet of three simulated nodes",
         (
-            "Runs the scheduler demo for a short time, then starts two simulated boards running\n"
-            "firmware/aii_node, prints their status and moves 25 Wh from one to the other with a\n"
-            "two-phase transfer (hold and prepare, then commit on both)."
+            "Runs the scheduler demo for a short time, then starts three simulated boards running\n"
+            "firmware/aii_node, aggregates them (aii_host.fleet: journals copied and replayed on\n"
+            "the host, the fleet balance equation verified exactly), moves 25 Wh between two of\n"
+            "them with a two-phase transfer, then injects a violation (a credit the coordinator\n"
+            "never committed) and shows it found, located and the node isolated."
         ),
     ),
 }

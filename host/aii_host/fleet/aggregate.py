@@ -699,6 +699,8 @@ class Aggregator:
             n.acked = 0
             n.ev_seen.clear()
         n.status = st
+        if st.get("seq") != n.replica.seq or st.get("digest") != n.replica.digest().hex():
+            n.synced = False  # until the copy has caught up with this status
         n.polls += 1
         if st.get("events", 0) > n.acked:
             yield from self._events(n)

@@ -166,15 +166,26 @@ def test_replica_restored_from_checkpoint_keeps_the_books(db, tmp_path):
     checkpoint: the skipped range is absorbed into the baseline, later settles still count."""
     v = verify.Verifier(db, tmp_path / "fleet.db")
     n1, n2 = Node("n1"), Node("n2")
+    # A committed transfer n1 -> n2 the host saw (its settles matched) ...
+    tx(db, 3, "n1", "n2", 70, "committed")
+    n1.led.hold(3, n1.a, n1.q, 70)
+    n2.led.prepare(3, n2.b, n2.q, 70)
+    n1.led.settle(3)
+    n2.led.settle(3)
     assert epoch(v, [n1, n2]).ok
+    # ... then records the host never sees, and a new baseline from the checkpoint (as the
+    # aggregator does: the replica restores, the verifier resets the node's books).
     for _ in range(40):
         n1.led.transfer(n1.a, n1.b, n1.q, 1)
-    n1.led.journal()  # the host never sees these records
+    n1.led.journal()
     n1.rep.restore(n1.led.checkpoint())
+    v.reset("n1")
     n1.led.journal()  # the SEAL checkpoint() wrote
     assert n1.rep.digest() == n1.led.digest() and n1.rep.gaps
     r = epoch(v, [n1, n2])
     assert r.ok and r.gaps["n1"] == n1.rep.gaps
+    # n1's baseline absorbed its past (its debit of 70 included): the equation still holds.
+    assert r.totals["Wh"]["lhs"] == r.totals["Wh"]["rhs"] == 2000 - 70
     n1.led.prepare(11, n1.b, n1.q, 9)
     n1.led.settle(11)
     assert epoch(v, [n1, n2]).residuals == [("n1", "Wh", 9)]

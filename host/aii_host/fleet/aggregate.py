@@ -805,7 +805,7 @@ class Aggregator:
         rep.restore(ckpt)
         self._save_base(n, ckpt)
         if self.verifier is not None:
-            self.verifier.rebased(n.name)
+            self.verifier.reset(n.name)  # a new baseline: local sums start again at 0
         if len(rep.gaps) > gaps:
             self._emit(n.name, "gap", {"from": rep.gaps[-1][0], "to": rep.gaps[-1][1]})
 

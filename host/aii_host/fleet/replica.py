@@ -207,22 +207,20 @@ class Replica:
 
     def restore(self, ckpt):
         """Continues from a node checkpoint (the host's copy fell behind a compaction, or it
-        starts on a node that compacted before it was watched). What the skipped records did
-        is absorbed into the baseline: `local` carries over unchanged, and the skipped range is
-        noted in `gaps` (its settles cannot be checked one by one)."""
+        starts on a node that compacted before it was watched): a new baseline. What the
+        skipped records did is absorbed into `opening` so that `local` starts again at 0 (the
+        verifier resets this node's books with it), and the skipped range is noted in `gaps`:
+        its settles cannot be checked one by one."""
         try:
             led = _ledger.Ledger.restore(ckpt)
         except AIIError as e:
             raise ReplicaError(f"{self.name}: node checkpoint: {e}") from None
-        old = {q: self.local(q) for q in self.quantities()}
         seq, chain = chain_of(ckpt)
         if seq > self.seq:
             self.gaps.append((self.seq + 1, seq))
         self.led, self.pending, self.broken, self._qnames = led, b"", None, None
         self._bh_seq = None
+        self.new_settles = []
         self.base_seq, self.base_chain = seq, chain
         for q in self.quantities():
-            # opening such that local(q) == old local (0 for a quantity not seen before)
-            self.opening[q] = (
-                self.bal_held(q) - self.bin.get(q, 0) + self.bout.get(q, 0) - old.get(q, 0)
-            )
+            self.opening[q] = self.bal_held(q) - self.bin.get(q, 0) + self.bout.get(q, 0)

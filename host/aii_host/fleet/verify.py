@@ -125,11 +125,9 @@ class Verifier:
     # -- node books --
 
     def reset(self, node):
-        """The node's replica was rebuilt from its base: its settles come again."""
+        """The node's replica was rebuilt from its base (its settles come again) or took a
+        new baseline (a checkpoint): its books start again."""
         self.books[node] = _Books()
-
-    def rebased(self, node):
-        """The replica continued from a checkpoint; its earlier books stay valid."""
 
     # -- the coordinator's log --
 

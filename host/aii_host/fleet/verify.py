@@ -318,7 +318,12 @@ class Verifier:
             (time.time(), node, kind, quantity, delta, json.dumps(data), self.epoch_no),
         )
         self._audit_append("violation", row)
-        self.isolate(node, f"{kind} {quantity or ''} {delta:+d}".replace("  ", " "))
+        if kind == "divergence":
+            at = data.get("seq") or data.get("segment") or data.get("why", "")
+            reason = f"divergence at {at}"
+        else:
+            reason = f"{kind} {quantity} {delta:+d}"
+        self.isolate(node, reason)
         return True
 
     def isolate(self, node, reason):

@@ -349,7 +349,13 @@ class Aggregator:
             return
         self._ready.set()
         try:
-            self._loop()
+            while not self._stop:
+                try:
+                    self._loop()
+                except Exception as e:  # noqa: BLE001 - the loop serves every node: keep it
+                    # alive (e.g. the database busy past its timeout), say so, go on.
+                    self._emit(None, "error", {"msg": f"aggregator loop: {type(e).__name__}: {e}"})
+                    time.sleep(min(1.0, self.hb))
         finally:
             for n in self.nodes.values():
                 self._close(n)
@@ -669,7 +675,7 @@ class Aggregator:
         except StopIteration:
             n.gen = None
             return
-        except (AIIError, ValueError, KeyError, TypeError) as e:
+        except (AIIError, ValueError, KeyError, TypeError, sqlite3.Error) as e:
             n.gen = None
             self._emit(n.name, "error", {"msg": f"{type(e).__name__}: {e}"})
             return

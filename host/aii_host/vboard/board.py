@@ -199,8 +199,8 @@ def main(argv=None):
     sys.stdin = _Stdin(0)
     sys.stdout = _Stdout(1)
     os.chdir(a.dir)
-    # As on a board: the filesystem first, then the frozen firmware. The stand-ins go before
-    # the firmware because compat/aii.py must shadow firmware/aii (see compat/aii.py).
+    # As on a board: the filesystem first, then the built-in modules (the stand-ins, `_aii`),
+    # then the frozen firmware.
     here = os.path.abspath(os.path.dirname(__file__))
     sys.path[:] = [a.dir, COMPAT, os.path.abspath(a.firmware)] + [
         x for x in sys.path if x not in ("", ".", here, os.getcwd())

@@ -9,7 +9,7 @@
 #include "shared/runtime/pyexec.h"
 
 #ifndef AII_RAMDISK_SIZE
-#define AII_RAMDISK_SIZE (64 * 1024)
+#define AII_RAMDISK_SIZE (256 * 1024)
 #endif
 
 // Outside the GC heap so that the filesystem survives a soft reset (Ctrl-D); zeroed only at

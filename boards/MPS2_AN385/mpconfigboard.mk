@@ -13,4 +13,4 @@ MICROPY_VFS_LFS2 = 1
 # ports/qemu's main.c runs no boot script; mp_init() calls this hook instead (board.c).
 SRC_C += $(abspath $(BOARD_DIR))/board.c
 CFLAGS += -DMICROPY_PORT_INIT_FUNC='do { extern void aii_board_init(void); aii_board_init(); } while (0)'
-CFLAGS += -DAII_RAMDISK_SIZE='(64 * 1024)'
+CFLAGS += -DAII_RAMDISK_SIZE='(256 * 1024)'

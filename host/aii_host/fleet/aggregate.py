@@ -677,11 +677,21 @@ class Aggregator:
             return
         except (AIIError, ValueError, KeyError, TypeError, sqlite3.Error) as e:
             n.gen = None
+            if n.state != "online":
+                # No hello: nothing polls this link; connect again (with backoff).
+                self._lost(n, f"no hello: {e}")
+                return
+            if isinstance(e, NodeTimeout):
+                # MISSED tries of a heartbeat period each, no answer: the node is silent.
+                self._lost(n, f"no answer for {self.offline_s:g} s")
+                return
             self._emit(n.name, "error", {"msg": f"{type(e).__name__}: {e}"})
             return
         seq = n.next_plain()
-        t = max(1.0, 2 * self.hb)
-        req = _Req(fr.encode(seq, kind, body), seq, kind, t, 1, gen=gen)
+        # MISSED tries, each one heartbeat period (offline_s / MISSED): a lost frame is sent
+        # again well before the node would count as offline.
+        t = self.offline_s / MISSED
+        req = _Req(fr.encode(seq, kind, body), seq, kind, t, MISSED - 1, gen=gen)
         n.queue.appendleft(req)  # the conversation goes before queued client requests
         self._send_next(n)
 

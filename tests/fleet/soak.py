@@ -265,6 +265,21 @@ def check(boards, db, agg=None):
     return violations, {"in_doubt": in_doubt, "in_flight": in_flight, "held": held}
 
 
+def _abort_reasons(conn):
+    """{reason: count} of the aborted transfers, numbers left out so that alike ones group."""
+    import re
+
+    out = {}
+    try:
+        q = "SELECT n.reason FROM tx JOIN tx_note n USING (txid) WHERE tx.state = 'aborted'"
+        for (why,) in conn.execute(q):
+            key = re.sub(r"\d+", "N", (why or "?").split(";")[0])[:80]
+            out[key] = out.get(key, 0) + 1
+    except sqlite3.OperationalError:
+        pass  # no tx_note table in this coordinator version
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def _count(db):
     """Transfers in the coordinator log (0 before the coordinator created it)."""
     try:
@@ -292,9 +307,10 @@ def _synced(agg, fig):
 
     try:
         agg.wait_synced(timeout=60)
-    except (AggregatorError, TimeoutError):
+    except (AggregatorError, TimeoutError) as e:
         # Reported, not fatal: the checks below still read every node through it.
         fig["unsynced"] += 1
+        fig.setdefault("unsynced_detail", []).append(str(e)[:400] or type(e).__name__)
 
 
 def _verify(agg, fig):
@@ -454,15 +470,16 @@ def run(
             if state in ("committed", "aborted"):
                 report[state] = n
         report["transfers"] = conn.execute("SELECT COUNT(*) FROM tx").fetchone()[0]
+        report["abort_reasons"] = _abort_reasons(conn)
         if agg is not None:
             # Every epoch the aggregator verified, also mid-batch with transfers in flight.
             ms = [r[0] for r in conn.execute("SELECT ms FROM epochs")]
             bad = conn.execute("SELECT COUNT(*) FROM epochs WHERE ok = 0").fetchone()[0]
-            nviol = conn.execute("SELECT COUNT(*) FROM violations").fetchone()[0]
+            rows = conn.execute("SELECT kind, node, quantity, delta, data FROM violations")
             report["verifier"].update(
                 epochs=len(ms),
                 epochs_not_ok=bad,
-                violation_rows=nviol,
+                violation_rows=[list(r) for r in rows],
                 verify_ms_p50=_pct(ms, 50),
                 verify_ms_p99=_pct(ms, 99),
             )

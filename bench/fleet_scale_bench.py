@@ -44,7 +44,8 @@ def _fleet_proc(n, hz, conn):
 
     f = SimFleet(n, hz=hz).start()
     conn.send(f.ports)
-    conn.recv()  # until the parent says stop
+    while conn.recv() == "mark":  # the node side's records at the start of the window
+        conn.send(f.call(lambda: sum(v.ledger_seq() for v in f.nodes.values())))
     seqs = f.call(lambda: {k: v.ledger_seq() for k, v in f.nodes.items()})
     conn.send({"seqs": seqs, "busy_s": f.busy_s, "frames": f.frames})
     f.stop()
@@ -86,6 +87,8 @@ def run_size(n, seconds, hb, hz=10):
             snap = agg.snapshot()
             rep0 = sum(r["replica_seq"] or 0 for r in snap.values())
             e0 = agg.verdict.epoch if agg.verdict else 0
+            parent.send("mark")
+            node_seq0 = parent.recv()
             cpu0, cpu_nodes0, w0 = _cpu_self(), _cpu_of(proc.pid), time.monotonic()
             load0 = os.getloadavg()[0]
             lat, bad = [], 0
@@ -135,6 +138,7 @@ def run_size(n, seconds, hb, hz=10):
                 "max": _pct(lat, 100),
             },
             "records_per_s": round((rep1 - rep0) / wall),
+            "node_records_per_s": round((node_seq - node_seq0) / wall) if node_seq else None,
             "lag_records": node_seq - rep1 if node_seq else None,
             # How far behind the nodes the verified cut is, in time: records not yet copied
             # over the rate they come in at.
@@ -175,8 +179,9 @@ def main(argv=None):
         v, w = r["verify_ms"], r["verify_now_ms"]
         print(
             f"{n} nodes: verify p50 {v['p50']} / p99 {v['p99']} ms; verify_now p50 {w['p50']} / "
-            f"p99 {w['p99']} ms; {r['records_per_s']} records/s; agg cpu {r['agg_cpu']}; "
-            f"nodes cpu {r['nodes_cpu']}; lag {r['lag_records']} records ({r['lag_s']} s); "
+            f"p99 {w['p99']} ms; {r['records_per_s']} records/s (nodes "
+            f"{r['node_records_per_s']}); agg cpu {r['agg_cpu']}; nodes cpu {r['nodes_cpu']}; "
+            f"lag {r['lag_records']} records ({r['lag_s']} s); "
             f"{r['epochs']} epochs ({r['epochs_not_ok']} not ok)"
         )
     big = next((r for r in results if r.get("nodes") == 256 and "error" not in r), None)

@@ -1201,11 +1201,25 @@ class Ledger:
             p += _HOLD_SIZE
         self._seq = seq
         self._chain = b[12:_HEAD_SIZE]
-        # The CRC catches accidents; these keep a crafted blob from indexing out of bounds.
-        for x in self._acct:
-            if x[1] >= nq:
+        # The CRC catches accidents; these refuse a crafted blob anything replay() would
+        # refuse (so every restored state is one the operations can reach).
+        names = []
+        for x in self._qty:
+            if x[0][0] == 0 or _den(x[1]) is None or x[0] in names:
                 return False
-        for h in self._hold:
-            if h[1] != 0 and h[2] >= na:
+            names.append(x[0])
+        names = []
+        for x in self._acct:
+            if x[1] >= nq or x[0][0] == 0 or x[2] & ~_NON_NEGATIVE or x[0] in names:
+                return False
+            if x[2] & _NON_NEGATIVE and x[3] < 0:
+                return False
+            names.append(x[0])
+        # Holds are in the first slots in the blob's order: ascending (hence unique) txids.
+        for i in range(nh):
+            h = self._hold[i]
+            if h[1] <= 0 or h[2] >= na or (h[3] != HOLD and h[3] != CREDIT):
+                return False
+            if i > 0 and h[0] <= self._hold[i - 1][0]:
                 return False
         return self._verify() == _OK

@@ -240,3 +240,56 @@ def test_docs_examples_run_as_written(capsys):
         assert "import aii_host as a" in code
         exec(compile(code, "docs/ledger.md#5", "exec"), {})  # noqa: S102 (our own docs)
         assert capsys.readouterr().out == out
+
+
+# ---- crafted checkpoints: the CRC and the balance equation check out, the contents do not ----
+
+_HEAD, _QTY, _ACCT, _HOLD = 28, 61, 22, 19
+
+
+def _crafted_base():
+    led = a.Ledger()
+    wh = led.add_quantity("Wh", digits=3)
+    led.open("bat", wh, initial=5000)
+    led.open("load", wh, non_negative=False)
+    led.transfer(1, 0, wh, 40)  # load goes to -40: allowed, it is not non-negative
+    led.hold(7, 0, wh, 10)
+    led.prepare(9, 0, wh, 25)
+    led.hold(11, 0, wh, 5)
+    return led.checkpoint()
+
+
+def _patched(blob, changes):
+    import zlib
+
+    b = bytearray(blob[:-4])
+    for off, data in changes:
+        b[off : off + len(data)] = data
+    return bytes(b) + zlib.crc32(bytes(b)).to_bytes(4, "little")
+
+
+_A0, _H0 = _HEAD + _QTY, _HEAD + _QTY + 2 * _ACCT  # first account, first hold (txid 7, debit)
+_CRAFTED = {
+    "same txid twice": [(_H0 + 2 * _HOLD, (7).to_bytes(8, "little"))],  # 11 -> 7
+    "txids out of order": [(_H0, (12).to_bytes(8, "little"))],  # 7 -> 12, before 9 and 11
+    "unknown hold kind": [(_H0 + _HOLD + 18, b"\x03")],  # the credit (counted nowhere)
+    "hold amount zero": [(_H0 + _HOLD + 8, bytes(8))],  # the credit again
+    "negative non-negative account": [(_A0 + _ACCT + 13, b"\x01")],  # load at -40
+    "unknown account flag": [(_A0 + 13, b"\x03")],
+    "empty account name": [(_A0 + _ACCT, bytes(12))],
+    "same account name twice": [(_A0 + _ACCT, b"bat".ljust(12, b"\0"))],
+    "bad quantity format": [(_HEAD + 12, bytes([0x80 | 19]))],  # 19 decimal digits
+    "empty quantity name": [(_HEAD, bytes(12))],
+}
+
+
+@pytest.mark.parametrize("what", sorted(_CRAFTED))
+def test_restore_refuses_crafted_checkpoint(what):
+    # Each blob has a good CRC and a balanced equation, so only the content checks can refuse
+    # it; before they existed, "same txid twice" restored into a ledger whose own checkpoint
+    # could not be restored, and "unknown hold kind" into one whose settle() failed.
+    blob = _crafted_base()
+    assert a.Ledger.restore(blob).digest() is not None  # the unpatched blob restores
+    bad = _patched(blob, _CRAFTED[what])
+    with pytest.raises(E.CorruptError, match="bad checkpoint"):
+        a.Ledger.restore(bad)

@@ -831,13 +831,28 @@ aii_status_t aii_ledger_restore(aii_ledger_t *l, const uint8_t *buf, size_t len)
         aii_ledger_init(l);
         return AII_ERR_CORRUPT;
     }
-    // The CRC catches accidents; these keep a crafted blob from indexing out of bounds.
+    // The CRC catches accidents; these refuse a crafted blob anything replay() would refuse
+    // (so every restored state is one the operations can reach, and checkpoints again).
     int bad = 0;
-    for (int i = 0; i < s->n_account; i++) {
-        bad |= s->account[i].qty >= s->n_qty;
+    uint64_t den;
+    for (int i = 0; i < s->n_qty; i++) {
+        const aii_ledger_qty_t *x = &s->qty[i];
+        bad |= x->name[0] == 0 || aii_fx_den(x->fmt, &den) != AII_OK ||
+            find_name(s->qty, sizeof(s->qty[0]), i, x->name) >= 0;
     }
-    for (int i = 0; i < AII_LEDGER_MAX_HOLDS; i++) {
-        bad |= s->hold[i].amount != 0 && s->hold[i].account >= s->n_account;
+    for (int i = 0; i < s->n_account; i++) {
+        const aii_ledger_account_t *a = &s->account[i];
+        bad |= a->qty >= s->n_qty || a->name[0] == 0 || (a->flags & ~AII_ACCT_NON_NEGATIVE) ||
+            ((a->flags & AII_ACCT_NON_NEGATIVE) && a->balance < 0) ||
+            find_name(s->account, sizeof(s->account[0]), i, a->name) >= 0;
+    }
+    // Holds were read into the first slots in the blob's order (its header byte 9 counts
+    // them): positive amounts, known kinds, ascending (hence unique) txids.
+    for (int i = 0; i < buf[9]; i++) {
+        const aii_ledger_hold_t *h = &s->hold[i];
+        bad |= h->amount <= 0 || h->account >= s->n_account ||
+            (h->kind != AII_HOLD_DEBIT && h->kind != AII_HOLD_CREDIT) ||
+            (i > 0 && h->txid <= s->hold[i - 1].txid);
     }
     chain_reset(s);
     if (bad || aii_ledger_verify(l, NULL) != AII_OK) {

@@ -797,6 +797,20 @@ static uint64_t arg_u64(mp_obj_t o, qstr name) {
 }
 
 // An account or quantity id; one that cannot exist becomes -1, which the core does not find.
+// A name or string argument: str, bytes or bytearray (as aii_host accepts); anything else is
+// "<what> must be str", the same TypeError on every binding.
+static const char *arg_text(mp_obj_t o, size_t *len, qstr what) {
+    mp_buffer_info_t bi;
+    if (mp_obj_is_str(o) || mp_obj_is_type(o, &mp_type_bytes)) {
+        return mp_obj_str_get_data(o, len);
+    }
+    if (mp_obj_is_type(o, &mp_type_bytearray) && mp_get_buffer(o, &bi, MP_BUFFER_READ)) {
+        *len = bi.len;
+        return (const char *)bi.buf;
+    }
+    mp_raise_msg_varg(&mp_type_TypeError, MP_ERROR_TEXT("%q must be str"), what);
+}
+
 static int arg_id(mp_obj_t o) {
     aii_int_t r;
     int_get(o, &r);
@@ -1023,7 +1037,7 @@ static mp_obj_t aii_Ledger_add_quantity(size_t n_args, const mp_obj_t *pos_args,
     // Only the format byte's range here: the core checks the name, then the format.
     uint8_t fmt = w.bits ? arg_small(bits, 0x7f, MP_QSTR_bits)
         : AII_FX_DECIMAL | (digits == mp_const_none ? 0 : arg_small(digits, 0x7f, MP_QSTR_digits));
-    w.name = mp_obj_str_get_data(args[ARG_name].u_obj, &w.len);
+    w.name = arg_text(args[ARG_name].u_obj, &w.len, MP_QSTR_name);
     int q = -1;
     lcheck(self, aii_ledger_add_qty(&self->l, w.name, w.len, fmt, &q), &w);
     return MP_OBJ_NEW_SMALL_INT(q);
@@ -1044,7 +1058,7 @@ static mp_obj_t aii_Ledger_open(size_t n_args, const mp_obj_t *pos_args, mp_map_
     mp_arg_parse_all(n_args - 1, pos_args + 1, kw_args, MP_ARRAY_SIZE(allowed_args),
         allowed_args, args);
     why_t w = { .what = W_OPEN };
-    w.name = mp_obj_str_get_data(args[ARG_name].u_obj, &w.len);
+    w.name = arg_text(args[ARG_name].u_obj, &w.len, MP_QSTR_name);
     int q = arg_id(args[ARG_quantity].u_obj);
     int64_t initial = arg_i64(args[ARG_initial].u_obj, MP_QSTR_initial);
     uint8_t flags = mp_obj_is_true(args[ARG_non_negative].u_obj) ? AII_ACCT_NON_NEGATIVE : 0;
@@ -1058,7 +1072,7 @@ static MP_DEFINE_CONST_FUN_OBJ_KW(aii_Ledger_open_obj, 1, aii_Ledger_open);
 static mp_obj_t aii_Ledger_quantity(mp_obj_t self_in, mp_obj_t name_in) {
     aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
     size_t len;
-    const char *name = mp_obj_str_get_data(name_in, &len);
+    const char *name = arg_text(name_in, &len, MP_QSTR_name);
     int q = -1;
     lcheck_what(self, aii_ledger_find_qty(&self->l, name, len, &q), W_QTYID);
     return MP_OBJ_NEW_SMALL_INT(q);
@@ -1069,7 +1083,7 @@ static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_quantity_obj, aii_Ledger_quantity);
 static mp_obj_t aii_Ledger_account(mp_obj_t self_in, mp_obj_t name_in) {
     aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
     size_t len;
-    const char *name = mp_obj_str_get_data(name_in, &len);
+    const char *name = arg_text(name_in, &len, MP_QSTR_name);
     int a = -1;
     lcheck_what(self, aii_ledger_find_account(&self->l, name, len, &a), W_ACCT);
     return MP_OBJ_NEW_SMALL_INT(a);
@@ -1386,7 +1400,7 @@ MP_DEFINE_CONST_OBJ_TYPE(
 // fx_parse(s, fmt) -> int
 static mp_obj_t aii_mod_fx_parse(mp_obj_t s_in, mp_obj_t fmt_in) {
     size_t len;
-    const char *s = mp_obj_str_get_data(s_in, &len);
+    const char *s = arg_text(s_in, &len, MP_QSTR_s);
     uint8_t fmt = arg_fmt(fmt_in);
     int64_t v = 0;
     lcheck_what(NULL, aii_fx_parse(s, len, fmt, &v), W_PARSE);

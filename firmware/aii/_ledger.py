@@ -225,11 +225,10 @@ def _ranged(name, v, lo, hi):
 
 
 def _index(v, what):
-    # Any int a C `int` parameter can carry goes to the core, which decides.
+    # Any int a C `int` parameter can carry goes to the core, which decides; beyond that no
+    # index can be valid: -1 lets the core say so, after the arguments it checks first.
     v = _int(v)
-    if not _INT_MIN <= v <= _INT_MAX:
-        raise ValueError("no such " + what)
-    return v
+    return v if _INT_MIN <= v <= _INT_MAX else -1
 
 
 def _amount(v):

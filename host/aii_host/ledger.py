@@ -55,11 +55,10 @@ def _ranged(name, v, lo, hi):
 
 def _index(v, what):
     # Any int the C `int` parameter can carry goes to the core, which decides; beyond that no
-    # index can be valid.
+    # index can be valid: -1 lets the core say so, after the arguments it checks first (as
+    # mod_aii.c does).
     v = _int(v)
-    if not _INT_MIN <= v <= _INT_MAX:
-        raise NotFoundError("no such " + what)
-    return v
+    return v if _INT_MIN <= v <= _INT_MAX else -1
 
 
 def _amount(v):

@@ -293,7 +293,7 @@ def _count(db):
 
 
 def _aggregator(boards, db):
-    """H3's Aggregator on every node's pty proxy, verifying an epoch every 0.2 s."""
+    """The Aggregator on every node's pty proxy, verifying an epoch every 0.2 s."""
     from aii_host.fleet.aggregate import Aggregator
 
     specs = [(b.name, b.agg_proxy.port, b.key) for b in boards]

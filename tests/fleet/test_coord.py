@@ -139,7 +139,7 @@ def test_argument_checks(coord):
 def test_isolated_node_refused(fleet, coord):
     _, nodes = fleet
     c = sqlite3.connect(coord.db_path)
-    # H3's table (fleet contract); created here as the aggregator would.
+    # The aggregator's table; created here as the aggregator would.
     c.execute(
         "CREATE TABLE IF NOT EXISTS isolated (node TEXT PRIMARY KEY, reason TEXT, since REAL)"
     )

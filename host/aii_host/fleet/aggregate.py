@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS records (
 
 
 def open_db(path):
-    """A connection to the fleet database (WAL, synchronous FULL), H3's tables created."""
+    """A connection to the fleet database (WAL, synchronous FULL), the aggregator's tables created."""
     db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")

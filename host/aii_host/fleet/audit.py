@@ -43,7 +43,7 @@ class AuditError(AIIError):
 
 def connect(db_path):
     """A connection in autocommit mode (transactions are explicit BEGIN IMMEDIATE) on the fleet
-    database, WAL and synchronous=FULL as the fleet contract says."""
+    database, WAL and synchronous=FULL like every fleet table."""
     conn = sqlite3.connect(str(db_path), timeout=30.0, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

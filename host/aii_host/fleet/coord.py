@@ -27,7 +27,7 @@ from .._errors import AIIError
 from ..client import NodeError
 from .audit import Audit
 
-# States (the fleet contract); FINAL ones mean both sides are done.
+# States (docs/transfer.md §2); FINAL ones mean both sides are done.
 PREPARING, PREPARED, COMMITTING, COMMITTED = "preparing", "prepared", "committing", "committed"
 ABORTING, ABORTED = "aborting", "aborted"
 STATES = (PREPARING, PREPARED, COMMITTING, COMMITTED, ABORTING, ABORTED)
@@ -66,7 +66,7 @@ _SCHEMA = (
         dst_node TEXT NOT NULL, dst_account TEXT NOT NULL,
         quantity TEXT NOT NULL, amount INTEGER NOT NULL,
         state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)""",
-    # Why a transfer aborted, and what keeps it in doubt now (apart: `tx` is the contract's).
+    # Why a transfer aborted, and what keeps it in doubt now (apart: the verifier reads `tx` as docs/fleet.md defines it).
     """CREATE TABLE IF NOT EXISTS tx_note (txid INTEGER PRIMARY KEY,
         reason TEXT NOT NULL DEFAULT '', stuck TEXT NOT NULL DEFAULT '')""",
     "CREATE INDEX IF NOT EXISTS tx_state ON tx (state)",

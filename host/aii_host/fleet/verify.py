@@ -8,7 +8,7 @@ name, with integers:
     sum_nodes(balances + escrow held) + in_flight == sum_nodes(opening) + INFLOW - OUTFLOW
 
 INFLOW/OUTFLOW are journal ops 4/5 (the fleet boundary); in_flight is, over the txids the
-coordinator's log (H4's table `tx`, read only) shows committing/committed, the debit SETTLEs
+coordinator's log (its table `tx`, read only) shows committing/committed, the debit SETTLEs
 seen minus the credit SETTLEs seen (each on the node, quantity and amount the log names).
 
 Per node the same split gives a residual: `local - matched credits + matched debits`, where
@@ -17,7 +17,7 @@ residuals add up to the fleet's delta and name the node. It stays cheap at scale
 running sums, and each epoch only matches the settles that arrived since the last one.
 
 A violation (a non-zero residual, or a replica that diverged from its node) is alerted once,
-stored in `violations`, appended to the audit trail (H4's fleet/audit.py, when present), and
+stored in `violations`, appended to the audit trail (fleet/audit.py), and
 isolates the node (`isolated`) until an operator clears it.
 """
 
@@ -355,7 +355,7 @@ class Verifier:
 
 
 def audit_append(db_path, kind, data, holder=None):
-    """H4's Audit(db).append(kind, data), when fleet/audit.py exists; None otherwise."""
+    """Audit(db).append(kind, data) (fleet/audit.py); None when it cannot be imported."""
     if db_path is None:
         return None
     a = getattr(holder, "_audit", None)

@@ -66,7 +66,8 @@ _SCHEMA = (
         dst_node TEXT NOT NULL, dst_account TEXT NOT NULL,
         quantity TEXT NOT NULL, amount INTEGER NOT NULL,
         state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)""",
-    # Why a transfer aborted, and what keeps it in doubt now (apart: the verifier reads `tx` as docs/fleet.md defines it).
+    # Why a transfer aborted, and what keeps it in doubt now: a table apart, since the
+    # verifier reads `tx` as docs/fleet.md defines it.
     """CREATE TABLE IF NOT EXISTS tx_note (txid INTEGER PRIMARY KEY,
         reason TEXT NOT NULL DEFAULT '', stuck TEXT NOT NULL DEFAULT '')""",
     "CREATE INDEX IF NOT EXISTS tx_state ON tx (state)",

@@ -314,3 +314,26 @@ def test_serial_ports(make_fleet):
         agg.wait_synced(20)
         assert env.boards["n2"].proc.port.startswith("/dev/")
         assert agg.snapshot()["n2"]["reconnects"] >= 1
+
+
+def test_cli_nodes_without_a_fleet_file(make_fleet, capsys, tmp_path):
+    import json
+
+    from aii_host.main import main
+
+    env = make_fleet(2)
+    nodes = [a for b in env.boards.values() for a in ("--node", f"{b.name}={b.port}")]
+    db = tmp_path / "adhoc.db"
+    assert main(["status", *nodes, "--db", str(db), "--json", "--seconds", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["name"]: r for r in out["nodes"]}
+    assert rows["n1"]["state"] == rows["n2"]["state"] == "online", rows
+    assert rows["n2"]["totals"]["Wh"] == 1_000_000 and out["verdict"]["ok"] is True
+    assert db.exists()  # the journals went into the database named on the command line
+    # Mistakes say what to write instead.
+    assert main(["status", "--node", "n1"]) == 1
+    assert "expected NAME=PORT" in capsys.readouterr().err
+    assert main(["aggregate", "--seconds", "1"]) == 1
+    assert "give --fleet FILE" in capsys.readouterr().err
+    assert main(["status", "--fleet", str(env.path), *nodes]) == 1
+    assert "not both" in capsys.readouterr().err

@@ -14,6 +14,8 @@ examples:
   aii aggregate --fleet fleet.toml                 run until Ctrl-C: events, verdicts, a status line
   aii aggregate --fleet fleet.toml --seconds 10    run 10 s, then print the final table
   aii aggregate --fleet fleet.toml --clear n2      end n2's isolation (audited), then exit
+  aii aggregate --node n1=/dev/ttyACM0 --node n2=tcp:127.0.0.1:7001 --seconds 30
+                                                   nodes named on the command line, no file
 exit status: 0 the last verdict held, 1 a violation is open (or an error).
 """
 
@@ -23,6 +25,7 @@ examples:
                                            short aggregation of its own)
   aii status --fleet fleet.toml --json     the same for programs
   aii status --fleet fleet.toml --watch    a live table until Ctrl-C
+  aii status --node n1=/dev/ttyACM0        one node, no fleet file (database ./fleet.db)
 """
 
 
@@ -37,7 +40,7 @@ def add_parsers(sub):
         epilog=_AGG_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--fleet", required=True, help="fleet file (TOML, docs/fleet.md)")
+    _args_fleet(p)
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) and exit")
     p.add_argument("--quiet", action="store_true", help="no status line, only events")
@@ -52,7 +55,7 @@ def add_parsers(sub):
         epilog=_STATUS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("--fleet", required=True, help="fleet file (TOML, docs/fleet.md)")
+    _args_fleet(s)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     s.add_argument(
@@ -60,6 +63,46 @@ def add_parsers(sub):
     )
     s.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) first")
     s.set_defaults(func=do_status)
+
+
+def _args_fleet(p):
+    p.add_argument("--fleet", help="fleet file (TOML, docs/fleet.md): nodes, keys, database")
+    p.add_argument(
+        "--node",
+        action="append",
+        default=[],
+        metavar="NAME=PORT",
+        help="instead of --fleet: a node and its port (a serial device, a simulated board's pty, "
+        "tcp:HOST:PORT); repeatable. Reads need no key",
+    )
+    p.add_argument("--db", default="fleet.db", help="with --node: the fleet database (%(default)s)")
+    p.add_argument(
+        "--heartbeat", type=float, default=0.5, help="with --node: poll period, s (%(default)s)"
+    )
+
+
+def _fleet_of(args):
+    """The fleet of --fleet FILE, or of the --node NAME=PORT options."""
+    from pathlib import Path
+
+    from .config import dumps, load, loads
+
+    if args.fleet and args.node:
+        raise AIIError("give --fleet FILE or --node NAME=PORT options, not both")
+    if args.fleet:
+        return load(args.fleet)
+    if not args.node:
+        raise AIIError(
+            "no nodes: give --fleet FILE (docs/fleet.md) or --node NAME=PORT, e.g. "
+            "--node n1=/dev/ttyACM0 --node n2=tcp:127.0.0.1:7001"
+        )
+    nodes = []
+    for item in args.node:
+        name, sep, port = item.partition("=")
+        if not (sep and name and port) or '"' in item or "\\" in item:
+            raise AIIError(f"--node {item!r}: expected NAME=PORT, e.g. n1=/dev/ttyACM0")
+        nodes.append((name, port, None))
+    return loads(dumps(args.db, args.heartbeat, nodes), "--node options", Path.cwd())
 
 
 # ---- aggregate ---------------------------------------------------------------------------------
@@ -97,9 +140,8 @@ def _clear(fleet, node):
 
 def do_aggregate(args):
     from .aggregate import Aggregator
-    from .config import load
 
-    fleet = load(args.fleet)
+    fleet = _fleet_of(args)
     if args.clear:
         done = _clear(fleet, args.clear)
         print(f"{args.clear}: " + ("isolation cleared (audited)" if done else "was not isolated"))
@@ -355,9 +397,7 @@ def _gather(fleet, seconds):
 
 
 def do_status(args):
-    from .config import load
-
-    fleet = load(args.fleet)
+    fleet = _fleet_of(args)
     if args.clear:
         done = _clear(fleet, args.clear)
         print(f"{args.clear}: " + ("isolation cleared (audited)" if done else "was not isolated"))

@@ -817,15 +817,28 @@ static int arg_id(mp_obj_t o) {
     return r.sign < 0 || r.over || r.mag > 0xffff ? -1 : (int)r.mag;
 }
 
-// A format byte: Q(0..62) or DEC(0..18).
-static uint8_t arg_fmt(mp_obj_t o) {
+// A format byte in 0..255; whether it is a valid one is checked after every argument was
+// converted (fmt_valid), as aii_host does, so both bindings report errors in the same order.
+static uint8_t arg_fmt_byte(mp_obj_t o) {
     aii_int_t r;
-    uint64_t den;
     int_get(o, &r);
-    if (r.sign < 0 || r.over || r.mag > 255 || aii_fx_den((uint8_t)r.mag, &den) != AII_OK) {
+    if (r.sign < 0 || r.over || r.mag > 255) {
         mp_raise_ValueError(MP_ERROR_TEXT("bad format"));
     }
     return (uint8_t)r.mag;
+}
+
+// A valid format: Q(0..62) or DEC(0..18).
+static uint8_t fmt_valid(uint8_t fmt) {
+    uint64_t den;
+    if (aii_fx_den(fmt, &den) != AII_OK) {
+        mp_raise_ValueError(MP_ERROR_TEXT("bad format"));
+    }
+    return fmt;
+}
+
+static uint8_t arg_fmt(mp_obj_t o) {
+    return fmt_valid(arg_fmt_byte(o));
 }
 
 static uint8_t arg_small(mp_obj_t o, unsigned max, qstr name) {
@@ -1438,7 +1451,9 @@ static MP_DEFINE_CONST_FUN_OBJ_3(aii_mod_fx_div_obj, aii_mod_fx_div);
 // fx_rescale(v, from_fmt, to_fmt) -> int
 static mp_obj_t aii_mod_fx_rescale(mp_obj_t v_in, mp_obj_t from_in, mp_obj_t to_in) {
     int64_t v = arg_i64(v_in, MP_QSTR_v), out = 0;
-    uint8_t from = arg_fmt(from_in), to = arg_fmt(to_in);
+    uint8_t from = arg_fmt_byte(from_in), to = arg_fmt_byte(to_in);
+    fmt_valid(from);
+    fmt_valid(to);
     lcheck_what(NULL, aii_fx_rescale(v, from, to, &out), W_FX);
     return new_i64(out);
 }

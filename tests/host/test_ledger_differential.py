@@ -641,19 +641,10 @@ def test_scenarios_exercise_the_ledger():
     assert {"replayed", "lost", "settled"} <= seen
 
 
-# Where mod_aii.c and aii_host.ledger (the two bindings of the same core) still disagree,
-# _ledger follows aii_host, the reference every machine has: a format byte that is in 0..255
-# but invalid, followed by an argument of the wrong type (mod_aii: "bad format" first; aii_host
-# leaves the format to the core, after the conversions). The comparison with the native module
-# stops, per case, at the first call where they differ that way. (Names of another type, ids
-# beyond the C int range and restored duplicate txids differed too, until the bindings and the
-# core were unified; this test holds them to it.)
-
-
-def _binding_difference(native, python):
-    if native[0] != "e" or native[1] != python[1]:
-        return False
-    return native[1].startswith("fx_") and native[3] == "bad format" and python[2] == "TypeError"
+# mod_aii.c and aii_host.ledger (the two bindings of the same core) agree on every result and
+# error, in the same order: names of another type, ids beyond the C int range, restored
+# duplicate txids and fx_rescale's format checks differed once, until the bindings and the core
+# were unified; this test holds them to it, case by case to the end.
 
 
 @pytest.mark.skipif(NATIVE_MICROPYTHON is None, reason=NATIVE_WHY_NOT or "")
@@ -663,13 +654,5 @@ def test_native_module_matches_pure_in_micropython():
     native = _run_micropython(all_cases, NATIVE_MICROPYTHON, "_aii")
     python = _run_micropython(all_cases, NATIVE_MICROPYTHON)
     assert len(native) == len(python) == len(all_cases)
-    whole = 0
     for case, ref, got in zip(all_cases, native, python):
-        n = len(ref)
-        for i, (x, y) in enumerate(zip(ref, got)):
-            if x != y and _binding_difference(x, y):
-                n = i
-                break
-        whole += n == len(ref)
-        _check_same(case, ref[:n], got[:n], "MicroPython (native _aii as the reference)")
-    assert whole >= 0.9 * len(all_cases), f"only {whole} cases compared to the end"
+        _check_same(case, ref, got, "MicroPython (native _aii as the reference)")

@@ -153,3 +153,27 @@ def test_unix_port_behind_the_same_pty(tmp_path):
         ser.write(b"\x04")
         read_until(ser, b"uecho up")
         ser.close()
+
+
+def test_board_process_dies_with_its_supervisor(tmp_path):
+    import os
+    import signal
+
+    b = vboard.spawn("echo2", base=tmp_path, app=APP, log=tmp_path / "vboard.log")
+    try:
+        with serial.Serial(b.port, timeout=0.2) as ser:
+            read_until(ser, b"up boots=1")
+        sup = b.proc.pid
+        kids = [int(x) for x in Path(f"/proc/{sup}/task/{sup}/children").read_text().split()]
+        assert kids, "the supervisor has no board process"
+        os.kill(sup, signal.SIGKILL)  # no chance to stop its board
+        b.proc.wait(5)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and any(Path(f"/proc/{k}").exists() for k in kids):
+            time.sleep(0.05)
+        alive = [k for k in kids if Path(f"/proc/{k}").exists()]
+        for k in alive:
+            os.kill(k, signal.SIGKILL)  # leave nothing running, then fail
+        assert alive == [], "the board process outlived its supervisor"
+    finally:
+        b.stop()

@@ -187,7 +187,24 @@ def _run(app):
         runpy.run_module(app, run_name="__main__", alter_sys=True)
 
 
+def _die_with_supervisor():
+    # A board loses power with its cable: if the supervisor dies, even by SIGKILL, the board
+    # process must not run on as an orphan (Linux: PR_SET_PDEATHSIG; elsewhere nothing).
+    sup = os.environ.get("AII_VBOARD_SUPERVISOR")
+    if not sup or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(sup):
+        os._exit(0)  # it died before the request took effect
+
+
 def main(argv=None):
+    _die_with_supervisor()
     p = argparse.ArgumentParser(prog="aii_host.vboard.board")
     p.add_argument("--dir", required=True)
     p.add_argument("--firmware", required=True)

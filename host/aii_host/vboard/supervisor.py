@@ -86,6 +86,7 @@ class Supervisor:
         env = dict(os.environ)
         env["AII_VBOARD_ID"] = self.id
         env["AII_VBOARD_RESET_CAUSE"] = str(self._cause)
+        env["AII_VBOARD_SUPERVISOR"] = str(os.getpid())  # the board dies with it (board.py)
         env.pop("PYTHONSTARTUP", None)
         self.boots += 1
         self._interrupted = False

@@ -14,7 +14,7 @@ import aii
 from . import console, proto
 from .events import Events
 from .frame import E_ARGS, E_STATE, E_TOO_LONG, build
-from .store import RECORD, Store
+from .store import Store, record_range
 
 try:
     from time import ticks_diff, ticks_ms, ticks_us
@@ -251,18 +251,7 @@ class Node:
         return "?"
 
     def journal_range(self, lo, hi, limit):
-        data = self.store.read_journal()
-        out, first, more = [], self.ledger_seq() + 1, False
-        for i in range(0, len(data) - RECORD + 1, RECORD):
-            seq = int.from_bytes(data[i : i + 4], "little")
-            if i == 0:
-                first = seq
-            if lo <= seq <= hi:
-                if len(out) >= limit:
-                    more = True
-                    break
-                out.append(data[i : i + RECORD])
-        return b"".join(out), first, more
+        return record_range(self.store.read_journal(), lo, hi, limit, self.ledger_seq() + 1)
 
     def fw_digest(self):
         """Digest of the node's sources when they are files (deployed with mpremote); a frozen

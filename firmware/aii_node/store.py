@@ -24,6 +24,22 @@ def _u32(b, i):
     return b[i] | b[i + 1] << 8 | b[i + 2] << 16 | b[i + 3] << 24
 
 
+def record_range(data, lo, hi, limit, next_seq):
+    """(records with lo <= seq <= hi, at most `limit`, joined; the oldest stored seq, or
+    next_seq when nothing is stored; whether the range holds more) of stored journal bytes."""
+    out, first, more = [], next_seq, False
+    for i in range(0, len(data) - RECORD + 1, RECORD):
+        seq = _u32(data, i)
+        if i == 0:
+            first = seq
+        if lo <= seq <= hi:
+            if len(out) >= limit:
+                more = True
+                break
+            out.append(data[i : i + RECORD])
+    return b"".join(out), first, more
+
+
 def valid_prefix(data):
     """Length of the leading run of whole records whose CRCs check out."""
     n = 0

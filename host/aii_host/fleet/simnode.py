@@ -59,6 +59,7 @@ def _firmware_proto():
 proto = _firmware_proto()
 fr = sys.modules["aii_node.frame"]
 Events = importlib.import_module("aii_node.events").Events
+_store = importlib.import_module("aii_node.store")
 
 
 class _Store:
@@ -212,18 +213,8 @@ class SimNode:
         return {"accounts": accounts, "holds": holds, "digest": hexlify(led.digest()).decode()}
 
     def journal_range(self, lo, hi, limit):
-        data = self.old + self.journal
-        out, first, more = [], self.ledger_seq() + 1, False
-        for i in range(0, len(data) - RECORD + 1, RECORD):
-            seq = int.from_bytes(data[i : i + 4], "little")
-            if i == 0:
-                first = seq
-            if lo <= seq <= hi:
-                if len(out) >= limit:
-                    more = True
-                    break
-                out.append(bytes(data[i : i + RECORD]))
-        return b"".join(out), first, more
+        data = bytes(self.old + self.journal)
+        return _store.record_range(data, lo, hi, limit, self.ledger_seq() + 1)
 
     def fw_digest(self):
         return hashlib.sha256(b"aii simnode").hexdigest()[:32]

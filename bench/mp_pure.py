@@ -346,13 +346,15 @@ def compare(results):
     return out
 
 
-def run_ledger(interps, rounds):
-    runner = _script("mp_pure_ledger_run.py", LEDGER_RUNNER)
+def _run_each(interps, name, source, arg):
+    # One runner script per interpreter and implementation (pure, and native where there is
+    # one); each prints a "RESULT {json}" line.
+    runner = _script(name, source)
     out = []
     for key, label, exe, path, native in interps:
         for which in ("pure", "native") if native else ("pure",):
             env = dict(os.environ, MICROPYPATH=path)
-            cmd = [exe, runner, which, str(rounds)]
+            cmd = [exe, runner, which, str(arg)]
             r = subprocess.run(
                 cmd, check=False, capture_output=True, text=True, env=env, timeout=600
             )
@@ -366,24 +368,12 @@ def run_ledger(interps, rounds):
     return out
 
 
+def run_ledger(interps, rounds):
+    return _run_each(interps, "mp_pure_ledger_run.py", LEDGER_RUNNER, rounds)
+
+
 def run_dispatch(interps, jobs):
-    runner = _script("mp_pure_dispatch_run.py", DISPATCH_RUNNER)
-    out = []
-    for key, label, exe, path, native in interps:
-        for which in ("pure", "native") if native else ("pure",):
-            env = dict(os.environ, MICROPYPATH=path)
-            cmd = [exe, runner, which, str(jobs)]
-            r = subprocess.run(
-                cmd, check=False, capture_output=True, text=True, env=env, timeout=600
-            )
-            line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
-            res = {"key": key, "label": f"{label} {which}"}
-            if r.returncode or line is None:
-                res["error"] = (r.stderr or r.stdout).strip()[-1500:] or f"exit {r.returncode}"
-            else:
-                res.update(json.loads(line[len("RESULT ") :]))
-            out.append(res)
-    return out
+    return _run_each(interps, "mp_pure_dispatch_run.py", DISPATCH_RUNNER, jobs)
 
 
 def print_summary(data):

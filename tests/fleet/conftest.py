@@ -10,7 +10,7 @@ fleet TOML naming them.
 """
 
 import json
-import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -47,12 +47,6 @@ BASE_CONFIG = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def node_key(i):
     return bytes((i * 37 + k) & 0xFF for k in range(32))
 
@@ -64,8 +58,10 @@ class Board:
         self.base, self.name, self.cfg, self.tcp = base, name, cfg, tcp
         self.key = bytes.fromhex(cfg["key"])
         # tcp None: the board's pseudo terminal, named by its folder (a new pty at each start).
+        # tcp 0: the board binds any free port at its first start and keeps it (picking a free
+        # port here and binding it later races other processes' sockets).
         self.dir = vboard.board_dir(name, base)
-        self.port = f"tcp:127.0.0.1:{tcp}" if tcp else f"vboard:{self.dir}"
+        self.port = None if tcp == 0 else f"vboard:{self.dir}"
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "aii_node.json").write_text(json.dumps(cfg))
         self.log = base / f"{name}.log"
@@ -73,7 +69,22 @@ class Board:
 
     def start(self):
         if self.proc is None:
-            self.proc = vboard.spawn(self.name, base=self.base, tcp=self.tcp, log=self.log)
+            for attempt in range(20):
+                seen = self.log.stat().st_size if self.log.exists() else 0
+                try:
+                    self.proc = vboard.spawn(self.name, base=self.base, tcp=self.tcp, log=self.log)
+                    break
+                except vboard.VBoardError:
+                    # A restart rebinds its old port; another process may hold it a moment.
+                    with open(self.log, "rb") as f:
+                        f.seek(seen)
+                        busy = b"Address already in use" in f.read()
+                    if not self.tcp or not busy or attempt == 19:
+                        raise
+                    time.sleep(0.25)
+            if self.tcp == 0:
+                self.tcp = self.proc.tcp
+                self.port = f"tcp:127.0.0.1:{self.tcp}"
         return self
 
     def stop(self):
@@ -93,20 +104,19 @@ class FleetEnv:
 
 @pytest.fixture
 def make_fleet(tmp_path):
-    """`make_fleet(n=3, heartbeat_s=0.2, start=True, pty=False, **config changes) ->
-    FleetEnv`; `pty=True`: the boards' pseudo terminals instead of TCP (needs start=True)."""
+    """`make_fleet(n=3, heartbeat_s=0.2, pty=False, **config changes) -> FleetEnv`, its boards
+    running; `pty=True`: the boards' pseudo terminals instead of TCP."""
     envs = []
 
-    def make(n=3, heartbeat_s=0.2, start=True, pty=False, **changes):
+    def make(n=3, heartbeat_s=0.2, pty=False, **changes):
         boards = {}
         for i in range(1, n + 1):
             name = f"n{i}"
             cfg = dict(BASE_CONFIG, node=name, key=node_key(i).hex())
             cfg.update(changes)
-            boards[name] = Board(tmp_path, name, cfg, None if pty else free_port())
-        if start:
-            for b in boards.values():
-                b.start()
+            boards[name] = Board(tmp_path, name, cfg, None if pty else 0)
+        for b in boards.values():
+            b.start()
         path = tmp_path / "fleet.toml"
         path.write_text(
             fconfig.dumps(

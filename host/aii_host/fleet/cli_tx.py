@@ -69,6 +69,13 @@ def add_parsers(sub):
     p.add_argument(
         "--timeout", type=float, default=2.0, help="seconds per node answer (default: 2.0)"
     )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait while another coordinator (aii transfer) runs on this fleet; "
+        "one at a time writes to the nodes (default: 30)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     # Tests: exit abruptly (os._exit, no cleanup, as kill -9) right after this point.
     p.add_argument("--crash-after", help=argparse.SUPPRESS)
@@ -159,7 +166,9 @@ def _coordinator(args, fleet):
                 sys.stdout.flush()
                 os._exit(70)
 
-    return Coordinator(fleet.db, eps, crash_after=hook), eps
+    # --list only reads the log: it needs no lock, and works while a transfer runs.
+    coord = Coordinator(fleet.db, eps, crash_after=hook, wait=args.wait, exclusive=not args.list)
+    return coord, eps
 
 
 # ---- amounts ---------------------------------------------------------------------------------

@@ -16,8 +16,10 @@ resolves means the hold is already resolved, see `_finish_side`.
 """
 
 import contextlib
+import os
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -137,14 +139,27 @@ class Coordinator:
     `crash_after`: a point name (POINTS), a set of them, or a callable(point, txid) run at each
     point (it may raise or os._exit); a named point raises CoordinatorCrash. For tests.
 
-    One coordinator process per fleet at a time (it is each node's only writer); threads may
-    share one Coordinator: requests to a node are serialised, and a txid is driven by one
-    thread at a time."""
+    One coordinator process per fleet at a time (it is each node's only writer): the first
+    Coordinator of a process takes an exclusive lock on `<db>.coord` (flock, freed by close()
+    or the process's death), waiting up to `wait` seconds for another process's, then raises
+    CoordError naming it. `exclusive=False`: no lock, for reading the log only. Threads and
+    Coordinators of one process share the lock: requests to a node are serialised, and a txid
+    is driven by one thread at a time."""
 
-    def __init__(self, db_path, endpoints, timeout=None, retries=None, crash_after=None):
+    def __init__(
+        self,
+        db_path,
+        endpoints,
+        timeout=None,
+        retries=None,
+        crash_after=None,
+        wait=10.0,
+        exclusive=True,
+    ):
         self.db_path = str(db_path)
         self.endpoints = dict(endpoints)
         self.timeout, self.retries = timeout, retries
+        self._lock = None
         self.audit = Audit(self.db_path)
         c = self.audit.conn()
         for stmt in _SCHEMA:
@@ -160,6 +175,12 @@ class Coordinator:
         self._node_locks = {n: threading.Lock() for n in self.endpoints}
         self._busy = set()  # txids being driven by some thread of this coordinator
         self._busy_cv = threading.Condition()
+        if exclusive:
+            try:
+                self._lock = _ProcessLock.take(self.db_path + ".coord", wait)
+            except BaseException:
+                self.audit.close()
+                raise
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -259,6 +280,9 @@ class Coordinator:
 
     def close(self):
         self.audit.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -463,6 +487,59 @@ class Coordinator:
         except (AIIError, OSError) as e:
             return e
         return None
+
+
+_LOCKS = {}  # real path -> _ProcessLock, the coordinator locks this process holds
+_LOCKS_GUARD = threading.Lock()
+
+
+class _ProcessLock:
+    """An exclusive flock on a file, shared by reference count within this process."""
+
+    def __init__(self, path, fd):
+        self.path, self.fd, self.count = path, fd, 1
+
+    @classmethod
+    def take(cls, path, wait):
+        path = os.path.realpath(path)
+        with _LOCKS_GUARD:
+            held = _LOCKS.get(path)
+            if held is not None:
+                held.count += 1
+                return held
+            try:
+                import fcntl
+            except ImportError:  # not POSIX: no lock, as before
+                return None
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            end = time.monotonic() + max(0.0, wait)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= end:
+                        holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip()
+                        os.close(fd)
+                        raise CoordError(
+                            f"another coordinator runs on this fleet ({holder or 'unknown'}; "
+                            f"lock {path}): one process at a time writes to the nodes. Wait "
+                            "for it to end (aii transfer --wait SECONDS) or stop it; its "
+                            "in-doubt transfers are then finished by `aii transfer --recover`"
+                        ) from None
+                    time.sleep(0.05)
+            me = f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n".encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me, 0)
+            lock = _LOCKS[path] = cls(path, fd)
+            return lock
+
+    def release(self):
+        with _LOCKS_GUARD:
+            self.count -= 1
+            if self.count == 0:
+                del _LOCKS[self.path]
+                os.close(self.fd)  # frees the flock
 
 
 def _crash(point, txid, names):

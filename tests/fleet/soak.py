@@ -28,6 +28,7 @@ import concurrent.futures
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -147,15 +148,16 @@ def worker(args):
 class Board:
     """A simulated board behind its fault proxy."""
 
-    def __init__(self, base, name, key, faults=None, seed=0, log=None):
+    def __init__(self, base, name, key, faults=None, seed=0, log=None, firmware=None):
         """Writes the node's config unless its folder has one (a board booted again on its
-        files); `faults=None`: no proxy."""
+        files); `faults=None`: no proxy; `firmware`: the folder it boots (default firmware/)."""
         self.base, self.name, self.key, self.log = base, name, key, log
+        self.firmware = firmware
         cfg = base / name / "aii_node.json"
         if not cfg.exists():
             cfg.parent.mkdir(parents=True)
             cfg.write_text(json.dumps(node_config(name, key)))
-        self.vb = vboard.spawn(name, base=base, tcp=0, log=log)
+        self.vb = vboard.spawn(name, base=base, tcp=0, log=log, firmware=firmware)
         self.proxy = self.agg_proxy = None
         if faults is not None:
             target = f"tcp:127.0.0.1:{self.vb.tcp}"
@@ -178,7 +180,9 @@ class Board:
             except OSError:
                 pass
         self.vb.stop()
-        self.vb = vboard.spawn(self.name, base=self.base, tcp=0, log=self.log)
+        self.vb = vboard.spawn(
+            self.name, base=self.base, tcp=0, log=self.log, firmware=self.firmware
+        )
         self.proxy.retarget(f"tcp:127.0.0.1:{self.vb.tcp}")
         if self.agg_proxy is not None:
             self.agg_proxy.retarget(self.vb.port)
@@ -388,9 +392,15 @@ def run(
     try:
         keys = [bytes(rng.getrandbits(8) for _ in range(32)) for _ in range(nodes)]
 
+        # The boards boot a copy of firmware/ taken now: an edit of the tree during a long run
+        # would give restarted boards another firmware digest (the verifier flags that).
+        fw = base / "firmware"
+        shutil.copytree(vboard.firmware_dir(), fw, ignore=shutil.ignore_patterns("__pycache__"))
+
         def board(i):
             name = f"k{i + 1}"
-            return Board(base, name, keys[i], faults, seed * 100 + i, base / f"{name}.log")
+            log = base / f"{name}.log"
+            return Board(base, name, keys[i], faults, seed * 100 + i, log, firmware=fw)
 
         # Booted side by side: each boot is mostly waiting for a CPython process to start.
         with concurrent.futures.ThreadPoolExecutor(nodes) as ex:

@@ -242,7 +242,18 @@ class Node:
             holds.append(
                 [txid, by_id.get(aid, aid), amount, "hold" if kind == aii.HOLD else "credit"]
             )
-        return {"accounts": accounts, "holds": holds, "digest": hexlify(led.digest()).decode()}
+        formats = {}  # the fixed-point format byte per quantity: hosts parse "1.5" with it
+        for q in self.cfg.get("quantities", []):
+            try:
+                formats[q["name"]] = led.format(led.quantity(q["name"]))
+            except ValueError:
+                pass
+        return {
+            "accounts": accounts,
+            "holds": holds,
+            "formats": formats,
+            "digest": hexlify(led.digest()).decode(),
+        }
 
     def _qty_of(self, name):
         for a in self.cfg.get("accounts", []):

@@ -140,6 +140,7 @@ def _clear(fleet, node):
 
 def do_aggregate(args):
     from .aggregate import Aggregator
+    from .relay import RelayServer
 
     fleet = _fleet_of(args)
     if args.clear:
@@ -155,12 +156,13 @@ def do_aggregate(args):
         print(_fmt_event(name, kind, data), flush=True)
 
     agg = Aggregator(fleet, on_event=on_event)
+    relay = RelayServer(agg, fleet.db)
     end = None if args.seconds is None else time.monotonic() + args.seconds
     verdict = None
-    with agg:
+    with agg, relay:
         print(
             f"aggregating {len(fleet.nodes)} node(s), heartbeat {agg.hb} s, db {fleet.db} "
-            "(Ctrl-C stops)",
+            "(Ctrl-C stops); `aii transfer` on this fleet goes through it",
             flush=True,
         )
         try:

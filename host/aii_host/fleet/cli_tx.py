@@ -18,6 +18,8 @@ examples:
   aii transfer --fleet fleet.toml --recover       finish every in-doubt transfer
   aii transfer --fleet fleet.toml --list          the latest transfers and their states
   aii transfer --fleet fleet.toml --holds         open holds on the nodes against the log
+while `aii aggregate` runs on the fleet, the requests go through it (it owns the ports);
+one `aii transfer` at a time per fleet (the next waits up to --wait seconds).
 exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, 3 still in doubt
 (a node unreachable: run --recover when it is back).
 """
@@ -54,7 +56,7 @@ def add_parsers(sub):
     units.add_argument(
         "--digits",
         type=int,
-        help="the quantity's decimal digits (default: read from the source node's ledger)",
+        help="the quantity's decimal digits (default: the quantity's unit on the source node)",
     )
     p.add_argument("--txid", type=int, help="transaction id 1 .. 2**63-1 (idempotent)")
     mode = p.add_mutually_exclusive_group()
@@ -133,16 +135,19 @@ class _LazyNode:
             self.client = None
 
 
-def _open_or_refuse(ep):
+def _open_or_refuse(name, ep):
     from ..transport import TransportError
     from .coord import CoordError
+    from .relay import RelayNode
 
     try:
         ep.open()
     except TransportError as e:
+        if isinstance(ep, RelayNode):
+            raise CoordError(f"cannot reach node {name} through the aggregator: {e}") from None
         raise CoordError(
-            f"cannot open node {ep.spec.name}'s port {ep.spec.port}: {e} (a serial port has one "
-            "owner: stop `aii aggregate`, or use the Python API with its clients)"
+            f"cannot open node {name}'s port {ep.spec.port}: {e} (a serial port has one owner: "
+            "is another program using it? A running `aii aggregate` is used automatically)"
         ) from None
 
 
@@ -154,8 +159,14 @@ def _load(path):
 
 def _coordinator(args, fleet):
     from .coord import POINTS, CoordError, Coordinator
+    from .relay import RelayNode, running
 
-    eps = {n.name: _LazyNode(n, args.timeout) for n in fleet.nodes}
+    if running(fleet.db):
+        # `aii aggregate` owns the ports: every request goes through it (relay.py).
+        eps = {n.name: RelayNode(fleet.db, n.name, args.timeout) for n in fleet.nodes}
+        print("aii: through the running aggregator (aii aggregate)", file=sys.stderr)
+    else:
+        eps = {n.name: _LazyNode(n, args.timeout) for n in fleet.nodes}
     hook = None
     if args.crash_after:
         if args.crash_after not in POINTS:
@@ -174,44 +185,20 @@ def _coordinator(args, fleet):
 # ---- amounts ---------------------------------------------------------------------------------
 
 
-def _digits_of(node, account_quantity):
-    """The decimal digits of a quantity, read from the node's console `ledger` (which prints
-    balances in the unit) against the protocol's raw balances; None when it cannot tell."""
-    from ..ledger import DEC, fx_parse
+def _format_of(ep, node, quantity):
+    """The quantity's format byte on `node`, from its `ledger` answer (docs/protocol.md)."""
+    from .coord import CoordError
 
-    raw = {a[0]: a[2] for a in node.open().ledger()["accounts"] if a[1] == account_quantity}
-    if not raw:
-        return None
-    human = {}
-    for line in _console_ledger(node.open()):
-        cols = line.split()
-        if len(cols) == 3 and cols[0] in raw and cols[1] == account_quantity:
-            human[cols[0]] = cols[2]
-    for name, text in human.items():
-        d = len(text.partition(".")[2])
-        try:
-            if fx_parse(text, DEC(d)) == raw[name]:
-                return d
-        except AIIError:
-            continue
-    return None
-
-
-def _console_ledger(c, timeout=3.0):
-    """The node's console `ledger` lines, read up to its last line (`digest ...`) rather than
-    until the node has been quiet a while."""
-    c.drain(0.02)
-    c.t.write(b"ledger\n")
-    out, end = [], time.monotonic() + timeout
-    while time.monotonic() < end:
-        for raw in c.drain(0.05):
-            if raw.startswith(b"@"):
-                continue
-            line = raw.decode("utf-8", "replace")
-            out.append(line)
-            if line.startswith("digest "):
-                return out
-    return out
+    formats = ep.request("ledger").get("formats")
+    if formats is None:
+        raise CoordError(
+            f"node {node} does not give its quantities' units (firmware before `formats`): "
+            "update it (aii deploy), or give --digits N or --raw"
+        )
+    if quantity not in formats:
+        have = ", ".join(sorted(formats)) or "none"
+        raise CoordError(f"node {node} has no quantity {quantity!r} (it has: {have})")
+    return formats[quantity]
 
 
 def _amount(args, eps, src_node):
@@ -224,16 +211,14 @@ def _amount(args, eps, src_node):
             return int(text)
         except ValueError:
             raise CoordError(f"--raw: AMOUNT must be an integer, got {text!r}") from None
-    digits = args.digits
-    if digits is None:
-        digits = _digits_of(eps[src_node], args.quantity)
-        if digits is None:
-            raise CoordError(
-                f"cannot tell the decimal unit of {args.quantity} from {src_node}'s ledger; "
-                "give --digits N or --raw"
-            )
+    if args.digits is not None:
+        fmt = DEC(args.digits)
+    elif src_node in eps:
+        fmt = _format_of(eps[src_node], src_node, args.quantity)
+    else:
+        raise CoordError(f"no node {src_node!r} in the fleet")
     try:
-        return fx_parse(text, DEC(digits))
+        return fx_parse(text, fmt)
     except AIIError as e:
         raise CoordError(f"AMOUNT {text!r}: {e}") from None
 
@@ -282,7 +267,7 @@ def do_transfer(args):
         # transfer here instead of leaving it in doubt.
         for name in (src[0], dst[0]):
             if name in eps:
-                _open_or_refuse(eps[name])
+                _open_or_refuse(name, eps[name])
         amount = _amount(args, eps, src[0])
         t0 = time.monotonic()
         r = coord.transfer(src[0], src[1], dst[0], dst[1], args.quantity, amount, txid=args.txid)

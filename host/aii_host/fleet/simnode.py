@@ -210,7 +210,13 @@ class SimNode:
             [t, names.get(a, a), amt, "hold" if k == _ledger.HOLD else "credit"]
             for t, a, amt, k in led.holds()
         ]
-        return {"accounts": accounts, "holds": holds, "digest": hexlify(led.digest()).decode()}
+        fmt = {"Wh": led.format(led.quantity("Wh"))}
+        return {
+            "accounts": accounts,
+            "holds": holds,
+            "formats": fmt,
+            "digest": hexlify(led.digest()).decode(),
+        }
 
     def journal_range(self, lo, hi, limit):
         data = bytes(self.old + self.journal)

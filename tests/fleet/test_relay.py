@@ -15,6 +15,8 @@ from aii_host.fleet import relay
 from aii_host.fleet.coord import Coordinator
 from aii_host.main import main
 from aii_host.transport import open_transport
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture
@@ -146,3 +148,64 @@ def test_relay_bad_requests_answered_and_relay_stays_up(make_fleet, aggregating)
     # The socket is the user's alone.
     st = os.stat(relay.socket_path(env.db))
     assert st.st_mode & 0o077 == 0
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=200).map(lambda b: b.replace(b"\n", b" ")),
+            st.dictionaries(
+                st.sampled_from(["node", "kind", "body", "auth", "timeout", "retries", "x"]),
+                st.one_of(
+                    st.none(),
+                    st.booleans(),
+                    st.integers(),
+                    st.floats(allow_nan=False),
+                    st.sampled_from(["n1", "status", "ledger", "hold", "nosuch", ""]),
+                    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+                ),
+                max_size=6,
+            ).map(lambda d: json.dumps(d).encode()),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_relay_fuzz(relay_link, lines):
+    """Whatever arrives on the relay, each line gets one JSON answer, balances stay as they
+    were (nothing here is a valid signed write of a known account), and the relay stays up."""
+    f, before = relay_link
+    for line in lines:
+        f.write(line + b"\n")
+        f.flush()
+        ans = json.loads(f.readline())
+        assert set(ans) <= {"ok", "error", "code", "msg", "kind"} and len(ans) >= 1
+    f.write(b'{"node": "n1", "kind": "ledger"}\n')
+    f.flush()
+    assert json.loads(f.readline())["ok"]["accounts"] == before
+
+
+@pytest.fixture(scope="module")
+def relay_link(tmp_path_factory):
+    """An in-process aggregator and its relay on one board, and a line-based link to it."""
+    from aii_host.fleet import config as fconfig
+    from aii_host.fleet.aggregate import Aggregator
+    from conftest import BASE_CONFIG, Board, node_key
+
+    base = tmp_path_factory.mktemp("relayfuzz")
+    cfg = dict(BASE_CONFIG, node="n1", key=node_key(1).hex(), tasks=[])  # balances stay put
+    b = Board(base, "n1", cfg, 0).start()
+    path = base / "fleet.toml"
+    path.write_text(fconfig.dumps("fleet.db", 0.2, [("n1", b.port, b.key)]))
+    try:
+        with Aggregator(path) as agg, relay.RelayServer(agg, base / "fleet.db") as srv:
+            agg.wait_synced(20)
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(srv.path)
+            f = s.makefile("rwb")
+            before = agg.client("n1").request("ledger")["accounts"]
+            yield f, before
+            s.close()
+    finally:
+        b.stop()

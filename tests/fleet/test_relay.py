@@ -86,9 +86,11 @@ def test_transfer_through_a_running_aggregator(make_fleet, aggregating, capsys):
     # A second aggregator on the same fleet is refused: one owner of the ports.
     assert main(["aggregate", "--fleet", f, "--seconds", "1", "--quiet"]) == 1
     assert "another `aii aggregate` already serves this fleet" in capsys.readouterr().err
+    # SIGTERM ends it as Ctrl-C does: a clean exit (the verdict holds) and no socket left.
     agg.terminate()
-    agg.wait(10)
+    assert agg.wait(20) == 0
     assert not relay.running(env.db)
+    assert not os.path.exists(relay.socket_path(env.db))
     assert balances(env, "n1")["grid"] == 1_000_000 - 1500
     assert balances(env, "n2")["load"] == 1500
 

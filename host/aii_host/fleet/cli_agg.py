@@ -3,7 +3,9 @@
 (the operator view: a table of nodes and the global verdict); docs/fleet.md §5."""
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
 
@@ -157,6 +159,31 @@ def do_aggregate(args):
 
     agg = Aggregator(fleet, on_event=on_event)
     relay = RelayServer(agg, fleet.db)
+    with _sigterm_stops():
+        return _aggregate(args, fleet, agg, relay, tty, last_line)
+
+
+@contextlib.contextmanager
+def _sigterm_stops():
+    """SIGTERM (systemd, kill) ends `aii aggregate` as Ctrl-C does: the relay socket is
+    removed, the database committed and the last table printed."""
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _aggregate(args, fleet, agg, relay, tty, last_line):
     end = None if args.seconds is None else time.monotonic() + args.seconds
     verdict = None
     with agg, relay:

@@ -71,6 +71,7 @@ class RelayServer:
         self.agg = agg
         self.path = socket_path(db)
         self._sock = None
+        self._ino = None
         self._conns = set()
         self._lock = threading.Lock()
         self._thread = None
@@ -92,6 +93,7 @@ class RelayServer:
         finally:
             os.umask(old)
         s.listen(8)
+        self._ino = os.stat(self.path).st_ino  # the file we bound, to remove only that one
         self._sock = s
         self._thread = threading.Thread(target=self._accept, name="aii-relay", daemon=True)
         self._thread.start()
@@ -103,7 +105,7 @@ class RelayServer:
             return
         # Only our own socket file: a successor may have bound the path after a stale unlink.
         with contextlib.suppress(OSError):
-            if os.stat(self.path).st_ino == os.fstat(s.fileno()).st_ino:
+            if os.stat(self.path).st_ino == self._ino:
                 os.unlink(self.path)
         with contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_RDWR)
@@ -122,9 +124,12 @@ class RelayServer:
         self.stop()
 
     def _accept(self):
-        while self._sock is not None:
+        while True:
+            s = self._sock
+            if s is None:
+                return
             try:
-                c, _ = self._sock.accept()
+                c, _ = s.accept()
             except OSError:
                 return
             with self._lock:

@@ -51,7 +51,7 @@ AII_BENCH_WRAPPER static aii_status_t dispatch_idle(aii_sched_t *s, aii_time_t n
 }
 
 static bool expect_job(const aii_sched_t *s, aii_time_t now) {
-    return s->ready_summary != 0 || (s->heap_len && s->task[s->heap[0]].next_release <= now);
+    return s->ready_summary != 0 || (s->heap_len && s->heap_at[0] <= now);
 }
 
 // Static: the scheduler is a few kB and the core never allocates.

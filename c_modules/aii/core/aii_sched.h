@@ -152,10 +152,9 @@ typedef struct {
     uint8_t used;
     uint8_t running;
     uint8_t released;        // released at least once (sporadic minimum gap applies)
+    uint8_t in_heap;         // waiting in the timer heap (its next release in heap_at)
     uint16_t level;          // index into the priority bitmap; higher = more urgent
     // Release state.
-    aii_time_t next_release; // key in the timer heap
-    int16_t heap_pos;        // -1 when not in the heap
     uint16_t pending;        // released jobs not yet started
     aii_time_t pend_release; // release time of the oldest pending job
     aii_time_t last_release; // for the sporadic minimum inter-arrival
@@ -170,7 +169,8 @@ typedef struct {
 typedef struct {
     aii_task_t task[AII_SCHED_MAX_TASKS];
     int16_t level_task[AII_SCHED_MAX_TASKS];    // level -> task id
-    int16_t heap[AII_SCHED_MAX_TASKS];          // min-heap of task ids by next_release
+    aii_time_t heap_at[AII_SCHED_MAX_TASKS];    // timer min-heap: next release ...
+    int16_t heap[AII_SCHED_MAX_TASKS];          // ... of task id heap[i]
     int16_t heap_len;
     uint32_t ready[AII_SCHED_BITMAP_WORDS];     // bit set = level has a pending job
     uint32_t ready_summary;                     // bit w set = ready[w] != 0

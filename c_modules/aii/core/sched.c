@@ -103,71 +103,84 @@ static int ready_highest(const aii_sched_t *s) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Timer queue: binary min-heap of task ids keyed by next_release.
+// Timer queue: binary min-heap of task ids; each key (the task's next release) sits in
+// heap_at[] beside its id, so sifting compares keys without touching the task table.
 
-static aii_time_t heap_key(const aii_sched_t *s, int i) {
-    return s->task[s->heap[i]].next_release;
-}
-
-static void heap_place(aii_sched_t *s, int i, int16_t id) {
+static void heap_place(aii_sched_t *s, int i, int16_t id, aii_time_t at) {
     s->heap[i] = id;
-    s->task[id].heap_pos = (int16_t)i;
+    s->heap_at[i] = at;
 }
 
 static void heap_up(aii_sched_t *s, int i) {
     int16_t id = s->heap[i];
-    aii_time_t k = s->task[id].next_release;
+    aii_time_t k = s->heap_at[i];
     while (i > 0) {
         int parent = (i - 1) >> 1;
-        if (heap_key(s, parent) <= k) {
+        if (s->heap_at[parent] <= k) {
             break;
         }
-        heap_place(s, i, s->heap[parent]);
+        heap_place(s, i, s->heap[parent], s->heap_at[parent]);
         i = parent;
     }
-    heap_place(s, i, id);
+    heap_place(s, i, id, k);
 }
 
-static void heap_down(aii_sched_t *s, int i) {
+// Moves the entry at i down to its place, with `k` as its new key.
+static void heap_down(aii_sched_t *s, int i, aii_time_t k) {
     int16_t id = s->heap[i];
-    aii_time_t k = s->task[id].next_release;
     int n = s->heap_len;
     for (;;) {
         int c = 2 * i + 1;
         if (c >= n) {
             break;
         }
-        if (c + 1 < n && heap_key(s, c + 1) < heap_key(s, c)) {
+        aii_time_t kc = s->heap_at[c];
+        if (c + 1 < n && s->heap_at[c + 1] < kc) {
             c++;
+            kc = s->heap_at[c];
         }
-        if (heap_key(s, c) >= k) {
+        if (kc >= k) {
             break;
         }
-        heap_place(s, i, s->heap[c]);
+        heap_place(s, i, s->heap[c], kc);
         i = c;
     }
-    heap_place(s, i, id);
+    heap_place(s, i, id, k);
 }
 
 static void heap_push(aii_sched_t *s, int id, aii_time_t at) {
-    s->task[id].next_release = at;
-    heap_place(s, s->heap_len++, (int16_t)id);
+    s->task[id].in_heap = 1;
+    heap_place(s, s->heap_len++, (int16_t)id, at);
     heap_up(s, s->heap_len - 1);
 }
 
-static void heap_remove(aii_sched_t *s, int id) {
-    int i = s->task[id].heap_pos;
-    if (i < 0) {
-        return;
-    }
-    s->task[id].heap_pos = -1;
+static void heap_remove_at(aii_sched_t *s, int i) {
+    s->task[s->heap[i]].in_heap = 0;
     int last = --s->heap_len;
     if (i == last) {
         return;
     }
-    heap_place(s, i, s->heap[last]);
-    heap_down(s, i);
-    heap_up(s, s->task[s->heap[i]].heap_pos);
+    aii_time_t k = s->heap_at[last];
+    heap_place(s, i, s->heap[last], k);
+    if (i > 0 && s->heap_at[(i - 1) >> 1] > k) {
+        heap_up(s, i);
+    } else {
+        heap_down(s, i, k);
+    }
+}
+
+// Positions are not tracked (sifting stays within the two heap arrays): a task leaving the
+// heap other than from its top is looked for, at most AII_SCHED_MAX_TASKS entries.
+static void heap_remove(aii_sched_t *s, int id) {
+    if (!s->task[id].in_heap) {
+        return;
+    }
+    for (int i = 0; i < s->heap_len; i++) {
+        if (s->heap[i] == id) {
+            heap_remove_at(s, i);
+            return;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +440,6 @@ void aii_sched_init(aii_sched_t *s, uint32_t overhead_us) {
     s->overhead_us = overhead_us;
     s->method = AII_METHOD_DM;
     for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
-        s->task[i].heap_pos = -1;
         s->level_task[i] = -1;
     }
 }
@@ -537,7 +549,6 @@ aii_status_t aii_sched_add(aii_sched_t *s, const aii_task_params_t *p, aii_time_
     memset(t, 0, sizeof(*t));
     t->p = *p;
     t->used = 1;
-    t->heap_pos = -1;
     t->st.resp_min_us = UINT32_MAX;
     for (int pos = 0; pos < n; pos++) {
         order[pos] = ids[order[pos]];
@@ -663,7 +674,7 @@ static void make_pending(aii_sched_t *s, aii_task_t *t, aii_time_t release) {
 // Arms a sporadic task whose triggers wait for the minimum gap to pass.
 static void sporadic_arm(aii_sched_t *s, int id, aii_time_t now) {
     aii_task_t *t = &s->task[id];
-    if (t->trig_pending == 0 || t->pending || t->heap_pos >= 0) {
+    if (t->trig_pending == 0 || t->pending || t->in_heap) {
         return;
     }
     aii_time_t at = now;
@@ -700,7 +711,7 @@ static void observe_triggers(aii_sched_t *s, aii_time_t now) {
 static void release_top(aii_sched_t *s, aii_time_t now) {
     int id = s->heap[0];
     aii_task_t *t = &s->task[id];
-    aii_time_t r = t->next_release;
+    aii_time_t r = s->heap_at[0];
     if (t->p.kind == AII_KIND_PERIODIC) {
         uint32_t period = t->p.period_us;
         if (t->p.policy == AII_POLICY_SKIP) {
@@ -718,10 +729,9 @@ static void release_top(aii_sched_t *s, aii_time_t now) {
         } else {
             make_pending(s, t, r);
         }
-        t->next_release = r + period;
-        heap_down(s, 0);
+        heap_down(s, 0, r + period);
     } else {
-        heap_remove(s, id);
+        heap_remove_at(s, 0);
         if (t->p.kind == AII_KIND_SPORADIC) {
             t->trig_pending--;
             t->last_release = r;
@@ -750,14 +760,14 @@ static aii_time_t take_pending(aii_sched_t *s, int id, aii_time_t now) {
 aii_status_t aii_sched_dispatch(aii_sched_t *s, aii_time_t now, aii_job_t *job) {
     s->dispatches++;
     observe_triggers(s, now);
-    while (s->heap_len && s->task[s->heap[0]].next_release <= now) {
+    while (s->heap_len && s->heap_at[0] <= now) {
         release_top(s, now);
     }
     for (;;) {
         int level = ready_highest(s);
         if (level < 0) {
             job->task = -1;
-            job->wake_at = s->heap_len ? s->task[s->heap[0]].next_release : AII_TIME_NEVER;
+            job->wake_at = s->heap_len ? s->heap_at[0] : AII_TIME_NEVER;
             return AII_IDLE;
         }
         int id = s->level_task[level];

@@ -134,6 +134,11 @@ def test_relay_bad_requests_answered_and_relay_stays_up(make_fleet, aggregating)
         (b'{"node": 1, "kind": "status"}\n', "node and kind must be strings"),
         (b'{"node": "n1", "kind": "status", "body": [1]}\n', "body must be an object"),
         (b'{"node": "n9", "kind": "status"}\n', "no node 'n9'"),
+        (b'{"node": "n1", "kind": "status", "timeout": NaN}\n', "timeout must be a number"),
+        (b'{"node": "n1", "kind": "status", "timeout": 1e9}\n', "timeout must be a number"),
+        (b'{"node": "n1", "kind": "status", "retries": 1.5}\n', "retries must be an integer"),
+        (b'{"node": "n1", "kind": "status", "auth": 1}\n', "auth must be true, false or null"),
+        (b"[" * 100000 + b"\n", "bad request"),
     ):
         f.write(line)
         f.flush()

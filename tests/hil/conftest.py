@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from aii_host import vboard
+from aii_host import qemu, vboard
 from aii_host.client import NodeClient
 from aii_host.transport import open_transport
 from hil_util import CONFIG, REPO
@@ -208,22 +208,10 @@ def _start_board(tmp_path, name, micropython=None):
     return Target(name, board.port, bytes.fromhex(CONFIG["key"]), log, board)
 
 
-class _Qemu:
-    """The qemu process behind a Target (stop() kills it, as pulling the plug)."""
-
-    def __init__(self, proc):
-        self.proc = proc
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
 def _start_qemu(tmp_path):
     """MPS2_AN385 under qemu with its UART on a pty (`-serial pty`): a real MicroPython behind a
     real REPL, so Ctrl-C and Ctrl-D are the board's own. The node's config and a main.py go onto
     the board's filesystem over mpremote's raw REPL, then a soft reboot starts the node."""
-    import re
     import shutil
 
     if not os.environ.get("MICROPY_DIR"):
@@ -236,33 +224,12 @@ def _start_qemu(tmp_path):
     if _QEMU_SKIP:
         pytest.skip(_QEMU_SKIP[0])
     log = tmp_path / "qemu.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                "qemu-system-arm",
-                "-machine",
-                "mps2-an385",
-                "-nographic",
-                "-monitor",
-                "null",
-                "-semihosting",
-                "-serial",
-                "pty",
-                "-kernel",
-                str(image),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    board = _Qemu(proc)
     try:
-        port = None
-        end = time.monotonic() + 10
-        while port is None and time.monotonic() < end:
-            m = re.search(rb"/dev/pts/\d+", log.read_bytes())
-            port = m.group().decode() if m else time.sleep(0.1)
-        if port is None:
-            pytest.fail(f"qemu target: no pty in {log}")
+        board = qemu.start(image, log)  # board.stop() kills it, as pulling the plug
+    except qemu.QemuError as e:
+        pytest.fail(f"qemu target: {e}")
+    port = board.port
+    try:
         ramfs = _qemu_provision(port)
         key = bytes.fromhex(CONFIG["key"])
         if ramfs:

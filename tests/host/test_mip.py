@@ -20,10 +20,10 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from aii_host import qemu
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).with_name("micropython")
@@ -262,26 +262,12 @@ def _qemu():
 def qemu_port(tmp_path):
     """MPS2_AN385 under qemu with its UART on a pty (as tests/hil/conftest.py starts it)."""
     _qemu()
-    log = tmp_path / "qemu.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["qemu-system-arm", "-machine", "mps2-an385", "-nographic", "-monitor", "null"]
-            + ["-semihosting", "-serial", "pty", "-kernel", str(QEMU_IMAGE)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        port = None
-        end = time.monotonic() + 10
-        while port is None and time.monotonic() < end:
-            m = re.search(rb"/dev/pts/\d+", log.read_bytes())
-            port = m.group().decode() if m else time.sleep(0.1)
-        if port is None:
-            pytest.fail(f"qemu: no pty in {log}: {log.read_bytes()[-500:]!r}")
-        yield port
-    finally:
-        proc.kill()
-        proc.wait()
+        board = qemu.start(QEMU_IMAGE, tmp_path / "qemu.log")
+    except qemu.QemuError as e:
+        pytest.fail(f"qemu: {e}")
+    with board:
+        yield board.port
 
 
 def _free_bytes(port):

@@ -9,4 +9,3 @@ from aii_host import qemu
 def test_missing_image_says_how_to_build_it(tmp_path):
     with pytest.raises(qemu.QemuError, match=r"no image at .*make firmware BOARD=MPS2_AN385"):
         qemu.start(tmp_path / "nope.elf", tmp_path / "qemu.log")
-

@@ -119,6 +119,10 @@ class VideoSource:
                 "video and cameras need OpenCV: pip install opencv-python-headless"
             ) from None
         self._cv2 = cv2
+        # OpenCV and FFmpeg print their own warnings when a device or file does not open; the
+        # EdgeError below says it once, in one line.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read at first use
         self.spec = spec
         self.kind = "camera" if live else "video"
         self.live = live
@@ -129,10 +133,14 @@ class VideoSource:
         cap = cv2.VideoCapture(target)
         if not cap.isOpened():
             what = "camera" if live else "video"
-            raise EdgeError(
-                f"cannot open {what} {target}"
-                + (": is it connected, and is this user allowed to read it?" if live else "")
-            )
+            hint = ""
+            if live:
+                hint = (
+                    ": is it connected, and is this user allowed to read it?"
+                    if isinstance(target, int)
+                    else ": not a camera device, stream or video OpenCV can read"
+                )
+            raise EdgeError(f"cannot open {what} {target}{hint}")
         if live:
             # Keep only the newest frame: a late job then reads the present, not the past.
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
@@ -167,7 +175,11 @@ def open_source(spec):
         target = spec[len(CAMERA_PREFIX) :]
         if not target:
             raise EdgeError("camera: needs an index, a device or a URL, e.g. camera:0")
-        return VideoSource(spec, int(target) if target.isdigit() else target, live=True)
+        if target.isdigit():
+            return VideoSource(spec, int(target), live=True)
+        if "://" not in target and not os.path.exists(target):
+            raise EdgeError(f"no camera device or video file {target}")
+        return VideoSource(spec, target, live=True)
     if os.path.isdir(spec):
         return FolderSource(spec)
     if spec.lower().endswith(VIDEO_SUFFIXES):

@@ -167,7 +167,7 @@ def test_geometry_holds_for_any_rotation(astronaut, k):
     # The same face turned by 90 k degrees (keypoints turned with it) keeps its geometry.
     from aii_host.edge import geometry
 
-    h, w = astronaut.shape[:2]
+    w = astronaut.shape[1]
     box, kp = FACE, KEYPOINTS
     for _ in range(k):  # np.rot90: (x, y) -> (y, w - x)
         box = (box[1], w - box[2], box[3], w - box[0])

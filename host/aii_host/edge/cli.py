@@ -201,7 +201,7 @@ def _detect_stream(src, det, deadline_us, args):
         if args.json:
             print(json.dumps({"image": path, "error": message}), flush=True)
         else:
-            rows.append((path, "-", "unreadable", message))
+            rows.append((os.path.basename(path), "-", "unreadable", message))
         advance()
 
     src.on_error = on_error
@@ -217,7 +217,11 @@ def _detect_stream(src, det, deadline_us, args):
         if args.json:
             print(json.dumps(item), flush=True)
         else:
-            name = cur["image"] if per_image else f"{cur['frame']} ({cur['t_s']:.2f} s)"
+            name = (
+                os.path.basename(cur["image"])
+                if per_image
+                else f"{cur['frame']} ({cur['t_s']:.2f} s)"
+            )
             boxes = " ".join(
                 f"[{d.box[0]:.0f},{d.box[1]:.0f},{d.box[2]:.0f},{d.box[3]:.0f}]"
                 + (f"#{d.track}" if d.track is not None else "")

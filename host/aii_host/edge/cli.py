@@ -153,7 +153,12 @@ def _detect_image(image, notes, stem, det, deadline_us, args):
         )
         for i, d in enumerate(verdict.detections)
     ]
-    _print_table(f"faces in {args.image}", ("#", "box x0,y0,x1,y1", "score", "checks passed"), rows)
+    _print_table(
+        f"faces in {args.image}",
+        ("#", "box x0,y0,x1,y1", "score", "checks passed"),
+        rows,
+        left=(0, 3),
+    )
     if notes:
         print("image: " + "; ".join(f"{k} {v}" for k, v in notes.items()))
     print(

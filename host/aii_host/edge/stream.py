@@ -45,5 +45,5 @@ def detect_stream(source, detector, deadline_us, *, max_frames=None, on_item=Non
         }
     finally:
         source.close()
-    report["tracks"] = tracker._next - 1 if tracker is not None else None
+    report["tracks"] = tracker.started if tracker is not None else None
     return report

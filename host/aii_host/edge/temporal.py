@@ -26,6 +26,11 @@ class Tracker:
         self.tracks = {}  # id -> {"box": np.ndarray, "hits": deque of bool}
         self._next = 1
 
+    @property
+    def started(self):
+        """How many tracks (faces, or flickers) this tracker has started."""
+        return self._next - 1
+
     def update(self, detections):
         """Matches this frame's detections; returns [(track id, ok, reason)] in their order."""
         from .facedet import iou

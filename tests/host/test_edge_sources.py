@@ -6,7 +6,6 @@ buffer, no end until --frames or Ctrl-C) is driven here with a video file, which
 through the same call (docs/edge.md, 7).
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,7 +18,7 @@ pytest.importorskip("ai_edge_litert", reason="ai-edge-litert not installed")
 data = pytest.importorskip("skimage.data", reason="scikit-image not installed")
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless not installed")
 
-from aii_host.edge import cli, facedet, opinions
+from aii_host.edge import facedet, opinions
 from aii_host.edge.facedet import Detection
 from aii_host.edge.temporal import Tracker
 
@@ -33,11 +32,10 @@ def need_models():
 
 
 def run(argv, capsys):
-    p = argparse.ArgumentParser(prog="aii")
-    sub = p.add_subparsers(dest="command")
-    cli.add_parsers(sub)
-    a = p.parse_args(argv)
-    rc = a.func(a)
+    """`aii` in this process (its main: arguments, errors as one line, exit status)."""
+    from aii_host.main import main
+
+    rc = main(argv)
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -167,10 +165,9 @@ def test_camera_path_driven_by_a_video_file(tmp_path, capsys):
 
 def test_video_refuses_out(tmp_path, capsys):
     clip = write_video(tmp_path / "clip.avi", n=2)
-    from aii_host.edge.errors import EdgeError
-
-    with pytest.raises(EdgeError, match="annotated PNGs of images and folders"):
-        run(["detect", str(clip), "--out", str(tmp_path / "x")], capsys)
+    rc, out, err = run(["detect", str(clip), "--out", str(tmp_path / "x")], capsys)
+    assert rc == 1 and out == "" and "annotated PNGs of images and folders" in err
+    assert err.count("\n") == 1
 
 
 # --- bad inputs: one line, non-zero exit ----------------------------------------------------------

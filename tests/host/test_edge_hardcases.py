@@ -131,11 +131,12 @@ def test_wide_grey_png_is_scaled_not_saturated(detector, tmp_path, bits):
     assert np.abs(image[..., 0].astype(int) - grey8).max() <= 1
 
 
-def test_sixteen_bit_colour_png(detector, tmp_path):
+@pytest.mark.parametrize("suffix", ["png", "tif"])
+def test_sixteen_bit_colour(detector, tmp_path, suffix):
     import cv2
 
     rgb16 = data.astronaut().astype(np.uint16) * 257
-    path = tmp_path / "c16.png"
+    path = tmp_path / f"c16.{suffix}"
     cv2.imwrite(str(path), np.ascontiguousarray(rgb16[..., ::-1]))
     image, notes = _found_astronaut(detector, path)
     assert notes["mode"] == "RGB 16-bit"

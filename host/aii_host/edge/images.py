@@ -124,6 +124,18 @@ def _pil_to_rgb(im, notes):
     return a
 
 
+def _wider_than_8_bits(im, path):
+    """Whether a colour PNG or TIFF stores more than 8 bits per sample (PIL reads it as 8)."""
+    if im.format == "PNG":
+        with open(path, "rb") as f:
+            head = f.read(25)
+        return len(head) == 25 and head[24] > 8  # IHDR bit depth
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, (8,))
+        return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    return False
+
+
 def _wide_colour(path):
     """The file's samples through OpenCV when they are wider than 8 bits and in colour."""
     import cv2
@@ -149,7 +161,7 @@ def read_image(path):
             orientation = int(im.getexif().get(0x0112, 1) or 1)
             im.load()  # decode now: a truncated file fails here, inside the try
             wide = None
-            if im.mode in ("RGB", "RGBA") and im.format in ("PNG", "TIFF"):
+            if im.mode in ("RGB", "RGBA") and _wider_than_8_bits(im, path):
                 wide = _wide_colour(path)
             if wide is not None:
                 notes["mode"] = f"{im.mode} {wide.dtype.itemsize * 8}-bit"

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Second opinions on a face detection, from models other than the detector that made it.
 
-Each opinion looks at the detection's region turned upright: the rotation comes from the
-detection's eye keypoints (as MediaPipe's face-landmark graph computes its region of interest),
-so a face on a photo turned by 90 or 180 degrees is judged upright, and a "face" whose eyes point
-nowhere in particular is judged as whatever the region holds.
+Each opinion looks at the detection's region (centred on its box, a multiple of its longer side)
+turned by a given angle, so that a face on a photo turned by 90 or 180 degrees can be judged
+upright. SecondOpinions (below) chooses the angles: the roll the eye keypoints imply (as
+MediaPipe's face-landmark graph computes its region of interest), then the four right angles.
 
 - `LandmarkOpinion`: MediaPipe's face-mesh model (face_landmark.tflite, 192x192, [0, 1]) on the
   region scaled 1.5x (its graph's ROI); the value is its face-presence score (sigmoid of the

@@ -83,6 +83,7 @@ class FolderSource:
         self.total = len(self.files)
         self.errors = []
         self.current = None
+        self.on_error = None  # called as on_error(path, message) when a file is skipped
         self._i = 0
 
     def read(self):
@@ -101,8 +102,6 @@ class FolderSource:
             self.last_frame = image
             return image
         return None
-
-    on_error = None  # called as on_error(path, message) when a file is skipped
 
     def close(self):
         pass

@@ -217,7 +217,8 @@ static void test_replay_reasons(void) {
         }
         aii_ledger_init(&R);
         CHECK_EQ(aii_ledger_replay(&R, &bad[0][0], m, &done), AII_ERR_CORRUPT);
-        CHECK_EQ(R.why, cases[c].why);
+        CHECK_EQ(R.why, AII_T_JOURNAL_RECORD);
+        CHECK_EQ(R.why_record, cases[c].why);
         CHECK_EQ(R.why_at, cases[c].why_at);
         CHECK_EQ(done, cases[c].done);
     }
@@ -232,7 +233,7 @@ static void test_replay_reasons(void) {
     bad[1][AII_REC_SEQ] = 5;
     put_crc(bad[1]);
     CHECK_EQ(aii_ledger_replay(&R, &bad[0][0], 2, &done), AII_ERR_CORRUPT);
-    CHECK_EQ(R.why, AII_T_SEAL_MISMATCH);
+    CHECK_EQ(R.why_record, AII_T_SEAL_MISMATCH);
     CHECK_EQ(R.why_at, 1);
 }
 

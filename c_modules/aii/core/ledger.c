@@ -703,7 +703,8 @@ aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, s
     }
     if (why != AII_T_NONE) {
         l->why_at = (uint32_t)i;
-        return refuse(l, AII_ERR_CORRUPT, why);
+        l->why_record = why;
+        return refuse(l, AII_ERR_CORRUPT, AII_T_JOURNAL_RECORD);
     }
     return AII_OK;
 }

@@ -122,9 +122,11 @@ typedef struct {
     uint64_t now;                // timestamp stamped on new records (set by the caller)
     uint8_t in_tx;               // explicit begin() open
     // Why the last refused operation was refused (set by every refusal, left alone otherwise):
-    // bindings raise aii_text(why). A refused replay also says which record: why_at, an index
-    // into the records it was given.
+    // bindings raise aii_text(why). A refused replay says AII_T_JOURNAL_RECORD, with the
+    // record (why_at, an index into the records it was given) and what is wrong with it
+    // (why_record: AII_T_BAD_CRC, AII_T_SEQUENCE_GAP, AII_T_SEAL_MISMATCH, AII_T_DOES_NOT_APPLY).
     aii_text_t why;
+    aii_text_t why_record;
     uint32_t why_at;
 } aii_ledger_t;
 

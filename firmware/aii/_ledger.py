@@ -2,10 +2,11 @@
 """aii.Ledger and the fixed-point helpers in pure Python, for firmware without the native `_aii`.
 
 A function-by-function port of c_modules/aii/core/ledger.c, fixed.c and wide.c (the reference),
-with the argument checks and error texts of the bindings (mod_aii.c, host/aii_host/ledger.py):
-same results, journal bytes, digests, checkpoints and errors (docs/ledger.md).
-tests/host/test_ledger_differential.py runs it inside a real MicroPython interpreter against the
-C core.
+refusals with the core's reasons, and the argument checks of the bindings (mod_aii_ledger.c,
+host/aii_host/ledger.py): same results, journal bytes, digests, checkpoints and errors
+(docs/ledger.md). Statuses, texts and the record and checkpoint layouts come from _tables.py,
+generated from the core's headers. tests/host/test_ledger_differential.py runs it inside a real
+MicroPython interpreter against the C core.
 
 Python ints are unbounded, so the C limits are range checks: an int64 balance that would leave
 its range is an error, never a wrap; the 128-bit totals wrap at 2**128 as aii_i128_t does (a
@@ -35,6 +36,11 @@ except ImportError:
         return x
 
 
+try:
+    from . import _tables as _T
+except ImportError:  # loaded as a module of its own (the differential tests)
+    import _tables as _T
+
 HOLD = const(1)
 CREDIT = const(2)
 MAX_QTY = const(4)
@@ -42,37 +48,34 @@ MAX_ACCOUNTS = const(16)
 MAX_HOLDS = const(8)
 JOURNAL = const(16)
 SEGMENT = const(16)
-RECORD_SIZE = const(44)
+RECORD_SIZE = _T.REC_SIZE
 DIGEST_SIZE = const(16)
 
-_NAME_LEN = const(12)
+_NAME_LEN = _T.REC_NAME_LEN
 _NON_NEGATIVE = const(1)
-_END = const(1)
 _DECIMAL = const(0x80)
 
-# Journal record ops (docs/ledger.md section 8).
-_QTY = const(1)
-_OPEN = const(2)
-_TRANSFER = const(3)
-_INFLOW = const(4)
-_OUTFLOW = const(5)
-_HOLD = const(6)
-_PREPARE = const(7)
-_SETTLE = const(8)
-_RELEASE = const(9)
-_SEAL = const(10)
-
-# Status codes of c_modules/aii/core/aii_status.h.
-_OK = const(0)
-_ERR_ARG = const(-1)
-_ERR_FULL = const(-2)
-_ERR_NOT_FOUND = const(-3)
-_ERR_STATE = const(-5)
-_ERR_OVERFLOW = const(-6)
-_ERR_INSUFFICIENT = const(-7)
-_ERR_VIOLATION = const(-8)
-_ERR_CORRUPT = const(-9)
-_ERR_EXISTS = const(-10)
+# Journal record ops, the record's layout (_T.REC_*, docs/ledger.md section 8), statuses.
+_QTY = _T.OP_QTY
+_OPEN = _T.OP_OPEN
+_TRANSFER = _T.OP_TRANSFER
+_INFLOW = _T.OP_INFLOW
+_OUTFLOW = _T.OP_OUTFLOW
+_HOLD = _T.OP_HOLD
+_PREPARE = _T.OP_PREPARE
+_SETTLE = _T.OP_SETTLE
+_RELEASE = _T.OP_RELEASE
+_SEAL = _T.OP_SEAL
+_OK = _T.OK
+_ERR_ARG = _T.ERR_ARG
+_ERR_FULL = _T.ERR_FULL
+_ERR_NOT_FOUND = _T.ERR_NOT_FOUND
+_ERR_STATE = _T.ERR_STATE
+_ERR_OVERFLOW = _T.ERR_OVERFLOW
+_ERR_INSUFFICIENT = _T.ERR_INSUFFICIENT
+_ERR_VIOLATION = _T.ERR_VIOLATION
+_ERR_CORRUPT = _T.ERR_CORRUPT
+_ERR_EXISTS = _T.ERR_EXISTS
 
 # Beyond the small-int range of every port: plain globals, not const().
 _I64_MIN = -(1 << 63)
@@ -83,12 +86,6 @@ _INT_MAX = (1 << 31) - 1
 _SEQ_LAST = (1 << 32) - 2  # the core refuses new records from here on
 _W128 = 1 << 128
 _H128 = 1 << 127
-
-# Canonical state sizes (ledger.c: HEAD_SIZE, QTY_SIZE, ACCT_SIZE, HOLD_SIZE).
-_HEAD_SIZE = const(28)
-_QTY_SIZE = const(61)
-_ACCT_SIZE = const(22)
-_HOLD_SIZE = const(19)
 
 
 class BalanceError(RuntimeError):
@@ -125,7 +122,8 @@ _NIBBLE = (
 )
 
 
-def _crc(data):
+def crc32(data):
+    """CRC-32 (zlib's, as binascii.crc32) of bytes: binascii's when the port has it."""
     if _crc32 is not None:
         return _crc32(data) & 0xFFFFFFFF
     c = 0xFFFFFFFF
@@ -208,19 +206,23 @@ if sha256 is None:
 # ---- argument conversion (host/aii_host/ledger.py) ---------------------------------------------
 
 
+def _text(t, *args):
+    return _T.TEXT[t].format(*args)
+
+
 def _int(v):
     # MicroPython's mp_obj_get_int: ints and bools, nothing else (bool is no int subclass there).
     if v is True or v is False:
         return 1 if v else 0
     if isinstance(v, int):
         return v
-    raise TypeError("can't convert " + type(v).__name__ + " to int")
+    raise TypeError(_text(_T.T_NOT_INT, type(v).__name__))
 
 
 def _ranged(name, v, lo, hi):
     v = _int(v)
     if not lo <= v <= hi:
-        raise ValueError(name + " out of range")
+        raise ValueError(_text(_T.T_OUT_OF_RANGE, name))
     return v
 
 
@@ -234,18 +236,16 @@ def _index(v, what):
 def _amount(v):
     v = _int(v)
     if v < _I64_MIN:
-        raise ValueError("amount must be > 0")
-    if v > _I64_MAX:
-        raise ValueError("amount out of range")
-    return v  # <= 0 goes to the core, which refuses it after its account checks
+        raise ValueError(_text(_T.T_AMOUNT_NOT_POSITIVE))
+    return _ranged("amount", v, _I64_MIN, _I64_MAX)  # <= 0: the core refuses it, after its checks
 
 
-def _name(v):
+def _name(v, what="name"):
     if isinstance(v, str):
         return v.encode()
     if isinstance(v, (bytes, bytearray)):
         return bytes(v)
-    raise TypeError("name must be str")
+    raise TypeError(_text(_T.T_NOT_STR, what))
 
 
 def _name_ok(b):
@@ -260,19 +260,26 @@ def _pack_name(b):
 
 
 def _fmt(v):
+    # Whether it is a valid format is checked after every argument was converted (_fmt_valid).
     v = _int(v)
     if not 0 <= v <= 255:
-        raise ValueError("bad format")
+        raise ValueError(_text(_T.T_BAD_FORMAT))
     return v
+
+
+def _fmt_valid(f):
+    if _den(f) is None:
+        raise ValueError(_text(_T.T_BAD_FORMAT))
+    return f
 
 
 def _bytes_like(v, what):
     if isinstance(v, str):
-        raise TypeError(what + " must be bytes-like")
+        raise TypeError(_text(_T.T_NOT_BYTES, what))
     try:
         return bytes(memoryview(v))
     except TypeError:
-        raise TypeError(what + " must be bytes-like") from None
+        raise TypeError(_text(_T.T_NOT_BYTES, what)) from None
 
 
 def _w128(v):
@@ -314,15 +321,13 @@ def _muldiv(a, b, d):
     return _signed_of(_round_even(q, r, ud), (a < 0) ^ (b < 0) ^ (d < 0))
 
 
-def _fx_result(st, v, fmts=(), zero_div=False):
+def _fx(st, v, arg_why):
+    # The formats were checked before the call: _ERR_ARG is about the operands.
     if st == _OK:
         return v
     if st == _ERR_ARG:
-        bad_fmt = False
-        for f in fmts:
-            bad_fmt = bad_fmt or _den(f) is None
-        raise ValueError("bad format" if bad_fmt or not zero_div else "division by zero")
-    raise OverflowError("result out of range")
+        raise ValueError(_text(arg_why))
+    raise OverflowError(_text(_T.T_RESULT_RANGE))
 
 
 def Q(bits):
@@ -338,28 +343,26 @@ def DEC(digits):
 def fx_mul(a, b, fmt):
     """round_half_even(a * b / den(fmt)), exact; OverflowError when it does not fit int64."""
     a, b = _ranged("a", a, _I64_MIN, _I64_MAX), _ranged("b", b, _I64_MIN, _I64_MAX)
-    fmt = _fmt(fmt)
-    den = _den(fmt)
-    st, v = (_ERR_ARG, 0) if den is None else _muldiv(a, b, den)
-    return _fx_result(st, v, (fmt,))
+    den = _den(_fmt_valid(_fmt(fmt)))
+    st, v = _muldiv(a, b, den)
+    return _fx(st, v, _T.T_BAD_FORMAT)
 
 
 def fx_div(a, b, fmt):
     """round_half_even(a * den(fmt) / b), exact; ValueError when b == 0."""
     a, b = _ranged("a", a, _I64_MIN, _I64_MAX), _ranged("b", b, _I64_MIN, _I64_MAX)
-    fmt = _fmt(fmt)
-    den = _den(fmt)
-    st, v = (_ERR_ARG, 0) if den is None else _muldiv(a, den, b)
-    return _fx_result(st, v, (fmt,), True)
+    den = _den(_fmt_valid(_fmt(fmt)))
+    st, v = _muldiv(a, den, b)
+    return _fx(st, v, _T.T_DIVISION_BY_ZERO)
 
 
 def fx_rescale(v, from_fmt, to_fmt):
     """v converted from format from_fmt to to_fmt, rounded half to even."""
     v = _ranged("v", v, _I64_MIN, _I64_MAX)
     f, g = _fmt(from_fmt), _fmt(to_fmt)
-    df, dg = _den(f), _den(g)
-    st, out = (_ERR_ARG, 0) if df is None or dg is None else _muldiv(v, dg, df)
-    return _fx_result(st, out, (f, g))
+    df, dg = _den(_fmt_valid(f)), _den(_fmt_valid(g))
+    st, out = _muldiv(v, dg, df)
+    return _fx(st, out, _T.T_BAD_FORMAT)
 
 
 def fx_muldiv(a, b, d):
@@ -367,7 +370,7 @@ def fx_muldiv(a, b, d):
     a, b = _ranged("a", a, _I64_MIN, _I64_MAX), _ranged("b", b, _I64_MIN, _I64_MAX)
     d = _ranged("d", d, _I64_MIN, _I64_MAX)
     st, v = _muldiv(a, b, d)
-    return _fx_result(st, v, (), True)
+    return _fx(st, v, _T.T_DIVISION_BY_ZERO)
 
 
 def _parse(s, den):
@@ -409,28 +412,15 @@ def _parse(s, den):
 
 def fx_parse(s, fmt):
     """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
-    if isinstance(s, str):
-        s = s.encode()
-    elif isinstance(s, (bytes, bytearray)):
-        s = bytes(s)
-    else:
-        raise TypeError("s must be str")
-    fmt = _fmt(fmt)
-    den = _den(fmt)
-    if den is None:
-        raise ValueError("bad format")
-    st, v = _parse(s, den)
-    if st == _ERR_ARG:
-        raise ValueError("bad number")
-    return _fx_result(st, v)
+    s = _name(s, "s")
+    st, v = _parse(s, _den(_fmt_valid(_fmt(fmt))))
+    return _fx(st, v, _T.T_BAD_NUMBER)
 
 
 def fx_format(v, fmt):
     """Fixed-point int -> exact decimal string."""
     v, fmt = _ranged("v", v, _I64_MIN, _I64_MAX), _fmt(fmt)
-    den = _den(fmt)
-    if den is None:
-        raise ValueError("bad format")
+    den = _den(_fmt_valid(fmt))
     q, r = divmod(-v if v < 0 else v, den)
     frac = fmt & 0x7F if fmt & _DECIMAL else (-1 if r else 0)
     out = ["-" if v < 0 else "", str(q)]
@@ -454,7 +444,7 @@ def _items(buffer):
     try:
         mv = memoryview(buffer)
     except TypeError:
-        raise TypeError("buffer must support the buffer protocol") from None
+        raise TypeError(_text(_T.T_NO_BUFFER)) from None
     fmt = getattr(mv, "format", None)
     if fmt is not None:
         import sys
@@ -462,9 +452,9 @@ def _items(buffer):
         if fmt[:1] in ("@", "=", "<" if sys.byteorder == "little" else ">"):
             fmt = fmt[1:]
         if fmt not in ("i", "l", "q") or mv.itemsize not in (4, 8):
-            raise TypeError("buffer items must be int32 or int64")
+            raise TypeError(_text(_T.T_NOT_INT_ITEMS))
         if not mv.c_contiguous:
-            raise TypeError("buffer must be contiguous")
+            raise TypeError(_text(_T.T_NOT_CONTIGUOUS))
         return mv.cast("B").cast(fmt).tolist() if mv.ndim != 1 else mv.tolist()
     kind = type(buffer).__name__
     if kind == "array":
@@ -475,7 +465,7 @@ def _items(buffer):
     else:
         ok = False
     if not ok:
-        raise TypeError("buffer items must be int32 or int64")
+        raise TypeError(_text(_T.T_NOT_INT_ITEMS))
     return mv
 
 
@@ -488,7 +478,7 @@ def check_sum(buffer, expected):
     for x in items:
         total += x
     if not _I64_MIN <= total <= _I64_MAX:
-        raise OverflowError("sum does not fit int64")
+        raise OverflowError(_text(_T.T_SUM_RANGE))
     return total == expected
 
 
@@ -503,8 +493,26 @@ def exact_sum(buffer):
 # ---- the ledger (ledger.c) ---------------------------------------------------------------------
 
 
+def _put(r, field, fmt, v):
+    # A record field by its name in _tables (REC_<FIELD>, REC_<FIELD>_FMT).
+    struct.pack_into(fmt, r, field, v)
+
+
+def _get(r, field, fmt):
+    return struct.unpack_from(fmt, r, field)[0]
+
+
 def _rec_crc(r):
-    struct.pack_into("<I", r, 40, _crc(r[:40]))
+    _put(r, _T.REC_CRC, _T.REC_CRC_FMT, crc32(r[: _T.REC_CRC]))
+
+
+# What a status raises (mod_aii_conv.c: aii_check); others: RuntimeError.
+_RAISES = {
+    _ERR_ARG: ValueError,
+    _ERR_NOT_FOUND: ValueError,
+    _ERR_EXISTS: ValueError,
+    _ERR_OVERFLOW: OverflowError,
+}
 
 
 class Ledger:
@@ -534,6 +542,10 @@ class Ledger:
         self._now = 0
         self._in_tx = False
         self._viol = (-1, 0, 0, 0)  # qty, expected, actual, delta
+        # Why the last refusal (aii_ledger_t: why, why_record, why_at).
+        self._why = _T.T_NONE
+        self._why_record = _T.T_NONE
+        self._why_at = 0
 
     # -- undo (begin/rollback) and snapshots (replay) --
 
@@ -574,64 +586,33 @@ class Ledger:
         self._pend = []
         self._in_tx = False
 
-    # -- errors: the one place a status becomes an exception --
+    # -- refusals: the core's reasons, and the one place they become exceptions --
 
-    def _fail(self, st, op, a=0, b=0, amount=1, name=b"", fmt_name="digits"):
+    def _refuse(self, st, why):
+        self._why = why
+        return st
+
+    def _fail(self, st):
         if st == _ERR_VIOLATION:
             raise self._balance_error()
-        cls = ValueError
-        if st == _ERR_ARG:
-            if (op == "qty" or op == "open") and not _name_ok(name):
-                msg = "bad name"
-            elif op == "qty":
-                msg = fmt_name + " out of range"
-            elif op == "open":
-                msg = "initial must be >= 0"
-            elif amount <= 0:
-                msg = "amount must be > 0"
-            elif op == "transfer" and a == b:
-                msg = "same account"
-            else:
-                msg = "wrong quantity"
-        elif st == _ERR_NOT_FOUND:
-            n = len(self._acct)
-            if op == "settle" or op == "release":
-                msg = "no such hold"
-            elif op == "open" or (0 <= a < n and (op != "transfer" or 0 <= b < n)):
-                msg = "no such quantity"
-            else:
-                msg = "no such account"
-        elif st == _ERR_EXISTS:
-            msg = "txid in use" if op == "hold" or op == "prepare" else "name in use"
-        elif st == _ERR_FULL:
-            cls = RuntimeError
-            if len(self._pend) >= JOURNAL - 1:
-                msg = "transaction too long"
-            elif self._seq >= _SEQ_LAST:
-                msg = "journal sequence exhausted"
-            elif op == "qty":
-                msg = "quantity table full"
-            elif op == "open":
-                msg = "account table full"
-            else:
-                msg = "hold table full"
-        elif st == _ERR_STATE:
-            cls = RuntimeError
-            msg = "no transaction" if op == "commit" or op == "rollback" else "transaction open"
-        elif st == _ERR_OVERFLOW:
-            cls, msg = OverflowError, "balance would overflow"
-        elif st == _ERR_INSUFFICIENT:
-            cls, msg = InsufficientError, "insufficient balance"
-        elif st == _ERR_CORRUPT:
-            cls, msg = CorruptError, "ledger state corrupt"
+        why = self._why
+        if why == _T.T_JOURNAL_RECORD:
+            msg = _text(why, self._why_at, _T.TEXT[self._why_record])
         else:
-            cls, msg = RuntimeError, "error " + str(st)
-        raise cls(msg)
+            msg = _text(why, st)
+        if st == _ERR_INSUFFICIENT:
+            raise InsufficientError(msg)
+        if st == _ERR_CORRUPT:
+            raise CorruptError(msg)
+        raise _RAISES.get(st, RuntimeError)(msg)
+
+    def _check(self, st):
+        if st != _OK:
+            self._fail(st)
 
     def _balance_error(self):
         q, e, a, d = self._viol
-        msg = "quantity " + str(q) + ": actual " + str(a) + " != expected " + str(e)
-        return BalanceError(msg, q, e, a, d)
+        return BalanceError(_text(_T.T_VIOLATION, q, a, e), q, e, a, d)
 
     # -- the balance equation --
 
@@ -664,7 +645,7 @@ class Ledger:
             e = _w128(x[2] + x[3] - x[4])
             if sums[q] != e:
                 self._viol = (q, e, sums[q], _w128(sums[q] - e))
-                return _ERR_VIOLATION
+                return self._refuse(_ERR_VIOLATION, _T.T_VIOLATION)
         return _OK
 
     # -- applying one record (shared by live operations and replay) --
@@ -676,53 +657,62 @@ class Ledger:
         return None
 
     def _exec(self, r, live):
-        op = r[4]
-        txid = struct.unpack_from("<Q", r, 20)[0]
+        op = r[_T.REC_OP]
+        txid = _get(r, _T.REC_TXID, _T.REC_TXID_FMT)
         acct = self._acct
+        refuse = self._refuse
         h = slot = None
         if op == _SETTLE or op == _RELEASE:
             h = self._find_hold(txid)
             if h is None:
-                return _ERR_NOT_FOUND
+                return refuse(_ERR_NOT_FOUND, _T.T_NO_SUCH_HOLD)
             if h[2] >= len(acct):
-                return _ERR_CORRUPT
+                return refuse(_ERR_CORRUPT, _T.T_STATE_CORRUPT)
             if live:
-                struct.pack_into("<H", r, 16, h[2])
-                r[5] = acct[h[2]][1]
-                r[6] = h[3]
-                struct.pack_into("<q", r, 32, h[1])
-        q, flags = r[5], r[6]
-        ia, ib, amount = struct.unpack_from("<HH", r, 16) + struct.unpack_from("<q", r, 32)
+                _put(r, _T.REC_A, _T.REC_A_FMT, h[2])
+                r[_T.REC_QTY] = acct[h[2]][1]
+                r[_T.REC_FLAGS] = h[3]
+                _put(r, _T.REC_AMOUNT, _T.REC_AMOUNT_FMT, h[1])
+        q, flags = r[_T.REC_QTY], r[_T.REC_FLAGS]
+        ia, ib = _get(r, _T.REC_A, _T.REC_A_FMT), _get(r, _T.REC_B, _T.REC_B_FMT)
+        amount = _get(r, _T.REC_AMOUNT, _T.REC_AMOUNT_FMT)
         a = acct[ia] if ia < len(acct) else None
 
         if op == _QTY:
             if len(self._qty) >= MAX_QTY:
-                return _ERR_FULL
+                return refuse(_ERR_FULL, _T.T_QTY_TABLE_FULL)
             if q != len(self._qty):
-                return _ERR_CORRUPT
-            if _den(flags) is None or r[20] == 0:
-                return _ERR_ARG
-            name = bytes(r[20:32])
+                return refuse(_ERR_CORRUPT, _T.T_STATE_CORRUPT)
+            if r[_T.REC_NAME] == 0:
+                return refuse(_ERR_ARG, _T.T_BAD_NAME)
+            if _den(flags) is None:
+                # A decimal format came from `digits`, a binary one from `bits`.
+                return refuse(_ERR_ARG, _T.T_DIGITS_RANGE if flags & _DECIMAL else _T.T_BITS_RANGE)
+            name = bytes(r[_T.REC_NAME : _T.REC_NAME + _NAME_LEN])
             for x in self._qty:
                 if x[0] == name:
-                    return _ERR_EXISTS
+                    return refuse(_ERR_EXISTS, _T.T_NAME_IN_USE)
             self._log(self._qty, None)
             self._qty.append([name, flags, 0, 0, 0])
             self._seq += 1
             return _OK
         if op == _OPEN:
             if len(acct) >= MAX_ACCOUNTS:
-                return _ERR_FULL
+                return refuse(_ERR_FULL, _T.T_ACCOUNT_TABLE_FULL)
             if ia != len(acct):
-                return _ERR_CORRUPT
+                return refuse(_ERR_CORRUPT, _T.T_STATE_CORRUPT)
             if q >= len(self._qty):
-                return _ERR_NOT_FOUND
-            if flags & ~_NON_NEGATIVE or r[20] == 0 or (flags & _NON_NEGATIVE and amount < 0):
-                return _ERR_ARG
-            name = bytes(r[20:32])
+                return refuse(_ERR_NOT_FOUND, _T.T_NO_SUCH_QUANTITY)
+            if flags & ~_NON_NEGATIVE:
+                return refuse(_ERR_ARG, _T.T_INVALID_ARGUMENT)
+            if r[_T.REC_NAME] == 0:
+                return refuse(_ERR_ARG, _T.T_BAD_NAME)
+            if flags & _NON_NEGATIVE and amount < 0:
+                return refuse(_ERR_ARG, _T.T_INITIAL_NEGATIVE)
+            name = bytes(r[_T.REC_NAME : _T.REC_NAME + _NAME_LEN])
             for x in acct:
                 if x[0] == name:
-                    return _ERR_EXISTS
+                    return refuse(_ERR_EXISTS, _T.T_NAME_IN_USE)
             self._log(acct, None)
             acct.append([name, q, flags, amount])
             x = self._qty[q]
@@ -732,16 +722,22 @@ class Ledger:
             return _OK
 
         if a is None:
-            return _ERR_NOT_FOUND
-        if a[1] != q or amount <= 0:
-            return _ERR_ARG
+            return refuse(_ERR_NOT_FOUND, _T.T_NO_SUCH_ACCOUNT)
+        if amount <= 0:
+            return refuse(_ERR_ARG, _T.T_AMOUNT_NOT_POSITIVE)
+        if a[1] != q:
+            # A transfer to itself says so first, whatever else is wrong with it.
+            same = op == _TRANSFER and ib == ia
+            return refuse(_ERR_ARG, _T.T_SAME_ACCOUNT if same else _T.T_WRONG_QUANTITY)
         deb = cred = None
         flow = 0  # index of inflow (3) or outflow (4) in the quantity's entry
         if op == _TRANSFER:
             if ib >= len(acct):
-                return _ERR_NOT_FOUND
-            if ib == ia or acct[ib][1] != q:
-                return _ERR_ARG
+                return refuse(_ERR_NOT_FOUND, _T.T_NO_SUCH_ACCOUNT)
+            if ib == ia:
+                return refuse(_ERR_ARG, _T.T_SAME_ACCOUNT)
+            if acct[ib][1] != q:
+                return refuse(_ERR_ARG, _T.T_WRONG_QUANTITY)
             deb, cred = a, acct[ib]
         elif op == _INFLOW:
             cred, flow = a, 3
@@ -749,18 +745,18 @@ class Ledger:
             deb, flow = a, 4
         elif op == _HOLD or op == _PREPARE:
             if self._find_hold(txid) is not None:
-                return _ERR_EXISTS
+                return refuse(_ERR_EXISTS, _T.T_TXID_IN_USE)
             for x in self._hold:
                 if x[1] == 0:
                     slot = x
                     break
             if slot is None:
-                return _ERR_FULL
+                return refuse(_ERR_FULL, _T.T_HOLD_TABLE_FULL)
             if op == _HOLD:
                 deb = a
         elif op == _SETTLE or op == _RELEASE:
             if h[2] != ia or h[1] != amount or h[3] != flags:
-                return _ERR_CORRUPT
+                return refuse(_ERR_CORRUPT, _T.T_STATE_CORRUPT)
             # Escrow settles as an outflow; a prepared credit settles as an inflow into the
             # account; releasing escrow returns it; releasing a prepared credit drops it.
             if op == _SETTLE:
@@ -768,14 +764,13 @@ class Ledger:
             if (op == _SETTLE) == (flags == CREDIT):
                 cred = a
         else:
-            return _ERR_CORRUPT
-        if deb is not None:
-            if deb[2] & _NON_NEGATIVE and deb[3] < amount:
-                return _ERR_INSUFFICIENT
-            if deb[3] < _I64_MIN + amount:
-                return _ERR_OVERFLOW
-        if cred is not None and cred[3] > _I64_MAX - amount:
-            return _ERR_OVERFLOW
+            return refuse(_ERR_CORRUPT, _T.T_STATE_CORRUPT)
+        if deb is not None and deb[2] & _NON_NEGATIVE and deb[3] < amount:
+            return refuse(_ERR_INSUFFICIENT, _T.T_INSUFFICIENT)
+        if (deb is not None and deb[3] < _I64_MIN + amount) or (
+            cred is not None and cred[3] > _I64_MAX - amount
+        ):
+            return refuse(_ERR_OVERFLOW, _T.T_BALANCE_OVERFLOW)
         if deb is not None:
             self._log(deb, 3)
             deb[3] -= amount
@@ -813,9 +808,10 @@ class Ledger:
 
     def _seal_apply(self, r, live):
         hash_ = self._seal_hash()
+        at = _T.REC_HASH
         if live:
-            r[16:32] = hash_
-        elif bytes(r[16:32]) != hash_:
+            r[at : at + _T.REC_HASH_LEN] = hash_
+        elif bytes(r[at : at + _T.REC_HASH_LEN]) != hash_:
             return _ERR_CORRUPT
         self._chain = hash_
         self._seg = []
@@ -825,19 +821,21 @@ class Ledger:
     def _rec_start(self, op):
         r = bytearray(RECORD_SIZE)
         # A restored seq of 2**32 - 1 wraps here as in C; _run() refuses the record anyway.
-        struct.pack_into("<IBBBBQ", r, 0, (self._seq + 1) & 0xFFFFFFFF, op, 0, 0, 0, self._now)
+        _put(r, _T.REC_SEQ, _T.REC_SEQ_FMT, (self._seq + 1) & 0xFFFFFFFF)
+        r[_T.REC_OP] = op
+        _put(r, _T.REC_TIME, _T.REC_TIME_FMT, self._now)
         return r
 
     def _seal_live(self):
         r = self._rec_start(_SEAL)
-        r[7] = _END
+        r[_T.REC_LAST] = _T.REC_END
         self._seal_apply(r, True)
         _rec_crc(r)
         self._ring_push(bytes(r), True)
 
     def _begin(self):
         if self._in_tx:
-            return _ERR_STATE
+            return self._refuse(_ERR_STATE, _T.T_TX_OPEN)
         self._undo = []
         self._undo_seq = self._seq
         self._in_tx = True
@@ -845,21 +843,21 @@ class Ledger:
 
     def _rollback(self):
         if not self._in_tx:
-            return _ERR_STATE
+            return self._refuse(_ERR_STATE, _T.T_NO_TX)
         self._undo_all()
         return _OK
 
     def _commit(self):
         if not self._in_tx:
-            return _ERR_STATE
+            return self._refuse(_ERR_STATE, _T.T_NO_TX)
         if self._verify() != _OK:
             self._undo_all()
-            return _ERR_VIOLATION
+            return _ERR_VIOLATION  # _verify() gave the reason
         # Only now is it known which record ends the commit; CRCs and the chain follow.
         pend, last = self._pend, len(self._pend) - 1
         for i in range(len(pend)):
             r = pend[i]
-            r[7] = _END if i == last else 0
+            r[_T.REC_LAST] = _T.REC_END if i == last else 0
             _rec_crc(r)
             r = bytes(r)
             self._seg.append(r)
@@ -874,8 +872,10 @@ class Ledger:
     def _run(self, r):
         # One slot stays free for the SEAL record a commit may append; sequence numbers never
         # wrap (replay relies on them).
-        if len(self._pend) >= JOURNAL - 1 or self._seq >= _SEQ_LAST:
-            return _ERR_FULL
+        if len(self._pend) >= JOURNAL - 1:
+            return self._refuse(_ERR_FULL, _T.T_TX_TOO_LONG)
+        if self._seq >= _SEQ_LAST:
+            return self._refuse(_ERR_FULL, _T.T_SEQ_EXHAUSTED)
         implicit = not self._in_tx
         if implicit:
             self._begin()
@@ -894,25 +894,23 @@ class Ledger:
     def add_quantity(self, name, *, digits=None, bits=None):
         """Defines a conserved quantity; returns its id (qid)."""
         if digits is not None and bits is not None:
-            raise ValueError("give only one of digits, bits")
+            raise ValueError(_text(_T.T_ONE_FORMAT))
+        # Only the format byte's range here: the core checks the name, then the format.
         if bits is not None:
-            fmt_name, fmt = "bits", _ranged("bits", bits, 0, 127)
+            fmt = _ranged("bits", bits, 0, 127)
         else:
-            d = _ranged("digits", 0 if digits is None else digits, 0, 127)
-            fmt_name, fmt = "digits", _DECIMAL | d
-        nb = _name(name)
+            fmt = _DECIMAL | _ranged("digits", 0 if digits is None else digits, 0, 127)
+        packed = _pack_name(_name(name))
         r = self._rec_start(_QTY)
-        packed = _pack_name(nb)
         if packed is None:
-            st = _ERR_ARG
+            st = self._refuse(_ERR_ARG, _T.T_BAD_NAME)
         else:
-            r[20:32] = packed
-            r[5] = len(self._qty)
-            r[6] = fmt
+            r[_T.REC_NAME : _T.REC_NAME + _NAME_LEN] = packed
+            r[_T.REC_QTY] = len(self._qty)
+            r[_T.REC_FLAGS] = fmt
             st = self._run(r)
-        if st != _OK:
-            self._fail(st, "qty", name=nb, fmt_name=fmt_name)
-        return r[5]
+        self._check(st)
+        return r[_T.REC_QTY]
 
     def open(self, name, quantity, *, initial=0, non_negative=True):
         """Opens an account of a quantity with an opening balance; returns its id (aid)."""
@@ -922,118 +920,118 @@ class Ledger:
         flags = _NON_NEGATIVE if non_negative else 0
         packed = _pack_name(nb)
         if packed is None:
-            st = _ERR_ARG
+            st = self._refuse(_ERR_ARG, _T.T_BAD_NAME)
         elif q < 0 or q >= len(self._qty):
-            st = _ERR_NOT_FOUND
+            st = self._refuse(_ERR_NOT_FOUND, _T.T_NO_SUCH_QUANTITY)
         else:
             r = self._rec_start(_OPEN)
-            r[20:32] = packed
-            struct.pack_into("<H", r, 16, len(self._acct))
-            r[5], r[6] = q, flags
-            struct.pack_into("<q", r, 32, initial)
+            r[_T.REC_NAME : _T.REC_NAME + _NAME_LEN] = packed
+            _put(r, _T.REC_A, _T.REC_A_FMT, len(self._acct))
+            r[_T.REC_QTY], r[_T.REC_FLAGS] = q, flags
+            _put(r, _T.REC_AMOUNT, _T.REC_AMOUNT_FMT, initial)
             st = self._run(r)
-        if st != _OK:
-            self._fail(st, "open", name=nb)
+        self._check(st)
         return len(self._acct) - 1
 
     def _find(self, table, name, what):
+        # A lookup: its one refusal names what was not found.
         packed = _pack_name(_name(name))
         for i in range(len(table)):
             if table[i][0] == packed:
                 return i
-        raise ValueError("no such " + what)
+        raise ValueError(_text(what))
 
     def quantity(self, name):
-        return self._find(self._qty, name, "quantity")
+        return self._find(self._qty, name, _T.T_NO_SUCH_QUANTITY)
 
     def account(self, name):
-        return self._find(self._acct, name, "account")
+        return self._find(self._acct, name, _T.T_NO_SUCH_ACCOUNT)
 
     def format(self, quantity):
         q = _int(quantity)
         if not 0 <= q < len(self._qty):
-            raise ValueError("no such quantity")
+            raise ValueError(_text(_T.T_NO_SUCH_QUANTITY))
         return self._qty[q][1]
 
     # -- movements --
 
-    def _move(self, op, code, txid, a, b, q, amount):
-        if a < 0 or a > 0xFFFF or b < 0 or b > 0xFFFF or q < 0 or q >= len(self._qty):
-            st = _ERR_NOT_FOUND
+    def _move(self, code, txid, a, b, q, amount):
+        n = len(self._acct)
+        if a < 0 or a > 0xFFFF or b < 0 or b > 0xFFFF:
+            st = self._refuse(_ERR_NOT_FOUND, _T.T_NO_SUCH_ACCOUNT)
+        elif q < 0 or q >= len(self._qty):
+            # The quantity is checked first, but an account that does not exist either is what
+            # the message names.
+            known = a < n and (code != _TRANSFER or b < n)
+            why = _T.T_NO_SUCH_QUANTITY if known else _T.T_NO_SUCH_ACCOUNT
+            st = self._refuse(_ERR_NOT_FOUND, why)
         else:
             r = self._rec_start(code)
-            r[5] = q
-            struct.pack_into("<HHQ", r, 16, a, b, txid)
-            struct.pack_into("<q", r, 32, amount)
+            r[_T.REC_QTY] = q
+            _put(r, _T.REC_A, _T.REC_A_FMT, a)
+            _put(r, _T.REC_B, _T.REC_B_FMT, b)
+            _put(r, _T.REC_TXID, _T.REC_TXID_FMT, txid)
+            _put(r, _T.REC_AMOUNT, _T.REC_AMOUNT_FMT, amount)
             st = self._run(r)
-        if st != _OK:
-            self._fail(st, op, a=a, b=b, amount=amount)
+        self._check(st)
 
     def transfer(self, src, dst, quantity, amount):
         a, b = _index(src, "account"), _index(dst, "account")
         q, m = _index(quantity, "quantity"), _amount(amount)
-        self._move("transfer", _TRANSFER, 0, a, b, q, m)
+        self._move(_TRANSFER, 0, a, b, q, m)
 
     def inflow(self, account, quantity, amount):
         a, q, m = _index(account, "account"), _index(quantity, "quantity"), _amount(amount)
-        self._move("inflow", _INFLOW, 0, a, 0, q, m)
+        self._move(_INFLOW, 0, a, 0, q, m)
 
     def outflow(self, account, quantity, amount):
         a, q, m = _index(account, "account"), _index(quantity, "quantity"), _amount(amount)
-        self._move("outflow", _OUTFLOW, 0, a, 0, q, m)
+        self._move(_OUTFLOW, 0, a, 0, q, m)
 
     def hold(self, txid, account, quantity, amount):
         t = _ranged("txid", txid, 0, _U64_MAX)
         a, q, m = _index(account, "account"), _index(quantity, "quantity"), _amount(amount)
-        self._move("hold", _HOLD, t, a, 0, q, m)
+        self._move(_HOLD, t, a, 0, q, m)
 
     def prepare(self, txid, account, quantity, amount):
         t = _ranged("txid", txid, 0, _U64_MAX)
         a, q, m = _index(account, "account"), _index(quantity, "quantity"), _amount(amount)
-        self._move("prepare", _PREPARE, t, a, 0, q, m)
+        self._move(_PREPARE, t, a, 0, q, m)
 
-    def _finish(self, op, code, txid):
+    def _finish(self, code, txid):
         r = self._rec_start(code)
-        struct.pack_into("<Q", r, 20, _ranged("txid", txid, 0, _U64_MAX))
-        st = self._run(r)
-        if st != _OK:
-            self._fail(st, op)
+        _put(r, _T.REC_TXID, _T.REC_TXID_FMT, _ranged("txid", txid, 0, _U64_MAX))
+        self._check(self._run(r))
 
     def settle(self, txid):
-        self._finish("settle", _SETTLE, txid)
+        self._finish(_SETTLE, txid)
 
     def release(self, txid):
-        self._finish("release", _RELEASE, txid)
+        self._finish(_RELEASE, txid)
 
     # -- transactions --
 
     def begin(self):
-        st = self._begin()
-        if st != _OK:
-            self._fail(st, "begin")
+        self._check(self._begin())
 
     def commit(self):
-        st = self._commit()
-        if st != _OK:
-            self._fail(st, "commit")
+        self._check(self._commit())
 
     def rollback(self):
-        st = self._rollback()
-        if st != _OK:
-            self._fail(st, "rollback")
+        self._check(self._rollback())
 
     # -- reading --
 
     def balance(self, account):
         a = _int(account)
         if not 0 <= a < len(self._acct):
-            raise ValueError("no such account")
+            raise ValueError(_text(_T.T_NO_SUCH_ACCOUNT))
         return self._acct[a][3]
 
     def hold_info(self, txid):
         h = self._find_hold(_ranged("txid", txid, 0, _U64_MAX))
         if h is None:
-            raise ValueError("no such hold")
+            raise ValueError(_text(_T.T_NO_SUCH_HOLD))
         return (h[2], h[1], h[3])
 
     def holds(self):
@@ -1044,12 +1042,11 @@ class Ledger:
     def totals(self, quantity):
         q = _index(quantity, "quantity")
         if not 0 <= q < len(self._qty):
-            raise ValueError("no such quantity")
+            raise ValueError(_text(_T.T_NO_SUCH_QUANTITY))
         return self._totals(q)
 
     def verify(self):
-        if self._verify() != _OK:
-            raise self._balance_error()
+        self._check(self._verify())
 
     def digest(self):
         h = sha256()
@@ -1069,37 +1066,38 @@ class Ledger:
         self._ring = []
         return out
 
-    def seal(self):
+    def _seal(self):
         if self._in_tx:
-            self._fail(_ERR_STATE, "seal")
+            return self._refuse(_ERR_STATE, _T.T_TX_OPEN)
         if self._seg:
             self._seal_live()
+        return _OK
 
-    def replay(self, records):
-        """Applies journal records; returns how many were consumed (see docs/ledger.md)."""
-        buf = _bytes_like(records, "records")
-        # A torn last record (power lost mid-write) is left out like a torn transaction.
-        n = len(buf) // RECORD_SIZE
+    def seal(self):
+        self._check(self._seal())
+
+    def _replay(self, buf, n):
+        # aii_ledger_replay: (status, records applied).
         if self._in_tx:
-            self._fail(_ERR_STATE, "replay")
+            return self._refuse(_ERR_STATE, _T.T_TX_OPEN), 0
         done = 0
         opened = False
-        why = None
+        why = _T.T_NONE
         for i in range(n):
             r = bytearray(buf[i * RECORD_SIZE : (i + 1) * RECORD_SIZE])
-            seq = struct.unpack_from("<I", r, 0)[0]
-            if _crc(r[:40]) != struct.unpack_from("<I", r, 40)[0]:
-                why = "bad crc"
+            seq = _get(r, _T.REC_SEQ, _T.REC_SEQ_FMT)
+            if crc32(r[: _T.REC_CRC]) != _get(r, _T.REC_CRC, _T.REC_CRC_FMT):
+                why = _T.T_BAD_CRC
                 break
             if not opened and seq <= self._seq:
                 done = i + 1  # already part of the state (e.g. covered by a checkpoint)
                 continue
             if seq != self._seq + 1:
-                why = "sequence gap"  # a record is missing
+                why = _T.T_SEQUENCE_GAP  # a record is missing
                 break
-            if r[4] == _SEAL:
+            if r[_T.REC_OP] == _SEAL:
                 if opened or self._seal_apply(r, False) != _OK:
-                    why = "seal does not match"
+                    why = _T.T_SEAL_MISMATCH
                     break
                 done = i + 1
                 continue
@@ -1107,41 +1105,49 @@ class Ledger:
                 self._snapshot()
                 opened = True
             if self._exec(r, False) != _OK:
-                why = "record does not apply"
+                why = _T.T_DOES_NOT_APPLY
                 break
             self._seg.append(bytes(r))
-            if r[7] & _END:
+            if r[_T.REC_LAST] & _T.REC_END:
                 if self._verify() != _OK:
-                    why = "record does not apply"
+                    why = _T.T_DOES_NOT_APPLY
                     break
                 opened = False
                 done = i + 1
         if opened:
             self._restore_snap()
-        if why is not None:
-            raise CorruptError("journal record " + str(i) + ": " + why)
+        if why != _T.T_NONE:
+            self._why_at, self._why_record = i, why
+            return self._refuse(_ERR_CORRUPT, _T.T_JOURNAL_RECORD), done
+        return _OK, done
+
+    def replay(self, records):
+        """Applies journal records; returns how many were consumed (see docs/ledger.md)."""
+        buf = _bytes_like(records, "records")
+        # A torn last record (power lost mid-write) is left out like a torn transaction.
+        st, done = self._replay(buf, len(buf) // RECORD_SIZE)
+        self._check(st)
         return done
 
     # -- digest and checkpoint --
 
     def _walk(self, out):
-        # The canonical layout (ledger.c walk()): header, quantities, accounts, open holds by
-        # ascending txid.
+        # The canonical layout (ledger.c walk(), _T.CKPT_*): head, quantities, accounts, open
+        # holds by ascending txid.
         nh = 0
         for h in self._hold:
             if h[1] != 0:
                 nh += 1
-        out(b"AIL1")
-        out(struct.pack("<IBBH", self._seq, len(self._qty), nh, len(self._acct)))
-        out(self._chain)
+        head = (_T.CKPT_MAGIC, self._seq, len(self._qty), nh, len(self._acct), self._chain)
+        out(struct.pack(_T.CKPT_HEAD_FORMAT, *head))
         for x in self._qty:
-            out(x[0])
-            out(bytes((x[1],)))
+            w = []
             for v in x[2:5]:
-                out(struct.pack("<QQ", v & _U64_MAX, (v >> 64) & _U64_MAX))
+                w.append(v & _U64_MAX)  # kind W: lo, then hi
+                w.append((v >> 64) & _U64_MAX)
+            out(struct.pack(_T.CKPT_QTY_FORMAT, x[0], x[1], *w))
         for x in self._acct:
-            out(x[0])
-            out(struct.pack("<BBq", x[1], x[2], x[3]))
+            out(struct.pack(_T.CKPT_ACCOUNT_FORMAT, x[0], x[1], x[2], x[3]))
         prev = None
         for _ in range(nh):
             h = None
@@ -1151,18 +1157,16 @@ class Ledger:
             if h is None:
                 break  # duplicate txids (only after corruption): as the C walker does
             prev = h
-            out(struct.pack("<QqHB", h[0], h[1], h[2], h[3]))
+            out(struct.pack(_T.CKPT_HOLD_FORMAT, h[0], h[1], h[2], h[3]))
 
     def checkpoint(self):
-        if self._in_tx:
-            self._fail(_ERR_STATE, "checkpoint")
-        # Sealing first puts the checkpoint on a segment boundary: the chain hash in it is all
-        # a later segment needs, so records before it can be dropped.
-        self.seal()
+        self._check(self._seal())
+        # Sealed first: the checkpoint is on a segment boundary, the chain hash in it is all a
+        # later segment needs, so records before it can be dropped.
         parts = []
         self._walk(parts.append)
         body = b"".join(parts)
-        return body + struct.pack("<I", _crc(body))
+        return body + struct.pack(_T.CKPT_CRC_FMT, crc32(body))
 
     @staticmethod
     def restore(blob):
@@ -1170,36 +1174,40 @@ class Ledger:
         buf = _bytes_like(blob, "blob")
         led = Ledger()
         if not led._load(buf):
-            raise CorruptError("bad checkpoint")
+            led._init()
+            led._check(led._refuse(_ERR_CORRUPT, _T.T_BAD_CHECKPOINT))
         return led
 
     def _load(self, b):
         n = len(b)
-        if n < _HEAD_SIZE + 4 or _crc(b[: n - 4]) != struct.unpack_from("<I", b, n - 4)[0]:
+        body = n - _T.CKPT_CRC_LEN
+        if n < _T.CKPT_HEAD_SIZE + _T.CKPT_CRC_LEN:
             return False
-        seq, nq, nh, na = struct.unpack_from("<IBBH", b, 4)
-        size = _HEAD_SIZE + _QTY_SIZE * nq + _ACCT_SIZE * na + _HOLD_SIZE * nh
-        if b[:4] != b"AIL1" or nq > MAX_QTY or na > MAX_ACCOUNTS or nh > MAX_HOLDS:
+        if crc32(b[:body]) != _get(b, body, _T.CKPT_CRC_FMT):
             return False
-        if n - 4 != size:
+        magic, seq, nq, nh, na, chain = struct.unpack_from(_T.CKPT_HEAD_FORMAT, b, 0)
+        size = _T.CKPT_HEAD_SIZE + _T.CKPT_QTY_SIZE * nq + _T.CKPT_ACCOUNT_SIZE * na
+        size += _T.CKPT_HOLD_SIZE * nh
+        if magic != _T.CKPT_MAGIC or nq > MAX_QTY or na > MAX_ACCOUNTS or nh > MAX_HOLDS:
             return False
-        p = _HEAD_SIZE
+        if body != size:
+            return False
+        p = _T.CKPT_HEAD_SIZE
         for _ in range(nq):
-            x = [b[p : p + 12], b[p + 12]]
-            for k in range(3):
-                lo, hi = struct.unpack_from("<QQ", b, p + 13 + 16 * k)
-                x.append(_w128(hi << 64 | lo))
+            v = struct.unpack_from(_T.CKPT_QTY_FORMAT, b, p)
+            x = [v[0], v[1]]
+            for k in range(2, 8, 2):
+                x.append(_w128(v[k + 1] << 64 | v[k]))
             self._qty.append(x)
-            p += _QTY_SIZE
+            p += _T.CKPT_QTY_SIZE
         for _ in range(na):
-            qty, flags, bal = struct.unpack_from("<BBq", b, p + 12)
-            self._acct.append([b[p : p + 12], qty, flags, bal])
-            p += _ACCT_SIZE
+            self._acct.append(list(struct.unpack_from(_T.CKPT_ACCOUNT_FORMAT, b, p)))
+            p += _T.CKPT_ACCOUNT_SIZE
         for i in range(nh):
-            self._hold[i] = list(struct.unpack_from("<QqHB", b, p))
-            p += _HOLD_SIZE
+            self._hold[i] = list(struct.unpack_from(_T.CKPT_HOLD_FORMAT, b, p))
+            p += _T.CKPT_HOLD_SIZE
         self._seq = seq
-        self._chain = b[12:_HEAD_SIZE]
+        self._chain = chain
         # The CRC catches accidents; these refuse a crafted blob anything replay() would
         # refuse (so every restored state is one the operations can reach).
         names = []

@@ -2,9 +2,11 @@
 """aii.Scheduler in pure Python, for MicroPython firmware without the native `_aii` module.
 
 A function-by-function port of c_modules/aii/core/sched.c (the reference) plus the loop of its
-MicroPython binding, c_modules/aii/mod_aii.c: same dispatch order, admission analysis, results,
-statistics and error texts (docs/scheduler.md). tests/host/test_sched_differential.py runs it
-inside a real MicroPython interpreter against the C core.
+MicroPython binding, c_modules/aii/mod_aii_sched.c: same dispatch order, admission analysis,
+run-loop steps (aii_sched_step), results, statistics and error texts (docs/scheduler.md); the
+statuses, texts and step kinds come from _tables.py, generated from the core's headers.
+tests/host/test_sched_differential.py runs it inside a real MicroPython interpreter against the
+C core.
 
 Python ints are unbounded, so the C integer limits are emulated where the C relies on them:
 UINT32_MAX saturations, uint32 counters that wrap, the uint16 backlog cap and 64-bit wrapping of
@@ -24,6 +26,24 @@ except ImportError:
         return x
 
 
+try:
+    from . import _tables as _T
+except ImportError:  # loaded as a module of its own (the differential tests)
+    import _tables as _T
+
+_OK = _T.OK
+_IDLE = _T.IDLE
+_ERR_ARG = _T.ERR_ARG
+_ERR_FULL = _T.ERR_FULL
+_ERR_NOT_FOUND = _T.ERR_NOT_FOUND
+_ERR_UNSCHEDULABLE = _T.ERR_UNSCHEDULABLE
+_ERR_STATE = _T.ERR_STATE
+_STEP_RUN = _T.STEP_RUN
+_STEP_COLLECT = _T.STEP_COLLECT
+_STEP_WAIT = _T.STEP_WAIT
+_TEXT = _T.TEXT
+
+
 CONTINUE = const(0)
 SKIP = const(1)
 DROP = const(2)
@@ -35,14 +55,6 @@ MAX_TASKS = const(32)
 _PERIODIC = const(0)
 _SPORADIC = const(1)
 _ONESHOT = const(2)
-
-_OK = const(0)
-_IDLE = const(1)
-_ERR_ARG = const(-1)
-_ERR_FULL = const(-2)
-_ERR_NOT_FOUND = const(-3)
-_ERR_UNSCHEDULABLE = const(-4)
-_ERR_STATE = const(-5)
 
 _EXPLICIT = const(0)
 _DM = const(1)
@@ -57,7 +69,6 @@ _U16_MAX = const(0xFFFF)
 # 32-bit ports:
 # trigger() then never allocates, which a hard interrupt handler requires.
 _TRIG_MOD = const(0x20000000)
-_IDLE_CAP_US = const(100000)
 # Not const(): too big for a small int on 32-bit ports.
 _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
@@ -390,6 +401,7 @@ class _Core:
         self.job_deadline = 0
         self.job_start = 0
         self.job_wake_at = 0
+        self.wait_us = 0  # of the last step()
 
     # --- priority bitmap ----------------------------------------------------------------------
 
@@ -495,29 +507,30 @@ class _Core:
     def task_used(self, tid):
         return 0 <= tid < MAX_TASKS and self.used[tid]
 
-    def param_error(self, p):
+    def param_why(self, p):
+        # aii_sched_param_why: the text code of what is wrong (T_NONE when valid).
         kind = p[0]
         if kind != _PERIODIC and kind != _SPORADIC and kind != _ONESHOT:
-            return "invalid kind"
+            return _T.T_INVALID_KIND
         if p[1] != CONTINUE and p[1] != SKIP and p[1] != DROP:
-            return "invalid policy"
+            return _T.T_INVALID_POLICY
         if p[4] == 0:
-            return "budget_us must be > 0"
+            return _T.T_BUDGET_ZERO
         if kind == _ONESHOT:
             if p[7] <= p[6]:
-                return "deadline_at must be after release_at"
+                return _T.T_DEADLINE_AT_ORDER
             if p[7] - p[6] > _U32_MAX:
-                return "deadline_at too far away"
+                return _T.T_DEADLINE_AT_FAR
         else:
             if p[2] == 0:
-                return "period_us must be > 0" if kind == _PERIODIC else "min_gap_us must be > 0"
+                return _T.T_PERIOD_ZERO if kind == _PERIODIC else _T.T_MIN_GAP_ZERO
             if p[3] > p[2]:
-                return "deadline_us must be <= period"
+                return _T.T_DEADLINE_OVER_PERIOD
         auto = p[8] == _PRIO_AUTO
         for i in range(MAX_TASKS):
             if self.used[i] and (self.p[i][8] == _PRIO_AUTO) != auto:
-                return "mix of explicit and automatic priorities"
-        return None
+                return _T.T_PRIORITY_MIX
+        return _T.T_NONE
 
     def _collect(self, extra_id, extra):
         pp = []
@@ -549,7 +562,7 @@ class _Core:
 
     def add(self, p, now, rta):
         # Returns (status, tid).
-        if self.param_error(p):
+        if self.param_why(p) != _T.T_NONE:
             return _ERR_ARG, -1
         slot = -1
         for i in range(MAX_TASKS):
@@ -828,6 +841,39 @@ class _Core:
         self.jobs_since_gc = 0
         self.gc_runs = _inc32(self.gc_runs)
 
+    def step(self, dispatched, now, end, max_wait, real):
+        # aii_sched_step: the run loop's next step after dispatch() returned `dispatched`;
+        # wait_us is the wait of _STEP_WAIT (0: dispatch again at once).
+        self.wait_us = 0
+        if dispatched == _OK:
+            return _STEP_RUN
+        wake_at = self.job_wake_at
+        if self.gc_due(now, wake_at):
+            return _STEP_COLLECT
+        until = min(end, wake_at)
+        if until == _NEVER:
+            dt = _T.IDLE_CAP_US
+        elif until <= now:
+            return _STEP_WAIT
+        else:
+            dt = until - now
+        dt = min(dt, max_wait)
+        if real and dt > _T.IDLE_CAP_US:
+            dt = _T.IDLE_CAP_US
+        self.wait_us = dt
+        return _STEP_WAIT
+
+
+def _clock_max_wait(mask):
+    # aii_clock_max_wait: a quarter of the tick period, at least 1.
+    return mask // 4 + 1
+
+
+def _run_end(now, duration):
+    # aii_sched_run_end: saturated below _NEVER (a sum, not _NEVER - now: that would allocate).
+    end = now + duration
+    return _NEVER_1 if end >= _NEVER else end
+
 
 def _inc32(v):
     v += 1
@@ -838,6 +884,10 @@ def _inc32(v):
 # The binding (mod_aii.c): argument checks, the clock, the run loop.
 
 
+def _text(t, *args):
+    return _TEXT[t].format(*args)
+
+
 def _int(v):
     # mp_obj_get_int's rule and text: ints and bools, nothing else (bool is no int subclass on
     # MicroPython).
@@ -845,40 +895,43 @@ def _int(v):
         return 1 if v else 0
     if isinstance(v, int):
         return v
-    raise TypeError("can't convert %s to int" % type(v).__name__)
+    raise TypeError(_text(_T.T_NOT_INT, type(v).__name__))
 
 
 def _u32(name, v):
     v = _int(v)
     if v < 0:
-        raise ValueError(name + " must be >= 0")
+        raise ValueError(_text(_T.T_NOT_NEGATIVE, name))
     if v > _U32_MAX:
-        raise ValueError(name + " out of range")
+        raise ValueError(_text(_T.T_OUT_OF_RANGE, name))
     return v
 
 
 def _tid(v):
     v = _int(v)
     if v < 0 or v >= MAX_TASKS:
-        raise ValueError("no such task")
+        raise ValueError(_text(_T.T_NO_SUCH_TASK))
     return v
 
 
-def _check(st):
-    # Status codes become exceptions here, once (mod_aii.c: check()).
+def _callable(name, v):
+    if v is not None and not callable(v):
+        raise TypeError(_text(_T.T_NOT_CALLABLE, name))
+
+
+def _check(st, why=_T.T_NONE):
+    # Status codes become exceptions here, once (mod_aii_conv.c: aii_check()).
     if st >= 0:
         return st
-    if st == _ERR_ARG:
-        raise ValueError("invalid argument")
-    if st == _ERR_FULL:
-        raise RuntimeError("task table full")
-    if st == _ERR_NOT_FOUND:
-        raise ValueError("no such task")
+    if why == _T.T_NONE:
+        why = _T.STATUS_TEXT.get(st, _T.T_ERROR_N)
+    if st == _ERR_ARG or st == _ERR_NOT_FOUND:
+        raise ValueError(_text(why, st))
     if st == _ERR_UNSCHEDULABLE:
-        raise AdmissionError("task set not schedulable")
-    if st == _ERR_STATE:
-        raise RuntimeError("not allowed now")
-    raise RuntimeError("error %d" % st)
+        raise AdmissionError(_text(why, st))
+    if st == _T.ERR_OVERFLOW:
+        raise OverflowError(_text(why, st))
+    raise RuntimeError(_text(why, st))
 
 
 class Scheduler:
@@ -897,30 +950,24 @@ class Scheduler:
     ):
         overhead_us = _u32("overhead_us", overhead_us)
         gc_idle_us = _u32("gc_idle_us", gc_idle_us)
-        if on_miss is not None and not callable(on_miss):
-            raise TypeError("on_miss must be callable")
+        _callable("on_miss", on_miss)
         if wdt is not None and not callable(getattr(wdt, "feed", None)):
-            raise TypeError("wdt must have feed()")
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be callable")
-        if sleep is not None and not callable(sleep):
-            raise TypeError("sleep must be callable")
+            raise TypeError(_text(_T.T_NO_FEED))
+        _callable("clock", clock)
+        _callable("sleep", sleep)
         if tick_period is None:
             tick_period = _PORT_TICK_PERIOD
         tick_period = _int(tick_period)
         if tick_period < 2 or tick_period > _TWO64 or tick_period & (tick_period - 1):
-            raise ValueError("tick_period must be a power of two")
+            raise ValueError(_text(_T.T_TICK_PERIOD))
         self._fn = [None] * MAX_TASKS
         self._on_miss = on_miss
         self._wdt = wdt
         self._clock = _ticks_us if clock is None else clock
         self._sleep = sleep
         self._mask = tick_period - 1
-        # The clock must be seen at least every half period to be extended correctly.
-        self._max_wait = tick_period // 4 or 1
         self._stop = False
         self._running = False
-        self._gc_idle = gc_idle_us > 0
         self._s = _Core(overhead_us)
         self._s.gc_idle_us = gc_idle_us
         self._rta = _Rta()
@@ -958,7 +1005,7 @@ class Scheduler:
         v = _int(v)
         mask = self._mask
         if v < 0 or v > mask:
-            raise ValueError(name + " out of range")
+            raise ValueError(_text(_T.T_OUT_OF_RANGE, name))
         now = self._clk_now
         delta = (v - (now & mask)) & mask
         if delta >= (mask >> 1) + 1:
@@ -982,17 +1029,6 @@ class Scheduler:
                 ms = rem // 1000 - 1
                 _sleep_ms(min(ms, 10))
 
-    def _wait(self, now, wake_at, end):
-        until = min(end, wake_at)
-        if until != _NEVER and until <= now:
-            return
-        dt = _IDLE_CAP_US if until == _NEVER else until - now
-        dt = min(dt, self._max_wait)
-        if self._sleep is not None:
-            self._sleep(dt)
-        else:
-            self._wait_real(min(dt, _IDLE_CAP_US))
-
     # --- task set -----------------------------------------------------------------------------
 
     # Scheduler.add(fn, *, budget_us, period_us=0, ...) -> tid
@@ -1014,15 +1050,15 @@ class Scheduler:
         # Checks in mod_aii.c's (and aii_host's) order, so a call with several faults fails the
         # same way; the range and consistency checks and their texts are the core's.
         if not callable(fn):
-            raise TypeError("fn must be callable")
+            raise TypeError(_text(_T.T_NOT_CALLABLE, "fn"))
         budget_us = _u32("budget_us", budget_us)
         period_neg = _int(period_us) < 0
         gap_neg = _int(min_gap_us) < 0
         # 0 means "not given"; a negative value gets the core's text for a missing period.
         if period_neg:
-            raise ValueError("period_us must be > 0")
+            raise ValueError(_text(_T.T_PERIOD_ZERO))
         if gap_neg:
-            raise ValueError("min_gap_us must be > 0")
+            raise ValueError(_text(_T.T_MIN_GAP_ZERO))
         period_us = _u32("period_us", period_us)
         min_gap_us = _u32("min_gap_us", min_gap_us)
         deadline_us = _u32("deadline_us", deadline_us)
@@ -1036,10 +1072,10 @@ class Scheduler:
             priority = _int(priority)
             # AII_PRIO_AUTO (INT32_MIN) itself is reserved.
             if priority <= _PRIO_AUTO or priority > _I32_MAX:
-                raise ValueError("priority out of range")
+                raise ValueError(_text(_T.T_OUT_OF_RANGE, "priority"))
         oneshot = deadline_at is not None
         if (period_us > 0) + (min_gap_us > 0) + oneshot > 1:
-            raise ValueError("give only one of period_us, min_gap_us, deadline_at")
+            raise ValueError(_text(_T.T_ONE_KIND))
         critical = bool(critical)
         now = self._now()
         if oneshot:
@@ -1053,17 +1089,15 @@ class Scheduler:
         p.append(priority)
         p.append(critical)
         s = self._s
-        why = s.param_error(p)
-        if why:
-            raise ValueError(why)
+        why = s.param_why(p)
+        if why != _T.T_NONE:
+            raise ValueError(_text(why))
         rta = self._rta
         st, tid = s.add(p, now, rta)
         if st == _ERR_UNSCHEDULABLE:
             w = rta.failed_wcrt
-            raise AdmissionError(
-                "task %d: worst-case response %s us > deadline %d us"
-                % (rta.failed_task, "inf" if w == _U32_MAX else str(w), rta.failed_deadline)
-            )
+            w = "inf" if w == _U32_MAX else w  # the busy period did not converge
+            raise AdmissionError(_text(_T.T_ADMISSION, rta.failed_task, w, rta.failed_deadline))
         _check(st)
         self._fn[tid] = fn
         return tid
@@ -1078,16 +1112,14 @@ class Scheduler:
     # wrong).
     def trigger(self, tid):
         st = self._s.trigger(_tid(tid))
-        if st == _ERR_STATE:
-            raise RuntimeError("not a sporadic task")
-        _check(st)
+        _check(st, _T.T_NOT_SPORADIC if st == _ERR_STATE else _T.T_NONE)
 
     # --- running ------------------------------------------------------------------------------
 
     def _enter(self):
         # One job record is reused, and a job nested in a job has no meaning without preemption.
         if self._running:
-            raise RuntimeError("scheduler already running")
+            raise RuntimeError(_text(_T.T_ALREADY_RUNNING))
         self._running = True
 
     def _drain(self):
@@ -1134,35 +1166,34 @@ class Scheduler:
         if timed:
             duration = _int(duration_us)
             if duration < 0:
-                raise ValueError("duration_us must be >= 0")
+                raise ValueError(_text(_T.T_NOT_NEGATIVE, "duration_us"))
         self._enter()
         try:
             n = 0
             s = self._s
+            real = self._sleep is None
+            max_wait = _clock_max_wait(self._mask)
             self._stop = False
-            end = _NEVER
-            if timed:
-                t = self._now()
-                end = t + duration
-                if end >= _NEVER:
-                    end = _NEVER_1  # saturated, as the C does
+            end = _run_end(self._now(), duration) if timed else _NEVER
             while not self._stop:
                 now = self._now()
-                if timed and now >= end:
+                if now >= end:
                     break
-                if s.dispatch(now) == _OK:
+                step = s.step(s.dispatch(now), now, end, max_wait, real)
+                if step == _STEP_RUN:
                     n += 1
                     self._run_job()
                     self._feed()
                     continue
                 self._drain()  # dropped jobs are reported by dispatch
                 self._feed()
-                wake_at = s.job_wake_at
-                if self._gc_idle and s.gc_due(now, wake_at):
+                if step == _STEP_COLLECT:
                     gc.collect()
                     s.gc_done()
-                    continue
-                self._wait(now, wake_at, end)
+                elif s.wait_us and real:
+                    self._wait_real(s.wait_us)
+                elif s.wait_us:
+                    self._sleep(s.wait_us)
         finally:
             self._running = False
         return n
@@ -1190,7 +1221,7 @@ class Scheduler:
     def _stats(self, tid):
         s = self._s
         if not s.task_used(tid):
-            raise ValueError("no such task")
+            _check(_ERR_NOT_FOUND)
         jobs = s.st_jobs[tid]
         return (
             jobs,

@@ -302,7 +302,7 @@ IDLE_RULE = {
     "tools/gen_tables.py": "the generator",
 }
 IDLE_SIGNS = [
-    r"\bgc_due\b",
+    r"gc_due\b",
     r"\b(?:wake_at|until)\s*-\s*now\b",
     r"(?:mask|period)\s*//?\s*4\b",
     r"IDLE_CAP",

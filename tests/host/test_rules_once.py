@@ -444,3 +444,27 @@ def test_sources_list_is_not_empty():
     kinds = {k for _, k in SOURCES}
     assert {".py", ".c", ".h"} <= kinds and len(SOURCES) > 50
     assert sys.version_info >= (3, 9)
+
+
+# ---- one percentile ----------------------------------------------------------------------------
+
+
+def test_one_percentile_definition():
+    """aii_host.stats.percentile (nearest rank) is the host's only one: reports, benchmarks and
+    the soak test call it; nothing else turns a p into a rank."""
+    from aii_host.stats import percentile
+
+    assert percentile([], 50) is None
+    assert percentile([7], 99) == 7
+    assert percentile([4, 1, 3, 2], 50) == 2  # nearest rank, not an interpolation (2.5)
+    assert percentile(range(1, 101), 99) == 99
+    assert percentile([3, 1, 2], 0) == 1 and percentile([3, 1, 2], 100) == 3
+    rank = re.compile(r"\bp\s*/\s*100\b|\bp\s*\*\s*len\(|np\.percentile|\bquantile\(")
+    found = []
+    for base in ("host/aii_host", "bench", "tests", "tools"):
+        for p in sorted((ROOT / base).rglob("*.py")):
+            rel = p.relative_to(ROOT).as_posix()
+            if rel in ("host/aii_host/stats.py", "tests/host/test_rules_once.py"):
+                continue
+            found += [f"{rel}: {m.group(0)}" for m in rank.finditer(p.read_text())]
+    assert not found, "a percentile computed outside aii_host.stats:\n" + "\n".join(found)

@@ -881,7 +881,7 @@ def _inc32(v):
 
 
 # ---------------------------------------------------------------------------------------------
-# The binding (mod_aii.c): argument checks, the clock, the run loop.
+# The binding (mod_aii_sched.c): argument checks, the clock, the run loop.
 
 
 def _text(t, *args):
@@ -1047,7 +1047,7 @@ class Scheduler:
         policy=CONTINUE,
         critical=False,
     ):
-        # Checks in mod_aii.c's (and aii_host's) order, so a call with several faults fails the
+        # Checks in mod_aii_sched.c's (and aii_host's) order, so a call with several faults fails the
         # same way; the range and consistency checks and their texts are the core's.
         if not callable(fn):
             raise TypeError(_text(_T.T_NOT_CALLABLE, "fn"))

@@ -26,6 +26,14 @@ class HeaderError(Exception):
     """A header uses a construct this reader does not know."""
 
 
+def _literal_end(s, i):
+    """Index just past the string or character literal that starts at s[i]."""
+    j = i + 1
+    while j < len(s) and s[j] != s[i]:
+        j += 2 if s[j] == "\\" else 1
+    return j + 1
+
+
 def _strip_comments(text):
     # Comments go, string and character literals stay (texts contain '//'-free prose, but a
     # reader that trusts that would break on the first URL).
@@ -33,11 +41,9 @@ def _strip_comments(text):
     while i < n:
         c = text[i]
         if c in "\"'":
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i : j + 1])
-            i = j + 1
+            j = _literal_end(text, i)
+            out.append(text[i:j])
+            i = j
         elif text.startswith("//", i):
             while i < n and text[i] != "\n":
                 i += 1
@@ -53,28 +59,21 @@ def _strip_comments(text):
 
 def _split_args(s):
     """Top-level comma-separated arguments of a macro call's inside."""
-    args, depth, cur, i = [], 0, [], 0
+    args, depth, start, i = [], 0, 0, 0
     while i < len(s):
         c = s[i]
         if c in "\"'":
-            j = i + 1
-            while s[j] != c:
-                j += 2 if s[j] == "\\" else 1
-            cur.append(s[i : j + 1])
-            i = j + 1
+            i = _literal_end(s, i)
             continue
         if c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
         elif c == "," and depth == 0:
-            args.append("".join(cur).strip())
-            cur = []
-            i += 1
-            continue
-        cur.append(c)
+            args.append(s[start:i].strip())
+            start = i + 1
         i += 1
-    args.append("".join(cur).strip())
+    args.append(s[start:].strip())
     return args
 
 
@@ -84,10 +83,7 @@ def _call_end(s, start):
     while i < len(s):
         c = s[i]
         if c in "\"'":
-            j = i + 1
-            while s[j] != c:
-                j += 2 if s[j] == "\\" else 1
-            i = j + 1
+            i = _literal_end(s, i)
             continue
         if c == "(":
             depth += 1

@@ -44,16 +44,20 @@ def _code(kind, width):
     return _CODES[(kind, width)]
 
 
-def _layout(h, table, prefix):
-    """Lines for one layout table: offsets, widths, size and struct format; checks it tiles."""
+def _layout(h, table, prefix, fields=True, field_fmts=False):
+    """Lines for one layout table: each field's offset and width (and struct format), then the
+    size and the whole struct format; checks that the fields tile it. Only what a reader uses
+    is written: on a device every name is a global of the imported module."""
     rows = h.table(table)
     lines, fmt, at = [], "<", 0
     for name, offset, width, kind in rows:
         if offset != at:
             raise SystemExit(f"{table}: {name} at {offset}, expected {at} (a gap or an overlap)")
-        lines.append(f"{prefix}_{name} = const({offset})")
-        lines.append(f"{prefix}_{name}_LEN = const({width})")
-        lines.append(f"{prefix}_{name}_FMT = {_q('<' + _code(kind, width))}")
+        if fields:
+            lines.append(f"{prefix}_{name} = const({offset})")
+            lines.append(f"{prefix}_{name}_LEN = const({width})")
+        if field_fmts:
+            lines.append(f"{prefix}_{name}_FMT = {_q('<' + _code(kind, width))}")
         fmt += _code(kind, width)
         at = offset + width
     lines.append(f"{prefix}_SIZE = const({at})")
@@ -61,12 +65,13 @@ def _layout(h, table, prefix):
     return lines
 
 
-def _aliases(h):
+def _aliases(h, field_fmts):
     lines = []
     for name, offset, width, kind in h.table("AII_REC_ALIASES"):
         lines.append(f"REC_{name} = const({offset})")
         lines.append(f"REC_{name}_LEN = const({width})")
-        lines.append(f"REC_{name}_FMT = {_q('<' + _code(kind, width))}")
+        if field_fmts:
+            lines.append(f"REC_{name}_FMT = {_q('<' + _code(kind, width))}")
     return lines
 
 
@@ -91,21 +96,24 @@ def _head(doc):
     ]
 
 
-def _record(h):
-    """The journal record, its ops and the checkpoint head: what a journal reader needs."""
+def _record(h, writer):
+    """The journal record, its ops and the checkpoint head: what a journal reader needs; a
+    writer (the pure-Python ledger) also gets each field's struct format and the whole
+    checkpoint's."""
     rec_size = h.defines["AII_LEDGER_REC_SIZE"]
-    lines = ["", "# Journal record (aii_record.h): each field's offset, width and struct format."]
-    lines += _layout(h, "AII_REC_FIELDS", "REC")
-    lines += _aliases(h)
+    lines = ["", "# Journal record (aii_record.h): each field's offset and width."]
+    lines += _layout(h, "AII_REC_FIELDS", "REC", field_fmts=writer)
+    lines += _aliases(h, writer)
     lines.append(f"REC_END = const({h.defines['AII_REC_END']})")
     lines += ["", "# Record ops (aii_ledger_op_t)."]
     lines += _enum(h, "aii_ledger_op_t", "AII_", "")
     lines += ["", "# Checkpoint head."]
-    lines += _layout(h, "AII_CKPT_HEAD_FIELDS", "CKPT_HEAD")
-    lines.append(f"CKPT_MAGIC = b{_q(h.strings['AII_CKPT_MAGIC'])}")
-    crc_len = h.defines["AII_CKPT_CRC_LEN"]
-    lines.append(f"CKPT_CRC_LEN = const({crc_len})")
-    lines.append(f"CKPT_CRC_FMT = {_q('<' + _code('U', crc_len))}")
+    lines += _layout(h, "AII_CKPT_HEAD_FIELDS", "CKPT_HEAD", fields=not writer)
+    if writer:
+        lines.append(f"CKPT_MAGIC = b{_q(h.strings['AII_CKPT_MAGIC'])}")
+        crc_len = h.defines["AII_CKPT_CRC_LEN"]
+        lines.append(f"CKPT_CRC_LEN = const({crc_len})")
+        lines.append(f"CKPT_CRC_FMT = {_q('<' + _code('U', crc_len))}")
     if f"REC_SIZE = const({rec_size})" not in lines:
         raise SystemExit(f"AII_REC_FIELDS does not end at AII_LEDGER_REC_SIZE ({rec_size})")
     return lines
@@ -129,13 +137,14 @@ def tables_module(h):
     lines.append("STATUS_TEXT = {")
     lines += [f"    {s[4:]}: T_{t}," for s, t in h.table("AII_STATUS_TEXTS")]
     lines.append("}")
-    lines += _record(h)[1:]
+    lines += _record(h, writer=True)
+    lines += ["", "# Checkpoint entries: size and struct format (kind W: two Q, lo then hi)."]
     for table, prefix in (
         ("AII_CKPT_QTY_FIELDS", "CKPT_QTY"),
         ("AII_CKPT_ACCOUNT_FIELDS", "CKPT_ACCOUNT"),
         ("AII_CKPT_HOLD_FIELDS", "CKPT_HOLD"),
     ):
-        lines += [""] + _layout(h, table, prefix)
+        lines += _layout(h, table, prefix, fields=False)
     lines += ["", "# The run loop's steps (aii_step_t, aii_sched_step)."]
     lines += _enum(h, "aii_step_t", "AII_")
     lines.append(f"IDLE_CAP_US = const({h.defines['AII_SCHED_IDLE_CAP_US']})")
@@ -145,10 +154,10 @@ def tables_module(h):
 def record_module(h, who):
     lines = _head(
         f"The journal record's layout (aii_record.h), for {who}:\n"
-        "REC_<FIELD> is a field's offset, REC_<FIELD>_LEN its width in bytes, _FMT its struct\n"
-        "format; REC_FORMAT unpacks a whole record."
+        "REC_<FIELD> is a field's offset, REC_<FIELD>_LEN its width in bytes; REC_FORMAT\n"
+        "unpacks a whole record."
     )
-    lines += _record(h)
+    lines += _record(h, writer=False)
     return "\n".join(lines) + "\n"
 
 

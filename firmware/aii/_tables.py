@@ -176,7 +176,8 @@ STATUS_TEXT = {
     ERR_STATE: T_NOT_ALLOWED,
     ERR_OVERFLOW: T_OVERFLOW,
 }
-# Journal record (aii_record.h): each field's offset, width and struct format.
+
+# Journal record (aii_record.h): each field's offset and width.
 REC_SEQ = const(0)
 REC_SEQ_LEN = const(4)
 REC_SEQ_FMT = "<I"
@@ -233,75 +234,17 @@ OP_RELEASE = const(9)
 OP_SEAL = const(10)
 
 # Checkpoint head.
-CKPT_HEAD_MAGIC = const(0)
-CKPT_HEAD_MAGIC_LEN = const(4)
-CKPT_HEAD_MAGIC_FMT = "<4s"
-CKPT_HEAD_SEQ = const(4)
-CKPT_HEAD_SEQ_LEN = const(4)
-CKPT_HEAD_SEQ_FMT = "<I"
-CKPT_HEAD_N_QTY = const(8)
-CKPT_HEAD_N_QTY_LEN = const(1)
-CKPT_HEAD_N_QTY_FMT = "<B"
-CKPT_HEAD_N_HOLDS = const(9)
-CKPT_HEAD_N_HOLDS_LEN = const(1)
-CKPT_HEAD_N_HOLDS_FMT = "<B"
-CKPT_HEAD_N_ACCOUNTS = const(10)
-CKPT_HEAD_N_ACCOUNTS_LEN = const(2)
-CKPT_HEAD_N_ACCOUNTS_FMT = "<H"
-CKPT_HEAD_CHAIN = const(12)
-CKPT_HEAD_CHAIN_LEN = const(16)
-CKPT_HEAD_CHAIN_FMT = "<16s"
 CKPT_HEAD_SIZE = const(28)
 CKPT_HEAD_FORMAT = "<4sIBBH16s"
 CKPT_MAGIC = b"AIL1"
 CKPT_CRC_LEN = const(4)
 CKPT_CRC_FMT = "<I"
 
-CKPT_QTY_NAME = const(0)
-CKPT_QTY_NAME_LEN = const(12)
-CKPT_QTY_NAME_FMT = "<12s"
-CKPT_QTY_FMT = const(12)
-CKPT_QTY_FMT_LEN = const(1)
-CKPT_QTY_FMT_FMT = "<B"
-CKPT_QTY_INITIAL = const(13)
-CKPT_QTY_INITIAL_LEN = const(16)
-CKPT_QTY_INITIAL_FMT = "<QQ"
-CKPT_QTY_INFLOW = const(29)
-CKPT_QTY_INFLOW_LEN = const(16)
-CKPT_QTY_INFLOW_FMT = "<QQ"
-CKPT_QTY_OUTFLOW = const(45)
-CKPT_QTY_OUTFLOW_LEN = const(16)
-CKPT_QTY_OUTFLOW_FMT = "<QQ"
+# Checkpoint entries: size and struct format (kind W: two Q, lo then hi).
 CKPT_QTY_SIZE = const(61)
 CKPT_QTY_FORMAT = "<12sBQQQQQQ"
-
-CKPT_ACCOUNT_NAME = const(0)
-CKPT_ACCOUNT_NAME_LEN = const(12)
-CKPT_ACCOUNT_NAME_FMT = "<12s"
-CKPT_ACCOUNT_QTY = const(12)
-CKPT_ACCOUNT_QTY_LEN = const(1)
-CKPT_ACCOUNT_QTY_FMT = "<B"
-CKPT_ACCOUNT_FLAGS = const(13)
-CKPT_ACCOUNT_FLAGS_LEN = const(1)
-CKPT_ACCOUNT_FLAGS_FMT = "<B"
-CKPT_ACCOUNT_BALANCE = const(14)
-CKPT_ACCOUNT_BALANCE_LEN = const(8)
-CKPT_ACCOUNT_BALANCE_FMT = "<q"
 CKPT_ACCOUNT_SIZE = const(22)
 CKPT_ACCOUNT_FORMAT = "<12sBBq"
-
-CKPT_HOLD_TXID = const(0)
-CKPT_HOLD_TXID_LEN = const(8)
-CKPT_HOLD_TXID_FMT = "<Q"
-CKPT_HOLD_AMOUNT = const(8)
-CKPT_HOLD_AMOUNT_LEN = const(8)
-CKPT_HOLD_AMOUNT_FMT = "<q"
-CKPT_HOLD_ACCOUNT = const(16)
-CKPT_HOLD_ACCOUNT_LEN = const(2)
-CKPT_HOLD_ACCOUNT_FMT = "<H"
-CKPT_HOLD_KIND = const(18)
-CKPT_HOLD_KIND_LEN = const(1)
-CKPT_HOLD_KIND_FMT = "<B"
 CKPT_HOLD_SIZE = const(19)
 CKPT_HOLD_FORMAT = "<QqHB"
 

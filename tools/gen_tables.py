@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""Writes the Python modules generated from the C core's headers (docs/architecture.md).
+"""Writes the Python generated from the C core's headers (docs/architecture.md).
 
-    firmware/aii/_tables.py       statuses, texts, record and checkpoint layouts, ledger ops, the
-                                  run loop's steps: what the pure-Python ports take from the core
+    firmware/aii/_texts.py        the texts (aii_text.h) for the pure-Python ports
+    firmware/aii/_ledger.py,      their block of generated names: a private const for each
+    firmware/aii/_sched.py        status, text code, layout field and step kind the port uses
+                                  (folded at compile time: no RAM on MicroPython)
     firmware/aii_node/_record.py  the journal record layout, for the node's store and protocol
     host/aii_host/_record.py      the same, for the fleet's replica
 
@@ -16,12 +18,15 @@ regenerates them and fails on any difference. Usage:
 import argparse
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "c_modules" / "aii" / "core"
 HEADERS = ("aii_status.h", "aii_text.h", "aii_record.h", "aii_sched.h", "ledger.h")
+# Pure-Python ports with a generated block of the names they use.
+PORTS = ("firmware/aii/_ledger.py", "firmware/aii/_sched.py")
 
 _spec = importlib.util.spec_from_file_location("aii_headers", ROOT / "host/aii_host/_headers.py")
 _headers = importlib.util.module_from_spec(_spec)
@@ -45,38 +50,23 @@ def _code(kind, width):
 
 
 def _layout(h, table, prefix, fields=True, field_fmts=False):
-    """Lines for one layout table: each field's offset and width (and struct format), then the
-    size and the whole struct format; checks that the fields tile it. Only what a reader uses
-    is written: on a device every name is a global of the imported module."""
-    rows = h.table(table)
-    lines, fmt, at = [], "<", 0
-    for name, offset, width, kind in rows:
+    """[(name, value)] of one layout table: each field's offset and width (and struct format),
+    then the size and the whole struct format; checks that the fields tile it."""
+    out, fmt, at = [], "<", 0
+    for name, offset, width, kind in h.table(table):
         if offset != at:
             raise SystemExit(f"{table}: {name} at {offset}, expected {at} (a gap or an overlap)")
         if fields:
-            lines.append(f"{prefix}_{name} = const({offset})")
-            lines.append(f"{prefix}_{name}_LEN = const({width})")
+            out += [(f"{prefix}_{name}", offset), (f"{prefix}_{name}_LEN", width)]
         if field_fmts:
-            lines.append(f"{prefix}_{name}_FMT = {_q('<' + _code(kind, width))}")
+            out.append((f"{prefix}_{name}_FMT", "<" + _code(kind, width)))
         fmt += _code(kind, width)
         at = offset + width
-    lines.append(f"{prefix}_SIZE = const({at})")
-    lines.append(f"{prefix}_FORMAT = {_q(fmt)}")
-    return lines
+    return out + [(f"{prefix}_SIZE", at), (f"{prefix}_FORMAT", fmt)]
 
 
-def _aliases(h, field_fmts):
-    lines = []
-    for name, offset, width, kind in h.table("AII_REC_ALIASES"):
-        lines.append(f"REC_{name} = const({offset})")
-        lines.append(f"REC_{name}_LEN = const({width})")
-        if field_fmts:
-            lines.append(f"REC_{name}_FMT = {_q('<' + _code(kind, width))}")
-    return lines
-
-
-def _enum(h, ctype, strip, prefix=""):
-    return [f"{prefix}{n[len(strip) :]} = const({v})" for n, v in h.enums[ctype]]
+def _enum(h, ctype, strip):
+    return [(n[len(strip) :], v) for n, v in h.enums[ctype]]
 
 
 def _head(doc):
@@ -101,53 +91,83 @@ def _record(h, writer):
     writer (the pure-Python ledger) also gets each field's struct format and the whole
     checkpoint's."""
     rec_size = h.defines["AII_LEDGER_REC_SIZE"]
-    lines = ["", "# Journal record (aii_record.h): each field's offset and width."]
-    lines += _layout(h, "AII_REC_FIELDS", "REC", field_fmts=writer)
-    lines += _aliases(h, writer)
-    lines.append(f"REC_END = const({h.defines['AII_REC_END']})")
-    lines += ["", "# Record ops (aii_ledger_op_t)."]
-    lines += _enum(h, "aii_ledger_op_t", "AII_", "")
-    lines += ["", "# Checkpoint head."]
-    lines += _layout(h, "AII_CKPT_HEAD_FIELDS", "CKPT_HEAD", fields=not writer)
-    if writer:
-        lines.append(f"CKPT_MAGIC = b{_q(h.strings['AII_CKPT_MAGIC'])}")
-        crc_len = h.defines["AII_CKPT_CRC_LEN"]
-        lines.append(f"CKPT_CRC_LEN = const({crc_len})")
-        lines.append(f"CKPT_CRC_FMT = {_q('<' + _code('U', crc_len))}")
-    if f"REC_SIZE = const({rec_size})" not in lines:
+    rec = _layout(h, "AII_REC_FIELDS", "REC", field_fmts=writer)
+    if ("REC_SIZE", rec_size) not in rec:
         raise SystemExit(f"AII_REC_FIELDS does not end at AII_LEDGER_REC_SIZE ({rec_size})")
-    return lines
+    for name, offset, width, kind in h.table("AII_REC_ALIASES"):
+        rec += [(f"REC_{name}", offset), (f"REC_{name}_LEN", width)]
+        if writer:
+            rec.append((f"REC_{name}_FMT", "<" + _code(kind, width)))
+    rec.append(("REC_END", h.defines["AII_REC_END"]))
+    ckpt = _layout(h, "AII_CKPT_HEAD_FIELDS", "CKPT_HEAD")
+    if writer:
+        crc_len = h.defines["AII_CKPT_CRC_LEN"]
+        ckpt += [
+            ("CKPT_MAGIC", h.strings["AII_CKPT_MAGIC"].encode()),
+            ("CKPT_CRC_LEN", crc_len),
+            ("CKPT_CRC_FMT", "<" + _code("U", crc_len)),
+        ]
+        for table, prefix in (
+            ("AII_CKPT_QTY_FIELDS", "CKPT_QTY"),
+            ("AII_CKPT_ACCOUNT_FIELDS", "CKPT_ACCOUNT"),
+            ("AII_CKPT_HOLD_FIELDS", "CKPT_HOLD"),
+        ):
+            ckpt += _layout(h, table, prefix, fields=False)
+    return [
+        ("Journal record (aii_record.h): each field's offset and width.", rec),
+        ("Record ops (aii_ledger_op_t).", _enum(h, "aii_ledger_op_t", "AII_")),
+        ("Checkpoint (aii_record.h).", ckpt),
+    ]
 
 
-def tables_module(h):
-    lines = _head(
-        "The C core's tables for the pure-Python ports (_ledger.py, _sched.py): statuses,\n"
-        "texts (TEXT[T_...], `{}` marks the arguments), record and checkpoint layouts, the run\n"
-        "loop's steps."
-    )
-    lines += ["", "# Statuses (aii_status_t)."]
-    lines += _enum(h, "aii_status_t", "AII_")
-    lines += ["", "# Texts (aii_text.h): TEXT[T_NAME]."]
-    lines += _enum(h, "aii_text_t", "AII_")
-    texts = h.table("AII_TEXTS")
-    lines.append("TEXT = (")
-    lines += [f"    {_q(text)},  # {name}" for name, text in texts]
+def _port_constants(h):
+    """Every constant a pure-Python port may take from the headers, in groups."""
+    return [
+        ("Statuses (aii_status.h).", _enum(h, "aii_status_t", "AII_")),
+        ("Texts (aii_text.h): _TEXT[code] in _texts.py.", _enum(h, "aii_text_t", "AII_")),
+        *_record(h, writer=True),
+        (
+            "The run loop's steps (aii_sched_step).",
+            _enum(h, "aii_step_t", "AII_") + [("IDLE_CAP_US", h.defines["AII_SCHED_IDLE_CAP_US"])],
+        ),
+    ]
+
+
+def _literal(v):
+    if isinstance(v, bytes):
+        return "b" + _q(v.decode())
+    if isinstance(v, str):
+        return _q(v)
+    return str(v)
+
+
+def _assign(name, v, private=False):
+    # A private const() is folded where it is used: no global, no RAM on MicroPython (which
+    # takes str and bytes consts too). A public name stays a global, a str a plain value.
+    if private or isinstance(v, int):
+        return f"{name} = const({_literal(v)})"
+    return f"{name} = {_literal(v)}"
+
+
+def texts_module(h):
+    lines = [
+        "# SPDX-License-Identifier: MIT",
+        "# Generated by tools/gen_tables.py from c_modules/aii/core/aii_text.h: do not edit.",
+        "# Rerun it after changing the table; tests/host/test_rules_once.py fails while this file",
+        "# differs.",
+        '"""The core\'s texts for the pure-Python ports: TEXT[code] (`{}` marks an argument, in',
+        'order), and STATUS_TEXT[status], what a status says without a better reason."""',
+        "",
+        "TEXT = (",
+    ]
+    codes = dict(_enum(h, "aii_text_t", "AII_"))
+    lines += [f"    {_q(text)},  # T_{name}" for name, text in h.table("AII_TEXTS")]
     lines.append(")")
-    lines.append("# What a status says without a better reason.")
+    status = dict(_enum(h, "aii_status_t", "AII_"))
     lines.append("STATUS_TEXT = {")
-    lines += [f"    {s[4:]}: T_{t}," for s, t in h.table("AII_STATUS_TEXTS")]
+    for st, t in h.table("AII_STATUS_TEXTS"):
+        lines.append(f"    {status[st[4:]]}: {codes['T_' + t]},  # {st[4:]}: T_{t}")
     lines.append("}")
-    lines += _record(h, writer=True)
-    lines += ["", "# Checkpoint entries: size and struct format (kind W: two Q, lo then hi)."]
-    for table, prefix in (
-        ("AII_CKPT_QTY_FIELDS", "CKPT_QTY"),
-        ("AII_CKPT_ACCOUNT_FIELDS", "CKPT_ACCOUNT"),
-        ("AII_CKPT_HOLD_FIELDS", "CKPT_HOLD"),
-    ):
-        lines += _layout(h, table, prefix, fields=False)
-    lines += ["", "# The run loop's steps (aii_step_t, aii_sched_step)."]
-    lines += _enum(h, "aii_step_t", "AII_")
-    lines.append(f"IDLE_CAP_US = const({h.defines['AII_SCHED_IDLE_CAP_US']})")
     return "\n".join(lines) + "\n"
 
 
@@ -157,18 +177,43 @@ def record_module(h, who):
         "REC_<FIELD> is a field's offset, REC_<FIELD>_LEN its width in bytes; REC_FORMAT\n"
         "unpacks a whole record."
     )
-    lines += _record(h, writer=False)
+    for title, pairs in _record(h, writer=False):
+        lines += ["", f"# {title}"] + [_assign(n, v) for n, v in pairs]
     return "\n".join(lines) + "\n"
 
 
+BEGIN = "# ---- generated by tools/gen_tables.py from c_modules/aii/core: the names this file uses"
+END = "# ---- end of generated names"
+
+
+def port_block(h, path):
+    """The pure-Python port at path with its generated block rewritten: a private const for
+    each name of the headers that the rest of the file uses (_ERR_ARG, _T_BAD_NAME, _REC_SEQ)."""
+    text = path.read_text(encoding="utf-8")
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise SystemExit(f"{path}: needs one block between {BEGIN!r} and {END!r}")
+    head, rest = text.split(BEGIN + "\n")
+    rest = rest.split(END + "\n", 1)[1]
+    used = set(re.findall(r"\b_([A-Z][A-Z0-9_]*)\b", head + rest))
+    lines = []
+    for title, pairs in _port_constants(h):
+        mine = [_assign("_" + n, v, private=True) for n, v in pairs if n in used]
+        if mine:
+            lines += [f"# {title}"] + mine
+    return head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + "\n" + rest
+
+
 def generated():
-    """{path relative to the repository: text} of every generated module."""
+    """{path relative to the repository: text} of every generated file."""
     h = _headers.Headers(str(CORE), HEADERS)
-    return {
-        "firmware/aii/_tables.py": tables_module(h),
+    out = {
+        "firmware/aii/_texts.py": texts_module(h),
         "firmware/aii_node/_record.py": record_module(h, "the node (store.py, proto.py)"),
         "host/aii_host/_record.py": record_module(h, "the host (fleet/replica.py)"),
     }
+    for rel in PORTS:
+        out[rel] = port_block(h, ROOT / rel)
+    return out
 
 
 def main(argv=None):

@@ -56,7 +56,7 @@ OP_SETTLE = const(8)
 OP_RELEASE = const(9)
 OP_SEAL = const(10)
 
-# Checkpoint head.
+# Checkpoint (aii_record.h).
 CKPT_HEAD_MAGIC = const(0)
 CKPT_HEAD_MAGIC_LEN = const(4)
 CKPT_HEAD_SEQ = const(4)

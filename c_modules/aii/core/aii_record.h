@@ -2,7 +2,8 @@
 // The bytes a journal reader sees, declared once: the journal record and the checkpoint blob
 // (docs/ledger.md sections 8 and 9). ledger.c reads and writes them through these names; the
 // Python readers take them from modules that tools/gen_tables.py generates from this file
-// (firmware/aii/_tables.py, firmware/aii_node/_record.py, host/aii_host/_record.py).
+// (firmware/aii_node/_record.py, host/aii_host/_record.py, and the generated block of names
+// in the pure-Python ledger firmware/aii/_ledger.py).
 //
 // Each table lists fields in order: name, offset, width in bytes, kind (U unsigned, I signed,
 // B bytes, W a 128-bit two's-complement value stored as lo u64 then hi u64). Little-endian, no

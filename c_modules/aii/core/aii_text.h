@@ -2,9 +2,9 @@
 // Every message a binding raises, defined once: one code (aii_text_t) per text. The core
 // answers with codes (aii_ledger_t.why, aii_sched_param_why(), aii_status_text()); each binding
 // raises aii_text(code) with its arguments put in place of the `{}` marks, in order
-// (aii_text_format). The pure-Python ports read this table from firmware/aii/_tables.py, which
-// tools/gen_tables.py generates from this file; tests/host/test_rules_once.py fails when a text
-// is written anywhere else. New texts go at the end of a group; codes are not stored anywhere,
+// (aii_text_format). The pure-Python ports read this table from firmware/aii/_texts.py (and
+// their codes from their generated block of names), which tools/gen_tables.py generates from
+// this file; tests/host/test_rules_once.py fails when a text is written anywhere else. New texts go at the end of a group; codes are not stored anywhere,
 // so renumbering is harmless.
 #ifndef AII_TEXT_H
 #define AII_TEXT_H

@@ -57,41 +57,35 @@ def _strip_comments(text):
     return "".join(out)
 
 
-def _split_args(s):
-    """Top-level comma-separated arguments of a macro call's inside."""
-    args, depth, start, i = [], 0, 0, 0
-    while i < len(s):
-        c = s[i]
-        if c in "\"'":
-            i = _literal_end(s, i)
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "," and depth == 0:
-            args.append(s[start:i].strip())
-            start = i + 1
-        i += 1
-    args.append(s[start:].strip())
-    return args
-
-
-def _call_end(s, start):
-    """Index just past the ')' that closes the '(' at s[start]."""
+def _scan(s, start=0):
+    """(index, char, parenthesis depth after it) of s's characters outside literals."""
     depth, i = 0, start
     while i < len(s):
         c = s[i]
         if c in "\"'":
             i = _literal_end(s, i)
             continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+        depth += (c == "(") - (c == ")")
+        yield i, c, depth
         i += 1
+
+
+def _split_args(s):
+    """Top-level comma-separated arguments of a macro call's inside."""
+    args, start = [], 0
+    for i, c, depth in _scan(s):
+        if c == "," and depth == 0:
+            args.append(s[start:i].strip())
+            start = i + 1
+    args.append(s[start:].strip())
+    return args
+
+
+def _call_end(s, start):
+    """Index just past the ')' that closes the '(' at s[start]."""
+    for i, c, depth in _scan(s, start):
+        if c == ")" and depth == 0:
+            return i + 1
     raise HeaderError(f"unbalanced parentheses in {s[start : start + 60]!r}")
 
 

@@ -402,6 +402,8 @@ DIRECTED = (
                 ["m", "transfer", [0, 0, 0, 1]],  # same account
                 ["m", "transfer", [0, 2, 0, 1]],  # wrong quantity
                 ["m", "add_quantity", ["a\0"], {}],  # bad name
+                ["m", "add_quantity", ["Wh"], {"bits": 4}],  # name in use
+                ["m", "open", ["bat", 1], {}],
                 ["seq", [["m", "begin", []], ["rep", 16, ["m", "inflow", [0, 0, 1]]]]],
                 ["m", "commit", []],
                 ["m", "commit", []],

@@ -46,8 +46,8 @@ setup: ## Install apt toolchains, .venv with pinned packages, the host package (
 test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boards, fleet); one summary line
 	@rm -rf $(RESULTS); rc=0; \
 	$(MAKE) --no-print-directory test-c || rc=1; \
-	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-device || rc=1; \
+	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-hil || rc=1; \
 	$(MAKE) --no-print-directory test-fleet || rc=1; \
 	$(PY) tools/test_summary.py || rc=1; \

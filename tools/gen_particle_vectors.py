@@ -134,13 +134,17 @@ def vectors():
         _scenario(rnd, table, S, "3d-mixed", 40, 90, False, [1, 2, 3]),
         _scenario(rnd, table, S, "planar", 36, 90, True, [1]),
     ]
-    return {
-        "generator": "tools/gen_vectors.py (tools/gen_particle_vectors.py, particles_ref.py)",
-        "table": "particles_lj_small.tbl",
-        "skin": S * 3 // 10,
-        "systems": systems,
-        "refusals": _refusals(table, S),
-    }, small, default
+    return (
+        {
+            "generator": "tools/gen_vectors.py (tools/gen_particle_vectors.py, particles_ref.py)",
+            "table": "particles_lj_small.tbl",
+            "skin": S * 3 // 10,
+            "systems": systems,
+            "refusals": _refusals(table, S),
+        },
+        small,
+        default,
+    )
 
 
 def _c(v):

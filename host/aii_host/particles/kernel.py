@@ -33,6 +33,18 @@ def _ranged(name, v, lo, hi):
     return v
 
 
+def _u32(name, v):
+    # As mod_aii_conv.c's aii_arg_u32: a negative is named as such.
+    v = _int(v)
+    if v < 0:
+        raise AIIValueError(text(lib.AII_T_NOT_NEGATIVE, name))
+    return _ranged(name, v, 0, 2**32 - 1)
+
+
+def _i32(name, v):
+    return _ranged(name, v, -(2**31), 2**31 - 1)
+
+
 def _i128(x):
     v = x.hi << 64 | x.lo
     return v - (1 << 128) if v >> 127 else v
@@ -49,13 +61,15 @@ class Particles:
             blob = bytes(table)
         except TypeError:
             raise AIITypeError(text(lib.AII_T_NOT_BYTES, "table")) from None
-        box = [_ranged("box", b, -(2**31), 2**31 - 1) for b in box]
+        if not isinstance(box, (tuple, list)):
+            raise AIITypeError(text(lib.AII_T_NOT_INT, type(box).__name__))
         if len(box) != 3:
             raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, "box"))
-        cap = _ranged("cap", cap, 0, 2**32 - 1)
-        quantum = _ranged("quantum", quantum, 0, 2**32 - 1)
-        skin = _ranged("skin", skin, -(2**31), 2**31 - 1)
-        list_cap = _ranged("list_cap", list_cap, 0, 2**32 - 1)
+        box = [_i32("box", b) for b in box]
+        cap = _u32("cap", cap)
+        quantum = _u32("quantum", quantum)
+        skin = _i32("skin", skin)
+        list_cap = _u32("list_cap", list_cap)
         self._blob = ffi.new("uint8_t[]", blob)
         cbox = ffi.new("int32_t[3]", box)
         need, why = ffi.new("size_t *"), ffi.new("aii_text_t *")
@@ -118,11 +132,7 @@ class Particles:
         return self._np
 
     def set_count(self, n, n_ghost=0):
-        self._check(
-            lib.aii_pt_set_count(
-                self._p, _ranged("n", n, 0, 2**32 - 1), _ranged("n_ghost", n_ghost, 0, 2**32 - 1)
-            )
-        )
+        self._check(lib.aii_pt_set_count(self._p, _u32("n", n), _u32("n_ghost", n_ghost)))
 
     def count(self):
         """(owned, ghosts)."""
@@ -133,8 +143,8 @@ class Particles:
         r2_min}."""
         p = self._p
         return {
-            "box": list(p.box),
-            "ncell": list(p.ncell),
+            "box": tuple(p.box),
+            "ncell": tuple(p.ncell),
             "cells": p.cells,
             "cap": p.cap,
             "list_cap": p.list_cap,
@@ -157,7 +167,9 @@ class Particles:
         self._check(lib.aii_pt_locate(self._p))
 
     def cell_of(self, x, y, z):
-        pos = [_ranged("x", c, 0, b - 1) for c, b in zip((x, y, z), self._p.box)]
+        pos = [_i32("x", c) for c in (x, y, z)]
+        if not all(0 <= c < b for c, b in zip(pos, self._p.box)):
+            raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, "x"))
         return lib.aii_pt_cell_of(self._p, ffi.new("int32_t[3]", pos))
 
     def build(self):
@@ -186,7 +198,7 @@ class Particles:
         self._check(lib.aii_pt_reverse(self._p))
 
     def run(self, steps):
-        self._check(lib.aii_pt_run(self._p, _ranged("steps", steps, 0, 2**32 - 1)))
+        self._check(lib.aii_pt_run(self._p, _u32("steps", steps)))
 
     def totals(self):
         """(count, mass, px, py, pz) of the owned particles, exactly."""

@@ -151,6 +151,11 @@ class Info:
         return self.k_min << self.shift
 
     @property
+    def r_min(self):
+        """The closest distance the table allows, in sigma."""
+        return self.r2_min**0.5 / self.per_sigma
+
+    @property
     def e_unit(self):
         """E_u in epsilon: multiply an integer energy by this."""
         return 1 / (self.per_sigma * self.dt) ** 2

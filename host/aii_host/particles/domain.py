@@ -125,6 +125,7 @@ class Domain:
         self.send_idx = {}
         self.ghost_from = {}
         self.rebuilds = 0
+        self.migrated = 0  # particles this rank sent to another at rebuilds
         self.halo_bytes = 0  # bytes this rank sent in the last step
 
     # -- memory --
@@ -170,6 +171,7 @@ class Domain:
             for r in np.unique(dest[leave]):
                 sent[int(r)] = recs[dest == r].ravel()
             out = recs[leave]
+            self.migrated += len(out)
             flow = _flow(out, -1)
             got = comm.alltoallv(sent, np.int64)
             keep = ~leave

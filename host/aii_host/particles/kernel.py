@@ -58,7 +58,7 @@ class Particles:
 
     def __init__(self, table, box, cap, quantum=1, skin=0, list_cap=0):
         try:
-            blob = bytes(table)
+            blob = bytes(memoryview(table))
         except TypeError:
             raise AIITypeError(text(lib.AII_T_NOT_BYTES, "table")) from None
         if not isinstance(box, (tuple, list)):

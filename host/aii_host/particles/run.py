@@ -132,6 +132,7 @@ def run(
     wall = time.perf_counter() - t0
     final = dom.gather()
     halo_all = comm.allgather(sum(halo) / max(len(halo), 1))
+    migrated = sum(comm.allgather(dom.migrated))
     if comm.rank != 0:
         return None, None, None
     totals = final.totals()
@@ -159,6 +160,7 @@ def run(
         "steps_per_s": round(total_steps / wall, 3) if wall > 0 else None,
         "atom_steps_per_s": round(total_steps * state.n / wall, 1) if wall > 0 else None,
         "rebuilds": dom.rebuilds,
+        "migrations": migrated,
         "halo_bytes_per_step": [round(h) for h in halo_all],
     }
     if reverse:

@@ -101,7 +101,7 @@ def test_construction_refusals_name_the_argument():
     P = Particles(SMALL, [9 * S] * 3, 4)
     with pytest.raises(RuntimeError, match="more particles than the capacity"):
         P.set_count(5)
-    x, v, m, ids = P.arrays()[:4]
+    x, _, m = P.arrays()[:3]
     assert (x.format, m.format, len(x), len(m)) == ("i", "I", 12, 4)
     info = P.info()
     assert info["ncell"] == (3, 3, 3) and info["box"] == (9 * S,) * 3

@@ -350,3 +350,9 @@ def _dispatch(node, f):
     s.intent = None
     node.store.save_session(s.to_json())
     return answer
+
+
+# The particle domain's commands (docs/particles.md §8): answered by nodes configured with one.
+from .particles import COMMANDS as _PT_COMMANDS
+
+COMMANDS.update(_PT_COMMANDS)

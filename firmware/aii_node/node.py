@@ -87,6 +87,10 @@ class Node:
         self.uptime = 0
         self.refused = {}
         self.boot()
+        if "particles" in cfg:
+            from . import particles  # docs/particles.md section 8
+
+            particles.attach(self)
 
     # ---- boot and persistence ----
     def boot(self):

@@ -299,13 +299,27 @@ class Domain:
         }
 
 
+def attach(node):
+    """Makes the node's domain at boot, while the heap is whole: its one big block (the table
+    and the particle arrays) may not fit later, between the scraps of a running node. A domain
+    that cannot be made is remembered, and every particle request answers why."""
+    try:
+        node.pt = Domain(node, node.cfg["particles"])
+    except Exception as e:  # noqa: BLE001 - kept for the requests to report, not raised here
+        node.pt = e
+
+
 def _domain(node):
     d = getattr(node, "pt", None)
     if d is None:
-        cfg = node.cfg.get("particles")
-        if cfg is None:
+        if node.cfg.get("particles") is None:
             raise _err(E_STATE, "no particle domain configured")
-        d = node.pt = Domain(node, cfg)
+        attach(node)
+        d = node.pt
+    if isinstance(d, Exception):
+        if isinstance(d, ValueError):
+            raise d
+        raise _err(E_STATE, "particle domain: " + (str(d) or type(d).__name__))
     return d
 
 

@@ -182,13 +182,15 @@ static void layout(layout_t *l, uint32_t n_table, uint32_t cap, uint32_t cells,
     l->x = l->ps + 24 * c;
     l->v = up8(l->x + 12 * c);
     l->xs = up8(l->v + 12 * c);
+    // Without a list there are no build positions and no rows (small-memory mode).
+    size_t listed = list_cap ? 1 : 0;
     l->x0 = up8(l->xs + 12 * c);
-    l->m = up8(l->x0 + 12 * c);
+    l->m = up8(l->x0 + listed * 12 * c);
     l->id = l->m + 4 * c;
     l->cell = l->id + 4 * c;
     l->order = l->cell + 4 * c;
     l->row = l->order + 4 * c;
-    l->start = l->row + 4 * (c + 1);
+    l->start = l->row + listed * 4 * (c + 1);
     l->nbr = l->start + 4 * ((size_t)cells + 1);
     l->kind = l->nbr + 4 * (size_t)list_cap;
     l->end = up8(l->kind + cells);

@@ -69,7 +69,6 @@ class Domain:
         self.x, self.v, self.m, self.ids, self.imp, self.cell = self.P.arrays()
         info = self.P.info()
         self.ncx = info["ncell"][0]
-        self.cap = info["cap"]
         strips = cfg["strips"]
         self.k = cfg["index"]
         self.nodes = len(strips) - 1
@@ -118,8 +117,7 @@ class Domain:
 
     def _append(self, r):
         at = self.n
-        if at >= self.cap:
-            raise _err(E_STATE, "more particles than the capacity")
+        self.P.set_count(at + 1)  # the kernel refuses beyond its capacity
         i, x, y, vx, vy, m = r
         self.ids[at], self.m[at] = i, m
         self.x[3 * at], self.x[3 * at + 1], self.x[3 * at + 2] = x, y, 0
@@ -204,8 +202,7 @@ class Domain:
             src = args.get("from")
             for r in self._records(GHOST, data):
                 at = self.n + self.ng
-                if at >= self.cap:
-                    raise _err(E_STATE, "more particles than the capacity")
+                self.P.set_count(self.n, self.ng + 1)
                 self.ids[at], self.m[at] = r[0], r[3]
                 self.x[3 * at], self.x[3 * at + 1], self.x[3 * at + 2] = r[1], r[2], 0
                 self.owners.append(src)

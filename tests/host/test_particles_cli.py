@@ -105,8 +105,8 @@ def _bad_state(tmp_path, what):
     "what,words",
     [
         ("overlap", "overlap (closer than the table's r_min)"),
-        ("velocity", "velocity beyond the table's limit"),
-        ("small box", "is too small for the cutoff"),
+        ("velocity", "velocity beyond the table's v_max: a huge velocity"),
+        ("small box", "a box too small for the cutoff"),
     ],
 )
 def test_bad_states_are_refused_in_one_line(tmp_path, what, words):

@@ -332,11 +332,10 @@ def run_mpi(state, job, procs, quiet=False):
 def do_run(args):
     from . import plot, run
     from . import state as st
-    from .domain import CheckError, check_forces
+    from .domain import CheckError
 
     s = initial_state(args)
-    st.validate(s)
-    check_forces(s)  # overlaps: refused before anything is written or run
+    st.validate(s, forces=True)  # overlaps too: refused before anything is written or run
     for opt, suffix in (("plot", ".png"), ("save", ".npz"), ("gsd", ".gsd"), ("series", ".json")):
         v = getattr(args, opt)
         if v is not None and not v.endswith(suffix):

@@ -382,25 +382,6 @@ def _flow(recs, sign):
     return [sign * len(recs), sign * int(recs[:, 7].sum()), *(sign * q for q in p)]
 
 
-def check_forces(state):
-    """One force pass over the whole state in one process, before anything runs: refuses
-    overlapping particles (and what the kernel checks) with the kernel's reason."""
-    s = state
-    P = Particles(s.table, s.box, max(s.n, 1), s.quantum, 0, 0)
-    x, v, m, ids = P.np()[:4]
-    x[: s.n], v[: s.n], m[: s.n], ids[: s.n] = s.x, s.v, s.m, s.ids
-    P.set_count(s.n)
-    P.check()
-    try:
-        P.forces()
-    except AIIError as e:
-        i = s.info
-        raise st.StateError(
-            f"{e}: r_min is {i.r_min:.4g} sigma; place "
-            "the particles further apart (or lower --density)"
-        ) from None
-
-
 def digest(state):
     """The kernel's digest of a whole state (sorted by id)."""
     s = state.sorted()

@@ -97,9 +97,15 @@ class State:
         return [b / self.info.per_sigma for b in self.box]
 
 
-def validate(s):
+def validate(s, forces=False):
     """Refuses, with one line that says what to do, a state the kernel would refuse or that
-    would not run: checked before anything runs (overlaps are found by the first force pass)."""
+    would not run: checked before anything runs. The kernel checks the particles itself
+    (positions, masses, velocities; with `forces`, a force pass finds overlaps); its reason
+    comes with the figures in reduced units."""
+    from .._aii import lib
+    from .._errors import AIIError
+    from .kernel import Particles
+
     i = s.info
     if s.n < 1:
         raise StateError("no particles: give at least 1")
@@ -107,27 +113,33 @@ def validate(s):
         raise StateError("particle arrays of different lengths")
     if len(np.unique(s.ids)) != s.n:
         raise StateError("particle ids must be unique")
-    side = 3 * (i.cut + skin_units(i))
-    for a, b in enumerate(s.box):
-        if b < side:
+    low = 3 * (i.cut + skin_units(i))
+    for b in s.box:
+        if not low <= b <= 2**30:
             raise StateError(
-                f"box side {b / i.per_sigma:.4g} sigma is too small for the cutoff: each side "
-                f"must be at least 3 x (cutoff + skin) = {side / i.per_sigma:.4g} sigma"
+                f"a box too small for the cutoff (or too big): a side of {b / i.per_sigma:.4g} "
+                f"sigma; each must be {low / i.per_sigma:.4g} (3 x (cutoff + skin)) to "
+                f"{2**30 / i.per_sigma:.4g} sigma"
             )
-        if b > 2**30:
-            raise StateError(f"box side {b / i.per_sigma:.4g} sigma exceeds 2**30 units")
-    bad = np.nonzero((s.x < 0) | (s.x >= np.array(s.box)))[0]
-    if len(bad):
-        raise StateError(f"particle {int(s.ids[bad[0]])}: position outside the box")
-    fast = np.nonzero(np.abs(s.v.astype(np.int64)).max(axis=1) > i.v_max)[0]
-    if len(fast):
-        vm = i.v_max / float(i.per_sigma * i.dt)
-        raise StateError(
-            f"particle {int(s.ids[fast[0]])}: velocity beyond the table's limit of "
-            f"{vm:.4g} sigma/tau per axis ({i.v_max} units per step): a huge velocity"
-        )
-    if (s.m < 1).any() or (s.m > 65535).any() or (s.quantum % s.m.astype(np.int64)).any():
-        raise StateError("masses must be integers 1..65535 dividing the quantum")
+    P = Particles(s.table, s.box, s.n, s.quantum, 0, 0)
+    x, v, m, ids = P.np()[:4]
+    x[: s.n], v[: s.n], m[: s.n], ids[: s.n] = s.x, s.v, s.m, s.ids
+    P.set_count(s.n)
+    hints = {
+        lib.AII_T_PT_VELOCITY: f"a huge velocity: at most {i.v_max} units per step "
+        f"({i.v_max / float(i.per_sigma * i.dt):.4g} sigma/tau) per axis",
+        lib.AII_T_PT_OVERLAP: f"overlapping particles: r_min is {i.r_min:.4g} sigma; place "
+        "them further apart (or lower --density)",
+        lib.AII_T_PT_POSITION: "positions must lie in [0, box) on every axis",
+        lib.AII_T_PT_MASS: f"masses must divide the quantum {s.quantum}",
+    }
+    try:
+        P.check()
+        if forces:
+            P.forces()
+    except AIIError as e:
+        hint = hints.get(P._p.why)
+        raise StateError(f"{e}: {hint}" if hint else str(e)) from None
 
 
 def skin_units(info):

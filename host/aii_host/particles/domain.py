@@ -18,6 +18,7 @@ One process (comm.Serial) runs the same code with no ghosts and no messages.
 """
 
 import itertools
+import time
 
 import numpy as np
 
@@ -90,7 +91,8 @@ class Domain:
     returns the global figures; `reverse()`; `gather()` the whole state on rank 0."""
 
     def __init__(self, comm, state, inject=None):
-        self.comm = comm
+        self.clock = {"kernel": 0.0, "comm": 0.0}  # seconds in the kernel, in collectives
+        self.comm = _Timed(comm, self.clock)
         self.table, self.box, self.quantum = state.table, tuple(state.box), state.quantum
         self.planar = state.planar
         self.step_no = state.step
@@ -232,7 +234,9 @@ class Domain:
         P.set_count(n, ng)
         while True:
             try:
+                t0 = time.perf_counter()
                 P.build()
+                self.clock["kernel"] += time.perf_counter() - t0
                 break
             except AIIRuntimeError:
                 if P._p.why != lib.AII_T_PT_LIST:
@@ -300,7 +304,9 @@ class Domain:
             self._rebuild()
             self.fresh = False
         sent = self._forward()
+        t0 = time.perf_counter()
         e = self.P.forces(energy=energy)
+        self.clock["kernel"] += time.perf_counter() - t0
         given, received, back = self._reverse_impulses()
         self.halo_bytes = sent + back
         for a in range(3):
@@ -312,7 +318,9 @@ class Domain:
         energy figures without energy). Raises CheckError when a check fails."""
         self.step_no += 1
         e = self._forces(energy)
+        t0 = time.perf_counter()
         ke8 = self.P.advance()
+        self.clock["kernel"] += time.perf_counter() - t0
         if self.inject == (self.step_no, self.comm.rank) and self.n:
             self.arrays()[1][0, 0] += 1  # a broken kick: one unit of velocity from nowhere
         local = self._local_totals()
@@ -371,6 +379,27 @@ class Domain:
             self.step_no,
         )
         return s.sorted()
+
+
+class _Timed:
+    """The communicator, its collectives timed into clock["comm"] (waiting for the slowest
+    rank included: that is what a collective costs)."""
+
+    def __init__(self, comm, clock):
+        self.c, self.clock = comm, clock
+        self.rank, self.size = comm.rank, comm.size
+
+    def __getattr__(self, name):
+        fn = getattr(self.c, name)
+
+        def timed(*args, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kw)
+            finally:
+                self.clock["comm"] += time.perf_counter() - t0
+
+        return timed
 
 
 def _flow(recs, sign):

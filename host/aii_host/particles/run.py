@@ -132,6 +132,8 @@ def run(
         dom.reverse()
     wall = time.perf_counter() - t0
     cpu = comm.allgather(time.process_time() - c0)
+    clocks = comm.allgather(dict(dom.clock))
+    sizes = comm.allgather(dom.P.count())
     final = dom.gather()
     halo_all = comm.allgather(sum(halo) / max(len(halo), 1))
     migrated = sum(comm.allgather(dom.migrated))
@@ -162,6 +164,11 @@ def run(
         # CPU time of each rank over the steps: on a machine shared with other work, a rank
         # that gets half a core shows it here (cpu / wall), not in the steps/s alone.
         "cpu_s": [round(c, 4) for c in cpu],
+        # Per rank: seconds in the kernel (force passes, advances, list builds) and in the
+        # collectives (waiting included); owned particles and ghosts at the end.
+        "kernel_s": [round(c["kernel"], 4) for c in clocks],
+        "comm_s": [round(c["comm"], 4) for c in clocks],
+        "owned_ghosts": [list(z) for z in sizes],
         "steps_per_s": round(total_steps / wall, 3) if wall > 0 else None,
         "atom_steps_per_s": round(total_steps * state.n / wall, 1) if wall > 0 else None,
         "rebuilds": dom.rebuilds,

@@ -1218,6 +1218,17 @@ static mp_obj_t aii_Ledger_rollback(mp_obj_t self_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_rollback_obj, aii_Ledger_rollback);
 
+// Ledger.undo()
+static mp_obj_t aii_Ledger_undo(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    if (aii_ledger_undo(&self->l) != AII_OK) {
+        mp_raise_msg(&mp_type_RuntimeError, self->l.in_tx ? MP_ERROR_TEXT("transaction open")
+            : MP_ERROR_TEXT("nothing to undo"));
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_undo_obj, aii_Ledger_undo);
+
 // Ledger.verify()
 static mp_obj_t aii_Ledger_verify(mp_obj_t self_in) {
     aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
@@ -1384,6 +1395,7 @@ static const mp_rom_map_elem_t aii_ledger_locals_dict_table[] = {
     { MP_ROM_QSTR(MP_QSTR_begin), MP_ROM_PTR(&aii_Ledger_begin_obj) },
     { MP_ROM_QSTR(MP_QSTR_commit), MP_ROM_PTR(&aii_Ledger_commit_obj) },
     { MP_ROM_QSTR(MP_QSTR_rollback), MP_ROM_PTR(&aii_Ledger_rollback_obj) },
+    { MP_ROM_QSTR(MP_QSTR_undo), MP_ROM_PTR(&aii_Ledger_undo_obj) },
     { MP_ROM_QSTR(MP_QSTR_verify), MP_ROM_PTR(&aii_Ledger_verify_obj) },
     { MP_ROM_QSTR(MP_QSTR_balance), MP_ROM_PTR(&aii_Ledger_balance_obj) },
     { MP_ROM_QSTR(MP_QSTR_hold_info), MP_ROM_PTR(&aii_Ledger_hold_info_obj) },

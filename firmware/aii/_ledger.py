@@ -526,6 +526,9 @@ class Ledger:
         self._snap = None
         self._undo = None  # [(list, index or None for an append or -1 for all, old value)]
         self._undo_seq = 0
+        # What undo() needs to take back the last commit: (its undo log, seq, chain and segment
+        # before it, the segment's length then, its records), until anything else happens.
+        self._last = None
         # The journal ring: committed records waiting to be drained, then the open
         # transaction's records; together at most JOURNAL.
         self._ring = []
@@ -557,6 +560,7 @@ class Ledger:
         self._in_tx = False
 
     def _snapshot(self):
+        self._last = None  # replay changes the state past what undo() would return to
         self._snap = (
             [x[:] for x in self._qty],
             [x[:] for x in self._acct],
@@ -617,7 +621,10 @@ class Ledger:
                 msg = "hold table full"
         elif st == _ERR_STATE:
             cls = RuntimeError
-            msg = "no transaction" if op == "commit" or op == "rollback" else "transaction open"
+            if self._in_tx:
+                msg = "transaction open"
+            else:
+                msg = "nothing to undo" if op == "undo" else "no transaction"
         elif st == _ERR_OVERFLOW:
             cls, msg = OverflowError, "balance would overflow"
         elif st == _ERR_INSUFFICIENT:
@@ -838,6 +845,7 @@ class Ledger:
     def _begin(self):
         if self._in_tx:
             return _ERR_STATE
+        self._last = None
         self._undo = []
         self._undo_seq = self._seq
         self._in_tx = True
@@ -857,6 +865,7 @@ class Ledger:
             return _ERR_VIOLATION
         # Only now is it known which record ends the commit; CRCs and the chain follow.
         pend, last = self._pend, len(self._pend) - 1
+        undo = (self._undo, self._undo_seq, self._chain, self._seg, len(self._seg))
         for i in range(len(pend)):
             r = pend[i]
             r[7] = _END if i == last else 0
@@ -867,8 +876,11 @@ class Ledger:
         self._pend = []
         self._in_tx = False
         self._undo = None
+        n = last + 1
         if len(self._seg) >= SEGMENT:
             self._seal_live()
+            n += 1
+        self._last = undo + (n,) if n else None  # an empty commit has nothing to take back
         return _OK
 
     def _run(self, r):
@@ -1022,6 +1034,20 @@ class Ledger:
         if st != _OK:
             self._fail(st, "rollback")
 
+    def undo(self):
+        """Takes back the last commit, right after it (docs/ledger.md): for storage that could
+        not persist its records."""
+        last = self._last
+        if self._in_tx or last is None:
+            self._fail(_ERR_STATE, "undo")
+        self._undo, self._undo_seq, self._chain, seg, n, k = last
+        self._undo_all()
+        del seg[n:]  # the segment list the commit appended to (a SEAL then started a new one)
+        self._seg = seg
+        k = min(k, len(self._ring))
+        del self._ring[len(self._ring) - k :]
+        self._last = None
+
     # -- reading --
 
     def balance(self, account):
@@ -1072,6 +1098,7 @@ class Ledger:
     def seal(self):
         if self._in_tx:
             self._fail(_ERR_STATE, "seal")
+        self._last = None
         if self._seg:
             self._seal_live()
 
@@ -1082,6 +1109,7 @@ class Ledger:
         n = len(buf) // RECORD_SIZE
         if self._in_tx:
             self._fail(_ERR_STATE, "replay")
+        self._last = None  # a SEAL it applies changes the state without a snapshot
         done = 0
         opened = False
         why = None

@@ -116,6 +116,7 @@ aii_status_t aii_ledger_get_hold(const aii_ledger_t *l, uint64_t txid, aii_ledge
 aii_status_t aii_ledger_begin(aii_ledger_t *l);
 aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v);
 aii_status_t aii_ledger_rollback(aii_ledger_t *l);
+aii_status_t aii_ledger_undo(aii_ledger_t *l);
 aii_status_t aii_ledger_verify(aii_ledger_t *l, aii_ledger_violation_t *v);
 aii_status_t aii_ledger_totals(const aii_ledger_t *l, int qty, aii_i128_t *balances,
     aii_i128_t *held, aii_i128_t *expected);

@@ -272,7 +272,10 @@ class Ledger:
                 what = {"qty": "quantity", "open": "account"}.get(op, "hold")
                 msg = what + " table full"
         elif st == E.ERR_STATE:
-            msg = "no transaction" if op in ("commit", "rollback") else "transaction open"
+            if c.in_tx:
+                msg = "transaction open"
+            else:
+                msg = "nothing to undo" if op == "undo" else "no transaction"
         elif st == E.ERR_OVERFLOW:
             msg = "balance would overflow"
         elif st == E.ERR_INSUFFICIENT:
@@ -393,6 +396,13 @@ class Ledger:
         st = lib.aii_ledger_rollback(self._l)
         if st != E.OK:
             self._fail(st, "rollback")
+
+    def undo(self):
+        """Takes back the last commit, right after it (docs/ledger.md): for storage that could
+        not persist its records."""
+        st = lib.aii_ledger_undo(self._l)
+        if st != E.OK:
+            self._fail(st, "undo")
 
     # -- reading --
 

@@ -40,7 +40,7 @@ class Scan:
         self.recs = []  # the journal's records in order, up to the first damaged slot
         self.applied = 0  # how many of them replayed (the rest: an incomplete transaction)
         self.after = []  # good records past damage: a repair keeps them
-        self.top = 0  # the highest seq of any good record found
+        self.top = 0  # the highest seq found (good records, and damaged slots after them)
         self.lost = (0, 0)
         self.damage = []  # [{"file", "offset", "first", "last", "what"}]
         self.repaired = []  # the same, for copies rewritten from the other one
@@ -159,6 +159,7 @@ def _journal(store, sc, base):
                 n += 1
             what = "record damaged in both copies"
             sc.note(sc.damage, JOURNAL, (start + i) * RECORD, prev + 1, prev + n, what)
+            sc.top = max(sc.top, prev + n)
     if first_bad is None:
         sc.recs = recs
     else:

@@ -20,8 +20,9 @@ examples:
   aii transfer --fleet fleet.toml --holds         open holds on the nodes against the log
 while `aii aggregate` runs on the fleet, the requests go through it (it owns the ports);
 one `aii transfer` at a time per fleet (the next waits up to --wait seconds).
-exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, 3 still in doubt
-(a node unreachable: run --recover when it is back).
+exit status: 0 committed (or nothing left in doubt), 1 aborted or refused (--recover: a hold
+the log does not know, or a left-over hold that could not be released), 3 still in doubt (a
+node unreachable: run --recover when it is back).
 """
 
 _AUDIT_EPILOG = """\
@@ -257,11 +258,36 @@ def do_transfer(args):
             return 1 if any(r["problem"] or r["error"] for r in rows) else 0
         if args.recover:
             rows = coord.recover()
-            _print_rows(rows, args.json, title="recovered")
             left = coord.in_doubt()
-            if not args.json:
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "recovered": [r.as_dict() for r in rows],
+                            "in_doubt": len(left),
+                            "swept": coord.swept,
+                            "unknown_holds": coord.unknown_holds,
+                        }
+                    )
+                )
+            else:
+                _print_rows(rows, False, title="recovered")
+                for h in coord.swept:
+                    print(
+                        f"left-over hold of tx {h['txid']} ({h['state']}) on {h['node']}:"
+                        f"{h['account']}, {h['amount']} raw: {h['action']}"
+                        + (f" FAILED: {h['error']}" if h["error"] else "")
+                    )
+                for h in coord.unknown_holds:
+                    print(
+                        f"unknown hold on {h['node']}:{h['account']}: txid {h['txid']}, "
+                        f"{h['amount']} raw ({h['kind']}) is not in this fleet's log: left "
+                        "alone; find who made it (aii transfer --holds lists every hold)"
+                    )
                 print(f"{len(rows)} in-doubt transfer(s) driven; {len(left)} still in doubt")
-            return IN_DOUBT_EXIT if left else 0
+            if left:
+                return IN_DOUBT_EXIT
+            return 1 if coord.unknown_holds or any(h["error"] for h in coord.swept) else 0
         src, dst = _endpoint(args.src, "SRC"), _endpoint(args.dst, "DST")
         # Open both links before anything is logged: a port that will not open refuses the
         # transfer here instead of leaving it in doubt.

@@ -115,7 +115,7 @@ class Node:
         try:
             scan.apply_fixes(self.store, sc)
         except OSError as e:
-            self._fault("boot repair", e)
+            self.enter_fault("boot repair", e)
             return
         resolve_intent(self.session, self.ledger_seq())
         try:
@@ -188,33 +188,35 @@ class Node:
             return
         try:
             self.store.append(recs)
-        except OSError as e:
+        except (OSError, MemoryError) as e:
+            # MemoryError: a write that could not be made is a storage fault like any other.
             try:
                 self.ledger.undo()
             except RuntimeError:
                 pass  # not the last commit's records (a SEAL): reconcile() puts it on storage
-            self._fault("journal write", e)
-            raise StorageFault("journal write", error_text(e))
+            self.enter_fault("journal write", e)
+            raise StorageFault("journal write", self.fault["error"])
         if self.store.records >= self.store.compact_at:
             try:
                 self.store.compact(self.ledger)
-            except OSError as e:
-                self._fault("compaction", e)  # the change itself is on storage: it stands
+            except (OSError, MemoryError) as e:
+                self.enter_fault("compaction", e)  # the change itself is on storage: it stands
 
     def save_session(self):
         try:
             self.store.replace2(SESSION, self.session.encode())
-        except OSError as e:
-            self._fault("session write", e)
-            raise StorageFault("session write", error_text(e))
+        except (OSError, MemoryError) as e:
+            self.enter_fault("session write", e)
+            raise StorageFault("session write", self.fault["error"])
         self.session.durable = self.session.last
 
-    def _fault(self, op, e):
+    def enter_fault(self, op, e):
         if self.state == RECOVERY:
             return
         first = self.state != FAULT
         self.state = FAULT
-        self.fault = {"op": op, "error": error_text(e), "since_ms": self.uptime, "probes": 0}
+        err = error_text(e) if isinstance(e, OSError) else "out of memory"
+        self.fault = {"op": op, "error": err, "since_ms": self.uptime, "probes": 0}
         self.next_probe = ticks_add(ticks_ms(), self.probe_ms)
         if first:
             self.emit("storage_fault", {"op": op, "error": self.fault["error"]})
@@ -226,19 +228,20 @@ class Node:
         f["probes"] += 1
         self.next_probe = ticks_add(ticks_ms(), self.probe_ms)
         s = self.session
-        undone = s.intent is not None and self.ledger_seq() <= s.intent[2]
         try:
             same = scan.reconcile(self.store, self.ledger, aii.Ledger)
-            # Storage holds no record RAM lacks: the request under way is known not to have
-            # landed, and the session can say so before anything else is written.
-            if undone:
-                s.intent = None
+            # Storage holds no record RAM lacks: whether the request under way landed is what
+            # RAM says (a change is undone unless its records were written), and the session
+            # can say so before anything else is written.
+            resolve_intent(s, self.ledger_seq())
             self.store.replace2(SESSION, s.encode())
             if not same:
                 scan.rewrite(self.store, self.ledger)
             scan.verify(self.store, self.ledger, aii.Ledger)
-        except OSError as e:
-            f["error"] = error_text(e)
+        except (OSError, MemoryError) as e:
+            # MemoryError: reading storage back needs a few ledgers' worth of heap; a probe
+            # that cannot have it now tries again, as one whose write failed.
+            f["error"] = error_text(e) if isinstance(e, OSError) else "out of memory"
             return False
         s.durable = s.last
         self.state, self.fault = OK, None
@@ -344,6 +347,7 @@ class Node:
             "events": self.events.last,
             "dropped": self.events.dropped,
             "errors": self.errors,
+            "last_error": self.last_error[:80],
             "journal_cut": self.torn,
             "state": self.state,
             "fault": self.fault,
@@ -488,7 +492,7 @@ class Node:
                 self.store._sync(f)
             self.store.fs.rename(tmp, self.config_path)
         except OSError as e:
-            self._fault("config write", e)
+            self.enter_fault("config write", e)
             raise StorageFault("config write", error_text(e))
         self.cfg, self.cfg_bytes = cfg, data
         if key == "offline_after":

@@ -327,6 +327,11 @@ def _dispatch(node, f):
     except StorageFault as e:
         # Undone in RAM; the intent stays until storage works again (node.probe).
         return error(f.seq, E_STORAGE, "not applied: %s (ask outcome later)" % e)
+    except MemoryError as e:
+        # Whether it ran is in RAM (the ledger moved or not): the probe makes it durable and
+        # `outcome` tells it then, as after a write that failed.
+        node.enter_fault("answer", e)
+        return error(f.seq, E_STORAGE, "out of memory (ask outcome later)")
     except ProtoError as e:
         answer = error(f.seq, e.code, e.msg)
     except (ValueError, RuntimeError, OverflowError) as e:

@@ -12,6 +12,8 @@ copies: the good one with the higher generation. Used at boot (recover) and when
 leaves its storage-fault state (reconcile).
 """
 
+import gc
+
 from . import session as _session
 from .store import (
     CKPT,
@@ -89,12 +91,14 @@ def merge(a, b):
 
 
 def _ckpt(store, ledger_cls, sc):
-    good, seen, newer = [], [], None
-    for name in (CKPT, CKPT2):
-        data = store.read(name)
-        if data is None:
+    # One ledger at a time: a node's heap may hold few (a checkpoint restores a whole ledger).
+    datas = [(name, store.read(name)) for name in (CKPT, CKPT2)]
+    if datas[0][1] is None and datas[1][1] is None:
+        return None
+    best, newer = None, None  # best: (seq, ledger, file bytes)
+    for name, data in datas:
+        if data is None or (best is not None and data == best[2]):
             continue
-        seen.append(name)
         try:
             blob = ckpt_blob(data)
             led = ledger_cls.restore(blob) if blob else None
@@ -103,26 +107,21 @@ def _ckpt(store, ledger_cls, sc):
             continue
         except (ValueError, TypeError):
             continue
-        if led is not None:
-            good.append((led.info()[0], name, led, ckpt_file(blob)))
-    if not seen:
-        return None
-    if not good:
+        if led is not None and (best is None or led.info()[0] > best[0]):
+            best = (led.info()[0], led, ckpt_file(blob))
+        led = None
+    if best is None:
         if newer is not None:
             raise newer
         sc.note(sc.damage, CKPT, 0, 1, None, "checkpoint damaged in both copies")
         return None
-    best = good[0]
-    for g in good[1:]:
-        if g[0] > best[0]:
-            best = g
-    sc.ckpt = best[3]
-    for name in (CKPT, CKPT2):
-        if store.read(name) != sc.ckpt:
+    sc.ckpt = best[2]
+    for name, data in datas:
+        if data != sc.ckpt:
             sc.fixes.append((name, sc.ckpt))
             other = CKPT2 if name == CKPT else CKPT
             sc.note(sc.repaired, name, 0, None, best[0], "rewritten from " + other)
-    return best[2]
+    return best[1]
 
 
 def _journal(store, sc, base):
@@ -167,8 +166,9 @@ def _journal(store, sc, base):
         sc.after = [r for r in recs[first_bad:] if r is not None]
 
 
-def scan(store, ledger_cls):
-    """Reads everything back; writes nothing (recover and reconcile do)."""
+def scan(store, ledger_cls, full=True):
+    """Reads everything back; writes nothing (recover and reconcile do). `full=False`: the
+    ledger's files only (checkpoint and journal), as leaving a storage fault needs."""
     sc = Scan()
     try:
         led = _ckpt(store, ledger_cls, sc)
@@ -187,8 +187,9 @@ def scan(store, ledger_cls):
             content = journal_header(sc.lost) + b"".join(sc.recs)
             for name in (JOURNAL, JOURNAL2):
                 _fix(store, sc, name, content)
-        _old(store, sc)
-        _sessions(store, sc)
+        if full:
+            _old(store, sc)
+            _sessions(store, sc)
     except FormatError as e:
         sc.refuse = str(e)
         if sc.led is None:
@@ -326,7 +327,8 @@ def reconcile(store, led, ledger_cls):
     Raises OSError while storage fails."""
     store.probe()
     want, seq = led.digest(), led.info()[0]
-    sc = scan(store, ledger_cls)
+    gc.collect()
+    sc = scan(store, ledger_cls, False)
     if sc.refuse is not None:
         return False
     recs = [r for r in sc.recs if u32(r, 0) <= seq]
@@ -339,12 +341,14 @@ def reconcile(store, led, ledger_cls):
             last += 1
     same = False
     if not sc.damage and sc.led.info()[0] <= seq:
+        sc.led = None  # one ledger at a time
         probe = ledger_cls.restore(ckpt_blob(sc.ckpt)) if sc.ckpt else ledger_cls()
         try:
             probe.replay(b"".join(recs))
             same = probe.digest() == want and probe.info()[0] == seq
         except ValueError:
             pass
+        probe = None
     if same:
         sc.fixes = [x for x in sc.fixes if x[0] not in (JOURNAL, JOURNAL2)]
         apply_fixes(store, sc)
@@ -369,7 +373,8 @@ def rewrite(store, led):
 
 def verify(store, led, ledger_cls):
     """Reads storage back: raises OSError unless it gives exactly the ledger in RAM."""
-    back = scan(store, ledger_cls)
+    gc.collect()
+    back = scan(store, ledger_cls, False)
     stale = [x for x in back.fixes if x[0] in (JOURNAL, JOURNAL2, CKPT, CKPT2)]
     if back.damage or stale or back.led.digest() != led.digest():
         raise OSError(5, "storage does not read back what was written")

@@ -219,6 +219,7 @@ class NodeClient:
         (ours did not run and cannot). Raises NodeError when the node cannot tell."""
         mac = _mac_of(data)
         end = time.monotonic() + self.fault_wait
+        pause = 0.02
         while True:
             st = self.request("outcome", {"seq": seq})
             state = st.get("state")
@@ -228,7 +229,8 @@ class NodeClient:
             if state in ("ran", "free", "never"):
                 return st
             if state == "pending" and time.monotonic() < end:
-                time.sleep(0.2)
+                time.sleep(pause)  # a node probes its storage every few seconds at most
+                pause = min(pause * 2, 0.5)
                 continue
             if state == "pending":
                 why = "the node's storage fails: its outcome is pending"

@@ -33,13 +33,13 @@ class PowerCut(BaseException):
 
 
 class FaultFS:
-    def __init__(self, fs=None, fs_open=None, plan=None):
+    def __init__(self, fs=None, fs_open=None, plan=None, trace=False):
         self.fs = fs or os
         self._open = fs_open or open
         self.plan = plan
         self.n = 0  # write points so far
-        self.trace = []  # (kind, path, bytes not yet synced) per point, when tracing
-        self.tracing = plan is None
+        self.trace = []  # (kind, path, bytes not yet synced) per point, with trace=True
+        self.tracing = trace
         self.dead = False
         self.failing = 0  # points left to fail ("error")
         self.injected = 0

@@ -59,7 +59,7 @@ class Stack:
 
     def __init__(self, plan=None, mem=None, **config):
         self.mem = mem or MemFS()
-        self.ffs = FaultFS(self.mem, self.mem.open, plan)
+        self.ffs = FaultFS(self.mem, self.mem.open, plan, trace=True)
         self.config = dict(CONFIG, **config)
 
     def node(self, folder, faults=True):

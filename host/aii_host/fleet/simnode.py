@@ -135,6 +135,9 @@ class SimNode:
     def ledger_seq(self):
         return self.ledger.info()[0]
 
+    def enter_fault(self, op, e):
+        raise e  # nothing here fails like storage: an error is a bug, reported as one
+
     def save_session(self):
         self.saved = self.session.encode()  # kept in memory, as the node keeps it on storage
 

@@ -120,8 +120,13 @@ def _install(node, args, ProtoError):
             E_ARGS,
             "the host's copy replays to seq %d, not to the seq and digest given" % led.info()[0],
         )
-    # The node's own good records past the host's copy must follow it exactly.
-    own = [r for r in sc.recs + sc.after if u32(r, 0) > want_seq]
+    # The node's own good records past the host's copy must follow it exactly (journal.old's
+    # too: with the checkpoint damaged, they hold what it covered).
+    own, top = [], want_seq
+    for r in sc.old + sc.recs + sc.after:
+        if u32(r, 0) > top:
+            own.append(r)
+            top = u32(r, 0)
     if own:
         try:
             n = led.replay(b"".join(own))

@@ -42,6 +42,7 @@ class Scan:
         self.recs = []  # the journal's records in order, up to the first damaged slot
         self.applied = 0  # how many of them replayed (the rest: an incomplete transaction)
         self.after = []  # good records past damage: a repair keeps them
+        self.old = []  # journal.old's good records (what the checkpoint covers)
         self.top = 0  # the highest seq found (good records, and damaged slots after them)
         self.lost = (0, 0)
         self.damage = []  # [{"file", "offset", "first", "last", "what"}]
@@ -175,10 +176,16 @@ def scan(store, ledger_cls, full=True):
         ckpt_bad = bool(sc.damage)
         _journal(store, sc, led.info()[0] if led is not None else 0)
         sc.led = led if led is not None else ledger_cls()
+        if full or ckpt_bad:
+            _old(store, sc)
         if ckpt_bad:
-            # The journal continues a state that is gone: nothing of it applies.
-            first = u32(sc.recs[0], 0) if sc.recs else None
-            sc.damage[0]["last"] = first - 1 if first else None
+            # The journal continues a state that is gone: nothing of it applies. A copy must
+            # bring the seqs before the node's own run of records (journal.old, journal).
+            nxt = u32(sc.recs[0], 0) if sc.recs else sc.top + 1
+            for r in reversed(sc.old):
+                if u32(r, 0) == nxt - 1:
+                    nxt -= 1
+            sc.damage[0]["last"] = nxt - 1 if nxt > 1 else None
             sc.after = sc.recs + sc.after
             sc.recs = []
         _replay(sc)
@@ -188,7 +195,6 @@ def scan(store, ledger_cls, full=True):
             for name in (JOURNAL, JOURNAL2):
                 _fix(store, sc, name, content)
         if full:
-            _old(store, sc)
             _sessions(store, sc)
     except FormatError as e:
         sc.refuse = str(e)
@@ -252,6 +258,13 @@ def _old(store, sc):
     slots, torn = merge(_split(a), _split(b))
     drop = None in slots or torn
     content = b"" if drop else b"".join(slots)
+    # Its good records up to any damage: when the checkpoint is damaged they are the node's
+    # own copy of what the checkpoint covered (repair.py uses them).
+    start = 1 if slots and slots[0] is not None and header_of(slots[0]) else 0
+    for r in slots[start:]:
+        if r is None:
+            break
+        sc.old.append(r)
     for name, data in ((OLD, a), (OLD2, b)):
         if drop and data is not None:
             sc.fixes.append((name, None))

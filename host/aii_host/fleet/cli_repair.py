@@ -130,46 +130,50 @@ def _from_copy(ep, name, db, status, floor):
     return out
 
 
-def do_node_repair(args):
+def repair_node(ep, name, db, accept_loss=False, floor=None, fleet=True):
+    """Repairs the node behind endpoint `ep` (NodeClient's `request`) if it is in recovery:
+    from the copy in fleet database `db`, or by accepting the loss. Audits what it did in
+    `db`. Returns a dict with `verdict` ("repaired", "nothing to repair", "not repaired")."""
     from .. import repair
     from .audit import Audit
 
+    status = ep.request("status")
+    name = name or status.get("node")
+    if status.get("state") != "recovery":
+        return {"node": name, "verdict": "nothing to repair", "state": status.get("state")}
+    known = _known_floor(db, name) if fleet else None
+    floor = floor if floor is not None else repair.floor_for(status, known)
+    out = {"node": name, "damage": status.get("damage", [])}
+    try:
+        if accept_loss:
+            ans = repair.accept_loss(ep, status, floor)
+            out.update(action="accept_loss", lost=ans.get("lost"), floor=floor)
+            out.update(state=ans.get("state"), seq=ans.get("seq"), digest=ans.get("digest"))
+        else:
+            out.update(_from_copy(ep, name, db, status, floor))
+    except AIIError as e:
+        out.update(verdict="not repaired", error=str(e))
+        return out
+    out["verdict"] = "repaired" if out.get("state") == "ok" else "not repaired"
+    a = Audit(db)
+    try:
+        a.append("node_repair", {k: v for k, v in out.items() if k != "verdict"})
+    finally:
+        a.close()
+    return out
+
+
+def do_node_repair(args):
     ep, name, db = _endpoint(args)
     try:
-        status = ep.request("status")
-        name = name or status.get("node")
-        if status.get("state") != "recovery":
-            return _print(
-                args,
-                {"node": name, "verdict": "nothing to repair", "state": status.get("state")},
-                0,
-            )
-        known = _known_floor(db, name) if args.fleet else None
-        floor = args.floor if args.floor is not None else repair.floor_for(status, known)
-        out = {"node": name, "damage": status.get("damage", [])}
-        try:
-            if args.accept_loss:
-                ans = repair.accept_loss(ep, status, floor)
-                out.update(action="accept_loss", lost=ans.get("lost"), floor=floor)
-                out.update(state=ans.get("state"), seq=ans.get("seq"), digest=ans.get("digest"))
-            else:
-                out.update(_from_copy(ep, name, db, status, floor))
-        except AIIError as e:
-            out.update(verdict="not repaired", error=str(e))
-            return _print(args, out, 1)
-        out["verdict"] = "repaired" if out.get("state") == "ok" else "not repaired"
-        a = Audit(db)
-        try:
-            a.append("node_repair", {k: v for k, v in out.items() if k != "verdict"})
-        finally:
-            a.close()
-        return _print(args, out, 0 if out["verdict"] == "repaired" else 1)
+        out = repair_node(ep, name, db, args.accept_loss, args.floor, fleet=bool(args.fleet))
     finally:
         t = getattr(ep, "t", None)
         if t is not None:
             t.close()
         elif hasattr(ep, "close"):
             ep.close()
+    return _print(args, out, 1 if out["verdict"] == "not repaired" else 0)
 
 
 def _print(args, out, rc):

@@ -600,6 +600,24 @@ class Node:
         done = []
         self._stamp()
         led.begin()
+        try:
+            self._meter_periods(led, done, batch)
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt) mid-batch: no transaction may stay open.
+            led.rollback()
+            for m in done:
+                m[1] += 1
+            raise
+        led.commit()
+        try:
+            self.persist()
+        except StorageFault:
+            for m in done:
+                m[1] += 1  # undone: still due
+            return 0
+        return len(done)
+
+    def _meter_periods(self, led, done, batch):
         for m in self.meters:
             t = m[3]
             try:
@@ -621,14 +639,6 @@ class Node:
                     done.append(m)
                 except (ValueError, RuntimeError, OverflowError) as e:
                     self._refused(t["name"], e)
-        led.commit()
-        try:
-            self.persist()
-        except StorageFault:
-            for m in done:
-                m[1] += 1  # undone: still due
-            return 0
-        return len(done)
 
     def _refused(self, name, e):
         # One event per run of refusals, not one per period.

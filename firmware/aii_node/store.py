@@ -176,18 +176,21 @@ class Store:
         finally:
             self.fs.close(fd)
 
-    def replace(self, name, data):
+    def replace(self, name, data, sync_dir=True):
         """Writes a whole file atomically: temp file, then rename over the old one."""
         tmp = self._p(name + ".tmp")
         with self.open(tmp, "wb") as f:
             self._write(f, data)
             self._sync(f)
         self.fs.rename(tmp, self._p(name))
-        self._sync_dir()
+        if sync_dir:
+            self._sync_dir()
 
     def replace2(self, name, data):
-        """Both copies, the first one first (scan.py relies on the order)."""
-        self.replace(name, data)
+        """Both copies, the first one first. One folder sync makes both renames durable: a
+        power cut before it may keep either copy's old version, which scan.py tells apart
+        (the newer checkpoint, the session with the higher generation)."""
+        self.replace(name, data, False)
         self.replace(SECOND[name], data)
 
     def append(self, recs):

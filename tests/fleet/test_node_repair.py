@@ -6,24 +6,13 @@ the fleet verifies again, and the audit trail holds the repair. A copy that does
 damaged seqs is refused with what to do instead."""
 
 import json
-import subprocess
-import sys
 
 from aii_host.fleet.aggregate import Aggregator
 from aii_host.fleet.audit import Audit
 from aii_host.fleet.replica import RECORD
+from test_coord_cli import aii
 
 DAMAGED = 2  # the record slot of journal.bin flipped (slot 0 is the header)
-
-
-def aii(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "aii_host", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _damage(board, slot=DAMAGED):

@@ -143,16 +143,7 @@ def test_retries_during_a_fault_never_apply_twice(ref, tmp_path):
 
 
 def test_meter_periods_become_visible_only_once_written(tmp_path):
-    meter = {
-        "name": "meter",
-        "period_us": 50000,
-        "budget_us": 2000,
-        "action": "meter",
-        "src": "grid",
-        "dst": "load",
-        "quantity": "Wh",
-        "amount": "0.005",
-    }
+    meter = nodekit.CONFIG["tasks"][0]  # 0.005 Wh grid -> load per period
     st = Stack()
     node = nodekit.make_node(tmp_path, fs=st.ffs, fs_open=st.ffs.open, tasks=[meter])
     job = node._meter(meter)

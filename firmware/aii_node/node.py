@@ -101,7 +101,7 @@ class Node:
         """Reads storage back (scan.py): repairs a damaged copy from the other, or, when no
         good copy is left, boots in the recovery state; a failing write puts the node in its
         storage-fault state."""
-        self.state, self.fault, self.damage, self.repair = OK, None, [], None
+        self.state, self.fault, self.damage = OK, None, []
         sc = scan.recover(self.store, aii.Ledger)
         self.ledger = sc.led
         self.torn = sc.torn

@@ -701,6 +701,13 @@ class Aggregator:
     def _session(self, n):
         h = yield ("hello", {})
         n.hello = h
+        if h.get("proto") != fr.VERSION:
+            # It answered this host's frames, so it reads them; say so all the same.
+            self._emit(
+                n.name,
+                "error",
+                {"msg": f"node speaks protocol {h.get('proto')}, this host {fr.VERSION}"},
+            )
         n.backoff = 0.0
         n.state, n.reason = "online", ""
         # A random phase: nodes connected together would otherwise be polled in bursts.

@@ -229,7 +229,7 @@ class Node:
         self.next_probe = ticks_add(ticks_ms(), self.probe_ms)
         s = self.session
         try:
-            same = scan.reconcile(self.store, self.ledger, aii.Ledger)
+            same, wrote = scan.reconcile(self.store, self.ledger, aii.Ledger)
             # Storage holds no record RAM lacks: whether the request under way landed is what
             # RAM says (a change is undone unless its records were written), and the session
             # can say so before anything else is written.
@@ -237,7 +237,8 @@ class Node:
             self.store.replace2(SESSION, s.encode())
             if not same:
                 scan.rewrite(self.store, self.ledger)
-            scan.verify(self.store, self.ledger, aii.Ledger)
+            if wrote or not same:
+                scan.verify(self.store, self.ledger, aii.Ledger)
         except (OSError, MemoryError) as e:
             # MemoryError: reading storage back needs a few ledgers' worth of heap; a probe
             # that cannot have it now tries again, as one whose write failed.

@@ -342,9 +342,10 @@ def apply_fixes(store, sc):
 
 def reconcile(store, led, ledger_cls):
     """Leaving the storage-fault state, first step: storage made to hold no record RAM does
-    not have (records RAM undid are cut; unwritten ones that RAM has are appended). True when
-    storage now gives back exactly the ledger in RAM; False when it cannot (then rewrite()).
-    Raises OSError while storage fails."""
+    not have (records RAM undid are cut; unwritten ones that RAM has are appended). Returns
+    (same, wrote): same when storage now gives back exactly the ledger in RAM (else
+    rewrite()), wrote when it had to write for that (then verify() reads it back). Raises
+    OSError while storage fails."""
     store.probe()
     want, seq = led.digest(), led.info()[0]
     _collect()
@@ -369,16 +370,20 @@ def reconcile(store, led, ledger_cls):
         except ValueError:
             pass
         probe = None
+    wrote = False
     if same:
         sc.fixes = [x for x in sc.fixes if x[0] not in (JOURNAL, JOURNAL2)]
+        wrote = bool(sc.fixes)
         apply_fixes(store, sc)
     content = journal_header(sc.lost) + b"".join(recs)
     for name in (JOURNAL, JOURNAL2):
         if store.read(name) != content:
             store.replace(name, content)
+            wrote = True
     store.records = len(recs)
     store.unwritten = b""
-    return same
+    # "read back": what this scan read already equals RAM when nothing had to be written.
+    return same, wrote
 
 
 def rewrite(store, led):

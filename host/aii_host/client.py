@@ -230,7 +230,7 @@ class NodeClient:
                 return st
             if state == "pending" and time.monotonic() < end:
                 time.sleep(pause)  # a node probes its storage every few seconds at most
-                pause = min(pause * 2, 0.5)
+                pause = min(pause * 1.5, 0.25)
                 continue
             if state == "pending":
                 why = "the node's storage fails: its outcome is pending"

@@ -87,7 +87,7 @@ def _settle(node, seq, amount):
 def test_sampled_faults_lose_nothing_and_apply_nothing_twice(faulty):
     node, c = faulty, faulty.client
     # Short tries, more of them: a power-cut node is back within a second or two.
-    c.fault_wait, c.timeout, c.retries = 20.0, 1.0, 5
+    c.fault_wait, c.timeout, c.retries = 20.0, 0.6, 10
     start = c.balances()
     injected, boots = _layer(node)
     moved, counts = 0, {"error": 0, "short": 0, "cut": 0}

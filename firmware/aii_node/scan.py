@@ -188,7 +188,11 @@ def scan(store, ledger_cls, full=True):
         if ckpt_bad:
             # The journal continues a state that is gone: nothing of it applies. A copy must
             # bring the seqs before the node's own run of records (journal.old, journal).
-            nxt = u32(sc.recs[0], 0) if sc.recs else sc.top + 1
+            # Just compacted (nothing in journal.bin): journal.old ends where it ended.
+            if sc.recs:
+                nxt = u32(sc.recs[0], 0)
+            else:
+                nxt = u32(sc.old[-1], 0) + 1 if sc.old else sc.top + 1
             for r in reversed(sc.old):
                 if u32(r, 0) == nxt - 1:
                     nxt -= 1

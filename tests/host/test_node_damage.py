@@ -274,3 +274,43 @@ def test_files_of_firmware_0_1_boot_and_migrate(tmp_path):
     assert _file(m, store.CKPT)[:4] == store.C_MAGIC
     again = _boot(tmp_path, m)
     assert again.ledger.digest() == node.ledger.digest() and again.repaired == []
+
+
+def test_checkpoint_lost_right_after_a_compaction(tmp_path):
+    """The journal is empty, journal.old ends at the checkpoint: the damage then ends where
+    journal.old's own records start, and a copy reaching that far repairs it (found by make
+    chaos: the range was open-ended before)."""
+    st = Stack()
+    node = st.node(tmp_path)
+    copy = {}
+
+    def poll():  # the aggregator's copy: every record, read after each request
+        nxt = max(copy, default=0) + 1
+        while nxt <= node.ledger_seq():
+            j = one(node, req(50_000 + nxt, "journal", {"from": nxt, "to": 10**6}), 50_000 + nxt)
+            data = base64.b64decode(j.body["records"])
+            for k in range(0, len(data), 44):
+                copy[int.from_bytes(data[k : k + 4], "little")] = data[k : k + 44]
+            nxt = max(copy) + 1
+
+    poll()
+    for i in range(40):
+        one(node, req(i + 1, "inflow", {"account": "tank", "quantity": "l", "amount": 1}), i + 1)
+        poll()
+        if len(_file(st.mem, store.JOURNAL)) == 44 and i > 4:  # the header only: compacted
+            break
+    want = node.ledger.digest()
+    old = _file(st.mem, store.OLD)
+    old_first = int.from_bytes(old[44:48], "little")
+    m = _flipped(st.mem, [store.CKPT, store.CKPT2], 30)
+    again = _boot(tmp_path, m)
+    d = again.status()["damage"][0]
+    assert d["file"] == store.CKPT and (d["first"], d["last"]) == (1, old_first - 1)
+    c = durakit.client(again)
+    status = repair.recovery_status(c)
+    # A copy that stops short of journal.old's records still reaches the damaged range.
+    short = b"".join(copy[k] for k in sorted(copy) if k < old_first + 2)
+    blob, rs, seq, dig = repair.source(None, short)
+    assert repair.repair(c, status, blob, rs, seq, dig)["state"] == "ok"
+    assert again.ledger.digest() == want
+    assert _boot(tmp_path, m).ledger.digest() == want

@@ -24,12 +24,9 @@ PAIRS = [
 ]
 
 
-def _run(folder, **config):
-    """A clean run, the files it leaves, and what an aggregator polling it after every request
-    would hold: every record, by seq."""
-    st = Stack(**config)
-    node = st.node(folder)
-    copy = {}
+def _poller(node, copy):
+    """poll(): reads the node's new records through `journal` into `copy` {seq: record}, as
+    an aggregator polling it does."""
 
     def poll():
         nxt = max(copy, default=0) + 1
@@ -40,6 +37,16 @@ def _run(folder, **config):
                 copy[int.from_bytes(data[i : i + 4], "little")] = data[i : i + 44]
             nxt = max(copy) + 1
 
+    return poll
+
+
+def _run(folder, **config):
+    """A clean run, the files it leaves, and what an aggregator polling it after every request
+    would hold: every record, by seq."""
+    st = Stack(**config)
+    node = st.node(folder)
+    copy = {}
+    poll = _poller(node, copy)
     poll()
     for i, (kind, body) in enumerate(OPS):
         one(node, req(i + 1, kind, body), i + 1)
@@ -283,16 +290,7 @@ def test_checkpoint_lost_right_after_a_compaction(tmp_path):
     st = Stack()
     node = st.node(tmp_path)
     copy = {}
-
-    def poll():  # the aggregator's copy: every record, read after each request
-        nxt = max(copy, default=0) + 1
-        while nxt <= node.ledger_seq():
-            j = one(node, req(50_000 + nxt, "journal", {"from": nxt, "to": 10**6}), 50_000 + nxt)
-            data = base64.b64decode(j.body["records"])
-            for k in range(0, len(data), 44):
-                copy[int.from_bytes(data[k : k + 4], "little")] = data[k : k + 44]
-            nxt = max(copy) + 1
-
+    poll = _poller(node, copy)  # the aggregator's copy
     poll()
     for i in range(40):
         one(node, req(i + 1, "inflow", {"account": "tank", "quantity": "l", "amount": 1}), i + 1)

@@ -87,6 +87,8 @@ def do_hello(node, args):
         "state": getattr(node, "state", "ok"),
         "formats": FORMAT,
     }
+    if out["state"] == "recovery":
+        out["damage"] = node.damage[:1]  # the first of status.damage: what to repair
     common = getattr(node, "common_digest", None)  # stand-in nodes (simulations) may lack it
     if common is not None:
         out["common"] = common()

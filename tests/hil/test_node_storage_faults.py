@@ -5,8 +5,8 @@ MicroPython interpreter (the `mpy` target) and on the qemu image when MICROPY_DI
 
 A stream of signed transfers through the host's NodeClient, each with a fault armed first: at
 the boundaries of a request's writes (every sync and rename) and at about 50 seeded offsets
-beyond them, of every kind (an OSError once, one lasting three points, a short write, a power
-cut with the last write torn). The oracle is the host's model of what was acknowledged: the
+beyond them (25 on qemu), of every kind (an OSError once, one lasting three points, a short
+write, a power cut with the last write torn). The oracle is the host's model of what was acknowledged: the
 node's balances must equal it after every fault (nothing lost, nothing applied twice), and a
 power-cut node must boot back to it. The exhaustive version runs in-process
 (tests/host/test_node_durability.py)."""
@@ -33,7 +33,7 @@ BOUNDARIES = [3, 5, 9, 11, 15, 20, 25, 27, 31, 33]  # syncs and renames of one t
 OFFSETS = 50
 
 
-def _plans(seed):
+def _plans(seed, offsets=OFFSETS):
     rng = random.Random(seed)
     kinds = [
         lambda k: {"at": k, "do": "error", "errno": 5},
@@ -42,7 +42,7 @@ def _plans(seed):
         lambda k: {"at": k, "do": "cut", "tear": rng.randrange(0, 300)},
     ]
     out = [kinds[i % len(kinds)](k) for i, k in enumerate(BOUNDARIES)]
-    out += [rng.choice(kinds)(rng.randrange(0, 2 * PER_REQUEST)) for _ in range(OFFSETS)]
+    out += [rng.choice(kinds)(rng.randrange(0, 2 * PER_REQUEST)) for _ in range(offsets)]
     return out
 
 
@@ -92,7 +92,9 @@ def test_sampled_faults_lose_nothing_and_apply_nothing_twice(faulty):
     injected, boots = _layer(node)
     moved, counts = 0, {"error": 0, "short": 0, "cut": 0}
     rng = random.Random(11)
-    plans = _plans(seed=len(node.name))
+    # qemu emulates a Cortex-M3 several times slower than the host: half the offsets there
+    # (make test's time budget); the boundaries all the same.
+    plans = _plans(len(node.name), OFFSETS // 2 if node.name == "qemu" else OFFSETS)
     for i, plan in enumerate(plans):
         _arm(node, plan)
         amount = rng.randrange(1, 1000)
@@ -115,9 +117,9 @@ def test_sampled_faults_lose_nothing_and_apply_nothing_twice(faulty):
     assert st["state"] == "ok" and st["damage"] == [], st
     now = _layer(node)
     counts["injected"], counts["reboots"] = now[0] - injected, now[1] - boots
-    assert counts["cut"] >= 10 and counts["error"] >= 15
+    assert counts["cut"] >= 6 and counts["error"] >= 10
     # Most plans hit a write of their transfer.
-    assert counts["injected"] >= 35, counts
+    assert counts["injected"] >= len(plans) // 2, counts
     print(node.name, counts)
 
 

@@ -143,6 +143,8 @@ def test_a_bit_flipped_in_both_copies_is_held_in_recovery_then_repaired(request,
             st = one(node, req(1, "status", {}), 1).body
             assert st["state"] == "recovery", where
             _expect_damage(a, i, data, st)
+            h = one(node, req(3, "hello", {}), 3).body
+            assert h["state"] == "recovery" and h["damage"] == st["damage"][:1], where
             # Reads answer; changes are refused, saying why; nothing was skipped.
             assert one(node, req(2, "ledger", {}), 2).kind == "ok"
             r = one(node, req(10**6, *OPS[0]), 10**6)

@@ -424,6 +424,9 @@ DIRECTED = (
                 ["rep", 17, ["m", "transfer", [0, 1, 0, 1]]],
                 ["undo"],
                 ["observe"],
+                ["m", "begin", []],
+                ["m", "commit", []],
+                ["undo"],  # an empty commit: nothing to take back
             ]
         },
         {

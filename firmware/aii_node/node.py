@@ -272,14 +272,14 @@ class Node:
     def account_id(self, name):
         try:
             return self.ledger.account(name)
-        except ValueError:
-            raise proto.ProtoError(E_ARGS, "no such account")
+        except ValueError as e:
+            raise proto.ProtoError(E_ARGS, str(e))  # the ledger's words
 
     def quantity_id(self, name):
         try:
             return self.ledger.quantity(name)
-        except ValueError:
-            raise proto.ProtoError(E_ARGS, "no such quantity")
+        except ValueError as e:
+            raise proto.ProtoError(E_ARGS, str(e))
 
     def parse_amount(self, q, text):
         return aii.fx_parse(text, self.ledger.format(q))

@@ -2,7 +2,7 @@
 """Persistence of the ledger (docs/protocol.md §6): every file twice, every write durable.
 
 Files in one folder, each with a second copy whose name carries a `2`: `journal.bin` /
-`journal2.bin` (a 44-byte header, then the ledger's 44-byte records, append-only, each with
+`journal2.bin` (a header shaped as a record, then the ledger's records, append-only, each with
 its CRC), `journal.old` / `journal2.old` (the journal before the last compaction, for hosts
 still reading it), `ckpt.bin` / `ckpt2.bin` (an 8-byte header and a ledger checkpoint) and
 `session.json` / `session2.json` (protocol state with its CRC, session.py). A write returns
@@ -14,9 +14,10 @@ rename, atomic on littlefs. At boot scan.py reads both copies and repairs one fr
 
 import os
 
+from ._record import REC_CRC, REC_SEQ, REC_SIZE
 from .frame import crc32
 
-RECORD = 44
+RECORD = REC_SIZE
 JOURNAL, JOURNAL2 = "journal.bin", "journal2.bin"
 OLD, OLD2 = "journal.old", "journal2.old"
 CKPT, CKPT2 = "ckpt.bin", "ckpt2.bin"
@@ -26,7 +27,9 @@ FILES = (JOURNAL, JOURNAL2, OLD, OLD2, CKPT, CKPT2, SESSION, SESSION2)
 
 # Format versions this firmware writes (1: the single-copy files of firmware 0.1, still read).
 VERSION = 2
-J_MAGIC = b"AIIJ"  # journal header: seq 0 (never a record's), magic, version, lost range, CRC
+# Journal header, shaped as a record so that readers skip it: seq 0 (never a record's), magic,
+# version, the lost range, and the record's CRC.
+J_MAGIC = b"AIIJ"
 # Checkpoint file: magic, version u16, 2 zero bytes, CRC-32 of those 8 bytes, the ledger's blob.
 C_MAGIC = b"AIIC"
 C_HEAD = 12
@@ -57,7 +60,7 @@ def _le32(v):
 
 
 def rec_ok(r):
-    return len(r) == RECORD and crc32(r[:40]) == u32(r, 40)
+    return len(r) == RECORD and crc32(r[:REC_CRC]) == u32(r, REC_CRC)
 
 
 def error_text(e):
@@ -74,13 +77,13 @@ def journal_header(lost=(0, 0)):
     h[8] = VERSION
     h[12:16] = _le32(lost[0])
     h[16:20] = _le32(lost[1])
-    h[40:44] = _le32(crc32(bytes(h[:40])))
+    h[REC_CRC:RECORD] = _le32(crc32(bytes(h[:REC_CRC])))
     return bytes(h)
 
 
 def header_of(slot):
     """(version, lost range) of a journal header slot, or None when it is not one."""
-    if not rec_ok(slot) or u32(slot, 0) != 0 or slot[4:8] != J_MAGIC:
+    if not rec_ok(slot) or u32(slot, REC_SEQ) != 0 or slot[4:8] != J_MAGIC:
         return None
     return slot[8] | slot[9] << 8, (u32(slot, 12), u32(slot, 16))
 
@@ -90,7 +93,7 @@ def record_range(data, lo, hi, limit, next_seq):
     next_seq when nothing is stored; whether the range holds more) of stored journal bytes."""
     out, first, more = [], next_seq, False
     for i in range(0, len(data) - RECORD + 1, RECORD):
-        seq = u32(data, i)
+        seq = u32(data, i + REC_SEQ)
         if i == 0:
             first = seq
         if lo <= seq <= hi:

@@ -45,6 +45,7 @@ from aii_host.fleet.aggregate import Aggregator
 from aii_host.fleet.cli_repair import repair_node
 from aii_host.fleet.config import dumps as fleet_toml
 from aii_host.fleet.coord import COMMITTED, Coordinator
+from aii_host.stats import percentile
 from aii_host.transport import TransportError, open_transport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -348,8 +349,7 @@ class Chaos:
 
 
 def _pct(xs, p):
-    xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))], 2) if xs else None
+    return round(percentile(xs, p), 2) if xs else None
 
 
 def run(transfers=300, nodes=3, seed=1, fault_rate=0.3, json_path=None, base=None):

@@ -976,6 +976,9 @@ static void lcheck(aii_ledger_obj_t *self, aii_status_t st, const why_t *w) {
                 : w->what <= W_DIV ? MP_ERROR_TEXT("result out of range")
                 : MP_ERROR_TEXT("balance would overflow");
             break;
+        case AII_ERR_INEXACT:
+            msg = MP_ERROR_TEXT("more decimals than the unit has");
+            break;
         case AII_ERR_INSUFFICIENT:
             type = &mp_type_InsufficientError;
             msg = MP_ERROR_TEXT("insufficient balance");
@@ -1421,6 +1424,17 @@ static mp_obj_t aii_mod_fx_parse(mp_obj_t s_in, mp_obj_t fmt_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_parse_obj, aii_mod_fx_parse);
 
+// fx_parse_exact(s, fmt) -> int
+static mp_obj_t aii_mod_fx_parse_exact(mp_obj_t s_in, mp_obj_t fmt_in) {
+    size_t len;
+    const char *s = arg_text(s_in, &len, MP_QSTR_s);
+    uint8_t fmt = arg_fmt(fmt_in);
+    int64_t v = 0;
+    lcheck_what(NULL, aii_fx_parse_exact(s, len, fmt, &v), W_PARSE);
+    return new_i64(v);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_parse_exact_obj, aii_mod_fx_parse_exact);
+
 // fx_format(v, fmt) -> str
 static mp_obj_t aii_mod_fx_format(mp_obj_t v_in, mp_obj_t fmt_in) {
     int64_t v = arg_i64(v_in, MP_QSTR_v);
@@ -1536,6 +1550,7 @@ static const mp_rom_map_elem_t aii_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_InsufficientError), MP_ROM_PTR(&mp_type_InsufficientError) },
     { MP_ROM_QSTR(MP_QSTR_CorruptError), MP_ROM_PTR(&mp_type_CorruptError) },
     { MP_ROM_QSTR(MP_QSTR_fx_parse), MP_ROM_PTR(&aii_mod_fx_parse_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_parse_exact), MP_ROM_PTR(&aii_mod_fx_parse_exact_obj) },
     { MP_ROM_QSTR(MP_QSTR_fx_format), MP_ROM_PTR(&aii_mod_fx_format_obj) },
     { MP_ROM_QSTR(MP_QSTR_fx_mul), MP_ROM_PTR(&aii_mod_fx_mul_obj) },
     { MP_ROM_QSTR(MP_QSTR_fx_div), MP_ROM_PTR(&aii_mod_fx_div_obj) },

@@ -39,6 +39,7 @@ try:
         fx_mul,
         fx_muldiv,
         fx_parse,
+        fx_parse_exact,
         fx_rescale,
     )
 
@@ -70,6 +71,7 @@ except ImportError:
         fx_mul,
         fx_muldiv,
         fx_parse,
+        fx_parse_exact,
         fx_rescale,
     )
     from ._sched import (

@@ -73,6 +73,7 @@ _ERR_INSUFFICIENT = const(-7)
 _ERR_VIOLATION = const(-8)
 _ERR_CORRUPT = const(-9)
 _ERR_EXISTS = const(-10)
+_ERR_INEXACT = const(-11)
 
 # Beyond the small-int range of every port: plain globals, not const().
 _I64_MIN = -(1 << 63)
@@ -370,8 +371,8 @@ def fx_muldiv(a, b, d):
     return _fx_result(st, v, (), True)
 
 
-def _parse(s, den):
-    # aii_fx_parse: [+-]digits[.digits], at most 19 significant fractional digits.
+def _parse(s, den, exact=False, decimal=False):
+    # aii_fx_parse(_exact): [+-]digits[.digits], at most 19 significant fractional digits.
     n = len(s)
     i = ip = fp = ndig = 0
     fden = 1
@@ -397,18 +398,22 @@ def _parse(s, den):
                 bad = True
             i += 1
             ndig += 1
-    if bad or i != n or ndig == 0:
+    if i != n or ndig == 0:
         return _ERR_ARG, 0
+    if bad:
+        # A non-zero digit past the 19th: no decimal unit has that many digits.
+        return (_ERR_INEXACT if exact and decimal else _ERR_ARG), 0
     whole = ip * den
     if big or whole > 1 << 63:
         return _ERR_OVERFLOW, 0
     q, r = divmod(fp * den, fden)
+    if exact and r:
+        return _ERR_INEXACT, 0
     # Ties go to the even raw value, so round on the full sum, not on the fraction alone.
     return _signed_of(_round_even(whole + q, r, fden), neg)
 
 
-def fx_parse(s, fmt):
-    """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
+def _fx_parse(s, fmt, exact):
     if isinstance(s, str):
         s = s.encode()
     elif isinstance(s, (bytes, bytearray)):
@@ -419,10 +424,23 @@ def fx_parse(s, fmt):
     den = _den(fmt)
     if den is None:
         raise ValueError("bad format")
-    st, v = _parse(s, den)
+    st, v = _parse(s, den, exact, fmt & _DECIMAL)
     if st == _ERR_ARG:
         raise ValueError("bad number")
+    if st == _ERR_INEXACT:
+        raise ValueError("more decimals than the unit has")
     return _fx_result(st, v)
+
+
+def fx_parse(s, fmt):
+    """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
+    return _fx_parse(s, fmt, False)
+
+
+def fx_parse_exact(s, fmt):
+    """Decimal string -> fixed-point int in format fmt, never rounded: a value that is not a
+    whole number of units raises ValueError("more decimals than the unit has")."""
+    return _fx_parse(s, fmt, True)
 
 
 def fx_format(v, fmt):

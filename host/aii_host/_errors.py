@@ -74,6 +74,7 @@ ERR_INSUFFICIENT = -7
 ERR_VIOLATION = -8
 ERR_CORRUPT = -9
 ERR_EXISTS = -10
+ERR_INEXACT = -11
 
 _BY_STATUS = {
     ERR_ARG: (AIIValueError, "invalid argument"),
@@ -96,6 +97,7 @@ _LEDGER = {
     ERR_OVERFLOW: AIIOverflowError,
     ERR_INSUFFICIENT: InsufficientError,
     ERR_CORRUPT: CorruptError,
+    ERR_INEXACT: AIIValueError,
 }
 
 

@@ -150,18 +150,30 @@ def fx_muldiv(a, b, d):
     return _fx_result(lib.aii_fx_muldiv(a, b, d, out), out, zero_div=True)
 
 
-def fx_parse(s, fmt):
-    """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
+def _parse(fn, s, fmt):
     if isinstance(s, str):
         s = s.encode()
     elif not isinstance(s, (bytes, bytearray)):
         raise AIITypeError("s must be str")
     fmt = _fmt(fmt)
     out = ffi.new("int64_t *")
-    st = lib.aii_fx_parse(bytes(s), len(s), fmt, out)
+    st = fn(bytes(s), len(s), fmt, out)
     if st == E.ERR_ARG:
         raise E.ledger_error(st, "bad format" if not _fmt_ok(fmt) else "bad number")
+    if st == E.ERR_INEXACT:
+        raise E.ledger_error(st, "more decimals than the unit has")
     return _fx_result(st, out)
+
+
+def fx_parse(s, fmt):
+    """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
+    return _parse(lib.aii_fx_parse, s, fmt)
+
+
+def fx_parse_exact(s, fmt):
+    """Decimal string -> fixed-point int in format fmt, never rounded: a value that is not a
+    whole number of units raises ValueError("more decimals than the unit has")."""
+    return _parse(lib.aii_fx_parse_exact, s, fmt)
 
 
 def fx_format(v, fmt):

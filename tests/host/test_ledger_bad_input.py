@@ -207,7 +207,11 @@ FX_CASES = [
     (lambda: a.fx_parse("1", 63), E.AIIValueError, "bad format"),
     (lambda: a.fx_parse(1, 0), E.AIITypeError, "s must be str"),
     (lambda: a.fx_parse("99999999999999999999", 0), E.AIIOverflowError, "result out of range"),
-    (lambda: a.fx_parse_exact("1.0005", a.DEC(3)), E.AIIValueError, "more decimals than the unit has"),
+    (
+        lambda: a.fx_parse_exact("1.0005", a.DEC(3)),
+        E.AIIValueError,
+        "more decimals than the unit has",
+    ),
     (lambda: a.fx_parse_exact("0.1", a.Q(4)), E.AIIValueError, "more decimals than the unit has"),
     (lambda: a.fx_parse_exact("1.5x", a.DEC(3)), E.AIIValueError, "bad number"),
     (lambda: a.fx_format(1, 0x93), E.AIIValueError, "bad format"),

@@ -279,7 +279,15 @@ FX_VALUES = _mostly(
 def fx_op(draw):
     f = draw(
         st.sampled_from(
-            ["fx_mul", "fx_div", "fx_rescale", "fx_muldiv", "fx_parse", "fx_parse_exact", "fx_format"]
+            [
+                "fx_mul",
+                "fx_div",
+                "fx_rescale",
+                "fx_muldiv",
+                "fx_parse",
+                "fx_parse_exact",
+                "fx_format",
+            ]
         )
     )
     f2 = draw(st.sampled_from(["Q", "DEC", f, f]))

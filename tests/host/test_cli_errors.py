@@ -81,6 +81,9 @@ def test_detect_takes_only_skimage_photos(tmp_path, name):
         (["detect", "skimage:astronaut", "--frames", "0"], "--frames: must be an integer >= 1"),
         (["detect", "skimage:astronaut", "--deadline-ms", "nan"], "--deadline-ms: must be a "),
         (["sched-demo", "--seconds", "-1"], "--seconds: must be a number > 0, got '-1'"),
+        # Found by the CLI fuzz: an --out without .png was a traceback from the image writer.
+        (["detect", "skimage:astronaut", "--out", "é"], "--out: must be a .png file name"),
+        (["edge-bench", "face", "--plot", "x.jpg"], "--plot: must be a .png file name"),
         (["console", "--port", "/dev/null", "--linger", "inf"], "--linger: must be a number"),
         (["transfer", "--fleet", "f.toml", "--list", "--limit", "0"], "--limit: must be an"),
         (["status", "--node", "n1=/dev/null", "--heartbeat", "0"], "--heartbeat: must be"),
@@ -143,6 +146,9 @@ def test_audit_of_a_file_that_is_not_a_database(tmp_path):
     assert "x.db: not a readable fleet database" in last_line(r)
     r = aii(tmp_path, "audit", "show", "--db", "nothere.db")
     assert r.returncode == clikit.WARNING and "no fleet database at nothere.db" in last_line(r)
+    # Found by the CLI fuzz: an empty --db fell through to the (absent) --fleet: a traceback.
+    r = aii(tmp_path, "audit", "verify", "--db", "")
+    assert r.returncode == clikit.UNKNOWN and "no fleet database at" in last_line(r)
 
 
 def test_status_of_a_dead_node_is_degraded_and_creates_no_file(tmp_path):

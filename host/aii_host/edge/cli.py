@@ -224,6 +224,13 @@ def _model_spec(text):
     return text
 
 
+def _png(text):
+    # argparse type of --out and --plot: the writers pick the format by the extension.
+    if not text.lower().endswith(".png") or not os.path.basename(text)[:-4]:
+        raise argparse.ArgumentTypeError(f"must be a .png file name, got {text!r}")
+    return text
+
+
 def histogram_rows(values, deadline_us, bins=12):
     a = np.asarray(values, float)
     hi = max(a.max(), deadline_us) * 1.0001
@@ -340,7 +347,9 @@ def add_parsers(sub):
         "--frames", type=positive_int, default=5, help="frames to run (default: %(default)s)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--out", help="annotated PNG (default: build/detect/<name>_faces.png)")
+    p.add_argument(
+        "--out", type=_png, help="annotated PNG (default: build/detect/<name>_faces.png)"
+    )
     p.add_argument("--no-png", action="store_true", help="do not write the annotated PNG")
     p.add_argument("--model", help="face model (default: build/models/, or $AII_MODEL_DIR)")
     _model_args(p)
@@ -363,7 +372,9 @@ def add_parsers(sub):
         "--deadline-ms", type=positive_float, default=None, help="default: 1.5 x bare p50"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", help="PNG path (default: build/bench/edge-bench-<model>.png)")
+    p.add_argument(
+        "--plot", type=_png, help="PNG path (default: build/bench/edge-bench-<model>.png)"
+    )
     p.add_argument("--no-plot", action="store_true")
     _model_args(p)
     p.set_defaults(func=do_edge_bench)

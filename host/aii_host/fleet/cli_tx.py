@@ -239,9 +239,9 @@ def _amount(args, fmt):
         return fx_parse_exact(text, fmt)
     except AIIError as e:
         unit = f"{fmt & 0x7F} decimals" if fmt & 0x80 else f"a unit of 2**-{fmt & 0x7F}"
+        why = "nothing is rounded" if "decimals" in str(e) else "a decimal such as 25.5"
         raise CoordError(
-            f"AMOUNT {text!r}: {e} ({args.quantity} on the source node has {unit}; "
-            "nothing is rounded)"
+            f"AMOUNT {text!r}: {e} ({args.quantity} on the source node has {unit}; {why})"
         ) from None
 
 
@@ -437,7 +437,7 @@ def _audit(args, read):
 
     from .audit import Audit
 
-    db = args.db if args.db else _load(args.fleet).db
+    db = args.db if args.db is not None else _load(args.fleet).db
     if not os.path.isfile(db):
         raise AIIError(f"no fleet database at {db}")
     a = None

@@ -62,34 +62,36 @@ OPS = {
 }
 
 
-def parse(s, fmt):
-    d = den(fmt)
+def _decimal(s, too_long):
+    """(negative, whole part, value) of [+-]digits[.digits]; Err("arg") for bad syntax,
+    Err(too_long) for a non-zero digit past the parser's 19 fractional digits."""
     m = re.fullmatch(r"([+-]?)(\d*)(?:\.(\d*))?", s)
     if not m or not (m.group(2) or m.group(3)):
         raise Err("arg")
     frac = m.group(3) or ""
     if frac[PARSE_DIGITS:].strip("0"):
-        raise Err("arg")
-    value = Fraction(int(m.group(2) or "0")) + Fraction(int(frac or "0"), 10 ** len(frac))
+        raise Err(too_long)
+    whole = int(m.group(2) or "0")
+    return m.group(1) == "-", whole, whole + Fraction(int(frac or "0"), 10 ** len(frac))
+
+
+def parse(s, fmt):
+    d = den(fmt)
+    neg, _, value = _decimal(s, "arg")
     raw = round(value * d)
-    return fit(-raw if m.group(1) == "-" else raw)
+    return fit(-raw if neg else raw)
 
 
 def parse_exact(s, fmt):
     """aii_fx_parse_exact: parse() that refuses to round (status "inexact")."""
     d = den(fmt)
-    m = re.fullmatch(r"([+-]?)(\d*)(?:\.(\d*))?", s)
-    if not m or not (m.group(2) or m.group(3)):
-        raise Err("arg")
-    frac = m.group(3) or ""
-    if frac[PARSE_DIGITS:].strip("0"):
-        raise Err("inexact" if fmt & DECIMAL else "arg")
-    if int(m.group(2) or "0") * d > 2**63:
+    neg, whole, value = _decimal(s, "inexact" if fmt & DECIMAL else "arg")
+    if whole * d > 2**63:
         raise Err("overflow")  # the whole part alone does not fit: checked before exactness
-    value = (Fraction(int(m.group(2) or "0")) + Fraction(int(frac or "0"), 10 ** len(frac))) * d
+    value *= d
     if value.denominator != 1:
         raise Err("inexact")
-    return fit(-int(value) if m.group(1) == "-" else int(value))
+    return fit(-int(value) if neg else int(value))
 
 
 def fmt_str(v, fmt):

@@ -1413,25 +1413,25 @@ MP_DEFINE_CONST_OBJ_TYPE(
 // ---------------------------------------------------------------------------------------------
 // Fixed point and exact sums (module-level functions).
 
-// fx_parse(s, fmt) -> int
-static mp_obj_t aii_mod_fx_parse(mp_obj_t s_in, mp_obj_t fmt_in) {
+static mp_obj_t parse_with(aii_status_t (*parse)(const char *, size_t, uint8_t, int64_t *),
+    mp_obj_t s_in, mp_obj_t fmt_in) {
     size_t len;
     const char *s = arg_text(s_in, &len, MP_QSTR_s);
     uint8_t fmt = arg_fmt(fmt_in);
     int64_t v = 0;
-    lcheck_what(NULL, aii_fx_parse(s, len, fmt, &v), W_PARSE);
+    lcheck_what(NULL, parse(s, len, fmt, &v), W_PARSE);
     return new_i64(v);
+}
+
+// fx_parse(s, fmt) -> int
+static mp_obj_t aii_mod_fx_parse(mp_obj_t s_in, mp_obj_t fmt_in) {
+    return parse_with(aii_fx_parse, s_in, fmt_in);
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_parse_obj, aii_mod_fx_parse);
 
 // fx_parse_exact(s, fmt) -> int
 static mp_obj_t aii_mod_fx_parse_exact(mp_obj_t s_in, mp_obj_t fmt_in) {
-    size_t len;
-    const char *s = arg_text(s_in, &len, MP_QSTR_s);
-    uint8_t fmt = arg_fmt(fmt_in);
-    int64_t v = 0;
-    lcheck_what(NULL, aii_fx_parse_exact(s, len, fmt, &v), W_PARSE);
-    return new_i64(v);
+    return parse_with(aii_fx_parse_exact, s_in, fmt_in);
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_parse_exact_obj, aii_mod_fx_parse_exact);
 

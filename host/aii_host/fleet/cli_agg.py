@@ -529,10 +529,6 @@ def _grab(agg):
     return out
 
 
-def _snapshot_with_totals(agg):
-    return agg.call(lambda: _grab(agg))
-
-
 def settled_view(agg, timeout):
     """(rows, verdict dict): the nodes' rows and an epoch taken together on the loop thread (the
     same instant), at a moment when every online node's copy is verified, that is not in the
@@ -606,6 +602,7 @@ def do_status(args):
     from rich.console import Console
     from rich.live import Live
 
+    v = {"exit": clikit.UNKNOWN}
     with Live(console=Console(width=160), refresh_per_second=4) as live:
         try:
             while True:
@@ -616,4 +613,4 @@ def do_status(args):
                     live.update(_table(rows, v, args.raw))
                 time.sleep(max(0.5, fleet.heartbeat_s))
         except KeyboardInterrupt:
-            return 0
+            return v["exit"]  # the last verdict's, as without --watch

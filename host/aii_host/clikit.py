@@ -19,6 +19,8 @@ USAGE = 64  # the command line is wrong (an unknown option, a value out of range
 INTERNAL = 70  # a bug in aii (EX_SOFTWARE): one line, and AII_DEBUG=1 shows the traceback
 INTERRUPTED = 130  # Ctrl-C
 
+# What a command may exit with when aii works as it should (INTERNAL is a bug: the CLI fuzz
+# in tests/host fails on it).
 DOCUMENTED = (OK, WARNING, CRITICAL, UNKNOWN, USAGE, INTERRUPTED)
 
 HELP = """\
@@ -29,6 +31,7 @@ exit status (every command; 0-3 as monitoring plugins, e.g. Nagios or Icinga, us
       was altered)
   3   UNKNOWN: no verdict could be made (status, aggregate); a transfer still in doubt
   64  usage error: the command line is wrong (see aii <command> --help)
+  70  a bug in aii: one line says what (AII_DEBUG=1 shows the traceback); please report it
   130 interrupted (Ctrl-C)
 """
 

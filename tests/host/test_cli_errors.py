@@ -1,30 +1,44 @@
 # SPDX-License-Identifier: MIT
 """Bad input to `aii` (issue 12): one clear line naming the value and what is allowed, an exit
 status from the documented set (aii --help), no traceback, no value silently replaced, and a
-read that creates no file. Each case runs `python -m aii_host` in an empty folder."""
+read that creates no file. Each case runs `aii` (forked, cli_util.run_aii) in a folder of its
+own, stdin closed; one runs the real `python -m aii_host` script."""
 
 import json
 import os
 import subprocess
 import sys
+from collections import namedtuple
 
 import pytest
 from aii_host import clikit
+from cli_util import run_aii
+
+Run = namedtuple("Run", "returncode stdout stderr")
 
 
-def aii(cwd, *args, timeout=120):
+def aii(cwd, *args, timeout=60):
+    status, out, err = run_aii(list(args), cwd=cwd, timeout=timeout)
+    assert status != "timeout", (args, out, err)
+    assert "Traceback" not in err, err
+    return Run(status, out, err)
+
+
+def test_the_aii_script_itself(tmp_path):
+    # The entry point people run, not only main(): one line, the documented status.
+    (tmp_path / "c.json").write_text("{bad")
     r = subprocess.run(
-        [sys.executable, "-m", "aii_host", *args],
-        cwd=cwd,
+        [sys.executable, "-m", "aii_host", "deploy", "--port", "/dev/null", "--config", "c.json"],
+        cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=120,
         check=False,
-        env={**os.environ, "AII_KEYS_DIR": str(cwd / "keys")},
     )
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
+    want = "aii: --config c.json: not JSON: Expecting property name enclosed in double quotes"
+    assert r.returncode == clikit.WARNING
+    assert r.stderr == want + " at line 1 column 2\n", r.stderr
 
 
 def last_line(r):
@@ -51,7 +65,7 @@ def test_deploy_bad_config(tmp_path, content, msg):
     r = aii(tmp_path, "deploy", "--port", "/dev/null", "--config", "c.json", "--dry-run")
     assert r.returncode == clikit.WARNING
     assert msg in last_line(r), r.stderr
-    assert not (tmp_path / "keys").exists()  # refused before a key was made
+    assert os.listdir(tmp_path) == ([] if content is None else ["c.json"])
 
 
 @pytest.mark.parametrize("port", ["tcp:nohost", "tcp:127.0.0.1:0", "tcp:127.0.0.1:70000", "x:"])

@@ -4,10 +4,12 @@ once), run with hypothesis-generated argument lists in an empty temporary folder
 under a timeout: a traceback, or an exit status outside the documented set (aii --help), fails;
 a timeout does not (servers and long runs are allowed to run).
 
-Each run is a forked child of this process (the imports already done, so hundreds of runs fit
-in a minute) in its own process group, killed with its children at the timeout. Budget:
-AII_CLI_FUZZ_SECONDS in all (default 60, spread over the commands) and at most
-AII_CLI_FUZZ_EXAMPLES per command (default 60); `make soak` raises both.
+Each run is a forked child of this process (cli_util.run_aii: the imports already done, so
+hundreds of runs fit in a minute) in its own process group, killed with its children at the
+timeout (AII_CLI_FUZZ_TIMEOUT, 2 s). Budget: AII_CLI_FUZZ_SECONDS in all (default 60, spread
+over the commands, at least 5 runs each) and at most AII_CLI_FUZZ_EXAMPLES per command
+(default 60); `make soak` raises both. Exit 70 (an internal error: a bug) fails like a
+traceback; run counts and exit statuses per command go to build/cli_fuzz/.
 """
 
 import argparse
@@ -15,22 +17,21 @@ import atexit
 import json
 import os
 import shutil
-import signal
 import string
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from aii_host import clikit
-from aii_host.main import _parser, commands_of, main
+from aii_host.main import _parser, commands_of
+from cli_util import run_aii
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 SECONDS = float(os.environ.get("AII_CLI_FUZZ_SECONDS", "60"))
 EXAMPLES = int(os.environ.get("AII_CLI_FUZZ_EXAMPLES", "60"))
-TIMEOUT = float(os.environ.get("AII_CLI_FUZZ_TIMEOUT", "3"))
+TIMEOUT = float(os.environ.get("AII_CLI_FUZZ_TIMEOUT", "2"))
 COMMANDS = commands_of(_parser())
 ALLOWED = set(clikit.DOCUMENTED)
 HIL_CONFIG = Path(__file__).resolve().parents[1] / "hil" / "node_config.json"
@@ -192,80 +193,6 @@ def argv_of(draw, name):
     return out
 
 
-def _child(argv, folder):
-    """In the forked child: an empty folder, stdin closed, output to files, then main()."""
-    try:
-        os.setsid()  # its own process group: the parent kills it with its children
-        os.chdir(folder)
-        for var, sub in (
-            ("HOME", "home"),
-            ("XDG_RUNTIME_DIR", "run"),
-            ("TMPDIR", "tmp"),
-            ("AII_KEYS_DIR", "keys"),
-            ("AII_VBOARD_DIR", "boards"),
-        ):
-            os.environ[var] = os.path.join(folder, ".env", sub)
-            os.makedirs(os.environ[var], mode=0o700, exist_ok=True)
-        tempfile.tempdir = None
-        os.environ.pop("AII_DEBUG", None)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            f = os.open(os.path.join(folder, ".env", name), os.O_WRONLY | os.O_CREAT, 0o600)
-            os.dup2(f, fd)
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the child's whole life
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-        try:
-            rc = main(argv)
-        except SystemExit as e:
-            rc = e.code if isinstance(e.code, int) else 1
-        except BaseException:  # noqa: BLE001 - what the `aii` script would print: a traceback
-            import traceback
-
-            traceback.print_exc()
-            rc = 99
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc if isinstance(rc, int) and 0 <= rc < 256 else 98)
-    finally:
-        os._exit(97)  # never back into pytest
-
-
-def run(argv, timeout=TIMEOUT):
-    """(exit status or "timeout", stdout, stderr) of `aii argv` in a fresh empty folder."""
-    with tempfile.TemporaryDirectory(prefix="aii-cli-fuzz-") as folder:
-        os.makedirs(os.path.join(folder, ".env"))
-        pid = os.fork()
-        if pid == 0:
-            _child(argv, folder)
-        end = time.monotonic() + timeout
-        status = None
-        while status is None:
-            done, st_ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = os.waitstatus_to_exitcode(st_)
-            elif time.monotonic() > end:
-                _kill_group(pid)
-                os.waitpid(pid, 0)
-                status = "timeout"
-            else:
-                time.sleep(0.005)
-        _kill_group(pid)  # what it started and left behind
-        out = Path(folder, ".env", "stdout").read_text(errors="replace")
-        err = Path(folder, ".env", "stderr").read_text(errors="replace")
-        return status, out, err
-
-
-def _kill_group(pid):
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def check(argv, status, out, err):
     if status == "timeout":
         return
@@ -286,7 +213,7 @@ def test_the_command_table_is_what_the_parser_has():
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_help_of_every_command(name):
-    status, out, err = run([*name.split(), "--help"], timeout=30)
+    status, out, err = run_aii([*name.split(), "--help"], timeout=30)
     assert status == 0 and out.startswith("usage: aii " + name), (status, out, err)
 
 
@@ -307,7 +234,7 @@ def test_fuzz_cli(name):
     def one(argv):
         if time.monotonic() - t0 > budget and stats["runs"] >= 5 and not stats.get("failing"):
             return  # this command's share of the time is spent (but a failure is replayed)
-        status, out, err = run(argv)
+        status, out, err = run_aii(argv, timeout=TIMEOUT)
         stats["runs"] += 1
         if status == "timeout":
             stats["timeouts"] += 1

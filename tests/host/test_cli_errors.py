@@ -76,6 +76,15 @@ def test_node_status_bad_tcp_port(tmp_path, port):
     assert port in line and ("PORT 1..65535" in line or "cannot open" in line), line
 
 
+def test_detect_out_for_an_image_must_be_a_png(tmp_path):
+    # Found by the CLI fuzz: `--out é` was a traceback from the image writer. (For a folder,
+    # --out is the folder for the PNGs.)
+    r = aii(tmp_path, "detect", "skimage:astronaut", "--out", "é")
+    assert r.returncode == clikit.WARNING
+    assert "--out 'é': for an image, a .png file name" in last_line(r)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("name", ["download_all", "data_dir", "file_hash", "nosuchphoto", ""])
 def test_detect_takes_only_skimage_photos(tmp_path, name):
     r = aii(tmp_path, "detect", f"skimage:{name}", "--no-png")
@@ -95,8 +104,7 @@ def test_detect_takes_only_skimage_photos(tmp_path, name):
         (["detect", "skimage:astronaut", "--frames", "0"], "--frames: must be an integer >= 1"),
         (["detect", "skimage:astronaut", "--deadline-ms", "nan"], "--deadline-ms: must be a "),
         (["sched-demo", "--seconds", "-1"], "--seconds: must be a number > 0, got '-1'"),
-        # Found by the CLI fuzz: an --out without .png was a traceback from the image writer.
-        (["detect", "skimage:astronaut", "--out", "é"], "--out: must be a .png file name"),
+        # Found by the CLI fuzz: a --plot without .png was a traceback from the image writer.
         (["edge-bench", "face", "--plot", "x.jpg"], "--plot: must be a .png file name"),
         (["console", "--port", "/dev/null", "--linger", "inf"], "--linger: must be a number"),
         (["transfer", "--fleet", "f.toml", "--list", "--limit", "0"], "--limit: must be an"),

@@ -8,6 +8,7 @@ only read arguments, call them and print.
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -59,13 +60,13 @@ def load_image(spec):
                 "skimage: images need scikit-image (pip install scikit-image)"
             ) from None
         return np.asarray(getattr(data, name)()), name
-    from PIL import Image, UnidentifiedImageError
+    from .images import read_image
 
-    try:
-        with Image.open(spec) as im:
-            return np.asarray(im.convert("RGB")), os.path.splitext(os.path.basename(spec))[0]
-    except (OSError, UnidentifiedImageError) as e:
-        raise EdgeError(f"cannot read image {spec}: {e}") from None
+    return read_image(spec)[0], _stem(spec)
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
 
 
 def annotate(image, verdict, path):
@@ -110,20 +111,48 @@ def _print_table(title, cols, rows, left=(0,)):
     Console().print(t)
 
 
-# aii detect IMAGE [--deadline-ms 50] [--frames N] [--json] [--out PNG] [--model PATH] ...
+def _check_names(d):
+    return ",".join(c.name for c in d.checks if c.ok) or "-"
+
+
+# aii detect IMAGE|FOLDER|VIDEO|camera:N [--deadline-ms 50] [--frames N] [--json] [--out PATH] ...
 def do_detect(args):
-    from . import jobs
     from .facedet import FaceDetector
 
-    image, stem = load_image(args.image)
-    det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
     deadline_us = int(args.deadline_ms * 1000)
     if deadline_us <= 0:
         raise EdgeError(f"--deadline-ms {args.deadline_ms}: the deadline must be >= 0.001 ms")
+    if args.image.startswith(SKIMAGE_PREFIX):
+        image, stem = load_image(args.image)
+        notes = {}
+    else:
+        from .sources import open_source
+
+        src = open_source(args.image)
+        if src.kind != "image":
+            if args.out and src.kind in ("video", "camera"):
+                raise EdgeError(
+                    "--out writes annotated PNGs of images and folders; video frames are"
+                    " reported as lines only (drop --out)"
+                )
+            det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
+            return _detect_stream(src, det, deadline_us, args)
+        image, notes, stem = src.image, src.notes, _stem(args.image)
+    if args.out and not _png_name(args.out):
+        # The image writer picks the format by the extension.
+        raise EdgeError(f"--out {args.out!r}: for an image, a .png file name")
+    det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
+    return _detect_image(image, notes, stem, det, deadline_us, args)
+
+
+def _detect_image(image, notes, stem, det, deadline_us, args):
+    from . import jobs
+
     # The same image as a short stream: the first frame pays for warm-up, later ones show the
     # steady state. Each frame is one job with the deadline; misses are recorded, not acted on.
+    frames = args.frames if args.frames is not None else 5
     report, job = jobs.job_run(
-        jobs.facedet_pipeline(det), image, args.frames, deadline_us, policy="none"
+        jobs.facedet_pipeline(det), image, frames, deadline_us, policy="none"
     )
     verdict = job.last_result
     if verdict is None:
@@ -134,6 +163,7 @@ def do_detect(args):
     result = {
         "image": args.image,
         "size": [int(image.shape[1]), int(image.shape[0])],
+        "notes": notes,
         "model": det.model.describe(),
         "faces": [d.as_dict() for d in verdict.detections],
         "grounding": verdict.as_dict(),
@@ -147,10 +177,22 @@ def do_detect(args):
         print(json.dumps(result, indent=2))
         return 0
     rows = [
-        (i, f"{d.box[0]:.0f},{d.box[1]:.0f},{d.box[2]:.0f},{d.box[3]:.0f}", f"{d.score:.3f}")
+        (
+            i,
+            f"{d.box[0]:.0f},{d.box[1]:.0f},{d.box[2]:.0f},{d.box[3]:.0f}",
+            f"{d.score:.3f}",
+            _check_names(d),
+        )
         for i, d in enumerate(verdict.detections)
     ]
-    _print_table(f"faces in {args.image}", ("#", "box x0,y0,x1,y1", "score"), rows)
+    _print_table(
+        f"faces in {args.image}",
+        ("#", "box x0,y0,x1,y1", "score", "checks passed"),
+        rows,
+        left=(0, 3),
+    )
+    if notes:
+        print("image: " + "; ".join(f"{k} {v}" for k, v in notes.items()))
     print(
         "grounding: "
         + ("ok" if verdict.ok else "FAILED: " + "; ".join(verdict.reasons()))
@@ -166,6 +208,93 @@ def do_detect(args):
     if not args.no_png:
         print(f"annotated: {out}")
     return 0
+
+
+def _progress(total, enabled):
+    """A rich progress bar on stderr (stdout keeps the results), or None."""
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    p = Progress(console=Console(stderr=True), transient=True)
+    return p, p.add_task("detect", total=total)
+
+
+def _detect_stream(src, det, deadline_us, args):
+    """A folder, video or camera: one JSON line or table row per image / frame."""
+    from .stream import detect_stream
+
+    rows = []
+    per_image = src.kind == "folder"
+    png_dir = args.out or os.path.join("build", "detect")
+    bar = _progress(src.total, not args.no_progress)
+
+    def advance():
+        if bar is not None:
+            bar[0].advance(bar[1])
+
+    def on_error(path, message):
+        if args.json:
+            print(json.dumps({"image": path, "error": message}), flush=True)
+        else:
+            rows.append((os.path.basename(path), "-", "unreadable", message))
+        advance()
+
+    src.on_error = on_error
+
+    def on_item(cur, verdict):
+        item = dict(cur)
+        if per_image and not args.no_png:
+            item["annotated_png"] = os.path.join(png_dir, _stem(cur["image"]) + "_faces.png")
+            # Drawn from the frame the verdict was computed on, kept by the source.
+            annotate(src.last_frame, verdict, item["annotated_png"])
+        item["faces"] = [d.as_dict() for d in verdict.detections]
+        item["grounding"] = verdict.as_dict()
+        if args.json:
+            print(json.dumps(item), flush=True)
+        else:
+            name = (
+                os.path.basename(cur["image"])
+                if per_image
+                else f"{cur['frame']} ({cur['t_s']:.2f} s)"
+            )
+            boxes = " ".join(
+                f"[{d.box[0]:.0f},{d.box[1]:.0f},{d.box[2]:.0f},{d.box[3]:.0f}]"
+                + (f"#{d.track}" if d.track is not None else "")
+                for d in verdict.detections
+            )
+            refused = "; ".join(r[0] for _, r in verdict.rejected)
+            rows.append((name, str(len(verdict.detections)), boxes or "-", refused or "-"))
+        advance()
+
+    if bar is not None:
+        bar[0].start()
+    try:
+        report = detect_stream(src, det, deadline_us, max_frames=args.frames, on_item=on_item)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    if not args.json:
+        what = "image" if per_image else "frame"
+        _print_table(
+            f"faces in {args.image} ({src.kind})",
+            (what, "faces", "boxes" + ("" if per_image else " #track"), "refused"),
+            rows,
+            left=(0, 2, 3),
+        )
+    unread = len(src.errors)
+    summary = (
+        f"detect: {report['processed']} {'images' if per_image else 'frames'} as deadline jobs"
+        f" ({report['misses']} over the {deadline_us} us deadline)"
+        + (f", {report['tracks']} face tracks" if report.get("tracks") is not None else "")
+        + (f", {unread} unreadable" if unread else "")
+        + ("; interrupted" if report.get("stop_reason") == "interrupted" else "")
+    )
+    print(summary, file=sys.stderr)
+    if unread:
+        return 1
+    return 130 if report.get("stop_reason") == "interrupted" else 0
 
 
 def _bench_target(spec, threads, delegate):
@@ -224,9 +353,13 @@ def _model_spec(text):
     return text
 
 
+def _png_name(text):
+    return text.lower().endswith(".png") and bool(os.path.basename(text)[:-4])
+
+
 def _png(text):
-    # argparse type of --out and --plot: the writers pick the format by the extension.
-    if not text.lower().endswith(".png") or not os.path.basename(text)[:-4]:
+    # argparse type of --plot: the writer picks the format by the extension.
+    if not _png_name(text):
         raise argparse.ArgumentTypeError(f"must be a .png file name, got {text!r}")
     return text
 
@@ -333,24 +466,50 @@ def add_parsers(sub):
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "detect",
-        help="find faces in an image as deadline jobs, with grounding checks",
-        description="Runs MediaPipe's short-range face detector (LiteRT) on IMAGE as deadline\n"
-        "jobs on aii_host.Scheduler, checks every result against the frame (grounding) and\n"
-        "writes an annotated PNG. IMAGE is a file or skimage:NAME (e.g. skimage:astronaut).",
-        epilog="example:\n  aii detect skimage:astronaut --deadline-ms 50\n"
-        "  aii detect photo.jpg --json --no-png",
+        help="find faces in images, folders, videos or a camera as deadline jobs, grounded",
+        description="Runs MediaPipe's short-range face detector (LiteRT) as deadline jobs on\n"
+        "aii_host.Scheduler and reports only the faces the frame supports (grounding: box and\n"
+        "keypoint checks, second opinions from two other face models and an LBP cascade, and\n"
+        "for video, persistence across frames); each face lists the checks it passed, each\n"
+        "refused box why. PATH is an image file (any mode: 16-bit, palette, CMYK, ...; EXIF\n"
+        "orientation applied), skimage:NAME (e.g. skimage:astronaut), a folder of images (one\n"
+        "JSON line or table row each), a video file, or camera:N (a camera through OpenCV;\n"
+        "camera:FILE reads a video file the same way). Ctrl-C ends a camera run.",
+        epilog="examples:\n  aii detect skimage:astronaut --deadline-ms 50\n"
+        "  aii detect photo.jpg --json --no-png\n"
+        "  aii detect photos/ --json --no-png          # one JSON line per image\n"
+        "  aii detect clip.mp4 --json                  # one JSON line per frame\n"
+        "  aii detect camera:0 --frames 100 --deadline-ms 100",
         formatter_class=fmt,
     )
-    p.add_argument("image", help="an image file, or skimage:NAME: " + ", ".join(SKIMAGE_PHOTOS))
+    p.add_argument(
+        "image",
+        metavar="PATH",
+        help="an image, a folder, a video, camera:N, or skimage:NAME, NAME one of: "
+        + ", ".join(SKIMAGE_PHOTOS),
+    )
     p.add_argument("--deadline-ms", type=positive_float, default=50.0, help="default: %(default)s")
     p.add_argument(
-        "--frames", type=positive_int, default=5, help="frames to run (default: %(default)s)"
+        "--frames",
+        type=positive_int,
+        default=None,
+        help="frames to run: an image is run this many times (default 5); a folder, video or"
+        " camera stops after this many (default: all; a camera runs until Ctrl-C)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
-        "--out", type=_png, help="annotated PNG (default: build/detect/<name>_faces.png)"
+        "--json",
+        action="store_true",
+        help="an image: one JSON object; a folder, video or camera: one JSON line per item",
     )
-    p.add_argument("--no-png", action="store_true", help="do not write the annotated PNG")
+    p.add_argument(
+        "--out",
+        help="annotated PNG (default: build/detect/<name>_faces.png); for a folder, the folder"
+        " for them (default: build/detect/)",
+    )
+    p.add_argument("--no-png", action="store_true", help="do not write annotated PNGs")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (folders, video, camera)"
+    )
     p.add_argument("--model", help="face model (default: build/models/, or $AII_MODEL_DIR)")
     _model_args(p)
     p.set_defaults(func=do_detect)

@@ -39,9 +39,18 @@ class Pipeline:
     post: object
 
 
-def facedet_pipeline(detector, grounded=True, name="face_detection_short_range"):
-    """The face detector as a Pipeline; post returns a grounding Verdict when grounded."""
-    from .grounding import ground
+def facedet_pipeline(
+    detector, grounded=True, name="face_detection_short_range", opinions="default", tracker=None
+):
+    """The face detector as a Pipeline; post returns a grounding Verdict when grounded.
+
+    opinions and tracker are handed to grounding.ground (a temporal.Tracker for a video
+    stream: its frames then also pass the temporal check).
+    """
+    from .grounding import default_opinions, ground
+
+    if grounded and opinions == "default":
+        opinions = default_opinions()  # loaded here, not in the first job
 
     def pre(frame):
         t, lb = detector.preprocess(frame)
@@ -54,7 +63,11 @@ def facedet_pipeline(detector, grounded=True, name="face_detection_short_range")
     def post(y):
         frame, raw, lb = y
         dets = detector.postprocess(raw, lb)
-        return ground(frame, dets, score_thresh=detector.score_thresh) if grounded else dets
+        if not grounded:
+            return dets
+        return ground(
+            frame, dets, score_thresh=detector.score_thresh, opinions=opinions, tracker=tracker
+        )
 
     return Pipeline(name, pre, invoke, post)
 

@@ -71,6 +71,7 @@ VALUES = [
     *["n1=/dev/null", "n1=tcp:127.0.0.1:1", "n1", "=", "n1=", "n1:grid", "n2:load", "n2:"],
     *["Wh", "l", "kg", "tx", "verify", "n9", "grid", "load", "--", "-x", "--nope"],
     *["skimage:download_all", "skimage:data_dir", "skimage:", "skimage:nosuch"],
+    *["camera:nope", "camera:-1", "camera:", "clip.mp4"],
     *["mobilenet:abc", "mobilenet:0", "mobilenet:-5", "mobilenet:", "face", "model.tflite"],
     *["fleet.toml", "cfg.json", "fleet.db", "missing.json"],
     *[str(FIX / n) for n in ("fleet.toml", "bad.toml", "cfg.json", "bad.json", "list.json")],

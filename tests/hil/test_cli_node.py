@@ -64,6 +64,12 @@ def test_deploy_then_status_then_console(board):
             break
     assert st.returncode == 0, st.stderr
     assert "node hil1" in st.stdout and "pump" in st.stdout and "grid" in st.stdout
+    # Balances in the node's own unit (Wh has 3 digits): decimals, raw units only with --raw.
+    grid = next(ln for ln in st.stdout.splitlines() if "│ grid " in ln)
+    assert "1000.000" in grid, st.stdout
+    raw = _aii("node-status", "--port", port, "--raw", env=env)
+    grid = next(ln for ln in raw.stdout.splitlines() if "│ grid " in ln)
+    assert raw.returncode == 0 and "1000000" in grid and "balance (raw units)" in raw.stdout
     out = _aii("console", "--port", port, env=env, stdin="transfer grid load Wh 2\nledger\n")
     assert out.returncode == 0, out.stderr
     assert "ok: journal seq" in out.stdout

@@ -972,20 +972,21 @@ class Aggregator:
         n.synced = False
 
     def _save_node(self, n, force=True):
+        rep = n.replica
+        qn = rep.quantities()
+        formats = {qn[q]: rep.led.format(q) for q in qn}
+        if formats != n.units:
+            # At once, not with the throttled row: a table read next shows amounts in them.
+            units.save(self._w, n.name, formats)
+            n.units = formats
         now = time.monotonic()
         if not force and now - n.saved < SAVE_S:
             return
         n.saved = now
         st = n.status or {}
         h = n.hello or {}
-        rep = n.replica
         misses = sum(r[2] for r in n.tasks) if n.tasks else None
-        qn = rep.quantities()
         totals = {qn[q]: rep.bal_held(q) for q in qn}
-        formats = {qn[q]: rep.led.format(q) for q in qn}
-        if formats != n.units:
-            units.save(self._w, n.name, formats)
-            n.units = formats
         self._w(
             """INSERT INTO nodes (name, port) VALUES (?, ?) ON CONFLICT(name) DO NOTHING""",
             (n.name, n.spec.port),

@@ -6,10 +6,11 @@ a timeout does not (servers and long runs are allowed to run).
 
 Each run is a forked child of this process (cli_util.run_aii: the imports already done, so
 hundreds of runs fit in a minute) in its own process group, killed with its children at the
-timeout (AII_CLI_FUZZ_TIMEOUT, 2 s). Budget: AII_CLI_FUZZ_SECONDS in all (default 60, spread
-over the commands, at least 5 runs each) and at most AII_CLI_FUZZ_EXAMPLES per command
-(default 60); `make soak` raises both. Exit 70 (an internal error: a bug) fails like a
-traceback; run counts and exit statuses per command go to build/cli_fuzz/.
+timeout (AII_CLI_FUZZ_TIMEOUT, 2 s). Budget: AII_CLI_FUZZ_SECONDS in all (default 45, spread
+over the commands, at least 5 runs each: about a minute with the runs that time out) and at
+most AII_CLI_FUZZ_EXAMPLES per command (default 60); `make soak` raises both. Exit 70 (an
+internal error: a bug) fails like a traceback; run counts and exit statuses per command go to
+build/cli_fuzz/.
 """
 
 import argparse
@@ -29,7 +30,7 @@ from cli_util import run_aii
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SECONDS = float(os.environ.get("AII_CLI_FUZZ_SECONDS", "60"))
+SECONDS = float(os.environ.get("AII_CLI_FUZZ_SECONDS", "45"))
 EXAMPLES = int(os.environ.get("AII_CLI_FUZZ_EXAMPLES", "60"))
 TIMEOUT = float(os.environ.get("AII_CLI_FUZZ_TIMEOUT", "2"))
 COMMANDS = commands_of(_parser())

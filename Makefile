@@ -18,10 +18,10 @@ export MICROPY_DIR BOARD PORT
 LINT_DIRS = $(wildcard host tests tools bench firmware)
 
 # Re-run setup when the pins, the host package's build files or the C core change (the host
-# package's cffi extension compiles the core).
+# package's cffi extension compiles the core and reads its headers for its declarations).
 SETUP_DEPS := tools/setup.sh tools/requirements-dev.txt \
 	$(wildcard host/pyproject.toml host/setup.py host/setup.cfg host/aii_host/_build_*.py \
-	host/aii_host/_cdef_*.h c_modules/aii/core/*.c c_modules/aii/core/*.h)
+	host/aii_host/_headers.py c_modules/aii/core/*.c c_modules/aii/core/*.h)
 
 # Writes a result file for a tier that did not run, so the summary shows it as skipped.
 define skip
@@ -46,8 +46,8 @@ setup: ## Install apt toolchains, .venv with pinned packages, the host package (
 test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boards, fleet); one summary line
 	@rm -rf $(RESULTS); rc=0; \
 	$(MAKE) --no-print-directory test-c || rc=1; \
-	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-device || rc=1; \
+	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-hil || rc=1; \
 	$(MAKE) --no-print-directory test-fleet || rc=1; \
 	$(PY) tools/test_summary.py || rc=1; \

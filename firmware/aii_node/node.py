@@ -136,14 +136,14 @@ class Node:
     def account_id(self, name):
         try:
             return self.ledger.account(name)
-        except ValueError:
-            raise proto.ProtoError(E_ARGS, "no such account")
+        except ValueError as e:
+            raise proto.ProtoError(E_ARGS, str(e))  # the ledger's words
 
     def quantity_id(self, name):
         try:
             return self.ledger.quantity(name)
-        except ValueError:
-            raise proto.ProtoError(E_ARGS, "no such quantity")
+        except ValueError as e:
+            raise proto.ProtoError(E_ARGS, str(e))
 
     def parse_amount(self, q, text):
         # Exact or refused, never rounded: what moves is what was typed.

@@ -11,14 +11,26 @@ from binascii import b2a_base64, hexlify
 
 from . import auth
 from . import frame as fr
+from ._record import (
+    CKPT_HEAD_CHAIN,
+    CKPT_HEAD_CHAIN_LEN,
+    CKPT_HEAD_SEQ,
+    CKPT_HEAD_SIZE,
+    OP_SEAL,
+    REC_HASH,
+    REC_HASH_LEN,
+    REC_OP,
+    REC_SEQ,
+    REC_SIZE,
+)
 from .frame import E_ARGS, E_AUTH, E_FRAME, E_INTERNAL, E_LEDGER, E_REPLAY, E_UNKNOWN
 
 CACHE = 8  # cached answers of authenticated requests
 JOURNAL_MAX = 12  # records per `journal` answer: 12 * 44 bytes in base64 fits a frame
 SEALS_MAX = 12  # [seq, 32 hex] pairs per `seals` answer
 CKPT_CHUNK = 480  # checkpoint bytes per `checkpoint` answer (640 in base64)
-_RECORD = 44
-_SEAL = 10  # journal op of a SEAL record (docs/ledger.md section 8)
+_RECORD = REC_SIZE
+_SEAL = OP_SEAL
 
 
 class ProtoError(ValueError):
@@ -105,11 +117,12 @@ def _u32(b, i):
 
 
 def _ckpt_head(cp):
-    # [seq, chain hex] of a checkpoint blob (docs/ledger.md section 9: "AIL1", seq u32,
-    # 4 bytes of counts, then the chain hash), or None without one.
-    if not cp or len(cp) < 28:
+    # [seq, chain hex] from a checkpoint blob's head (docs/ledger.md section 9), or None
+    # without one.
+    if not cp or len(cp) < CKPT_HEAD_SIZE:
         return None
-    return [_u32(cp, 4), hexlify(cp[12:28]).decode()]
+    chain = cp[CKPT_HEAD_CHAIN : CKPT_HEAD_CHAIN + CKPT_HEAD_CHAIN_LEN]
+    return [_u32(cp, CKPT_HEAD_SEQ), hexlify(chain).decode()]
 
 
 def do_seals(node, args):
@@ -121,16 +134,16 @@ def do_seals(node, args):
     data = node.store.read_journal()
     out, more = [], False
     for i in range(0, len(data) - _RECORD + 1, _RECORD):
-        if data[i + 4] != _SEAL:
+        if data[i + REC_OP] != _SEAL:
             continue
-        seq = _u32(data, i)
+        seq = _u32(data, i + REC_SEQ)
         if seq < lo:
             continue
         if len(out) >= SEALS_MAX:
             more = True
             break
-        out.append([seq, hexlify(data[i + 16 : i + 32]).decode()])
-    first = _u32(data, 0) if len(data) >= _RECORD else node.ledger_seq() + 1
+        out.append([seq, hexlify(data[i + REC_HASH : i + REC_HASH + REC_HASH_LEN]).decode()])
+    first = _u32(data, REC_SEQ) if len(data) >= _RECORD else node.ledger_seq() + 1
     ckpt = _ckpt_head(node.store.read_file("ckpt.bin"))
     return {"seals": out, "more": more, "first": first, "ckpt": ckpt}
 

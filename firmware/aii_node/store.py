@@ -11,9 +11,10 @@ transaction, and the ledger is the checkpoint plus the replayed journal.
 import json
 import os
 
+from ._record import REC_CRC, REC_SEQ, REC_SIZE
 from .frame import crc32
 
-RECORD = 44
+RECORD = REC_SIZE
 JOURNAL = "journal.bin"
 OLD = "journal.old"  # the journal before the last compaction, kept for hosts still reading it
 CKPT = "ckpt.bin"
@@ -29,7 +30,7 @@ def record_range(data, lo, hi, limit, next_seq):
     next_seq when nothing is stored; whether the range holds more) of stored journal bytes."""
     out, first, more = [], next_seq, False
     for i in range(0, len(data) - RECORD + 1, RECORD):
-        seq = _u32(data, i)
+        seq = _u32(data, i + REC_SEQ)
         if i == 0:
             first = seq
         if lo <= seq <= hi:
@@ -44,7 +45,7 @@ def valid_prefix(data):
     """Length of the leading run of whole records whose CRCs check out."""
     n = 0
     while n + RECORD <= len(data):
-        if crc32(data[n : n + 40]) != _u32(data, n + 40):
+        if crc32(data[n : n + REC_CRC]) != _u32(data, n + REC_CRC):
             break
         n += RECORD
     return n
@@ -118,7 +119,7 @@ class Store:
                 # transaction; the records after it cannot be applied, so they go.
                 seq = led.info()[0]
                 n = 0
-                while n * RECORD < keep and _u32(data, n * RECORD) <= seq:
+                while n * RECORD < keep and _u32(data, n * RECORD + REC_SEQ) <= seq:
                     n += 1
                 self.cut = keep - n * RECORD
             keep = n * RECORD

@@ -11,17 +11,19 @@ import sys
 
 from ._errors import AIIError
 
-OK = 0  # done; a verdict: every configured node online and verified, the balance holds
-WARNING = 1  # a verdict: DEGRADED (a node offline or not verified); a command: refused, failed
-CRITICAL = 2  # a violation: the balance equation fails, a node isolated, the audit trail altered
-UNKNOWN = 3  # no verdict could be made; `aii transfer`: a transfer still in doubt
-USAGE = 64  # the command line is wrong (an unknown option, a value out of range)
-INTERNAL = 70  # a bug in aii (EX_SOFTWARE): one line, and AII_DEBUG=1 shows the traceback
-INTERRUPTED = 130  # Ctrl-C
+EXIT_OK = 0  # done; a verdict: every configured node online and verified, the balance holds
+EXIT_WARNING = 1  # a verdict: DEGRADED (a node offline or not verified); a command: refused, failed
+EXIT_CRITICAL = (
+    2  # a violation: the balance equation fails, a node isolated, the audit trail altered
+)
+EXIT_UNKNOWN = 3  # no verdict could be made; `aii transfer`: a transfer still in doubt
+EXIT_USAGE = 64  # the command line is wrong (an unknown option, a value out of range)
+EXIT_INTERNAL = 70  # a bug in aii (EX_SOFTWARE): one line, and AII_DEBUG=1 shows the traceback
+EXIT_INTERRUPTED = 130  # Ctrl-C
 
-# What a command may exit with when aii works as it should (INTERNAL is a bug: the CLI fuzz
+# What a command may exit with when aii works as it should (EXIT_INTERNAL is a bug: the CLI fuzz
 # in tests/host fails on it).
-DOCUMENTED = (OK, WARNING, CRITICAL, UNKNOWN, USAGE, INTERRUPTED)
+DOCUMENTED = (EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN, EXIT_USAGE, EXIT_INTERRUPTED)
 
 HELP = """\
 exit status (every command; 0-3 as monitoring plugins, e.g. Nagios or Icinga, use them):
@@ -38,15 +40,15 @@ exit status (every command; 0-3 as monitoring plugins, e.g. Nagios or Icinga, us
 
 class UsageError(AIIError):
     """The command line is wrong in a way argparse cannot see (options that exclude each other,
-    a missing choice); `aii` exits with USAGE."""
+    a missing choice); `aii` exits with EXIT_USAGE."""
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error exits with USAGE (argparse's own 2 is CRITICAL here)."""
+    """argparse, but a usage error exits with EXIT_USAGE (argparse's own 2 is CRITICAL here)."""
 
     def error(self, message):
         self.print_usage(sys.stderr)
-        self.exit(USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _number(kind, text, lo, lo_open, what):

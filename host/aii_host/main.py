@@ -213,27 +213,27 @@ def main(argv=None):
     try:
         args = p.parse_args(argv)
     except SystemExit as e:
-        # --help and --version exit 0; every usage error exits clikit.USAGE (clikit.Parser).
-        return e.code if isinstance(e.code, int) else clikit.USAGE
+        # --help and --version exit 0; every usage error exits clikit.EXIT_USAGE (clikit.Parser).
+        return e.code if isinstance(e.code, int) else clikit.EXIT_USAGE
     if args.command is None:
         p.print_help()
-        return clikit.USAGE
+        return clikit.EXIT_USAGE
     # One place where errors become one line and an exit code (docs: `aii --help`).
     try:
         return args.func(args) or 0
     except clikit.UsageError as e:
         print(f"aii {args.command}: {e} (see aii {args.command} --help)", file=sys.stderr)
-        return clikit.USAGE
+        return clikit.EXIT_USAGE
     except AIIError as e:
         print(f"aii: {e}", file=sys.stderr)
-        return getattr(args, "error_exit", clikit.WARNING)
+        return getattr(args, "error_exit", clikit.EXIT_WARNING)
     except OSError as e:
         # A file or device the command was given: missing, unreadable, not what it should be.
         where = f"{e.filename}: " if e.filename else ""
         print(f"aii: {where}{e.strerror or e}", file=sys.stderr)
-        return getattr(args, "error_exit", clikit.WARNING)
+        return getattr(args, "error_exit", clikit.EXIT_WARNING)
     except KeyboardInterrupt:
-        return clikit.INTERRUPTED
+        return clikit.EXIT_INTERRUPTED
     except Exception as e:  # a bug: one line, not a traceback (AII_DEBUG=1 shows it)
         if os.environ.get("AII_DEBUG"):
             raise
@@ -242,4 +242,4 @@ def main(argv=None):
             "with the command line; AII_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
-        return clikit.INTERNAL
+        return clikit.EXIT_INTERNAL

@@ -37,7 +37,7 @@ def test_the_aii_script_itself(tmp_path):
         check=False,
     )
     want = "aii: --config c.json: not JSON: Expecting property name enclosed in double quotes"
-    assert r.returncode == clikit.WARNING
+    assert r.returncode == clikit.EXIT_WARNING
     assert r.stderr == want + " at line 1 column 2\n", r.stderr
 
 
@@ -63,7 +63,7 @@ def test_deploy_bad_config(tmp_path, content, msg):
     elif content is not None:
         (tmp_path / "c.json").write_text(content)
     r = aii(tmp_path, "deploy", "--port", "/dev/null", "--config", "c.json", "--dry-run")
-    assert r.returncode == clikit.WARNING
+    assert r.returncode == clikit.EXIT_WARNING
     assert msg in last_line(r), r.stderr
     assert os.listdir(tmp_path) == ([] if content is None else ["c.json"])
 
@@ -71,7 +71,7 @@ def test_deploy_bad_config(tmp_path, content, msg):
 @pytest.mark.parametrize("port", ["tcp:nohost", "tcp:127.0.0.1:0", "tcp:127.0.0.1:70000", "x:"])
 def test_node_status_bad_tcp_port(tmp_path, port):
     r = aii(tmp_path, "node-status", "--port", port, "--timeout", "0.5")
-    assert r.returncode == clikit.WARNING
+    assert r.returncode == clikit.EXIT_WARNING
     line = last_line(r)
     assert port in line and ("PORT 1..65535" in line or "cannot open" in line), line
 
@@ -80,7 +80,7 @@ def test_detect_out_for_an_image_must_be_a_png(tmp_path):
     # Found by the CLI fuzz: `--out é` was a traceback from the image writer. (For a folder,
     # --out is the folder for the PNGs.)
     r = aii(tmp_path, "detect", "skimage:astronaut", "--out", "é")
-    assert r.returncode == clikit.WARNING
+    assert r.returncode == clikit.EXIT_WARNING
     assert "--out 'é': for an image, a .png file name" in last_line(r)
     assert os.listdir(tmp_path) == []
 
@@ -88,7 +88,7 @@ def test_detect_out_for_an_image_must_be_a_png(tmp_path):
 @pytest.mark.parametrize("name", ["download_all", "data_dir", "file_hash", "nosuchphoto", ""])
 def test_detect_takes_only_skimage_photos(tmp_path, name):
     r = aii(tmp_path, "detect", f"skimage:{name}", "--no-png")
-    assert r.returncode == clikit.WARNING
+    assert r.returncode == clikit.EXIT_WARNING
     assert f"skimage:{name}: not a scikit-image photo; one of: astronaut" in last_line(r)
     assert os.listdir(tmp_path) == []
 
@@ -115,7 +115,7 @@ def test_bad_values_are_usage_errors_not_substitutes(tmp_path, args, msg):
     # Refused up front: never run with another value in its place (detect --frames 0 ran one
     # frame, edge-bench --deadline-ms 0 took the default).
     r = aii(tmp_path, *args)
-    assert r.returncode == clikit.USAGE, r.stderr
+    assert r.returncode == clikit.EXIT_USAGE, r.stderr
     assert msg in last_line(r), r.stderr
     assert os.listdir(tmp_path) == []
 
@@ -130,7 +130,7 @@ def test_usage_errors_of_the_fleet_commands(tmp_path):
         (["transfer", "--fleet", "f.toml", "--list", "a:b"], "take no SRC DST"),
     ]:
         r = aii(tmp_path, *args)
-        assert r.returncode == clikit.USAGE, (args, r.stderr)
+        assert r.returncode == clikit.EXIT_USAGE, (args, r.stderr)
         assert msg in last_line(r) and "--help" in last_line(r), r.stderr
     assert os.listdir(tmp_path) == []
 
@@ -155,7 +155,7 @@ def test_malformed_audit_head_file_is_a_finding(tmp_path, head):
     db = _trail(tmp_path)
     (tmp_path / "fleet.db.head").write_bytes(head)
     r = aii(tmp_path, "audit", "verify", "--db", str(db))
-    assert r.returncode == clikit.CRITICAL, r.stdout + r.stderr
+    assert r.returncode == clikit.EXIT_CRITICAL, r.stdout + r.stderr
     assert "bad: seq" in r.stdout and "head file unreadable" in r.stdout, r.stdout
     r = aii(tmp_path, "audit", "verify", "--db", str(db), "--json")
     assert json.loads(r.stdout)["ok"] is False
@@ -164,24 +164,24 @@ def test_malformed_audit_head_file_is_a_finding(tmp_path, head):
 def test_audit_of_a_file_that_is_not_a_database(tmp_path):
     (tmp_path / "x.db").write_text("not sqlite")
     r = aii(tmp_path, "audit", "verify", "--db", "x.db")
-    assert r.returncode == clikit.UNKNOWN
+    assert r.returncode == clikit.EXIT_UNKNOWN
     assert "x.db: not a readable fleet database" in last_line(r)
     r = aii(tmp_path, "audit", "show", "--db", "nothere.db")
-    assert r.returncode == clikit.WARNING and "no fleet database at nothere.db" in last_line(r)
+    assert r.returncode == clikit.EXIT_WARNING and "no fleet database at nothere.db" in last_line(r)
     # Found by the CLI fuzz: an empty --db fell through to the (absent) --fleet: a traceback.
     r = aii(tmp_path, "audit", "verify", "--db", "")
-    assert r.returncode == clikit.UNKNOWN and "no fleet database at" in last_line(r)
+    assert r.returncode == clikit.EXIT_UNKNOWN and "no fleet database at" in last_line(r)
 
 
 def test_status_of_a_dead_node_is_degraded_and_creates_no_file(tmp_path):
     r = aii(tmp_path, "status", "--node", "n1=/dev/ttyNOPE", "--seconds", "0.5", "--json")
-    assert r.returncode == clikit.WARNING, r.stderr
+    assert r.returncode == clikit.EXIT_WARNING, r.stderr
     v = json.loads(r.stdout)["verdict"]
     assert v["status"] == "DEGRADED" and v["exit"] == 1
     assert [p["node"] for p in v["problems"]] == ["n1"]
     assert "offline" in v["problems"][0]["why"] and "/dev/ttyNOPE" in v["problems"][0]["why"]
     r = aii(tmp_path, "status", "--node", "n1=/dev/ttyNOPE", "--seconds", "0.5")
-    assert r.returncode == clikit.WARNING
+    assert r.returncode == clikit.EXIT_WARNING
     assert "verdict: DEGRADED" in r.stdout and "n1: offline" in r.stdout, r.stdout
     assert os.listdir(tmp_path) == []  # no fleet.db, no side files (issue 12)
 
@@ -192,8 +192,8 @@ def test_transfer_reads_create_no_file(tmp_path):
     )
     for mode in ("--list", "--recover"):
         r = aii(tmp_path, "transfer", "--fleet", "f.toml", mode)
-        assert r.returncode == clikit.OK and "no transfers yet" in r.stdout, r.stderr
+        assert r.returncode == clikit.EXIT_OK and "no transfers yet" in r.stdout, r.stderr
     r = aii(tmp_path, "transfer", "--fleet", "f.toml", "--holds", "--timeout", "0.3")
-    assert r.returncode == clikit.WARNING  # n1 cannot be asked: a finding, named
+    assert r.returncode == clikit.EXIT_WARNING  # n1 cannot be asked: a finding, named
     assert "n1" in r.stdout
     assert sorted(os.listdir(tmp_path)) == ["f.toml"]

@@ -200,7 +200,7 @@ def check(argv, status, out, err):
         return
     assert "Traceback" not in err, f"aii {argv}: traceback\n{err[-3000:]}"
     assert status in ALLOWED, f"aii {argv}: exit {status} (allowed {sorted(ALLOWED)})\n{err}"
-    if status not in (0, clikit.INTERRUPTED):
+    if status not in (0, clikit.EXIT_INTERRUPTED):
         # A refusal says why (stderr), a verdict shows what it found (stdout): never silence.
         assert (err + out).strip(), f"aii {argv}: exit {status} and no word said"
 

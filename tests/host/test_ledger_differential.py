@@ -400,6 +400,8 @@ DIRECTED = (
             "ops": _setup(5)
             + [
                 ["m", "hold", [7, 0, 0, 1]],  # txid in use
+                ["m", "add_quantity", ["Wh"], {"bits": 4}],  # name in use (tables not full yet)
+                ["m", "open", ["bat", 1], {}],
                 ["m", "prepare", [100, 0, 0, 1]],
                 ["rep", 8, ["m", "prepare", [20, 1, 0, 1]], 0],  # hold table full
                 ["rep", 14, ["m", "open", ["n", 0], {}], 0],  # account table full

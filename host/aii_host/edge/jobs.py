@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import sched as _sched
+from ..stats import percentile
 from .errors import EdgeError
 
 POLICIES = ("skip-next-frame", "lower-rate", "cheaper-model", "stop-safely", "none")
@@ -87,14 +88,10 @@ def summarize(values):
     if not values:
         return {"n": 0}
     a = np.sort(np.asarray(values, np.float64))
-
-    def pct(p):
-        return float(a[min(len(a) - 1, max(0, int(np.ceil(p / 100.0 * len(a))) - 1))])
-
     return {
         "n": int(a.size),
-        "p50": round(pct(50), 1),
-        "p99": round(pct(99), 1),
+        "p50": round(float(percentile(a, 50)), 1),
+        "p99": round(float(percentile(a, 99)), 1),
         "max": round(float(a[-1]), 1),
         "mean": round(float(a.mean()), 1),
     }

@@ -72,7 +72,7 @@ def add_parsers(sub):
     )
     p.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) and exit")
     p.add_argument("--quiet", action="store_true", help="no status line, only events")
-    p.set_defaults(func=do_aggregate, error_exit=clikit.UNKNOWN)
+    p.set_defaults(func=do_aggregate, error_exit=clikit.EXIT_UNKNOWN)
 
     s = sub.add_parser(
         "status",
@@ -97,7 +97,7 @@ def add_parsers(sub):
         help="own aggregation time (default: %(default)s)",
     )
     s.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) first")
-    s.set_defaults(func=do_status, error_exit=clikit.UNKNOWN)
+    s.set_defaults(func=do_status, error_exit=clikit.EXIT_UNKNOWN)
 
 
 def _heartbeat(text):
@@ -299,10 +299,10 @@ def _status_line(snap, verdict):
 
 OK, DEGRADED, VIOLATION, UNKNOWN = "OK", "DEGRADED", "VIOLATION", "UNKNOWN"
 _EXIT = {
-    OK: clikit.OK,
-    DEGRADED: clikit.WARNING,
-    VIOLATION: clikit.CRITICAL,
-    UNKNOWN: clikit.UNKNOWN,
+    OK: clikit.EXIT_OK,
+    DEGRADED: clikit.EXIT_WARNING,
+    VIOLATION: clikit.EXIT_CRITICAL,
+    UNKNOWN: clikit.EXIT_UNKNOWN,
 }
 
 
@@ -602,7 +602,7 @@ def do_status(args):
     from rich.console import Console
     from rich.live import Live
 
-    v = {"exit": clikit.UNKNOWN}
+    v = {"exit": clikit.EXIT_UNKNOWN}
     with Live(console=Console(width=160), refresh_per_second=4) as live:
         try:
             while True:

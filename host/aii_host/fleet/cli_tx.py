@@ -122,7 +122,7 @@ def add_parsers(sub):
         "--limit", type=clikit.positive_int, default=20, help="records (default: 20, newest)"
     )
     s.add_argument("--kind", help="only records of this kind (tx, verify, violation, ...)")
-    v.set_defaults(func=do_audit_verify, error_exit=clikit.UNKNOWN)
+    v.set_defaults(func=do_audit_verify, error_exit=clikit.EXIT_UNKNOWN)
     s.set_defaults(func=do_audit_show)
 
 
@@ -457,7 +457,7 @@ def do_audit_verify(args):
         print(json.dumps(rep.__dict__))
     else:
         print(f"audit {a.db_path}: {rep}")
-    return clikit.OK if rep.ok else clikit.CRITICAL
+    return clikit.EXIT_OK if rep.ok else clikit.EXIT_CRITICAL
 
 
 def do_audit_show(args):

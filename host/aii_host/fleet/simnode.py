@@ -148,14 +148,14 @@ class SimNode:
     def account_id(self, name):
         try:
             return self.ledger.account(name)
-        except ValueError:
-            raise proto.ProtoError(fr.E_ARGS, "no such account") from None
+        except ValueError as e:
+            raise proto.ProtoError(fr.E_ARGS, str(e)) from None  # the ledger's words
 
     def quantity_id(self, name):
         try:
             return self.ledger.quantity(name)
-        except ValueError:
-            raise proto.ProtoError(fr.E_ARGS, "no such quantity") from None
+        except ValueError as e:
+            raise proto.ProtoError(fr.E_ARGS, str(e)) from None
 
     def _stamp(self):
         self.uptime = int((time.monotonic() - self.t0) * 1000)

@@ -57,6 +57,7 @@ _ERR_INSUFFICIENT = const(-7)
 _ERR_VIOLATION = const(-8)
 _ERR_CORRUPT = const(-9)
 _ERR_EXISTS = const(-10)
+_ERR_INEXACT = const(-11)
 # Texts (aii_text.h): _TEXT[code] in _texts.py.
 _T_NONE = const(0)
 _T_INVALID_ARGUMENT = const(1)
@@ -99,10 +100,11 @@ _T_BAD_FORMAT = const(61)
 _T_BAD_NUMBER = const(62)
 _T_DIVISION_BY_ZERO = const(63)
 _T_RESULT_RANGE = const(64)
-_T_SUM_RANGE = const(65)
-_T_NOT_INT_ITEMS = const(66)
-_T_NO_BUFFER = const(67)
-_T_NOT_CONTIGUOUS = const(68)
+_T_INEXACT = const(65)
+_T_SUM_RANGE = const(66)
+_T_NOT_INT_ITEMS = const(67)
+_T_NO_BUFFER = const(68)
+_T_NOT_CONTIGUOUS = const(69)
 # Journal record (aii_record.h): each field's offset and width.
 _REC_SEQ = const(0)
 _REC_SEQ_FMT = const("<I")
@@ -349,6 +351,8 @@ def _fx(st, v, arg_why):
         return v
     if st == _ERR_ARG:
         raise ValueError(_text(arg_why))
+    if st == _ERR_INEXACT:
+        raise ValueError(_text(_T_INEXACT))
     raise OverflowError(_text(_T_RESULT_RANGE))
 
 
@@ -395,8 +399,8 @@ def fx_muldiv(a, b, d):
     return _fx(st, v, _T_DIVISION_BY_ZERO)
 
 
-def _parse(s, den):
-    # aii_fx_parse: [+-]digits[.digits], at most 19 significant fractional digits.
+def _parse(s, den, exact=False, decimal=False):
+    # aii_fx_parse(_exact): [+-]digits[.digits], at most 19 significant fractional digits.
     n = len(s)
     i = ip = fp = ndig = 0
     fden = 1
@@ -422,21 +426,37 @@ def _parse(s, den):
                 bad = True
             i += 1
             ndig += 1
-    if bad or i != n or ndig == 0:
+    if i != n or ndig == 0:
         return _ERR_ARG, 0
+    if bad:
+        # A non-zero digit past the 19th: no decimal unit has that many digits.
+        return (_ERR_INEXACT if exact and decimal else _ERR_ARG), 0
     whole = ip * den
     if big or whole > 1 << 63:
         return _ERR_OVERFLOW, 0
     q, r = divmod(fp * den, fden)
+    if exact and r:
+        return _ERR_INEXACT, 0
     # Ties go to the even raw value, so round on the full sum, not on the fraction alone.
     return _signed_of(_round_even(whole + q, r, fden), neg)
 
 
+def _fx_parse(s, fmt, exact):
+    s = _name(s, "s")
+    fmt = _fmt_valid(_fmt(fmt))
+    st, v = _parse(s, _den(fmt), exact, fmt & _DECIMAL)
+    return _fx(st, v, _T_BAD_NUMBER)
+
+
 def fx_parse(s, fmt):
     """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
-    s = _name(s, "s")
-    st, v = _parse(s, _den(_fmt_valid(_fmt(fmt))))
-    return _fx(st, v, _T_BAD_NUMBER)
+    return _fx_parse(s, fmt, False)
+
+
+def fx_parse_exact(s, fmt):
+    """Decimal string -> fixed-point int in format fmt, never rounded: a value that is not a
+    whole number of units raises ValueError("more decimals than the unit has")."""
+    return _fx_parse(s, fmt, True)
 
 
 def fx_format(v, fmt):

@@ -71,6 +71,7 @@ TEXT = (
     "bad number",  # T_BAD_NUMBER
     "division by zero",  # T_DIVISION_BY_ZERO
     "result out of range",  # T_RESULT_RANGE
+    "more decimals than the unit has",  # T_INEXACT
     "sum does not fit int64",  # T_SUM_RANGE
     "buffer items must be int32 or int64",  # T_NOT_INT_ITEMS
     "buffer must support the buffer protocol",  # T_NO_BUFFER

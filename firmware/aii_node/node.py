@@ -175,7 +175,7 @@ class Node:
                 q = led.quantity(a["quantity"])
                 init = a.get("initial", 0)
                 if type(init) is str:
-                    init = aii.fx_parse(init, led.format(q))
+                    init = aii.fx_parse_exact(init, led.format(q))
                 led.open(a["name"], q, initial=init, non_negative=a.get("non_negative", True))
             self.persist()
 
@@ -282,7 +282,14 @@ class Node:
             raise proto.ProtoError(E_ARGS, str(e))
 
     def parse_amount(self, q, text):
-        return aii.fx_parse(text, self.ledger.format(q))
+        # Exact or refused, never rounded: what moves is what was typed.
+        fmt = self.ledger.format(q)
+        try:
+            return aii.fx_parse_exact(text, fmt)
+        except ValueError as e:
+            n = fmt & 0x7F
+            unit = "%d decimals" % n if fmt & 0x80 else "a unit of 2**-%d" % n
+            raise ValueError("amount %s: %s (it has %s)" % (text[:24], e, unit))
 
     def _stamp(self):
         now = ticks_ms()
@@ -387,9 +394,11 @@ class Node:
             accounts.append([name, qname, bal])
         holds = []
         for txid, aid, amount, kind in led.holds():
-            holds.append(
-                [txid, by_id.get(aid, aid), amount, "hold" if kind == aii.HOLD else "credit"]
-            )
+            name = by_id.get(aid, aid)
+            if human and aid in by_id:
+                qname = self._qty_of(name)
+                amount = aii.fx_format(amount, led.format(led.quantity(qname))) + " " + qname
+            holds.append([txid, name, amount, "hold" if kind == aii.HOLD else "credit"])
         formats = {}  # the fixed-point format byte per quantity: hosts parse "1.5" with it
         for q in self.cfg.get("quantities", []):
             try:
@@ -625,7 +634,7 @@ class Node:
                 if m[2] is None:
                     q = led.quantity(t["quantity"])
                     v = t.get("amount", 1)
-                    v = v if type(v) is int else aii.fx_parse(v, led.format(q))
+                    v = v if type(v) is int else aii.fx_parse_exact(v, led.format(q))
                     m[2] = (led.account(t["src"]), led.account(t["dst"]), q, v)
                 a, b, q, v = m[2]
             except (ValueError, OverflowError) as e:

@@ -23,6 +23,7 @@ from .ledger import (
     fx_mul,
     fx_muldiv,
     fx_parse,
+    fx_parse_exact,
     fx_rescale,
 )
 from .sched import (
@@ -77,6 +78,7 @@ __all__ = [
     "fx_mul",
     "fx_muldiv",
     "fx_parse",
+    "fx_parse_exact",
     "fx_rescale",
     "ticks_us",
 ]

@@ -53,6 +53,12 @@ def test_repair_from_the_aggregators_copy(make_fleet):
         agg.wait(lambda snap: snap["n2"]["node_state"] == "recovery", 20, "n2 in recovery")
         kept = _copy_top(env.db, "n2")
     assert kept >= seq  # the copy is what repairs it: not rebased away
+    # A node in recovery refuses every change: the fleet's verdict is not OK, and says why.
+    st = aii("status", "--fleet", str(env.path), "--json", "--seconds", "3")
+    assert st.returncode == 1, st.stdout + st.stderr
+    v = json.loads(st.stdout)["verdict"]
+    assert v["status"] == "DEGRADED", v
+    assert any(p["node"] == "n2" and p["why"].startswith("recovery") for p in v["problems"]), v
     r = aii("node-repair", "--fleet", str(env.path), "n2", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)

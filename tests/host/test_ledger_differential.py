@@ -283,7 +283,17 @@ FX_VALUES = _mostly(
 @st.composite
 def fx_op(draw):
     f = draw(
-        st.sampled_from(["fx_mul", "fx_div", "fx_rescale", "fx_muldiv", "fx_parse", "fx_format"])
+        st.sampled_from(
+            [
+                "fx_mul",
+                "fx_div",
+                "fx_rescale",
+                "fx_muldiv",
+                "fx_parse",
+                "fx_parse_exact",
+                "fx_format",
+            ]
+        )
     )
     f2 = draw(st.sampled_from(["Q", "DEC", f, f]))
     if f2 in ("Q", "DEC"):
@@ -297,7 +307,7 @@ def fx_op(draw):
         return ["fx", f, [draw(FX_VALUES), draw(divisor), draw(FMTS)]]
     if f == "fx_format":
         return ["fx", f, [draw(FX_VALUES), draw(FMTS)]]
-    if f == "fx_parse":
+    if f in ("fx_parse", "fx_parse_exact"):
         s = draw(
             st.one_of(
                 st.from_regex(r"\A[+-]?[0-9]{0,21}(\.[0-9]{0,22})?\Z"),
@@ -469,7 +479,8 @@ DIRECTED = (
     + [
         {
             "ops": [
-                ["fx", "fx_parse", [s, 0x83]]
+                ["fx", f, [s, 0x83]]
+                for f in ("fx_parse", "fx_parse_exact")
                 for s in ["1.5", "-0.0005", "1e3", "", "-", ".", "1.", ".5", "+2", "1.2.3", " 1"]
                 + ["9223372036854775.807", "9223372036854775.808", "-9223372036854775.808"]
                 + ["0.00000000000000000005", "0.000000000000000000051", "12345678901234567890"]

@@ -79,6 +79,7 @@
     X(BAD_NUMBER, "bad number") \
     X(DIVISION_BY_ZERO, "division by zero") \
     X(RESULT_RANGE, "result out of range") \
+    X(INEXACT, "more decimals than the unit has") \
     X(SUM_RANGE, "sum does not fit int64") \
     X(NOT_INT_ITEMS, "buffer items must be int32 or int64") \
     X(NO_BUFFER, "buffer must support the buffer protocol") \

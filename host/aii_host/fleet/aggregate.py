@@ -33,6 +33,7 @@ from .. import frame as fr
 from .._errors import AIIError
 from ..client import NodeClient, NodeError, NodeTimeout
 from . import config as fconfig
+from . import units
 from .link import Link, LinkError
 from .replica import RECORD, Replica, ReplicaError, chain_of, segment_hashes, seq_of
 
@@ -59,8 +60,8 @@ def open_db(path):
     db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db.executescript(SCHEMA)
-    for col in ("reason TEXT", "auth_seq INTEGER", "node_state TEXT"):
+    db.executescript(SCHEMA + units.SCHEMA)
+    for col in ("reason TEXT", "verified INTEGER", "auth_seq INTEGER", "node_state TEXT"):
         try:
             db.execute(f"ALTER TABLE nodes ADD COLUMN {col}")  # databases made before it
         except sqlite3.OperationalError:
@@ -123,11 +124,15 @@ class NodeState:
         self.registered = 0
         self.replica = Replica(spec.name)
         self.synced = False  # replica digest equals the node's at the node's last status
+        # The replica seq at which its digest last equalled the node's: an epoch at that seq
+        # covers a verified copy, also while a later poll is still catching up.
+        self.verified_seq = None
         self.plain_seq = random.randrange(2**30, 2**31 - 2**24)
         self.auth_next = None  # next signed seq for this node's clients (LoopClient)
         self.saved = 0.0  # when its `nodes` row was last written
         self.node_state = "ok"  # the node's own: ok, storage_fault, recovery (docs/faults.md)
         self.auth_max = None  # the highest signed seq the node reported (a repair's floor)
+        self.units = None  # the quantities' formats last written to `units`
 
     def next_plain(self):
         self.plain_seq += 1
@@ -810,6 +815,7 @@ class Aggregator:
                 yield from self._localize(n, target, "digest differs at the same seq")
                 return
             n.synced = True
+            n.verified_seq = rep.seq
         else:
             n.synced = False
 
@@ -842,6 +848,7 @@ class Aggregator:
         rep = n.replica
         gaps = len(rep.gaps)
         rep.restore(ckpt)
+        n.verified_seq = None
         self._save_base(n, ckpt)
         if self.verifier is not None:
             self.verifier.reset(n.name)  # a new baseline: local sums start again at 0
@@ -853,6 +860,7 @@ class Aggregator:
         # the node still stores, or went back).
         self._w("DELETE FROM records WHERE node = ?", (n.name,))
         n.replica = Replica(n.name)
+        n.verified_seq = None
         if self.verifier is not None:
             self.verifier.reset(n.name)
         yield from self._restore(n)
@@ -972,6 +980,7 @@ class Aggregator:
             rep.set_sums(json.loads(row[2] or "{}"))
             rep.gaps = [tuple(g) for g in json.loads(row[3] or "[]")]
         n.replica = rep
+        n.verified_seq = None
         if self.verifier is not None:
             self.verifier.reset(n.name)
         recs = self._host_records(n, rep.base_seq + 1)
@@ -988,15 +997,20 @@ class Aggregator:
         n.synced = False
 
     def _save_node(self, n, force=True):
+        rep = n.replica
+        qn = rep.quantities()
+        formats = {qn[q]: rep.led.format(q) for q in qn}
+        if formats != n.units:
+            # At once, not with the throttled row: a table read next shows amounts in them.
+            units.save(self._w, n.name, formats)
+            n.units = formats
         now = time.monotonic()
         if not force and now - n.saved < SAVE_S:
             return
         n.saved = now
         st = n.status or {}
         h = n.hello or {}
-        rep = n.replica
         misses = sum(r[2] for r in n.tasks) if n.tasks else None
-        qn = rep.quantities()
         totals = {qn[q]: rep.bal_held(q) for q in qn}
         self._w(
             """INSERT INTO nodes (name, port) VALUES (?, ?) ON CONFLICT(name) DO NOTHING""",
@@ -1033,14 +1047,35 @@ class Aggregator:
 
     def _verify(self):
         # Every row stays fresh while the loop runs, also of nodes it cannot reach: `aii
-        # status` then reads them instead of opening the ports itself.
-        self._w("UPDATE nodes SET updated = ?", (time.time(),))
+        # status` then reads them instead of opening the ports itself. State, seqs and whether
+        # the copy is verified are written with each epoch, so a reader sees them as it saw.
+        now = time.time()
+        self._w(
+            "UPDATE nodes SET updated = ?, state = ?, seq = ?, replica_seq = ?, verified = ? "
+            "WHERE name = ?",
+            [
+                (
+                    now,
+                    n.state,
+                    (n.status or {}).get("seq"),
+                    n.replica.seq,
+                    self._verified(n),
+                    n.name,
+                )
+                for n in self.nodes.values()
+            ],
+            many=True,
+        )
         v = self.verifier.epoch(
             {n.name: n.replica for n in self.nodes.values()},
             {n.name: n.hello for n in self.nodes.values() if n.hello},
         )
         self.verdict = v
         return v
+
+    @staticmethod
+    def _verified(n):
+        return n.verified_seq is not None and n.verified_seq == n.replica.seq
 
     def _row(self, n):
         st = n.status or {}
@@ -1053,6 +1088,7 @@ class Aggregator:
             "seq": st.get("seq"),
             "replica_seq": rep.seq,
             "synced": n.synced,
+            "verified": self._verified(n),
             "digest": st.get("digest"),
             "replica_digest": rep.digest().hex(),
             "last_rx_age": None if not n.last_rx_wall else time.time() - n.last_rx_wall,

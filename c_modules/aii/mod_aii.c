@@ -20,6 +20,7 @@
     OBJ(InsufficientError, mp_type_InsufficientError) \
     OBJ(CorruptError, mp_type_CorruptError) \
     OBJ(fx_parse, aii_mod_fx_parse_obj) \
+    OBJ(fx_parse_exact, aii_mod_fx_parse_exact_obj) \
     OBJ(fx_format, aii_mod_fx_format_obj) \
     OBJ(fx_mul, aii_mod_fx_mul_obj) \
     OBJ(fx_div, aii_mod_fx_div_obj) \

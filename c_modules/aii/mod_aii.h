@@ -70,6 +70,7 @@
 
 // Module-level functions (mod_aii_fixed.c).
 MP_DECLARE_CONST_FUN_OBJ_2(aii_mod_fx_parse_obj);
+MP_DECLARE_CONST_FUN_OBJ_2(aii_mod_fx_parse_exact_obj);
 MP_DECLARE_CONST_FUN_OBJ_2(aii_mod_fx_format_obj);
 MP_DECLARE_CONST_FUN_OBJ_3(aii_mod_fx_mul_obj);
 MP_DECLARE_CONST_FUN_OBJ_3(aii_mod_fx_div_obj);

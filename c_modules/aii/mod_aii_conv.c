@@ -32,6 +32,7 @@ void aii_check_args(aii_status_t st, aii_text_t why, const char *const *args, in
         case AII_ERR_ARG:
         case AII_ERR_NOT_FOUND:
         case AII_ERR_EXISTS:
+        case AII_ERR_INEXACT:
             type = &mp_type_ValueError;
             break;
         case AII_ERR_UNSCHEDULABLE:

@@ -6,19 +6,32 @@
 // A fixed-point status as an exception: `arg` says what AII_ERR_ARG means for this call (the
 // formats were checked before the call, so it is about the operands).
 static void fx_check(aii_status_t st, aii_text_t arg) {
-    aii_check(st, st == AII_ERR_ARG ? arg : AII_T_RESULT_RANGE);
+    aii_check(st, st == AII_ERR_ARG ? arg
+        : st == AII_ERR_INEXACT ? AII_T_INEXACT
+        : AII_T_RESULT_RANGE);
 }
 
-// fx_parse(s, fmt) -> int
-static mp_obj_t aii_mod_fx_parse(mp_obj_t s_in, mp_obj_t fmt_in) {
+static mp_obj_t parse_with(aii_status_t (*parse)(const char *, size_t, uint8_t, int64_t *),
+    mp_obj_t s_in, mp_obj_t fmt_in) {
     size_t len;
     const char *s = aii_arg_text(s_in, &len, MP_QSTR_s);
     uint8_t fmt = aii_arg_fmt(fmt_in);
     int64_t v = 0;
-    fx_check(aii_fx_parse(s, len, fmt, &v), AII_T_BAD_NUMBER);
+    fx_check(parse(s, len, fmt, &v), AII_T_BAD_NUMBER);
     return aii_mp_new_i64(v);
 }
+
+// fx_parse(s, fmt) -> int
+static mp_obj_t aii_mod_fx_parse(mp_obj_t s_in, mp_obj_t fmt_in) {
+    return parse_with(aii_fx_parse, s_in, fmt_in);
+}
 MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_parse_obj, aii_mod_fx_parse);
+
+// fx_parse_exact(s, fmt) -> int
+static mp_obj_t aii_mod_fx_parse_exact(mp_obj_t s_in, mp_obj_t fmt_in) {
+    return parse_with(aii_fx_parse_exact, s_in, fmt_in);
+}
+MP_DEFINE_CONST_FUN_OBJ_2(aii_mod_fx_parse_exact_obj, aii_mod_fx_parse_exact);
 
 // fx_format(v, fmt) -> str
 static mp_obj_t aii_mod_fx_format(mp_obj_t v_in, mp_obj_t fmt_in) {

@@ -40,6 +40,7 @@ try:
         fx_mul,
         fx_muldiv,
         fx_parse,
+        fx_parse_exact,
         fx_rescale,
     )
 
@@ -72,6 +73,7 @@ except ImportError:
         fx_mul,
         fx_muldiv,
         fx_parse,
+        fx_parse_exact,
         fx_rescale,
     )
     from ._sched import (

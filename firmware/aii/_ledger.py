@@ -57,6 +57,7 @@ _ERR_INSUFFICIENT = const(-7)
 _ERR_VIOLATION = const(-8)
 _ERR_CORRUPT = const(-9)
 _ERR_EXISTS = const(-10)
+_ERR_INEXACT = const(-11)
 # Texts (aii_text.h): _TEXT[code] in _texts.py.
 _T_NONE = const(0)
 _T_INVALID_ARGUMENT = const(1)
@@ -84,24 +85,26 @@ _T_ACCOUNT_TABLE_FULL = const(45)
 _T_HOLD_TABLE_FULL = const(46)
 _T_TX_OPEN = const(47)
 _T_NO_TX = const(48)
-_T_BALANCE_OVERFLOW = const(49)
-_T_INSUFFICIENT = const(50)
-_T_VIOLATION = const(51)
-_T_STATE_CORRUPT = const(52)
-_T_BAD_CHECKPOINT = const(53)
-_T_JOURNAL_RECORD = const(55)
-_T_BAD_CRC = const(56)
-_T_SEQUENCE_GAP = const(57)
-_T_SEAL_MISMATCH = const(58)
-_T_DOES_NOT_APPLY = const(59)
-_T_BAD_FORMAT = const(60)
-_T_BAD_NUMBER = const(61)
-_T_DIVISION_BY_ZERO = const(62)
-_T_RESULT_RANGE = const(63)
-_T_SUM_RANGE = const(64)
-_T_NOT_INT_ITEMS = const(65)
-_T_NO_BUFFER = const(66)
-_T_NOT_CONTIGUOUS = const(67)
+_T_NOTHING_TO_UNDO = const(49)
+_T_BALANCE_OVERFLOW = const(50)
+_T_INSUFFICIENT = const(51)
+_T_VIOLATION = const(52)
+_T_STATE_CORRUPT = const(53)
+_T_BAD_CHECKPOINT = const(54)
+_T_JOURNAL_RECORD = const(56)
+_T_BAD_CRC = const(57)
+_T_SEQUENCE_GAP = const(58)
+_T_SEAL_MISMATCH = const(59)
+_T_DOES_NOT_APPLY = const(60)
+_T_BAD_FORMAT = const(61)
+_T_BAD_NUMBER = const(62)
+_T_DIVISION_BY_ZERO = const(63)
+_T_RESULT_RANGE = const(64)
+_T_INEXACT = const(65)
+_T_SUM_RANGE = const(66)
+_T_NOT_INT_ITEMS = const(67)
+_T_NO_BUFFER = const(68)
+_T_NOT_CONTIGUOUS = const(69)
 # Journal record (aii_record.h): each field's offset and width.
 _REC_SEQ = const(0)
 _REC_SEQ_FMT = const("<I")
@@ -348,6 +351,8 @@ def _fx(st, v, arg_why):
         return v
     if st == _ERR_ARG:
         raise ValueError(_text(arg_why))
+    if st == _ERR_INEXACT:
+        raise ValueError(_text(_T_INEXACT))
     raise OverflowError(_text(_T_RESULT_RANGE))
 
 
@@ -394,8 +399,8 @@ def fx_muldiv(a, b, d):
     return _fx(st, v, _T_DIVISION_BY_ZERO)
 
 
-def _parse(s, den):
-    # aii_fx_parse: [+-]digits[.digits], at most 19 significant fractional digits.
+def _parse(s, den, exact=False, decimal=False):
+    # aii_fx_parse(_exact): [+-]digits[.digits], at most 19 significant fractional digits.
     n = len(s)
     i = ip = fp = ndig = 0
     fden = 1
@@ -421,21 +426,37 @@ def _parse(s, den):
                 bad = True
             i += 1
             ndig += 1
-    if bad or i != n or ndig == 0:
+    if i != n or ndig == 0:
         return _ERR_ARG, 0
+    if bad:
+        # A non-zero digit past the 19th: no decimal unit has that many digits.
+        return (_ERR_INEXACT if exact and decimal else _ERR_ARG), 0
     whole = ip * den
     if big or whole > 1 << 63:
         return _ERR_OVERFLOW, 0
     q, r = divmod(fp * den, fden)
+    if exact and r:
+        return _ERR_INEXACT, 0
     # Ties go to the even raw value, so round on the full sum, not on the fraction alone.
     return _signed_of(_round_even(whole + q, r, fden), neg)
 
 
+def _fx_parse(s, fmt, exact):
+    s = _name(s, "s")
+    fmt = _fmt_valid(_fmt(fmt))
+    st, v = _parse(s, _den(fmt), exact, fmt & _DECIMAL)
+    return _fx(st, v, _T_BAD_NUMBER)
+
+
 def fx_parse(s, fmt):
     """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
-    s = _name(s, "s")
-    st, v = _parse(s, _den(_fmt_valid(_fmt(fmt))))
-    return _fx(st, v, _T_BAD_NUMBER)
+    return _fx_parse(s, fmt, False)
+
+
+def fx_parse_exact(s, fmt):
+    """Decimal string -> fixed-point int in format fmt, never rounded: a value that is not a
+    whole number of units raises ValueError("more decimals than the unit has")."""
+    return _fx_parse(s, fmt, True)
 
 
 def fx_format(v, fmt):
@@ -555,6 +576,9 @@ class Ledger:
         self._snap = None
         self._undo = None  # [(list, index or None for an append or -1 for all, old value)]
         self._undo_seq = 0
+        # What undo() needs to take back the last commit: (its undo log, seq, chain and segment
+        # before it, the segment's length then, its records), until anything else happens.
+        self._last = None
         # The journal ring: committed records waiting to be drained, then the open
         # transaction's records; together at most JOURNAL.
         self._ring = []
@@ -590,6 +614,7 @@ class Ledger:
         self._in_tx = False
 
     def _snapshot(self):
+        self._last = None  # replay changes the state past what undo() would return to
         self._snap = (
             [x[:] for x in self._qty],
             [x[:] for x in self._acct],
@@ -857,6 +882,7 @@ class Ledger:
     def _begin(self):
         if self._in_tx:
             return self._refuse(_ERR_STATE, _T_TX_OPEN)
+        self._last = None
         self._undo = []
         self._undo_seq = self._seq
         self._in_tx = True
@@ -876,6 +902,7 @@ class Ledger:
             return _ERR_VIOLATION  # _verify() gave the reason
         # Only now is it known which record ends the commit; CRCs and the chain follow.
         pend, last = self._pend, len(self._pend) - 1
+        undo = (self._undo, self._undo_seq, self._chain, self._seg, len(self._seg))
         for i in range(len(pend)):
             r = pend[i]
             r[_REC_LAST] = _REC_END if i == last else 0
@@ -886,8 +913,11 @@ class Ledger:
         self._pend = []
         self._in_tx = False
         self._undo = None
+        n = last + 1
         if len(self._seg) >= SEGMENT:
             self._seal_live()
+            n += 1
+        self._last = undo + (n,) if n else None  # an empty commit has nothing to take back
         return _OK
 
     def _run(self, r):
@@ -1041,6 +1071,22 @@ class Ledger:
     def rollback(self):
         self._check(self._rollback())
 
+    def undo(self):
+        """Takes back the last commit, right after it (docs/ledger.md): for storage that could
+        not persist its records."""
+        last = self._last
+        if self._in_tx:
+            self._fail(self._refuse(_ERR_STATE, _T_TX_OPEN))
+        if last is None:
+            self._fail(self._refuse(_ERR_STATE, _T_NOTHING_TO_UNDO))
+        self._undo, self._undo_seq, self._chain, seg, n, k = last
+        self._undo_all()
+        del seg[n:]  # the segment list the commit appended to (a SEAL then started a new one)
+        self._seg = seg
+        k = min(k, len(self._ring))
+        del self._ring[len(self._ring) - k :]
+        self._last = None
+
     # -- reading --
 
     def balance(self, account):
@@ -1090,6 +1136,7 @@ class Ledger:
     def _seal(self):
         if self._in_tx:
             return self._refuse(_ERR_STATE, _T_TX_OPEN)
+        self._last = None
         if self._seg:
             self._seal_live()
         return _OK
@@ -1101,6 +1148,7 @@ class Ledger:
         # aii_ledger_replay: (status, records applied).
         if self._in_tx:
             return self._refuse(_ERR_STATE, _T_TX_OPEN), 0
+        self._last = None  # a SEAL it applies changes the state without a snapshot
         done = 0
         opened = False
         why = _T_NONE

@@ -55,6 +55,7 @@ TEXT = (
     "hold table full",  # T_HOLD_TABLE_FULL
     "transaction open",  # T_TX_OPEN
     "no transaction",  # T_NO_TX
+    "nothing to undo",  # T_NOTHING_TO_UNDO
     "balance would overflow",  # T_BALANCE_OVERFLOW
     "insufficient balance",  # T_INSUFFICIENT
     "quantity {}: actual {} != expected {}",  # T_VIOLATION
@@ -70,6 +71,7 @@ TEXT = (
     "bad number",  # T_BAD_NUMBER
     "division by zero",  # T_DIVISION_BY_ZERO
     "result out of range",  # T_RESULT_RANGE
+    "more decimals than the unit has",  # T_INEXACT
     "sum does not fit int64",  # T_SUM_RANGE
     "buffer items must be int32 or int64",  # T_NOT_INT_ITEMS
     "buffer must support the buffer protocol",  # T_NO_BUFFER

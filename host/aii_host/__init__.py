@@ -24,6 +24,7 @@ from .ledger import (
     fx_mul,
     fx_muldiv,
     fx_parse,
+    fx_parse_exact,
     fx_rescale,
 )
 from .particles.kernel import Particles
@@ -80,6 +81,7 @@ __all__ = [
     "fx_mul",
     "fx_muldiv",
     "fx_parse",
+    "fx_parse_exact",
     "fx_rescale",
     "ticks_us",
 ]

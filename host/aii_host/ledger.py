@@ -112,7 +112,9 @@ def DEC(digits):
 def _fx(st, out, arg_why):
     # The formats were checked before the call: AII_ERR_ARG is about the operands.
     if st != E.OK:
-        raise E.error(st, arg_why if st == E.ERR_ARG else lib.AII_T_RESULT_RANGE)
+        if st == E.ERR_ARG:
+            raise E.error(st, arg_why)
+        raise E.error(st, lib.AII_T_INEXACT if st == E.ERR_INEXACT else lib.AII_T_RESULT_RANGE)
     return out[0]
 
 
@@ -149,12 +151,22 @@ def fx_muldiv(a, b, d):
     return _fx(lib.aii_fx_muldiv(a, b, d, out), out, lib.AII_T_DIVISION_BY_ZERO)
 
 
-def fx_parse(s, fmt):
-    """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
+def _parse(fn, s, fmt):
     s = _text(s, "s")
     fmt = _fmt_valid(_fmt_byte(fmt))
     out = ffi.new("int64_t *")
-    return _fx(lib.aii_fx_parse(s, len(s), fmt, out), out, lib.AII_T_BAD_NUMBER)
+    return _fx(fn(s, len(s), fmt, out), out, lib.AII_T_BAD_NUMBER)
+
+
+def fx_parse(s, fmt):
+    """Decimal string -> fixed-point int in format fmt (rounded half to even)."""
+    return _parse(lib.aii_fx_parse, s, fmt)
+
+
+def fx_parse_exact(s, fmt):
+    """Decimal string -> fixed-point int in format fmt, never rounded: a value that is not a
+    whole number of units raises ValueError("more decimals than the unit has")."""
+    return _parse(lib.aii_fx_parse_exact, s, fmt)
 
 
 def fx_format(v, fmt):
@@ -335,6 +347,11 @@ class Ledger:
 
     def rollback(self):
         self._run(lib.aii_ledger_rollback(self._l))
+
+    def undo(self):
+        """Takes back the last commit, right after it (docs/ledger.md): for storage that could
+        not persist its records."""
+        self._run(lib.aii_ledger_undo(self._l))
 
     # -- reading --
 

@@ -80,7 +80,7 @@ def test_detect_blank_image_file(tmp_path, capsys):
 def test_detect_bad_inputs(tmp_path, capsys):
     with pytest.raises(EdgeError, match="cannot read image"):
         run(["detect", str(tmp_path / "nope.png")], capsys)
-    with pytest.raises(EdgeError, match="no scikit-image photo named"):
+    with pytest.raises(EdgeError, match="not a scikit-image photo; one of: astronaut, "):
         run(["detect", "skimage:nosuchphoto"], capsys)
 
 

@@ -63,6 +63,7 @@
     X(HOLD_TABLE_FULL, "hold table full") \
     X(TX_OPEN, "transaction open") \
     X(NO_TX, "no transaction") \
+    X(NOTHING_TO_UNDO, "nothing to undo") \
     X(BALANCE_OVERFLOW, "balance would overflow") \
     X(INSUFFICIENT, "insufficient balance") \
     X(VIOLATION, "quantity {}: actual {} != expected {}") \
@@ -78,6 +79,7 @@
     X(BAD_NUMBER, "bad number") \
     X(DIVISION_BY_ZERO, "division by zero") \
     X(RESULT_RANGE, "result out of range") \
+    X(INEXACT, "more decimals than the unit has") \
     X(SUM_RANGE, "sum does not fit int64") \
     X(NOT_INT_ITEMS, "buffer items must be int32 or int64") \
     X(NO_BUFFER, "buffer must support the buffer protocol") \

@@ -12,25 +12,54 @@ import sys
 
 import numpy as np
 
+from ..clikit import positive_float, positive_int
 from .errors import EdgeError, ModelError
 
 SKIMAGE_PREFIX = "skimage:"
+# The photos scikit-image ships (no download) as 2-D greyscale, RGB or RGBA uint8: `skimage:`
+# takes only these, never any other function of skimage.data (download_all among them).
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "checkerboard",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+)
+MOBILENET_SIZES = (16, 1024)  # mobilenet:SIZE, SIZE in this range (inclusive)
 
 
 def load_image(spec):
     """An image file path, or skimage:NAME for scikit-image's bundled photos (e.g. astronaut)."""
     if spec.startswith(SKIMAGE_PREFIX):
         name = spec[len(SKIMAGE_PREFIX) :]
+        if name not in SKIMAGE_PHOTOS:
+            raise EdgeError(
+                f"{spec}: not a scikit-image photo; one of: {', '.join(SKIMAGE_PHOTOS)}"
+            )
         try:
             from skimage import data
         except ImportError:
             raise EdgeError(
                 "skimage: images need scikit-image (pip install scikit-image)"
             ) from None
-        fn = getattr(data, name, None)
-        if fn is None or not callable(fn):
-            raise EdgeError(f"no scikit-image photo named {name}")
-        return np.asarray(fn()), name
+        return np.asarray(getattr(data, name)()), name
     from .images import read_image
 
     return read_image(spec)[0], _stem(spec)
@@ -92,7 +121,7 @@ def do_detect(args):
 
     deadline_us = int(args.deadline_ms * 1000)
     if deadline_us <= 0:
-        raise EdgeError("deadline must be > 0")
+        raise EdgeError(f"--deadline-ms {args.deadline_ms}: the deadline must be >= 0.001 ms")
     if args.image.startswith(SKIMAGE_PREFIX):
         image, stem = load_image(args.image)
         notes = {}
@@ -109,6 +138,9 @@ def do_detect(args):
             det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
             return _detect_stream(src, det, deadline_us, args)
         image, notes, stem = src.image, src.notes, _stem(args.image)
+    if args.out and not _png_name(args.out):
+        # The image writer picks the format by the extension.
+        raise EdgeError(f"--out {args.out!r}: for an image, a .png file name")
     det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
     return _detect_image(image, notes, stem, det, deadline_us, args)
 
@@ -276,10 +308,10 @@ def _bench_target(spec, threads, delegate):
         image, _ = load_image("skimage:astronaut")
         det = FaceDetector(threads=threads, delegate=delegate)
         return jobs.facedet_pipeline(det), image, det.model.describe()
-    if spec.startswith("mobilenet"):
+    if spec == "mobilenet" or spec.startswith("mobilenet:"):
         from .tflite_build import mobilenet_like
 
-        size = int(spec.split(":", 1)[1]) if ":" in spec else 160
+        size = mobilenet_size(spec)
         buf, _, _ = mobilenet_like(size=size)
         m = Model(content=buf, threads=threads, delegate=delegate)
         name = f"mobilenet_like_{size}_int8"
@@ -300,6 +332,36 @@ def _bench_target(spec, threads, delegate):
     if len(m.inputs) != 1:
         raise ModelError("edge-bench feeds models with one input")
     return jobs.model_pipeline(m, x, name), x, m.describe()
+
+
+def mobilenet_size(spec):
+    """SIZE of `mobilenet[:SIZE]` (160 when absent); EdgeError naming the range otherwise."""
+    text = spec.partition(":")[2] or "160"
+    lo, hi = MOBILENET_SIZES
+    if not (text.isascii() and text.isdigit() and lo <= int(text) <= hi):
+        raise EdgeError(f"{spec}: SIZE must be an integer {lo}..{hi} (e.g. mobilenet:160)")
+    return int(text)
+
+
+def _model_spec(text):
+    # argparse type of edge-bench's MODEL: a bad mobilenet:SIZE is a usage error up front.
+    if text == "mobilenet" or text.startswith("mobilenet:"):
+        try:
+            mobilenet_size(text)
+        except EdgeError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _png_name(text):
+    return text.lower().endswith(".png") and bool(os.path.basename(text)[:-4])
+
+
+def _png(text):
+    # argparse type of --plot: the writer picks the format by the extension.
+    if not _png_name(text):
+        raise argparse.ArgumentTypeError(f"must be a .png file name, got {text!r}")
+    return text
 
 
 def histogram_rows(values, deadline_us, bins=12):
@@ -349,7 +411,9 @@ def do_edge_bench(args):
     bare = jobs.bare_loop(pipe, frame, args.frames)
     bare_s = {k: jobs.summarize(v) for k, v in bare.items()}
     p50 = bare_s["total"]["p50"]
-    deadline_us = int(args.deadline_ms * 1000) if args.deadline_ms else round(1.5 * p50)
+    deadline_us = int(args.deadline_ms * 1000) if args.deadline_ms is not None else round(1.5 * p50)
+    if deadline_us <= 0:
+        raise EdgeError(f"--deadline-ms {args.deadline_ms}: the deadline must be >= 0.001 ms")
     report, job = jobs.job_run(
         pipe, frame, args.frames, deadline_us, budget_us=bare_s["total"]["p99"], policy="none"
     )
@@ -357,7 +421,7 @@ def do_edge_bench(args):
         "model": desc,
         "frames": args.frames,
         "deadline_us": deadline_us,
-        "deadline_rule": "given" if args.deadline_ms else "1.5 x bare p50",
+        "deadline_rule": "given" if args.deadline_ms is not None else "1.5 x bare p50",
         "bare_us": bare_s,
         "bare_miss_rate": round(float(np.mean(np.asarray(bare["total"]) > deadline_us)), 5),
         "job": report,
@@ -418,11 +482,16 @@ def add_parsers(sub):
         "  aii detect camera:0 --frames 100 --deadline-ms 100",
         formatter_class=fmt,
     )
-    p.add_argument("image", metavar="PATH")
-    p.add_argument("--deadline-ms", type=float, default=50.0, help="default: %(default)s")
+    p.add_argument(
+        "image",
+        metavar="PATH",
+        help="an image, a folder, a video, camera:N, or skimage:NAME, NAME one of: "
+        + ", ".join(SKIMAGE_PHOTOS),
+    )
+    p.add_argument("--deadline-ms", type=positive_float, default=50.0, help="default: %(default)s")
     p.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         default=None,
         help="frames to run: an image is run this many times (default 5); a folder, video or"
         " camera stops after this many (default: all; a camera runs until Ctrl-C)",
@@ -452,22 +521,26 @@ def add_parsers(sub):
         "per-stage p50/p99/max, a latency histogram (table and PNG) and the miss rate at the\n"
         "deadline (default 1.5 x the bare p50). MODEL: a .tflite path, `face` (the face\n"
         "detector with its pre/post-processing on the astronaut photo) or `mobilenet[:SIZE]`\n"
-        "(an int8 MobileNet-v1-shaped model built on the spot).",
+        "(an int8 MobileNet-v1-shaped model built on the spot, SIZE 16..1024, default 160).",
         epilog="example:\n  aii edge-bench face --frames 200\n  aii edge-bench mobilenet:160 --json",
         formatter_class=fmt,
     )
-    p.add_argument("model")
-    p.add_argument("--frames", type=int, default=200, help="default: %(default)s")
-    p.add_argument("--deadline-ms", type=float, default=None, help="default: 1.5 x bare p50")
+    p.add_argument("model", type=_model_spec)
+    p.add_argument("--frames", type=positive_int, default=200, help="default: %(default)s")
+    p.add_argument(
+        "--deadline-ms", type=positive_float, default=None, help="default: 1.5 x bare p50"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", help="PNG path (default: build/bench/edge-bench-<model>.png)")
+    p.add_argument(
+        "--plot", type=_png, help="PNG path (default: build/bench/edge-bench-<model>.png)"
+    )
     p.add_argument("--no-plot", action="store_true")
     _model_args(p)
     p.set_defaults(func=do_edge_bench)
 
 
 def _model_args(p):
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
     p.add_argument(
         "--delegate",
         default=None,

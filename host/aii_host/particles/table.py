@@ -60,14 +60,21 @@ def _isqrt_ceil(v):
     return r if r * r == v else r + 1
 
 
-def _force_over_r(x):
-    """F(r)/r at r^2 = x (sigma^2): 24 (2 x^-7 - x^-4)."""
-    return 24 * (2 / x**7 - 1 / x**4)
+def _round(num, den):
+    """num / den (den > 0) rounded to the nearest integer, ties to even: what round() does
+    with a Fraction, in integers (a Fraction per entry and per scale tried costs seconds)."""
+    q, r = divmod(num, den)
+    return q + (2 * r > den or (2 * r == den and q & 1))
 
 
-def _energy(x):
-    """U(r) at r^2 = x: 4 (x^-6 - x^-3)."""
-    return 4 * (1 / x**6 - 1 / x**3)
+def _force_over_r(k, den):
+    """F(r)/r at r^2 = k / den sigma^2, 24 (2 x^-7 - x^-4), as (numerator, denominator)."""
+    return 24 * (2 * den**7 - den**4 * k**3), k**7
+
+
+def _energy(k, den):
+    """U(r) at r^2 = k / den, 4 (x^-6 - x^-3), as (numerator, denominator)."""
+    return 4 * (den**6 - den**3 * k**3), k**6
 
 
 def _fits(g, u, k_min, last, shift, frac, cut):
@@ -98,16 +105,17 @@ def build(p=DEFAULT):
     k_min = -(-(p.r_min * p.r_min * den).numerator // (p.r_min * p.r_min * den).denominator)
     cut = _isqrt_ceil(r2_cut)
     v_max = S // p.v_max_div
-    e_unit = (S * p.dt) ** 2  # E_u per epsilon
-    fr = [Fraction(0)] * n
-    en = [Fraction(0)] * n
+    dt2 = p.dt * p.dt
+    e_unit = S * S * dt2  # E_u per epsilon
+    fr = [(0, 1)] * n  # F/r dt^2 as exact (numerator, denominator)
+    u = [0] * n
     for k in range(k_min, n):
-        x = Fraction(k, den)
-        fr[k] = _force_over_r(x) * p.dt * p.dt
-        en[k] = _energy(x) * e_unit
-    u = [round(e) for e in en]
+        a, b = _force_over_r(k, den)
+        fr[k] = (a * dt2.numerator, b * dt2.denominator)
+        a, b = _energy(k, den)
+        u[k] = _round(a * e_unit.numerator, b * e_unit.denominator)
     for frac in range(62, 0, -1):
-        g = [round(f * (1 << frac)) for f in fr]
+        g = [_round(a << frac, b) for a, b in fr]
         if _fits(g, u, k_min, last, shift, frac, cut):
             break
     else:
@@ -190,7 +198,7 @@ _CACHE = {}
 
 
 def default():
-    """The default table's blob (built once per process, about a second)."""
+    """The default table's blob (built once per process, in a few tenths of a second)."""
     if DEFAULT not in _CACHE:
         _CACHE[DEFAULT] = build(DEFAULT)
     return _CACHE[DEFAULT]

@@ -9,7 +9,8 @@ moved as two-phase ledger transfers, the fleet's verifier at every step's epoch.
   delta) and isolated;
 - stock MicroPython (no _aii: the venv's micropython) has no particle kernel, and says so;
 - the same on MicroPython's unix port with _aii, and with node 0 on the Cortex-M3 image under
-  qemu, when those are built (they need MICROPY_DIR: skipped with the reason otherwise).
+  qemu, when those are built (they need MICROPY_DIR: skipped with the reason otherwise); the
+  qemu one in make soak (AII_PARTICLES_FULL=1), being 20 s long.
 """
 
 import json
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+FULL = os.environ.get("AII_PARTICLES_FULL") == "1"  # make soak
 
 
 def demo(*args, timeout=240):
@@ -36,19 +38,24 @@ def demo(*args, timeout=240):
 
 
 def test_an_honest_fleet_is_verified_every_step_and_is_one_process():
-    r, res = demo("--nodes", "3", "--n", "240", "--steps", "4", "--seed", "2")
+    # Seed 1: particles cross a strip's edge in steps 1 and 2 (the dynamics are exact
+    # integers, so this is the same on every machine).
+    r, res = demo("--nodes", "3", "--n", "300", "--steps", "2", "--seed", "1")
     assert r.returncode == 0, r.stderr
-    assert res["epochs_ok"] == [True] * 4 and res["steps"] == 4
-    assert res["transfers"] >= 4 * 2  # px and py across each boundary, at least
+    assert res["epochs_ok"] == [True] * 2 and res["steps"] == 2
+    by = res["transfers_by_quantity"]
+    assert by["px"] >= 2 and by["py"] >= 2  # impulses across the boundaries, every step
+    # Migrations move count and mass (and their momentum) between nodes as transfers too.
+    assert res["migrations"] >= 1 and by["n"] >= 1 and by["mass"] >= 1
     assert res["same_as_one_process"] is True
     assert res["totals_after"] == res["totals_before"]
 
 
 def test_a_broken_node_is_named_and_isolated():
-    r, res = demo("--nodes", "2", "--n", "160", "--steps", "5", "--inject", "3:1")
+    r, res = demo("--nodes", "2", "--n", "160", "--steps", "3", "--inject", "2:1")
     assert r.returncode == 0, r.stderr  # the demo's point: the fault was found
     v = res["violation"]
-    assert v["step"] == 3 and res["injected_found"] is True
+    assert v["step"] == 2 and res["epochs_ok"] == [True, False] and res["injected_found"] is True
     assert [tuple(x) for x in v["residuals"]] == [("p1", "px", 1)]
     assert set(v["isolated"]) == {"p1"} and v["booked"] == {"p1": {"px": 1}}
 
@@ -78,6 +85,11 @@ def test_on_micropython_with_the_native_module():
 
 
 def test_with_a_node_on_the_cortex_m3_image_under_qemu():
+    if not FULL:
+        # About 20 s (the node on an emulated Cortex-M3 behind a polled UART): beyond make
+        # test's share for particles. The kernel's bits on that image are make test's
+        # (tests/c and tests/device/particles_vectors.py under qemu).
+        pytest.skip("the node on qemu runs in make soak (AII_PARTICLES_FULL=1)")
     image = _built(REPO / "build" / "mps2-an385" / "firmware.elf", "qemu image")
     r, res = demo("--nodes", "2", "--n", "120", "--steps", "2", "--qemu", str(image), timeout=300)
     assert r.returncode == 0, r.stderr

@@ -10,6 +10,7 @@ import sys
 import gsd.hoomd
 import numpy as np
 import pytest
+from aii_host.main import main
 from aii_host.particles import state as st
 
 
@@ -22,6 +23,15 @@ def _run(*args, cwd, timeout=120):
         timeout=timeout,
         check=False,
     )
+
+
+def _main(*args, cwd, capsys, monkeypatch):
+    """The same command in this process (the refusals: no interpreter to start each time);
+    returns (exit status, stderr)."""
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    rc = main(["particles", "run", *args])
+    return rc, capsys.readouterr().err
 
 
 def test_outputs_and_restarts(tmp_path):
@@ -109,9 +119,9 @@ def _bad_state(tmp_path, what):
         ("small box", "a box too small for the cutoff"),
     ],
 )
-def test_bad_states_are_refused_in_one_line(tmp_path, what, words):
+def test_bad_states_are_refused_in_one_line(tmp_path, capsys, monkeypatch, what, words):
     name = _bad_state(tmp_path, what)
-    r = _run(
+    rc, err = _main(
         "--input",
         name,
         "--steps",
@@ -123,10 +133,12 @@ def test_bad_states_are_refused_in_one_line(tmp_path, what, words):
         "--gsd",
         "o.gsd",
         cwd=tmp_path,
+        capsys=capsys,
+        monkeypatch=monkeypatch,
     )
-    assert r.returncode == 1
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aii: ") and words in lines[0], r.stderr
+    assert rc == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aii: ") and words in lines[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written
 
 
@@ -141,18 +153,20 @@ def test_bad_states_are_refused_in_one_line(tmp_path, what, words):
         (["--plot", "x.jpg"], "--plot writes a .png file"),
     ],
 )
-def test_bad_files_are_refused_in_one_line(tmp_path, args, words):
+def test_bad_files_are_refused_in_one_line(tmp_path, capsys, monkeypatch, args, words):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     (tmp_path / "junk.gsd").write_bytes(b"not a gsd file")
     (tmp_path / "d.json").write_text('{"m": 3}')
     (tmp_path / "d.txt").write_text("x")
-    r = _run(*args, "--n", "30", "--steps", "2", cwd=tmp_path)
-    assert r.returncode == 1, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], r.stderr
+    rc, err = _main(
+        *args, "--n", "30", "--steps", "2", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert rc == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
 
 
-def test_usage_errors_exit_before_running(tmp_path):
+def test_usage_errors_exit_before_running(tmp_path, capsys, monkeypatch):
     for args in (
         ["--n", "0"],
         ["--steps", "x"],
@@ -161,6 +175,9 @@ def test_usage_errors_exit_before_running(tmp_path):
         ["--masses", "0"],
         ["--density", "nan"],
     ):
-        r = _run(*args, cwd=tmp_path)
-        assert r.returncode not in (0, 1) and "error: argument" in r.stderr, (args, r.stderr)
-        assert "Traceback" not in r.stderr
+        rc, err = _main(*args, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+        assert rc not in (0, 1) and "error: argument" in err, (args, err)
+        assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+    # One through a real process: the exit status the shell sees.
+    r = _run("--n", "0", cwd=tmp_path)
+    assert r.returncode == 64 and "error: argument --n" in r.stderr and "Traceback" not in r.stderr

@@ -32,7 +32,7 @@ domain and the component), 64 usage error."""
 DEMO_EXAMPLES = """\
 examples:
   aii particles demo-nodes                         3 simulated boards, 300 particles, 10 steps
-  aii particles demo-nodes --nodes 2 --n 200 --steps 6 --inject 2:4
+  aii particles demo-nodes --nodes 2 --n 200 --steps 6 --inject 4:1   node 1 breaks at step 4
   aii particles demo-nodes --micropython build/unix/micropython   boards on MicroPython's unix port
 """
 
@@ -308,9 +308,21 @@ def run_mpi(state, job, procs, quiet=False):
             "aii_host.particles.worker",
             str(d),
         ]
-        r = subprocess.run(
-            cmd, env=_mpirun_env(), stdin=subprocess.DEVNULL, check=False, stdout=subprocess.DEVNULL
+        proc = subprocess.Popen(
+            cmd, env=_mpirun_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
         )
+        try:
+            returncode = proc.wait()
+        except BaseException:
+            # Ctrl-C or a kill of this command: mpirun passes SIGTERM on to its ranks (a
+            # SIGKILL, subprocess.run's way, would leave them running).
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
         err = d / "error.json"
         if err.exists():
             e = json.loads(err.read_text())
@@ -319,9 +331,9 @@ def run_mpi(state, job, procs, quiet=False):
 
                 raise CheckError(*e["args"])
             raise ParticlesError(e["msg"])
-        if r.returncode != 0 or not (d / "result.json").exists():
+        if returncode != 0 or not (d / "result.json").exists():
             raise ParticlesError(
-                f"the MPI run failed (mpirun exit {r.returncode}; its output is above)"
+                f"the MPI run failed (mpirun exit {returncode}; its output is above)"
             )
         result = json.loads((d / "result.json").read_text())
         series = json.loads((d / "series.json").read_text())
@@ -340,22 +352,26 @@ def do_run(args):
         v = getattr(args, opt)
         if v is not None and not v.endswith(suffix):
             raise ParticlesError(f"--{opt} writes a {suffix} file, got {v!r}")
+    # Frames go to FILE.gsd.part and take their name only when the run is whole: a run the
+    # check stops leaves no trajectory that looks finished.
+    gsd = os.path.abspath(args.gsd) + ".part" if args.gsd else None
     job = {
         "steps": args.steps,
         "reverse": args.reverse,
         "every": args.every,
         "inject": list(args.inject) if args.inject else None,
         "quiet": args.quiet or args.json,
-        "gsd": os.path.abspath(args.gsd) if args.gsd else None,
+        "gsd": gsd,
     }
+    whole = False
     try:
         if args.procs > 1:
             result, series_d, final = run_mpi(s, job, args.procs)
             series = run.Series(**series_d)
         else:
-            if args.gsd:
-                st.write_gsd(args.gsd, [s])
-            on_frame = (lambda fr: st.write_gsd(args.gsd, [fr], mode="a")) if args.gsd else None
+            if gsd:
+                st.write_gsd(gsd, [s])
+            on_frame = (lambda fr: st.write_gsd(gsd, [fr], mode="a")) if gsd else None
             result, series, final = run.run(
                 s,
                 args.steps,
@@ -366,16 +382,21 @@ def do_run(args):
                 frames_every=args.every if args.gsd else 0,
                 on_frame=on_frame,
             )
-            if args.gsd and (args.steps * (2 if args.reverse else 1)) % args.every:
-                st.write_gsd(args.gsd, [final], mode="a")
+            if gsd and (args.steps * (2 if args.reverse else 1)) % args.every:
+                st.write_gsd(gsd, [final], mode="a")
+        whole = True
     except CheckError as e:
         print(f"aii: {e}", file=sys.stderr)
         return 2
+    finally:
+        if gsd and not whole:
+            Path(gsd).unlink(missing_ok=True)
     files = {}
     if args.save:
         st.save(final, args.save)
         files["save"] = args.save
     if args.gsd:
+        os.replace(gsd, args.gsd)
         files["gsd"] = args.gsd
     if args.plot:
         plot.figure(final, series, result, args.plot)

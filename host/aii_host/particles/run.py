@@ -123,9 +123,9 @@ def run(
                 series.momentum_error.append(
                     max(abs(a - b) for a, b in zip(dom.last_total[2:], dom.totals0[2:]))
                 )
-            if frames_every and on_frame and done % frames_every == 0:
-                fr = dom.gather()
-                if comm.rank == 0:
+            if frames_every and done % frames_every == 0:
+                fr = dom.gather()  # a collective: every rank takes part, rank 0 writes
+                if on_frame is not None and comm.rank == 0:
                     on_frame(fr)
             prog(done)
     if reverse:

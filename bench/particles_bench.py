@@ -13,10 +13,12 @@ scaling over processes. Writes build/bench/particles.json (docs/particles.md §1
    last step as LAMMPS's default thermo does. Then: the thermo figures of the first steps
    (temperature, pair energy, total energy, pressure) against LAMMPS's; the energy drift of
    both over a longer run; a round trip of the 32,000 atoms (digest back to the bit).
-3. 100,000 particles on 1 and 2 processes (`aii particles run --procs K`): speed-up, parallel
-   efficiency, halo bytes per step; a cost model (compute per atom-step from the 1-process run,
-   MPI latency and bandwidth measured on this machine, ghosts per rank from the decomposition
-   the code chooses) predicting 4 and 16 processes, beside the specification's 3.2x on 4.
+3. 100,000 particles on 1, 2 and 3 processes (`aii particles run --procs K`; 3 share the 2
+   cores): the same bits on each, speed-up, parallel efficiency, halo bytes per step; a cost
+   model (kernel time per atom-step from the 1-process run, a ghost's weight from the
+   2-process one, MPI latency and bandwidth measured on this machine, ghosts per rank from the
+   decomposition the code chooses) set beside the measured runs and predicting 4 and 16
+   processes, beside the specification's 3.2x on 4.
 
 Goal: within 2x of LAMMPS's speed on one core (steps/s >= 0.5 x LAMMPS's) while exact and
 reversible. Runs under `nice`; every LAMMPS and mpirun process is waited for.
@@ -91,6 +93,12 @@ def run_lammps(lmp, text, cwd):
     if not m:
         raise BenchError("no Loop time in LAMMPS's log")
     return float(m.group(1)), int(m.group(3)), int(m.group(4)), log
+
+
+def lammps_cpu_share(log):
+    """The share of a core LAMMPS had over its loop ("98.5% CPU use" in its log), or None."""
+    m = re.search(r"([0-9.]+)% CPU use", log)
+    return float(m.group(1)) / 100 if m else None
 
 
 def thermo(log):
@@ -262,19 +270,30 @@ def ghost_model(n, procs):
 
 
 def fit(runs, n):
-    """The cost model's measured inputs: kernel seconds per owned atom-step (1 process), the
+    """The cost model's measured inputs, in CPU seconds (what the work costs a core of its own,
+    whatever else shares the machine): the kernel's time per owned atom-step (1 process), the
     weight of a ghost against an owned particle in a rank's kernel time (2 processes), and the
-    Python work per particle-step outside kernel and collectives (1 process)."""
+    Python work per particle-step outside the kernel (1 process: no collectives)."""
     r1, r2 = runs[1], runs[2]
     steps = r1["steps"]
     a = r1["kernel_s"][0] / steps / n
-    other = max(r1["wall_s"] - r1["kernel_s"][0] - r1["comm_s"][0], 0.0) / steps / n
+    other = max(r1["cpu_s"][0] - r1["kernel_s"][0], 0.0) / steps / n
     weights = []
     for k, (owned, ghosts) in zip(r2["kernel_s"], r2["owned_ghosts"]):
         if ghosts:
             weights.append(max((k / r2["steps"] / a - owned) / ghosts, 0.0))
     w = sum(weights) / len(weights) if weights else 0.0
     return {"kernel_s_per_atom_step": a, "ghost_weight": w, "other_s_per_atom_step": other}
+
+
+def kernel_check(f, run):
+    """Per rank: the model's kernel CPU time (owned + weight x ghosts) over the measured one,
+    minus 1."""
+    out = []
+    for k, (owned, ghosts) in zip(run["kernel_s"], run["owned_ghosts"]):
+        pred = f["kernel_s_per_atom_step"] * (owned + f["ghost_weight"] * ghosts) * run["steps"]
+        out.append(round(pred / k - 1, 3) if k else None)
+    return out
 
 
 def predict(f, probe, n, procs):
@@ -332,15 +351,22 @@ def main(argv=None):
         "aii_host.particles.run.run(state from LAMMPS's init.dump, 100, "
         "energy_every=100) in one process"
     )
-    lam, ours = [], []
+    lam, ours, lam_cpu, ours_cpu = [], [], [], []
     for _ in range(rounds):
         with open(IN_LJ) as f:
-            t, steps, _, _ = run_lammps(lmp, f.read(), WORK)
+            t, steps, _, llog = run_lammps(lmp, f.read(), WORK)
         lam.append(steps / t)
+        share = lammps_cpu_share(llog)
+        if share:
+            lam_cpu.append(steps / (t * share))
         res, _ = aii_timed(s, 100)
         ours.append(res["steps_per_s"])
+        ours_cpu.append(res["steps"] / res["cpu_s"][0])
     best_l, best_a = max(lam), max(ours)
     ratio = best_a / best_l
+    # Per CPU second as well: on a machine shared with other work, what each code got of a
+    # core over its loop differs from run to run; CPU time takes that out.
+    cpu_ratio = max(ours_cpu) / max(lam_cpu) if lam_cpu else None
     data["lj_melt"] = {
         "atoms": natoms,
         "lammps_version": log.splitlines()[0].strip(),
@@ -349,11 +375,15 @@ def main(argv=None):
         "lammps_atom_steps_per_s": round(best_l * natoms),
         "aii_atom_steps_per_s": round(best_a * natoms),
         "aii_over_lammps": round(ratio, 3),
+        "lammps_steps_per_cpu_s": [round(v, 2) for v in lam_cpu],
+        "aii_steps_per_cpu_s": [round(v, 2) for v in ours_cpu],
+        "aii_over_lammps_per_cpu_s": round(cpu_ratio, 3) if cpu_ratio else None,
         "momentum_error": res["momentum_error"],
     }
     print(
         f"LJ melt {natoms} atoms: LAMMPS {best_l:.1f} steps/s, AII {best_a:.1f} steps/s "
-        f"(x{ratio:.2f}; rounds taking turns, best of {rounds})"
+        f"(x{ratio:.2f}; rounds taking turns, best of {rounds}); per CPU second x"
+        f"{cpu_ratio if cpu_ratio is None else round(cpu_ratio, 2)}"
     )
 
     # 2. Thermo over the first steps, from the same state.
@@ -425,11 +455,12 @@ def main(argv=None):
         f"{'bit-exact' if rt['round_trip_exact'] else 'NOT exact'}"
     )
 
-    # 3. Scaling of 100,000 particles.
+    # 3. Scaling of 100,000 particles over 1, 2 and 3 processes (3 oversubscribes 2 cores).
     n, steps = 100_000, (20 if args.quick else 60)
+    procs = (1, 2, 3)
     runs = {}
     for _ in range(rounds):
-        for k in (1, 2):
+        for k in procs:
             r = aii_cli(
                 ["--n", str(n), "--steps", str(steps), "--procs", str(k), "--every", str(steps)]
             )
@@ -437,32 +468,36 @@ def main(argv=None):
                 runs[k] = r
     data["commands"]["scaling"] = (
         f"nice -n 10 aii particles run --n {n} --steps {steps} "
-        f"--procs K --every {steps} --json --quiet (K = 1, 2; best "
+        f"--procs K --every {steps} --json --quiet (K = 1, 2, 3; best "
         f"of {rounds})"
     )
-    t1 = 1 / runs[1]["steps_per_s"]
-    t2 = 1 / runs[2]["steps_per_s"]
-    speedup = t1 / t2
+    t = {k: 1 / runs[k]["steps_per_s"] for k in procs}
+    speedup = {k: t[1] / t[k] for k in procs}
     probe = mpi_probe()
     f = fit(runs, n)
-    util2 = [round(c / runs[2]["wall_s"], 3) for c in runs[2]["cpu_s"]]
-    model = {k: predict(f, probe, n, k) for k in (1, 2, 4, 16)}
+    util = {k: [round(c / runs[k]["wall_s"], 3) for c in runs[k]["cpu_s"]] for k in procs}
+    model = {k: predict(f, probe, n, k) for k in (1, 2, 3, 4, 16)}
     for k, m in model.items():
         m["speedup"] = model[1]["step_s"] / m["step_s"]
         m["efficiency"] = m["speedup"] / k
+    digests = {k: runs[k]["digest_after"] for k in procs}
     data["scaling_100k"] = {
         "steps": steps,
-        "steps_per_s": {k: runs[k]["steps_per_s"] for k in runs},
-        "speedup_2": round(speedup, 3),
-        "efficiency_2": round(speedup / 2, 3),
-        "digests_equal": runs[1]["digest_after"] == runs[2]["digest_after"],
-        "halo_bytes_per_step_measured_2": runs[2]["halo_bytes_per_step"],
-        "cpu_s": {k: runs[k]["cpu_s"] for k in runs},
-        "wall_s": {k: runs[k]["wall_s"] for k in runs},
-        "cpu_utilisation_2": util2,
-        "kernel_s": {k: runs[k]["kernel_s"] for k in runs},
-        "comm_s": {k: runs[k]["comm_s"] for k in runs},
-        "owned_ghosts": {k: runs[k]["owned_ghosts"] for k in runs},
+        "steps_per_s": {k: runs[k]["steps_per_s"] for k in procs},
+        "atom_steps_per_s": {k: runs[k]["atom_steps_per_s"] for k in procs},
+        "speedup": {k: round(speedup[k], 3) for k in procs},
+        "efficiency": {k: round(speedup[k] / k, 3) for k in procs},
+        "digests": digests,
+        "digests_equal": len(set(digests.values())) == 1,
+        "momentum_error": {k: runs[k]["momentum_error"] for k in procs},
+        "migrations": {k: runs[k]["migrations"] for k in procs},
+        "halo_bytes_per_step_measured": {k: runs[k]["halo_bytes_per_step"] for k in procs},
+        "cpu_s": {k: runs[k]["cpu_s"] for k in procs},
+        "wall_s": {k: runs[k]["wall_s"] for k in procs},
+        "cpu_utilisation": util,
+        "kernel_s": {k: runs[k]["kernel_s"] for k in procs},
+        "comm_s": {k: runs[k]["comm_s"] for k in procs},
+        "owned_ghosts": {k: runs[k]["owned_ghosts"] for k in procs},
         "model_inputs": f,
         "load_average": os.getloadavg(),
         "mpi_probe": probe,
@@ -470,19 +505,25 @@ def main(argv=None):
             str(k): {kk: (round(vv, 6) if isinstance(vv, float) else vv) for kk, vv in m.items()}
             for k, m in model.items()
         },
-        # The model against the 2-process run's wall time: on a machine whose other work
-        # takes a share of the cores, the measurement is the slower of the two.
-        "model_error_2": round(model[2]["step_s"] / t2 - 1, 3),
+        # The model against the measured wall times: on a machine whose other work takes a
+        # share of the cores the measurement is the slower; 3 processes on 2 cores share them.
+        "model_error": {k: round(model[k]["step_s"] / t[k] - 1, 3) for k in procs},
+        # The model's compute against each rank's measured kernel CPU time, from its own owned
+        # and ghost counts: 3 processes were not fitted, so they test the ghost weight.
+        "kernel_model_error": {k: kernel_check(f, runs[k]) for k in procs},
         "specification": "3.2x on 4 nodes",
         "cpu_count": os.cpu_count(),
     }
     print(
-        f"100k particles: 1 process {runs[1]['steps_per_s']} steps/s, 2 processes "
-        f"{runs[2]['steps_per_s']} steps/s: speed-up {speedup:.2f}, efficiency "
-        f"{speedup / 2:.2f} (ranks busy {util2} of the wall time; load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); model predicts "
-        f"x{model[4]['speedup']:.2f} on 4 and x{model[16]['speedup']:.2f} on 16 "
-        "(specification: 3.2x on 4)"
+        "100k particles: "
+        + ", ".join(
+            f"{k} process{'es' if k > 1 else ''} {runs[k]['steps_per_s']} steps/s" for k in procs
+        )
+        + f"; speed-up x{speedup[2]:.2f} on 2 (efficiency {speedup[2] / 2:.2f}), "
+        f"x{speedup[3]:.2f} on 3 (2 cores); ranks busy {util[2]} of the wall time on 2 "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); the same bits: "
+        f"{len(set(digests.values())) == 1}; model predicts x{model[4]['speedup']:.2f} on 4 and "
+        f"x{model[16]['speedup']:.2f} on 16 (specification: 3.2x on 4)"
     )
 
     data["goals"] = [
@@ -499,9 +540,15 @@ def main(argv=None):
             f"momentum error {res_long['momentum_error']}, round trip {rt['round_trip_exact']}",
         ),
         goal(
-            runs[1]["digest_after"] == runs[2]["digest_after"],
-            "100k: 1 and 2 processes give the same bits",
-            runs[2]["digest_after"],
+            len(set(digests.values())) == 1 and all(runs[k]["momentum_error"] == 0 for k in procs),
+            "100k: 1, 2 and 3 processes give the same bits, momentum exact",
+            " / ".join(f"{k}: {digests[k][:12]}" for k in procs),
+        ),
+        goal(
+            speedup[2] >= 1.6,
+            "100k: parallel efficiency on 2 processes >= 0.8 (the specification's 3.2x on 4; "
+            "measured on 2 cores shared with other work)",
+            f"x{speedup[2]:.2f} (ranks busy {util[2]} of the wall time)",
         ),
         goal(
             model[4]["speedup"] >= 3.2,

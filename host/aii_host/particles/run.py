@@ -164,8 +164,8 @@ def run(
         # CPU time of each rank over the steps: on a machine shared with other work, a rank
         # that gets half a core shows it here (cpu / wall), not in the steps/s alone.
         "cpu_s": [round(c, 4) for c in cpu],
-        # Per rank: seconds in the kernel (force passes, advances, list builds) and in the
-        # collectives (waiting included); owned particles and ghosts at the end.
+        # Per rank: CPU seconds in the kernel (force passes, advances, list builds), wall
+        # seconds in the collectives (waiting included); owned particles and ghosts at the end.
         "kernel_s": [round(c["kernel"], 4) for c in clocks],
         "comm_s": [round(c["comm"], 4) for c in clocks],
         "owned_ghosts": [list(z) for z in sizes],

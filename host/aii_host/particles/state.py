@@ -195,8 +195,8 @@ def generate(
     masses=(1,),
     table=None,
 ):
-    """An initial state of n particles: an fcc lattice (square in the plane when planar) filled
-    in order, or a random gas with particles at least 0.95 sigma apart (lattice=False, or a
+    """An initial state of n particles: n sites of an fcc lattice (square in the plane when
+    planar), spread evenly, or a random gas with particles at least 0.95 sigma apart (lattice=False, or a
     density the lattice cannot hold); velocities of temperature T; masses drawn from `masses`."""
     blob = table or T.default()
     info = T.info(blob)
@@ -220,17 +220,21 @@ def generate(
 
 
 def _lattice(n, box, planar, S):
+    """n sites of the smallest lattice that has n, spread evenly over it: filled in order, the
+    last layers would stay empty (100,000 particles on 108,000 fcc sites: a gap of 7 % of the
+    box), a slab of vacuum in a liquid."""
     if planar:
         k = math.ceil(math.sqrt(n))
         a = box[0] / k
-        g = np.array([[i, j, 0] for j in range(k) for i in range(k)], dtype=float)[:n]
+        g = np.array([[i, j, 0] for j in range(k) for i in range(k)], dtype=float)
         x = (g + [0.25, 0.25, 0]) * [a, a, 0]
     else:
         k = math.ceil((n / 4) ** (1 / 3))
         a = box[0] / k
         base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
         g = np.array([[i, j, l] for l in range(k) for j in range(k) for i in range(k)])
-        x = ((g[:, None, :] + base[None] + 0.25).reshape(-1, 3) * a)[:n]
+        x = (g[:, None, :] + base[None] + 0.25).reshape(-1, 3) * a
+    x = x[np.arange(n) * len(x) // n]
     x = np.floor(x).astype(np.int64) % np.array(box)
     return x
 

@@ -91,9 +91,10 @@ class Domain:
     returns the global figures; `reverse()`; `gather()` the whole state on rank 0."""
 
     def __init__(self, comm, state, inject=None):
-        # CPU seconds in the kernel (what it costs, whatever else shares the core) and wall
-        # seconds in collectives (waiting for the slowest rank is what they cost).
-        self.clock = {"kernel": 0.0, "comm": 0.0}
+        # CPU seconds in the kernel (what it costs, whatever else shares the core); wall
+        # seconds in collectives (waiting for the slowest rank is what they cost) and the CPU
+        # seconds spent there (OpenMPI polls while it waits).
+        self.clock = {"kernel": 0.0, "comm": 0.0, "comm_cpu": 0.0}
         self.comm = _Timed(comm, self.clock)
         self.table, self.box, self.quantum = state.table, tuple(state.box), state.quantum
         self.planar = state.planar
@@ -385,7 +386,7 @@ class Domain:
 
 class _Timed:
     """The communicator, its collectives timed into clock["comm"] (waiting for the slowest
-    rank included: that is what a collective costs)."""
+    rank included: that is what a collective costs) and clock["comm_cpu"]."""
 
     def __init__(self, comm, clock):
         self.c, self.clock = comm, clock
@@ -395,11 +396,12 @@ class _Timed:
         fn = getattr(self.c, name)
 
         def timed(*args, **kw):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 return fn(*args, **kw)
             finally:
                 self.clock["comm"] += time.perf_counter() - t0
+                self.clock["comm_cpu"] += time.thread_time() - c0
 
         return timed
 

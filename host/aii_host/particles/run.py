@@ -164,10 +164,12 @@ def run(
         # CPU time of each rank over the steps: on a machine shared with other work, a rank
         # that gets half a core shows it here (cpu / wall), not in the steps/s alone.
         "cpu_s": [round(c, 4) for c in cpu],
-        # Per rank: CPU seconds in the kernel (force passes, advances, list builds), wall
-        # seconds in the collectives (waiting included); owned particles and ghosts at the end.
+        # Per rank: CPU seconds in the kernel (force passes, advances, list builds), wall and
+        # CPU seconds in the collectives (waiting included); owned particles and ghosts at the
+        # end. What is left of cpu_s is the Python work around them (halos, books, checks).
         "kernel_s": [round(c["kernel"], 4) for c in clocks],
         "comm_s": [round(c["comm"], 4) for c in clocks],
+        "comm_cpu_s": [round(c["comm_cpu"], 4) for c in clocks],
         "owned_ghosts": [list(z) for z in sizes],
         "steps_per_s": round(total_steps / wall, 3) if wall > 0 else None,
         "atom_steps_per_s": round(total_steps * state.n / wall, 1) if wall > 0 else None,

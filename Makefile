@@ -53,7 +53,7 @@ test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boa
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
-test-c: $(SETUP) ## C core tests: native (ASan+UBSan) and Cortex-M3 under qemu; float-free check
+test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M4F and RV32 under qemu; float-free check
 	@rc=0; \
 	$(PY) tools/ctest.py --results $(RESULTS)/c.json || rc=1; \
 	$(PY) tools/check_float_free.py --results $(RESULTS)/float_free.json || rc=1; \

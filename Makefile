@@ -29,8 +29,8 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz soak bench size check demo \
-	firmware flash clean distclean
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-mpy-suite fuzz soak bench size \
+	check demo firmware flash picotool clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -67,7 +67,7 @@ else
 	$(call skip,test-host,no tests/host/test_*.py yet)
 endif
 
-test-device: $(SETUP) ## MicroPython tests (tests/device) on a unix build with _aii; needs MICROPY_DIR
+test-device: $(SETUP) ## MicroPython tests (tests/device) on the unix build and MPS2_AN385 (QEMU_BOARDS=...); needs MICROPY_DIR
 ifeq ($(strip $(MICROPY_DIR)),)
 	$(call skip,test-device,MICROPY_DIR is unset and ~/micropython does not exist; \
 	set MICROPY_DIR=/path/to/micropython to run it)
@@ -93,7 +93,10 @@ else
 	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif
 
-test-mpy-suite: $(SETUP) ## MicroPython's own tests on MPS2_AN385 with and without _aii (not in make test)
+test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL (not in make test)
+	bash tools/mpy_build.sh test-qemu
+
+test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
 
 fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
@@ -124,7 +127,7 @@ demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, inje
 		echo "demo: $(VENV)/bin/aii is missing (is host/ installed? run make setup)"; exit 1; \
 	fi
 
-firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MICROPY_DIR)
+firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MICROPY_DIR; docs/boards.md)
 	@if [ ! -f tools/mpy_build.sh ]; then \
 		echo "firmware: tools/mpy_build.sh is missing"; exit 1; \
 	else \
@@ -137,6 +140,9 @@ flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
 	else \
 		bash tools/mpy_build.sh flash; \
 	fi
+
+picotool: $(SETUP) ## Build picotool for the RPI_PICO firmware (PICOTOOL_SRC=<picotool checkout>)
+	bash tools/mpy_build.sh picotool
 
 clean: ## Remove build outputs (build/); keeps .venv
 	rm -rf build

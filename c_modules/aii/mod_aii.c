@@ -272,6 +272,14 @@ static void sched_enter(aii_scheduler_obj_t *self) {
     self->running = true;
 }
 
+// Not inlined, for the nlr handlers of run() and run_once(): the compiler does not know that
+// nlr_push() returns twice, and inlined it took the `false` from a stack slot that held zero
+// before nlr_push() and that the loop had reused since, so `running` stayed set after a job
+// raised (Cortex-M0 at -Os: the MICROBIT image and the RPI_PICO build).
+static MP_NOINLINE void sched_leave(aii_scheduler_obj_t *self) {
+    self->running = false;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scheduler.
 
@@ -544,10 +552,10 @@ static mp_obj_t aii_scheduler_run(size_t n_args, const mp_obj_t *args) {
         }
         nlr_pop();
     } else {
-        self->running = false;
+        sched_leave(self);
         nlr_jump(nlr.ret_val);
     }
-    self->running = false;
+    sched_leave(self);
     return mp_obj_new_int_from_uint(n);
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_scheduler_run_obj, 1, 2, aii_scheduler_run);
@@ -570,10 +578,10 @@ static mp_obj_t aii_scheduler_run_once(mp_obj_t self_in) {
         }
         nlr_pop();
     } else {
-        self->running = false;
+        sched_leave(self);
         nlr_jump(nlr.ret_val);
     }
-    self->running = false;
+    sched_leave(self);
     return ret;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_run_once_obj, aii_scheduler_run_once);

@@ -342,7 +342,11 @@ cmd_test_device() {
     return $rc
 }
 
-# Every qemu board: its image, tests/device on it, then the HIL suite's qemu target on it.
+# Every qemu board: its image, tests/device on it, then the HIL suite's qemu target on it
+# where the node app fits: not on MICROBIT_SMALL, whose 32 KiB heap leaves the node 8-12 KB,
+# and frames of 1 KB then end it with a MemoryError (docs/boards.md, section 5).
+QEMU_HIL="MPS2_AN385 MICROBIT MPS2_AN386 MPS2_AN500 VIRT_RV32"
+
 cmd_test_qemu() {
     need_micropython test-qemu
     cpython_env
@@ -351,7 +355,7 @@ cmd_test_qemu() {
         device_tests_qemu "$b" || rc=1
     done
     mkdir -p "$RESULTS"
-    for b in $QEMU_ALL; do
+    for b in $QEMU_HIL; do
         say "HIL suite on $b (qemu)"
         nice -n 10 "$PYTHON" -m pytest "$REPO/tests/hil" -q -k qemu --qemu-board "$b" \
             --junitxml="$RESULTS/hil-$(echo "$b" | tr 'A-Z_' 'a-z-').xml" || rc=1

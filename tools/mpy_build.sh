@@ -481,6 +481,8 @@ flash_sdk_board() {
     for f in $IMAGES; do
         [ -f "$OUT/$f" ] || die "flash: no $OUT/$f; build it first (make firmware BOARD=$BOARD)"
     done
+    # The picotool `make picotool` built does for loading what it did for the build.
+    [ "$NEEDS_PICOTOOL" = 1 ] && [ -n "$(picotool_prefix)" ] && PATH="$(picotool_prefix)/bin:$PATH"
     command -v "$FLASH_TOOL" >/dev/null \
         || die "flash: $FLASH_TOOL is not installed; run the command above where it is"
     eval "$FLASH_CMD"

@@ -287,7 +287,7 @@ def test_mip_install_on_qemu(qemu_port, tmp_path):
         pytest.skip(
             f"the image's RAM filesystem has {free} bytes free, the aii package needs about "
             f"{int(need * 1.15)}: build it with a larger AII_RAMDISK_SIZE "
-            "(boards/MPS2_AN385/mpconfigboard.mk)"
+            "(set it in boards/MPS2_AN385/mpconfigboard.mk; boards/common-qemu/aii.mk)"
         )
     out = _mip(qemu_port, [REPO / "firmware" / "aii" / "package.json"], "/lib")
     _installed(out, "/lib", "aii")

@@ -107,13 +107,21 @@ def scenario(m):
 
 # On the board after `mip install --target LIB`: the installed files must be what imports (a
 # frozen `aii` comes before lib/ in sys.path otherwise).
+# The native run comes first: compiling the pure-Python modules on the board leaves the heap
+# fragmented (AII images do not freeze them, so their names are interned in RAM too), and the
+# native Scheduler is one 6.5 KB block.
 DEVICE = r"""
 import sys, json
 sys.path.insert(0, LIB)
 import aii
+res = {"file": aii.__file__, "native": aii.NATIVE}
+try:
+    import _aii
+    res["native_run"] = scenario(_aii)
+except ImportError:
+    res["native_run"] = None
 import aii._ledger, aii._sched  # submodules: aii's own attributes must not hide them
 _ledger, _sched = sys.modules["aii._ledger"], sys.modules["aii._sched"]
-res = {"file": aii.__file__, "native": aii.NATIVE}
 class Pure:
     pass
 p = Pure()
@@ -121,11 +129,6 @@ for k in ("Ledger", "DEC", "fx_parse", "InsufficientError"):
     setattr(p, k, getattr(_ledger, k))
 p.Scheduler = _sched.Scheduler
 res["pure"] = scenario(p)
-try:
-    import _aii
-    res["native_run"] = scenario(_aii)
-except ImportError:
-    res["native_run"] = None
 print("RESULT " + json.dumps(res))
 """
 

@@ -18,10 +18,10 @@ export MICROPY_DIR BOARD PORT
 LINT_DIRS = $(wildcard host tests tools bench firmware)
 
 # Re-run setup when the pins, the host package's build files or the C core change (the host
-# package's cffi extension compiles the core).
+# package's cffi extension compiles the core and reads its headers for its declarations).
 SETUP_DEPS := tools/setup.sh tools/requirements-dev.txt \
 	$(wildcard host/pyproject.toml host/setup.py host/setup.cfg host/aii_host/_build_*.py \
-	host/aii_host/_cdef_*.h c_modules/aii/core/*.c c_modules/aii/core/*.h)
+	host/aii_host/_headers.py c_modules/aii/core/*.c c_modules/aii/core/*.h)
 
 # Writes a result file for a tier that did not run, so the summary shows it as skipped.
 define skip
@@ -29,8 +29,8 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-mpy-suite fuzz soak bench size \
-	check demo firmware flash picotool clean distclean
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-mpy-suite fuzz soak chaos \
+	bench size check demo firmware flash picotool clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -46,8 +46,8 @@ setup: ## Install apt toolchains, .venv with pinned packages, the host package (
 test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boards, fleet); one summary line
 	@rm -rf $(RESULTS); rc=0; \
 	$(MAKE) --no-print-directory test-c || rc=1; \
-	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-device || rc=1; \
+	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-hil || rc=1; \
 	$(MAKE) --no-print-directory test-fleet || rc=1; \
 	$(PY) tools/test_summary.py || rc=1; \
@@ -103,8 +103,15 @@ fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node o
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
-soak: $(SETUP) ## Soak: random two-phase transfers under link faults and crashes (SOAK_TRANSFERS=2000); build/soak/soak.json
+soak: $(SETUP) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), then make chaos
 	SOAK_TRANSFERS=$(or $(SOAK_TRANSFERS),2000) $(PY) tests/fleet/soak.py
+	AII_CLI_FUZZ_SECONDS=$(or $(CLI_FUZZ_SECONDS),1200) AII_CLI_FUZZ_EXAMPLES=$(or $(CLI_FUZZ_EXAMPLES),2000) \
+		$(PY) -m pytest tests/host/test_cli_fuzz.py -q
+	$(MAKE) --no-print-directory chaos
+
+chaos: $(SETUP) ## Chaos: storage faults, power cuts, bit flips during signed transfers (CHAOS_TRANSFERS=300); build/chaos/chaos.json
+	$(PY) tests/fleet/chaos.py --transfers $(or $(CHAOS_TRANSFERS),300)
+	AII_DURABILITY_FULL=1 $(PY) -m pytest -q tests/host/test_node_durability.py -k power_cut
 
 bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 	@if [ -f bench/run_all.py ]; then \

@@ -32,11 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import git_info, goal, machine_info, write_json
+from aii_host.stats import percentile
 
 
 def _pct(xs, p):
-    xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))], 3) if xs else None
+    v = percentile(xs, p)
+    return None if v is None else round(v, 3)
 
 
 def _fleet_proc(n, hz, conn):

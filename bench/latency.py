@@ -37,6 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, git_info, goal, machine_info, write_json
+from aii_host.stats import percentile
 
 WORKLOAD = os.path.join(ROOT, "bench", "mp_latency.py")
 MPY_BUILD = os.path.join(ROOT, "build", "unix", "micropython")
@@ -53,13 +54,6 @@ def find_pypi_micropython():
         if os.path.isfile(cand) and os.access(cand, os.X_OK):
             return cand
     return shutil.which("micropython")
-
-
-def percentile(sorted_samples, p):
-    # Nearest rank: the smallest sample with at least p % of the samples at or below it.
-    n = len(sorted_samples)
-    k = max(1, -(-p * n // 100))
-    return sorted_samples[k - 1]
 
 
 def summarise(samples):

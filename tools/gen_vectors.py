@@ -62,17 +62,36 @@ OPS = {
 }
 
 
-def parse(s, fmt):
-    d = den(fmt)
+def _decimal(s, too_long):
+    """(negative, whole part, value) of [+-]digits[.digits]; Err("arg") for bad syntax,
+    Err(too_long) for a non-zero digit past the parser's 19 fractional digits."""
     m = re.fullmatch(r"([+-]?)(\d*)(?:\.(\d*))?", s)
     if not m or not (m.group(2) or m.group(3)):
         raise Err("arg")
     frac = m.group(3) or ""
     if frac[PARSE_DIGITS:].strip("0"):
-        raise Err("arg")
-    value = Fraction(int(m.group(2) or "0")) + Fraction(int(frac or "0"), 10 ** len(frac))
+        raise Err(too_long)
+    whole = int(m.group(2) or "0")
+    return m.group(1) == "-", whole, whole + Fraction(int(frac or "0"), 10 ** len(frac))
+
+
+def parse(s, fmt):
+    d = den(fmt)
+    neg, _, value = _decimal(s, "arg")
     raw = round(value * d)
-    return fit(-raw if m.group(1) == "-" else raw)
+    return fit(-raw if neg else raw)
+
+
+def parse_exact(s, fmt):
+    """aii_fx_parse_exact: parse() that refuses to round (status "inexact")."""
+    d = den(fmt)
+    neg, whole, value = _decimal(s, "inexact" if fmt & DECIMAL else "arg")
+    if whole * d > 2**63:
+        raise Err("overflow")  # the whole part alone does not fit: checked before exactness
+    value *= d
+    if value.denominator != 1:
+        raise Err("inexact")
+    return fit(-int(value) if neg else int(value))
 
 
 def fmt_str(v, fmt):
@@ -235,6 +254,34 @@ def parse_vectors(rnd):
     return out
 
 
+def parse_exact_vectors(parse_vecs):
+    """The parse vectors' strings again, exact, plus the cases that tell exact from rounded."""
+    cases = [(x["s"], x["fmt"]) for x in parse_vecs]
+    cases += [
+        ("1.5", DECIMAL | 0),
+        ("1.50", DECIMAL | 1),
+        ("1.05", DECIMAL | 1),
+        ("1.0005", DECIMAL | 3),
+        ("-0.0001", DECIMAL | 3),
+        ("25.500000000000000000000", DECIMAL | 3),
+        ("0.1", 4),
+        ("0.0625", 4),
+        ("0.03125", 4),
+        ("9223372036854775807.5", DECIMAL | 0),
+        ("-9223372036854775808.0", DECIMAL | 0),
+        ("92233720368547758.075", DECIMAL | 2),
+        ("1.00000000000000000001", 62),
+        ("1.00000000000000000001", DECIMAL | 18),
+        ("99999999999999999999.5", DECIMAL | 0),
+        ("1.5x", DECIMAL | 0),
+    ]
+    out = []
+    for s, f in cases:
+        st, r = status(parse_exact, s, f)
+        out.append({"s": s, "fmt": f, "status": st, "result": r})
+    return out
+
+
 def format_vectors(rnd):
     fmts = [0, 1, 3, 16, 31, 62, DECIMAL | 0, DECIMAL | 2, DECIMAL | 9, DECIMAL | 18]
     vals = [0, 1, -1, 5, -5, 1 << 16, 3 << 15, I64_MAX, I64_MIN, 123456789, -100, 10**18]
@@ -298,6 +345,7 @@ ST = {
     "arg": "AII_ERR_ARG",
     "overflow": "AII_ERR_OVERFLOW",
     "violation": "AII_ERR_VIOLATION",
+    "inexact": "AII_ERR_INEXACT",
 }
 
 
@@ -340,6 +388,9 @@ def header(v):
         "static const vf_parse_t vf_parse[] = {",
     ]
     for x in v["parse"]:
+        lines.append(f"    {{{cstr(x['s'])}, {x['fmt']}, {ST[x['status']]}, {c64(x['result'])}}},")
+    lines += ["};", "", "static const vf_parse_t vf_parse_exact[] = {"]
+    for x in v["parse_exact"]:
         lines.append(f"    {{{cstr(x['s'])}, {x['fmt']}, {ST[x['status']]}, {c64(x['result'])}}},")
     lines += [
         "};",
@@ -580,6 +631,7 @@ def main():
         "format": format_vectors(rnd),
         "sum": sum_vectors(rnd),
     }
+    v["parse_exact"] = parse_exact_vectors(v["parse"])
     doc = {"generator": "tools/gen_vectors.py", "decimal_flag": DECIMAL, **v}
     (ROOT / "tests" / "vectors").mkdir(parents=True, exist_ok=True)
     (ROOT / "tests" / "vectors" / "fixed.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -590,7 +642,7 @@ def main():
     print(f"ledger: {len(lv['steps'])} steps, {len(lv['journal'])} journal records")
     print(
         f"fixed: {len(v['arith'])} arith, {len(v['parse'])} parse, {len(v['format'])} format, "
-        f"{len(v['sum'])} sum vectors"
+        f"{len(v['sum'])} sum, {len(v['parse_exact'])} exact parse vectors"
     )
 
 

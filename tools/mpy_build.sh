@@ -237,7 +237,8 @@ device_tests_qemu() {
 }
 
 # Boards built with an SDK are described by boards/<BOARD>/board.env: PORT_DIR, MPY_BOARD,
-# USERMOD (c_modules for make ports, c_modules/micropython.cmake for CMake ports), NEEDS (files
+# USERMOD (c_modules for make ports, c_modules/micropython.cmake for CMake ports), MAKE_VARS
+# (more make variables, e.g. MICROPY_VFS_LFS2=1), NEEDS (files
 # of MICROPY_DIR the build needs: its submodules), NEEDS_ABS (other files, e.g. ESP-IDF's),
 # SDK (what to install, in words), TOOLS, IMAGES (what the build writes), SERIAL, BAUD,
 # FLASH_TOOL, FLASH_CMD. $MICROPY_DIR, $REPO, $OUT (the build folder) and $PORT are expanded
@@ -250,6 +251,7 @@ load_board_env() {
     PORT=${PORT:-$(OUT=$OUT; . "$env" && echo "$SERIAL")}
     NEEDS_ABS=""
     NEEDS_PICOTOOL=0
+    MAKE_VARS=""
     # shellcheck disable=SC1090
     . "$env"
 }
@@ -259,7 +261,7 @@ board_names() {
 }
 
 sdk_build_cmd() {
-    echo "make -C $MICROPY_DIR/ports/$PORT_DIR BOARD=$MPY_BOARD BUILD=$OUT" \
+    echo "make -C $MICROPY_DIR/ports/$PORT_DIR BOARD=$MPY_BOARD BUILD=$OUT${MAKE_VARS:+ $MAKE_VARS}" \
         "USER_C_MODULES=$REPO/$USERMOD FROZEN_MANIFEST=$REPO/boards/$BOARD/manifest.py" \
         "MICROPY_MPYCROSS=$BUILD/mpy-cross/mpy-cross"
 }
@@ -299,7 +301,8 @@ build_sdk_board() {
     OUT=$(board_build "$BOARD")
     [ "$NEEDS_PICOTOOL" = 1 ] && export CMAKE_PREFIX_PATH="$(picotool_prefix)${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
     check_stamps "$OUT" "$(cat "$REPO/boards/$BOARD/board.env")"
-    make_port "$PORT_DIR" "$OUT.log" BOARD="$MPY_BOARD" BUILD="$OUT" \
+    # shellcheck disable=SC2086 # MAKE_VARS: words
+    make_port "$PORT_DIR" "$OUT.log" BOARD="$MPY_BOARD" BUILD="$OUT" $MAKE_VARS \
         USER_C_MODULES="$REPO/$USERMOD" FROZEN_MANIFEST="$REPO/boards/$BOARD/manifest.py"
     for f in $IMAGES; do
         [ -f "$OUT/$f" ] || die "the $BOARD build did not write $OUT/$f (log: $OUT.log)"
@@ -344,7 +347,7 @@ cmd_test_device() {
 
 # Every qemu board: its image, tests/device on it, then the HIL suite's qemu target on it
 # where the node app fits: not on MICROBIT_SMALL, whose 32 KiB heap leaves the node 8-12 KB,
-# and frames of 1 KB then end it with a MemoryError (docs/boards.md, section 5).
+# and frames of 1 KB then end it with a MemoryError (docs/boards.md, section 6).
 QEMU_HIL="MPS2_AN385 MICROBIT MPS2_AN386 MPS2_AN500 VIRT_RV32"
 
 cmd_test_qemu() {

@@ -63,15 +63,15 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMPS/venv.stamp" 2>/dev/null)" !=
 fi
 
 # --- 3. host package, editable --------------------------------------------------------------
-# Its cffi extension compiles the C core, so a core source newer than the stamp (or any
-# change to the host build files) triggers a reinstall, which rebuilds the extension.
+# Its cffi extension compiles the C core and reads its headers, so a core source newer than the
+# stamp (or any change to the host build files) triggers a reinstall, which rebuilds it.
 if [ -f host/pyproject.toml ]; then
     stale=
     if [ ! -f "$STAMPS/host.stamp" ]; then
         stale=1
     elif [ -n "$(find host/pyproject.toml host/setup.py host/setup.cfg host/aii_host \
             c_modules/aii/core \( -name '*.c' -o -name '*.h' -o -name 'pyproject.toml' \
-            -o -name 'setup.py' -o -name 'setup.cfg' -o -name '_build_*.py' -o -name '*.cdef' \) \
+            -o -name 'setup.py' -o -name 'setup.cfg' -o -name '_build_*.py' -o -name '_headers.py' \) \
             -newer "$STAMPS/host.stamp" 2>/dev/null | head -1)" ]; then
         stale=1
     fi

@@ -33,12 +33,14 @@ try:
         Q,
         Scheduler,
         check_sum,
+        crc32,
         exact_sum,
         fx_div,
         fx_format,
         fx_mul,
         fx_muldiv,
         fx_parse,
+        fx_parse_exact,
         fx_rescale,
     )
 
@@ -64,12 +66,14 @@ except ImportError:
         Ledger,
         Q,
         check_sum,
+        crc32,
         exact_sum,
         fx_div,
         fx_format,
         fx_mul,
         fx_muldiv,
         fx_parse,
+        fx_parse_exact,
         fx_rescale,
     )
     from ._sched import (

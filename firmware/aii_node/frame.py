@@ -6,8 +6,8 @@ Parsing never raises anything but FrameError, whose code and seq make the error 
 
 try:
     from binascii import crc32 as _crc32
-except ImportError:  # ports built without MICROPY_PY_BINASCII_CRC32
-    _crc32 = None
+except ImportError:  # ports built without MICROPY_PY_BINASCII_CRC32: the ledger's, in aii
+    from aii import crc32 as _crc32
 
 VERSION = 1
 MAX_FRAME = 1024  # whole line, '@' to '\n' included
@@ -24,37 +24,13 @@ E_REPLAY = 8
 E_LEDGER = 9
 E_STATE = 10
 E_INTERNAL = 11
-
-_NIBBLE = (
-    0x00000000,
-    0x1DB71064,
-    0x3B6E20C8,
-    0x26D930AC,
-    0x76DC4190,
-    0x6B6B51F4,
-    0x4DB26158,
-    0x5005713C,
-    0xEDB88320,
-    0xF00F9344,
-    0xD6D6A3E8,
-    0xCB61B38C,
-    0x9B64C2B0,
-    0x86D3D2D4,
-    0xA00AE278,
-    0xBDBDF21C,
-)
+E_STORAGE = 12
+E_RECOVERY = 13
 
 
 def crc32(data):
     """CRC-32 (zlib polynomial) of bytes."""
-    if _crc32 is not None:
-        return _crc32(data) & 0xFFFFFFFF
-    c = 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        c = (c >> 4) ^ _NIBBLE[c & 15]
-        c = (c >> 4) ^ _NIBBLE[c & 15]
-    return c ^ 0xFFFFFFFF
+    return _crc32(data) & 0xFFFFFFFF
 
 
 class FrameError(Exception):

@@ -2,8 +2,11 @@
 """The one place where core status codes become exceptions.
 
 Each class also subclasses the builtin the MicroPython module raises for the same case, so code
-written against the device (``except ValueError``) works unchanged on the host.
+written against the device (``except ValueError``) works unchanged on the host. Messages are the
+core's texts (c_modules/aii/core/aii_text.h): `text(code, *args)`.
 """
+
+from ._aii import ffi, lib
 
 
 class AIIError(Exception):
@@ -42,6 +45,11 @@ class CorruptError(AIIValueError):
     """A journal record or checkpoint does not check out (CRC, sequence, hash, contents)."""
 
 
+def text(code, *args):
+    """Text `code` of the core's table, its `{}` marks filled with args in order."""
+    return ffi.string(lib.aii_text(code)).decode().format(*args)
+
+
 class BalanceError(AIIRuntimeError):
     """A balance equation does not hold.
 
@@ -50,69 +58,56 @@ class BalanceError(AIIRuntimeError):
 
     def __init__(self, quantity, expected, actual):
         delta = actual - expected
-        super().__init__(
-            f"quantity {quantity}: actual {actual} != expected {expected}",
-            quantity,
-            expected,
-            actual,
-            delta,
-        )
+        msg = text(lib.AII_T_VIOLATION, quantity, actual, expected)
+        super().__init__(msg, quantity, expected, actual, delta)
         self.quantity, self.expected, self.actual, self.delta = quantity, expected, actual, delta
 
 
-# Status codes from c_modules/aii/core/aii_status.h; kept as plain ints so this module does not
-# need the compiled extension.
-OK = 0
-IDLE = 1
-ERR_ARG = -1
-ERR_FULL = -2
-ERR_NOT_FOUND = -3
-ERR_UNSCHEDULABLE = -4
-ERR_STATE = -5
-ERR_OVERFLOW = -6
-ERR_INSUFFICIENT = -7
-ERR_VIOLATION = -8
-ERR_CORRUPT = -9
-ERR_EXISTS = -10
+# Status codes: the core's (aii_status.h), as the compiler saw them.
+OK = lib.AII_OK
+IDLE = lib.AII_IDLE
+ERR_ARG = lib.AII_ERR_ARG
+ERR_FULL = lib.AII_ERR_FULL
+ERR_NOT_FOUND = lib.AII_ERR_NOT_FOUND
+ERR_UNSCHEDULABLE = lib.AII_ERR_UNSCHEDULABLE
+ERR_STATE = lib.AII_ERR_STATE
+ERR_OVERFLOW = lib.AII_ERR_OVERFLOW
+ERR_INSUFFICIENT = lib.AII_ERR_INSUFFICIENT
+ERR_VIOLATION = lib.AII_ERR_VIOLATION
+ERR_CORRUPT = lib.AII_ERR_CORRUPT
+ERR_EXISTS = lib.AII_ERR_EXISTS
+ERR_INEXACT = lib.AII_ERR_INEXACT
 
-_BY_STATUS = {
-    ERR_ARG: (AIIValueError, "invalid argument"),
-    ERR_FULL: (AIIRuntimeError, "task table full"),
-    ERR_NOT_FOUND: (NotFoundError, "no such task"),
-    ERR_UNSCHEDULABLE: (AdmissionError, "task set not schedulable"),
-    ERR_STATE: (AIIRuntimeError, "not allowed now"),
-    ERR_OVERFLOW: (AIIOverflowError, "overflow"),
-}
-
-
-# The ledger's statuses. Messages depend on the operation, so ledger.py always passes one;
-# ERR_VIOLATION is raised as BalanceError with its numbers, not through this table.
-_LEDGER = {
+_CLASS = {
     ERR_ARG: AIIValueError,
-    ERR_NOT_FOUND: NotFoundError,
-    ERR_EXISTS: AIIValueError,
     ERR_FULL: AIIRuntimeError,
+    ERR_NOT_FOUND: NotFoundError,
+    ERR_UNSCHEDULABLE: AdmissionError,
     ERR_STATE: AIIRuntimeError,
     ERR_OVERFLOW: AIIOverflowError,
     ERR_INSUFFICIENT: InsufficientError,
     ERR_CORRUPT: CorruptError,
+    ERR_EXISTS: AIIValueError,
+    ERR_INEXACT: AIIValueError,
 }
 
 
-def ledger_error(status, msg):
-    """The exception for a failed ledger or fixed-point call (status < 0)."""
-    return _LEDGER.get(status, AIIError)(msg)
+def error(status, why=lib.AII_T_NONE, *args):
+    """The exception for a refused call: its status, and the core's reason `why` (with its
+    arguments; AII_T_NONE: what the status says by itself)."""
+    if why == lib.AII_T_NONE:
+        why, args = lib.aii_status_text(status), (status,)
+    return _CLASS.get(status, AIIError)(text(why, *args))
 
 
-def check(status, msg=None):
+def check(status, why=lib.AII_T_NONE):
     """Returns status when it is OK or IDLE, else raises the matching exception."""
     if status >= 0:
         return status
-    cls, default = _BY_STATUS.get(status, (AIIError, f"error {status}"))
-    raise cls(msg or default)
+    raise error(status, why)
 
 
 def admission_error(task, wcrt_us, deadline_us, never):
     """The AdmissionError for a failed analysis (wcrt_us == never: the busy period is unbounded)."""
-    r = "inf" if wcrt_us == never else str(wcrt_us)
-    return AdmissionError(f"task {task}: worst-case response {r} us > deadline {deadline_us} us")
+    w = "inf" if wcrt_us == never else wcrt_us
+    return AdmissionError(text(lib.AII_T_ADMISSION, task, w, deadline_us))

@@ -171,7 +171,7 @@ def _node_demo(console):
     from .fleet import config as fleet_config
     from .fleet.aggregate import Aggregator
     from .fleet.audit import Audit
-    from .fleet.cli_agg import _rows_from_snapshot, _snapshot_with_totals, _table
+    from .fleet.cli_agg import _table, settled_view
     from .fleet.coord import CoordError, Coordinator
 
     console.rule("a fleet of simulated nodes (aii vboard) running firmware/aii_node")
@@ -201,11 +201,9 @@ def _node_demo(console):
 
                 def show(title):
                     caught_up()
-                    verdict = agg.verify_now()
-                    snap = _snapshot_with_totals(agg)
+                    rows, verdict = settled_view(agg, 10)
                     console.rule(title)
-                    console.print(_table(_rows_from_snapshot(snap, verdict), verdict.to_json()))
-                    return verdict
+                    console.print(_table(rows, verdict))
 
                 show("aggregated: every node online, its journal copied and replayed on the host")
                 coord = Coordinator(agg.db_path, {n: agg.client(n) for n in agg.names()})
@@ -230,9 +228,7 @@ def _node_demo(console):
                     "which the coordinator never committed"
                 )
                 agg.wait_seq("east", seq)
-                v = show("the violation, found at the next epoch")
-                for node, q, delta in v.residuals:
-                    console.print(f"[red]violation[/]: node {node}, quantity {q}, delta {delta:+d}")
+                show("the violation, found at the next epoch (the verdict names the node)")
                 try:
                     coord.transfer("north", "battery", "east", "battery", "Wh", 1_000)
                 except CoordError as e:
@@ -342,11 +338,11 @@ def do_node_status(args):
         hello, st, tasks, led = c.hello(), c.status(), c.tasks(), c.ledger()
     finally:
         t.close()
-    _print_node(_demo_console(), None, args.port, (hello, st, tasks, led))
+    _print_node(_demo_console(), None, args.port, (hello, st, tasks, led), raw=args.raw)
     return 0
 
 
-def _print_node(console, c, port, answers=None):
+def _print_node(console, c, port, answers=None, raw=False):
     hello, st, tasks, led = answers or (c.hello(), c.status(), c.tasks(), c.ledger())
     console.print(
         f"node [bold]{hello['node']}[/] on {port}: proto {hello['proto']}, "
@@ -360,14 +356,24 @@ def _print_node(console, c, port, answers=None):
     for row in tasks["tasks"]:
         tt.add_row(*[str(x) for x in row])
     console.print(tt)
+    from .clikit import amount_text
+
+    # The node's own format per quantity (`formats`): the only one amounts are shown in.
+    fmts = led.get("formats") or {}
     lt = Table(title=f"ledger (digest {led['digest']})")
-    for col in ("account", "quantity", "balance (raw units)"):
+    for col in ("account", "quantity", "balance (raw units)" if raw else "balance"):
         lt.add_column(col, justify="right" if col.startswith("balance") else "left")
+    qty_of = {}
     for name, qty, bal in led["accounts"]:
-        lt.add_row(name, qty, str(bal))
+        qty_of[name] = qty
+        lt.add_row(name, qty, amount_text(bal, fmts.get(qty), raw))
     console.print(lt)
     if led["holds"]:
-        console.print("open holds: " + ", ".join(str(h) for h in led["holds"]))
+        holds = []
+        for txid, account, amount, kind in led["holds"]:
+            q = qty_of.get(account)
+            holds.append(f"{kind} {txid}: {account} {amount_text(amount, fmts.get(q), raw, q)}")
+        console.print("open holds: " + "; ".join(holds))
 
 
 NODE_CONFIG = "aii_node.json"  # the node's configuration file on the device (firmware/aii_node)
@@ -398,9 +404,47 @@ def _read_key(text):
     return key
 
 
+def _read_config(path):
+    """The node configuration in `path`: a JSON object (docs/protocol.md §8), or one line that
+    says what is wrong with the file."""
+    import json
+
+    from ._errors import AIIValueError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AIIValueError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise AIIValueError(f"--config {path}: a folder, not a JSON file") from None
+    except UnicodeDecodeError:
+        raise AIIValueError(f"--config {path}: not text (a JSON object is expected)") from None
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AIIValueError(
+            f"--config {path}: not JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+    if not isinstance(cfg, dict):
+        raise AIIValueError(
+            f"--config {path}: the configuration must be a JSON object "
+            f'{{"node": ..., "quantities": [...], ...}}, not a {type(cfg).__name__}'
+        )
+    node = cfg.get("node", "node")
+    # The name also names the host's key file: letters, digits, '_', '-', '.' only.
+    if not isinstance(node, str) or not node or node[0] == "." or set(node) - _NAME_CHARS:
+        raise AIIValueError(
+            f"--config {path}: 'node' must be a name of letters, digits, '_', '-' and '.', "
+            f"got {node!r}"
+        )
+    return cfg
+
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
 def _deploy_config(args):
     """The config to install, with its key; saves the host's copy of a new key."""
-    import json
     import os
     import secrets
     from pathlib import Path
@@ -411,7 +455,7 @@ def _deploy_config(args):
         if args.key:
             raise AIIValueError("--key needs --config (the key lives in the node's config file)")
         return None
-    cfg = json.loads(Path(args.config).read_text())
+    cfg = _read_config(Path(args.config))
     if args.key:
         cfg["key"] = _read_key(args.key).hex()
     elif not cfg.get("key"):

@@ -2,30 +2,35 @@
 """The `aii` command line: a table of commands, each implemented by commands.do_<cmd>(args)."""
 
 import argparse
+import os
 import sys
 
-from . import __version__, commands
+from . import __version__, clikit, commands
 from ._errors import AIIError
 
-_EPILOG = """\
+_EPILOG = (
+    """\
 examples:
   aii demo                       scheduler demo, then two simulated nodes and a transfer
   aii sched-demo --seconds 5     run the demo task set for 5 s and print per-task statistics
   aii sched-demo --overhead-us 0 analyse without per-dispatch overhead
   aii <command> --help           options of one command
+
 """
+    + clikit.HELP
+)
 
 
 def _args_sched_demo(p, seconds):
     p.add_argument(
         "--seconds",
-        type=float,
+        type=clikit.positive_float,
         default=seconds,
         help="how long to run the task set (default: %(default)s)",
     )
     p.add_argument(
         "--overhead-us",
-        type=int,
+        type=clikit.nonnegative_int,
         default=commands.DEMO_OVERHEAD_US,
         help="per-dispatch overhead the admission analysis adds to every budget "
         "(default: %(default)s, enough for CPython on a desktop)",
@@ -79,7 +84,10 @@ def _args_console(p):
     _args_port(p)
     p.add_argument("--frames", action="store_true", help="also show machine frames (@...)")
     p.add_argument(
-        "--linger", type=float, default=0.5, help="seconds to keep reading after input ends"
+        "--linger",
+        type=clikit.nonnegative_float,
+        default=0.5,
+        help="seconds to keep reading after input ends",
     )
 
 
@@ -94,7 +102,10 @@ def _args_deploy(p):
 
 def _args_node_status(p):
     _args_port(p)
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
+    p.add_argument("--timeout", type=clikit.positive_float, default=2.0, help="seconds per request")
+    p.add_argument(
+        "--raw", action="store_true", help="balances in raw units (default: decimals, unit)"
+    )
 
 
 # Node commands: name -> (function, argument setup, one-line help, description, example)
@@ -139,7 +150,7 @@ _NODE_COMMANDS = {
 
 
 def _parser():
-    p = argparse.ArgumentParser(
+    p = clikit.Parser(
         prog="aii",
         description="AII host tool: run the real-time core on CPython and talk to AII devices.",
         epilog=_EPILOG,
@@ -178,17 +189,57 @@ def _parser():
     return p
 
 
+def commands_of(parser=None):
+    """{"name": subparser} of every `aii` command, nested ones as "audit verify": the command
+    table as the parser holds it (tests enumerate it, so a new command is covered at once)."""
+    out = {}
+
+    def walk(p, prefix):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sp in action.choices.items():
+                    full = f"{prefix} {name}".strip()
+                    if any(isinstance(a, argparse._SubParsersAction) for a in sp._actions):
+                        walk(sp, full)
+                    else:
+                        out[full] = sp
+
+    walk(parser or _parser(), "")
+    return out
+
+
 def main(argv=None):
     p = _parser()
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as e:
+        # --help and --version exit 0; every usage error exits clikit.EXIT_USAGE (clikit.Parser).
+        return e.code if isinstance(e.code, int) else clikit.EXIT_USAGE
     if args.command is None:
         p.print_help()
-        return 2
+        return clikit.EXIT_USAGE
+    # One place where errors become one line and an exit code (docs: `aii --help`).
     try:
         return args.func(args) or 0
+    except clikit.UsageError as e:
+        print(f"aii {args.command}: {e} (see aii {args.command} --help)", file=sys.stderr)
+        return clikit.EXIT_USAGE
     except AIIError as e:
-        # One place where library errors become a message and an exit code.
         print(f"aii: {e}", file=sys.stderr)
-        return 1
+        return getattr(args, "error_exit", clikit.EXIT_WARNING)
+    except OSError as e:
+        # A file or device the command was given: missing, unreadable, not what it should be.
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"aii: {where}{e.strerror or e}", file=sys.stderr)
+        return getattr(args, "error_exit", clikit.EXIT_WARNING)
     except KeyboardInterrupt:
-        return 130
+        return clikit.EXIT_INTERRUPTED
+    except Exception as e:  # a bug: one line, not a traceback (AII_DEBUG=1 shows it)
+        if os.environ.get("AII_DEBUG"):
+            raise
+        print(
+            f"aii: internal error: {type(e).__name__}: {e} (a bug in aii; please report it "
+            "with the command line; AII_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return clikit.EXIT_INTERNAL

@@ -2,8 +2,9 @@
 """aii_host.Scheduler: docs/scheduler.md on CPython, driving the firmware's C core through cffi.
 
 The core (c_modules/aii/core/sched.c) never calls user code; this class is the loop around it:
-extend the clock, dispatch, run the job, complete it, report events, feed the watchdog, collect
-garbage in idle gaps and wait for the next release or a trigger.
+extend the clock, dispatch, then do the step the core decides (aii_sched_step: run the job and
+complete it, collect garbage, or wait for the next release or a trigger), report events, feed
+the watchdog. Messages are the core's texts (_errors.text).
 """
 
 import gc
@@ -13,7 +14,7 @@ import time
 
 from . import _errors
 from ._aii import ffi, lib
-from ._errors import AIIRuntimeError, AIITypeError, AIIValueError, NotFoundError
+from ._errors import AIIRuntimeError, AIITypeError, AIIValueError, NotFoundError, text
 
 CONTINUE = lib.AII_POLICY_CONTINUE
 SKIP = lib.AII_POLICY_SKIP
@@ -24,12 +25,10 @@ DROPPED = lib.AII_EVENT_DROP
 MAX_TASKS = lib.AII_SCHED_MAX_TASKS
 
 _U32_MAX = 0xFFFFFFFF
+_U64_MAX = 2**64 - 1
 _I32_MAX = 0x7FFFFFFF
 _NEVER = lib.AII_TIME_NEVER
 _HOST_TICK_PERIOD = 1 << 62
-# Longest single idle wait when nothing is due: bounds how long run() takes to notice stop() from
-# another thread or the end of a custom clock's world.
-_IDLE_CAP_US = 100_000
 _METHODS = {
     lib.AII_METHOD_EXPLICIT: "explicit",
     lib.AII_METHOD_DM: "dm",
@@ -47,22 +46,28 @@ def _int(v):
     try:
         return operator.index(v)
     except TypeError:
-        raise AIITypeError(f"can't convert {type(v).__name__} to int") from None
+        raise AIITypeError(text(lib.AII_T_NOT_INT, type(v).__name__)) from None
 
 
 def _u32(name, v):
     v = _int(v)
     if v < 0:
-        raise AIIValueError(f"{name} must be >= 0")
+        raise AIIValueError(text(lib.AII_T_NOT_NEGATIVE, name))
     if v > _U32_MAX:
-        raise AIIValueError(f"{name} out of range")
+        raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, name))
     return v
 
 
 def _tid(v):
     v = _int(v)
     if not 0 <= v < MAX_TASKS:
-        raise NotFoundError("no such task")
+        raise NotFoundError(text(lib.AII_T_NO_SUCH_TASK))
+    return v
+
+
+def _callable(name, v):
+    if v is not None and not callable(v):
+        raise AIITypeError(text(lib.AII_T_NOT_CALLABLE, name))
     return v
 
 
@@ -82,33 +87,28 @@ class Scheduler:
     ):
         overhead_us = _u32("overhead_us", overhead_us)
         gc_idle_us = _u32("gc_idle_us", gc_idle_us)
-        if on_miss is not None and not callable(on_miss):
-            raise AIITypeError("on_miss must be callable")
+        _callable("on_miss", on_miss)
         if wdt is not None and not callable(getattr(wdt, "feed", None)):
-            raise AIITypeError("wdt must have feed()")
-        if clock is not None and not callable(clock):
-            raise AIITypeError("clock must be callable")
-        if sleep is not None and not callable(sleep):
-            raise AIITypeError("sleep must be callable")
+            raise AIITypeError(text(lib.AII_T_NO_FEED))
+        _callable("clock", clock)
+        _callable("sleep", sleep)
         if tick_period is None:
             tick_period = _HOST_TICK_PERIOD
         tick_period = _int(tick_period)
         if tick_period < 2 or tick_period > 1 << 64 or tick_period & (tick_period - 1):
-            raise AIIValueError("tick_period must be a power of two")
+            raise AIIValueError(text(lib.AII_T_TICK_PERIOD))
         self._clock = ticks_us if clock is None else clock
         self._mask = tick_period - 1
-        # The core extends the counter correctly only if it sees it every half period.
-        self._max_wait = max(1, tick_period // 4)
         self._sleep = sleep
         self._on_miss = on_miss
         self._wdt = wdt
         self._s = ffi.new("aii_sched_t *")
         lib.aii_sched_init(self._s, overhead_us)
         self._s.gc_idle_us = gc_idle_us
-        self._gc_idle = gc_idle_us > 0
         self._clk = ffi.new("aii_clock_t *")
         lib.aii_clock_init(self._clk, self._mask)
         self._job = ffi.new("aii_job_t *")
+        self._wait_us = ffi.new("uint64_t *")
         self._ev = ffi.new("aii_event_t *")
         self._fns = {}
         self._stop = False
@@ -128,7 +128,7 @@ class Scheduler:
     def _raw(self, name, v):
         v = _int(v)
         if not 0 <= v <= self._mask:
-            raise AIIValueError(f"{name} out of range")
+            raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, name))
         return lib.aii_clock_from_raw(self._clk, v)
 
     # --- task set ---------------------------------------------------------------------------
@@ -150,15 +150,15 @@ class Scheduler:
         critical=False,
     ):
         if not callable(fn):
-            raise AIITypeError("fn must be callable")
+            raise AIITypeError(text(lib.AII_T_NOT_CALLABLE, "fn"))
         budget_us = _u32("budget_us", budget_us)
         period_us = _int(period_us)
         min_gap_us = _int(min_gap_us)
         # 0 means "not given"; a negative value gets the core's text for a missing period.
         if period_us < 0:
-            raise AIIValueError("period_us must be > 0")
+            raise AIIValueError(text(lib.AII_T_PERIOD_ZERO))
         if min_gap_us < 0:
-            raise AIIValueError("min_gap_us must be > 0")
+            raise AIIValueError(text(lib.AII_T_MIN_GAP_ZERO))
         period_us = _u32("period_us", period_us)
         min_gap_us = _u32("min_gap_us", min_gap_us)
         deadline_us = _u32("deadline_us", deadline_us)
@@ -167,9 +167,9 @@ class Scheduler:
         if priority is not None:
             priority = _int(priority)
             if not lib.AII_PRIO_AUTO < priority <= _I32_MAX:
-                raise AIIValueError("priority out of range")
+                raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, "priority"))
         if (period_us > 0) + (min_gap_us > 0) + (deadline_at is not None) > 1:
-            raise AIIValueError("give only one of period_us, min_gap_us, deadline_at")
+            raise AIIValueError(text(lib.AII_T_ONE_KIND))
 
         p = ffi.new("aii_task_params_t *")
         p.policy = policy if 0 <= policy <= 255 else 255  # the core names the bad policy
@@ -191,9 +191,9 @@ class Scheduler:
             p.period_us = period_us
         # Range and consistency checks (and their texts) live in the core, shared with
         # MicroPython, so both bindings refuse the same sets with the same words.
-        msg = lib.aii_sched_param_error(self._s, p)
-        if msg != ffi.NULL:
-            raise AIIValueError(ffi.string(msg).decode())
+        why = lib.aii_sched_param_why(self._s, p)
+        if why != lib.AII_T_NONE:
+            raise AIIValueError(text(why))
         tid = ffi.new("int *")
         rta = ffi.new("aii_rta_result_t *")
         st = lib.aii_sched_add(self._s, p, now, tid, rta)
@@ -219,7 +219,7 @@ class Scheduler:
         tid = _tid(tid)
         with self._trig_lock:
             st = lib.aii_sched_trigger(self._s, tid)
-        _errors.check(st, "not a sporadic task" if st == lib.AII_ERR_STATE else None)
+        _errors.check(st, lib.AII_T_NOT_SPORADIC if st == lib.AII_ERR_STATE else lib.AII_T_NONE)
         self._wake.set()
 
     # --- running ----------------------------------------------------------------------------
@@ -227,7 +227,7 @@ class Scheduler:
     def _enter(self):
         # One aii_job_t is reused, and a job nested in a job has no meaning without preemption.
         if self._running:
-            raise AIIRuntimeError("scheduler already running")
+            raise AIIRuntimeError(text(lib.AII_T_ALREADY_RUNNING))
         self._running = True
 
     def _drain(self):
@@ -254,51 +254,44 @@ class Scheduler:
             self._drain()
         return tid
 
-    def _wait(self, now, wake_at, end):
-        until = wake_at if end is None else min(wake_at, end)
-        dt = _IDLE_CAP_US if until == _NEVER else until - now
-        dt = min(dt, self._max_wait)
-        if dt <= 0:
-            return
-        if self._sleep is not None:
-            self._sleep(dt)
-        else:
-            # Returns early when trigger() (from any thread) sets the event.
-            self._wake.wait(min(dt, _IDLE_CAP_US) / 1e6)
-
     # Scheduler.run([duration_us]) -> number of jobs run
     def run(self, duration_us=None):
-        end = None
         if duration_us is not None:
             duration_us = _int(duration_us)
             if duration_us < 0:
-                raise AIIValueError("duration_us must be >= 0")
+                raise AIIValueError(text(lib.AII_T_NOT_NEGATIVE, "duration_us"))
         self._enter()
         try:
             self._stop = False
+            end = _NEVER
             if duration_us is not None:
-                end = self._now() + duration_us
+                end = lib.aii_sched_run_end(self._now(), min(duration_us, _U64_MAX))
             n = 0
-            job = self._job
+            job, wait = self._job, self._wait_us
+            real = self._sleep is None
+            max_wait = lib.aii_clock_max_wait(self._clk)
             while not self._stop:
                 self._wake.clear()
                 now = self._now()
-                if end is not None and now >= end:
+                if now >= end:
                     break
                 st = _errors.check(lib.aii_sched_dispatch(self._s, now, job))
-                if st == lib.AII_OK:
+                step = lib.aii_sched_step(self._s, st, job, now, end, max_wait, real, wait)
+                if step == lib.AII_STEP_RUN:
                     n += 1
                     self._run_job(job)
                     self._feed()
                     continue
                 self._drain()  # dropped jobs are reported by dispatch
                 self._feed()
-                wake_at = job.wake_at
-                if self._gc_idle and lib.aii_sched_gc_due(self._s, now, wake_at):
+                if step == lib.AII_STEP_COLLECT:
                     gc.collect()
                     lib.aii_sched_gc_done(self._s)
-                    continue
-                self._wait(now, wake_at, end)
+                elif wait[0] and real:
+                    # Returns early when trigger() (from any thread) or stop() sets the event.
+                    self._wake.wait(wait[0] / 1e6)
+                elif wait[0]:
+                    self._sleep(wait[0])
             return n
         finally:
             self._running = False

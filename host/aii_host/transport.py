@@ -41,16 +41,34 @@ class Transport:
         self.close()
 
 
+def parse_port(port):
+    """("tcp", host, number) for "tcp:HOST:PORT" (or "HOST:PORT" with a numeric port), else
+    ("serial", device, None): a USB port or a simulated board's pseudo terminal."""
+    if port.startswith("tcp:"):
+        host, _, num = port[4:].rpartition(":")
+        return "tcp", host or "127.0.0.1", _tcp_port(port, num)
+    head, sep, num = port.rpartition(":")
+    if sep and num.isdigit() and not port.startswith("/"):
+        return "tcp", head or "127.0.0.1", _tcp_port(port, num)
+    if not port:
+        raise TransportError("no port given: a serial device, a pty or tcp:HOST:PORT")
+    return "serial", port, None
+
+
 def open_transport(port, baudrate=115200):
-    """A Transport for `port`: "tcp:HOST:PORT" (or "HOST:PORT" with a numeric port) is TCP,
-    anything else a serial device (a USB port or a simulated board's pseudo terminal)."""
+    """A Transport for `port` (parse_port)."""
     from .transport_serial import SerialTransport
     from .transport_tcp import TcpTransport
 
-    if port.startswith("tcp:"):
-        host, _, num = port[4:].rpartition(":")
-        return TcpTransport(host or "127.0.0.1", int(num))
-    head, sep, num = port.rpartition(":")
-    if sep and num.isdigit() and not port.startswith("/"):
-        return TcpTransport(head or "127.0.0.1", int(num))
-    return SerialTransport(port, baudrate)
+    kind, where, num = parse_port(port)
+    if kind == "tcp":
+        return TcpTransport(where, num)
+    return SerialTransport(where, baudrate)
+
+
+def _tcp_port(port, num):
+    if not (num.isascii() and num.isdigit() and 1 <= int(num) <= 65535):
+        raise TransportError(
+            f"{port!r}: expected tcp:HOST:PORT with PORT 1..65535, e.g. tcp:127.0.0.1:7001"
+        )
+    return int(num)

@@ -70,6 +70,27 @@ static void test_parse_vectors(void) {
     }
 }
 
+static void test_parse_exact_vectors(void) {
+    int bad = 0, inexact = 0;
+    for (size_t i = 0; i < N(vf_parse_exact); i++) {
+        const vf_parse_t *v = &vf_parse_exact[i];
+        int64_t r = 0, rounded = 0;
+        aii_status_t st = aii_fx_parse_exact(v->s, strlen(v->s), v->fmt, &r);
+        int ok = st == v->st && (st != AII_OK || r == v->r);
+        // Exact or refused: whatever it accepts, the rounding parser reads the same.
+        if (st == AII_OK) {
+            ok = ok && aii_fx_parse(v->s, strlen(v->s), v->fmt, &rounded) == AII_OK && rounded == r;
+        }
+        inexact += st == AII_ERR_INEXACT;
+        if (!ok && bad++ < 10) {
+            printf("parse_exact[%u] \"%s\" fmt %d -> st %d r %lld, want st %d r %lld\n",
+                (unsigned)i, v->s, v->fmt, st, (long long)r, v->st, (long long)v->r);
+        }
+        CHECK(ok);
+    }
+    CHECK(inexact > 0);
+}
+
 static void test_format_vectors(void) {
     char buf[AII_FX_STR_MAX];
     int bad = 0;
@@ -189,6 +210,7 @@ static void test_wide(void) {
 int main(void) {
     test_arith_vectors();
     test_parse_vectors();
+    test_parse_exact_vectors();
     test_format_vectors();
     test_format_limits();
     test_sum_vectors();

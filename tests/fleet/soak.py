@@ -42,6 +42,7 @@ from aii_host import vboard
 from aii_host._errors import AIIError
 from aii_host.client import NodeClient, NodeTimeout
 from aii_host.fleet.proxy import KINDS, Faults, LinkProxy
+from aii_host.stats import percentile
 from aii_host.transport import TransportError, open_transport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,8 +222,8 @@ class Board:
 
 
 def _pct(xs, p):
-    xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))], 3) if xs else None
+    v = percentile(xs, p)
+    return None if v is None else round(v, 3)
 
 
 def check(boards, db, agg=None):

@@ -275,10 +275,13 @@ def test_cli_aggregate_and_status(make_fleet, capsys):
     from aii_host.main import main
 
     env = make_fleet(2)
-    # No aggregator running: status aggregates for a moment itself.
+    # No aggregator running: status aggregates for a moment itself, into a temporary database
+    # (the fleet's does not exist yet, and a read creates no file).
     assert main(["status", "--fleet", str(env.path), "--json", "--seconds", "5"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["verdict"]["ok"] is True and out["verdict"]["source"] == "own"
+    assert out["verdict"]["ok"] is True and out["verdict"]["source"].startswith("own")
+    assert out["verdict"]["status"] == "OK" and out["verdict"]["problems"] == []
+    assert not (env.path.parent / "fleet.db").exists()
     rows = {r["name"]: r for r in out["nodes"]}
     assert rows["n1"]["state"] == "online" and rows["n1"]["totals"]["Wh"] == 1_000_000
     assert main(["aggregate", "--fleet", str(env.path), "--seconds", "1.5", "--quiet"]) == 0
@@ -292,7 +295,7 @@ def test_cli_aggregate_and_status(make_fleet, capsys):
         out = json.loads(capsys.readouterr().out)
         assert out["verdict"]["source"] == "aggregator"
         assert {r["name"]: r["state"] for r in out["nodes"]} == {"n1": "online", "n2": "online"}
-    assert main(["aggregate", "--fleet", str(env.path), "--clear", "n9"]) == 1
+    assert main(["aggregate", "--fleet", str(env.path), "--clear", "n9"]) == 64
     assert "no node 'n9'" in capsys.readouterr().err
 
 
@@ -330,10 +333,45 @@ def test_cli_nodes_without_a_fleet_file(make_fleet, capsys, tmp_path):
     assert rows["n1"]["state"] == rows["n2"]["state"] == "online", rows
     assert rows["n2"]["totals"]["Wh"] == 1_000_000 and out["verdict"]["ok"] is True
     assert db.exists()  # the journals went into the database named on the command line
-    # Mistakes say what to write instead.
-    assert main(["status", "--node", "n1"]) == 1
+    # Mistakes say what to write instead, as usage errors (64: not a verdict).
+    assert main(["status", "--node", "n1"]) == 64
     assert "expected NAME=PORT" in capsys.readouterr().err
-    assert main(["aggregate", "--seconds", "1"]) == 1
+    assert main(["aggregate", "--seconds", "1"]) == 64
     assert "give --fleet FILE" in capsys.readouterr().err
-    assert main(["status", "--fleet", str(env.path), *nodes]) == 1
+    assert main(["status", "--fleet", str(env.path), *nodes]) == 64
     assert "not both" in capsys.readouterr().err
+
+
+def test_cli_verdict_is_degraded_unless_every_node_is_online_and_verified(make_fleet, capsys):
+    """Issue 12: `verdict: OK` and exit 0 with 0 of 2 nodes online told monitoring a dead fleet
+    was healthy. OK needs every configured node online and verified at the epoch; otherwise
+    DEGRADED (exit 1) naming each node and why, in the table and in --json alike."""
+    import json
+
+    from aii_host.main import main
+
+    env = make_fleet(2)
+    f = str(env.path)
+    env.boards["n2"].stop()
+    assert main(["status", "--fleet", f, "--json", "--seconds", "3"]) == 1
+    v = json.loads(capsys.readouterr().out)["verdict"]
+    assert v["ok"] is True  # the equation holds over what was verified...
+    assert v["status"] == "DEGRADED" and v["exit"] == 1  # ...but n2 was not verified
+    assert [p["node"] for p in v["problems"]] == ["n2"], v["problems"]
+    assert v["problems"][0]["why"].startswith("offline: ")
+    assert main(["status", "--fleet", f, "--seconds", "3"]) == 1
+    text = capsys.readouterr().out
+    assert "verdict: DEGRADED" in text and "n2: offline: " in text, text
+    assert "1000.000" in text  # n1's Wh total, in its unit (3 decimals)
+    env.boards["n1"].stop()
+    # 0 of 2 online: still not OK, both named; the aggregate loop's exit says the same.
+    assert main(["status", "--fleet", f, "--json", "--seconds", "1"]) == 1
+    v = json.loads(capsys.readouterr().out)["verdict"]
+    assert sorted(p["node"] for p in v["problems"]) == ["n1", "n2"]
+    assert main(["aggregate", "--fleet", f, "--seconds", "1", "--quiet"]) == 1
+    assert "verdict: DEGRADED" in capsys.readouterr().out
+    env.boards["n1"].start()
+    env.boards["n2"].start()
+    assert main(["status", "--fleet", f, "--json", "--seconds", "10"]) == 0
+    v = json.loads(capsys.readouterr().out)["verdict"]
+    assert v["status"] == "OK" and v["problems"] == [], v

@@ -210,7 +210,8 @@ def test_cli_verify_and_show(trail, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [int(x.split()[0]) for x in lines] == [7, 8, 10]
     _sql(trail, ("UPDATE audit SET data = ? WHERE seq = 8", ('{"i": 8}',)))
-    assert main(["audit", "verify", "--db", trail.db_path]) == 1
+    # An altered trail is CRITICAL (2) for monitoring, as a fleet violation is.
+    assert main(["audit", "verify", "--db", trail.db_path]) == 2
     assert "bad: seq 8" in capsys.readouterr().out
-    assert main(["audit", "verify", "--db", trail.db_path, "--json"]) == 1
+    assert main(["audit", "verify", "--db", trail.db_path, "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["bad_seq"] == 8

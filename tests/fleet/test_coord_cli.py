@@ -76,7 +76,8 @@ def test_cli_transfer_list_and_idempotent(fleet):
     path, nodes = fleet
     r = aii("transfer", "--fleet", str(path), "n1:battery", "n2:load", QTY, "1.5", "--txid", "77")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "tx 77: committed" in r.stdout and "1.5 Wh (1500 raw)" in r.stdout
+    # The amount in the source node's unit, the only format (Wh, 3 digits).
+    assert "tx 77: committed" in r.stdout and "1.500 Wh" in r.stdout
     r = aii("transfer", "--fleet", str(path), "n1:battery", "n2:load", QTY, "1.5", "--txid", "77")
     assert r.returncode == 0 and "tx 77: committed" in r.stdout
     r = aii("transfer", "--fleet", str(path), "n1:load", "n2:load", QTY, "9999", "--json")
@@ -86,7 +87,16 @@ def test_cli_transfer_list_and_idempotent(fleet):
     r = aii("transfer", "--fleet", str(path), "n1:battery", "n9:load", QTY, "1")
     assert r.returncode == 1 and "unknown node 'n9'" in r.stderr
     r = aii("transfer", "--fleet", str(path), "--list")
-    assert r.returncode == 0 and "77" in r.stdout
+    assert r.returncode == 0 and "77" in r.stdout and "1.500 Wh" in r.stdout, r.stdout
+    r = aii("transfer", "--fleet", str(path), "--list", "--raw")
+    assert r.returncode == 0 and "1500 raw Wh" in r.stdout, r.stdout
+    # More decimals than the unit has: refused before anything is logged, never rounded.
+    r = aii("transfer", "--fleet", str(path), "n1:battery", "n2:load", QTY, "1.0005")
+    assert r.returncode == 1 and "more decimals than the unit has" in r.stderr, r.stderr
+    assert "has 3 decimals; nothing is rounded" in r.stderr
+    # The node's format is the only format: there is no --digits that could disagree with it.
+    r = aii("transfer", "--fleet", str(path), "n1:battery", "n2:load", QTY, "1", "--digits", "4")
+    assert r.returncode == 64 and "unrecognized arguments: --digits" in r.stderr
     bal, _ = observe(nodes)
     assert bal["n1"]["battery"] == INITIAL["battery"] - 1500
     assert bal["n2"]["load"] == INITIAL["load"] + 1500
@@ -144,7 +154,7 @@ def test_cli_sigkill_at_random_moments(fleet):
         p.wait()
         r = aii("transfer", "--fleet", str(path), "--recover", "--json")
         assert r.returncode == 0, r.stdout + r.stderr
-        in_doubt += len(json.loads(r.stdout))
+        in_doubt += len(json.loads(r.stdout)["recovered"])
     assert in_doubt >= 1, "no kill landed mid-transfer"
     check(nodes, before, total0, path, seen)
     assert aii("audit", "verify", "--fleet", str(path)).returncode == 0

@@ -216,7 +216,7 @@ def test_epoch_is_incremental(db, tmp_path):
 # ---- on simulated boards -----------------------------------------------------------------------
 
 
-def test_fleet_verification_on_boards(make_fleet):
+def test_fleet_verification_on_boards(make_fleet, capsys):
     """Honest transfers through the coordinator pass at every epoch; a prepare + commit_tx done
     directly on a node with a txid the coordinator never committed is found, named and
     isolates the node; the coordinator then refuses it; the operator clears it (audited)."""
@@ -251,6 +251,13 @@ def test_fleet_verification_on_boards(make_fleet):
             assert "n3" in v.isolated
             with pytest.raises(coord.CoordError, match="isolated"):
                 c.transfer("n1", "grid", "n3", "load", "Wh", 1)
+            # `aii status` (reading the running aggregator) says so with exit 2, CRITICAL to a
+            # monitoring tool, naming the node and the amount in its unit.
+            capsys.readouterr()
+            assert main(["status", "--fleet", str(env.path), "--json"]) == 2
+            v = json.loads(capsys.readouterr().out)["verdict"]
+            assert v["status"] == "VIOLATION" and v["exit"] == 2
+            assert {"node": "n3", "why": "violation: Wh off by +0.777 Wh"} in v["problems"]
         finally:
             c.close()
         viol = [a[2] for a in alerts if a[1] == "violation"]

@@ -64,6 +64,12 @@ def test_deploy_then_status_then_console(board):
             break
     assert st.returncode == 0, st.stderr
     assert "node hil1" in st.stdout and "pump" in st.stdout and "grid" in st.stdout
+    # Balances in the node's own unit (Wh has 3 digits): decimals, raw units only with --raw.
+    grid = next(ln for ln in st.stdout.splitlines() if "│ grid " in ln)
+    assert "1000.000" in grid, st.stdout
+    raw = _aii("node-status", "--port", port, "--raw", env=env)
+    grid = next(ln for ln in raw.stdout.splitlines() if "│ grid " in ln)
+    assert raw.returncode == 0 and "1000000" in grid and "balance (raw units)" in raw.stdout
     out = _aii("console", "--port", port, env=env, stdin="transfer grid load Wh 2\nledger\n")
     assert out.returncode == 0, out.stderr
     assert "ok: journal seq" in out.stdout
@@ -112,27 +118,29 @@ def test_demo_fleet_transfer_and_injected_violation():
     assert re.search(
         r"transfer north:battery -> south:battery 25\.000 Wh: tx \d+ committed", out
     ), out
-    # Every node's row: the final table shows the exact per-node totals (raw mWh): 25 Wh
-    # moved from north to south, 7 Wh made up on east; the meters move within a node only.
+    # Every node's row: the final table shows the exact per-node totals in the node's unit
+    # (Wh, 3 decimals): 25 Wh moved from north to south, 7 Wh made up on east; the meters move
+    # within a node only.
     rows = {}
     for ln in out.splitlines():
         cells = [c.strip() for c in ln.strip("│┃ ").split("│")]
         if len(cells) >= 8 and cells[0] in ("north", "south", "east") and cells[1] == "online":
-            rows[cells[0]] = int(cells[7])
-    assert rows == {"north": 475_000, "south": 125_000, "east": 257_000}, (rows, out)
-    # Verdicts: OK twice, then the injected credit found, located and isolated.
-    assert out.count("verdict: OK") == 2, out
-    assert "verdict: VIOLATION" in out
-    assert "violation: node east, quantity Wh, delta +7000" in out
-    eq = next(ln for ln in out.splitlines() if ln.strip("│ ").startswith("Wh") and "+7000" in ln)
+            rows[cells[0]] = cells[7]
+    assert rows == {"north": "475.000", "south": "125.000", "east": "257.000"}, (rows, out)
+    # Verdicts: OK twice (every node online and verified), then the injected credit found,
+    # located and isolated: a violation naming east.
+    assert out.count("verdict: OK, epoch") == 2, out
+    assert "verdict: VIOLATION" in out and "(exit 2)" in out
+    assert "east: violation: Wh off by +7.000 Wh" in out
+    eq = next(ln for ln in out.splitlines() if ln.strip("│ ").startswith("Wh") and "+7.000" in ln)
     assert [c.strip() for c in eq.strip("│ ").split("│")] == [
         "Wh",
-        "857000",
-        "0",
-        "850000",
-        "0",
-        "0",
-        "+7000",
+        "857.000",
+        "0.000",
+        "850.000",
+        "0.000",
+        "0.000",
+        "+7.000",
     ], eq
     assert "a new transfer to east is refused: node isolated" in out
     assert re.search(r"audit trail: \d+ records, hash chain intact", out), out

@@ -28,6 +28,7 @@ STATUS_EXC = {
     "insufficient": E.InsufficientError,
     "violation": E.BalanceError,
     "corrupt": E.CorruptError,
+    "inexact": E.AIIValueError,
 }
 
 

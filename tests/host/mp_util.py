@@ -17,10 +17,15 @@ FIRMWARE_AII = ROOT / "firmware" / "aii"
 
 def load_pure(name, as_name):
     """firmware/aii/<name>.py as a module on its own (firmware/aii/__init__.py is a
-    MicroPython package that prefers the native _aii)."""
+    MicroPython package that prefers the native _aii); its siblings (_texts.py) are imported
+    from firmware/aii as modules of their own too."""
     spec = importlib.util.spec_from_file_location(as_name, FIRMWARE_AII / (name + ".py"))
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(FIRMWARE_AII))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(FIRMWARE_AII))
     return mod
 
 

@@ -30,21 +30,28 @@ def test_help_teaches():
     assert out.returncode == 0
     for word in ("sched-demo", "demo", "examples:", "aii sched-demo --seconds 5"):
         assert word in out.stdout
+    # The exit statuses monitoring relies on are documented where people look first.
+    for word in ("exit status", "0   OK", "1   WARNING", "2   CRITICAL", "3   UNKNOWN", "64"):
+        assert word in out.stdout
     sub = _aii("sched-demo", "--help")
     assert sub.returncode == 0
     assert "--seconds" in sub.stdout and "--overhead-us" in sub.stdout and "example:" in sub.stdout
 
 
 def test_no_command_prints_help():
+    # A usage error: 64, distinct from the verdicts 0-3 (issue 12; argparse's own 2 would
+    # read as CRITICAL to a monitoring tool).
     out = _aii()
-    assert out.returncode == 2
+    assert out.returncode == 64
     assert "usage: aii" in out.stdout
 
 
 def test_bad_option():
     out = _aii("sched-demo", "--seconds", "soon")
-    assert out.returncode == 2
-    assert "invalid float value" in out.stderr
+    assert out.returncode == 64
+    assert "argument --seconds: must be a number > 0, got 'soon'" in out.stderr
+    out = _aii("sched-demo", "--no-such-option")
+    assert out.returncode == 64 and "unrecognized arguments" in out.stderr
 
 
 @pytest.mark.parametrize("cmd", ["demo", "sched-demo"])

@@ -53,6 +53,12 @@ def test_detect_astronaut_json_and_png(tmp_path, capsys):
     assert len(r["faces"]) == 1 and r["grounding"]["ok"]
     iou = facedet.iou(np.array(r["faces"][0]["box"]), np.array([ASTRONAUT_FACE], float))[0]
     assert iou >= 0.5
+    # The interface of issue 18: each face says which checks it passed.
+    face = r["faces"][0]
+    assert set(face) >= {"box", "score", "keypoints", "checks"}
+    passed = {c["name"] for c in face["checks"] if c["ok"]}
+    assert passed >= {"box", "score", "frame", "size", "evidence", "geometry", "landmark"}
+    assert "agreement" in passed
     assert r["frames"] == 2 and set(r["stages_us"]) == {"pre", "invoke", "post", "total"}
     from PIL import Image
 
@@ -74,7 +80,7 @@ def test_detect_blank_image_file(tmp_path, capsys):
 def test_detect_bad_inputs(tmp_path, capsys):
     with pytest.raises(EdgeError, match="cannot read image"):
         run(["detect", str(tmp_path / "nope.png")], capsys)
-    with pytest.raises(EdgeError, match="no scikit-image photo named"):
+    with pytest.raises(EdgeError, match="not a scikit-image photo; one of: astronaut, "):
         run(["detect", "skimage:nosuchphoto"], capsys)
 
 

@@ -116,6 +116,7 @@ def test_status_codes_match_the_header():
     for name in ("ARG", "FULL", "NOT_FOUND", "STATE", "OVERFLOW", "INSUFFICIENT", "VIOLATION"):
         assert getattr(E, "ERR_" + name) == getattr(lib, "AII_ERR_" + name)
     assert (E.ERR_CORRUPT, E.ERR_EXISTS) == (lib.AII_ERR_CORRUPT, lib.AII_ERR_EXISTS)
+    assert E.ERR_INEXACT == lib.AII_ERR_INEXACT
 
 
 def test_nested_begin_keeps_the_open_transaction(led):
@@ -206,6 +207,13 @@ FX_CASES = [
     (lambda: a.fx_parse("1", 63), E.AIIValueError, "bad format"),
     (lambda: a.fx_parse(1, 0), E.AIITypeError, "s must be str"),
     (lambda: a.fx_parse("99999999999999999999", 0), E.AIIOverflowError, "result out of range"),
+    (
+        lambda: a.fx_parse_exact("1.0005", a.DEC(3)),
+        E.AIIValueError,
+        "more decimals than the unit has",
+    ),
+    (lambda: a.fx_parse_exact("0.1", a.Q(4)), E.AIIValueError, "more decimals than the unit has"),
+    (lambda: a.fx_parse_exact("1.5x", a.DEC(3)), E.AIIValueError, "bad number"),
     (lambda: a.fx_format(1, 0x93), E.AIIValueError, "bad format"),
     (lambda: a.fx_format(2**63, 0), E.AIIValueError, "v out of range"),
     (lambda: a.fx_mul(2**62, 4, 0), E.AIIOverflowError, "result out of range"),

@@ -183,9 +183,14 @@ def ledger_op(draw):
             + ["rollback", "add_quantity", "open", "open", "journal", "journal", "seal"]
             + ["checkpoint", "observe", "replay", "restore", "set_time", "rep", "lookup"]
             + ["read", "fx", "sum", "edge", "edge", "edge", "longtx", "rep", "rep"]
-            + ["replay", "replay", "restore", "restore"]
+            + ["replay", "replay", "restore", "restore", "undo", "undo"]
         )
     )
+    if what == "undo":
+        # Mostly right after a change (taken back), sometimes after a drain or alone (refused).
+        before = draw(st.sampled_from([[], [["journal"]], [["m", "seal", []]]]))
+        change = draw(st.one_of(ledger_op(), st.just(["m", "inflow", [0, 0, 1]])))
+        return ["seq", [change] + before + [["undo"]]]
     if what == "transfer":
         return ["m", what, [draw(ids(6)), draw(ids(6)), draw(ids(3)), draw(amounts())]]
     if what in ("inflow", "outflow"):
@@ -278,7 +283,17 @@ FX_VALUES = _mostly(
 @st.composite
 def fx_op(draw):
     f = draw(
-        st.sampled_from(["fx_mul", "fx_div", "fx_rescale", "fx_muldiv", "fx_parse", "fx_format"])
+        st.sampled_from(
+            [
+                "fx_mul",
+                "fx_div",
+                "fx_rescale",
+                "fx_muldiv",
+                "fx_parse",
+                "fx_parse_exact",
+                "fx_format",
+            ]
+        )
     )
     f2 = draw(st.sampled_from(["Q", "DEC", f, f]))
     if f2 in ("Q", "DEC"):
@@ -292,7 +307,7 @@ def fx_op(draw):
         return ["fx", f, [draw(FX_VALUES), draw(divisor), draw(FMTS)]]
     if f == "fx_format":
         return ["fx", f, [draw(FX_VALUES), draw(FMTS)]]
-    if f == "fx_parse":
+    if f in ("fx_parse", "fx_parse_exact"):
         s = draw(
             st.one_of(
                 st.from_regex(r"\A[+-]?[0-9]{0,21}(\.[0-9]{0,22})?\Z"),
@@ -390,6 +405,8 @@ DIRECTED = (
             "ops": _setup(5)
             + [
                 ["m", "hold", [7, 0, 0, 1]],  # txid in use
+                ["m", "add_quantity", ["Wh"], {"bits": 4}],  # name in use (tables not full yet)
+                ["m", "open", ["bat", 1], {}],
                 ["m", "prepare", [100, 0, 0, 1]],
                 ["rep", 8, ["m", "prepare", [20, 1, 0, 1]], 0],  # hold table full
                 ["rep", 14, ["m", "open", ["n", 0], {}], 0],  # account table full
@@ -408,6 +425,20 @@ DIRECTED = (
                 ["m", "begin", []],
                 ["m", "begin", []],
                 ["m", "rollback", []],
+                # undo: after a drain, twice, in a transaction, after a segment's SEAL.
+                ["m", "inflow", [0, 0, 3]],
+                ["journal"],
+                ["undo"],
+                ["undo"],
+                ["m", "begin", []],
+                ["undo"],
+                ["m", "rollback", []],
+                ["rep", 17, ["m", "transfer", [0, 1, 0, 1]]],
+                ["undo"],
+                ["observe"],
+                ["m", "begin", []],
+                ["m", "commit", []],
+                ["undo"],  # an empty commit: nothing to take back
             ]
         },
         {
@@ -448,7 +479,8 @@ DIRECTED = (
     + [
         {
             "ops": [
-                ["fx", "fx_parse", [s, 0x83]]
+                ["fx", f, [s, 0x83]]
+                for f in ("fx_parse", "fx_parse_exact")
                 for s in ["1.5", "-0.0005", "1e3", "", "-", ".", "1.", ".5", "+2", "1.2.3", " 1"]
                 + ["9223372036854775.807", "9223372036854775.808", "-9223372036854775.808"]
                 + ["0.00000000000000000005", "0.000000000000000000051", "12345678901234567890"]
@@ -551,6 +583,8 @@ def test_scenarios_exercise_the_ledger():
                 seen.add("lost")
             elif entry[1] == "settle":
                 seen.add("settled")
+            elif entry[1] == "undo":
+                seen.add("undone")
     reasons = {r for k, c, r in (x for x in seen if isinstance(x, tuple))}
     want = {
         "amount must be > 0",
@@ -578,11 +612,12 @@ def test_scenarios_exercise_the_ledger():
         "sum does not fit int64",
         "journal sequence exhausted",
         "quantity table full",
+        "nothing to undo",
     }
     assert want <= reasons, f"never reached: {sorted(want - reasons)}"
     corrupt = {r.split(": ", 1)[-1] for k, c, r in (x for x in seen if isinstance(x, tuple))}
     assert {"bad crc", "sequence gap", "record does not apply", "seal does not match"} <= corrupt
-    assert {"replayed", "lost", "settled"} <= seen
+    assert {"replayed", "lost", "settled", "undone"} <= seen
 
 
 # mod_aii.c and aii_host.ledger (the two bindings of the same core) agree on every result and

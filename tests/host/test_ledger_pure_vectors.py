@@ -38,6 +38,7 @@ STATUS = {
     "insufficient": "InsufficientError",
     "violation": "BalanceError",
     "corrupt": "CorruptError",
+    "inexact": "ValueError",
 }
 
 
@@ -83,6 +84,9 @@ def check_against_vectors(res):
             n += 1
     assert n > 300
     for x, got in zip(FIXED["parse"], res["parse"]):
+        _expect(x, got)
+    assert len(res["parse_exact"]) == len(FIXED["parse_exact"])
+    for x, got in zip(FIXED["parse_exact"], res["parse_exact"]):
         _expect(x, got)
     for x, got in zip(FIXED["format"], res["format"]):
         assert got == ["ok", x["s"]], (x, got)

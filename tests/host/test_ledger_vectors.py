@@ -67,6 +67,16 @@ def test_parse_vectors():
         _expect(x, outcome(a.fx_parse, x["s"], x["fmt"]))
 
 
+def test_parse_exact_vectors():
+    for x in FIXED["parse_exact"]:
+        got = outcome(a.fx_parse_exact, x["s"], x["fmt"])
+        _expect(x, got)
+        if x["status"] == "inexact":
+            assert got[1] == "more decimals than the unit has", (x, got)
+    # The file must keep exercising every outcome, the refusal to round above all.
+    assert {"ok", "arg", "overflow", "inexact"} <= {x["status"] for x in FIXED["parse_exact"]}
+
+
 def test_format_vectors():
     for x in FIXED["format"]:
         assert a.fx_format(x["v"], x["fmt"]) == x["s"], x

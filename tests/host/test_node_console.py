@@ -44,6 +44,11 @@ def test_ledger_table_and_transfer(node):
         (b"transfer load grid Wh 5", "refused: insufficient balance"),
         (b"transfer grid load Wh -1", "error:"),
         (b"transfer grid load Wh 0", "error:"),
+        # More decimals than the quantity has: refused, never rounded (issue 12: 1.5 litres
+        # on a 0-digit quantity moved 2).
+        (b"transfer tank sink l 1.5", "amount 1.5: more decimals than the unit has (it has 0"),
+        (b"transfer grid load Wh 1.0005", "amount 1.0005: more decimals than the unit has (it"),
+        (b"transfer grid load Wh 0.0001", "more decimals than the unit has"),
         (b"fly", "unknown command 'fly' (type 'help')"),
         (b"config nokey", "no key 'nokey'"),
         (b"config node n2", "settable keys"),
@@ -56,6 +61,18 @@ def test_errors_explain_and_change_nothing(node, line, hint):
     text = say(node, line)
     assert text.startswith("error:") and hint in text, text
     assert node.ledger.digest() == before
+
+
+def test_trailing_zeros_are_exact(node):
+    # "1.50000" is exactly 1.5: nothing to round, so it moves 1.500 Wh.
+    assert say(node, b"transfer grid load Wh 1.50000").startswith("ok: journal seq ")
+    assert "load     Wh        1.500" in say(node, b"ledger")
+
+
+def test_ledger_holds_show_decimals_and_the_unit(node):
+    node.move("hold", node.account_id("grid"), node.quantity_id("Wh"), 2500, txid=7)
+    text = say(node, b"ledger")
+    assert "7     grid     2.500 Wh  hold" in text, text
 
 
 def test_config_set_persists(node, tmp_path):

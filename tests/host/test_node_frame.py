@@ -3,6 +3,9 @@
 
 import hashlib
 import hmac
+import importlib
+import sys
+import types
 import zlib
 
 import nodekit  # also puts firmware/ and the aii shim on sys.path
@@ -11,14 +14,30 @@ from aii_host import frame as host
 from aii_node import auth, frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mp_util import load_pure
 
 
 def test_crc_matches_zlib_with_and_without_binascii(monkeypatch):
     data = b"1|7|status|{}|-"
     assert frame.crc32(data) == zlib.crc32(data)
-    monkeypatch.setattr(frame, "_crc32", None)  # the table fallback of ports without it
+    # A port without binascii.crc32: the node takes the ledger's (aii.crc32, here the shim's
+    # aii_host); the firmware image holds one CRC-32 table, in aii/_ledger.py.
+    import aii  # the shim: nodekit put it first on sys.path
+
+    monkeypatch.setitem(sys.modules, "binascii", types.ModuleType("binascii"))
+    try:
+        importlib.reload(frame)
+        assert frame._crc32 is aii.crc32
+        for blob in (b"", data, bytes(range(256))):
+            assert frame.crc32(blob) == zlib.crc32(blob)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(frame)
+    # ... and that table itself, as a port without binascii.crc32 runs it.
+    ledger = load_pure("_ledger", "aii_pure_ledger_crc")
+    monkeypatch.setattr(ledger, "_crc32", None)
     for blob in (b"", data, bytes(range(256))):
-        assert frame.crc32(blob) == zlib.crc32(blob)
+        assert ledger.crc32(blob) == zlib.crc32(blob)
 
 
 def test_node_frame_decodes_on_host_and_back():

@@ -28,8 +28,9 @@ exp = json.loads(sys.stdin.read())
 out = {}
 out["build"] = frame.build(7, b"transfer", b'{"amount":5}', auth.mac(b"key", frame.signed_part(7, b"transfer", b'{"amount":5}'))).decode()
 out["crc"] = frame.crc32(b"123456789")
-frame._crc32 = None
-out["crc_table"] = frame.crc32(b"123456789")
+import aii._ledger  # the table CRC of ports without binascii.crc32, which frame then uses
+aii._ledger._crc32 = None
+out["crc_table"] = aii._ledger.crc32(b"123456789")
 f = frame.parse(exp["host_line"].encode())
 out["parsed"] = [f.seq, f.kind.decode(), f.body.decode(), f.mac.decode()]
 out["mac_ok"] = auth.check(b"key", f.signed, f.mac)

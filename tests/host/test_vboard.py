@@ -177,3 +177,36 @@ def test_board_process_dies_with_its_supervisor(tmp_path):
         assert alive == [], "the board process outlived its supervisor"
     finally:
         b.stop()
+
+
+def test_board_started_with_ampersand_from_a_script_stops_on_ctrl_c(tmp_path):
+    # A non-interactive shell starts `cmd &` with SIGINT ignored, and the board process inherits
+    # it; the board restores the default handler, so 0x03 still stops the app (issue 12: the
+    # second `aii deploy` to such a board waited 15 s and failed).
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    d = tmp_path / "amp1"
+    script = (
+        f"{sys.executable} -m aii_host.vboard --id amp1 --dir {d} --app {APP} & echo $! && wait"
+    )
+    sh = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
+    pid = int(sh.stdout.readline())  # the background job: the board's supervisor
+    try:
+        info = json.loads(sh.stdout.readline())
+        with open(f"/proc/{pid}/status") as f:
+            ignored = int(next(x for x in f if x.startswith("SigIgn:")).split()[1], 16)
+        assert ignored & (1 << 1), "the setup must start the supervisor with SIGINT ignored"
+        ser = serial.Serial(info["port"], timeout=0.2)
+        try:
+            read_until(ser, b"up boots=1")
+            ser.write(b"\x03")
+            assert b"KeyboardInterrupt" in read_until(ser, b">>> ")
+        finally:
+            ser.close()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        sh.wait(10)

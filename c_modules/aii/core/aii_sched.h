@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
 // Fixed-priority, non-preemptive deadline scheduler: plain C99, no heap, no float.
 //
-// The core never calls user code. A binding drives it as a state machine:
+// The core never calls user code. A binding drives it as a state machine, and the core
+// decides each step of the loop (aii_sched_step), so every binding's loop is the same:
 //
 //     now = aii_clock_extend(&clock, raw_ticks);
+//     if (now >= end) stop;
 //     st = aii_sched_dispatch(&s, now, &job);      // releases due jobs, picks one
-//     if (st == AII_OK) { run job.task; aii_sched_complete(&s, &job, later); }
-//     else if (st == AII_IDLE) { wait until job.wake_at (or a trigger) }
+//     switch (aii_sched_step(&s, st, &job, now, end, max_wait, real, &wait_us)) {
+//         AII_STEP_RUN: run job.task; aii_sched_complete(&s, &job, later);
+//         AII_STEP_COLLECT: collect garbage; aii_sched_gc_done(&s);
+//         AII_STEP_WAIT: wait wait_us (or until a trigger)
+//     }
 //
 // Time inside the core is a 64-bit microsecond count that never wraps in practice; the
 // binding extends the port's wrapping tick counter to it once, with aii_clock_extend().
@@ -18,6 +23,7 @@
 #include <stdint.h>
 
 #include "aii_status.h"
+#include "aii_text.h"
 
 // Capacity of the static task table; also the number of priority levels.
 #ifndef AII_SCHED_MAX_TASKS
@@ -51,6 +57,9 @@ typedef struct {
 
 void aii_clock_init(aii_clock_t *c, uint64_t mask);
 aii_time_t aii_clock_extend(aii_clock_t *c, uint64_t raw);
+// The longest a run loop may go without reading the clock: a quarter of the tick period (the
+// clock must be seen at least every half period to be extended).
+uint64_t aii_clock_max_wait(const aii_clock_t *c);
 // Converts an extended time back to the port's tick domain (for ticks_diff comparisons).
 uint64_t aii_clock_to_raw(const aii_clock_t *c, aii_time_t t);
 // Extended time of a raw tick value near now (within half a period either side).
@@ -201,8 +210,10 @@ aii_status_t aii_sched_add(aii_sched_t *s, const aii_task_params_t *p, aii_time_
     aii_rta_result_t *rta);
 aii_status_t aii_sched_remove(aii_sched_t *s, int id);
 
-// Why a parameter set is refused, as a short lowercase message (NULL when valid). Both
-// bindings raise ValueError with this text, so their errors are identical.
+// Why a parameter set is refused (AII_T_NONE when valid). The bindings raise ValueError with
+// aii_text() of it, so their errors are identical; aii_sched_param_error() is that text
+// (NULL when valid).
+aii_text_t aii_sched_param_why(const aii_sched_t *s, const aii_task_params_t *p);
 const char *aii_sched_param_error(const aii_sched_t *s, const aii_task_params_t *p);
 
 // Analysis of the current task set (always schedulable once admitted).
@@ -223,6 +234,29 @@ aii_status_t aii_sched_complete(aii_sched_t *s, const aii_job_t *job, aii_time_t
 // run since the last one. The binding then collects and calls aii_sched_gc_done().
 bool aii_sched_gc_due(const aii_sched_t *s, aii_time_t now, aii_time_t wake_at);
 void aii_sched_gc_done(aii_sched_t *s);
+
+// The run loop's next step (see the top of this file).
+typedef enum {
+    AII_STEP_RUN = 0,      // dispatch started a job: run it, then aii_sched_complete()
+    AII_STEP_COLLECT = 1,  // an idle gap: collect garbage now, then aii_sched_gc_done()
+    AII_STEP_WAIT = 2,     // nothing to run: wait *wait_us (0: dispatch again at once), or
+                           // less when a trigger comes
+} aii_step_t;
+
+// Longest single idle wait when nothing is due, and longest wait on the port's real clock:
+// bounds how long a run takes to notice stop() or the end of an injected clock's world.
+#define AII_SCHED_IDLE_CAP_US (100000)
+
+// Decides the step after aii_sched_dispatch() returned `dispatched` with `job` at `now`, in a
+// run that ends at `end` (AII_TIME_NEVER: until stopped; see aii_sched_run_end). A wait lasts
+// until the next release or the end, at most max_wait_us (aii_clock_max_wait), at most
+// AII_SCHED_IDLE_CAP_US when nothing is due, and at most that also when `real_clock` (the
+// binding waits on the port's clock rather than calling an injected sleep()). Pure: the state
+// is only read.
+aii_step_t aii_sched_step(const aii_sched_t *s, aii_status_t dispatched, const aii_job_t *job,
+    aii_time_t now, aii_time_t end, uint64_t max_wait_us, bool real_clock, uint64_t *wait_us);
+// The end of a run of duration_us from now (saturated below AII_TIME_NEVER).
+aii_time_t aii_sched_run_end(aii_time_t now, uint64_t duration_us);
 
 // Watchdog: feed only while this is true (no critical task has missed a deadline).
 bool aii_sched_wdt_ok(const aii_sched_t *s);

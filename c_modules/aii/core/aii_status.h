@@ -17,6 +17,7 @@ typedef enum {
     AII_ERR_VIOLATION = -8,       // a balance equation does not hold
     AII_ERR_CORRUPT = -9,         // CRC or digest mismatch
     AII_ERR_EXISTS = -10,         // name or id already in use
+    AII_ERR_INEXACT = -11,        // the value needs a finer unit than the format's (no rounding)
 } aii_status_t;
 
 #endif // AII_STATUS_H

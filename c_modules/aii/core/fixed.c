@@ -114,7 +114,8 @@ aii_status_t aii_fx_rescale(int64_t v, uint8_t from, uint8_t to, int64_t *out) {
     return aii_fx_muldiv(v, (int64_t)dto, (int64_t)dfrom, out);
 }
 
-aii_status_t aii_fx_parse(const char *s, size_t len, uint8_t fmt, int64_t *out) {
+// aii_fx_parse and aii_fx_parse_exact: one scanner, so the two cannot read a number differently.
+static aii_status_t parse(const char *s, size_t len, uint8_t fmt, int exact, int64_t *out) {
     uint64_t den, ip = 0, fp = 0, fden = 1, hi, lo, q, r;
     size_t i = 0;
     int neg = 0, ndig = 0, big = 0, bad = 0;
@@ -143,8 +144,12 @@ aii_status_t aii_fx_parse(const char *s, size_t len, uint8_t fmt, int64_t *out) 
             }
         }
     }
-    if (bad || i != len || ndig == 0) {
+    if (i != len || ndig == 0) {
         return AII_ERR_ARG;
+    }
+    if (bad) {
+        // A non-zero digit past the 19th: no decimal unit has that many digits.
+        return exact && (fmt & AII_FX_DECIMAL) ? AII_ERR_INEXACT : AII_ERR_ARG;
     }
     // raw = ip * den + round(fp * den / fden); fp < fden, so the second term is < den.
     aii_mul_u64(ip, den, &hi, &lo);
@@ -154,8 +159,19 @@ aii_status_t aii_fx_parse(const char *s, size_t len, uint8_t fmt, int64_t *out) 
     uint64_t fh, fl;
     aii_mul_u64(fp, den, &fh, &fl);
     aii_div_u128(fh, fl, fden, &q, &r);
+    if (exact && r != 0) {
+        return AII_ERR_INEXACT;
+    }
     // Ties go to the even raw value, so round on the full sum, not on the fraction alone.
     return signed_of(round_even(lo + q, r, fden), neg, out);
+}
+
+aii_status_t aii_fx_parse(const char *s, size_t len, uint8_t fmt, int64_t *out) {
+    return parse(s, len, fmt, 0, out);
+}
+
+aii_status_t aii_fx_parse_exact(const char *s, size_t len, uint8_t fmt, int64_t *out) {
+    return parse(s, len, fmt, 1, out);
 }
 
 aii_status_t aii_fx_format(int64_t v, uint8_t fmt, char *buf, size_t cap, size_t *len) {

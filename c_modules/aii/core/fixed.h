@@ -46,6 +46,10 @@ aii_status_t aii_fx_rescale(int64_t v, uint8_t from, uint8_t to, int64_t *out);
 // `len` bytes (no NUL needed). Rounded half-even to the format's unit. Bad syntax or too
 // many fractional digits: AII_ERR_ARG; a value out of int64 range: AII_ERR_OVERFLOW.
 aii_status_t aii_fx_parse(const char *s, size_t len, uint8_t fmt, int64_t *out);
+// Like aii_fx_parse, but never rounds: a value that is not a whole number of units (more
+// decimals than a decimal format has, other than trailing zeros) is AII_ERR_INEXACT. Amounts
+// people type go through this one: what moves is what they wrote.
+aii_status_t aii_fx_parse_exact(const char *s, size_t len, uint8_t fmt, int64_t *out);
 // Fixed -> decimal string, exact, NUL-terminated in buf[cap]; *len (may be NULL) excludes the
 // NUL. Decimal formats print exactly `digits` fractional digits ("-1.50"); binary formats
 // print the shortest exact form ("2.375", "-3"). AII_ERR_ARG if buf is too small.

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <stdbool.h>
 #include <string.h>
 
 #include "crc32.h"
@@ -7,6 +8,17 @@
 
 #define CAP (AII_LEDGER_JOURNAL)
 #define SZ (AII_LEDGER_REC_SIZE)
+// A record field by its name in aii_record.h.
+#define REC_PUT(r, field, v) put_le((r) + AII_REC_##field, (uint64_t)(v), AII_REC_##field##_LEN)
+#define REC_GET(r, field) get_le((r) + AII_REC_##field, AII_REC_##field##_LEN)
+
+// The fields of aii_record.h must tile the record and the checkpoint entries hold what
+// the state holds (the build fails here otherwise).
+typedef char aii_record_layout_check[(AII_REC_CRC + AII_REC_CRC_LEN == SZ &&
+    AII_REC_NAME_LEN == AII_LEDGER_NAME_LEN && AII_CKPT_QTY_NAME_LEN == AII_LEDGER_NAME_LEN &&
+    AII_CKPT_ACCOUNT_NAME_LEN == AII_LEDGER_NAME_LEN &&
+    AII_CKPT_HEAD_CHAIN_LEN == AII_LEDGER_DIGEST_LEN && AII_REC_HASH_LEN == AII_LEDGER_DIGEST_LEN &&
+    sizeof(AII_CKPT_MAGIC) - 1 == AII_CKPT_HEAD_MAGIC_LEN) ? 1 : -1];
 
 // Records and checkpoints are little-endian byte strings so a host can read a device's
 // journal whatever its own byte order and struct padding.
@@ -22,6 +34,12 @@ static uint64_t get_le(const uint8_t *p, int n) {
         v = v << 8 | p[n];
     }
     return v;
+}
+
+// Every refusal goes through here: the status for the caller, the reason for its message.
+static aii_status_t refuse(aii_ledger_t *l, aii_status_t st, aii_text_t why) {
+    l->why = why;
+    return st;
 }
 
 static aii_status_t pack_name(const char *name, size_t len, uint8_t out[AII_LEDGER_NAME_LEN]) {
@@ -132,43 +150,37 @@ aii_status_t aii_ledger_verify(aii_ledger_t *l, aii_ledger_violation_t *v) {
     if (v) {
         *v = *w;
     }
-    return st;
+    return st == AII_OK ? AII_OK : refuse(l, st, AII_T_VIOLATION);
 }
 
 // ---- applying one record (shared by live operations and replay) ----
-
-static aii_status_t can_debit(const aii_ledger_account_t *a, int64_t amount) {
-    if ((a->flags & AII_ACCT_NON_NEGATIVE) && a->balance < amount) {
-        return AII_ERR_INSUFFICIENT;
-    }
-    return a->balance < INT64_MIN + amount ? AII_ERR_OVERFLOW : AII_OK;
-}
 
 // Validates the record against the state, then applies it; a refusal changes nothing.
 // Live: SETTLE/RELEASE records get the hold's fields filled in. Replay: they must match.
 static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
     aii_ledger_state_t *s = &l->cur;
-    int op = r[4];
-    uint64_t txid = get_le(r + 20, 8);
+    int op = r[AII_REC_OP];
+    uint64_t txid = REC_GET(r, TXID);
     aii_ledger_hold_t *h = NULL, *slot = NULL;
     if (op == AII_OP_SETTLE || op == AII_OP_RELEASE) {
         h = find_hold(s, txid);
         if (h == NULL) {
-            return AII_ERR_NOT_FOUND;
+            return refuse(l, AII_ERR_NOT_FOUND, AII_T_NO_SUCH_HOLD);
         }
         if (h->account >= s->n_account) {
-            return AII_ERR_CORRUPT;
+            return refuse(l, AII_ERR_CORRUPT, AII_T_STATE_CORRUPT);
         }
         if (live) {
-            put_le(r + 16, h->account, 2);
-            r[5] = s->account[h->account].qty;
-            r[6] = h->kind;
-            put_le(r + 32, (uint64_t)h->amount, 8);
+            REC_PUT(r, A, h->account);
+            r[AII_REC_QTY] = s->account[h->account].qty;
+            r[AII_REC_FLAGS] = h->kind;
+            REC_PUT(r, AMOUNT, h->amount);
         }
     }
-    int q = r[5], flags = r[6];
-    unsigned ia = (unsigned)get_le(r + 16, 2), ib = (unsigned)get_le(r + 18, 2);
-    int64_t amount = (int64_t)get_le(r + 32, 8);
+    int q = r[AII_REC_QTY], flags = r[AII_REC_FLAGS];
+    unsigned ia = (unsigned)REC_GET(r, A), ib = (unsigned)REC_GET(r, B);
+    int64_t amount = (int64_t)REC_GET(r, AMOUNT);
+    const uint8_t *name = r + AII_REC_NAME;
     aii_ledger_account_t *a = ia < s->n_account ? &s->account[ia] : NULL;
     aii_ledger_account_t *deb = NULL, *cred = NULL;
     aii_i128_t *flow = NULL;
@@ -176,43 +188,53 @@ static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
 
     if (op == AII_OP_QTY) {
         if (s->n_qty >= AII_LEDGER_MAX_QTY) {
-            return AII_ERR_FULL;
+            return refuse(l, AII_ERR_FULL, AII_T_QTY_TABLE_FULL);
         }
         if (q != s->n_qty) {
-            return AII_ERR_CORRUPT;
+            return refuse(l, AII_ERR_CORRUPT, AII_T_STATE_CORRUPT);
         }
-        if (aii_fx_den((uint8_t)flags, &den) != AII_OK || r[20] == 0) {
-            return AII_ERR_ARG;
+        if (name[0] == 0) {
+            return refuse(l, AII_ERR_ARG, AII_T_BAD_NAME);
         }
-        if (find_name(s->qty, sizeof(s->qty[0]), s->n_qty, r + 20) >= 0) {
-            return AII_ERR_EXISTS;
+        if (aii_fx_den((uint8_t)flags, &den) != AII_OK) {
+            // A decimal format came from `digits`, a binary one from `bits`.
+            return refuse(l, AII_ERR_ARG,
+                flags & AII_FX_DECIMAL ? AII_T_DIGITS_RANGE : AII_T_BITS_RANGE);
+        }
+        if (find_name(s->qty, sizeof(s->qty[0]), s->n_qty, name) >= 0) {
+            return refuse(l, AII_ERR_EXISTS, AII_T_NAME_IN_USE);
         }
         aii_ledger_qty_t *x = &s->qty[s->n_qty++];
         memset(x, 0, sizeof(*x));
-        memcpy(x->name, r + 20, AII_LEDGER_NAME_LEN);
+        memcpy(x->name, name, AII_LEDGER_NAME_LEN);
         x->fmt = (uint8_t)flags;
         s->seq++;
         return AII_OK;
     }
     if (op == AII_OP_OPEN) {
         if (s->n_account >= AII_LEDGER_MAX_ACCOUNTS) {
-            return AII_ERR_FULL;
+            return refuse(l, AII_ERR_FULL, AII_T_ACCOUNT_TABLE_FULL);
         }
         if (ia != s->n_account) {
-            return AII_ERR_CORRUPT;
+            return refuse(l, AII_ERR_CORRUPT, AII_T_STATE_CORRUPT);
         }
         if (q >= s->n_qty) {
-            return AII_ERR_NOT_FOUND;
+            return refuse(l, AII_ERR_NOT_FOUND, AII_T_NO_SUCH_QUANTITY);
         }
-        if ((flags & ~AII_ACCT_NON_NEGATIVE) || r[20] == 0 ||
-            ((flags & AII_ACCT_NON_NEGATIVE) && amount < 0)) {
-            return AII_ERR_ARG;
+        if (flags & ~AII_ACCT_NON_NEGATIVE) {
+            return refuse(l, AII_ERR_ARG, AII_T_INVALID_ARGUMENT);
         }
-        if (find_name(s->account, sizeof(s->account[0]), s->n_account, r + 20) >= 0) {
-            return AII_ERR_EXISTS;
+        if (name[0] == 0) {
+            return refuse(l, AII_ERR_ARG, AII_T_BAD_NAME);
+        }
+        if ((flags & AII_ACCT_NON_NEGATIVE) && amount < 0) {
+            return refuse(l, AII_ERR_ARG, AII_T_INITIAL_NEGATIVE);
+        }
+        if (find_name(s->account, sizeof(s->account[0]), s->n_account, name) >= 0) {
+            return refuse(l, AII_ERR_EXISTS, AII_T_NAME_IN_USE);
         }
         a = &s->account[s->n_account++];
-        memcpy(a->name, r + 20, AII_LEDGER_NAME_LEN);
+        memcpy(a->name, name, AII_LEDGER_NAME_LEN);
         a->qty = (uint8_t)q;
         a->flags = (uint8_t)flags;
         a->balance = amount;
@@ -222,19 +244,27 @@ static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
     }
 
     if (a == NULL) {
-        return AII_ERR_NOT_FOUND;
+        return refuse(l, AII_ERR_NOT_FOUND, AII_T_NO_SUCH_ACCOUNT);
     }
-    if (a->qty != q || amount <= 0) {
-        return AII_ERR_ARG;
+    if (amount <= 0) {
+        return refuse(l, AII_ERR_ARG, AII_T_AMOUNT_NOT_POSITIVE);
+    }
+    if (a->qty != q) {
+        // A transfer to itself says so first, whatever else is wrong with it.
+        return refuse(l, AII_ERR_ARG,
+            op == AII_OP_TRANSFER && ib == ia ? AII_T_SAME_ACCOUNT : AII_T_WRONG_QUANTITY);
     }
     aii_ledger_qty_t *x = &s->qty[q];
     switch (op) {
         case AII_OP_TRANSFER:
             if (ib >= s->n_account) {
-                return AII_ERR_NOT_FOUND;
+                return refuse(l, AII_ERR_NOT_FOUND, AII_T_NO_SUCH_ACCOUNT);
             }
-            if (ib == ia || s->account[ib].qty != q) {
-                return AII_ERR_ARG;
+            if (ib == ia) {
+                return refuse(l, AII_ERR_ARG, AII_T_SAME_ACCOUNT);
+            }
+            if (s->account[ib].qty != q) {
+                return refuse(l, AII_ERR_ARG, AII_T_WRONG_QUANTITY);
             }
             deb = a;
             cred = &s->account[ib];
@@ -250,7 +280,7 @@ static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
         case AII_OP_HOLD:
         case AII_OP_PREPARE:
             if (find_hold(s, txid) != NULL) {
-                return AII_ERR_EXISTS;
+                return refuse(l, AII_ERR_EXISTS, AII_T_TXID_IN_USE);
             }
             for (int i = AII_LEDGER_MAX_HOLDS - 1; i >= 0; i--) {
                 if (s->hold[i].amount == 0) {
@@ -258,14 +288,14 @@ static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
                 }
             }
             if (slot == NULL) {
-                return AII_ERR_FULL;
+                return refuse(l, AII_ERR_FULL, AII_T_HOLD_TABLE_FULL);
             }
             deb = op == AII_OP_HOLD ? a : NULL;
             break;
         case AII_OP_SETTLE:
         case AII_OP_RELEASE:
             if (h->account != ia || h->amount != amount || h->kind != flags) {
-                return AII_ERR_CORRUPT;
+                return refuse(l, AII_ERR_CORRUPT, AII_T_STATE_CORRUPT);
             }
             // Escrow settles as an outflow; a prepared credit settles as an inflow into the
             // account; releasing escrow returns it; releasing a prepared credit drops it.
@@ -277,16 +307,14 @@ static aii_status_t exec(aii_ledger_t *l, uint8_t *r, int live) {
             }
             break;
         default:
-            return AII_ERR_CORRUPT;
+            return refuse(l, AII_ERR_CORRUPT, AII_T_STATE_CORRUPT);
     }
-    if (deb) {
-        aii_status_t st = can_debit(deb, amount);
-        if (st != AII_OK) {
-            return st;
-        }
+    if (deb && (deb->flags & AII_ACCT_NON_NEGATIVE) && deb->balance < amount) {
+        return refuse(l, AII_ERR_INSUFFICIENT, AII_T_INSUFFICIENT);
     }
-    if (cred && cred->balance > INT64_MAX - amount) {
-        return AII_ERR_OVERFLOW;
+    if ((deb && deb->balance < INT64_MIN + amount) ||
+        (cred && cred->balance > INT64_MAX - amount)) {
+        return refuse(l, AII_ERR_OVERFLOW, AII_T_BALANCE_OVERFLOW);
     }
     if (deb) {
         deb->balance -= amount;
@@ -345,8 +373,8 @@ static aii_status_t seal_apply(aii_ledger_t *l, uint8_t *r, int live) {
     aii_sha256_t keep = s->seg;
     seal_hash(s, hash);
     if (live) {
-        memcpy(r + 16, hash, sizeof(hash));
-    } else if (memcmp(r + 16, hash, sizeof(hash)) != 0) {
+        memcpy(r + AII_REC_HASH, hash, sizeof(hash));
+    } else if (memcmp(r + AII_REC_HASH, hash, sizeof(hash)) != 0) {
         s->seg = keep;
         return AII_ERR_CORRUPT;
     }
@@ -358,13 +386,13 @@ static aii_status_t seal_apply(aii_ledger_t *l, uint8_t *r, int live) {
 
 static void rec_start(aii_ledger_t *l, uint8_t *r, int op) {
     memset(r, 0, SZ);
-    put_le(r, l->cur.seq + 1, 4);
-    r[4] = (uint8_t)op;
-    put_le(r + 8, l->now, 8);
+    REC_PUT(r, SEQ, l->cur.seq + 1);
+    r[AII_REC_OP] = (uint8_t)op;
+    REC_PUT(r, TIME, l->now);
 }
 
 static void rec_crc(uint8_t *r) {
-    put_le(r + 40, aii_crc32(0, r, 40), 4);
+    REC_PUT(r, CRC, aii_crc32(0, r, AII_REC_CRC));
 }
 
 static void chain_add(aii_ledger_state_t *s, const uint8_t *r) {
@@ -375,7 +403,7 @@ static void chain_add(aii_ledger_state_t *s, const uint8_t *r) {
 static void seal_live(aii_ledger_t *l) {
     uint8_t r[SZ];
     rec_start(l, r, AII_OP_SEAL);
-    r[7] = AII_REC_END;
+    r[AII_REC_LAST] = AII_REC_END;
     seal_apply(l, r, 1);
     rec_crc(r);
     ring_push(l, r, 1);
@@ -383,8 +411,9 @@ static void seal_live(aii_ledger_t *l) {
 
 aii_status_t aii_ledger_seal(aii_ledger_t *l) {
     if (l->in_tx) {
-        return AII_ERR_STATE;
+        return refuse(l, AII_ERR_STATE, AII_T_TX_OPEN);
     }
+    l->undo = 0;
     if (l->cur.seg_count > 0) {
         seal_live(l);
     }
@@ -393,6 +422,7 @@ aii_status_t aii_ledger_seal(aii_ledger_t *l) {
 
 static void snapshot(aii_ledger_t *l) {
     memcpy(&l->snap, &l->cur, sizeof(l->cur));
+    l->undo = 0;  // the snapshot undo() would return to is gone
 }
 
 static void restore(aii_ledger_t *l) {
@@ -403,7 +433,7 @@ static void restore(aii_ledger_t *l) {
 
 aii_status_t aii_ledger_begin(aii_ledger_t *l) {
     if (l->in_tx) {
-        return AII_ERR_STATE;
+        return refuse(l, AII_ERR_STATE, AII_T_TX_OPEN);
     }
     snapshot(l);
     l->in_tx = 1;
@@ -412,7 +442,7 @@ aii_status_t aii_ledger_begin(aii_ledger_t *l) {
 
 aii_status_t aii_ledger_rollback(aii_ledger_t *l) {
     if (!l->in_tx) {
-        return AII_ERR_STATE;
+        return refuse(l, AII_ERR_STATE, AII_T_NO_TX);
     }
     restore(l);
     return AII_OK;
@@ -420,25 +450,42 @@ aii_status_t aii_ledger_rollback(aii_ledger_t *l) {
 
 aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v) {
     if (!l->in_tx) {
-        return AII_ERR_STATE;
+        return refuse(l, AII_ERR_STATE, AII_T_NO_TX);
     }
     if (aii_ledger_verify(l, v) != AII_OK) {
         restore(l);
-        return AII_ERR_VIOLATION;
+        return AII_ERR_VIOLATION;  // verify() gave the reason
     }
     // Only now is it known which record ends the commit; CRCs and the chain follow from it.
     for (unsigned i = 0; i < l->r_pend; i++) {
         uint8_t *r = ring_at(l, l->r_len + i);
-        r[7] = i + 1 == l->r_pend ? AII_REC_END : 0;
+        r[AII_REC_LAST] = i + 1 == l->r_pend ? AII_REC_END : 0;
         rec_crc(r);
         chain_add(&l->cur, r);
     }
     l->r_len = (uint16_t)(l->r_len + l->r_pend);
+    uint8_t n = (uint8_t)l->r_pend;
     l->r_pend = 0;
     l->in_tx = 0;
     if (l->cur.seg_count >= AII_LEDGER_SEGMENT) {
         seal_live(l);
+        n++;
     }
+    l->undo = n;  // l->snap still holds the state begin() saw
+    return AII_OK;
+}
+
+aii_status_t aii_ledger_undo(aii_ledger_t *l) {
+    if (l->in_tx) {
+        return refuse(l, AII_ERR_STATE, AII_T_TX_OPEN);
+    }
+    if (l->undo == 0) {
+        return refuse(l, AII_ERR_STATE, AII_T_NOTHING_TO_UNDO);
+    }
+    // The commit's records are the newest committed ones; those not drained yet go.
+    l->r_len = (uint16_t)(l->r_len > l->undo ? l->r_len - l->undo : 0);
+    memcpy(&l->cur, &l->snap, sizeof(l->cur));
+    l->undo = 0;
     return AII_OK;
 }
 
@@ -447,8 +494,11 @@ aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v) {
 static aii_status_t run(aii_ledger_t *l, uint8_t *r) {
     // One slot stays free for the SEAL record a commit may append. The sequence number
     // must never wrap (replay relies on it): refuse rather than reuse numbers.
-    if (l->r_pend >= CAP - 1 || l->cur.seq >= UINT32_MAX - 1) {
-        return AII_ERR_FULL;
+    if (l->r_pend >= CAP - 1) {
+        return refuse(l, AII_ERR_FULL, AII_T_TX_TOO_LONG);
+    }
+    if (l->cur.seq >= UINT32_MAX - 1) {
+        return refuse(l, AII_ERR_FULL, AII_T_SEQ_EXHAUSTED);
     }
     int implicit = !l->in_tx;
     if (implicit) {
@@ -484,14 +534,14 @@ aii_status_t aii_ledger_add_qty(aii_ledger_t *l, const char *name, size_t len, u
     int *qty) {
     uint8_t r[SZ];
     rec_start(l, r, AII_OP_QTY);
-    if (pack_name(name, len, r + 20) != AII_OK) {
-        return AII_ERR_ARG;
+    if (pack_name(name, len, r + AII_REC_NAME) != AII_OK) {
+        return refuse(l, AII_ERR_ARG, AII_T_BAD_NAME);
     }
-    r[5] = l->cur.n_qty;
-    r[6] = fmt;
+    r[AII_REC_QTY] = l->cur.n_qty;
+    r[AII_REC_FLAGS] = fmt;
     aii_status_t st = run(l, r);
     if (st == AII_OK && qty) {
-        *qty = r[5];
+        *qty = r[AII_REC_QTY];
     }
     return st;
 }
@@ -500,16 +550,16 @@ aii_status_t aii_ledger_open(aii_ledger_t *l, const char *name, size_t len, int 
     uint8_t flags, int64_t initial, int *account) {
     uint8_t r[SZ];
     rec_start(l, r, AII_OP_OPEN);
-    if (pack_name(name, len, r + 20) != AII_OK) {
-        return AII_ERR_ARG;
+    if (pack_name(name, len, r + AII_REC_NAME) != AII_OK) {
+        return refuse(l, AII_ERR_ARG, AII_T_BAD_NAME);
     }
     if (qty < 0 || qty >= l->cur.n_qty) {
-        return AII_ERR_NOT_FOUND;
+        return refuse(l, AII_ERR_NOT_FOUND, AII_T_NO_SUCH_QUANTITY);
     }
-    put_le(r + 16, l->cur.n_account, 2);
-    r[5] = (uint8_t)qty;
-    r[6] = flags;
-    put_le(r + 32, (uint64_t)initial, 8);
+    REC_PUT(r, A, l->cur.n_account);
+    r[AII_REC_QTY] = (uint8_t)qty;
+    r[AII_REC_FLAGS] = flags;
+    REC_PUT(r, AMOUNT, initial);
     aii_status_t st = run(l, r);
     if (st == AII_OK && account) {
         *account = l->cur.n_account - 1;
@@ -545,17 +595,21 @@ static aii_status_t move(aii_ledger_t *l, int op, uint64_t txid, int a, int b, i
     int64_t amount) {
     uint8_t r[SZ];
     if (a < 0 || a > 0xffff || b < 0 || b > 0xffff) {
-        return AII_ERR_NOT_FOUND;
+        return refuse(l, AII_ERR_NOT_FOUND, AII_T_NO_SUCH_ACCOUNT);
     }
     if (qty < 0 || qty >= l->cur.n_qty) {
-        return AII_ERR_NOT_FOUND;
+        // The quantity is checked first, but an account that does not exist either is what
+        // the message names.
+        int n = l->cur.n_account;
+        bool known = a < n && (op != AII_OP_TRANSFER || b < n);
+        return refuse(l, AII_ERR_NOT_FOUND, known ? AII_T_NO_SUCH_QUANTITY : AII_T_NO_SUCH_ACCOUNT);
     }
     rec_start(l, r, op);
-    r[5] = (uint8_t)qty;
-    put_le(r + 16, (uint64_t)a, 2);
-    put_le(r + 18, (uint64_t)b, 2);
-    put_le(r + 20, txid, 8);
-    put_le(r + 32, (uint64_t)amount, 8);
+    r[AII_REC_QTY] = (uint8_t)qty;
+    REC_PUT(r, A, a);
+    REC_PUT(r, B, b);
+    REC_PUT(r, TXID, txid);
+    REC_PUT(r, AMOUNT, amount);
     return run(l, r);
 }
 
@@ -584,7 +638,7 @@ aii_status_t aii_ledger_prepare(aii_ledger_t *l, uint64_t txid, int account, int
 static aii_status_t finish(aii_ledger_t *l, int op, uint64_t txid) {
     uint8_t r[SZ];
     rec_start(l, r, op);
-    put_le(r + 20, txid, 8);
+    REC_PUT(r, TXID, txid);
     return run(l, r);
 }
 
@@ -609,18 +663,22 @@ aii_status_t aii_ledger_get_hold(const aii_ledger_t *l, uint64_t txid, aii_ledge
 
 aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, size_t *applied) {
     aii_ledger_state_t *s = &l->cur;
-    aii_status_t st = AII_OK;
-    size_t done = 0;
+    aii_text_t why = AII_T_NONE;
+    size_t done = 0, i;
     int open = 0;
-    if (l->in_tx || (recs == NULL && n > 0)) {
-        return l->in_tx ? AII_ERR_STATE : AII_ERR_ARG;
+    if (l->in_tx) {
+        return refuse(l, AII_ERR_STATE, AII_T_TX_OPEN);
     }
-    for (size_t i = 0; i < n; i++) {
+    if (recs == NULL && n > 0) {
+        return refuse(l, AII_ERR_ARG, AII_T_INVALID_ARGUMENT);
+    }
+    l->undo = 0;  // a SEAL it applies changes the state without a snapshot
+    for (i = 0; i < n; i++) {
         uint8_t r[SZ];
         memcpy(r, recs + i * SZ, SZ);
-        uint32_t seq = (uint32_t)get_le(r, 4);
-        if (aii_crc32(0, r, 40) != (uint32_t)get_le(r + 40, 4)) {
-            st = AII_ERR_CORRUPT;
+        uint32_t seq = (uint32_t)REC_GET(r, SEQ);
+        if (aii_crc32(0, r, AII_REC_CRC) != (uint32_t)REC_GET(r, CRC)) {
+            why = AII_T_BAD_CRC;
             break;
         }
         if (!open && seq <= s->seq) {
@@ -628,12 +686,12 @@ aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, s
             continue;
         }
         if (seq != s->seq + 1) {
-            st = AII_ERR_CORRUPT;  // a record is missing
+            why = AII_T_SEQUENCE_GAP;  // a record is missing
             break;
         }
-        if (r[4] == AII_OP_SEAL) {
+        if (r[AII_REC_OP] == AII_OP_SEAL) {
             if (open || seal_apply(l, r, 0) != AII_OK) {
-                st = AII_ERR_CORRUPT;
+                why = AII_T_SEAL_MISMATCH;
                 break;
             }
             done = i + 1;
@@ -644,13 +702,13 @@ aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, s
             open = 1;
         }
         if (exec(l, r, 0) != AII_OK) {
-            st = AII_ERR_CORRUPT;
+            why = AII_T_DOES_NOT_APPLY;
             break;
         }
         chain_add(s, r);
-        if (r[7] & AII_REC_END) {
+        if (r[AII_REC_LAST] & AII_REC_END) {
             if (aii_ledger_verify(l, NULL) != AII_OK) {
-                st = AII_ERR_CORRUPT;
+                why = AII_T_DOES_NOT_APPLY;
                 break;
             }
             open = 0;
@@ -663,7 +721,12 @@ aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, s
     if (applied) {
         *applied = done;
     }
-    return st;
+    if (why != AII_T_NONE) {
+        l->why_at = (uint32_t)i;
+        l->why_record = why;
+        return refuse(l, AII_ERR_CORRUPT, AII_T_JOURNAL_RECORD);
+    }
+    return AII_OK;
 }
 
 // ---- digest and checkpoint ----
@@ -721,49 +784,50 @@ static int count_holds(const aii_ledger_state_t *s) {
     return n;
 }
 
-#define HEAD_SIZE (28)
-#define QTY_SIZE (AII_LEDGER_NAME_LEN + 1 + 48)
-#define ACCT_SIZE (AII_LEDGER_NAME_LEN + 2 + 8)
-#define HOLD_SIZE (19)
-
 static size_t state_size(unsigned nq, unsigned na, unsigned nh) {
-    return HEAD_SIZE + QTY_SIZE * nq + ACCT_SIZE * na + HOLD_SIZE * nh;
+    return AII_CKPT_HEAD_SIZE + AII_CKPT_QTY_SIZE * nq + AII_CKPT_ACCOUNT_SIZE * na +
+           AII_CKPT_HOLD_SIZE * nh;
 }
 
-// Canonical layout (no padding, little-endian): "AIL1", seq u32, n_qty u8, n_holds u8,
-// n_accounts u16, chain[16]; per quantity name[12] fmt u8 initial/inflow/outflow (i128 as
-// lo u64, hi u64); per account name[12] qty u8 flags u8 balance i64; per open hold, by
-// ascending txid, txid u64 amount i64 account u16 kind u8. Reading: `size` is the stream
-// length, checked against the counts before anything is read past the header.
+// One checkpoint field of aii_record.h, in its table's order.
+#define CKPT_FIELD(k, table, name, p) field((k), (p), AII_CKPT_##table##_##name##_LEN)
+#define CKPT_BYTES(k, table, name, p) raw((k), (p), AII_CKPT_##table##_##name##_LEN)
+
+// The canonical layout of aii_record.h, field by field in its tables' order; the holds by
+// ascending txid. Reading: `size` is the stream length, checked against the counts before
+// anything is read past the head.
 static aii_status_t walk(aii_ledger_state_t *s, walk_t *k, size_t size) {
-    uint8_t magic[4] = {'A', 'I', 'L', '1'}, nh = (uint8_t)count_holds(s);
-    raw(k, magic, 4);
-    field(k, &s->seq, 4);
-    field(k, &s->n_qty, 1);
-    field(k, &nh, 1);
-    field(k, &s->n_account, 2);
-    raw(k, s->chain, AII_LEDGER_DIGEST_LEN);
-    if (k->in && (memcmp(magic, "AIL1", 4) != 0 || s->n_qty > AII_LEDGER_MAX_QTY ||
+    uint8_t magic[AII_CKPT_HEAD_MAGIC_LEN], nh = (uint8_t)count_holds(s);
+    memcpy(magic, AII_CKPT_MAGIC, sizeof(magic));
+    CKPT_BYTES(k, HEAD, MAGIC, magic);
+    CKPT_FIELD(k, HEAD, SEQ, &s->seq);
+    CKPT_FIELD(k, HEAD, N_QTY, &s->n_qty);
+    CKPT_FIELD(k, HEAD, N_HOLDS, &nh);
+    CKPT_FIELD(k, HEAD, N_ACCOUNTS, &s->n_account);
+    CKPT_BYTES(k, HEAD, CHAIN, s->chain);
+    if (k->in && (memcmp(magic, AII_CKPT_MAGIC, sizeof(magic)) != 0 ||
+        s->n_qty > AII_LEDGER_MAX_QTY ||
         s->n_account > AII_LEDGER_MAX_ACCOUNTS || nh > AII_LEDGER_MAX_HOLDS ||
         size != state_size(s->n_qty, s->n_account, nh))) {
         return AII_ERR_CORRUPT;
     }
     for (int i = 0; i < s->n_qty; i++) {
         aii_ledger_qty_t *x = &s->qty[i];
-        raw(k, x->name, AII_LEDGER_NAME_LEN);
-        field(k, &x->fmt, 1);
+        CKPT_BYTES(k, QTY, NAME, x->name);
+        CKPT_FIELD(k, QTY, FMT, &x->fmt);
+        // INITIAL, INFLOW, OUTFLOW: kind W, lo then hi.
         aii_i128_t *w[3] = {&x->initial, &x->inflow, &x->outflow};
         for (int j = 0; j < 3; j++) {
-            field(k, &w[j]->lo, 8);
-            field(k, &w[j]->hi, 8);
+            field(k, &w[j]->lo, AII_CKPT_QTY_INITIAL_LEN / 2);
+            field(k, &w[j]->hi, AII_CKPT_QTY_INITIAL_LEN / 2);
         }
     }
     for (int i = 0; i < s->n_account; i++) {
         aii_ledger_account_t *a = &s->account[i];
-        raw(k, a->name, AII_LEDGER_NAME_LEN);
-        field(k, &a->qty, 1);
-        field(k, &a->flags, 1);
-        field(k, &a->balance, 8);
+        CKPT_BYTES(k, ACCOUNT, NAME, a->name);
+        CKPT_FIELD(k, ACCOUNT, QTY, &a->qty);
+        CKPT_FIELD(k, ACCOUNT, FLAGS, &a->flags);
+        CKPT_FIELD(k, ACCOUNT, BALANCE, &a->balance);
     }
     aii_ledger_hold_t *prev = NULL;
     for (int i = 0; i < nh; i++) {
@@ -782,10 +846,10 @@ static aii_status_t walk(aii_ledger_state_t *s, walk_t *k, size_t size) {
             }
             prev = h;
         }
-        field(k, &h->txid, 8);
-        field(k, &h->amount, 8);
-        field(k, &h->account, 2);
-        field(k, &h->kind, 1);
+        CKPT_FIELD(k, HOLD, TXID, &h->txid);
+        CKPT_FIELD(k, HOLD, AMOUNT, &h->amount);
+        CKPT_FIELD(k, HOLD, ACCOUNT, &h->account);
+        CKPT_FIELD(k, HOLD, KIND, &h->kind);
     }
     return AII_OK;
 }
@@ -804,19 +868,20 @@ void aii_ledger_digest(const aii_ledger_t *l, uint8_t out[AII_LEDGER_DIGEST_LEN]
 aii_status_t aii_ledger_checkpoint(aii_ledger_t *l, uint8_t *buf, size_t cap, size_t *len) {
     aii_ledger_state_t *s = &l->cur;
     if (l->in_tx) {
-        return AII_ERR_STATE;
+        return refuse(l, AII_ERR_STATE, AII_T_TX_OPEN);
     }
-    if (buf == NULL || cap < state_size(s->n_qty, s->n_account, (unsigned)count_holds(s)) + 4) {
-        return AII_ERR_ARG;
+    if (buf == NULL ||
+        cap < state_size(s->n_qty, s->n_account, (unsigned)count_holds(s)) + AII_CKPT_CRC_LEN) {
+        return refuse(l, AII_ERR_ARG, AII_T_BUFFER_TOO_SMALL);
     }
     // Sealing first makes the checkpoint fall on a segment boundary, so the chain hash in it
     // is all a later segment needs: records before it can be dropped.
     aii_ledger_seal(l);
     walk_t k = {NULL, buf, NULL, 0};
     walk(s, &k, 0);
-    put_le(buf + k.len, aii_crc32(0, buf, k.len), 4);
+    put_le(buf + k.len, aii_crc32(0, buf, k.len), AII_CKPT_CRC_LEN);
     if (len) {
-        *len = k.len + 4;
+        *len = k.len + AII_CKPT_CRC_LEN;
     }
     return AII_OK;
 }
@@ -825,11 +890,12 @@ aii_status_t aii_ledger_restore(aii_ledger_t *l, const uint8_t *buf, size_t len)
     aii_ledger_state_t *s = &l->cur;
     walk_t k = {NULL, NULL, buf, 0};
     aii_ledger_init(l);
-    if (buf == NULL || len < HEAD_SIZE + 4 ||
-        aii_crc32(0, buf, len - 4) != (uint32_t)get_le(buf + len - 4, 4) ||
-        walk(s, &k, len - 4) != AII_OK) {
+    const size_t body = len - AII_CKPT_CRC_LEN;
+    if (buf == NULL || len < AII_CKPT_HEAD_SIZE + AII_CKPT_CRC_LEN ||
+        aii_crc32(0, buf, body) != (uint32_t)get_le(buf + body, AII_CKPT_CRC_LEN) ||
+        walk(s, &k, body) != AII_OK) {
         aii_ledger_init(l);
-        return AII_ERR_CORRUPT;
+        return refuse(l, AII_ERR_CORRUPT, AII_T_BAD_CHECKPOINT);
     }
     // The CRC catches accidents; these refuse a crafted blob anything replay() would refuse
     // (so every restored state is one the operations can reach, and checkpoints again).
@@ -846,9 +912,9 @@ aii_status_t aii_ledger_restore(aii_ledger_t *l, const uint8_t *buf, size_t len)
             ((a->flags & AII_ACCT_NON_NEGATIVE) && a->balance < 0) ||
             find_name(s->account, sizeof(s->account[0]), i, a->name) >= 0;
     }
-    // Holds were read into the first slots in the blob's order (its header byte 9 counts
+    // Holds were read into the first slots in the blob's order (its head's N_HOLDS counts
     // them): positive amounts, known kinds, ascending (hence unique) txids.
-    for (int i = 0; i < buf[9]; i++) {
+    for (int i = 0; i < buf[AII_CKPT_HEAD_N_HOLDS]; i++) {
         const aii_ledger_hold_t *h = &s->hold[i];
         bad |= h->amount <= 0 || h->account >= s->n_account ||
             (h->kind != AII_HOLD_DEBIT && h->kind != AII_HOLD_CREDIT) ||
@@ -857,7 +923,7 @@ aii_status_t aii_ledger_restore(aii_ledger_t *l, const uint8_t *buf, size_t len)
     chain_reset(s);
     if (bad || aii_ledger_verify(l, NULL) != AII_OK) {
         aii_ledger_init(l);
-        return AII_ERR_CORRUPT;
+        return refuse(l, AII_ERR_CORRUPT, AII_T_BAD_CHECKPOINT);
     }
     return AII_OK;
 }

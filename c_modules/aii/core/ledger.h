@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aii_record.h"
 #include "aii_status.h"
+#include "aii_text.h"
 #include "sha256.h"
 #include "wide.h"
 
@@ -52,12 +54,12 @@
 #define AII_HOLD_CREDIT (2)         // prepared credit, not yet in the ledger
 
 #define AII_LEDGER_DIGEST_LEN (16)  // SHA-256 truncated
-#define AII_LEDGER_REC_SIZE (44)
-// Checkpoint blob: header, quantities, accounts, holds, CRC-32.
-#define AII_LEDGER_CHECKPOINT_MAX (28 + (AII_LEDGER_NAME_LEN + 49) * AII_LEDGER_MAX_QTY + \
-    (AII_LEDGER_NAME_LEN + 10) * AII_LEDGER_MAX_ACCOUNTS + 19 * AII_LEDGER_MAX_HOLDS + 4)
+// Checkpoint blob (aii_record.h): head, quantities, accounts, holds, CRC-32.
+#define AII_LEDGER_CHECKPOINT_MAX (AII_CKPT_HEAD_SIZE + AII_CKPT_QTY_SIZE * AII_LEDGER_MAX_QTY + \
+    AII_CKPT_ACCOUNT_SIZE * AII_LEDGER_MAX_ACCOUNTS + AII_CKPT_HOLD_SIZE * AII_LEDGER_MAX_HOLDS + \
+    AII_CKPT_CRC_LEN)
 
-// Journal record operations (byte 4 of a record).
+// Journal record operations (the record's OP byte; its layout is in aii_record.h).
 typedef enum {
     AII_OP_QTY = 1,      // define quantity: qty, flags = format, name
     AII_OP_OPEN = 2,     // open account: a, qty, flags, name, amount = initial balance
@@ -70,12 +72,6 @@ typedef enum {
     AII_OP_RELEASE = 9,  // same fields as SETTLE
     AII_OP_SEAL = 10,    // bytes 16..31: the segment's chain hash
 } aii_ledger_op_t;
-
-// Record layout, little-endian, AII_LEDGER_REC_SIZE bytes:
-//   0 u32 seq | 4 u8 op | 5 u8 qty | 6 u8 flags | 7 u8 end (1 = last record of a commit)
-//   8 u64 time | 16 u16 a | 18 u16 b | 20 12 bytes: name, or u64 txid + 4 zero bytes
-//   32 i64 amount | 40 u32 CRC-32 of bytes 0..39
-#define AII_REC_END (1)
 
 typedef struct {
     uint8_t name[AII_LEDGER_NAME_LEN];
@@ -125,12 +121,23 @@ typedef struct {
     uint32_t r_lost;             // committed records overwritten before being drained
     uint64_t now;                // timestamp stamped on new records (set by the caller)
     uint8_t in_tx;               // explicit begin() open
+    uint8_t undo;                // records of the last commit that undo() can take back (0: none)
+    // Why the last refused operation was refused (set by every refusal, left alone otherwise):
+    // bindings raise aii_text(why). A refused replay says AII_T_JOURNAL_RECORD, with the
+    // record (why_at, an index into the records it was given) and what is wrong with it
+    // (why_record: AII_T_BAD_CRC, AII_T_SEQUENCE_GAP, AII_T_SEAL_MISMATCH, AII_T_DOES_NOT_APPLY).
+    aii_text_t why;
+    aii_text_t why_record;
+    uint32_t why_at;
 } aii_ledger_t;
 
 void aii_ledger_init(aii_ledger_t *l);
 // Timestamp for the records of the following operations (any unit the caller likes).
 void aii_ledger_set_time(aii_ledger_t *l, uint64_t now);
 
+// Every refusal below also sets l->why (aii_text.h), except the lookups that take a const
+// ledger (find_*, get_hold, totals): their one refusal is AII_ERR_NOT_FOUND, "no such ...".
+//
 // Structure. Names are 1..AII_LEDGER_NAME_LEN bytes without NUL; duplicates: AII_ERR_EXISTS.
 aii_status_t aii_ledger_add_qty(aii_ledger_t *l, const char *name, size_t len, uint8_t fmt,
     int *qty);
@@ -166,6 +173,13 @@ aii_status_t aii_ledger_get_hold(const aii_ledger_t *l, uint64_t txid, aii_ledge
 aii_status_t aii_ledger_begin(aii_ledger_t *l);
 aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v);
 aii_status_t aii_ledger_rollback(aii_ledger_t *l);
+// Takes back the last commit (an operation outside a transaction, or commit()) with the SEAL it
+// may have appended: the state returns to what that commit started from, and its records
+// still in the ring are dropped (the binding drops those it drained). For a binding whose
+// storage could not persist the commit's records: nothing unwritten stays visible. Only right
+// after the commit: any operation, refused or not, begin(), seal(), checkpoint(), replay() or
+// restore() since then, or an open transaction: AII_ERR_STATE, nothing changes.
+aii_status_t aii_ledger_undo(aii_ledger_t *l);
 // Checks every quantity's balance equation now (AII_OK or AII_ERR_VIOLATION, *v filled).
 aii_status_t aii_ledger_verify(aii_ledger_t *l, aii_ledger_violation_t *v);
 // Exact totals of a quantity: sum of balances, sum of escrow holds, and expected

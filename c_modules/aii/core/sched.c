@@ -48,6 +48,11 @@ aii_time_t aii_clock_extend(aii_clock_t *c, uint64_t raw) {
     return c->now;
 }
 
+uint64_t aii_clock_max_wait(const aii_clock_t *c) {
+    // (mask + 1) / 4 for a power-of-two period, without overflowing at 2^64; at least 1.
+    return c->mask / 4 + 1;
+}
+
 uint64_t aii_clock_to_raw(const aii_clock_t *c, aii_time_t t) {
     return t & c->mask;
 }
@@ -448,39 +453,44 @@ bool aii_sched_task_used(const aii_sched_t *s, int id) {
     return id >= 0 && id < AII_SCHED_MAX_TASKS && s->task[id].used;
 }
 
-const char *aii_sched_param_error(const aii_sched_t *s, const aii_task_params_t *p) {
+aii_text_t aii_sched_param_why(const aii_sched_t *s, const aii_task_params_t *p) {
     if (p->kind != AII_KIND_PERIODIC && p->kind != AII_KIND_SPORADIC
         && p->kind != AII_KIND_ONESHOT) {
-        return "invalid kind";
+        return AII_T_INVALID_KIND;
     }
     if (p->policy != AII_POLICY_CONTINUE && p->policy != AII_POLICY_SKIP
         && p->policy != AII_POLICY_DROP) {
-        return "invalid policy";
+        return AII_T_INVALID_POLICY;
     }
     if (p->budget_us == 0) {
-        return "budget_us must be > 0";
+        return AII_T_BUDGET_ZERO;
     }
     if (p->kind == AII_KIND_ONESHOT) {
         if (p->deadline_at <= p->release_at) {
-            return "deadline_at must be after release_at";
+            return AII_T_DEADLINE_AT_ORDER;
         }
         if (p->deadline_at - p->release_at > UINT32_MAX) {
-            return "deadline_at too far away";
+            return AII_T_DEADLINE_AT_FAR;
         }
     } else {
         if (p->period_us == 0) {
-            return p->kind == AII_KIND_PERIODIC ? "period_us must be > 0" : "min_gap_us must be > 0";
+            return p->kind == AII_KIND_PERIODIC ? AII_T_PERIOD_ZERO : AII_T_MIN_GAP_ZERO;
         }
         if (p->deadline_us > p->period_us) {
-            return "deadline_us must be <= period";
+            return AII_T_DEADLINE_OVER_PERIOD;
         }
     }
     for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
         if (s->task[i].used && ((s->task[i].p.priority == AII_PRIO_AUTO) != (p->priority == AII_PRIO_AUTO))) {
-            return "mix of explicit and automatic priorities";
+            return AII_T_PRIORITY_MIX;
         }
     }
-    return NULL;
+    return AII_T_NONE;
+}
+
+const char *aii_sched_param_error(const aii_sched_t *s, const aii_task_params_t *p) {
+    aii_text_t why = aii_sched_param_why(s, p);
+    return why == AII_T_NONE ? NULL : aii_text(why);
 }
 
 // Gathers the used tasks (plus a tentative one) for the analysis.
@@ -520,7 +530,7 @@ static void apply_levels(aii_sched_t *s, const int16_t *order_ids, int n) {
 
 aii_status_t aii_sched_add(aii_sched_t *s, const aii_task_params_t *p, aii_time_t now, int *id,
     aii_rta_result_t *rta) {
-    if (aii_sched_param_error(s, p)) {
+    if (aii_sched_param_why(s, p) != AII_T_NONE) {
         return AII_ERR_ARG;
     }
     int slot = -1;
@@ -855,6 +865,39 @@ bool aii_sched_gc_due(const aii_sched_t *s, aii_time_t now, aii_time_t wake_at) 
 void aii_sched_gc_done(aii_sched_t *s) {
     s->jobs_since_gc = 0;
     s->gc_runs++;
+}
+
+aii_step_t aii_sched_step(const aii_sched_t *s, aii_status_t dispatched, const aii_job_t *job,
+    aii_time_t now, aii_time_t end, uint64_t max_wait_us, bool real_clock, uint64_t *wait_us) {
+    *wait_us = 0;
+    if (dispatched == AII_OK) {
+        return AII_STEP_RUN;
+    }
+    aii_time_t wake_at = job->wake_at;
+    if (aii_sched_gc_due(s, now, wake_at)) {
+        return AII_STEP_COLLECT;
+    }
+    aii_time_t until = wake_at < end ? wake_at : end;
+    uint64_t dt;
+    if (until == AII_TIME_NEVER) {
+        dt = AII_SCHED_IDLE_CAP_US;
+    } else if (until <= now) {
+        return AII_STEP_WAIT;  // due already: no wait
+    } else {
+        dt = until - now;
+    }
+    if (dt > max_wait_us) {
+        dt = max_wait_us;
+    }
+    if (real_clock && dt > AII_SCHED_IDLE_CAP_US) {
+        dt = AII_SCHED_IDLE_CAP_US;
+    }
+    *wait_us = dt;
+    return AII_STEP_WAIT;
+}
+
+aii_time_t aii_sched_run_end(aii_time_t now, uint64_t duration_us) {
+    return duration_us >= AII_TIME_NEVER - now ? AII_TIME_NEVER - 1 : now + duration_us;
 }
 
 bool aii_sched_wdt_ok(const aii_sched_t *s) {

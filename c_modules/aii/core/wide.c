@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <stdbool.h>
 #include <string.h>
 
 #include "wide.h"
@@ -43,6 +44,35 @@ aii_status_t aii_i128_to_i64(const aii_i128_t *a, int64_t *out) {
     }
     *out = (int64_t)a->lo;
     return AII_OK;
+}
+
+size_t aii_i128_format(const aii_i128_t *a, char buf[AII_I128_STR_MAX]) {
+    aii_i128_t m = *a;
+    bool neg = (int64_t)m.hi < 0;
+    if (neg) {
+        // The magnitude as unsigned 128 bits (-2^127 included).
+        m.lo = ~m.lo + 1;
+        m.hi = ~m.hi + (m.lo == 0);
+    }
+    char rev[AII_I128_STR_MAX];
+    size_t n = 0;
+    do {
+        // Long division of hi:lo by 10, one 64-bit half at a time (hi % 10 < 10 fits).
+        uint64_t r;
+        uint64_t qh = m.hi / 10;
+        aii_div_u128(m.hi % 10, m.lo, 10, &m.lo, &r);
+        m.hi = qh;
+        rev[n++] = (char)('0' + r);
+    } while (m.hi || m.lo);
+    size_t len = 0;
+    if (neg) {
+        buf[len++] = '-';
+    }
+    while (n) {
+        buf[len++] = rev[--n];
+    }
+    buf[len] = 0;
+    return len;
 }
 
 void aii_mul_u64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {

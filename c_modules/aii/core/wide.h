@@ -26,6 +26,9 @@ void aii_i128_add64(aii_i128_t *r, int64_t v);
 int aii_i128_cmp(const aii_i128_t *a, const aii_i128_t *b);
 // AII_ERR_OVERFLOW when the value does not fit int64 (*out untouched).
 aii_status_t aii_i128_to_i64(const aii_i128_t *a, int64_t *out);
+// Exact decimal digits (a '-' first when negative), NUL-terminated; returns the length.
+#define AII_I128_STR_MAX (41)  // sign, 39 digits, NUL
+size_t aii_i128_format(const aii_i128_t *a, char buf[AII_I128_STR_MAX]);
 
 // Full 128-bit product of two unsigned 64-bit values.
 void aii_mul_u64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo);

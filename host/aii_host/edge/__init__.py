@@ -3,8 +3,10 @@
 
 runtime (loader and capability probe), jobs (deadline jobs and miss policies), facedet (MediaPipe
 short-range face detector: anchors, decoding, NMS), grounding (checks a result against its
-frame), tflite_build and int8ref (small int8 models and an independent numpy reference for the
-golden tests). The heavy imports (LiteRT, psutil) happen inside the functions that need them, so
+frame) with geometry (keypoints), opinions (second-opinion models) and temporal (video),
+images (every image file as an RGB frame), sources (folders, video files, cameras) and stream
+(a stream as deadline jobs), tflite_build and int8ref (small int8 models and an independent
+numpy reference for the golden tests). The heavy imports (LiteRT, psutil) happen inside the functions that need them, so
 `import aii_host` stays light on a node without them.
 """
 

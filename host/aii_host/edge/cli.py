@@ -8,35 +8,65 @@ only read arguments, call them and print.
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
+from ..clikit import positive_float, positive_int
 from .errors import EdgeError, ModelError
 
 SKIMAGE_PREFIX = "skimage:"
+# The photos scikit-image ships (no download) as 2-D greyscale, RGB or RGBA uint8: `skimage:`
+# takes only these, never any other function of skimage.data (download_all among them).
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "checkerboard",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+)
+MOBILENET_SIZES = (16, 1024)  # mobilenet:SIZE, SIZE in this range (inclusive)
 
 
 def load_image(spec):
     """An image file path, or skimage:NAME for scikit-image's bundled photos (e.g. astronaut)."""
     if spec.startswith(SKIMAGE_PREFIX):
         name = spec[len(SKIMAGE_PREFIX) :]
+        if name not in SKIMAGE_PHOTOS:
+            raise EdgeError(
+                f"{spec}: not a scikit-image photo; one of: {', '.join(SKIMAGE_PHOTOS)}"
+            )
         try:
             from skimage import data
         except ImportError:
             raise EdgeError(
                 "skimage: images need scikit-image (pip install scikit-image)"
             ) from None
-        fn = getattr(data, name, None)
-        if fn is None or not callable(fn):
-            raise EdgeError(f"no scikit-image photo named {name}")
-        return np.asarray(fn()), name
-    from PIL import Image, UnidentifiedImageError
+        return np.asarray(getattr(data, name)()), name
+    from .images import read_image
 
-    try:
-        with Image.open(spec) as im:
-            return np.asarray(im.convert("RGB")), os.path.splitext(os.path.basename(spec))[0]
-    except (OSError, UnidentifiedImageError) as e:
-        raise EdgeError(f"cannot read image {spec}: {e}") from None
+    return read_image(spec)[0], _stem(spec)
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
 
 
 def annotate(image, verdict, path):
@@ -81,20 +111,48 @@ def _print_table(title, cols, rows, left=(0,)):
     Console().print(t)
 
 
-# aii detect IMAGE [--deadline-ms 50] [--frames N] [--json] [--out PNG] [--model PATH] ...
+def _check_names(d):
+    return ",".join(c.name for c in d.checks if c.ok) or "-"
+
+
+# aii detect IMAGE|FOLDER|VIDEO|camera:N [--deadline-ms 50] [--frames N] [--json] [--out PATH] ...
 def do_detect(args):
-    from . import jobs
     from .facedet import FaceDetector
 
-    image, stem = load_image(args.image)
-    det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
     deadline_us = int(args.deadline_ms * 1000)
     if deadline_us <= 0:
-        raise EdgeError("deadline must be > 0")
+        raise EdgeError(f"--deadline-ms {args.deadline_ms}: the deadline must be >= 0.001 ms")
+    if args.image.startswith(SKIMAGE_PREFIX):
+        image, stem = load_image(args.image)
+        notes = {}
+    else:
+        from .sources import open_source
+
+        src = open_source(args.image)
+        if src.kind != "image":
+            if args.out and src.kind in ("video", "camera"):
+                raise EdgeError(
+                    "--out writes annotated PNGs of images and folders; video frames are"
+                    " reported as lines only (drop --out)"
+                )
+            det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
+            return _detect_stream(src, det, deadline_us, args)
+        image, notes, stem = src.image, src.notes, _stem(args.image)
+    if args.out and not _png_name(args.out):
+        # The image writer picks the format by the extension.
+        raise EdgeError(f"--out {args.out!r}: for an image, a .png file name")
+    det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
+    return _detect_image(image, notes, stem, det, deadline_us, args)
+
+
+def _detect_image(image, notes, stem, det, deadline_us, args):
+    from . import jobs
+
     # The same image as a short stream: the first frame pays for warm-up, later ones show the
     # steady state. Each frame is one job with the deadline; misses are recorded, not acted on.
+    frames = args.frames if args.frames is not None else 5
     report, job = jobs.job_run(
-        jobs.facedet_pipeline(det), image, args.frames, deadline_us, policy="none"
+        jobs.facedet_pipeline(det), image, frames, deadline_us, policy="none"
     )
     verdict = job.last_result
     if verdict is None:
@@ -105,6 +163,7 @@ def do_detect(args):
     result = {
         "image": args.image,
         "size": [int(image.shape[1]), int(image.shape[0])],
+        "notes": notes,
         "model": det.model.describe(),
         "faces": [d.as_dict() for d in verdict.detections],
         "grounding": verdict.as_dict(),
@@ -118,10 +177,22 @@ def do_detect(args):
         print(json.dumps(result, indent=2))
         return 0
     rows = [
-        (i, f"{d.box[0]:.0f},{d.box[1]:.0f},{d.box[2]:.0f},{d.box[3]:.0f}", f"{d.score:.3f}")
+        (
+            i,
+            f"{d.box[0]:.0f},{d.box[1]:.0f},{d.box[2]:.0f},{d.box[3]:.0f}",
+            f"{d.score:.3f}",
+            _check_names(d),
+        )
         for i, d in enumerate(verdict.detections)
     ]
-    _print_table(f"faces in {args.image}", ("#", "box x0,y0,x1,y1", "score"), rows)
+    _print_table(
+        f"faces in {args.image}",
+        ("#", "box x0,y0,x1,y1", "score", "checks passed"),
+        rows,
+        left=(0, 3),
+    )
+    if notes:
+        print("image: " + "; ".join(f"{k} {v}" for k, v in notes.items()))
     print(
         "grounding: "
         + ("ok" if verdict.ok else "FAILED: " + "; ".join(verdict.reasons()))
@@ -139,6 +210,93 @@ def do_detect(args):
     return 0
 
 
+def _progress(total, enabled):
+    """A rich progress bar on stderr (stdout keeps the results), or None."""
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    p = Progress(console=Console(stderr=True), transient=True)
+    return p, p.add_task("detect", total=total)
+
+
+def _detect_stream(src, det, deadline_us, args):
+    """A folder, video or camera: one JSON line or table row per image / frame."""
+    from .stream import detect_stream
+
+    rows = []
+    per_image = src.kind == "folder"
+    png_dir = args.out or os.path.join("build", "detect")
+    bar = _progress(src.total, not args.no_progress)
+
+    def advance():
+        if bar is not None:
+            bar[0].advance(bar[1])
+
+    def on_error(path, message):
+        if args.json:
+            print(json.dumps({"image": path, "error": message}), flush=True)
+        else:
+            rows.append((os.path.basename(path), "-", "unreadable", message))
+        advance()
+
+    src.on_error = on_error
+
+    def on_item(cur, verdict):
+        item = dict(cur)
+        if per_image and not args.no_png:
+            item["annotated_png"] = os.path.join(png_dir, _stem(cur["image"]) + "_faces.png")
+            # Drawn from the frame the verdict was computed on, kept by the source.
+            annotate(src.last_frame, verdict, item["annotated_png"])
+        item["faces"] = [d.as_dict() for d in verdict.detections]
+        item["grounding"] = verdict.as_dict()
+        if args.json:
+            print(json.dumps(item), flush=True)
+        else:
+            name = (
+                os.path.basename(cur["image"])
+                if per_image
+                else f"{cur['frame']} ({cur['t_s']:.2f} s)"
+            )
+            boxes = " ".join(
+                f"[{d.box[0]:.0f},{d.box[1]:.0f},{d.box[2]:.0f},{d.box[3]:.0f}]"
+                + (f"#{d.track}" if d.track is not None else "")
+                for d in verdict.detections
+            )
+            refused = "; ".join(r[0] for _, r in verdict.rejected)
+            rows.append((name, str(len(verdict.detections)), boxes or "-", refused or "-"))
+        advance()
+
+    if bar is not None:
+        bar[0].start()
+    try:
+        report = detect_stream(src, det, deadline_us, max_frames=args.frames, on_item=on_item)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    if not args.json:
+        what = "image" if per_image else "frame"
+        _print_table(
+            f"faces in {args.image} ({src.kind})",
+            (what, "faces", "boxes" + ("" if per_image else " #track"), "refused"),
+            rows,
+            left=(0, 2, 3),
+        )
+    unread = len(src.errors)
+    summary = (
+        f"detect: {report['processed']} {'images' if per_image else 'frames'} as deadline jobs"
+        f" ({report['misses']} over the {deadline_us} us deadline)"
+        + (f", {report['tracks']} face tracks" if report.get("tracks") is not None else "")
+        + (f", {unread} unreadable" if unread else "")
+        + ("; interrupted" if report.get("stop_reason") == "interrupted" else "")
+    )
+    print(summary, file=sys.stderr)
+    if unread:
+        return 1
+    return 130 if report.get("stop_reason") == "interrupted" else 0
+
+
 def _bench_target(spec, threads, delegate):
     """(pipeline, frame, description) for MODEL: face, mobilenet[:SIZE] or a .tflite path."""
     from . import jobs
@@ -150,10 +308,10 @@ def _bench_target(spec, threads, delegate):
         image, _ = load_image("skimage:astronaut")
         det = FaceDetector(threads=threads, delegate=delegate)
         return jobs.facedet_pipeline(det), image, det.model.describe()
-    if spec.startswith("mobilenet"):
+    if spec == "mobilenet" or spec.startswith("mobilenet:"):
         from .tflite_build import mobilenet_like
 
-        size = int(spec.split(":", 1)[1]) if ":" in spec else 160
+        size = mobilenet_size(spec)
         buf, _, _ = mobilenet_like(size=size)
         m = Model(content=buf, threads=threads, delegate=delegate)
         name = f"mobilenet_like_{size}_int8"
@@ -174,6 +332,36 @@ def _bench_target(spec, threads, delegate):
     if len(m.inputs) != 1:
         raise ModelError("edge-bench feeds models with one input")
     return jobs.model_pipeline(m, x, name), x, m.describe()
+
+
+def mobilenet_size(spec):
+    """SIZE of `mobilenet[:SIZE]` (160 when absent); EdgeError naming the range otherwise."""
+    text = spec.partition(":")[2] or "160"
+    lo, hi = MOBILENET_SIZES
+    if not (text.isascii() and text.isdigit() and lo <= int(text) <= hi):
+        raise EdgeError(f"{spec}: SIZE must be an integer {lo}..{hi} (e.g. mobilenet:160)")
+    return int(text)
+
+
+def _model_spec(text):
+    # argparse type of edge-bench's MODEL: a bad mobilenet:SIZE is a usage error up front.
+    if text == "mobilenet" or text.startswith("mobilenet:"):
+        try:
+            mobilenet_size(text)
+        except EdgeError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _png_name(text):
+    return text.lower().endswith(".png") and bool(os.path.basename(text)[:-4])
+
+
+def _png(text):
+    # argparse type of --plot: the writer picks the format by the extension.
+    if not _png_name(text):
+        raise argparse.ArgumentTypeError(f"must be a .png file name, got {text!r}")
+    return text
 
 
 def histogram_rows(values, deadline_us, bins=12):
@@ -223,7 +411,9 @@ def do_edge_bench(args):
     bare = jobs.bare_loop(pipe, frame, args.frames)
     bare_s = {k: jobs.summarize(v) for k, v in bare.items()}
     p50 = bare_s["total"]["p50"]
-    deadline_us = int(args.deadline_ms * 1000) if args.deadline_ms else round(1.5 * p50)
+    deadline_us = int(args.deadline_ms * 1000) if args.deadline_ms is not None else round(1.5 * p50)
+    if deadline_us <= 0:
+        raise EdgeError(f"--deadline-ms {args.deadline_ms}: the deadline must be >= 0.001 ms")
     report, job = jobs.job_run(
         pipe, frame, args.frames, deadline_us, budget_us=bare_s["total"]["p99"], policy="none"
     )
@@ -231,7 +421,7 @@ def do_edge_bench(args):
         "model": desc,
         "frames": args.frames,
         "deadline_us": deadline_us,
-        "deadline_rule": "given" if args.deadline_ms else "1.5 x bare p50",
+        "deadline_rule": "given" if args.deadline_ms is not None else "1.5 x bare p50",
         "bare_us": bare_s,
         "bare_miss_rate": round(float(np.mean(np.asarray(bare["total"]) > deadline_us)), 5),
         "job": report,
@@ -276,20 +466,50 @@ def add_parsers(sub):
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "detect",
-        help="find faces in an image as deadline jobs, with grounding checks",
-        description="Runs MediaPipe's short-range face detector (LiteRT) on IMAGE as deadline\n"
-        "jobs on aii_host.Scheduler, checks every result against the frame (grounding) and\n"
-        "writes an annotated PNG. IMAGE is a file or skimage:NAME (e.g. skimage:astronaut).",
-        epilog="example:\n  aii detect skimage:astronaut --deadline-ms 50\n"
-        "  aii detect photo.jpg --json --no-png",
+        help="find faces in images, folders, videos or a camera as deadline jobs, grounded",
+        description="Runs MediaPipe's short-range face detector (LiteRT) as deadline jobs on\n"
+        "aii_host.Scheduler and reports only the faces the frame supports (grounding: box and\n"
+        "keypoint checks, second opinions from two other face models and an LBP cascade, and\n"
+        "for video, persistence across frames); each face lists the checks it passed, each\n"
+        "refused box why. PATH is an image file (any mode: 16-bit, palette, CMYK, ...; EXIF\n"
+        "orientation applied), skimage:NAME (e.g. skimage:astronaut), a folder of images (one\n"
+        "JSON line or table row each), a video file, or camera:N (a camera through OpenCV;\n"
+        "camera:FILE reads a video file the same way). Ctrl-C ends a camera run.",
+        epilog="examples:\n  aii detect skimage:astronaut --deadline-ms 50\n"
+        "  aii detect photo.jpg --json --no-png\n"
+        "  aii detect photos/ --json --no-png          # one JSON line per image\n"
+        "  aii detect clip.mp4 --json                  # one JSON line per frame\n"
+        "  aii detect camera:0 --frames 100 --deadline-ms 100",
         formatter_class=fmt,
     )
-    p.add_argument("image")
-    p.add_argument("--deadline-ms", type=float, default=50.0, help="default: %(default)s")
-    p.add_argument("--frames", type=int, default=5, help="frames to run (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--out", help="annotated PNG (default: build/detect/<name>_faces.png)")
-    p.add_argument("--no-png", action="store_true", help="do not write the annotated PNG")
+    p.add_argument(
+        "image",
+        metavar="PATH",
+        help="an image, a folder, a video, camera:N, or skimage:NAME, NAME one of: "
+        + ", ".join(SKIMAGE_PHOTOS),
+    )
+    p.add_argument("--deadline-ms", type=positive_float, default=50.0, help="default: %(default)s")
+    p.add_argument(
+        "--frames",
+        type=positive_int,
+        default=None,
+        help="frames to run: an image is run this many times (default 5); a folder, video or"
+        " camera stops after this many (default: all; a camera runs until Ctrl-C)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="an image: one JSON object; a folder, video or camera: one JSON line per item",
+    )
+    p.add_argument(
+        "--out",
+        help="annotated PNG (default: build/detect/<name>_faces.png); for a folder, the folder"
+        " for them (default: build/detect/)",
+    )
+    p.add_argument("--no-png", action="store_true", help="do not write annotated PNGs")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (folders, video, camera)"
+    )
     p.add_argument("--model", help="face model (default: build/models/, or $AII_MODEL_DIR)")
     _model_args(p)
     p.set_defaults(func=do_detect)
@@ -301,22 +521,26 @@ def add_parsers(sub):
         "per-stage p50/p99/max, a latency histogram (table and PNG) and the miss rate at the\n"
         "deadline (default 1.5 x the bare p50). MODEL: a .tflite path, `face` (the face\n"
         "detector with its pre/post-processing on the astronaut photo) or `mobilenet[:SIZE]`\n"
-        "(an int8 MobileNet-v1-shaped model built on the spot).",
+        "(an int8 MobileNet-v1-shaped model built on the spot, SIZE 16..1024, default 160).",
         epilog="example:\n  aii edge-bench face --frames 200\n  aii edge-bench mobilenet:160 --json",
         formatter_class=fmt,
     )
-    p.add_argument("model")
-    p.add_argument("--frames", type=int, default=200, help="default: %(default)s")
-    p.add_argument("--deadline-ms", type=float, default=None, help="default: 1.5 x bare p50")
+    p.add_argument("model", type=_model_spec)
+    p.add_argument("--frames", type=positive_int, default=200, help="default: %(default)s")
+    p.add_argument(
+        "--deadline-ms", type=positive_float, default=None, help="default: 1.5 x bare p50"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", help="PNG path (default: build/bench/edge-bench-<model>.png)")
+    p.add_argument(
+        "--plot", type=_png, help="PNG path (default: build/bench/edge-bench-<model>.png)"
+    )
     p.add_argument("--no-plot", action="store_true")
     _model_args(p)
     p.set_defaults(func=do_edge_bench)
 
 
 def _model_args(p):
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
     p.add_argument(
         "--delegate",
         default=None,

@@ -64,21 +64,35 @@ ANCHORS = ssd_anchors()
 
 @dataclass
 class Detection:
-    """One face: box (x0, y0, x1, y1) in image pixels, score in [0, 1], 6 keypoints (x, y)."""
+    """One face: box (x0, y0, x1, y1) in image pixels, score in [0, 1], 6 keypoints (x, y).
+
+    After grounding (grounding.ground): checks, the grounding checks it passed or failed;
+    raw_box, the detector's box when it overflowed the frame and box is its clipped part;
+    track, the track id a video stream gave it.
+    """
 
     box: tuple
     score: float
     keypoints: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    raw_box: tuple = None
+    track: int = None
 
     def as_dict(self):
-        return {
+        d = {
             "box": [round(float(v), 2) for v in self.box],
             "score": round(float(self.score), 4),
             "keypoints": {
                 k: [round(float(x), 1), round(float(y), 1)]
                 for k, (x, y) in zip(KEYPOINTS, self.keypoints)
             },
+            "checks": [c.as_dict() for c in self.checks],
         }
+        if self.raw_box is not None:
+            d["clipped_from"] = [round(float(v), 2) for v in self.raw_box]
+        if self.track is not None:
+            d["track"] = self.track
+        return d
 
 
 def decode(regressors, scores, anchors=ANCHORS, scale=float(INPUT_SIZE), thresh=SCORE_THRESH):

@@ -1,18 +1,33 @@
 # SPDX-License-Identifier: MIT
 """Grounding checks: a detection is returned only if the frame supports it.
 
-Per box: inside the frame (a small tolerance, since a face at the edge is legitimately cut),
-coordinates finite and ordered, at least min_box_px on each side, score finite in [0, 1] and
-at or above the threshold, and evidence inside the box: grey-level spread (standard deviation)
-and histogram entropy above floors, so a box over a flat wall is refused.
+Per detection, in order (the first four are cheap sanity checks, the rest ask whether the box
+holds a face at all):
+- `box`: coordinates finite and ordered;
+- `score`: finite, in [0, 1], at or above the threshold;
+- `frame`: at least min_visible (half) of the box's area inside the frame; a box that overflows
+  by less is clipped to the frame (a tight crop or a face at the edge is legitimately cut), and
+  the detector's box is kept as raw_box;
+- `size`: the clipped box at least min_box_px on each side;
+- `evidence`: grey-level spread (standard deviation) and histogram entropy inside the box above
+  floors, so a box over a flat wall is refused;
+- `geometry`: the six keypoints arranged like a face for some rotation (geometry.py);
+- `landmark`, `agreement` (and the informational `full_range`, `cascade`): second opinions from
+  other models on the region turned upright (opinions.py); they run only when every check above
+  passed, since they cost a few ms per box;
+- `temporal` (video only, given a Tracker): the face persists across frames (temporal.py).
 Per frame: no more boxes than the frame can hold (non-overlapping min-size boxes) and the
 information bound: stating n detections takes n * (4 coordinates at pixel resolution + a score)
 bits, and that must not exceed the information the frame carries, measured both as its order-0
 pixel entropy times its pixel count and as its zlib size beyond that of a uniform frame of the
 same shape; the smaller counts. A uniform frame carries 0 bits and so supports no detection.
 A frame-level failure rejects every box: the whole result is unsupported.
+
+Every returned detection carries the checks it passed (Detection.checks); every refused one the
+checks it failed, with reasons.
 """
 
+import dataclasses
 import functools
 import math
 import zlib
@@ -25,9 +40,21 @@ SCORE_BITS = 8  # a score stated to 1/256
 
 @dataclass
 class Check:
+    """One check's outcome; required=False marks one reported but not deciding on its own."""
+
     name: str
     ok: bool
     reason: str = ""
+    value: object = None
+    required: bool = True
+
+    def as_dict(self):
+        d = {"name": self.name, "ok": self.ok, "detail": self.reason}
+        if self.value is not None:
+            d["value"] = self.value
+        if not self.required:
+            d["required"] = False
+        return d
 
 
 @dataclass
@@ -51,11 +78,8 @@ class Verdict:
             "ok": self.ok,
             "info_bits": round(self.info_bits, 1),
             "needed_bits": round(self.needed_bits, 1),
-            "checks": [{"name": c.name, "ok": c.ok, "reason": c.reason} for c in self.checks],
-            "rejected": [
-                {"box": [round(float(v), 2) for v in d.box], "score": float(d.score), "reasons": r}
-                for d, r in self.rejected
-            ],
+            "checks": [c.as_dict() for c in self.checks],
+            "rejected": [dict(d.as_dict(), reasons=r) for d, r in self.rejected],
         }
 
 
@@ -126,33 +150,69 @@ def capacity(width, height, min_box_px):
     return (width // min_box_px) * (height // min_box_px)
 
 
-def _box_reasons(d, a, w, h, thresh, tol, min_box_px, contrast_floor, entropy_floor):
-    r = []
+def _box_checks(d, a, w, h, thresh, min_visible, min_box_px, contrast_floor, entropy_floor):
+    """(checks, clipped box or None): the cheap per-box checks, in order."""
+    checks = []
     x0, y0, x1, y1 = (float(v) for v in d.box)
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        return ["coordinates not finite"]
-    tx, ty = tol * w, tol * h
-    if x0 < -tx or y0 < -ty or x1 > w + tx or y1 > h + ty:
-        r.append(f"outside the {w}x{h} frame")
-    if x1 - x0 < min_box_px or y1 - y0 < min_box_px:
-        r.append(f"smaller than {min_box_px} px")
+        return [Check("box", False, "coordinates not finite")], None
+    if not (x1 > x0 and y1 > y0):
+        return [Check("box", False, "coordinates not ordered (x1 <= x0 or y1 <= y0)")], None
+    checks.append(Check("box", True, "finite, ordered"))
     s = float(d.score)
     if not math.isfinite(s) or not 0.0 <= s <= 1.0:
-        r.append(f"score {s!r} not in [0, 1]")
+        checks.append(Check("score", False, f"score {s!r} not in [0, 1]"))
     elif s < thresh:
-        r.append(f"score {s:.3f} below {thresh:.3f}")
-    if r:
-        return r
-    crop = grey(a[max(0, int(y0)) : min(h, math.ceil(y1)), max(0, int(x0)) : min(w, math.ceil(x1))])
+        checks.append(Check("score", False, f"score {s:.3f} below {thresh:.3f}"))
+    else:
+        checks.append(Check("score", True, f"{s:.3f} >= {thresh:.3f}", round(s, 4)))
+    cx0, cy0, cx1, cy1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+    inside = max(0.0, cx1 - cx0) * max(0.0, cy1 - cy0) / ((x1 - x0) * (y1 - y0))
+    clipped = (cx0, cy0, cx1, cy1)
+    if inside < min_visible:
+        checks.append(
+            Check(
+                "frame",
+                False,
+                f"outside the {w}x{h} frame: {100 * inside:.0f}% of the box inside,"
+                f" needs {100 * min_visible:.0f}%",
+                round(inside, 3),
+            )
+        )
+        return checks, None
+    detail = "inside" if inside >= 1.0 else f"clipped to the frame, {100 * inside:.0f}% inside"
+    checks.append(Check("frame", True, detail, round(inside, 3)))
+    if cx1 - cx0 < min_box_px or cy1 - cy0 < min_box_px:
+        checks.append(Check("size", False, f"smaller than {min_box_px} px"))
+        return checks, clipped
+    checks.append(Check("size", True, f"{cx1 - cx0:.0f}x{cy1 - cy0:.0f} px"))
+    crop = grey(a[int(cy0) : math.ceil(cy1), int(cx0) : math.ceil(cx1)])
     if crop.size == 0:
-        return ["empty crop"]
+        checks.append(Check("evidence", False, "empty crop"))
+        return checks, clipped
     std = float(crop.std())
     ent = entropy_bits(crop)
+    why = []
     if std < contrast_floor:
-        r.append(f"no evidence: grey std {std:.2f} < {contrast_floor:.2f}")
+        why.append(f"no evidence: grey std {std:.2f} < {contrast_floor:.2f}")
     if ent < entropy_floor:
-        r.append(f"no evidence: entropy {ent:.2f} < {entropy_floor:.2f} bits")
-    return r
+        why.append(f"no evidence: entropy {ent:.2f} < {entropy_floor:.2f} bits")
+    checks.append(
+        Check("evidence", not why, "; ".join(why) or f"grey std {std:.1f}, entropy {ent:.2f} bits")
+    )
+    return checks, clipped
+
+
+@functools.lru_cache(maxsize=1)
+def default_opinions():
+    """The second-opinion models, loaded once per process (opinions.SecondOpinions)."""
+    from .opinions import SecondOpinions
+
+    return SecondOpinions()
+
+
+def _failed(checks):
+    return [f"{c.name}: {c.reason}" for c in checks if c.required and not c.ok]
 
 
 def ground(
@@ -160,21 +220,49 @@ def ground(
     detections,
     *,
     score_thresh=0.5,
-    tolerance=0.02,
+    min_visible=0.5,
     min_box_px=8,
     contrast_floor=4.0,
     entropy_floor=1.0,
+    geometry=True,
+    opinions="default",
+    tracker=None,
 ):
-    """Checks detections against their frame; returns a Verdict (see the module doc)."""
+    """Checks detections against their frame; returns a Verdict (see the module doc).
+
+    geometry=False skips the keypoint check (for detectors without face keypoints);
+    opinions: "default" (the shared SecondOpinions), a SecondOpinions, or None to skip the
+    second opinions (then a result is sane, not grounded: the benchmark's middle column).
+    tracker: a temporal.Tracker for frames of one stream.
+    """
+    from . import geometry as geo
+    from .facedet import as_rgb
+
     a = np.asarray(frame)
     h, w = a.shape[:2]
+    if opinions == "default":
+        opinions = default_opinions()
+    rgb = None
     checks = []
     kept, rejected = [], []
     for d in detections:
-        r = _box_reasons(
-            d, a, w, h, score_thresh, tolerance, min_box_px, contrast_floor, entropy_floor
+        cs, clipped = _box_checks(
+            d, a, w, h, score_thresh, min_visible, min_box_px, contrast_floor, entropy_floor
         )
-        (rejected.append((d, r)) if r else kept.append(d))
+        sane = clipped is not None and all(c.ok for c in cs)
+        if sane and geometry:
+            ok, why, _ = geo.check(d.box, d.keypoints)
+            cs.append(Check("geometry", ok, why))
+            sane = ok
+        if sane and opinions is not None:
+            if rgb is None:
+                rgb = as_rgb(a)
+            cs += opinions.judge(rgb, d)
+        out = dataclasses.replace(d, checks=cs)
+        if clipped is not None and tuple(clipped) != tuple(float(v) for v in d.box):
+            out = dataclasses.replace(out, box=clipped, raw_box=tuple(d.box))
+        why = _failed(cs)
+        (rejected.append((out, why)) if why else kept.append(out))
     checks.append(
         Check(
             "boxes",
@@ -202,9 +290,15 @@ def ground(
     )
     frame_ok = all(c.ok for c in checks[1:])
     if not frame_ok:
-        rejected = [
-            (d, r or ["frame check failed"])
-            for d, r in [(d, r) for d, r in rejected] + [(d, []) for d in kept]
-        ]
+        failed = "; ".join(f"{c.name}: {c.reason}" for c in checks[1:] if not c.ok)
+        rejected += [(d, [f"frame check failed: {failed}"]) for d in kept]
         kept = []
+    if tracker is not None:
+        still = []
+        for d, (tid, ok, why) in zip(kept, tracker.update(kept)):
+            d = dataclasses.replace(d, track=tid, checks=d.checks + [Check("temporal", ok, why)])
+            (still.append(d) if ok else rejected.append((d, [f"temporal: {why}"])))
+        if len(still) < len(kept):
+            checks[0] = Check("boxes", False, f"{len(rejected)} of {len(detections)} boxes refused")
+        kept = still
     return Verdict(all(c.ok for c in checks), kept, rejected, checks, info, need)

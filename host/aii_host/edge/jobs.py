@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import sched as _sched
+from ..stats import percentile
 from .errors import EdgeError
 
 POLICIES = ("skip-next-frame", "lower-rate", "cheaper-model", "stop-safely", "none")
@@ -39,9 +40,18 @@ class Pipeline:
     post: object
 
 
-def facedet_pipeline(detector, grounded=True, name="face_detection_short_range"):
-    """The face detector as a Pipeline; post returns a grounding Verdict when grounded."""
-    from .grounding import ground
+def facedet_pipeline(
+    detector, grounded=True, name="face_detection_short_range", opinions="default", tracker=None
+):
+    """The face detector as a Pipeline; post returns a grounding Verdict when grounded.
+
+    opinions and tracker are handed to grounding.ground (a temporal.Tracker for a video
+    stream: its frames then also pass the temporal check).
+    """
+    from .grounding import default_opinions, ground
+
+    if grounded and opinions == "default":
+        opinions = default_opinions()  # loaded here, not in the first job
 
     def pre(frame):
         t, lb = detector.preprocess(frame)
@@ -54,7 +64,11 @@ def facedet_pipeline(detector, grounded=True, name="face_detection_short_range")
     def post(y):
         frame, raw, lb = y
         dets = detector.postprocess(raw, lb)
-        return ground(frame, dets, score_thresh=detector.score_thresh) if grounded else dets
+        if not grounded:
+            return dets
+        return ground(
+            frame, dets, score_thresh=detector.score_thresh, opinions=opinions, tracker=tracker
+        )
 
     return Pipeline(name, pre, invoke, post)
 
@@ -74,14 +88,10 @@ def summarize(values):
     if not values:
         return {"n": 0}
     a = np.sort(np.asarray(values, np.float64))
-
-    def pct(p):
-        return float(a[min(len(a) - 1, max(0, int(np.ceil(p / 100.0 * len(a))) - 1))])
-
     return {
         "n": int(a.size),
-        "p50": round(pct(50), 1),
-        "p99": round(pct(99), 1),
+        "p50": round(float(percentile(a, 50)), 1),
+        "p99": round(float(percentile(a, 99)), 1),
         "max": round(float(a[-1]), 1),
         "mean": round(float(a.mean()), 1),
     }

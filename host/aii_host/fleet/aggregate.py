@@ -33,6 +33,7 @@ from .. import frame as fr
 from .._errors import AIIError
 from ..client import NodeClient, NodeError, NodeTimeout
 from . import config as fconfig
+from . import units
 from .link import Link, LinkError
 from .replica import RECORD, Replica, ReplicaError, chain_of, segment_hashes, seq_of
 
@@ -59,11 +60,12 @@ def open_db(path):
     db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db.executescript(SCHEMA)
-    try:
-        db.execute("ALTER TABLE nodes ADD COLUMN reason TEXT")  # databases made before it
-    except sqlite3.OperationalError:
-        pass  # already there
+    db.executescript(SCHEMA + units.SCHEMA)
+    for col in ("reason TEXT", "verified INTEGER", "auth_seq INTEGER", "node_state TEXT"):
+        try:
+            db.execute(f"ALTER TABLE nodes ADD COLUMN {col}")  # databases made before it
+        except sqlite3.OperationalError:
+            pass  # already there
     return db
 
 
@@ -122,9 +124,15 @@ class NodeState:
         self.registered = 0
         self.replica = Replica(spec.name)
         self.synced = False  # replica digest equals the node's at the node's last status
+        # The replica seq at which its digest last equalled the node's: an epoch at that seq
+        # covers a verified copy, also while a later poll is still catching up.
+        self.verified_seq = None
         self.plain_seq = random.randrange(2**30, 2**31 - 2**24)
         self.auth_next = None  # next signed seq for this node's clients (LoopClient)
         self.saved = 0.0  # when its `nodes` row was last written
+        self.node_state = "ok"  # the node's own: ok, storage_fault, recovery (docs/faults.md)
+        self.auth_max = None  # the highest signed seq the node reported (a repair's floor)
+        self.units = None  # the quantities' formats last written to `units`
 
     def next_plain(self):
         self.plain_seq += 1
@@ -160,7 +168,7 @@ class LoopClient(NodeClient):
             return super()._seq_for(False)
         ns = self.agg.nodes[self.name]
         if ns.auth_next is None:
-            self.next_seq = int(self.request("status").get("auth_seq", 0)) + 1
+            self.next_seq = int(self.request("status").get("auth_seq") or 0) + 1
         with self.agg._seq_lock:
             s = ns.auth_next
             ns.auth_next += 1
@@ -698,6 +706,13 @@ class Aggregator:
     def _session(self, n):
         h = yield ("hello", {})
         n.hello = h
+        if h.get("proto") != fr.VERSION:
+            # It answered this host's frames, so it reads them; say so all the same.
+            self._emit(
+                n.name,
+                "error",
+                {"msg": f"node speaks protocol {h.get('proto')}, this host {fr.VERSION}"},
+            )
         n.backoff = 0.0
         n.state, n.reason = "online", ""
         # A random phase: nodes connected together would otherwise be polled in bursts.
@@ -715,6 +730,14 @@ class Aggregator:
             n.acked = 0
             n.ev_seen.clear()
         n.status = st
+        if st.get("auth_seq") is not None:
+            n.auth_max = max(n.auth_max or 0, st["auth_seq"])
+        state = st.get("state", "ok")
+        if state != n.node_state:
+            n.node_state = state
+            detail = st.get("fault") if state == "storage_fault" else st.get("damage")
+            self._emit(n.name, "node_state", {"state": state, "detail": detail})
+            self._save_node(n)
         if st.get("seq") != n.replica.seq or st.get("digest") != n.replica.digest().hex():
             n.synced = False  # until the copy has caught up with this status
         n.polls += 1
@@ -722,7 +745,12 @@ class Aggregator:
             yield from self._events(n)
         if n.polls % TASKS_EVERY == 1:
             n.tasks = (yield ("tasks", {})).get("tasks")
-        yield from self._catch_up(n, st)
+        if state == "recovery":
+            # Its ledger is the part before the damage: the copy here is what repairs it
+            # (aii node-repair), so it is neither compared nor rebased now.
+            n.synced = False
+        else:
+            yield from self._catch_up(n, st)
         self._save_node(n, force=False)
 
     def _events(self, n):
@@ -787,6 +815,7 @@ class Aggregator:
                 yield from self._localize(n, target, "digest differs at the same seq")
                 return
             n.synced = True
+            n.verified_seq = rep.seq
         else:
             n.synced = False
 
@@ -819,6 +848,7 @@ class Aggregator:
         rep = n.replica
         gaps = len(rep.gaps)
         rep.restore(ckpt)
+        n.verified_seq = None
         self._save_base(n, ckpt)
         if self.verifier is not None:
             self.verifier.reset(n.name)  # a new baseline: local sums start again at 0
@@ -830,6 +860,7 @@ class Aggregator:
         # the node still stores, or went back).
         self._w("DELETE FROM records WHERE node = ?", (n.name,))
         n.replica = Replica(n.name)
+        n.verified_seq = None
         if self.verifier is not None:
             self.verifier.reset(n.name)
         yield from self._restore(n)
@@ -930,6 +961,9 @@ class Aggregator:
 
     def _load(self, n):
         """Rebuilds the replica from the database (checkpoint base + stored records)."""
+        row = self.db.execute("SELECT auth_seq FROM nodes WHERE name = ?", (n.name,)).fetchone()
+        if row and row[0] is not None:
+            n.auth_max = row[0]
         self._rebuild(n)
         self._save_node(n)
 
@@ -946,6 +980,7 @@ class Aggregator:
             rep.set_sums(json.loads(row[2] or "{}"))
             rep.gaps = [tuple(g) for g in json.loads(row[3] or "[]")]
         n.replica = rep
+        n.verified_seq = None
         if self.verifier is not None:
             self.verifier.reset(n.name)
         recs = self._host_records(n, rep.base_seq + 1)
@@ -962,15 +997,20 @@ class Aggregator:
         n.synced = False
 
     def _save_node(self, n, force=True):
+        rep = n.replica
+        qn = rep.quantities()
+        formats = {qn[q]: rep.led.format(q) for q in qn}
+        if formats != n.units:
+            # At once, not with the throttled row: a table read next shows amounts in them.
+            units.save(self._w, n.name, formats)
+            n.units = formats
         now = time.monotonic()
         if not force and now - n.saved < SAVE_S:
             return
         n.saved = now
         st = n.status or {}
         h = n.hello or {}
-        rep = n.replica
         misses = sum(r[2] for r in n.tasks) if n.tasks else None
-        qn = rep.quantities()
         totals = {qn[q]: rep.bal_held(q) for q in qn}
         self._w(
             """INSERT INTO nodes (name, port) VALUES (?, ?) ON CONFLICT(name) DO NOTHING""",
@@ -979,7 +1019,7 @@ class Aggregator:
         self._w(
             """UPDATE nodes SET port=?, state=?, fw=?, cfg=?, node_id=?, seq=?, digest=?,
                replica_seq=?, last_rx=?, latency_ms=?, misses=?, tasks=?, totals=?, events=?,
-               updated=?, reason=? WHERE name=?""",
+               updated=?, reason=?, auth_seq=?, node_state=? WHERE name=?""",
             (
                 n.spec.port,
                 n.state,
@@ -997,6 +1037,8 @@ class Aggregator:
                 json.dumps([list(e) for e in list(n.events)[-5:]]),
                 time.time(),
                 n.reason,
+                n.auth_max,
+                n.node_state,
                 n.name,
             ),
         )
@@ -1005,14 +1047,35 @@ class Aggregator:
 
     def _verify(self):
         # Every row stays fresh while the loop runs, also of nodes it cannot reach: `aii
-        # status` then reads them instead of opening the ports itself.
-        self._w("UPDATE nodes SET updated = ?", (time.time(),))
+        # status` then reads them instead of opening the ports itself. State, seqs and whether
+        # the copy is verified are written with each epoch, so a reader sees them as it saw.
+        now = time.time()
+        self._w(
+            "UPDATE nodes SET updated = ?, state = ?, seq = ?, replica_seq = ?, verified = ? "
+            "WHERE name = ?",
+            [
+                (
+                    now,
+                    n.state,
+                    (n.status or {}).get("seq"),
+                    n.replica.seq,
+                    self._verified(n),
+                    n.name,
+                )
+                for n in self.nodes.values()
+            ],
+            many=True,
+        )
         v = self.verifier.epoch(
             {n.name: n.replica for n in self.nodes.values()},
             {n.name: n.hello for n in self.nodes.values() if n.hello},
         )
         self.verdict = v
         return v
+
+    @staticmethod
+    def _verified(n):
+        return n.verified_seq is not None and n.verified_seq == n.replica.seq
 
     def _row(self, n):
         st = n.status or {}
@@ -1025,6 +1088,7 @@ class Aggregator:
             "seq": st.get("seq"),
             "replica_seq": rep.seq,
             "synced": n.synced,
+            "verified": self._verified(n),
             "digest": st.get("digest"),
             "replica_digest": rep.digest().hex(),
             "last_rx_age": None if not n.last_rx_wall else time.time() - n.last_rx_wall,
@@ -1035,6 +1099,7 @@ class Aggregator:
             "events": list(n.events),
             "gaps": list(rep.gaps),
             "broken": rep.broken,
+            "node_state": n.node_state,
         }
 
     def _emit(self, name, kind, data):

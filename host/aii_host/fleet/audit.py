@@ -78,6 +78,18 @@ def _write_atomic(path, text):
         os.close(d)
 
 
+def _head_ok(h):
+    # {"seq": int >= 0, "hash": 64 hex digits}, as _write_head writes it.
+    return (
+        isinstance(h, dict)
+        and type(h.get("seq")) is int
+        and h["seq"] >= 0
+        and isinstance(h.get("hash"), str)
+        and len(h["hash"]) == 64
+        and all(c in "0123456789abcdef" for c in h["hash"])
+    )
+
+
 @dataclass
 class Report:
     """What verify() found: `ok`; `bad_seq` (the first record at fault, or None) and `problem`
@@ -193,14 +205,18 @@ class Audit:
         return rows[::-1]
 
     def read_head(self):
-        """The head file as a dict, or None when there is none."""
+        """The head file as a dict, None when there is none, {"bad": True} when it is not what
+        append() writes (any damage is a finding of verify(), never an exception)."""
         try:
-            with open(self.head_path) as f:
-                return json.load(f)
+            with open(self.head_path, "rb") as f:
+                head = json.loads(f.read().decode())
         except FileNotFoundError:
             return None
-        except ValueError:
+        except (OSError, ValueError):
             return {"bad": True}
+        if not _head_ok(head) or ("pending" in head and not _head_ok(head["pending"])):
+            return {"bad": True}
+        return head
 
     def verify(self):
         """Walks the chain and compares its end with the head file; returns a Report naming the

@@ -3,12 +3,15 @@
 and show the hash-chained trail); docs/transfer.md §6."""
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 
+from .. import clikit
 from .._errors import AIIError
+from ..clikit import UsageError, amount_text
 
 _TRANSFER_EPILOG = """\
 examples:
@@ -18,19 +21,33 @@ examples:
   aii transfer --fleet fleet.toml --recover       finish every in-doubt transfer
   aii transfer --fleet fleet.toml --list          the latest transfers and their states
   aii transfer --fleet fleet.toml --holds         open holds on the nodes against the log
+AMOUNT is read in the unit the source node declares for QUANTITY (its `ledger` answer), the
+only format there is: more decimals than the unit has is refused, never rounded (Wh with 3
+digits: 25.5 and 25.500 are 25500 raw; 1.0005 is an error). Tables show decimals and the unit;
+--raw shows raw units.
 while `aii aggregate` runs on the fleet, the requests go through it (it owns the ports);
 one `aii transfer` at a time per fleet (the next waits up to --wait seconds).
-exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, 3 still in doubt
-(a node unreachable: run --recover when it is back).
+exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, or an error
+(--recover: a hold the log does not know, or a left-over hold that could not be released),
+3 still in doubt (a node unreachable: run --recover when it is back), 64 usage error.
 """
 
 _AUDIT_EPILOG = """\
 examples:
-  aii audit verify --fleet fleet.toml      exit 1 and the first bad seq if anything was altered
+  aii audit verify --fleet fleet.toml      the first bad seq if anything was altered
   aii audit show --fleet fleet.toml --limit 20 --kind tx
+exit status of verify: 0 the trail is intact, 2 it was altered (CRITICAL), 3 it could not be
+read (UNKNOWN), 64 usage error.
 """
 
 IN_DOUBT_EXIT = 3
+
+
+def _txid(text):
+    v = clikit.positive_int(text)
+    if v >= 2**63:
+        raise argparse.ArgumentTypeError(f"must be 1 .. 2**63-1, got {text!r}")
+    return v
 
 
 def add_parsers(sub):
@@ -51,14 +68,12 @@ def add_parsers(sub):
     p.add_argument(
         "amount", nargs="?", metavar="AMOUNT", help="decimal in the quantity's unit (e.g. 1.5)"
     )
-    units = p.add_mutually_exclusive_group()
-    units.add_argument("--raw", action="store_true", help="AMOUNT is an integer in raw units")
-    units.add_argument(
-        "--digits",
-        type=int,
-        help="the quantity's decimal digits (default: the quantity's unit on the source node)",
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="AMOUNT is an integer in raw units, and tables show raw units",
     )
-    p.add_argument("--txid", type=int, help="transaction id 1 .. 2**63-1 (idempotent)")
+    p.add_argument("--txid", type=_txid, help="transaction id 1 .. 2**63-1 (idempotent)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--recover", action="store_true", help="finish in-doubt transfers")
     mode.add_argument("--list", action="store_true", help="table of recent transfers")
@@ -67,13 +82,18 @@ def add_parsers(sub):
         action="store_true",
         help="open holds on every node against the log (exit 1 if one must not exist)",
     )
-    p.add_argument("--limit", type=int, default=20, help="rows for --list (default: 20)")
     p.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds per node answer (default: 2.0)"
+        "--limit", type=clikit.positive_int, default=20, help="rows for --list (default: 20)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=clikit.positive_float,
+        default=2.0,
+        help="seconds per node answer (default: 2.0)",
     )
     p.add_argument(
         "--wait",
-        type=float,
+        type=clikit.nonnegative_float,
         default=30.0,
         help="seconds to wait while another coordinator (aii transfer) runs on this fleet; "
         "one at a time writes to the nodes (default: 30)",
@@ -92,16 +112,18 @@ def add_parsers(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     asub = a.add_subparsers(dest="audit_cmd", metavar="<verify|show>", required=True)
-    v = asub.add_parser("verify", help="check the chain and its head file (exit 1 if altered)")
+    v = asub.add_parser("verify", help="check the chain and its head file (exit 2 if altered)")
     s = asub.add_parser("show", help="print the latest records")
     for x in (v, s):
         src = x.add_mutually_exclusive_group(required=True)
         src.add_argument("--fleet", help="fleet file (TOML): its database")
         src.add_argument("--db", help="the fleet database itself")
         x.add_argument("--json", action="store_true", help="machine-readable output")
-    s.add_argument("--limit", type=int, default=20, help="records (default: 20, newest)")
+    s.add_argument(
+        "--limit", type=clikit.positive_int, default=20, help="records (default: 20, newest)"
+    )
     s.add_argument("--kind", help="only records of this kind (tx, verify, violation, ...)")
-    v.set_defaults(func=do_audit_verify)
+    v.set_defaults(func=do_audit_verify, error_exit=clikit.EXIT_UNKNOWN)
     s.set_defaults(func=do_audit_show)
 
 
@@ -185,15 +207,19 @@ def _coordinator(args, fleet):
 # ---- amounts ---------------------------------------------------------------------------------
 
 
-def _format_of(ep, node, quantity):
-    """The quantity's format byte on `node`, from its `ledger` answer (docs/protocol.md)."""
+def _format_of(ep, node, quantity, raw):
+    """The quantity's format byte on `node`, from its `ledger` answer (docs/protocol.md): the
+    node's unit is the only one amounts are read and shown in. None with --raw when the node
+    does not say (firmware before `formats`)."""
     from .coord import CoordError
 
     formats = ep.request("ledger").get("formats")
     if formats is None:
+        if raw:
+            return None
         raise CoordError(
             f"node {node} does not give its quantities' units (firmware before `formats`): "
-            "update it (aii deploy), or give --digits N or --raw"
+            "update it (aii deploy), or give AMOUNT in raw units with --raw"
         )
     if quantity not in formats:
         have = ", ".join(sorted(formats)) or "none"
@@ -201,26 +227,55 @@ def _format_of(ep, node, quantity):
     return formats[quantity]
 
 
-def _amount(args, eps, src_node):
-    from ..ledger import DEC, fx_parse
+def _amount(args, fmt):
+    from ..ledger import fx_parse_exact
     from .coord import CoordError
 
     text = args.amount.strip()
     if args.raw:
-        try:
-            return int(text)
-        except ValueError:
-            raise CoordError(f"--raw: AMOUNT must be an integer, got {text!r}") from None
-    if args.digits is not None:
-        fmt = DEC(args.digits)
-    elif src_node in eps:
-        fmt = _format_of(eps[src_node], src_node, args.quantity)
-    else:
-        raise CoordError(f"no node {src_node!r} in the fleet")
+        if not (text.isascii() and text.isdigit()):
+            raise CoordError(f"--raw: AMOUNT must be a whole number of raw units, got {text!r}")
+        return int(text)
     try:
-        return fx_parse(text, fmt)
+        return fx_parse_exact(text, fmt)
     except AIIError as e:
-        raise CoordError(f"AMOUNT {text!r}: {e}") from None
+        unit = f"{fmt & 0x7F} decimals" if fmt & 0x80 else f"a unit of 2**-{fmt & 0x7F}"
+        why = "nothing is rounded" if "decimals" in str(e) else "a decimal such as 25.5"
+        raise CoordError(
+            f"AMOUNT {text!r}: {e} ({args.quantity} on the source node has {unit}; {why})"
+        ) from None
+
+
+def _save_units(db_path, node, quantity, fmt):
+    # What the source node said its unit is: `aii transfer --list` shows amounts in it.
+    from .audit import connect
+    from .units import SCHEMA, save
+
+    c = connect(db_path)
+    try:
+        c.executescript(SCHEMA)
+        save(c.execute, node, {quantity: fmt})
+    finally:
+        c.close()
+
+
+def _known_units(db_path):
+    """{quantity: format byte} the fleet database knows and the nodes agree on."""
+    import sqlite3
+    from pathlib import Path
+
+    from .units import load, merge
+
+    try:
+        c = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return {}
+    try:
+        return merge(load(c))[0]
+    except sqlite3.Error:
+        return {}
+    finally:
+        c.close()
 
 
 def _endpoint(text, what):
@@ -236,48 +291,99 @@ def _endpoint(text, what):
 
 
 def do_transfer(args):
-    from .coord import ABORTED, COMMITTED, CoordError
-
-    fleet = _load(args.fleet)
     positional = [args.src, args.dst, args.quantity, args.amount]
     if args.recover or args.list or args.holds:
         if any(x is not None for x in positional):
-            raise CoordError("--recover / --list / --holds take no SRC DST QUANTITY AMOUNT")
+            raise UsageError("--recover / --list / --holds take no SRC DST QUANTITY AMOUNT")
     elif None in positional:
-        raise CoordError("need SRC_NODE:ACCOUNT DST_NODE:ACCOUNT QUANTITY AMOUNT (or --recover)")
+        raise UsageError("need SRC_NODE:ACCOUNT DST_NODE:ACCOUNT QUANTITY AMOUNT (or --recover)")
+    fleet = _load(args.fleet)
+    if not os.path.exists(fleet.db) and (args.list or args.recover):
+        # Nothing was ever logged: nothing to list or finish, and a read creates no file.
+        print(f"no transfers yet (no fleet database at {fleet.db})")
+        return 0
+    if args.holds and not os.path.exists(fleet.db):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="aii-holds-") as td:
+            # No log yet: every hold is held against an empty one, which creates no file.
+            return _transfer(args, dataclasses.replace(fleet, db=os.path.join(td, "fleet.db")))
+    return _transfer(args, fleet)
+
+
+def _transfer(args, fleet):
+    from .coord import ABORTED, COMMITTED, CoordError
+
+    src = dst = None
+    if not (args.recover or args.list or args.holds):
+        src, dst = _endpoint(args.src, "SRC"), _endpoint(args.dst, "DST")
+        for name in (src[0], dst[0]):
+            if name not in fleet.names():
+                raise CoordError(f"unknown node {name!r} (fleet: {', '.join(fleet.names())})")
     coord, eps = _coordinator(args, fleet)
     try:
         if args.list:
             rows = coord.list(limit=args.limit)
-            _print_rows(rows, args.json)
+            _print_rows(rows, args.json, units=_known_units(fleet.db), raw=args.raw)
             return 0
         if args.holds:
             rows = coord.check_holds()
-            _print_holds(rows, args.json)
+            _print_holds(rows, args.json, _holds_units(eps, rows), args.raw)
             return 1 if any(r["problem"] or r["error"] for r in rows) else 0
         if args.recover:
             rows = coord.recover()
-            _print_rows(rows, args.json, title="recovered")
             left = coord.in_doubt()
-            if not args.json:
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "recovered": [r.as_dict() for r in rows],
+                            "in_doubt": len(left),
+                            "swept": coord.swept,
+                            "unknown_holds": coord.unknown_holds,
+                        }
+                    )
+                )
+            else:
+                _print_rows(rows, False, "recovered", _known_units(fleet.db), args.raw)
+                units = _holds_units(eps, coord.swept + coord.unknown_holds)
+
+                def hold_amount(h):
+                    accounts, formats = units.get(h["node"], ({}, {}))
+                    q = accounts.get(h["account"])
+                    return amount_text(h["amount"], formats.get(q), args.raw, q or "")
+
+                for h in coord.swept:
+                    print(
+                        f"left-over hold of tx {h['txid']} ({h['state']}) on {h['node']}:"
+                        f"{h['account']}, {hold_amount(h)}: {h['action']}"
+                        + (f" FAILED: {h['error']}" if h["error"] else "")
+                    )
+                for h in coord.unknown_holds:
+                    print(
+                        f"unknown hold on {h['node']}:{h['account']}: txid {h['txid']}, "
+                        f"{hold_amount(h)} ({h['kind']}) is not in this fleet's log: left "
+                        "alone; find who made it (aii transfer --holds lists every hold)"
+                    )
                 print(f"{len(rows)} in-doubt transfer(s) driven; {len(left)} still in doubt")
-            return IN_DOUBT_EXIT if left else 0
-        src, dst = _endpoint(args.src, "SRC"), _endpoint(args.dst, "DST")
+            if left:
+                return IN_DOUBT_EXIT
+            return 1 if coord.unknown_holds or any(h["error"] for h in coord.swept) else 0
         # Open both links before anything is logged: a port that will not open refuses the
         # transfer here instead of leaving it in doubt.
         for name in (src[0], dst[0]):
-            if name in eps:
-                _open_or_refuse(name, eps[name])
-        amount = _amount(args, eps, src[0])
+            _open_or_refuse(name, eps[name])
+        fmt = _format_of(eps[src[0]], src[0], args.quantity, args.raw)
+        amount = _amount(args, fmt)
+        if fmt is not None:
+            _save_units(fleet.db, src[0], args.quantity, fmt)
         t0 = time.monotonic()
         r = coord.transfer(src[0], src[1], dst[0], dst[1], args.quantity, amount, txid=args.txid)
         ms = (time.monotonic() - t0) * 1000
         if args.json:
             print(json.dumps(dict(r.as_dict(), ms=round(ms, 1))))
         else:
-            what = f"{r.amount} {r.quantity} (raw)"
-            if not args.raw and r.amount == amount:
-                what = f"{args.amount} {r.quantity} ({r.amount} raw)"
+            what = amount_text(r.amount, fmt, args.raw, r.quantity)
             print(
                 f"tx {r.txid}: {r.state}: {r.src_node}:{r.src_account} -> "
                 f"{r.dst_node}:{r.dst_account}, {what}, {ms:.0f} ms"
@@ -292,31 +398,45 @@ def do_transfer(args):
         coord.close()
 
 
-def _print_rows(rows, as_json, title="transfers"):
+def _print_rows(rows, as_json, title="transfers", units=None, raw=False):
     if as_json:
         print(json.dumps([r.as_dict() for r in rows]))
         return
     from rich.console import Console
     from rich.table import Table
 
+    units = units or {}
     t = Table(title=title)
-    for col in ("txid", "state", "from", "to", "quantity", "amount (raw)", "updated", "note"):
+    for col in ("txid", "state", "from", "to", "amount (raw)" if raw else "amount", "updated"):
         t.add_column(col, justify="right" if col.startswith("amount") else "left")
+    t.add_column("note")
     for r in rows:
         t.add_row(
             str(r.txid),
             r.state,
             f"{r.src_node}:{r.src_account}",
             f"{r.dst_node}:{r.dst_account}",
-            r.quantity,
-            str(r.amount),
+            amount_text(r.amount, units.get(r.quantity), raw, r.quantity),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.updated)),
             r.note,
         )
     Console(width=160).print(t)
 
 
-def _print_holds(rows, as_json):
+def _holds_units(eps, rows):
+    """{node: ({account: quantity}, {quantity: format byte})} of the nodes with open holds,
+    from their `ledger` answers: a hold names its account, the account its quantity."""
+    out = {}
+    for node in sorted({r["node"] for r in rows if not r["error"]}):
+        try:
+            led = eps[node].request("ledger")
+        except (AIIError, OSError):
+            continue  # its holds are shown in raw units
+        out[node] = ({a[0]: a[1] for a in led.get("accounts", [])}, led.get("formats") or {})
+    return out
+
+
+def _print_holds(rows, as_json, units=None, raw=False):
     if as_json:
         print(json.dumps(rows))
         return
@@ -327,48 +447,54 @@ def _print_holds(rows, as_json):
     from rich.table import Table
 
     t = Table(title="open holds")
-    for col in ("node", "txid", "account", "amount (raw)", "kind", "logged state", "problem"):
+    for col in ("node", "txid", "account", "amount (raw)" if raw else "amount", "kind"):
         t.add_column(col, justify="right" if col.startswith("amount") else "left")
+    t.add_column("logged state")
+    t.add_column("problem")
     for r in rows:
         if r["error"]:
             t.add_row(r["node"], "", "", "", "", "", r["error"])
             continue
         state = r["state"] or "not in the log (not ours)"
         problem = "transfer is final: this hold must not exist" if r["problem"] else ""
-        t.add_row(
-            r["node"], str(r["txid"]), r["account"], str(r["amount"]), r["kind"], state, problem
-        )
+        accounts, formats = (units or {}).get(r["node"], ({}, {}))
+        q = accounts.get(r["account"])
+        amount = amount_text(r["amount"], formats.get(q), raw, q or "")
+        t.add_row(r["node"], str(r["txid"]), r["account"], amount, r["kind"], state, problem)
     Console(width=160).print(t)
 
 
-def _audit(args):
+def _audit(args, read):
+    """read(Audit) on the fleet's database; a file that is not one is one line, not a trace."""
+    import sqlite3
+
     from .audit import Audit
 
-    db = args.db if args.db else _load(args.fleet).db
-    if not os.path.exists(db):
+    db = args.db if args.db is not None else _load(args.fleet).db
+    if not os.path.isfile(db):
         raise AIIError(f"no fleet database at {db}")
-    return Audit(db)
+    a = None
+    try:
+        a = Audit(db)
+        return a, read(a)
+    except sqlite3.Error as e:
+        raise AIIError(f"{db}: not a readable fleet database ({e})") from None
+    finally:
+        if a is not None:
+            a.close()
 
 
 def do_audit_verify(args):
-    a = _audit(args)
-    try:
-        rep = a.verify()
-    finally:
-        a.close()
+    a, rep = _audit(args, lambda a: a.verify())
     if args.json:
         print(json.dumps(rep.__dict__))
     else:
         print(f"audit {a.db_path}: {rep}")
-    return 0 if rep.ok else 1
+    return clikit.EXIT_OK if rep.ok else clikit.EXIT_CRITICAL
 
 
 def do_audit_show(args):
-    a = _audit(args)
-    try:
-        recs = a.tail(args.limit, kind=args.kind)
-    finally:
-        a.close()
+    _, recs = _audit(args, lambda a: a.tail(args.limit, kind=args.kind))
     if args.json:
         keys = ("seq", "time", "kind", "data", "prev_hash", "hash")
         print(json.dumps([dict(zip(keys, r)) for r in recs]))

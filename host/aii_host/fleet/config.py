@@ -110,6 +110,8 @@ def _spec(i, t, base, line, path, text):
             raise FleetConfigError(
                 f"{at('key_file')}: cannot read {kf}: {e.strerror or e}"
             ) from None
+        except UnicodeDecodeError:
+            raise FleetConfigError(f"{at('key_file')}: {kf} is not text (64 hex digits)") from None
     port = t["port"]
     if port.startswith("vboard:") and "/" in port and not Path(port[7:]).is_absolute():
         port = "vboard:" + str(base / port[7:])  # a board folder relative to the fleet file
@@ -161,6 +163,8 @@ def load(path):
         text = path.read_text()
     except OSError as e:
         raise FleetConfigError(f"cannot read fleet file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise FleetConfigError(f"fleet file {path}: not text (TOML, docs/fleet.md §2)") from None
     return loads(text, str(path), path.parent)
 
 

@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 
+from .. import transport
 from ..transport import TransportError
 
 
@@ -28,7 +29,10 @@ def vboard_port(spec):
     from .. import vboard
 
     what = spec[len("vboard:") :]
-    d = Path(what) if "/" in what else vboard.board_dir(what)
+    try:
+        d = Path(what) if "/" in what else vboard.board_dir(what)
+    except vboard.VBoardError as e:
+        raise LinkError(str(e)) from None
     try:
         info = json.loads((d / "vboard.json").read_text())
     except (OSError, ValueError):
@@ -48,13 +52,10 @@ def parse_port(port):
     "vboard:ID|DIR" names a simulated board's current pty."""
     if port.startswith("vboard:"):
         port = vboard_port(port)
-    if port.startswith("tcp:"):
-        host, _, num = port[4:].rpartition(":")
-        return "tcp", host or "127.0.0.1", int(num)
-    head, sep, num = port.rpartition(":")
-    if sep and num.isdigit() and not port.startswith("/"):
-        return "tcp", head or "127.0.0.1", int(num)
-    return "serial", port, None
+    try:
+        return transport.parse_port(port)
+    except TransportError as e:
+        raise LinkError(str(e)) from None
 
 
 class Link:

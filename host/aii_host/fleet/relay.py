@@ -78,7 +78,9 @@ class RelayServer:
         self._lock = threading.Lock()
         self._thread = None
 
-    def start(self):
+    def check(self):
+        """RelayError when another aggregator serves the fleet (call it before connecting to
+        the nodes: a second one's connections would take their links from the first)."""
         other = _connect(self.path)
         if other is not None:
             other.close()
@@ -86,6 +88,9 @@ class RelayServer:
                 f"another `aii aggregate` already serves this fleet (relay {self.path}); one "
                 "aggregator per fleet owns the nodes' ports: stop it first"
             )
+
+    def start(self):
+        self.check()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)  # left by an aggregator that died
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -18,15 +18,16 @@ import hashlib
 import struct
 import zlib
 
+from .. import _record as R
 from .. import ledger as _ledger
 from .._errors import AIIError
 
-RECORD = 44
-SEAL = 10
-OPEN, INFLOW, OUTFLOW, SETTLE = 2, 4, 5, 8
-DEBIT, CREDIT = 1, 2  # SETTLE flags: hold kind (escrow, credit)
+RECORD = R.REC_SIZE
+SEAL = R.OP_SEAL
+OPEN, INFLOW, OUTFLOW, SETTLE = R.OP_OPEN, R.OP_INFLOW, R.OP_OUTFLOW, R.OP_SETTLE
+DEBIT, CREDIT = _ledger.HOLD, _ledger.CREDIT  # SETTLE flags: hold kind (escrow, credit)
 _SUMMED = (OPEN, INFLOW, OUTFLOW, SETTLE)
-_REC = struct.Struct("<IBBBBQHH12sqI")
+_REC = struct.Struct(R.REC_FORMAT)
 
 
 class Record:
@@ -65,10 +66,10 @@ class Record:
 
     @property
     def txid(self):
-        return int.from_bytes(self.name[:8], "little")
+        return int.from_bytes(self.name[: R.REC_TXID_LEN], "little")  # TXID is in NAME
 
     def crc_ok(self):
-        return zlib.crc32(self.raw[:40]) == self.crc
+        return zlib.crc32(self.raw[: R.REC_CRC]) == self.crc
 
 
 def records(data):
@@ -77,12 +78,15 @@ def records(data):
 
 
 def seq_of(rec_bytes):
-    return int.from_bytes(rec_bytes[:4], "little")
+    return int.from_bytes(rec_bytes[R.REC_SEQ : R.REC_SEQ + R.REC_SEQ_LEN], "little")
 
 
 def chain_of(ckpt):
     """(seq, chain hash) of a checkpoint blob (docs/ledger.md §9)."""
-    return int.from_bytes(ckpt[4:8], "little"), bytes(ckpt[12:28])
+    seq = ckpt[R.CKPT_HEAD_SEQ : R.CKPT_HEAD_SEQ + R.CKPT_HEAD_SEQ_LEN]
+    return int.from_bytes(seq, "little"), bytes(
+        ckpt[R.CKPT_HEAD_CHAIN : R.CKPT_HEAD_CHAIN + R.CKPT_HEAD_CHAIN_LEN]
+    )
 
 
 def segment_hashes(chain, recs):
@@ -90,9 +94,9 @@ def segment_hashes(chain, recs):
     starting from `chain`: the host's own view of each segment, to compare with the node's."""
     out, h = [], hashlib.sha256(chain)
     for r in recs:
-        if r[4] == SEAL:
-            chain = h.digest()[:16]
-            out.append((seq_of(r), chain, bytes(r[16:32])))
+        if r[R.REC_OP] == SEAL:
+            chain = h.digest()[: R.REC_HASH_LEN]
+            out.append((seq_of(r), chain, bytes(r[R.REC_HASH : R.REC_HASH + R.REC_HASH_LEN])))
             h = hashlib.sha256(chain)
         else:
             h.update(r)
@@ -138,7 +142,9 @@ class Replica:
             # Names only change with QTY records (or a restore): cached, epochs read them often.
             ffi = _ledger.ffi
             self._qnames = {
-                q: ffi.string(ffi.cast("char *", cur.qty[q].name), 12).decode("ascii", "replace")
+                q: ffi.string(ffi.cast("char *", cur.qty[q].name), R.REC_NAME_LEN).decode(
+                    "ascii", "replace"
+                )
                 for q in range(cur.n_qty)
             }
         return self._qnames
@@ -224,3 +230,16 @@ class Replica:
         self.base_seq, self.base_chain = seq, chain
         for q in self.quantities():
             self.opening[q] = self.bal_held(q) - self.bin.get(q, 0) + self.bout.get(q, 0)
+
+
+def stored_copy(db, name):
+    """(checkpoint blob the copy starts from or None, its records in seq order as bytes) that
+    the fleet database `db` (a sqlite3 connection) holds for node `name`: what `aii
+    node-repair --fleet` sends a node in recovery."""
+    row = db.execute("SELECT base_ckpt FROM nodes WHERE name = ?", (name,)).fetchone()
+    base = bytes(row[0]) if row and row[0] else None
+    base_seq = chain_of(base)[0] if base else 0
+    recs = db.execute(
+        "SELECT rec FROM records WHERE node = ? AND seq > ? ORDER BY seq", (name, base_seq)
+    )
+    return base, b"".join(bytes(r[0]) for r in recs)

@@ -204,6 +204,10 @@ def _die_with_supervisor():
 
 
 def main(argv=None):
+    # 0x03 on the board's line is SIGINT from the supervisor, and must raise KeyboardInterrupt
+    # as on a board. A board started from a script with `&` inherits SIGINT ignored (a
+    # non-interactive shell ignores it in background jobs; CPython then leaves it so).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _die_with_supervisor()
     p = argparse.ArgumentParser(prog="aii_host.vboard.board")
     p.add_argument("--dir", required=True)

@@ -46,7 +46,7 @@ def _step(m, led, st):
 
 
 def run(m, fixed, ledger):
-    out = {"arith": [], "parse": [], "format": [], "sum": []}
+    out = {"arith": [], "parse": [], "parse_exact": [], "format": [], "sum": []}
     for x in fixed["arith"]:
         op, fmt, a, b = x["op"], x["fmt"], x["a"], x["b"]
         if op == "mul":
@@ -62,6 +62,8 @@ def run(m, fixed, ledger):
         out["arith"].append(r)
     for x in fixed["parse"]:
         out["parse"].append(outcome(m.fx_parse, x["s"], x["fmt"]))
+    for x in fixed["parse_exact"]:
+        out["parse_exact"].append(outcome(m.fx_parse_exact, x["s"], x["fmt"]))
     for x in fixed["format"]:
         out["format"].append(outcome(m.fx_format, x["v"], x["fmt"]))
     for x in fixed["sum"]:

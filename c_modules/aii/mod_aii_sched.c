@@ -1,0 +1,490 @@
+// SPDX-License-Identifier: MIT
+// _aii.Scheduler (docs/scheduler.md). The loop around the core - extend the clock, dispatch,
+// then do the step the core decides (run the job and complete it, collect garbage, or wait),
+// report events, feed the watchdog - is host/aii_host/sched.py's call for call, so a test with
+// an injected clock prints the same on the device and on CPython.
+#include <string.h>
+
+#include "mod_aii.h"
+
+AII_DEFINE_EXCEPTION(AdmissionError, ValueError)
+
+typedef struct _aii_scheduler_obj_t {
+    mp_obj_base_t base;
+    // Job callables live here, in a fixed array inside a GC-heap object: the GC sees them, and
+    // dispatch never allocates. MP_OBJ_NULL marks a free slot.
+    mp_obj_t fn[AII_SCHED_MAX_TASKS];
+    mp_obj_t on_miss;
+    mp_obj_t wdt;
+    mp_obj_t clock;  // mp_const_none: the port's ticks_us()
+    mp_obj_t sleep;
+    bool stop;
+    bool running;
+    aii_clock_t clk;
+    aii_job_t job;
+    aii_rta_result_t rta;  // scratch for add() and admit(), kept off the C stack
+    aii_sched_t s;
+} aii_scheduler_obj_t;
+
+// ---------------------------------------------------------------------------------------------
+// Time.
+
+static aii_time_t sched_now(aii_scheduler_obj_t *self) {
+    uint64_t raw = self->clock == mp_const_none ? aii_mp_ticks_us()
+        : aii_arg_low64(aii_call0(self->clock));
+    // A counter that steps back a little (qemu's ticks_us does) is held by the core.
+    return aii_clock_extend(&self->clk, raw & self->clk.mask);
+}
+
+// An absolute time in the clock's tick domain, as extended time.
+static aii_time_t sched_raw(aii_scheduler_obj_t *self, mp_obj_t o, qstr name) {
+    aii_int_t r;
+    aii_mp_int(o, &r);
+    if (r.sign < 0 || r.over || r.mag > self->clk.mask) {
+        aii_raise_q(&mp_type_ValueError, AII_T_OUT_OF_RANGE, name);
+    }
+    return aii_clock_from_raw(&self->clk, r.mag);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running jobs.
+
+static void sched_drain(aii_scheduler_obj_t *self) {
+    aii_event_t ev;
+    while (aii_sched_event_pop(&self->s, &ev)) {
+        if (!aii_sched_task_used(&self->s, ev.task)) {
+            self->fn[ev.task] = MP_OBJ_NULL;  // a dropped one-shot
+        }
+        if (self->on_miss != mp_const_none) {
+            mp_obj_t args[3] = {
+                MP_OBJ_NEW_SMALL_INT(ev.task),
+                MP_OBJ_NEW_SMALL_INT(ev.kind),
+                mp_obj_new_int_from_uint(ev.detail),
+            };
+            mp_call_function_n_kw(self->on_miss, 3, 0, args);
+        }
+    }
+}
+
+static void sched_feed(aii_scheduler_obj_t *self) {
+    if (self->wdt != mp_const_none && aii_sched_wdt_ok(&self->s)) {
+        // A method call that allocates no bound method.
+        mp_obj_t dest[2];
+        mp_load_method(self->wdt, MP_QSTR_feed, dest);
+        mp_call_function_n_kw(dest[0], dest[1] != MP_OBJ_NULL, 0, &dest[1]);
+    }
+}
+
+static void sched_finish(aii_scheduler_obj_t *self, int tid) {
+    // Not found: the job removed its own task; nothing is left to account to.
+    aii_sched_complete(&self->s, &self->job, sched_now(self));
+    if (!aii_sched_task_used(&self->s, tid)) {
+        self->fn[tid] = MP_OBJ_NULL;  // a one-shot has run
+    }
+    sched_drain(self);
+}
+
+static int sched_run_job(aii_scheduler_obj_t *self) {
+    int tid = self->job.task;
+    // Recorded even when the job raised, so stats stay consistent and run() can resume.
+    AII_TRY_FINALLY(aii_call0(self->fn[tid]), sched_finish(self, tid));
+    return tid;
+}
+
+static void sched_enter(aii_scheduler_obj_t *self) {
+    // One job record is reused, and a job nested in a job has no meaning without preemption.
+    if (self->running) {
+        aii_raise(&mp_type_RuntimeError, AII_T_ALREADY_RUNNING);
+    }
+    self->running = true;
+}
+
+// Not inlined, for AII_TRY_FINALLY's nlr handler in run() and run_once(): the compiler does not
+// know that nlr_push() returns twice, and inlined it took the `false` from a stack slot that
+// held zero before nlr_push() and that the loop had reused since, so `running` stayed set after
+// a job raised (Cortex-M0 at -Os: the MICROBIT image, the RPI_PICO build; sched_raise.py).
+static MP_NOINLINE void sched_leave(aii_scheduler_obj_t *self) {
+    self->running = false;
+}
+
+// The loop of run(): `end` is AII_TIME_NEVER for a run until stop().
+static mp_uint_t sched_loop(aii_scheduler_obj_t *self, bool timed, uint64_t duration) {
+    mp_uint_t n = 0;
+    bool real = self->sleep == mp_const_none;
+    uint64_t max_wait = aii_clock_max_wait(&self->clk);
+    self->stop = false;
+    aii_time_t end = timed ? aii_sched_run_end(sched_now(self), duration) : AII_TIME_NEVER;
+    while (!self->stop) {
+        aii_time_t now = sched_now(self);
+        if (now >= end) {
+            break;
+        }
+        aii_status_t st = aii_sched_dispatch(&self->s, now, &self->job);
+        aii_check(st, AII_T_NONE);
+        uint64_t wait_us;
+        aii_step_t step = aii_sched_step(&self->s, st, &self->job, now, end, max_wait, real,
+            &wait_us);
+        if (step == AII_STEP_RUN) {
+            n++;
+            sched_run_job(self);
+            sched_feed(self);
+            continue;
+        }
+        sched_drain(self);  // dropped jobs are reported by dispatch
+        sched_feed(self);
+        if (step == AII_STEP_COLLECT) {
+            aii_mp_collect();
+            aii_sched_gc_done(&self->s);
+        } else if (wait_us && !real) {
+            aii_call1(self->sleep, aii_mp_new_u64(wait_us));
+        } else if (wait_us) {
+            aii_mp_wait(wait_us, &self->stop, &self->s.trig_epoch);
+        }
+    }
+    return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduler.
+
+// Scheduler(*, overhead_us=0, gc_idle_us=0, on_miss=None, wdt=None, clock=None,
+//           tick_period=None, sleep=None)
+static mp_obj_t aii_scheduler_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
+    const mp_obj_t *all_args) {
+    enum { ARG_overhead_us, ARG_gc_idle_us, ARG_on_miss, ARG_wdt, ARG_clock, ARG_tick_period,
+           ARG_sleep };
+    // On the stack, not static: a native .mpy knows its QSTRs only at run time.
+    const mp_arg_t allowed_args[] = {
+        { MP_QSTR_overhead_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_gc_idle_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_on_miss, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_wdt, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_clock, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_tick_period, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_sleep, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+    };
+    mp_arg_val_t args[MP_ARRAY_SIZE(allowed_args)];
+    mp_arg_parse_all_kw_array(n_args, n_kw, all_args, MP_ARRAY_SIZE(allowed_args), allowed_args,
+        args);
+
+    uint32_t overhead_us = aii_arg_u32(args[ARG_overhead_us].u_obj, MP_QSTR_overhead_us);
+    uint32_t gc_idle_us = aii_arg_u32(args[ARG_gc_idle_us].u_obj, MP_QSTR_gc_idle_us);
+    mp_obj_t on_miss = aii_arg_callable(args[ARG_on_miss].u_obj, MP_QSTR_on_miss, true);
+    mp_obj_t wdt = args[ARG_wdt].u_obj;
+    if (wdt != mp_const_none) {
+        mp_obj_t dest[2];
+        mp_load_method_maybe(wdt, MP_QSTR_feed, dest);
+        if (dest[0] == MP_OBJ_NULL || !aii_mp_callable(dest[0])) {
+            aii_raise(&mp_type_TypeError, AII_T_NO_FEED);
+        }
+    }
+    mp_obj_t clock = aii_arg_callable(args[ARG_clock].u_obj, MP_QSTR_clock, true);
+    mp_obj_t sleep = aii_arg_callable(args[ARG_sleep].u_obj, MP_QSTR_sleep, true);
+    uint64_t mask = aii_mp_ticks_mask();
+    mp_obj_t period = args[ARG_tick_period].u_obj;
+    if (period != mp_const_none) {
+        aii_int_t r;
+        aii_mp_int(period, &r);
+        bool ok;
+        if (r.over) {
+            ok = aii_mp_int_is_2_64(period);
+            mask = UINT64_MAX;
+        } else {
+            ok = r.sign > 0 && r.mag >= 2 && (r.mag & (r.mag - 1)) == 0;
+            mask = r.mag - 1;
+        }
+        if (!ok) {
+            aii_raise(&mp_type_ValueError, AII_T_TICK_PERIOD);
+        }
+    }
+
+    aii_scheduler_obj_t *self = mp_obj_malloc(aii_scheduler_obj_t, type);
+    for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
+        self->fn[i] = MP_OBJ_NULL;
+    }
+    self->on_miss = on_miss;
+    self->wdt = wdt;
+    self->clock = clock;
+    self->sleep = sleep;
+    self->stop = false;
+    self->running = false;
+    aii_sched_init(&self->s, overhead_us);
+    self->s.gc_idle_us = gc_idle_us;
+    aii_clock_init(&self->clk, mask);
+    memset(&self->job, 0, sizeof(self->job));
+    sched_now(self);
+    return MP_OBJ_FROM_PTR(self);
+}
+
+// Scheduler.add(fn, *, budget_us, period_us=0, min_gap_us=0, deadline_us=0, offset_us=0,
+//               deadline_at=None, release_at=None, priority=None, policy=CONTINUE,
+//               critical=False) -> tid
+static mp_obj_t aii_scheduler_add(size_t n_args, const mp_obj_t *pos_args, mp_map_t *kw_args) {
+    enum { ARG_fn, ARG_budget_us, ARG_period_us, ARG_min_gap_us, ARG_deadline_us, ARG_offset_us,
+           ARG_deadline_at, ARG_release_at, ARG_priority, ARG_policy, ARG_critical };
+    const mp_arg_t allowed_args[] = {
+        { MP_QSTR_fn, MP_ARG_REQUIRED | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_budget_us, MP_ARG_REQUIRED | MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_period_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_min_gap_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_deadline_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_offset_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_deadline_at, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_release_at, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_priority, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_policy, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(AII_POLICY_CONTINUE)} },
+        { MP_QSTR_critical, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_false} },
+    };
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(pos_args[0]);
+    mp_arg_val_t args[MP_ARRAY_SIZE(allowed_args)];
+    mp_arg_parse_all(n_args - 1, pos_args + 1, kw_args, MP_ARRAY_SIZE(allowed_args),
+        allowed_args, args);
+
+    // Checks in the host's order, so a call with several faults fails the same way; the range
+    // and consistency checks are the core's (aii_sched_param_why).
+    mp_obj_t fn = aii_arg_callable(args[ARG_fn].u_obj, MP_QSTR_fn, false);
+    uint32_t budget_us = aii_arg_u32(args[ARG_budget_us].u_obj, MP_QSTR_budget_us);
+    aii_int_t r;
+    aii_mp_int(args[ARG_period_us].u_obj, &r);
+    bool period_neg = r.sign < 0;
+    aii_mp_int(args[ARG_min_gap_us].u_obj, &r);
+    // 0 means "not given"; a negative value gets the core's text for a missing period.
+    if (period_neg) {
+        aii_raise(&mp_type_ValueError, AII_T_PERIOD_ZERO);
+    }
+    if (r.sign < 0) {
+        aii_raise(&mp_type_ValueError, AII_T_MIN_GAP_ZERO);
+    }
+    uint32_t period_us = aii_arg_u32(args[ARG_period_us].u_obj, MP_QSTR_period_us);
+    uint32_t min_gap_us = aii_arg_u32(args[ARG_min_gap_us].u_obj, MP_QSTR_min_gap_us);
+    uint32_t deadline_us = aii_arg_u32(args[ARG_deadline_us].u_obj, MP_QSTR_deadline_us);
+    uint32_t offset_us = aii_arg_u32(args[ARG_offset_us].u_obj, MP_QSTR_offset_us);
+    aii_mp_int(args[ARG_policy].u_obj, &r);
+    // An unknown policy is passed on as 255 so that the core names it.
+    uint32_t policy = r.sign >= 0 && !r.over && r.mag <= 255 ? (uint32_t)r.mag : 255;
+    mp_obj_t prio_in = args[ARG_priority].u_obj;
+    int32_t priority = AII_PRIO_AUTO;
+    if (prio_in != mp_const_none) {
+        aii_mp_int(prio_in, &r);
+        // AII_PRIO_AUTO (INT32_MIN) itself is reserved.
+        if (r.over || (r.sign < 0 && r.mag >= (uint64_t)1 << 31)
+            || (r.sign > 0 && r.mag > INT32_MAX)) {
+            aii_raise_q(&mp_type_ValueError, AII_T_OUT_OF_RANGE, MP_QSTR_priority);
+        }
+        priority = r.sign < 0 ? -(int32_t)r.mag : (int32_t)r.mag;
+    }
+    bool oneshot = args[ARG_deadline_at].u_obj != mp_const_none;
+    if ((period_us > 0) + (min_gap_us > 0) + oneshot > 1) {
+        aii_raise(&mp_type_ValueError, AII_T_ONE_KIND);
+    }
+
+    aii_task_params_t p;
+    memset(&p, 0, sizeof(p));
+    p.policy = (aii_policy_t)policy;
+    p.budget_us = budget_us;
+    p.deadline_us = deadline_us;
+    p.offset_us = offset_us;
+    p.priority = priority;
+    p.critical = mp_obj_is_true(args[ARG_critical].u_obj);
+    aii_time_t now = sched_now(self);
+    if (oneshot) {
+        p.kind = AII_KIND_ONESHOT;
+        p.deadline_at = sched_raw(self, args[ARG_deadline_at].u_obj, MP_QSTR_deadline_at);
+        p.release_at = args[ARG_release_at].u_obj == mp_const_none
+            ? now : sched_raw(self, args[ARG_release_at].u_obj, MP_QSTR_release_at);
+    } else if (min_gap_us) {
+        p.kind = AII_KIND_SPORADIC;
+        p.period_us = min_gap_us;
+    } else {
+        p.kind = AII_KIND_PERIODIC;
+        p.period_us = period_us;
+    }
+    aii_text_t why = aii_sched_param_why(&self->s, &p);
+    if (why != AII_T_NONE) {
+        aii_raise(&mp_type_ValueError, why);
+    }
+    int tid = -1;
+    aii_status_t st = aii_sched_add(&self->s, &p, now, &tid, &self->rta);
+    if (st == AII_ERR_UNSCHEDULABLE) {
+        char task[AII_I128_STR_MAX], wcrt[AII_I128_STR_MAX], deadline[AII_I128_STR_MAX];
+        const aii_rta_result_t *rta = &self->rta;
+        // UINT32_MAX: the busy period did not converge.
+        const char *args3[3] = {
+            aii_fmt_int(task, rta->failed_task),
+            rta->failed_wcrt_us == UINT32_MAX ? "inf" : aii_fmt_int(wcrt, rta->failed_wcrt_us),
+            aii_fmt_int(deadline, rta->failed_deadline_us),
+        };
+        aii_raise_args(AII_EXC(AdmissionError), AII_T_ADMISSION, args3, 3);
+    }
+    aii_check(st, AII_T_NONE);
+    self->fn[tid] = fn;
+    return MP_OBJ_NEW_SMALL_INT(tid);
+}
+static MP_DEFINE_CONST_FUN_OBJ_KW(aii_scheduler_add_obj, 1, aii_scheduler_add);
+
+// Scheduler.remove(tid)
+static mp_obj_t aii_scheduler_remove(mp_obj_t self_in, mp_obj_t tid_in) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    int tid = aii_arg_tid(tid_in);
+    aii_check(aii_sched_remove(&self->s, tid), AII_T_NONE);
+    self->fn[tid] = MP_OBJ_NULL;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_scheduler_remove_obj, aii_scheduler_remove);
+
+// Scheduler.trigger(tid)
+// Safe from a hard interrupt handler: nothing here allocates unless the call is wrong.
+static mp_obj_t aii_scheduler_trigger(mp_obj_t self_in, mp_obj_t tid_in) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    aii_status_t st = aii_sched_trigger(&self->s, aii_arg_tid(tid_in));
+    aii_check(st, st == AII_ERR_STATE ? AII_T_NOT_SPORADIC : AII_T_NONE);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(aii_scheduler_trigger_obj, aii_scheduler_trigger);
+
+// Scheduler.run([duration_us]) -> number of jobs run
+static mp_obj_t aii_scheduler_run(size_t n_args, const mp_obj_t *args) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    bool timed = n_args > 1 && args[1] != mp_const_none;
+    uint64_t duration = 0;
+    if (timed) {
+        aii_int_t r;
+        aii_mp_int(args[1], &r);
+        if (r.sign < 0) {
+            aii_raise_q(&mp_type_ValueError, AII_T_NOT_NEGATIVE, MP_QSTR_duration_us);
+        }
+        duration = r.mag;
+    }
+    sched_enter(self);
+    mp_uint_t n = 0;
+    AII_TRY_FINALLY(n = sched_loop(self, timed, duration), sched_leave(self));
+    return mp_obj_new_int_from_uint(n);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_scheduler_run_obj, 1, 2, aii_scheduler_run);
+
+static mp_obj_t sched_once(aii_scheduler_obj_t *self) {
+    aii_status_t st = aii_sched_dispatch(&self->s, sched_now(self), &self->job);
+    aii_check(st, AII_T_NONE);
+    mp_obj_t ret = mp_const_none;
+    if (st != AII_OK) {
+        sched_drain(self);
+    } else {
+        ret = MP_OBJ_NEW_SMALL_INT(sched_run_job(self));
+    }
+    sched_feed(self);
+    return ret;
+}
+
+// Scheduler.run_once() -> tid or None
+static mp_obj_t aii_scheduler_run_once(mp_obj_t self_in) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    sched_enter(self);
+    mp_obj_t ret = mp_const_none;
+    AII_TRY_FINALLY(ret = sched_once(self), sched_leave(self));
+    return ret;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_run_once_obj, aii_scheduler_run_once);
+
+// Scheduler.stop()
+static mp_obj_t aii_scheduler_stop(mp_obj_t self_in) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    self->stop = true;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_stop_obj, aii_scheduler_stop);
+
+static mp_obj_t stats_tuple(aii_scheduler_obj_t *self, int tid) {
+    aii_task_stats_t st;
+    aii_check(aii_sched_stats(&self->s, tid, &st), AII_T_NONE);
+    uint32_t jobs = st.jobs;
+    mp_obj_t t[10] = {
+        mp_obj_new_int_from_uint(jobs),
+        mp_obj_new_int_from_uint(st.misses),
+        mp_obj_new_int_from_uint(st.overruns),
+        mp_obj_new_int_from_uint(st.dropped),
+        mp_obj_new_int_from_uint(st.skipped),
+        mp_obj_new_int_from_uint(jobs ? st.resp_min_us : 0),
+        mp_obj_new_int_from_uint(st.resp_max_us),
+        aii_mp_new_u64(jobs ? st.resp_sum_us / jobs : 0),
+        mp_obj_new_int_from_uint(st.latency_max_us),
+        mp_obj_new_int_from_uint(st.exec_max_us),
+    };
+    return mp_obj_new_tuple(10, t);
+}
+
+// Scheduler.stats([tid]) -> tuple, or {tid: tuple}
+static mp_obj_t aii_scheduler_stats(size_t n_args, const mp_obj_t *args) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    if (n_args > 1 && args[1] != mp_const_none) {
+        return stats_tuple(self, aii_arg_tid(args[1]));
+    }
+    mp_obj_t d = mp_obj_new_dict(0);
+    for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
+        if (aii_sched_task_used(&self->s, i)) {
+            mp_obj_dict_store(d, MP_OBJ_NEW_SMALL_INT(i), stats_tuple(self, i));
+        }
+    }
+    return d;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_scheduler_stats_obj, 1, 2, aii_scheduler_stats);
+
+// Scheduler.admit() -> [(tid, level, wcrt_us, deadline_us, blocking_us, jobs), ...]
+static mp_obj_t aii_scheduler_admit(mp_obj_t self_in) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    aii_check(aii_sched_admit(&self->s, &self->rta), AII_T_NONE);
+    mp_obj_t list = mp_obj_new_list(0, NULL);
+    for (int i = 0; i < self->rta.n; i++) {
+        const aii_rta_entry_t *e = &self->rta.entry[i];
+        mp_obj_t t[6] = {
+            MP_OBJ_NEW_SMALL_INT(e->task),
+            MP_OBJ_NEW_SMALL_INT(e->level),
+            mp_obj_new_int_from_uint(e->wcrt_us),
+            mp_obj_new_int_from_uint(e->deadline_us),
+            mp_obj_new_int_from_uint(e->blocking_us),
+            mp_obj_new_int_from_uint(e->jobs),
+        };
+        mp_obj_list_append(list, mp_obj_new_tuple(6, t));
+    }
+    return list;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_admit_obj, aii_scheduler_admit);
+
+// Scheduler.info() -> (method, n_tasks, total_jobs, total_misses, dispatches, gc_runs)
+static mp_obj_t aii_scheduler_info(mp_obj_t self_in) {
+    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    qstr method = MP_QSTR__question_;
+    switch (self->s.method) {
+        case AII_METHOD_EXPLICIT:
+            method = MP_QSTR_explicit;
+            break;
+        case AII_METHOD_DM:
+            method = MP_QSTR_dm;
+            break;
+        case AII_METHOD_OPA:
+            method = MP_QSTR_opa;
+            break;
+    }
+    mp_obj_t t[6] = {
+        MP_OBJ_NEW_QSTR(method),
+        MP_OBJ_NEW_SMALL_INT(self->s.n_tasks),
+        mp_obj_new_int_from_uint(self->s.total_jobs),
+        mp_obj_new_int_from_uint(self->s.total_misses),
+        mp_obj_new_int_from_uint(self->s.dispatches),
+        mp_obj_new_int_from_uint(self->s.gc_runs),
+    };
+    return mp_obj_new_tuple(6, t);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_info_obj, aii_scheduler_info);
+
+#define AII_SCHEDULER_METHODS(X) \
+    X(add, aii_scheduler_add_obj) \
+    X(remove, aii_scheduler_remove_obj) \
+    X(trigger, aii_scheduler_trigger_obj) \
+    X(run, aii_scheduler_run_obj) \
+    X(run_once, aii_scheduler_run_once_obj) \
+    X(stop, aii_scheduler_stop_obj) \
+    X(stats, aii_scheduler_stats_obj) \
+    X(admit, aii_scheduler_admit_obj) \
+    X(info, aii_scheduler_info_obj)
+
+AII_DEFINE_TYPE(aii_type_Scheduler, Scheduler, aii_scheduler_make_new, AII_SCHEDULER_METHODS);

@@ -64,16 +64,17 @@ CORTEX_M_LINK = [
     "-L",
     str(BAREMETAL_DIR),
     "-Wl,--gc-sections",
-    str(BAREMETAL_DIR / "startup.c"),
 ]
+CORTEX_M_STARTUP = (BAREMETAL_DIR / "startup.c",)
 
 
 @dataclass(frozen=True)
 class Target:
     cc: str
     flags: list
-    link: list
+    link: list  # also selects the C library, whose headers the compile needs
     qemu: list
+    startup: tuple = ()  # sources linked into every test
 
 
 # Debian's riscv64-unknown-elf-gcc ships no C library: picolibc (picolibc-riscv64-unknown-elf)
@@ -107,12 +108,14 @@ TARGETS = {
             "-global",
             "nrf51-soc.sram-size=1048576",
         ],
+        CORTEX_M_STARTUP,
     ),
     "cm3": Target(
         CM3_CC,
         CM3_FLAGS,
         [*CORTEX_M_LINK, "-T", "mps2.ld"],
         ["qemu-system-arm", "-M", "mps2-an385"],
+        CORTEX_M_STARTUP,
     ),
     "cm4f": Target(
         "arm-none-eabi-gcc",
@@ -126,6 +129,7 @@ TARGETS = {
         ],
         [*CORTEX_M_LINK, "-T", "mps2.ld"],
         ["qemu-system-arm", "-M", "mps2-an386"],
+        CORTEX_M_STARTUP,
     ),
     "rv32": Target(
         "riscv64-unknown-elf-gcc",
@@ -142,7 +146,6 @@ def compiler(config):
     if config == "native":
         return "gcc", NATIVE_FLAGS
     target = TARGETS[config]
-    # The link flags select the C library (picolibc's headers on rv32), so they come along.
     return target.cc, [*target.flags, *WARN_FLAGS, *target.link]
 
 
@@ -155,8 +158,6 @@ def compile_core(config):
     for src in core_sources():
         obj = outdir / (src.stem + ".o")
         cmd = [cc, *flags, "-I", str(CORE_DIR), "-c", str(src), "-o", str(obj)]
-        # The startup file in the link flags must not be compiled into every object.
-        cmd = [a for a in cmd if a != str(BAREMETAL_DIR / "startup.c")]
         try:
             res = run(cmd)
         except FileNotFoundError:
@@ -176,6 +177,7 @@ def one(test, config, core, timeout):
     outdir = BUILD / "c" / config
     cc, flags = compiler(config)
     build = [cc, *flags, "-I", str(CORE_DIR), "-I", str(TESTS_DIR), str(test), *map(str, objs)]
+    build += [str(f) for f in (TARGETS[config].startup if config in TARGETS else ())]
     if config == "native":
         exe = outdir / test.stem
         cmd, env = [str(exe)], {**os.environ, **SAN_ENV}

@@ -14,6 +14,11 @@ MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/microp
 BOARD ?=
 PORT ?=
 export MICROPY_DIR BOARD PORT
+# pytest workers per tier (pytest-xdist): one per core; JOBS=0 runs in one process. Most of the
+# host, HIL and fleet tiers wait on simulated boards, qemu and subprocesses. Real boards
+# (PORT=...) are one device each, so the HIL tier on them runs in one process.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+XDIST = -n $(JOBS)
 
 LINT_DIRS = $(wildcard host tests tools bench firmware)
 
@@ -62,7 +67,7 @@ test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M
 test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)
 ifneq ($(wildcard tests/host/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/host -q --junitxml=$(RESULTS)/host.xml
+	$(PY) -m pytest tests/host -q $(XDIST) --junitxml=$(RESULTS)/host.xml
 else
 	$(call skip,test-host,no tests/host/test_*.py yet)
 endif
@@ -80,7 +85,7 @@ endif
 test-hil: $(SETUP) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
 ifneq ($(wildcard tests/hil/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/hil -q --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
+	$(PY) -m pytest tests/hil -q $(if $(PORT),,$(XDIST)) --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
 else
 	$(call skip,test-hil,no tests/hil/test_*.py yet)
 endif
@@ -88,7 +93,7 @@ endif
 test-fleet: $(SETUP) ## Fleet tests: aggregation, verification, two-phase transfers, faults (simulated boards)
 ifneq ($(wildcard tests/fleet/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/fleet -q --junitxml=$(RESULTS)/fleet.xml
+	$(PY) -m pytest tests/fleet -q $(XDIST) --junitxml=$(RESULTS)/fleet.xml
 else
 	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif

@@ -7,38 +7,16 @@ every refusal is the core's reason in the core's words. On the host `np()` gives
 memory as numpy arrays shaped (cap, 3) / (cap,).
 """
 
-import operator
-
 import numpy as np
 
 from .. import _errors as E
 from .._aii import ffi, lib
+from .._conv import ranged as _ranged
+from .._conv import u32 as _u32
 from .._errors import AIITypeError, AIIValueError, text
 
 DIGEST_SIZE = lib.AII_PT_DIGEST_LEN
 MASS_MAX = lib.AII_PT_MASS_MAX
-
-
-def _int(v):
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise AIITypeError(text(lib.AII_T_NOT_INT, type(v).__name__)) from None
-
-
-def _ranged(name, v, lo, hi):
-    v = _int(v)
-    if not lo <= v <= hi:
-        raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, name))
-    return v
-
-
-def _u32(name, v):
-    # As mod_aii_conv.c's aii_arg_u32: a negative is named as such.
-    v = _int(v)
-    if v < 0:
-        raise AIIValueError(text(lib.AII_T_NOT_NEGATIVE, name))
-    return _ranged(name, v, 0, 2**32 - 1)
 
 
 def _i32(name, v):

@@ -334,12 +334,3 @@ def do_pt_put(node, args):
 
 def do_pt_close(node, args):
     return _domain(node).close(args)
-
-
-# name -> (handler, changes state), joined to proto.COMMANDS
-COMMANDS = {
-    b"pt_load": (do_pt_load, True),
-    b"pt_get": (do_pt_get, False),
-    b"pt_put": (do_pt_put, True),
-    b"pt_close": (do_pt_close, True),
-}

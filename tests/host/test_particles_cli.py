@@ -34,7 +34,7 @@ def _main(*args, cwd, capsys, monkeypatch):
     return rc, capsys.readouterr().err
 
 
-def test_outputs_and_restarts(tmp_path):
+def test_outputs_and_restarts(tmp_path, capsys, monkeypatch):
     r = _run(
         "--n",
         "256",
@@ -69,12 +69,14 @@ def test_outputs_and_restarts(tmp_path):
     end = st.load(tmp_path / "end.npz")
     frame = st.read_gsd(tmp_path / "t.gsd")
     assert all(np.array_equal(a, b) for a, b in zip((frame.x, frame.v), (end.x, end.v)))
-    r = _run("--n", "256", "--steps", "10", "--save", "half.npz", "--quiet", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = _run("--input", "half.npz", "--steps", "10", "--json", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["digest_after"] == res["digest_after"]
-    assert json.loads(r.stdout)["step"] == 20
+    # (In this process: the command line itself was the run above.)
+    kw = {"cwd": tmp_path, "capsys": capsys, "monkeypatch": monkeypatch}
+    rc, err = _main("--n", "256", "--steps", "10", "--save", "half.npz", "--quiet", **kw)
+    assert rc == 0, err
+    monkeypatch.chdir(tmp_path)
+    assert main(["particles", "run", "--input", "half.npz", "--steps", "10", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["digest_after"] == res["digest_after"] and again["step"] == 20
 
 
 def test_one_process_needs_no_mpi(tmp_path):

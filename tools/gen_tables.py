@@ -130,6 +130,21 @@ def _port_constants(h):
             "The run loop's steps (aii_sched_step).",
             _enum(h, "aii_step_t", "AII_") + [("IDLE_CAP_US", h.defines["AII_SCHED_IDLE_CAP_US"])],
         ),
+        (
+            "The scheduler's analysis, idle wait and calibration (aii_sched.h).",
+            _enum(h, "aii_method_t", "AII_")
+            + [
+                (name[len("AII_") :], h.defines[name])
+                for name in (
+                    "AII_RTA_ITER_CAP",
+                    "AII_SCHED_POLL_US",
+                    "AII_SCHED_CALIB_SAMPLES",
+                    "AII_BLOCKER_NONE",
+                    "AII_BLOCKER_GC",
+                    "AII_BLOCKER_LOOP",
+                )
+            ],
+        ),
     ]
 
 

@@ -47,6 +47,7 @@ _ERR_OVERFLOW = const(-6)
 # Texts (aii_text.h): _TEXT[code] in _texts.py.
 _T_NONE = const(0)
 _T_NO_SUCH_TASK = const(3)
+_T_NOT_ALLOWED = const(5)
 _T_ERROR_N = const(7)
 _T_OUT_OF_RANGE = const(8)
 _T_NOT_NEGATIVE = const(9)
@@ -67,11 +68,25 @@ _T_PERIOD_ZERO = const(25)
 _T_MIN_GAP_ZERO = const(26)
 _T_DEADLINE_OVER_PERIOD = const(27)
 _T_PRIORITY_MIX = const(28)
+_T_ANALYSIS_CAP = const(29)
+_T_WAIT_IDLE = const(30)
+_T_ISR_GAP = const(31)
 # The run loop's steps (aii_sched_step).
 _STEP_RUN = const(0)
 _STEP_COLLECT = const(1)
 _STEP_WAIT = const(2)
 _IDLE_CAP_US = const(100000)
+# The scheduler's analysis, idle wait and calibration (aii_sched.h).
+_METHOD_EXPLICIT = const(0)
+_METHOD_DM = const(1)
+_METHOD_OPA = const(2)
+_METHOD_INSERTED = const(3)
+_RTA_ITER_CAP = const(20000)
+_SCHED_POLL_US = const(1000)
+_SCHED_CALIB_SAMPLES = const(100)
+_BLOCKER_NONE = const(-1)
+_BLOCKER_GC = const(-2)
+_BLOCKER_LOOP = const(-3)
 # ---- end of generated names
 
 
@@ -87,14 +102,9 @@ _PERIODIC = const(0)
 _SPORADIC = const(1)
 _ONESHOT = const(2)
 
-_EXPLICIT = const(0)
-_DM = const(1)
-_OPA = const(2)
-_METHODS = ("explicit", "dm", "opa")
+_METHODS = ("explicit", "dm", "opa", "inserted")
 
 _EVENT_RING = const(8)
-_RTA_MAX_JOBS = const(4096)
-_RTA_MAX_ITER = const(100000)
 _U16_MAX = const(0xFFFF)
 # Trigger counters only ever meet as differences, so they wrap below the small-int limit of
 # 32-bit ports:
@@ -110,6 +120,7 @@ _PRIO_AUTO = -0x80000000
 _I32_MAX = 0x7FFFFFFF
 _RTA_MAX_BUSY_US = 1 << 36
 _ONE_32 = 1 << 32
+_LCM_MAX = 1 << 62
 
 try:
     _ticks_us = time.ticks_us
@@ -138,6 +149,14 @@ class AdmissionError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Response-time analysis (sched.c: rta_task .. rta_run). Not on the dispatch path: lists are fine.
 
+_CLS_ABSENT = const(0)
+_CLS_HIGHER = const(1)
+_CLS_LOWER = const(2)
+_RTA_OK = const(0)
+_RTA_MISS = const(1)
+_RTA_INF = const(2)
+_RTA_CAP = const(3)
+
 
 def _ceil(t, period):
     # Jobs of a task released in [0, t): ceil(t / T), or 1 for a one-shot.
@@ -152,175 +171,314 @@ def _gcd(a, b):
     return a
 
 
-def _no_fixed_point(tc, tt, cls, n, i, b):
-    # True when the busy-period equation t = f(t) has no solution, so the C loop can only end
-    # in one of its give-ups (all of which return false with the same entry): for t > 0,
-    # f(t) >= k + u * t with u the utilisation of the periodic and sporadic tasks at or above
-    # level i and k the blocking plus the one-shots' budgets; no t solves it when u > 1, or
-    # u == 1 and k > 0. The C's 32.32 utilisation test rounds down and lets u == 1 (and a hair
-    # above) through to 100000 iterations: fast in C, seconds in MicroPython. u = num / den.
-    num = 0
-    den = 1
-    k = b
-    for j in range(n):
-        if cls[j] == 1 or j == i:
-            tj = tt[j]
-            if tj:
-                g = _gcd(den, tj)
-                num = num * (tj // g) + tc[j] * (den // g)
-                den = den // g * tj
-            else:
-                k += tc[j]
-    return num > den or (num == den and k > 0)
+def _util(c, t, up):
+    # A utilisation term in 32.32 fixed point, rounded down or up, saturated at 2.
+    u = ((c << 32) + (t - 1 if up else 0)) // t
+    return min(u, 2 * _ONE_32)
 
 
-def _rta_task(tc, tt, td, cls, n, i, e):
-    # cls[j]: 1 = higher priority, 2 = lower, 0 = absent. Fills e = [task, level, wcrt,
-    # deadline, blocking, jobs] (wcrt saturates at UINT32_MAX when the busy period diverges).
-    b = 0
-    for j in range(n):
-        if cls[j] == 2 and tc[j] > b:
-            b = tc[j]
-    ci = tc[i]
-    ti = tt[i]
-    di = td[i]
-    e[4] = b
-    e[3] = di
-    e[2] = _U32_MAX
-    e[5] = 0
-    # A level-i utilisation above 1 means the busy period never ends (32.32 fixed point,
-    # rounded down so exactly 1 still passes).
-    util = 0
-    for j in range(n):
-        if (cls[j] == 1 or j == i) and tt[j]:
-            util += (tc[j] << 32) // tt[j]
-            if util > _ONE_32:
-                return False
-    if _no_fixed_point(tc, tt, cls, n, i, b):
-        return False
-    # Length of the level-i busy period.
-    t = b + ci
-    it = 0
-    while True:
-        if it == _RTA_MAX_ITER:
+class _Ctx:
+    # rta_ctx_t with the per-task inputs (rta_task_t) as lists: c, t, d, j, sporadic.
+    def __init__(self, core, pp, n, overhead_us):
+        self.n = n
+        self.c = [0] * n
+        self.t = [0] * n
+        self.d = [0] * n
+        self.j = [0] * n
+        self.sp = [False] * n
+        for i in range(n):
+            p = pp[i]
+            self.c[i] = min(p[4] + overhead_us, _U32_MAX)
+            self.t[i] = 0 if p[0] == _ONESHOT else p[2]
+            self.d[i] = _params_deadline(p)
+            self.sp[i] = p[0] == _SPORADIC
+            self.j[i] = core.jitter_us if core is not None and self.sp[i] else 0
+        self.isr_c = 0
+        self.isr_t = 0
+        self.gc = 0
+        if core is not None:
+            if core.isr_min_gap_us:
+                self.isr_c = core.isr_budget_us
+            if core.isr_budget_us:
+                self.isr_t = core.isr_min_gap_us
+            if core.gc_idle_us:
+                self.gc = max(core.gc_idle_us, core.gc_max_us)
+        self.loop = overhead_us
+        self.iterations = 0
+        self.busy = 0
+
+    def isr(self, t):
+        return _ceil(t, self.isr_t) * self.isr_c if self.isr_t else 0
+
+    def iterate(self):
+        # Counts one fixed-point evaluation; False once the cap is reached.
+        if self.iterations >= _RTA_ITER_CAP:
             return False
-        it += 1
-        nxt = b
+        self.iterations += 1
+        return True
+
+    def _cmp_exact(self, inn):
+        # The utilisation of the tasks `inn` against 1, exactly while the periods' least
+        # common multiple stays below 2**62 (sched.c: rta_util_cmp_exact); 2 beyond.
+        ll = self.isr_t if self.isr_t else 1
+        for j in range(self.n):
+            t = self.t[j]
+            if inn[j] and t:
+                k = t // _gcd(ll, t)
+                if ll > _LCM_MAX // k:
+                    return 2
+                ll *= k
+        total = ll // self.isr_t * self.isr_c if self.isr_t else 0
+        for j in range(self.n):
+            if inn[j] and self.t[j]:
+                total += ll // self.t[j] * self.c[j]
+        return 1 if total > ll else (0 if total == ll else -1)
+
+    def never_ends(self, inn, k):
+        # The cheap test of a level (rta_never_ends): its utilisation above 1, or exactly 1
+        # with a blocking or a one-shot on top.
+        lo = _util(self.isr_c, self.isr_t, False) if self.isr_t else 0
+        hi = _util(self.isr_c, self.isr_t, True) if self.isr_t else 0
+        for j in range(self.n):
+            if inn[j]:
+                if self.t[j]:
+                    lo += _util(self.c[j], self.t[j], False)
+                    hi += _util(self.c[j], self.t[j], True)
+                else:
+                    k += self.c[j]
+        if lo > _ONE_32:
+            return True
+        if hi < _ONE_32:
+            return False
+        cmp = self._cmp_exact(inn)
+        return cmp == 1 or (cmp == 0 and k > 0)
+
+    def task(self, cls, i, e):
+        # rta_task: fills e = [task, level, wcrt, deadline, blocking, jobs, blocker, jitter]
+        # and returns _RTA_*.
+        n = self.n
+        tc, tt, tj = self.c, self.t, self.j
+        b = 0
+        blocker = _BLOCKER_NONE
+        sporadic = self.sp[i]
         for j in range(n):
-            if cls[j] == 1 or j == i:
-                nxt += _ceil(t, tt[j]) * tc[j]
-        if nxt > _RTA_MAX_BUSY_US or _ceil(nxt, ti) > _RTA_MAX_JOBS:
-            return False
-        if nxt == t:
-            break
-        t = nxt
-    jobs = _ceil(t, ti)
-    e[5] = jobs
-    worst = 0
-    w = b
-    for q in range(jobs):
-        # Start time of job q; w only grows with q, so the previous value is a valid seed.
-        base = b + q * ci
-        w = max(w, base)
+            if cls[j] == _CLS_LOWER and tc[j] > b:
+                b = tc[j]
+                blocker = j
+            elif cls[j] == _CLS_HIGHER:
+                sporadic = sporadic or self.sp[j]
+        if sporadic and self.gc > b:
+            b = self.gc
+            blocker = _BLOCKER_GC
+        if self.loop > b:
+            # An idle pass of the loop may be under way when the job is released.
+            b = self.loop
+            blocker = _BLOCKER_LOOP
+        ci = tc[i]
+        ti = tt[i]
+        ji = tj[i]
+        e[4] = b
+        e[6] = blocker
+        e[3] = self.d[i]
+        e[7] = ji
+        e[2] = _U32_MAX
+        e[5] = 0
+        self.busy = 0
+        inn = [cls[j] == _CLS_HIGHER or j == i for j in range(n)]
+        if self.never_ends(inn, b):
+            return _RTA_INF
+        # Length of the level-i busy period.
+        t = b + ci
         while True:
-            nxt = base
+            if not self.iterate():
+                return _RTA_CAP
+            nxt = b + self.isr(t)
             for j in range(n):
-                if cls[j] == 1:
-                    tj = tt[j]
-                    nxt += (w // tj + 1 if tj else 1) * tc[j]
-            if nxt == w:
+                if inn[j]:
+                    nxt += _ceil(t + tj[j], tt[j]) * tc[j]
+            if nxt > _RTA_MAX_BUSY_US:
+                return _RTA_INF
+            if nxt == t:
                 break
-            w = nxt
-            if w > _RTA_MAX_BUSY_US:
-                return False
-        r = w + ci - q * ti
-        if r < 0:
-            r += _TWO64  # uint64 arithmetic in the C
-        worst = max(worst, r)
-    e[2] = min(worst, _U32_MAX)
-    return worst <= di
+            t = nxt
+        self.busy = t
+        jobs = _ceil(t + ji, ti)
+        e[5] = min(jobs, _U32_MAX)
+        worst = 0
+        w = b
+        q = 0
+        while q < jobs:
+            # Start time of job q; w only grows with q, so the previous value is a valid seed.
+            base = b + q * ci
+            w = max(w, base)
+            while True:
+                if not self.iterate():
+                    return _RTA_CAP
+                nxt = base + self.isr(w)
+                for j in range(n):
+                    if cls[j] == _CLS_HIGHER:
+                        tj_ = tt[j]
+                        nxt += ((w + tj[j]) // tj_ + 1 if tj_ else 1) * tc[j]
+                if nxt == w:
+                    break
+                w = nxt
+                if w > _RTA_MAX_BUSY_US:
+                    return _RTA_INF
+            f = w + ci
+            if self.isr_t:
+                fixed = w - self.isr(w) + ci
+                while True:
+                    if not self.iterate():
+                        return _RTA_CAP
+                    nxt = fixed + self.isr(f)
+                    if nxt == f:
+                        break
+                    f = nxt
+                    if f > _RTA_MAX_BUSY_US:
+                        return _RTA_INF
+            r = ji + f - q * ti
+            if r < 0:
+                r += _TWO64  # uint64 arithmetic in the C
+            worst = max(worst, r)
+            q += 1
+        e[2] = min(worst, _U32_MAX)
+        return _RTA_OK if worst <= self.d[i] else _RTA_MISS
+
+    def overloaded(self):
+        return self.never_ends([True] * self.n, 0)
 
 
 def _params_deadline(p):
     if p[0] == _ONESHOT:
-        d = p[7] - p[6]
-        return min(d, _U32_MAX)
+        if p[7] <= p[6]:
+            return 0
+        return min(p[7] - p[6], _U32_MAX)
     return p[3] if p[3] else p[2]
 
 
+def _order_before(pa, da, ida, pb, db, idb):
+    # Explicit priority, then deadline, then task id.
+    if pa[8] != pb[8]:
+        return pa[8] > pb[8]
+    if da != db:
+        return da < db
+    return ida < idb
+
+
 class _Rta:
-    # aii_rta_result_t: entry[pos] = [task, level, wcrt, deadline, blocking, jobs].
+    # aii_rta_result_t: entry[pos] = [task, level, wcrt, deadline, blocking, jobs, blocker,
+    # jitter].
     def __init__(self):
-        self.method = _EXPLICIT
+        self.method = _METHOD_EXPLICIT
         self.n = 0
         self.failed_task = -1
+        self.why = _T_NONE
         self.failed_wcrt = 0
         self.failed_deadline = 0
-        self.entry = [[0, 0, 0, 0, 0, 0] for _ in range(MAX_TASKS)]
+        self.iterations = 0
+        self.busy = 0
+        self.entry = [[0, 0, 0, 0, 0, 0, 0, 0] for _ in range(MAX_TASKS)]
 
 
-def _rta_fill(pp, n, overhead_us):
-    tc = [0] * n
-    tt = [0] * n
-    td = [0] * n
-    explicit = False
-    for i in range(n):
-        p = pp[i]
-        c = p[4] + overhead_us
-        tc[i] = min(c, _U32_MAX)
-        tt[i] = 0 if p[0] == _ONESHOT else p[2]
-        td[i] = _params_deadline(p)
-        if p[8] != _PRIO_AUTO:
-            explicit = True
-    return tc, tt, td, explicit
-
-
-def _rta_check_order(tc, tt, td, n, order, cls, rta):
-    # Checks the order (highest first); returns the first failing position or -1.
+def _rta_check_order(x, order, cls, rta):
+    # Checks the order (highest first); returns (fail, cap_at): fail is the first failing
+    # position, -1, or -2 when the cap was reached at position cap_at.
+    n = x.n
     fail = -1
+    rta.busy = 0
     for pos in range(n):
         for k in range(n):
-            cls[order[k]] = 1 if k < pos else 2
-        cls[order[pos]] = 0
+            cls[order[k]] = _CLS_HIGHER if k < pos else _CLS_LOWER
+        cls[order[pos]] = _CLS_ABSENT
         e = rta.entry[pos]
-        ok = _rta_task(tc, tt, td, cls, n, order[pos], e)
+        r = x.task(cls, order[pos], e)
         e[0] = order[pos]
         e[1] = n - 1 - pos
-        if not ok and fail < 0:
+        if r == _RTA_CAP:
+            for k in range(pos, n):
+                u = rta.entry[k]
+                u[0] = order[k]
+                u[1] = n - 1 - k
+                u[2] = _U32_MAX
+                u[3] = x.d[order[k]]
+                u[4] = 0
+                u[5] = 0
+                u[6] = _BLOCKER_NONE
+                u[7] = x.j[order[k]]
+            return (fail if fail >= 0 else -2), pos
+        if r != _RTA_OK and fail < 0:
             fail = pos
-    return fail
+    if n > 0 and x.busy <= _U32_MAX:
+        rta.busy = x.busy
+    return fail, 0
 
 
-def _rta_run(pp, ids, n, overhead_us, rta, order):
-    tc, tt, td, explicit = _rta_fill(pp, n, overhead_us)
+def _rta_finish(x, rta, ids, n, fail):
+    # Maps analysis indices back to task ids and fills in the verdict (fail: position or -1).
+    rta.n = n
+    rta.iterations = x.iterations
+    for pos in range(n):
+        e = rta.entry[pos]
+        e[0] = ids[e[0]]
+        if e[6] >= 0:
+            e[6] = ids[e[6]]
+    if fail >= 0:
+        e = rta.entry[fail]
+        rta.why = _T_ADMISSION
+        rta.failed_task = e[0]
+        rta.failed_wcrt = e[2]
+        rta.failed_deadline = e[3]
+        return _ERR_UNSCHEDULABLE
+    rta.why = _T_NONE
+    rta.failed_task = -1
+    rta.failed_wcrt = 0
+    rta.failed_deadline = 0
+    return _OK
+
+
+def _rta_capped(x, rta, tid):
+    rta.n = 0
+    rta.iterations = x.iterations
+    rta.busy = 0
+    rta.why = _T_ANALYSIS_CAP
+    rta.failed_task = tid
+    rta.failed_wcrt = _RTA_ITER_CAP
+    rta.failed_deadline = 0
+    return _ERR_UNSCHEDULABLE
+
+
+def _rta_verdict(x, rta, ids, order, n, fail, cap_at):
+    if fail == -2:
+        return _rta_capped(x, rta, ids[order[cap_at]])
+    return _rta_finish(x, rta, ids, n, fail)
+
+
+def _rta_run(x, pp, ids, rta, order):
+    # A fresh analysis: explicit priorities, else deadline-monotonic then Audsley's.
+    n = x.n
+    td = x.d
     cls = [0] * n
-    # Insertion sort by explicit priority, then deadline, then index.
+    explicit = False
+    for i in range(n):
+        if pp[i][8] != _PRIO_AUTO:
+            explicit = True
     for i in range(n):
         k = i
         while k > 0:
             b = order[k - 1]
-            pa = pp[i][8]
-            pb = pp[b][8]
-            if pa != pb:
-                before = pa > pb
-            elif td[i] != td[b]:
-                before = td[i] < td[b]
-            else:
-                before = i < b
-            if not before:
+            if not _order_before(pp[i], td[i], ids[i], pp[b], td[b], ids[b]):
                 break
             order[k] = b
             k -= 1
         order[k] = i
-    rta.n = n
-    rta.method = _EXPLICIT if explicit else _DM
-    fail = _rta_check_order(tc, tt, td, n, order, cls, rta)
-    if fail >= 0 and not explicit:
+    rta.method = _METHOD_EXPLICIT if explicit else _METHOD_DM
+    fail, cap_at = _rta_check_order(x, order, cls, rta)
+    if fail >= 0 and not explicit and not x.overloaded():
         # Deadline-monotonic is not optimal without preemption: try Audsley's assignment,
         # filling levels from the lowest; each test only depends on the sets above and below.
         opa = [0] * n
         assigned = [False] * n
-        e = [0, 0, 0, 0, 0, 0]
+        e = [0, 0, 0, 0, 0, 0, 0, 0]
         ok = True
         pos = n - 1
         while pos >= 0 and ok:
@@ -331,9 +489,12 @@ def _rta_run(pp, ids, n, overhead_us, rta, order):
                 if assigned[c]:
                     continue
                 for j in range(n):
-                    cls[j] = 2 if assigned[j] else 1
-                cls[c] = 0
-                if _rta_task(tc, tt, td, cls, n, c, e):
+                    cls[j] = _CLS_LOWER if assigned[j] else _CLS_HIGHER
+                cls[c] = _CLS_ABSENT
+                r = x.task(cls, c, e)
+                if r == _RTA_CAP:
+                    return _rta_capped(x, rta, ids[c])
+                if r == _RTA_OK:
                     assigned[c] = True
                     opa[pos] = c
                     ok = True
@@ -342,27 +503,10 @@ def _rta_run(pp, ids, n, overhead_us, rta, order):
         if ok:
             for i in range(n):
                 order[i] = opa[i]
-            rta.method = _OPA
+            rta.method = _METHOD_OPA
         # On failure, the deadline-monotonic one is reported: what people can reason about.
-        fail = _rta_check_order(tc, tt, td, n, order, cls, rta)
-    return _rta_finish(rta, ids, n, fail)
-
-
-def _rta_finish(rta, ids, n, fail):
-    # Maps analysis indices back to task ids and fills in the failure (fail: position or -1).
-    for pos in range(n):
-        e = rta.entry[pos]
-        e[0] = ids[e[0]]
-    if fail >= 0:
-        e = rta.entry[fail]
-        rta.failed_task = e[0]
-        rta.failed_wcrt = e[2]
-        rta.failed_deadline = e[3]
-        return _ERR_UNSCHEDULABLE
-    rta.failed_task = -1
-    rta.failed_wcrt = 0
-    rta.failed_deadline = 0
-    return _OK
+        fail, cap_at = _rta_check_order(x, order, cls, rta)
+    return _rta_verdict(x, rta, ids, order, n, fail, cap_at)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,10 +531,16 @@ class _Core:
         self.pending = _slots(0)
         self.pend_release = _slots(0)
         self.last_release = _slots(0)
+        self.retiring = _slots(False)
+        self.rel_deadline = _slots(0)
         self.trig_count = _slots(0)
+        self.trig_first = _slots(0)
+        self.trig_last = _slots(0)
         self.trig_seen = _slots(0)
         self.trig_pending = _slots(0)
-        # Statistics (aii_task_stats_t; last_* are not reported by any binding).
+        self.trig_at = _slots(0)
+        self.trig_late_at = _slots(0)
+        # Statistics (aii_task_stats_t).
         self.st_jobs = _slots(0)
         self.st_misses = _slots(0)
         self.st_overruns = _slots(0)
@@ -410,11 +560,20 @@ class _Core:
         self.ready_summary = 0
         self.trig_epoch = 0
         self.trig_epoch_seen = 0
+        self.trig_mask = _U32_MAX
+        # Runtime costs in the analysis.
         self.overhead_us = overhead_us
+        self.jitter_us = 0
         self.gc_idle_us = 0
+        self.gc_max_us = 0
+        self.isr_budget_us = 0
+        self.isr_min_gap_us = 0
         self.jobs_since_gc = 0
-        self.method = _DM  # what info() reports for the empty set
+        self.busy_us = 0
+        self.method = _METHOD_DM  # what info() reports for the empty set
         self.n_tasks = 0
+        self.n_levels = 0
+        self.busy = False
         self.critical_missed = False
         self.total_jobs = 0
         self.total_misses = 0
@@ -433,6 +592,28 @@ class _Core:
         self.job_start = 0
         self.job_wake_at = 0
         self.wait_us = 0  # of the last step()
+
+    def restart(self):
+        # aii_sched_restart: empty, with the same costs and tick mask.
+        keep = (
+            self.overhead_us,
+            self.jitter_us,
+            self.gc_idle_us,
+            self.gc_max_us,
+            self.isr_budget_us,
+            self.isr_min_gap_us,
+            self.trig_mask,
+        )
+        self.__init__(keep[0])
+        (
+            _,
+            self.jitter_us,
+            self.gc_idle_us,
+            self.gc_max_us,
+            self.isr_budget_us,
+            self.isr_min_gap_us,
+            self.trig_mask,
+        ) = keep
 
     # --- priority bitmap ----------------------------------------------------------------------
 
@@ -563,7 +744,7 @@ class _Core:
                 return _T_PRIORITY_MIX
         return _T_NONE
 
-    def _collect(self, extra_id, extra):
+    def _collect_fresh(self, extra_id, extra):
         pp = []
         ids = []
         for i in range(MAX_TASKS):
@@ -575,6 +756,10 @@ class _Core:
                 ids.append(i)
         return pp, ids
 
+    def _levels_in_force(self):
+        # The order in force (task ids, highest first, retiring tasks too).
+        return [self.level_task[lv] for lv in range(self.n_levels - 1, -1, -1)]
+
     def _apply_levels(self, order_ids, n):
         lt = self.level_task
         for i in range(MAX_TASKS):
@@ -582,35 +767,62 @@ class _Core:
         self.ready[0] = 0
         self.ready[1] = 0
         self.ready_summary = 0
+        used = 0
         for pos in range(n):
             tid = order_ids[pos]
             level = n - 1 - pos
             self.level[tid] = level
             lt[level] = tid
+            if self.used[tid]:
+                used += 1
             if self.pending[tid]:
                 self._ready_set(level)
-        self.n_tasks = n
+        self.n_levels = n
+        self.n_tasks = used
 
-    def add(self, p, now, rta):
-        # Returns (status, tid).
-        if self.param_why(p) != _T_NONE:
-            return _ERR_ARG, -1
-        slot = -1
-        for i in range(MAX_TASKS):
-            if not self.used[i]:
-                slot = i
-                break
-        if slot < 0:
-            return _ERR_FULL, -1
-        pp, ids = self._collect(slot, p)
-        n = len(pp)
-        order = [0] * n
-        st = _rta_run(pp, ids, n, self.overhead_us, rta, order)
-        if st != _OK:
-            return st, -1
+    def _add_in_order(self, x, pp, ids, rta, order):
+        # sched.c: add_in_order. Returns _OK, _ERR_UNSCHEDULABLE (the cap) or _ERR_STATE (no
+        # place passes).
+        n = x.n
+        td = x.d
+        me = n - 1
+        cls = [0] * n
+        first = 0
+        while first < me and not _order_before(
+            pp[me], td[me], ids[me], pp[first], td[first], ids[first]
+        ):
+            first += 1
+        explicit = pp[me][8] != _PRIO_AUTO
+        for k in range(-1, me + 1):
+            at = first if k < 0 else me - k
+            if k >= 0 and (at == first or explicit):
+                continue
+            j = 0
+            for i in range(n):
+                if i == at:
+                    order[i] = me
+                else:
+                    order[i] = j
+                    j += 1
+            fail, cap_at = _rta_check_order(x, order, cls, rta)
+            if fail == -2:
+                return _rta_verdict(x, rta, ids, order, n, fail, cap_at)
+            if fail < 0:
+                if explicit:
+                    rta.method = _METHOD_EXPLICIT
+                elif at == first and self.method == _METHOD_DM:
+                    rta.method = _METHOD_DM
+                else:
+                    rta.method = _METHOD_INSERTED
+                return _rta_finish(x, rta, ids, n, fail)
+        return _ERR_STATE
+
+    def _admit_task(self, slot, q, order_ids, rta, now):
         # memset(t, 0, ...)
-        self.p[slot] = p
+        self.p[slot] = q
+        self.rel_deadline[slot] = _params_deadline(q)
         self.used[slot] = True
+        self.retiring[slot] = False
         self.running[slot] = False
         self.released[slot] = False
         self.level[slot] = 0
@@ -620,8 +832,12 @@ class _Core:
         self.pend_release[slot] = 0
         self.last_release[slot] = 0
         self.trig_count[slot] = 0
+        self.trig_first[slot] = 0
+        self.trig_last[slot] = 0
         self.trig_seen[slot] = 0
         self.trig_pending[slot] = 0
+        self.trig_at[slot] = 0
+        self.trig_late_at[slot] = 0
         self.st_jobs[slot] = 0
         self.st_misses[slot] = 0
         self.st_overruns[slot] = 0
@@ -632,55 +848,116 @@ class _Core:
         self.st_resp_sum[slot] = 0
         self.st_lat_max[slot] = 0
         self.st_exec_max[slot] = 0
-        for pos in range(n):
-            order[pos] = ids[order[pos]]
-        self._apply_levels(order, n)
+        self._apply_levels(order_ids, rta.n)
         self.method = rta.method
-        if p[0] == _PERIODIC:
-            self._heap_push(slot, now + p[5])
-        elif p[0] == _ONESHOT:
-            self._heap_push(slot, max(now, p[6]))
+        self.busy_us = rta.busy
+        if q[0] == _PERIODIC:
+            self._heap_push(slot, now + q[5])
+        elif q[0] == _ONESHOT:
+            self._heap_push(slot, q[6])
+
+    def add(self, p, now, rta):
+        # Returns (status, tid).
+        if self.param_why(p) != _T_NONE:
+            return _ERR_ARG, -1
+        slot = -1
+        for i in range(MAX_TASKS):
+            if not self.used[i] and not self.retiring[i]:
+                slot = i
+                break
+        if slot < 0:
+            return _ERR_FULL, -1
+        # A one-shot is analysed as it will run: from release_at or now, whichever is later.
+        q = p
+        if q[0] == _ONESHOT and q[6] < now:
+            q = list(p)
+            q[6] = now
+        spent = 0
+        if self.busy:
+            ids = self._levels_in_force()
+            pp = [self.p[t] for t in ids]
+            pp.append(q)
+            ids.append(slot)
+            n = len(ids)
+            x = _Ctx(self, pp, n, self.overhead_us)
+            order = [0] * n
+            st = self._add_in_order(x, pp, ids, rta, order)
+            if st == _OK:
+                self._admit_task(slot, q, [ids[o] for o in order], rta, now)
+                return _OK, slot
+            if st != _ERR_STATE:
+                return st, -1
+            spent = x.iterations
+        pp, ids = self._collect_fresh(slot, q)
+        n = len(pp)
+        x = _Ctx(self, pp, n, self.overhead_us)
+        x.iterations = spent  # one cap for the whole add()
+        order = [0] * n
+        st = _rta_run(x, pp, ids, rta, order)
+        if st != _OK:
+            return st, -1
+        if self.busy:
+            # It passes as a fresh set, not beside what the busy period in progress holds.
+            rta.why = _T_WAIT_IDLE
+            rta.failed_task = slot
+            rta.failed_wcrt = self.busy_us
+            rta.failed_deadline = 0
+            return _ERR_UNSCHEDULABLE, -1
+        self._admit_task(slot, q, [ids[o] for o in order], rta, now)
         return _OK, slot
+
+    def _retire(self):
+        # Forgets retiring tasks: at an idle instant the analysis holds again without them.
+        order = []
+        for level in range(self.n_levels - 1, -1, -1):
+            t = self.level_task[level]
+            if self.retiring[t]:
+                self.retiring[t] = False
+            else:
+                order.append(t)
+        self._apply_levels(order, len(order))
 
     def remove(self, tid):
         if not self.task_used(tid):
             return _ERR_NOT_FOUND
         self._heap_remove(tid)
         self.used[tid] = False
-        self.pending[tid] = 0
-        # Removing a task keeps a schedulable order schedulable (less interference and
-        # blocking), so the remaining tasks keep their relative order.
-        order = []
-        for level in range(self.n_tasks - 1, -1, -1):
-            t = self.level_task[level]
-            if t >= 0 and t != tid:
-                order.append(t)
-        self._apply_levels(order, len(order))
+        if self.pending[tid]:
+            self.pending[tid] = 0
+            self._ready_clear(self.level[tid])
+        if self.busy:
+            # Its jobs may have delayed others in this busy period: it keeps its place in the
+            # analysis until the next idle dispatch.
+            self.retiring[tid] = True
+            self.n_tasks -= 1
+            return _OK
+        self._retire()
         return _OK
 
     def admit(self, rta):
         # Analyses the priority order in force (not a fresh assignment), highest first.
-        pp = []
-        ids = []
-        for level in range(self.n_tasks - 1, -1, -1):
-            t = self.level_task[level]
-            pp.append(self.p[t])
-            ids.append(t)
+        ids = self._levels_in_force()
+        pp = [self.p[t] for t in ids]
         n = len(pp)
-        tc, tt, td, _ = _rta_fill(pp, n, self.overhead_us)
+        x = _Ctx(self, pp, n, self.overhead_us)
         order = list(range(n))
         cls = [0] * n
-        rta.n = n
         rta.method = self.method
-        return _rta_finish(rta, ids, n, _rta_check_order(tc, tt, td, n, order, cls, rta))
+        fail, cap_at = _rta_check_order(x, order, cls, rta)
+        _rta_verdict(x, rta, ids, order, n, fail, cap_at)
+        return _OK
 
-    def trigger(self, tid):
-        # Interrupt-safe: touches only two counters that the dispatcher reads and never writes,
-        # and keeps them small ints (no allocation).
+    def trigger(self, tid, raw):
+        # Interrupt-safe: touches only fields that the dispatcher reads and never writes, and
+        # keeps them small ints (no allocation). raw: the tick count read in the caller.
         if not self.task_used(tid):
             return _ERR_NOT_FOUND
         if self.p[tid][0] != _SPORADIC:
             return _ERR_STATE
+        raw &= self.trig_mask
+        if self.trig_count[tid] == self.trig_seen[tid]:
+            self.trig_first[tid] = raw
+        self.trig_last[tid] = raw
         c = self.trig_count[tid] + 1
         self.trig_count[tid] = 0 if c == _TRIG_MOD else c
         e = self.trig_epoch + 1
@@ -720,30 +997,41 @@ class _Core:
             return
         self.pending[tid] = n + 1
 
-    def _sporadic_arm(self, tid, now):
-        # Arms a sporadic task whose triggers wait for the minimum gap to pass.
+    def _sporadic_arm(self, tid):
+        # Arms a sporadic task whose oldest trigger waits for its time or the minimum gap.
         if self.trig_pending[tid] == 0 or self.pending[tid] or self.heap_pos[tid] >= 0:
             return
-        at = now
+        at = self.trig_at[tid]
         if self.released[tid]:
-            earliest = self.last_release[tid] + self.p[tid][2]
-            at = max(at, earliest)
+            at = max(at, self.last_release[tid] + self.p[tid][2])
         self._heap_push(tid, at)
 
+    def _trig_time(self, now, raw):
+        # The time of a trigger's raw tick seen at `now` (sched.c: trig_time).
+        m = self.trig_mask
+        ago = ((now & 0xFFFFFFFF) - raw) & m
+        if ago > (m >> 1) or ago > now:
+            return now
+        return now - ago
+
     def _observe_triggers(self, now):
-        epoch = self.trig_epoch
-        if epoch == self.trig_epoch_seen:
-            return
-        self.trig_epoch_seen = epoch
+        self.trig_epoch_seen = self.trig_epoch
         for tid in range(MAX_TASKS):
             if not self.used[tid] or self.p[tid][0] != _SPORADIC:
                 continue
             count = self.trig_count[tid]
             fresh = (count - self.trig_seen[tid]) % _TRIG_MOD
             if fresh:
+                # One trigger: its own time. More: the first one's and, for the others, the
+                # latest one's.
+                first = self.trig_last[tid] if fresh == 1 else self.trig_first[tid]
+                last = self.trig_last[tid]
                 self.trig_seen[tid] = count
+                if self.trig_pending[tid] == 0:
+                    self.trig_at[tid] = self._trig_time(now, first)
+                self.trig_late_at[tid] = self._trig_time(now, last)
                 self.trig_pending[tid] = self.trig_pending[tid] + fresh & _U32_MAX
-                self._sporadic_arm(tid, now)
+                self._sporadic_arm(tid)
 
     def _release_top(self, now):
         tid = self.heap[0]
@@ -771,11 +1059,11 @@ class _Core:
                 self.trig_pending[tid] = self.trig_pending[tid] - 1 & _U32_MAX
                 self.last_release[tid] = r
                 self.released[tid] = True
+                self.trig_at[tid] = self.trig_late_at[tid]
             self._make_pending(tid, r)
 
-    def _take_pending(self, tid, now):
+    def _take_pending(self, tid, r):
         # Takes the oldest pending job of a task off the ready set.
-        r = self.pend_release[tid]
         n = self.pending[tid] - 1
         self.pending[tid] = n
         if n:
@@ -784,15 +1072,15 @@ class _Core:
         else:
             self._ready_clear(self.level[tid])
             if self.p[tid][0] == _SPORADIC:
-                self._sporadic_arm(tid, now)
-        return r
+                self._sporadic_arm(tid)
 
     def dispatch(self, now):
         # AII_OK: the job_* attributes describe the started job. AII_IDLE: job_wake_at is the
         # next release (_NEVER if none).
         d = self.dispatches + 1
         self.dispatches = 0 if d > _U32_MAX else d
-        self._observe_triggers(now)
+        if self.trig_epoch != self.trig_epoch_seen:
+            self._observe_triggers(now)
         heap = self.heap
         key = self.next_release
         while self.heap_len and key[heap[0]] <= now:
@@ -802,29 +1090,30 @@ class _Core:
             if level < 0:
                 self.job_task = -1
                 self.job_wake_at = key[heap[0]] if self.heap_len else _NEVER
+                if self.busy:
+                    # An idle instant: the analysis holds again for the tasks in use alone.
+                    self.busy = False
+                    if self.n_levels != self.n_tasks:
+                        self._retire()
                 return _IDLE
             tid = self.level_task[level]
             p = self.p[tid]
             r = self.pend_release[tid]
-            if p[0] == _ONESHOT:
-                d = p[7]
-            else:
-                d = r + (p[3] if p[3] else p[2])
+            d = r + self.rel_deadline[tid]
+            self._take_pending(tid, r)
             if p[1] == DROP and now >= d:
-                self._take_pending(tid, now)
                 self.st_dropped[tid] = _inc32(self.st_dropped[tid])
                 self._note_miss(tid)
                 self._event_push(tid, DROPPED, now - d)
                 if p[0] == _ONESHOT:
                     self.remove(tid)
                 continue
-            self._take_pending(tid, now)
+            self.busy = True
             self.running[tid] = True
             self.job_task = tid
             self.job_release = r
             self.job_deadline = d
             self.job_start = now
-            self.job_wake_at = now
             lat = now - r
             if lat > self.st_lat_max[tid]:
                 self.st_lat_max[tid] = min(lat, _U32_MAX)
@@ -866,9 +1155,14 @@ class _Core:
     def gc_due(self, now, wake_at):
         if not self.gc_idle_us or not self.jobs_since_gc:
             return False
-        return wake_at == _NEVER or (wake_at > now and wake_at - now >= self.gc_idle_us)
+        # The longest collection known must fit: then no timed release ever waits for one.
+        need = max(self.gc_idle_us, self.gc_max_us)
+        return wake_at == _NEVER or (wake_at > now and wake_at - now >= need)
 
-    def gc_done(self):
+    def gc_done(self, start, end):
+        took = end - start if end > start else 0
+        if took > self.gc_max_us:
+            self.gc_max_us = min(took, _U32_MAX)
         self.jobs_since_gc = 0
         self.gc_runs = _inc32(self.gc_runs)
 
@@ -973,14 +1267,24 @@ class Scheduler:
         *,
         overhead_us=0,
         gc_idle_us=0,
+        jitter_us=None,
+        isr_budget_us=0,
+        isr_min_gap_us=0,
         on_miss=None,
         wdt=None,
         clock=None,
         tick_period=None,
         sleep=None,
     ):
-        overhead_us = _u32("overhead_us", overhead_us)
+        auto = overhead_us == "auto"
+        overhead_us = 0 if auto else _u32("overhead_us", overhead_us)
         gc_idle_us = _u32("gc_idle_us", gc_idle_us)
+        if jitter_us is not None:
+            jitter_us = _u32("jitter_us", jitter_us)
+        isr_budget_us = _u32("isr_budget_us", isr_budget_us)
+        isr_min_gap_us = _u32("isr_min_gap_us", isr_min_gap_us)
+        if isr_budget_us and not isr_min_gap_us:
+            raise ValueError(_text(_T_ISR_GAP))
         _callable("on_miss", on_miss)
         if wdt is not None and not callable(getattr(wdt, "feed", None)):
             raise TypeError(_text(_T_NO_FEED))
@@ -994,19 +1298,30 @@ class Scheduler:
         self._fn = [None] * MAX_TASKS
         self._on_miss = on_miss
         self._wdt = wdt
+        self._clock_arg = clock
         self._clock = _ticks_us if clock is None else clock
         self._sleep = sleep
         self._mask = tick_period - 1
         self._stop = False
         self._running = False
-        self._s = _Core(overhead_us)
-        self._s.gc_idle_us = gc_idle_us
+        s = self._s = _Core(overhead_us)
+        s.trig_mask = min(self._mask, _U32_MAX)
+        s.gc_idle_us = gc_idle_us
+        # An injected sleep() waits exactly; the real clock's idle wait polls for triggers.
+        if jitter_us is None:
+            jitter_us = 0 if sleep is not None else _SCHED_POLL_US
+        s.jitter_us = jitter_us
+        s.isr_budget_us = isr_budget_us
+        s.isr_min_gap_us = isr_min_gap_us
         self._rta = _Rta()
+        self._calibration = None
         # aii_clock_t: extended time starts at the first raw value, so to_raw() is a mask.
         self._clk_started = False
         self._clk_last = 0
         self._clk_now = 0
         self._now()
+        if auto:
+            self.calibrate()
 
     # --- time (aii_clock_extend, aii_clock_from_raw) ---------------------------------------------
 
@@ -1056,9 +1371,10 @@ class Scheduler:
                 return
             rem = dt - el
             if rem >= 2000:
-                # Wake a millisecond early and spin the rest, for release precision.
+                # Wake a millisecond early and spin the rest, for release precision; sleep at
+                # most the poll quantum at a time, so a trigger is seen that soon.
                 ms = rem // 1000 - 1
-                _sleep_ms(min(ms, 10))
+                _sleep_ms(min(ms, _SCHED_POLL_US // 1000))
 
     # --- task set -----------------------------------------------------------------------------
 
@@ -1127,8 +1443,9 @@ class Scheduler:
         st, tid = s.add(p, now, rta)
         if st == _ERR_UNSCHEDULABLE:
             w = rta.failed_wcrt
-            w = "inf" if w == _U32_MAX else w  # the busy period did not converge
-            raise AdmissionError(_text(_T_ADMISSION, rta.failed_task, w, rta.failed_deadline))
+            if rta.why == _T_ADMISSION and w == _U32_MAX:
+                w = "inf"  # the busy period did not converge
+            raise AdmissionError(_text(rta.why, rta.failed_task, w, rta.failed_deadline))
         _check(st)
         self._fn[tid] = fn
         return tid
@@ -1142,7 +1459,8 @@ class Scheduler:
     # Scheduler.trigger(tid): safe from an interrupt handler (no allocation unless the call is
     # wrong).
     def trigger(self, tid):
-        st = self._s.trigger(_tid(tid))
+        # The trigger's own time: its job's deadline and misses count from here.
+        st = self._s.trigger(_tid(tid), _int(self._clock()) & self._mask)
         _check(st, _T_NOT_SPORADIC if st == _ERR_STATE else _T_NONE)
 
     # --- running ------------------------------------------------------------------------------
@@ -1219,8 +1537,9 @@ class Scheduler:
                 self._drain()  # dropped jobs are reported by dispatch
                 self._feed()
                 if step == _STEP_COLLECT:
+                    t0 = self._now()
                     gc.collect()
-                    s.gc_done()
+                    s.gc_done(t0, self._now())
                 elif s.wait_us and real:
                     self._wait_real(s.wait_us)
                 elif s.wait_us:
@@ -1279,6 +1598,11 @@ class Scheduler:
 
     # Scheduler.admit() -> [(tid, level, wcrt_us, deadline_us, blocking_us, jobs), ...]
     def admit(self):
+        return [a[:6] for a in self.analysis()]
+
+    # Scheduler.analysis() -> [(tid, level, wcrt_us, deadline_us, blocking_us, jobs, blocker,
+    #                          jitter_us), ...]
+    def analysis(self):
         rta = self._rta
         _check(self._s.admit(rta))
         return [tuple(rta.entry[i]) for i in range(rta.n)]
@@ -1294,3 +1618,57 @@ class Scheduler:
             s.dispatches,
             s.gc_runs,
         )
+
+    # Scheduler.costs() -> (overhead_us, jitter_us, gc_idle_us, gc_max_us, isr_budget_us,
+    #                       isr_min_gap_us, busy_us, retiring)
+    def costs(self):
+        s = self._s
+        return (
+            s.overhead_us,
+            s.jitter_us,
+            s.gc_idle_us,
+            s.gc_max_us,
+            s.isr_budget_us,
+            s.isr_min_gap_us,
+            s.busy_us,
+            s.n_levels - s.n_tasks,
+        )
+
+    # Scheduler.calibrate() -> (overhead_us, n, min_us, median_us, p99_us, max_us)
+    def calibrate(self):
+        # Measures this port's cost per job and makes it overhead_us: n timed run_once() calls
+        # of a no-op one-shot on this (empty) scheduler, which then starts afresh.
+        if self._s.n_levels or self._running:
+            raise RuntimeError(_text(_T_NOT_ALLOWED))
+        n = _SCHED_CALIB_SAMPLES
+        x = [0] * n
+        mask = self._mask
+        clock = self._clock
+        # A deadline the probe meets, within a quarter tick period (read back unambiguously).
+        far = min(1000000, _clock_max_wait(mask))
+        for i in range(n):
+            self.add(_noop, budget_us=1, deadline_at=(_int(clock()) + far) & mask)
+            t0 = _int(clock())
+            self.run_once()
+            x[i] = min((_int(clock()) - t0) & mask, _U32_MAX)
+            self.run_once()  # an idle dispatch: the finished probe leaves the analysis
+        c = _calibration(x)
+        self._s.restart()
+        self._s.overhead_us = c[0]
+        self._calibration = c
+        return c
+
+
+def _calibration(x):
+    # aii_sched_calibration: (overhead_us, n, min, median, p99, max) of the samples x (sorted
+    # in place); the overhead is the 99th percentile (nearest rank) plus half, rounded up.
+    x.sort()
+    n = len(x)
+    if not n:
+        return (0, 0, 0, 0, 0, 0)
+    p99 = x[(99 * n + 99) // 100 - 1]
+    return (min(p99 + (p99 + 1) // 2, _U32_MAX), n, x[0], x[(n - 1) // 2], p99, x[n - 1])
+
+
+def _noop():
+    pass

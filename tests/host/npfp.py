@@ -92,7 +92,8 @@ def rta(tasks, order, overhead=0):
     for pos, i in enumerate(order):
         hp = order[:pos]
         lp = order[pos + 1 :]
-        b = max((c[j] for j in lp), default=0)
+        # A lower job, or the run loop's own idle pass (what the overhead bounds) in progress.
+        b = max([c[j] for j in lp] + [overhead])
         ti = tasks[i][1]
         bound = 100 * lcm_all([tasks[j][1] for j in order]) + 1000
         busy = b + c[i]

@@ -352,7 +352,12 @@ DIRECTED = [
         "gc_idle_us": None,
         "ops": [
             ["add", "h", {"budget_us": 999999, "period_us": 2000001, "priority": 3}, {"exec": [1]}],
-            ["add", "m", {"budget_us": 1000002, "period_us": 2000004, "priority": 2}, {"exec": [1]}],
+            [
+                "add",
+                "m",
+                {"budget_us": 1000002, "period_us": 2000004, "priority": 2},
+                {"exec": [1]},
+            ],
             ["add", "l", {"budget_us": 1, "period_us": 10**9, "priority": 1}, {"exec": [1]}],
             ["admit"],
         ],

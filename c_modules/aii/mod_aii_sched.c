@@ -115,7 +115,6 @@ static mp_uint_t sched_loop(aii_scheduler_obj_t *self, bool timed, uint64_t dura
             continue;
         }
         sched_drain(self);  // dropped jobs are reported by dispatch
-        sched_feed(self);
         if (step == AII_STEP_COLLECT) {
             aii_time_t t0 = aii_sched_now(self);
             aii_mp_collect();
@@ -125,6 +124,9 @@ static mp_uint_t sched_loop(aii_scheduler_obj_t *self, bool timed, uint64_t dura
         } else if (wait_us) {
             aii_mp_wait(wait_us, &self->stop, &self->s.trig_epoch);
         }
+        // After the wait, not before: time spent between deciding a wait and starting it would
+        // make the wake late.
+        sched_feed(self);
     }
     return n;
 }

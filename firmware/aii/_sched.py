@@ -925,10 +925,10 @@ class _Core:
         if self.pending[tid]:
             self.pending[tid] = 0
             self._ready_clear(self.level[tid])
+        self.retiring[tid] = True
         if self.busy:
             # Its jobs may have delayed others in this busy period: it keeps its place in the
             # analysis until the next idle dispatch.
-            self.retiring[tid] = True
             self.n_tasks -= 1
             return _OK
         self._retire()
@@ -1155,8 +1155,15 @@ class _Core:
     def gc_due(self, now, wake_at):
         if not self.gc_idle_us or not self.jobs_since_gc:
             return False
-        # The longest collection known must fit: then no timed release ever waits for one.
-        need = max(self.gc_idle_us, self.gc_max_us)
+        # The longest collection known must fit (the declared one stretched by interrupts).
+        need = self.gc_idle_us
+        c = self.isr_budget_us
+        t = self.isr_min_gap_us
+        if c and t:
+            if c >= t:
+                return False
+            need = ((need + c) * t + (t - c - 1)) // (t - c)
+        need = max(need, self.gc_max_us)
         return wake_at == _NEVER or (wake_at > now and wake_at - now >= need)
 
     def gc_done(self, start, end):
@@ -1535,7 +1542,6 @@ class Scheduler:
                     self._feed()
                     continue
                 self._drain()  # dropped jobs are reported by dispatch
-                self._feed()
                 if step == _STEP_COLLECT:
                     t0 = self._now()
                     gc.collect()
@@ -1544,6 +1550,9 @@ class Scheduler:
                     self._wait_real(s.wait_us)
                 elif s.wait_us:
                     self._sleep(s.wait_us)
+                # After the wait, not before: time spent between deciding a wait and starting
+                # it would make the wake late.
+                self._feed()
         finally:
             self._running = False
         return n

@@ -315,7 +315,6 @@ class Scheduler:
                     self._feed()
                     continue
                 self._drain()  # dropped jobs are reported by dispatch
-                self._feed()
                 if step == lib.AII_STEP_COLLECT:
                     t0 = self._now()
                     gc.collect()
@@ -325,6 +324,9 @@ class Scheduler:
                     self._wake.wait(wait[0] / 1e6)
                 elif wait[0]:
                     self._sleep(wait[0])
+                # After the wait, not before: time spent between deciding a wait and starting
+                # it would make the wake late.
+                self._feed()
             return n
         finally:
             self._running = False

@@ -1036,10 +1036,10 @@ aii_status_t aii_sched_remove(aii_sched_t *s, int id) {
         t->pending = 0;
         ready_clear(s, t->level);
     }
+    t->retiring = 1;
     if (s->busy) {
         // Its jobs may have delayed others in this busy period: it keeps its place in the
         // analysis until the next idle dispatch.
-        t->retiring = 1;
         s->n_tasks--;
         return AII_OK;
     }
@@ -1334,8 +1334,20 @@ bool aii_sched_gc_due(const aii_sched_t *s, aii_time_t now, aii_time_t wake_at) 
     if (!s->gc_idle_us || !s->jobs_since_gc) {
         return false;
     }
-    // The longest collection known must fit: then no timed release ever waits for one.
-    uint32_t need = s->gc_max_us > s->gc_idle_us ? s->gc_max_us : s->gc_idle_us;
+    // The longest collection known must fit: then no timed release ever waits for one. The
+    // declared one is work, which interrupts stretch: (G + C) T / (T - C) bounds its length
+    // (the fixed point of g = G + ceil(g / T) C); a measured one was stretched already.
+    uint64_t need = s->gc_idle_us;
+    uint64_t c = s->isr_budget_us, t = s->isr_min_gap_us;
+    if (c && t) {
+        if (c >= t) {
+            return false;
+        }
+        need = ((need + c) * t + (t - c - 1)) / (t - c);
+    }
+    if (s->gc_max_us > need) {
+        need = s->gc_max_us;
+    }
     return wake_at == AII_TIME_NEVER || (wake_at > now && wake_at - now >= need);
 }
 

@@ -22,7 +22,7 @@ from conftest import VClock, vsched
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-_MAX_HORIZON = 20_000
+_MAX_HORIZON = 200_000
 
 
 @st.composite

@@ -190,7 +190,7 @@ static mp_obj_t aii_scheduler_trace(size_t n_args, const mp_obj_t *args) {
     aii_trace_event_t ev;
     while (aii_sched_trace_pop(&self->s, &ev)) {
         mp_obj_t t[4] = {
-            aii_mp_new_u64(ev.t),
+            aii_mp_new_i64((int64_t)ev.t),  // a signed difference from the start
             MP_OBJ_NEW_SMALL_INT(ev.kind),
             MP_OBJ_NEW_SMALL_INT(ev.task),
             u32(ev.arg),

@@ -469,7 +469,8 @@ class Scheduler:
         ev = ffi.new("aii_trace_event_t *")
         out = []
         while lib.aii_sched_trace_pop(self._s, ev):
-            out.append((ev.t, ev.kind, ev.task, ev.arg))
+            t = ev.t  # a signed difference in two's complement
+            out.append((t - (1 << 64) if t >> 63 else t, ev.kind, ev.task, ev.arg))
         if on is not None:
             lib.aii_sched_trace_enable(self._s, bool(on), self._now())
         return out

@@ -363,7 +363,8 @@ bool aii_sched_wdt_ok(const aii_sched_t *s);
 bool aii_sched_event_pop(aii_sched_t *s, aii_event_t *ev);
 
 // The timeline: on/off (switching on empties the ring and starts the times at `now`), and the
-// oldest event, its time relative to that start; false when none (or compiled out).
+// oldest event, its time relative to that start (a signed 64-bit difference: a release can
+// precede it); false when none (or compiled out).
 void aii_sched_trace_enable(aii_sched_t *s, bool on, aii_time_t now);
 bool aii_sched_trace_pop(aii_sched_t *s, aii_trace_event_t *ev);
 

@@ -272,8 +272,9 @@ bool aii_sched_trace_pop(aii_sched_t *s, aii_trace_event_t *ev) {
         return false;
     }
     *ev = s->trace[s->trace_head];
-    // A sporadic job's release is its trigger's time, which may precede the start.
-    ev->t = ev->t > s->trace_t0 ? ev->t - s->trace_t0 : 0;
+    // A release may precede the start of the timeline (a sporadic job's trigger, a release
+    // moved off the heap late): the difference is then negative, in two's complement.
+    ev->t -= s->trace_t0;
     s->trace_head = (uint16_t)((s->trace_head + 1) % AII_SCHED_TRACE_RING);
     s->trace_len--;
     return true;

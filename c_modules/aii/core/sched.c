@@ -301,6 +301,7 @@ typedef struct {
     uint32_t t;  // period or minimum gap; 0 = one job only (one-shot)
     uint32_t d;  // relative deadline
     uint32_t j;  // release jitter
+    uint64_t u_lo, u_hi;  // c / t in 32.32 fixed point, rounded down and up (0: a one-shot)
     uint8_t sporadic;
 } rta_task_t;
 
@@ -309,6 +310,7 @@ typedef struct {
     const rta_task_t *tk;
     int n;
     uint32_t isr_c, isr_t;  // interrupt and callback load (isr_t 0: none)
+    uint64_t isr_lo, isr_hi;  // its utilisation, as rta_task_t.u_lo, u_hi
     uint32_t gc;            // an idle collection's length (0: none)
     uint32_t loop;          // the run loop's own pass (overhead_us)
     uint32_t iterations;    // fixed-point equations evaluated, at most AII_RTA_ITER_CAP
@@ -320,12 +322,18 @@ enum { RTA_OK = 0, RTA_MISS = 1, RTA_INF = 2, RTA_CAP = 3 };
 
 #define RTA_ONE ((uint64_t)1 << 32)
 
+// a / b; in 32 bits while a fits them (busy periods under 71 minutes): Cortex-M3 divides 32 bits
+// in hardware and 64 bits in a library call about ten times slower.
+static uint64_t rta_div(uint64_t a, uint32_t b) {
+    return a <= UINT32_MAX ? (uint32_t)a / b : a / b;
+}
+
 // Jobs of a task released in [0, t): ceil(t / T), or 1 for a one-shot.
 static uint64_t rta_ceil(uint64_t t, uint32_t period) {
     if (period == 0) {
         return t > 0;
     }
-    return (t + period - 1) / period;
+    return rta_div(t + period - 1, period);
 }
 
 // Jobs released in [0, w]: floor(w / T) + 1.
@@ -333,7 +341,7 @@ static uint64_t rta_floor1(uint64_t w, uint32_t period) {
     if (period == 0) {
         return 1;
     }
-    return w / period + 1;
+    return rta_div(w, period) + 1;
 }
 
 // Interrupt and callback time in any window of length t: ceil(t / gap) * budget.
@@ -398,13 +406,12 @@ static int rta_util_cmp_exact(const rta_ctx_t *x, const uint8_t *in) {
 // blocking, a one-shot): the busy-period equation t = f(t) has f(t) >= k + U t, k > 0, so no
 // t solves it. Sums of rounded terms decide, and an exact sum where they cannot.
 static bool rta_never_ends(const rta_ctx_t *x, const uint8_t *in, uint64_t k) {
-    uint64_t lo = x->isr_t ? rta_util(x->isr_c, x->isr_t, false) : 0;
-    uint64_t hi = x->isr_t ? rta_util(x->isr_c, x->isr_t, true) : 0;
+    uint64_t lo = x->isr_lo, hi = x->isr_hi;
     for (int j = 0; j < x->n; j++) {
         if (in[j]) {
             if (x->tk[j].t) {
-                lo += rta_util(x->tk[j].c, x->tk[j].t, false);
-                hi += rta_util(x->tk[j].c, x->tk[j].t, true);
+                lo += x->tk[j].u_lo;
+                hi += x->tk[j].u_hi;
             } else {
                 k += x->tk[j].c;
             }
@@ -662,6 +669,9 @@ static bool rta_fill(const aii_sched_t *s, const aii_task_params_t *const *pp, i
         tk[i].d = params_deadline(p);
         tk[i].sporadic = p->kind == AII_KIND_SPORADIC;
         tk[i].j = s && tk[i].sporadic ? s->jitter_us : 0;
+        // Once per analysis: the cheap test then sums without dividing.
+        tk[i].u_lo = tk[i].t ? rta_util(tk[i].c, tk[i].t, false) : 0;
+        tk[i].u_hi = tk[i].t ? rta_util(tk[i].c, tk[i].t, true) : 0;
         if (p->priority != AII_PRIO_AUTO) {
             explicit_prio = true;
         }
@@ -676,6 +686,8 @@ static void rta_ctx_init(rta_ctx_t *x, const aii_sched_t *s, const rta_task_t *t
     x->loop = overhead_us;
     x->isr_c = s && s->isr_min_gap_us ? s->isr_budget_us : 0;
     x->isr_t = s && s->isr_budget_us ? s->isr_min_gap_us : 0;
+    x->isr_lo = x->isr_t ? rta_util(x->isr_c, x->isr_t, false) : 0;
+    x->isr_hi = x->isr_t ? rta_util(x->isr_c, x->isr_t, true) : 0;
     x->gc = 0;
     if (s && s->gc_idle_us) {
         x->gc = s->gc_max_us > s->gc_idle_us ? s->gc_max_us : s->gc_idle_us;

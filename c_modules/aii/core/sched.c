@@ -67,7 +67,9 @@ aii_time_t aii_clock_from_raw(const aii_clock_t *c, uint64_t raw) {
 #define AII_CLZ32(x) ((int)__builtin_clz(x))
 // Rare paths kept out of the dispatch path, so it saves fewer registers; hot helpers inlined.
 #define AII_COLD __attribute__((noinline, cold))
+#ifndef AII_INLINE  // bench/dispatch_cost.py's breakdown builds with it empty and -fno-inline
 #define AII_INLINE inline __attribute__((always_inline))
+#endif
 #else
 static int aii_clz32(uint32_t x) {
     int n = 0;
@@ -80,7 +82,9 @@ static int aii_clz32(uint32_t x) {
 }
 #define AII_CLZ32(x) aii_clz32(x)
 #define AII_COLD
+#ifndef AII_INLINE
 #define AII_INLINE inline
+#endif
 #endif
 
 static void ready_set(aii_sched_t *s, unsigned level) {

@@ -120,7 +120,9 @@ def busy_cost(exe, n_tasks, cycles, mode="", tag=""):
     if mode == "floor":
         calls, total = edges.get(("floor_busy", "floor_dispatch"), (0, 0))
         if not calls:  # inlined into its wrapper: the wrapper's call from main
-            calls, total = edges.get(("run_floor", "floor_busy"), edges.get(("main", "floor_busy"), (0, 0)))
+            calls, total = edges.get(
+                ("run_floor", "floor_busy"), edges.get(("main", "floor_busy"), (0, 0))
+            )
     else:
         calls, total = edges.get(("dispatch_busy", "aii_sched_dispatch"), (0, 0))
     if calls != counters["dispatch_ok"]:
@@ -204,7 +206,9 @@ def run(cycles, tasks, quiet=False):
             print(f"dispatch_cost: {n} tasks, {cycles} dispatches under callgrind", flush=True)
         r = measure(exe, n, cycles)
         # The timeline: compiled out, and switched on; the floor; where the rest goes.
-        r["instr_per_dispatch_busy_trace_compiled_out"] = busy_cost(no_trace, n, cycles, tag=".notrace")
+        r["instr_per_dispatch_busy_trace_compiled_out"] = busy_cost(
+            no_trace, n, cycles, tag=".notrace"
+        )
         r["instr_per_dispatch_busy_trace_on"] = busy_cost(exe, n, cycles, "trace", ".traceon")
         r["instr_per_dispatch_busy_floor"] = busy_cost(exe, n, cycles, "floor", ".floor")
         r["breakdown_per_busy_dispatch"] = breakdown(profile, n, cycles)

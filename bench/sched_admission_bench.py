@@ -64,7 +64,9 @@ def host(seeds):
             b = best.get(r["seed"])
             if b is None or r["worst_add"] < b["worst_add"]:
                 best[r["seed"]] = r
-    return [best[s] for s in seeds], " ".join(os.path.relpath(c, ROOT) for c in cmd[:-2] + [HARNESS])
+    return [best[s] for s in seeds], " ".join(
+        os.path.relpath(c, ROOT) for c in cmd[:-2] + [HARNESS]
+    )
 
 
 def cm3():
@@ -105,7 +107,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer random sets")
     args = ap.parse_args(argv)
-    seeds = [0, 1, 2, 3] if args.quick else list(range(0, 9))
+    seeds = [0, 1, 2, 3] if args.quick else list(range(9))
     host_sets, build = host(seeds)
     board, why_not = cm3()
     worst_ns = max(r["worst_add"] for r in host_sets)

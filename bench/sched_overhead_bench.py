@@ -100,7 +100,10 @@ def ports():
     stock = micropython()
     native, why = native_micropython()
     out = [
-        ("aii_host (CPython, C core)", lambda: _run([sys.executable], SCRIPT.format(impl="aii_host"))),
+        (
+            "aii_host (CPython, C core)",
+            lambda: _run([sys.executable], SCRIPT.format(impl="aii_host")),
+        ),
         ("pure port on CPython", lambda: _run([sys.executable], SCRIPT.format(impl=FIRMWARE_AII))),
     ]
     if stock:
@@ -113,9 +116,7 @@ def ports():
     else:
         out.append(("pure port on stock MicroPython (unix)", "no micropython binary"))
     if native:
-        out.append(
-            ("_aii on the unix build", lambda: _run([native], SCRIPT.format(impl="_aii")))
-        )
+        out.append(("_aii on the unix build", lambda: _run([native], SCRIPT.format(impl="_aii"))))
         out.append(
             (
                 "pure port on the unix build",
@@ -125,9 +126,13 @@ def ports():
     else:
         out.append(("_aii on the unix build", why))
     if os.path.exists(MPS2):
-        out.append(("_aii on Cortex-M3 (MPS2-AN385, qemu)", lambda: _qemu(SCRIPT.format(impl="_aii"))))
+        out.append(
+            ("_aii on Cortex-M3 (MPS2-AN385, qemu)", lambda: _qemu(SCRIPT.format(impl="_aii")))
+        )
     else:
-        out.append(("_aii on Cortex-M3 (MPS2-AN385, qemu)", "no image: make firmware BOARD=MPS2_AN385"))
+        out.append(
+            ("_aii on Cortex-M3 (MPS2-AN385, qemu)", "no image: make firmware BOARD=MPS2_AN385")
+        )
     return out
 
 

@@ -107,7 +107,7 @@ def costs_scenario(rng):
         tasks[name] = spec
         ops.append([0, "add", name])
         if kind == "s":
-            triggers += [[k * t, name] for k in range(0, 20_000 // t + 1)]
+            triggers += [[k * t, name] for k in range(20_000 // t + 1)]
     ops.append([20_000, "run"])
     jitter = rng.choice([0, 20, 100])
     gc = rng.choice([0, 50, 200])

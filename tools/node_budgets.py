@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: MIT
+"""Recomputes a node's task budgets from a calibration run (docs/vboard.md, section 6).
+
+Runs the node app (firmware/aii_node) with the config for a while, typing the console's usual
+commands at it (help, status, tasks, ledger, events), on MicroPython - a micropython
+executable (the unix port: `make firmware BOARD=UNIX`, or the stock one with the pure-Python
+aii), or a board's serial port through mpremote (the node deployed there; its data goes to a
+folder of its own, removed afterwards) - then reads each task's longest execution (exec_max)
+and times gc.collect() on the heap the node left. Each budget becomes exec_max times the margin,
+rounded up to 100 us; gc_idle_us the longest collection times the margin. Budgets come from
+where the node will run: measure on the slowest target it runs on.
+
+    python tools/node_budgets.py --config tests/hil/node_config.json --on build/unix/micropython
+    python tools/node_budgets.py --config my.json --on /dev/ttyACM0 --seconds 30 --write
+
+Without --write it only prints the table; with it the config file is rewritten with the new
+budgets (heartbeat_budget_us, console_budget_us, each task's budget_us) and gc_idle_us.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = r"""
+import gc, json, os, sys, time
+CFG, SECONDS, DATA, FIRMWARE = {cfg!r}, {seconds!r}, {data!r}, {firmware!r}
+if FIRMWARE:
+    sys.path.insert(0, FIRMWARE)  # the sources, ahead of a frozen copy
+from aii_node.node import Node
+from aii_node.console import LineReader
+n = Node(CFG, data_dir=DATA, write=lambda b: None)
+# The console at work: the commands people type most, one every ~50 ms of the run.
+WORDS = b"help\nstatus\ntasks\nledger\nevents\n"
+feed = [WORDS * int(SECONDS * 4 + 1), 0, time.ticks_ms()]
+def ready():
+    due = time.ticks_diff(time.ticks_ms(), feed[2]) // 10
+    return feed[1] < min(len(feed[0]), due)
+def read1():
+    c = feed[0][feed[1]]
+    feed[1] += 1
+    return bytes([c])
+n.reader = LineReader(ready, read1)
+n.run(int(SECONDS * 1000000))
+rows = []
+for tid, name, period, budget in n.tasks:
+    st = n.sched.stats(tid)
+    rows.append([name, period, budget, st[0], st[2], st[9]])
+gcs = []
+for _ in range(10):
+    t0 = time.ticks_us()
+    gc.collect()
+    gcs.append(time.ticks_diff(time.ticks_us(), t0))
+costs = n.sched.costs()
+try:
+    for f in os.listdir(DATA):
+        os.remove(DATA + "/" + f)
+    os.rmdir(DATA)
+except OSError:
+    pass
+print("AII-BUDGETS " + json.dumps({{"tasks": rows, "gc_us": gcs, "costs": list(costs)}}))
+"""
+
+
+class BudgetError(Exception):
+    pass
+
+
+def _up(us, margin):
+    """us times the margin, rounded up to 100 us (at least 100)."""
+    return max(100, int(math.ceil(us * margin / 100.0)) * 100)
+
+
+def measure(config, target, seconds):
+    cfg_text = Path(config).read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(target)
+        on_board = str(target).startswith("/dev/") or not exe.is_file()
+        if on_board:
+            # On the board: its own config (aii_node.json, deployed) and a folder of our own.
+            script = SCRIPT.format(cfg="aii_node.json", seconds=seconds, data="aii_budgets",
+                                   firmware="")
+        else:
+            Path(tmp, "aii_node.json").write_text(cfg_text)
+            script = SCRIPT.format(
+                cfg=os.path.join(tmp, "aii_node.json"),
+                seconds=seconds,
+                data=os.path.join(tmp, "data"),
+                firmware=str(ROOT / "firmware"),
+            )
+        path = Path(tmp, "budgets.py")
+        path.write_text(script)
+        if on_board:
+            mpremote = shutil.which("mpremote") or shutil.which("mpremote", path=str(Path(sys.executable).parent))
+            if mpremote is None:
+                raise BudgetError("mpremote not found (pip install mpremote)")
+            cmd = [mpremote, "connect", str(target), "run", str(path)]
+        else:
+            cmd = [str(exe), "-X", "heapsize=4M", str(path)]
+        try:
+            out = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=seconds + 120, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BudgetError(f"could not run the node on {target}: {e}") from None
+    for line in out.stdout.splitlines():
+        if line.startswith("AII-BUDGETS "):
+            return json.loads(line[len("AII-BUDGETS ") :])
+    tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
+    raise BudgetError(f"no result from {target}: " + " | ".join(tail))
+
+
+def new_budgets(cfg, run, margin):
+    """The config with budgets from the run; and the table of what changed."""
+    cfg = json.loads(json.dumps(cfg))
+    by_name = {row[0]: row for row in run["tasks"]}
+    table = []
+    for name, key in (("heartbeat", "heartbeat_budget_us"), ("console", "console_budget_us")):
+        row = by_name.get(name)
+        if row:
+            cfg[key] = _up(row[5], margin)
+            table.append((name, row[2], row[5], cfg[key], row[3], row[4]))
+    for t in cfg.get("tasks", []):
+        row = by_name.get(t["name"])
+        if row:
+            t["budget_us"] = _up(row[5], margin)
+            table.append((t["name"], row[2], row[5], t["budget_us"], row[3], row[4]))
+    gc_max = max(run["gc_us"])
+    cfg["gc_idle_us"] = _up(gc_max, margin)
+    table.append(("gc.collect()", run["costs"][2], gc_max, cfg["gc_idle_us"], len(run["gc_us"]), 0))
+    return cfg, table
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="example:\n  python tools/node_budgets.py --config tests/hil/node_config.json "
+        "--on build/unix/micropython --write",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--config", required=True, help="the node's configuration (JSON)")
+    ap.add_argument(
+        "--on",
+        required=True,
+        help="a micropython executable, or a board's serial port (mpremote; node deployed)",
+    )
+    ap.add_argument("--seconds", type=float, default=10.0, help="how long the node runs")
+    ap.add_argument(
+        "--margin", type=float, default=2.0, help="budget = exec_max x margin (default 2)"
+    )
+    ap.add_argument("--write", action="store_true", help="rewrite the config with them")
+    args = ap.parse_args(argv)
+    try:
+        cfg = json.loads(Path(args.config).read_text())
+    except (OSError, ValueError) as e:
+        print(f"node_budgets: cannot read {args.config}: {e}", file=sys.stderr)
+        return 1
+    if args.margin < 1:
+        print("node_budgets: --margin must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        run = measure(args.config, args.on, args.seconds)
+    except BudgetError as e:
+        print(f"node_budgets: {e}", file=sys.stderr)
+        return 1
+    new, table = new_budgets(cfg, run, args.margin)
+    print(f"{'task':<14}{'budget was':>11}{'exec_max':>10}{'new':>8}{'jobs':>7}{'overruns':>9}")
+    for name, old, ex, now, jobs, over in table:
+        print(f"{name:<14}{old:>11}{ex:>10}{now:>8}{jobs:>7}{over:>9}")
+    print(f"(margin x{args.margin:g}, {args.seconds:g} s on {args.on}; overhead_us measured "
+          f"there: {run['costs'][0]})")
+    if args.write:
+        Path(args.config).write_text(json.dumps(new, indent=2) + "\n")
+        print(f"wrote {args.config}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

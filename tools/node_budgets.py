@@ -75,7 +75,7 @@ class BudgetError(Exception):
 
 def _up(us, margin):
     """us times the margin, rounded up to 100 us (at least 100)."""
-    return max(100, int(math.ceil(us * margin / 100.0)) * 100)
+    return max(100, math.ceil(us * margin / 100.0) * 100)
 
 
 def measure(config, target, seconds):
@@ -85,8 +85,9 @@ def measure(config, target, seconds):
         on_board = str(target).startswith("/dev/") or not exe.is_file()
         if on_board:
             # On the board: its own config (aii_node.json, deployed) and a folder of our own.
-            script = SCRIPT.format(cfg="aii_node.json", seconds=seconds, data="aii_budgets",
-                                   firmware="")
+            script = SCRIPT.format(
+                cfg="aii_node.json", seconds=seconds, data="aii_budgets", firmware=""
+            )
         else:
             Path(tmp, "aii_node.json").write_text(cfg_text)
             script = SCRIPT.format(
@@ -98,7 +99,9 @@ def measure(config, target, seconds):
         path = Path(tmp, "budgets.py")
         path.write_text(script)
         if on_board:
-            mpremote = shutil.which("mpremote") or shutil.which("mpremote", path=str(Path(sys.executable).parent))
+            mpremote = shutil.which("mpremote") or shutil.which(
+                "mpremote", path=str(Path(sys.executable).parent)
+            )
             if mpremote is None:
                 raise BudgetError("mpremote not found (pip install mpremote)")
             cmd = [mpremote, "connect", str(target), "run", str(path)]
@@ -174,8 +177,10 @@ def main(argv=None):
     print(f"{'task':<14}{'budget was':>11}{'exec_max':>10}{'new':>8}{'jobs':>7}{'overruns':>9}")
     for name, old, ex, now, jobs, over in table:
         print(f"{name:<14}{old:>11}{ex:>10}{now:>8}{jobs:>7}{over:>9}")
-    print(f"(margin x{args.margin:g}, {args.seconds:g} s on {args.on}; overhead_us measured "
-          f"there: {run['costs'][0]})")
+    print(
+        f"(margin x{args.margin:g}, {args.seconds:g} s on {args.on}; overhead_us measured "
+        f"there: {run['costs'][0]})"
+    )
     if args.write:
         Path(args.config).write_text(json.dumps(new, indent=2) + "\n")
         print(f"wrote {args.config}")

@@ -46,6 +46,12 @@
 #define AII_SCHED_TRACE_RING (64)
 #endif
 
+// Automatic priorities: deadline-monotonic, then Audsley's assignment when that fails (AII_HAS_OPA
+// 0: deadline-monotonic only, about 500 bytes less on Cortex-M3).
+#ifndef AII_HAS_OPA
+#define AII_HAS_OPA (1)
+#endif
+
 // Admission: the analysis of one add() evaluates at most this many fixed-point equations (each
 // a sum over the tasks); reaching the cap refuses the task with its own reason, never admits.
 #ifndef AII_RTA_ITER_CAP

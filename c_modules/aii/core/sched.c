@@ -700,12 +700,14 @@ static void rta_ctx_init(rta_ctx_t *x, const aii_sched_t *s, const rta_task_t *t
     x->busy = 0;
 }
 
+#if AII_HAS_OPA
 // True when the whole set surely overloads the processor: then no priority order can help.
 static bool rta_overloaded(const rta_ctx_t *x) {
     uint8_t in[AII_SCHED_MAX_TASKS];
     memset(in, 1, sizeof(in));
     return rta_never_ends(x, in, 0);
 }
+#endif
 
 // A fresh analysis (a set that starts at an idle instant): explicit priorities, else
 // deadline-monotonic order and, when that fails, Audsley's assignment. `order` gets the
@@ -732,6 +734,7 @@ static aii_status_t rta_run(rta_ctx_t *x, const aii_task_params_t *const *pp,
     rta->method = explicit_prio ? AII_METHOD_EXPLICIT : AII_METHOD_DM;
     int cap_at = 0;
     int fail = rta_check_order(x, order, cls, rta, &cap_at);
+    #if AII_HAS_OPA
     if (fail >= 0 && !explicit_prio && !rta_overloaded(x)) {
         // Deadline-monotonic is not optimal without preemption: try Audsley's assignment,
         // filling levels from the lowest; each test only depends on the sets above and below.
@@ -771,6 +774,7 @@ static aii_status_t rta_run(rta_ctx_t *x, const aii_task_params_t *const *pp,
         // On failure the deadline-monotonic one is reported: what people can reason about.
         fail = rta_check_order(x, order, cls, rta, &cap_at);
     }
+    #endif
     return rta_verdict(x, rta, ids, order, n, fail, cap_at);
 }
 

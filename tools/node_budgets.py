@@ -21,11 +21,11 @@ import argparse
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from aii_host.timeline.demo import DemoError, on_board, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,55 +69,28 @@ print("AII-BUDGETS " + json.dumps({{"tasks": rows, "gc_us": gcs, "costs": list(c
 """
 
 
-class BudgetError(Exception):
-    pass
-
-
 def _up(us, margin):
     """us times the margin, rounded up to 100 us (at least 100)."""
     return max(100, math.ceil(us * margin / 100.0) * 100)
 
 
 def measure(config, target, seconds):
-    cfg_text = Path(config).read_text()
+    """The node's run on `target`: its tasks' statistics, collection times and costs."""
     with tempfile.TemporaryDirectory() as tmp:
-        exe = Path(target)
-        on_board = str(target).startswith("/dev/") or not exe.is_file()
-        if on_board:
+        if on_board(target):
             # On the board: its own config (aii_node.json, deployed) and a folder of our own.
             script = SCRIPT.format(
                 cfg="aii_node.json", seconds=seconds, data="aii_budgets", firmware=""
             )
         else:
-            Path(tmp, "aii_node.json").write_text(cfg_text)
+            Path(tmp, "aii_node.json").write_text(Path(config).read_text())
             script = SCRIPT.format(
                 cfg=os.path.join(tmp, "aii_node.json"),
                 seconds=seconds,
                 data=os.path.join(tmp, "data"),
                 firmware=str(ROOT / "firmware"),
             )
-        path = Path(tmp, "budgets.py")
-        path.write_text(script)
-        if on_board:
-            mpremote = shutil.which("mpremote") or shutil.which(
-                "mpremote", path=str(Path(sys.executable).parent)
-            )
-            if mpremote is None:
-                raise BudgetError("mpremote not found (pip install mpremote)")
-            cmd = [mpremote, "connect", str(target), "run", str(path)]
-        else:
-            cmd = [str(exe), "-X", "heapsize=4M", str(path)]
-        try:
-            out = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=seconds + 120, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise BudgetError(f"could not run the node on {target}: {e}") from None
-    for line in out.stdout.splitlines():
-        if line.startswith("AII-BUDGETS "):
-            return json.loads(line[len("AII-BUDGETS ") :])
-    tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
-    raise BudgetError(f"no result from {target}: " + " | ".join(tail))
+        return run_script(target, script, "AII-BUDGETS", seconds + 120, heap="4M")
 
 
 def new_budgets(cfg, run, margin):
@@ -170,7 +143,7 @@ def main(argv=None):
         return 2
     try:
         run = measure(args.config, args.on, args.seconds)
-    except BudgetError as e:
+    except DemoError as e:
         print(f"node_budgets: {e}", file=sys.stderr)
         return 1
     new, table = new_budgets(cfg, run, args.margin)

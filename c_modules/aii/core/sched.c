@@ -173,15 +173,8 @@ static AII_INLINE void heap_replace_top(aii_sched_t *s, aii_time_t k) {
         heap_place(s, i, s->heap[c], s->heap_at[c]);
         i = c;
     }
-    while (i > 0) {
-        int parent = (i - 1) >> 1;
-        if (s->heap_at[parent] <= k) {
-            break;
-        }
-        heap_place(s, i, s->heap[parent], s->heap_at[parent]);
-        i = parent;
-    }
     heap_place(s, i, id, k);
+    heap_up(s, i);
 }
 
 static void heap_push(aii_sched_t *s, int id, aii_time_t at) {

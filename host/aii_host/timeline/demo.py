@@ -11,6 +11,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -177,34 +178,41 @@ def device_script(seconds, overhead_us):
     )
 
 
-def run_device(target, seconds, overhead_us="auto"):
-    """Runs the demo on MicroPython: `target` is a micropython executable (the unix port) or a
-    board's serial port (run with mpremote), and reads back what the board printed."""
-    script = device_script(seconds, overhead_us)
+def on_board(target):
+    """True when `target` names a board's serial port rather than a micropython executable."""
+    return str(target).startswith("/dev/") or not Path(target).is_file()
+
+
+def run_script(target, script, marker, timeout, heap="1M"):
+    """Runs a MicroPython script on `target` - a micropython executable (the unix port), or a
+    board's serial port through mpremote - and returns the JSON it printed after `marker`."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "aii_sched_demo.py"
+        path = Path(tmp) / "aii_script.py"
         path.write_text(script)
-        exe = Path(target)
-        if exe.is_file() and not str(target).startswith("/dev/"):
-            cmd = [str(exe), "-X", "heapsize=1M", str(path)]
-        else:
-            mpremote = shutil.which("mpremote")
-            if mpremote is None:
-                raise DemoError("mpremote not found (pip install mpremote) to reach " + target)
-            cmd = [mpremote, "connect", target, "run", str(path)]
-        try:
-            out = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=seconds + 60, check=False
+        if on_board(target):
+            mpremote = shutil.which("mpremote") or shutil.which(
+                "mpremote", path=str(Path(sys.executable).parent)
             )
+            if mpremote is None:
+                raise DemoError(f"mpremote not found (pip install mpremote) to reach {target}")
+            cmd = [mpremote, "connect", str(target), "run", str(path)]
+        else:
+            cmd = [str(target), "-X", f"heapsize={heap}", str(path)]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise DemoError(f"could not run the demo on {target}: {e}") from None
+            raise DemoError(f"could not run on {target}: {e}") from None
     for line in out.stdout.splitlines():
-        if line.startswith("AII-SCHED-DEMO "):
-            rec = json.loads(line[len("AII-SCHED-DEMO ") :])
-            break
-    else:
-        tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
-        raise DemoError(f"no result from {target}: " + " | ".join(tail))
+        if line.startswith(marker + " "):
+            return json.loads(line[len(marker) + 1 :])
+    tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
+    raise DemoError(f"no result from {target}: " + " | ".join(tail))
+
+
+def run_device(target, seconds, overhead_us="auto"):
+    """Runs the demo on MicroPython (`target` as run_script takes it) and reads back what the
+    board printed."""
+    rec = run_script(target, device_script(seconds, overhead_us), "AII-SCHED-DEMO", seconds + 60)
     if not rec["traced"]:
         raise DemoError(f"{target} has no timeline (no _aii: the pure-Python port has none)")
 

@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+"""tools/node_budgets.py: a node's budgets from a calibration run (docs/protocol.md, section 8)."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mp_util import micropython
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "node_budgets.py"
+MICROPYTHON = micropython()
+
+
+def _tool(*args):
+    return subprocess.run(
+        [sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
+def test_budgets_are_exec_max_times_the_margin(tmp_path):
+    cfg = tmp_path / "node.json"
+    shutil.copy(ROOT / "tests" / "hil" / "node_config.json", cfg)
+    out = _tool(
+        "--config", str(cfg), "--on", MICROPYTHON, "--seconds", "1.5", "--margin", "3", "--write"
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = {}
+    for line in out.stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) == 6 and parts[1].isdigit():
+            rows[parts[0]] = [int(x) for x in parts[1:]]
+    assert set(rows) == {"heartbeat", "console", "pump", "gc.collect()"}
+    new = json.loads(cfg.read_text())
+    for name, key in (("heartbeat", "heartbeat_budget_us"), ("console", "console_budget_us")):
+        _old, ex, now, jobs, _over = rows[name]
+        assert jobs > 0 and now == max(100, math.ceil(ex * 3 / 100) * 100) == new[key]
+    assert new["tasks"][0]["budget_us"] == rows["pump"][2]
+    assert new["gc_idle_us"] == rows["gc.collect()"][2] > 0
+
+
+def test_bad_input_is_one_line(tmp_path):
+    out = _tool("--config", str(tmp_path / "missing.json"), "--on", "x")
+    assert out.returncode == 1 and out.stderr.startswith("node_budgets: cannot read")
+    cfg = tmp_path / "c.json"
+    shutil.copy(ROOT / "tests" / "hil" / "node_config.json", cfg)
+    out = _tool("--config", str(cfg), "--on", str(tmp_path / "no-such-board"), "--seconds", "0.1")
+    assert out.returncode == 1 and "Traceback" not in out.stderr

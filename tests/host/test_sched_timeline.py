@@ -139,7 +139,7 @@ def test_sched_demo_writes_trace_plot_and_json(tmp_path):
 
 def test_sched_demo_bad_overhead_is_one_line():
     out = _aii("sched-demo", "--overhead-us", "soon")
-    assert out.returncode == 2 and "an integer or auto" in out.stderr
+    assert out.returncode == 64 and "must be an integer >= 0 or auto" in out.stderr
 
 
 @pytest.mark.skipif(NATIVE is None, reason=NATIVE_WHY_NOT or "")
@@ -161,4 +161,11 @@ def test_sched_demo_on_micropython_drains_the_board_timeline(tmp_path):
 def test_sched_demo_on_nothing_is_one_line():
     out = _aii("sched-demo", "--on", os.devnull, "--seconds", "0.1")
     assert out.returncode == 1 and out.stderr.startswith("aii: ")
+    assert "Traceback" not in out.stderr
+
+
+def test_sched_demo_bad_plot_is_one_line(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is an optional extra (timeline)")
+    out = _aii("sched-demo", "--seconds", "0.1", "--plot", str(tmp_path / "chart.xyz"))
+    assert out.returncode == 1 and out.stderr.startswith("aii: cannot draw")
     assert "Traceback" not in out.stderr

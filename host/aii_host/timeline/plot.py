@@ -3,11 +3,12 @@
 releases as up-triangles, deadlines as down-triangles, misses and drops as red crosses, and the
 idle-time collections on a row of their own."""
 
+from .._errors import AIIError
 from .trace import GC_TID, _kind, jobs
 
 
-class PlotError(Exception):
-    pass
+class PlotError(AIIError):
+    """The chart cannot be drawn (no matplotlib, a format it does not write)."""
 
 
 def gantt(events, names, path, window_us=None, title="aii scheduler timeline"):
@@ -75,6 +76,10 @@ def gantt(events, names, path, window_us=None, title="aii scheduler timeline"):
     )
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110)
+    except ValueError as e:  # a file name matplotlib has no format for
+        raise PlotError(f"cannot draw {path}: {e}") from None
+    finally:
+        plt.close(fig)
     return drawn

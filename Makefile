@@ -29,7 +29,7 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz soak bench size check demo \
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz soak chaos bench size check demo \
 	firmware flash clean distclean
 
 help: ## List the targets
@@ -100,10 +100,15 @@ fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node o
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
-soak: $(SETUP) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), then the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200)
+soak: $(SETUP) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), then make chaos
 	SOAK_TRANSFERS=$(or $(SOAK_TRANSFERS),2000) $(PY) tests/fleet/soak.py
 	AII_CLI_FUZZ_SECONDS=$(or $(CLI_FUZZ_SECONDS),1200) AII_CLI_FUZZ_EXAMPLES=$(or $(CLI_FUZZ_EXAMPLES),2000) \
 		$(PY) -m pytest tests/host/test_cli_fuzz.py -q
+	$(MAKE) --no-print-directory chaos
+
+chaos: $(SETUP) ## Chaos: storage faults, power cuts, bit flips during signed transfers (CHAOS_TRANSFERS=300); build/chaos/chaos.json
+	$(PY) tests/fleet/chaos.py --transfers $(or $(CHAOS_TRANSFERS),300)
+	AII_DURABILITY_FULL=1 $(PY) -m pytest -q tests/host/test_node_durability.py -k power_cut
 
 bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 	@if [ -f bench/run_all.py ]; then \

@@ -266,6 +266,14 @@ static mp_obj_t aii_Ledger_rollback(mp_obj_t self_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_rollback_obj, aii_Ledger_rollback);
 
+// Ledger.undo()
+static mp_obj_t aii_Ledger_undo(mp_obj_t self_in) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    lcheck(self, aii_ledger_undo(&self->l));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_undo_obj, aii_Ledger_undo);
+
 // Ledger.verify()
 static mp_obj_t aii_Ledger_verify(mp_obj_t self_in) {
     aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
@@ -436,6 +444,7 @@ static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_checkpoint_obj, aii_Ledger_checkpoin
     X(begin, aii_Ledger_begin_obj) \
     X(commit, aii_Ledger_commit_obj) \
     X(rollback, aii_Ledger_rollback_obj) \
+    X(undo, aii_Ledger_undo_obj) \
     X(verify, aii_Ledger_verify_obj) \
     X(balance, aii_Ledger_balance_obj) \
     X(hold_info, aii_Ledger_hold_info_obj) \

@@ -85,25 +85,26 @@ _T_ACCOUNT_TABLE_FULL = const(48)
 _T_HOLD_TABLE_FULL = const(49)
 _T_TX_OPEN = const(50)
 _T_NO_TX = const(51)
-_T_BALANCE_OVERFLOW = const(52)
-_T_INSUFFICIENT = const(53)
-_T_VIOLATION = const(54)
-_T_STATE_CORRUPT = const(55)
-_T_BAD_CHECKPOINT = const(56)
-_T_JOURNAL_RECORD = const(58)
-_T_BAD_CRC = const(59)
-_T_SEQUENCE_GAP = const(60)
-_T_SEAL_MISMATCH = const(61)
-_T_DOES_NOT_APPLY = const(62)
-_T_BAD_FORMAT = const(63)
-_T_BAD_NUMBER = const(64)
-_T_DIVISION_BY_ZERO = const(65)
-_T_RESULT_RANGE = const(66)
-_T_INEXACT = const(67)
-_T_SUM_RANGE = const(68)
-_T_NOT_INT_ITEMS = const(69)
-_T_NO_BUFFER = const(70)
-_T_NOT_CONTIGUOUS = const(71)
+_T_NOTHING_TO_UNDO = const(52)
+_T_BALANCE_OVERFLOW = const(53)
+_T_INSUFFICIENT = const(54)
+_T_VIOLATION = const(55)
+_T_STATE_CORRUPT = const(56)
+_T_BAD_CHECKPOINT = const(57)
+_T_JOURNAL_RECORD = const(59)
+_T_BAD_CRC = const(60)
+_T_SEQUENCE_GAP = const(61)
+_T_SEAL_MISMATCH = const(62)
+_T_DOES_NOT_APPLY = const(63)
+_T_BAD_FORMAT = const(64)
+_T_BAD_NUMBER = const(65)
+_T_DIVISION_BY_ZERO = const(66)
+_T_RESULT_RANGE = const(67)
+_T_INEXACT = const(68)
+_T_SUM_RANGE = const(69)
+_T_NOT_INT_ITEMS = const(70)
+_T_NO_BUFFER = const(71)
+_T_NOT_CONTIGUOUS = const(72)
 # Journal record (aii_record.h): each field's offset and width.
 _REC_SEQ = const(0)
 _REC_SEQ_FMT = const("<I")
@@ -575,6 +576,9 @@ class Ledger:
         self._snap = None
         self._undo = None  # [(list, index or None for an append or -1 for all, old value)]
         self._undo_seq = 0
+        # What undo() needs to take back the last commit: (its undo log, seq, chain and segment
+        # before it, the segment's length then, its records), until anything else happens.
+        self._last = None
         # The journal ring: committed records waiting to be drained, then the open
         # transaction's records; together at most JOURNAL.
         self._ring = []
@@ -610,6 +614,7 @@ class Ledger:
         self._in_tx = False
 
     def _snapshot(self):
+        self._last = None  # replay changes the state past what undo() would return to
         self._snap = (
             [x[:] for x in self._qty],
             [x[:] for x in self._acct],
@@ -877,6 +882,7 @@ class Ledger:
     def _begin(self):
         if self._in_tx:
             return self._refuse(_ERR_STATE, _T_TX_OPEN)
+        self._last = None
         self._undo = []
         self._undo_seq = self._seq
         self._in_tx = True
@@ -896,6 +902,7 @@ class Ledger:
             return _ERR_VIOLATION  # _verify() gave the reason
         # Only now is it known which record ends the commit; CRCs and the chain follow.
         pend, last = self._pend, len(self._pend) - 1
+        undo = (self._undo, self._undo_seq, self._chain, self._seg, len(self._seg))
         for i in range(len(pend)):
             r = pend[i]
             r[_REC_LAST] = _REC_END if i == last else 0
@@ -906,8 +913,11 @@ class Ledger:
         self._pend = []
         self._in_tx = False
         self._undo = None
+        n = last + 1
         if len(self._seg) >= SEGMENT:
             self._seal_live()
+            n += 1
+        self._last = undo + (n,) if n else None  # an empty commit has nothing to take back
         return _OK
 
     def _run(self, r):
@@ -1061,6 +1071,22 @@ class Ledger:
     def rollback(self):
         self._check(self._rollback())
 
+    def undo(self):
+        """Takes back the last commit, right after it (docs/ledger.md): for storage that could
+        not persist its records."""
+        last = self._last
+        if self._in_tx:
+            self._fail(self._refuse(_ERR_STATE, _T_TX_OPEN))
+        if last is None:
+            self._fail(self._refuse(_ERR_STATE, _T_NOTHING_TO_UNDO))
+        self._undo, self._undo_seq, self._chain, seg, n, k = last
+        self._undo_all()
+        del seg[n:]  # the segment list the commit appended to (a SEAL then started a new one)
+        self._seg = seg
+        k = min(k, len(self._ring))
+        del self._ring[len(self._ring) - k :]
+        self._last = None
+
     # -- reading --
 
     def balance(self, account):
@@ -1110,6 +1136,7 @@ class Ledger:
     def _seal(self):
         if self._in_tx:
             return self._refuse(_ERR_STATE, _T_TX_OPEN)
+        self._last = None
         if self._seg:
             self._seal_live()
         return _OK
@@ -1121,6 +1148,7 @@ class Ledger:
         # aii_ledger_replay: (status, records applied).
         if self._in_tx:
             return self._refuse(_ERR_STATE, _T_TX_OPEN), 0
+        self._last = None  # a SEAL it applies changes the state without a snapshot
         done = 0
         opened = False
         why = _T_NONE

@@ -58,6 +58,7 @@ TEXT = (
     "hold table full",  # T_HOLD_TABLE_FULL
     "transaction open",  # T_TX_OPEN
     "no transaction",  # T_NO_TX
+    "nothing to undo",  # T_NOTHING_TO_UNDO
     "balance would overflow",  # T_BALANCE_OVERFLOW
     "insufficient balance",  # T_INSUFFICIENT
     "quantity {}: actual {} != expected {}",  # T_VIOLATION

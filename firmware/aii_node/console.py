@@ -6,6 +6,7 @@ errors start with `error:` and say what to try next. Handlers never raise.
 """
 
 from .frame import MAX_FRAME
+from .store import StorageFault
 
 MAX_LINE = MAX_FRAME  # console lines share the frame bound
 LONG_FRAME = 1  # markers LineReader returns for a dropped overlong line
@@ -138,7 +139,8 @@ def do_transfer(node, args):
         r = node.move("transfer", a, q, v, b)
     except (ValueError, RuntimeError, OverflowError) as e:
         return "error: refused: %s" % (str(e) or "ledger error")
-    node.persist()
+    except StorageFault as e:
+        return "error: not applied: storage fault (%s); see status, docs/faults.md" % e
     return "ok: journal seq %d" % r["seq"]
 
 

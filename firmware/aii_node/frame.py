@@ -24,6 +24,8 @@ E_REPLAY = 8
 E_LEDGER = 9
 E_STATE = 10
 E_INTERNAL = 11
+E_STORAGE = 12
+E_RECOVERY = 13
 
 
 def crc32(data):

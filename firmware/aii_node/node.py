@@ -11,13 +11,14 @@ from binascii import hexlify, unhexlify
 
 import aii
 
-from . import console, proto
+from . import console, proto, scan
 from .events import Events
-from .frame import E_ARGS, E_STATE, E_TOO_LONG, build
-from .store import Store, record_range
+from .frame import E_ARGS, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
+from .session import Session, resolve_intent
+from .store import SESSION, StorageFault, Store, error_text, record_range
 
 try:
-    from time import ticks_diff, ticks_ms, ticks_us
+    from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 except ImportError:  # CPython without the simulated board's time shim (unit tests)
     import time as _t
 
@@ -30,8 +31,13 @@ except ImportError:  # CPython without the simulated board's time shim (unit tes
     def ticks_diff(a, b):
         return a - b
 
+    def ticks_add(a, b):
+        return a + b
+
 
 VERSION = "0.1.0"
+OK, FAULT, RECOVERY = "ok", "storage_fault", "recovery"
+METER_BATCH = 8  # meter periods applied per commit (one transaction, one durable append)
 CONFIG = "aii_node.json"
 SETTABLE = ("offline_after", "console_writes", "label")
 PER_NODE = ("node", "key", "label", "tcp_port", "tcp_host", "data_dir")
@@ -86,25 +92,72 @@ class Node:
         self.t_last = ticks_ms()
         self.uptime = 0
         self.refused = {}
+        self.meters = []  # [name, periods due, (src, dst, quantity, amount) ids or None, task]
+        self.probe_ms = cfg.get("probe_ms", 2000)
         self.boot()
 
-    # ---- boot and persistence ----
+    # ---- boot and persistence (docs/protocol.md §6, docs/faults.md) ----
     def boot(self):
-        led, saved = self.store.recover(aii.Ledger)
-        if led is None:
-            led = aii.Ledger()
-        self.ledger = led
+        """Reads storage back (scan.py): repairs a damaged copy from the other, or, when no
+        good copy is left, boots in the recovery state; a failing write puts the node in its
+        storage-fault state."""
+        self.state, self.fault, self.damage = OK, None, []
+        sc = scan.recover(self.store, aii.Ledger)
+        self.ledger = sc.led
+        self.torn = sc.torn
+        self.repaired = sc.repaired
+        self.top = sc.top
+        saved = sc.session
+        self.session = Session(saved[0], saved[1], self.key) if saved else Session()
+        if sc.refuse is not None or sc.damage:
+            self._recovery(sc)
+            return
+        try:
+            scan.apply_fixes(self.store, sc)
+        except OSError as e:
+            self.enter_fault("boot repair", e)
+            return
+        resolve_intent(self.session, self.ledger_seq())
+        try:
+            self.save_session()
+        except StorageFault:
+            return
         self._ensure_config_objects()
-        self.session = proto.Session(saved)
-        if proto.resolve_intent(self.session, saved, self.ledger_seq()) or (
-            saved and saved.get("intent")
-        ):
-            self.store.save_session(self.session.to_json())
-        self.persist()
+
+    def _recovery(self, sc):
+        # Nothing is written and nothing changes until a host repairs the node (repair.py).
+        self.state = RECOVERY
+        self.damage = sc.damage or [
+            {"file": "", "offset": 0, "first": None, "last": None, "what": sc.refuse}
+        ]
+        self.scan = sc
+        if [d for d in sc.damage if d["file"] == SESSION]:
+            self.session.trusted = False  # no copy of the replay floor left
+        self.nonce = hexlify(_random(8)).decode()
+        self.repair_seq = self.session.last if self.session.trusted else 0
+        self.staged = None
+        self.emit("recovery", {"damage": self.damage[:2]})
+
+    def repair_frame(self, seq, args):
+        """A signed `repair` request (repair.py)."""
+        from . import repair
+
+        try:
+            return repair.handle(self, seq, args, proto.ProtoError)
+        except (OSError, StorageFault) as e:
+            msg = e.msg if isinstance(e, StorageFault) else error_text(e)
+            raise proto.ProtoError(E_STORAGE, "repair: storage write failed: " + msg)
 
     def _ensure_config_objects(self):
         # Creates what the config names and the ledger lacks: a first boot, an interrupted one,
-        # or a config that gained an account. Existing balances are never touched.
+        # or a config that gained an account. Existing balances are never touched. A storage
+        # fault stops it; leaving the fault runs it again.
+        try:
+            self._create_config_objects()
+        except StorageFault:
+            pass
+
+    def _create_config_objects(self):
         led = self.ledger
         for q in self.cfg.get("quantities", []):
             try:
@@ -127,7 +180,90 @@ class Node:
             self.persist()
 
     def persist(self):
-        self.store.sync(self.ledger)
+        """Makes the last commit durable (both journal copies); returns once it is. On a
+        failure the commit is undone, the node enters its storage-fault state and
+        StorageFault is raised: nothing unwritten stays visible."""
+        recs = self.ledger.journal()
+        if not recs:
+            return
+        try:
+            self.store.append(recs)
+        except (OSError, MemoryError) as e:
+            # MemoryError: a write that could not be made is a storage fault like any other.
+            try:
+                self.ledger.undo()
+            except RuntimeError:
+                pass  # not the last commit's records (a SEAL): reconcile() puts it on storage
+            self.enter_fault("journal write", e)
+            raise StorageFault("journal write", self.fault["error"])
+        if self.store.records >= self.store.compact_at:
+            try:
+                self.store.compact(self.ledger)
+            except (OSError, MemoryError) as e:
+                self.enter_fault("compaction", e)  # the change itself is on storage: it stands
+
+    def save_session(self):
+        try:
+            self.store.replace2(SESSION, self.session.encode())
+        except (OSError, MemoryError) as e:
+            self.enter_fault("session write", e)
+            raise StorageFault("session write", self.fault["error"])
+        self.session.durable = self.session.last
+
+    def enter_fault(self, op, e):
+        if self.state == RECOVERY:
+            return
+        first = self.state != FAULT
+        self.state = FAULT
+        err = error_text(e) if isinstance(e, OSError) else "out of memory"
+        self.fault = {"op": op, "error": err, "since_ms": self.uptime, "probes": 0}
+        self.next_probe = ticks_add(ticks_ms(), self.probe_ms)
+        if first:
+            self.emit("storage_fault", {"op": op, "error": self.fault["error"]})
+
+    def probe(self):
+        """Tries to leave the storage-fault state: a probe write, storage made to give back
+        exactly the ledger in RAM, then read back (scan.reconcile). True when it left."""
+        f = self.fault
+        f["probes"] += 1
+        self.next_probe = ticks_add(ticks_ms(), self.probe_ms)
+        s = self.session
+        try:
+            same, wrote = scan.reconcile(self.store, self.ledger, aii.Ledger)
+            # Storage holds no record RAM lacks: whether the request under way landed is what
+            # RAM says (a change is undone unless its records were written), and the session
+            # can say so before anything else is written.
+            resolve_intent(s, self.ledger_seq())
+            self.store.replace2(SESSION, s.encode())
+            if not same:
+                scan.rewrite(self.store, self.ledger)
+            if wrote or not same:
+                scan.verify(self.store, self.ledger, aii.Ledger)
+        except (OSError, MemoryError) as e:
+            # MemoryError: reading storage back needs a few ledgers' worth of heap; a probe
+            # that cannot have it now tries again, as one whose write failed.
+            f["error"] = error_text(e) if isinstance(e, OSError) else "out of memory"
+            return False
+        s.durable = s.last
+        self.state, self.fault = OK, None
+        self.emit("storage_ok", {"op": f["op"], "probes": f["probes"]})
+        self._ensure_config_objects()
+        return True
+
+    def changeable(self):
+        """Raises the error answer that refuses a ledger change in this state."""
+        if self.state == FAULT:
+            raise proto.ProtoError(
+                E_STORAGE,
+                "storage fault (%s: %s): changes refused until storage works again"
+                % (self.fault["op"], self.fault["error"]),
+            )
+        if self.state == RECOVERY:
+            d = self.damage[0]
+            raise proto.ProtoError(
+                E_RECOVERY,
+                "recovery: %s %s: changes refused until aii node-repair" % (d["file"], d["what"]),
+            )
 
     def ledger_seq(self):
         return self.ledger.info()[0]
@@ -162,6 +298,8 @@ class Node:
         self.ledger.set_time(self.uptime)
 
     def move(self, op, a, q, amount, b=None, txid=None):
+        """One ledger change, made durable before it returns (StorageFault otherwise)."""
+        self.changeable()
         if amount <= 0 or amount > 0x7FFFFFFFFFFFFFFF:
             raise proto.ProtoError(E_ARGS, "amount must be 1 .. 2**63-1")
         self._stamp()
@@ -176,9 +314,11 @@ class Node:
             led.hold(txid, a, q, amount)
         else:
             led.prepare(txid, a, q, amount)
+        self.persist()
         return {"seq": self.ledger_seq()}
 
     def finish(self, op, txid):
+        self.changeable()
         led = self.ledger
         try:
             led.hold_info(txid)
@@ -189,6 +329,7 @@ class Node:
             led.settle(txid)
         else:
             led.release(txid)
+        self.persist()
         return {"seq": self.ledger_seq()}
 
     # ---- views ----
@@ -207,14 +348,21 @@ class Node:
             "node": self.node_id,
             "uptime_ms": self.uptime,
             "seq": self.ledger_seq(),
-            "auth_seq": self.session.last,
+            "auth_seq": self.session.last if self.session.trusted else None,
             "digest": hexlify(self.ledger.digest()).decode(),
             "mem_free": mem,
             "offline": self.events.offline,
             "events": self.events.last,
             "dropped": self.events.dropped,
             "errors": self.errors,
-            "journal_cut": self.store.cut,
+            "last_error": self.last_error[:80],
+            "journal_cut": self.torn,
+            "state": self.state,
+            "fault": self.fault,
+            "damage": self.damage,
+            "repaired": len(self.repaired),
+            "lost": self.session.lost,
+            "recovery": {"nonce": self.nonce, "top": self.top} if self.state == RECOVERY else None,
         }
 
     def task_rows(self):
@@ -271,6 +419,8 @@ class Node:
         return "?"
 
     def journal_range(self, lo, hi, limit):
+        # Never past RAM: records on storage that RAM undid (a failed write) are not served.
+        hi = min(hi, self.ledger_seq())
         return record_range(self.store.read_journal(), lo, hi, limit, self.ledger_seq() + 1)
 
     def fw_digest(self):
@@ -346,9 +496,14 @@ class Node:
         cfg[key] = value
         data = json.dumps(cfg).encode()
         tmp = self.config_path + ".tmp"
-        with self.fs_open(tmp, "wb") as f:
-            f.write(data)
-        self.store.fs.rename(tmp, self.config_path)
+        try:
+            with self.fs_open(tmp, "wb") as f:
+                self.store._write(f, data)
+                self.store._sync(f)
+            self.store.fs.rename(tmp, self.config_path)
+        except OSError as e:
+            self.enter_fault("config write", e)
+            raise StorageFault("config write", error_text(e))
         self.cfg, self.cfg_bytes = cfg, data
         if key == "offline_after":
             self.events.offline_after = value
@@ -411,9 +566,12 @@ class Node:
                 write(text.encode() + b"\n")
 
     def _console(self):
+        # The node's I/O job: meter periods become durable here, storage is probed here, and
+        # requests are answered here (never inside the meter's own deadline job).
         # One line at least, more while under half the budget: a burst of input is spread over
         # several jobs instead of making one job overrun.
         t0 = ticks_us()
+        self.housekeeping()
         if not self.lines:
             self.lines = self.reader.poll()
         while self.lines:
@@ -426,30 +584,77 @@ class Node:
         if self.reset_requested:
             self.sched.stop()
 
+    def housekeeping(self):
+        if self.state == FAULT and ticks_diff(ticks_ms(), self.next_probe) >= 0:
+            self.probe()
+        self.flush_meters()
+
     def _meter(self, t):
-        src, dst, qty = t["src"], t["dst"], t["quantity"]
-        amount = t.get("amount", 1)
-        state = {"ids": None}
+        m = [t["name"], 0, None, t]
+        self.meters.append(m)
 
         def job():
-            led = self.ledger
-            if state["ids"] is None:
-                q = led.quantity(qty)
-                v = amount if type(amount) is int else aii.fx_parse_exact(amount, led.format(q))
-                state["ids"] = (led.account(src), led.account(dst), q, v)
-            a, b, q, v = state["ids"]
-            self._stamp()
-            try:
-                led.transfer(a, b, q, v)
-                self.refused[t["name"]] = False
-            except (ValueError, RuntimeError, OverflowError) as e:
-                # One event per run of refusals, not one per period.
-                if not self.refused.get(t["name"]):
-                    self.refused[t["name"]] = True
-                    self.emit("refused", {"task": t["name"], "msg": str(e)})
-            self.persist()
+            # Only counted here: the transfer is made, and becomes visible, once the I/O job
+            # has written it (flush_meters). A node in recovery meters nothing.
+            if self.state != RECOVERY:
+                m[1] += 1
 
         return job
+
+    def flush_meters(self, batch=METER_BATCH):
+        """Applies due meter periods, at most `batch` in one transaction, and makes them
+        durable; on a storage fault they stay due."""
+        if self.state != OK or not [m for m in self.meters if m[1]]:
+            return 0
+        led = self.ledger
+        done = []
+        self._stamp()
+        led.begin()
+        try:
+            self._meter_periods(led, done, batch)
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt) mid-batch: no transaction may stay open.
+            led.rollback()
+            for m in done:
+                m[1] += 1
+            raise
+        led.commit()
+        try:
+            self.persist()
+        except StorageFault:
+            for m in done:
+                m[1] += 1  # undone: still due
+            return 0
+        return len(done)
+
+    def _meter_periods(self, led, done, batch):
+        for m in self.meters:
+            t = m[3]
+            try:
+                if m[2] is None:
+                    q = led.quantity(t["quantity"])
+                    v = t.get("amount", 1)
+                    v = v if type(v) is int else aii.fx_parse_exact(v, led.format(q))
+                    m[2] = (led.account(t["src"]), led.account(t["dst"]), q, v)
+                a, b, q, v = m[2]
+            except (ValueError, OverflowError) as e:
+                self._refused(t["name"], e)
+                m[1] = 0
+                continue
+            while m[1] > 0 and len(done) < batch:
+                m[1] -= 1
+                try:
+                    led.transfer(a, b, q, v)
+                    self.refused[t["name"]] = False
+                    done.append(m)
+                except (ValueError, RuntimeError, OverflowError) as e:
+                    self._refused(t["name"], e)
+
+    def _refused(self, name, e):
+        # One event per run of refusals, not one per period.
+        if not self.refused.get(name):
+            self.refused[name] = True
+            self.emit("refused", {"task": name, "msg": str(e)})
 
     def _noop(self):
         pass
@@ -487,8 +692,17 @@ class Node:
         self.reset_requested = True
 
     def shutdown(self):
-        self.persist()
-        self.store.save_session(self.session.to_json())
+        while self.flush_meters():
+            pass
+        if self.state == OK:
+            try:
+                self.persist()  # a change Ctrl-C cut short: its intent tells the boot
+            except StorageFault:
+                pass
+            try:
+                self.save_session()
+            except StorageFault:
+                pass  # the fault is reported; what was acknowledged is on storage already
         if self.tcp is not None:
             self.tcp.close()
             self.tcp = None
@@ -519,6 +733,15 @@ def _watchdog(timeout_ms):
     except ImportError:
         return None
     return WDT(timeout=timeout_ms)
+
+
+def _random(n):
+    try:
+        from os import urandom
+
+        return urandom(n)
+    except ImportError:  # ports without os.urandom: the nonce only has to differ per recovery
+        return bytes((ticks_us() >> (3 * i)) & 255 for i in range(n))
 
 
 def main(config_path=CONFIG):

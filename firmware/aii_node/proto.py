@@ -4,6 +4,8 @@
 Requests that change the ledger need a valid MAC and a fresh seq; their answers are cached
 and persisted with the seq, so a repeated request gets the same answer and changes nothing,
 also across a reboot (the intent written before the change tells, at boot, whether it landed).
+An answer goes out only once it is on storage; while storage fails, or the node is in
+recovery, changes are refused (E_STORAGE, E_RECOVERY) and `outcome` says what became of a seq.
 """
 
 import json
@@ -23,14 +25,23 @@ from ._record import (
     REC_SEQ,
     REC_SIZE,
 )
-from .frame import E_ARGS, E_AUTH, E_FRAME, E_INTERNAL, E_LEDGER, E_REPLAY, E_UNKNOWN
+from .frame import (
+    E_ARGS,
+    E_AUTH,
+    E_FRAME,
+    E_INTERNAL,
+    E_LEDGER,
+    E_REPLAY,
+    E_STORAGE,
+    E_UNKNOWN,
+)
+from .store import VERSION as FORMAT
+from .store import StorageFault
 
-CACHE = 8  # cached answers of authenticated requests
-JOURNAL_MAX = 12  # records per `journal` answer: 12 * 44 bytes in base64 fits a frame
+JOURNAL_MAX = 12  # records per `journal` answer: 12 records in base64 fit a frame
 SEALS_MAX = 12  # [seq, 32 hex] pairs per `seals` answer
 CKPT_CHUNK = 480  # checkpoint bytes per `checkpoint` answer (640 in base64)
 _RECORD = REC_SIZE
-_SEAL = OP_SEAL
 
 
 class ProtoError(ValueError):
@@ -84,7 +95,11 @@ def do_hello(node, args):
         "node": node.node_id,
         "fw": node.fw_digest(),
         "cfg": node.cfg_digest(),
+        "state": getattr(node, "state", "ok"),
+        "formats": FORMAT,
     }
+    if out["state"] == "recovery":
+        out["damage"] = node.damage[:1]  # the first of status.damage: what to repair
     common = getattr(node, "common_digest", None)  # stand-in nodes (simulations) may lack it
     if common is not None:
         out["common"] = common()
@@ -132,19 +147,20 @@ def do_seals(node, args):
     if type(lo) is not int or lo < 0:
         raise ProtoError(E_ARGS, "from must be an integer >= 0")
     data = node.store.read_journal()
+    top = node.ledger_seq()  # records RAM undid after a failed write are not served
     out, more = [], False
     for i in range(0, len(data) - _RECORD + 1, _RECORD):
-        if data[i + REC_OP] != _SEAL:
+        if data[i + REC_OP] != OP_SEAL:
             continue
         seq = _u32(data, i + REC_SEQ)
-        if seq < lo:
+        if seq < lo or seq > top:
             continue
         if len(out) >= SEALS_MAX:
             more = True
             break
         out.append([seq, hexlify(data[i + REC_HASH : i + REC_HASH + REC_HASH_LEN]).decode()])
     first = _u32(data, REC_SEQ) if len(data) >= _RECORD else node.ledger_seq() + 1
-    ckpt = _ckpt_head(node.store.read_file("ckpt.bin"))
+    ckpt = _ckpt_head(node.store.read_ckpt())
     return {"seals": out, "more": more, "first": first, "ckpt": ckpt}
 
 
@@ -154,7 +170,7 @@ def do_checkpoint(node, args):
     off = args.get("offset", 0)
     if type(off) is not int or off < 0:
         raise ProtoError(E_ARGS, "offset must be an integer >= 0")
-    cp = node.store.read_file("ckpt.bin") or b""
+    cp = node.store.read_ckpt() or b""
     head = _ckpt_head(cp)
     chunk = cp[off : off + CKPT_CHUNK]
     return {
@@ -172,6 +188,20 @@ def do_events(node, args):
     ev = node.events
     ev.ack(n)
     return {"events": ev.since(n)[:8], "dropped": ev.dropped, "last": ev.last}
+
+
+def do_outcome(node, args):
+    # What became of a signed seq: a host that lost an answer asks before sending again.
+    seq = _arg(args, "seq", int)
+    if not 0 < seq <= fr.SEQ_MAX:
+        raise ProtoError(E_ARGS, "seq must be 1 .. 2**31-1")
+    s = node.session
+    out = s.outcome(seq)
+    fault = getattr(node, "state", "ok") == "storage_fault"
+    if fault and seq > s.durable and out["state"] in ("ran", "free", "never"):
+        out["state"] = "pending"  # not on storage yet: it may still change
+        out["answer"] = out["mac"] = None
+    return out
 
 
 def do_transfer(node, args):
@@ -237,6 +267,7 @@ COMMANDS = {
     b"events": (do_events, False),
     b"seals": (do_seals, False),
     b"checkpoint": (do_checkpoint, False),
+    b"outcome": (do_outcome, False),
     b"transfer": (do_transfer, True),
     b"inflow": (do_inflow, True),
     b"outflow": (do_outflow, True),
@@ -245,49 +276,8 @@ COMMANDS = {
     b"commit_tx": (do_commit_tx, True),
     b"abort_tx": (do_abort_tx, True),
     b"config_set": (do_config_set, True),
+    b"repair": (None, True),
 }
-
-
-class Session:
-    """Exactly-once state: last authenticated seq and the cached answers, persisted."""
-
-    def __init__(self, saved=None):
-        self.last = 0
-        self.cache = []  # [seq, signed payload str, answer line str]
-        # [seq, signed payload str, ledger seq before] while a change is under way: saved with
-        # the session even when Ctrl-C interrupts the request, so the boot can tell if it landed.
-        self.intent = None
-        if saved:
-            self.last = saved.get("last", 0)
-            self.cache = saved.get("cache", [])
-
-    def to_json(self):
-        return {"last": self.last, "cache": self.cache, "intent": self.intent}
-
-    def cached(self, signed):
-        s = signed.decode()
-        for c in self.cache:
-            if c[1] == s:
-                return c[2].encode()
-        return None
-
-    def remember(self, seq, signed, answer):
-        self.last = seq
-        self.cache.append([seq, signed.decode(), answer.decode()])
-        if len(self.cache) > CACHE:
-            self.cache.pop(0)
-
-
-def resolve_intent(session, saved, ledger_seq):
-    """At boot: an intent without an answer landed iff the ledger moved past its seq."""
-    intent = saved.get("intent") if saved else None
-    if not intent:
-        return False
-    seq, signed, before = intent
-    if ledger_seq > before:
-        session.remember(seq, signed.encode(), ok(seq, {"seq": ledger_seq}))
-        return True
-    return False
 
 
 def handle(node, line):
@@ -328,16 +318,34 @@ def _dispatch(node, f):
         return ok(f.seq, fn(node, args))
     if f.mac == b"-" or not auth.check(node.key, f.signed, f.mac):
         raise ProtoError(E_AUTH, "needs a valid mac")
+    if fn is None:
+        return ok(f.seq, node.repair_frame(f.seq, args))  # its own rules (repair.py)
+    changeable = getattr(node, "changeable", None)
+    if changeable is not None:
+        # Before the cache: an answer not yet on storage must not go out either.
+        changeable()
     s = node.session
-    again = s.cached(f.signed)
+    mac = f.mac[:32].decode()
+    again = s.cached(f.seq, mac)
     if again is not None:
         return again
     if f.seq <= s.last:
         raise ProtoError(E_REPLAY, "seq must be above %d" % s.last)
-    s.intent = [f.seq, f.signed.decode(), node.ledger_seq()]
-    node.store.save_session(s.to_json())
+    s.intent = [f.seq, mac, node.ledger_seq()]
+    try:
+        node.save_session()
+    except StorageFault as e:
+        return error(f.seq, E_STORAGE, "not run: %s (ask outcome later)" % e)
     try:
         answer = ok(f.seq, fn(node, args))
+    except StorageFault as e:
+        # Undone in RAM; the intent stays until storage works again (node.probe).
+        return error(f.seq, E_STORAGE, "not applied: %s (ask outcome later)" % e)
+    except MemoryError as e:
+        # Whether it ran is in RAM (the ledger moved or not): the probe makes it durable and
+        # `outcome` tells it then, as after a write that failed.
+        node.enter_fault("answer", e)
+        return error(f.seq, E_STORAGE, "out of memory (ask outcome later)")
     except ProtoError as e:
         answer = error(f.seq, e.code, e.msg)
     except (ValueError, RuntimeError, OverflowError) as e:
@@ -345,8 +353,12 @@ def _dispatch(node, f):
     except Exception as e:  # noqa: BLE001 - answered and cached like a refusal
         node.log_exception(e)
         answer = error(f.seq, E_INTERNAL, "internal error")
-    node.persist()
-    s.remember(f.seq, f.signed, answer)
+    s.remember(f.seq, mac, answer)
     s.intent = None
-    node.store.save_session(s.to_json())
+    try:
+        node.save_session()
+    except StorageFault as e:
+        # The change is on storage, its answer not yet: the boot or the next probe makes the
+        # outcome durable, and `outcome` tells it then.
+        return error(f.seq, E_STORAGE, "outcome not stored yet: %s (ask outcome later)" % e)
     return answer

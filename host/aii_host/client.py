@@ -4,6 +4,9 @@ Transport.
 
 Exactly-once over an unreliable link: a request keeps its sequence number and its exact bytes
 across retries, so a node that already ran it answers from its cache and changes nothing.
+When the node cannot say so from its cache (E_REPLAY after a lost answer, E_STORAGE while its
+storage fails), the client asks it what became of the seq (`outcome`) and sends the request
+again as a new one only when the node says that seq never ran it (docs/client.md §3).
 Timeouts fail with what the line carried, so a failure explains itself.
 """
 
@@ -43,6 +46,15 @@ def _replay_floor(msg):
     return int(words[-1]) if words and words[-1].isdigit() else None
 
 
+def _mac_of(data):
+    # The MAC prefix the node keeps per outcome (docs/protocol.md §3) of an encoded frame.
+    return bytes(data).rstrip(b"\n").rsplit(b"*", 1)[0].rsplit(b"|", 1)[1][:32].decode()
+
+
+class ProtocolError(AIIError):
+    """The node speaks another protocol version than this host."""
+
+
 def _tail(lines, n=12):
     return "\n".join("  " + repr(x) for x in list(lines)[-n:]) or "  (nothing)"
 
@@ -53,11 +65,15 @@ class NodeClient:
     `key` (bytes) signs the requests that change the ledger (fr.MUTATING) or any request
     given `auth=True`."""
 
-    def __init__(self, transport, key=None, timeout=2.0, retries=2):
+    def __init__(self, transport, key=None, timeout=2.0, retries=2, fault_wait=5.0):
         self.t = transport
         self.key = key
         self.timeout = timeout
         self.retries = retries
+        # How long a request waits for a node in its storage-fault state to say what became
+        # of it before giving up with E_STORAGE (the node then still knows: ask `outcome`).
+        self.fault_wait = fault_wait
+        self.sends = 0  # how many times send_frame wrote the last frame
         self.events = collections.deque(maxlen=1000)
         self.next_seq = None  # learnt from the node on the first signed request
         self._buf = bytearray()
@@ -118,6 +134,7 @@ class NodeClient:
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
         for attempt in range(retries + 1):
+            self.sends = attempt + 1
             self.t.write(data)
             for line in self._lines(timeout):
                 f = self._note_event(line)
@@ -143,7 +160,7 @@ class NodeClient:
         if self.next_seq is None:
             # The node's last authenticated seq, when its status tells; else start low and
             # learn it from the first E_REPLAY.
-            self.next_seq = int(self.request("status").get("auth_seq", 0)) + 1
+            self.next_seq = int(self.request("status").get("auth_seq") or 0) + 1
         s = self.next_seq
         self.next_seq += 1
         return s
@@ -159,22 +176,95 @@ class NodeClient:
             seq = self._seq_for(signed)
         data = fr.encode(seq, kind, body, self.key if signed else None)
         f = self.send_frame(data, seq, timeout, retries)
-        if f.kind == "err":
+        for _ in range(8):
+            if f.kind != "err":
+                return f.body
             b = f.body if isinstance(f.body, dict) else {}
             code, msg = b.get("code", 0), b.get("msg", str(f.body))
-            above = _replay_floor(msg) if code == fr.E_REPLAY and fresh and signed else None
-            if above is not None:
-                # Our counter was behind the node's (new client, node state restored): nothing
-                # happened, so send it again as a new request above the node's last seq.
-                self.next_seq = above + 1
+            if not signed or code not in (fr.E_REPLAY, fr.E_STORAGE):
+                if code == fr.E_VERSION:
+                    raise ProtocolError(
+                        f"{kind}: the node refused protocol version {fr.VERSION} ({msg}): "
+                        "use an aii host tool that speaks the node's version"
+                    )
+                raise NodeError(code, msg, kind)
+            if code == fr.E_REPLAY and fresh and getattr(self, "sends", 2) == 1:
+                # Refused on its only arrival, so it never ran: our counter was behind the
+                # node's (a new client, node state restored). Send it as a new request.
+                above = _replay_floor(msg)
+                if above is None:
+                    raise NodeError(code, msg, kind)
+                self.next_seq = max(self.next_seq or 0, above + 1)
                 return self.request(kind, body, auth, timeout, retries)
-            raise NodeError(code, msg, kind)
-        return f.body
+            st = self._outcome(kind, seq, data, code, msg)
+            if st["state"] == "ran":
+                a = st["answer"]
+                if a["kind"] == "ok":
+                    return a["body"]
+                raise NodeError(a["body"].get("code", 0), a["body"].get("msg", ""), kind)
+            if st["state"] == "free":
+                f = self.send_frame(data, seq, timeout, retries)  # the same bytes again
+                continue
+            # "never": that seq ran another request or none, and can run nothing now.
+            if not fresh:
+                raise NodeError(code, f"seq {seq} did not run this request ({msg})", kind)
+            self.next_seq = max(self.next_seq or 0, st["last"] + 1)
+            return self.request(kind, body, auth, timeout, retries)
+        raise NodeError(code, msg, kind)
+
+    def _outcome(self, kind, seq, data, code, msg):
+        """What became of our signed request `seq` (docs/protocol.md §4 `outcome`): waits while
+        it is pending (a storage fault), up to fault_wait. Returns the `outcome` answer with
+        state "ran" (ours: `answer`), "free" (may still run: send the same bytes) or "never"
+        (ours did not run and cannot). Raises NodeError when the node cannot tell."""
+        mac = _mac_of(data)
+        end = time.monotonic() + self.fault_wait
+        pause = 0.02
+        while True:
+            st = self.request("outcome", {"seq": seq})
+            state = st.get("state")
+            if state == "ran" and st.get("mac") != mac:
+                st["state"] = "never"  # another request ran under this seq
+                return st
+            if state in ("ran", "free", "never"):
+                return st
+            if state == "pending" and time.monotonic() < end:
+                time.sleep(pause)  # a node probes its storage every few seconds at most
+                pause = min(pause * 1.5, 0.25)
+                continue
+            if state == "pending":
+                why = "the node's storage fails: its outcome is pending"
+                raise NodeError(
+                    fr.E_STORAGE,
+                    f"seq {seq}: {why} ({msg}); ask `outcome` again once the node is back",
+                    kind,
+                )
+            raise NodeError(
+                code,
+                f"cannot tell whether seq {seq} ran: the node no longer remembers it ({state}; "
+                f"{msg}); read the ledger before sending it again",
+                kind,
+            )
 
     # -- commands (docs/protocol.md §4) ----------------------------------------------------
 
     def hello(self):
-        return self.request("hello")
+        """The node's hello; ProtocolError when it speaks another protocol version."""
+        h = self.request("hello")
+        if h.get("proto") != fr.VERSION:
+            raise ProtocolError(
+                f"the node speaks protocol {h.get('proto')}, this host {fr.VERSION}: "
+                + (
+                    "update the aii host tools"
+                    if (h.get("proto") or 0) > fr.VERSION
+                    else "update the node's firmware (aii deploy)"
+                )
+            )
+        return h
+
+    def outcome(self, seq):
+        """What became of signed seq `seq` on the node (docs/protocol.md §4)."""
+        return self.request("outcome", {"seq": seq})
 
     def status(self):
         return self.request("status")

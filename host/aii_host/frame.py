@@ -32,6 +32,8 @@ E_REPLAY = 8
 E_LEDGER = 9
 E_STATE = 10
 E_INTERNAL = 11
+E_STORAGE = 12
+E_RECOVERY = 13
 ERROR_NAMES = {v: k for k, v in globals().items() if k.startswith("E_") and isinstance(v, int)}
 
 # Requests that change the ledger must carry a MAC (§3).

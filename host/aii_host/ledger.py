@@ -348,6 +348,11 @@ class Ledger:
     def rollback(self):
         self._run(lib.aii_ledger_rollback(self._l))
 
+    def undo(self):
+        """Takes back the last commit, right after it (docs/ledger.md): for storage that could
+        not persist its records."""
+        self._run(lib.aii_ledger_undo(self._l))
+
     # -- reading --
 
     def balance(self, account):

@@ -252,6 +252,83 @@ static void test_transactions(void) {
     CHECK_EQ(L.r_lost, 0);
 }
 
+// undo(): the last commit, SEAL included, is taken back exactly; the journal of what stays
+// replays to the same state; undo is refused once anything followed the commit.
+static void test_undo(void) {
+    uint8_t d0[AII_LEDGER_DIGEST_LEN], d1[AII_LEDGER_DIGEST_LEN];
+    uint8_t r[SZ];
+    setup(&L);
+    aii_ledger_digest(&L, d0);
+    uint32_t seq0 = L.cur.seq;
+    // Records still in the ring go with the commit.
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 7), AII_OK);
+    CHECK_EQ(L.r_len, 1);
+    CHECK_EQ(aii_ledger_undo(&L), AII_OK);
+    CHECK_EQ(L.r_len, 0);
+    CHECK_EQ(bal(&L, a_bat), 5000);
+    CHECK_EQ(L.cur.seq, seq0);
+    aii_ledger_digest(&L, d1);
+    CHECK(memcmp(d0, d1, sizeof(d0)) == 0);
+    CHECK_EQ(aii_ledger_undo(&L), AII_ERR_STATE);  // once
+    // Drained records are the binding's to drop; the ring keeps older undrained ones.
+    CHECK_EQ(aii_ledger_inflow(&L, a_tank, q_l, 3), AII_OK);
+    CHECK_EQ(aii_ledger_hold(&L, 9, a_bat, q_wh, 50), AII_OK);
+    CHECK(aii_ledger_journal_pop(&L, r));  // the inflow, kept
+    CHECK(aii_ledger_journal_pop(&L, r));  // the hold, drained and "not written"
+    CHECK_EQ(aii_ledger_undo(&L), AII_OK);
+    aii_ledger_hold_t h;
+    CHECK_EQ(aii_ledger_get_hold(&L, 9, &h), AII_ERR_NOT_FOUND);
+    CHECK_EQ(bal(&L, a_tank), 259);
+    // A commit that closed a segment: its SEAL goes too, and the chain is as before.
+    setup(&L);
+    aii_ledger_init(&R);
+    while (L.cur.seg_count + 1 < AII_LEDGER_SEGMENT) {
+        CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    }
+    drain(&L);
+    aii_ledger_digest(&L, d0);
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    CHECK_EQ(L.r_len, 2);  // the transfer and the SEAL
+    CHECK_EQ(L.cur.seg_count, 0);
+    CHECK_EQ(aii_ledger_undo(&L), AII_OK);
+    CHECK_EQ(L.r_len, 0);
+    aii_ledger_digest(&L, d1);
+    CHECK(memcmp(d0, d1, sizeof(d0)) == 0);
+    // The next commit continues from there: the whole journal replays to the live state.
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 2), AII_OK);
+    drain(&L);
+    CHECK_EQ(aii_ledger_replay(&R, journal[0], njournal, NULL), AII_OK);
+    CHECK(same_digest(&L, &R));
+    // Refused: after another operation (even a refused one), seal, checkpoint, in a
+    // transaction, after a rolled-back or replayed state.
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    CHECK_EQ(aii_ledger_transfer(&L, a_load, a_bat, q_wh, 1 << 30), AII_ERR_INSUFFICIENT);
+    CHECK_EQ(aii_ledger_undo(&L), AII_ERR_STATE);
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    CHECK_EQ(aii_ledger_seal(&L), AII_OK);
+    CHECK_EQ(aii_ledger_undo(&L), AII_ERR_STATE);
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    size_t len;
+    CHECK_EQ(aii_ledger_checkpoint(&L, cp, sizeof(cp), &len), AII_OK);
+    CHECK_EQ(aii_ledger_undo(&L), AII_ERR_STATE);
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 1), AII_OK);
+    CHECK_EQ(aii_ledger_begin(&L), AII_OK);
+    CHECK_EQ(aii_ledger_undo(&L), AII_ERR_STATE);
+    CHECK_EQ(aii_ledger_rollback(&L), AII_OK);
+    CHECK_EQ(aii_ledger_undo(&L), AII_ERR_STATE);
+    // An explicit transaction of several records is one commit.
+    drain(&L);
+    aii_ledger_digest(&L, d0);
+    CHECK_EQ(aii_ledger_begin(&L), AII_OK);
+    CHECK_EQ(aii_ledger_transfer(&L, a_bat, a_load, q_wh, 5), AII_OK);
+    CHECK_EQ(aii_ledger_outflow(&L, a_load, q_wh, 5), AII_OK);
+    CHECK_EQ(aii_ledger_commit(&L, NULL), AII_OK);
+    CHECK_EQ(aii_ledger_undo(&L), AII_OK);
+    aii_ledger_digest(&L, d1);
+    CHECK(memcmp(d0, d1, sizeof(d0)) == 0);
+    CHECK_EQ(L.r_len, 0);
+}
+
 static void test_fault_injection(void) {
     uint8_t d0[AII_LEDGER_DIGEST_LEN], d1[AII_LEDGER_DIGEST_LEN];
     aii_ledger_violation_t v;
@@ -714,6 +791,7 @@ int main(void) {
     test_transfer();
     test_holds();
     test_transactions();
+    test_undo();
     test_fault_injection();
     test_journal();
     test_journal_faults();

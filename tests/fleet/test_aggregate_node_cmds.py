@@ -14,6 +14,7 @@ import nodekit
 from aii_host import Ledger
 from aii_host import frame as host
 from aii_host.fleet.replica import chain_of, records, segment_hashes
+from aii_node import store
 
 MOVE = {"src": "grid", "dst": "load", "quantity": "Wh", "amount": 1}
 
@@ -83,7 +84,8 @@ def test_checkpoint_in_chunks_restores_the_ledger(tmp_path):
         assert chunk and r["offset"] == off
         blob += chunk
         off += len(chunk)
-    assert blob == (Path(tmp_path) / "data" / "ckpt.bin").read_bytes()
+    # The file holds it behind a header (format 2: docs/protocol.md §6).
+    assert blob == store.ckpt_blob((Path(tmp_path) / "data" / "ckpt.bin").read_bytes())
     seq, chain = chain_of(blob)
     assert seq == r["seq"]
     s = ask(node, "seals", {}).body
@@ -106,13 +108,13 @@ def test_journal_keeps_one_compaction_period(tmp_path):
         moves(node, 1, first_seq=10 + i)
         if cp.exists():
             break
-    ckpt = chain_of(cp.read_bytes())[0]
+    ckpt = chain_of(store.ckpt_blob(cp.read_bytes()))[0]
     assert ckpt > last
     more, first = journal_all(node, last + 1)
     assert first <= last + 1  # still there
     assert [r.seq for r in records(more)] == list(range(last + 1, last + 1 + len(more) // 44))
     moves(node, 20, first_seq=100)  # a second compaction drops them
-    assert chain_of(cp.read_bytes())[0] > ckpt
+    assert chain_of(store.ckpt_blob(cp.read_bytes()))[0] > ckpt
     _, first = journal_all(node, last + 1)
     assert first > last + 1
 

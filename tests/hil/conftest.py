@@ -197,18 +197,27 @@ def node(request, tmp_path):
         t.close()
 
 
-def _start_board(tmp_path, name, micropython=None):
+def _start_board(tmp_path, name, micropython=None, config=CONFIG, app=None, files=()):
     """A board in a fresh folder holding node_config.json: CPython (the simulated board) or the
-    MicroPython unix port, both behind aii_host.vboard's pseudo terminal."""
+    MicroPython unix port, both behind aii_host.vboard's pseudo terminal. `app`: a .py file
+    to run instead of the node app; it and `files` are copied into the board's folder."""
     bdir = tmp_path / "boards" / "hil1"
     bdir.mkdir(parents=True)
-    (bdir / "aii_node.json").write_text(json.dumps(CONFIG))
+    (bdir / "aii_node.json").write_text(json.dumps(config))
+    for f in (app, *files) if app else files:
+        (bdir / Path(f).name).write_bytes(Path(f).read_bytes())
     log = tmp_path / "vboard.log"
-    board = vboard.spawn("hil1", base=tmp_path / "boards", log=log, micropython=micropython)
-    return Target(name, board.port, bytes.fromhex(CONFIG["key"]), log, board)
+    board = vboard.spawn(
+        "hil1",
+        base=tmp_path / "boards",
+        log=log,
+        micropython=micropython,
+        app=bdir / Path(app).name if app else None,
+    )
+    return Target(name, board.port, bytes.fromhex(config["key"]), log, board)
 
 
-def _start_qemu(tmp_path):
+def _start_qemu(tmp_path, config=CONFIG, app=None, files=()):
     """MPS2_AN385 under qemu with its UART on a pty (`-serial pty`): a real MicroPython behind a
     real REPL, so Ctrl-C and Ctrl-D are the board's own. The node's config and a main.py go onto
     the board's filesystem over mpremote's raw REPL, then a soft reboot starts the node."""
@@ -230,7 +239,7 @@ def _start_qemu(tmp_path):
         pytest.fail(f"qemu target: {e}")
     port = board.port
     try:
-        ramfs = _qemu_provision(port)
+        ramfs = _qemu_provision(port, config, app, files)
         key = bytes.fromhex(CONFIG["key"])
         if ramfs:
             # Files in a RAM filesystem mounted from the REPL: start the node from the REPL
@@ -255,7 +264,7 @@ _QEMU_SKIP = []  # the reason the image cannot run the node, found once per sess
 RAMFS = REPO / "tests" / "host" / "node_qemu" / "ramfs.py"
 
 
-def _qemu_provision(port):
+def _qemu_provision(port, config=CONFIG, app=None, files=()):
     from mpremote.transport_serial import SerialTransport
 
     mp = SerialTransport(port, baudrate=115200)
@@ -278,9 +287,14 @@ def _qemu_provision(port):
         if ramfs:
             # Until the board mounts littlefs in RAM: the node tests' MicroPython RAM filesystem.
             mp.exec(RAMFS.read_text() + "\nimport os\nos.chdir('/ram')\n")
-        mp.fs_writefile("aii_node.json", json.dumps(CONFIG).encode())
+        mp.fs_writefile("aii_node.json", json.dumps(config).encode())
+        for f in files:
+            mp.fs_writefile(Path(f).name, Path(f).read_bytes())
+        if app and ramfs:
+            pytest.skip("qemu target: an app of its own needs the image's littlefs")
         if not ramfs:
-            mp.fs_writefile("main.py", b"import aii_node.main\n")
+            main = Path(app).read_bytes() if app else b"import aii_node.main\n"
+            mp.fs_writefile("main.py", main)
         mp.exit_raw_repl()
     finally:
         mp.close()

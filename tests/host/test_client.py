@@ -91,3 +91,21 @@ def test_signed_requests_need_a_key():
     c = NodeClient(Scripted(), timeout=0.05)
     with pytest.raises(Exception, match="needs the node key"):
         c.commit_tx(1)
+
+
+def test_another_protocol_version_is_named():
+    """A host meeting a node of another protocol says which side to update (issue 11)."""
+    from aii_host.client import ProtocolError
+
+    newer = {"proto": fr.VERSION + 1, "node": "n1", "fw": "0" * 32, "cfg": "0" * 32}
+    c = NodeClient(Scripted(ok(newer)), timeout=0.05, retries=0)
+    with pytest.raises(ProtocolError, match="update the aii host tools"):
+        c.hello()
+    older = dict(newer, proto=fr.VERSION - 1)
+    c = NodeClient(Scripted(ok(older)), timeout=0.05, retries=0)
+    with pytest.raises(ProtocolError, match="update the node's firmware"):
+        c.hello()
+    refused = err(fr.E_VERSION, "unsupported version (node speaks 2)")
+    c = NodeClient(Scripted(refused), timeout=0.05, retries=0)
+    with pytest.raises(ProtocolError, match="node speaks 2"):
+        c.status()

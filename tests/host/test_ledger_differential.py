@@ -183,9 +183,14 @@ def ledger_op(draw):
             + ["rollback", "add_quantity", "open", "open", "journal", "journal", "seal"]
             + ["checkpoint", "observe", "replay", "restore", "set_time", "rep", "lookup"]
             + ["read", "fx", "sum", "edge", "edge", "edge", "longtx", "rep", "rep"]
-            + ["replay", "replay", "restore", "restore"]
+            + ["replay", "replay", "restore", "restore", "undo", "undo"]
         )
     )
+    if what == "undo":
+        # Mostly right after a change (taken back), sometimes after a drain or alone (refused).
+        before = draw(st.sampled_from([[], [["journal"]], [["m", "seal", []]]]))
+        change = draw(st.one_of(ledger_op(), st.just(["m", "inflow", [0, 0, 1]])))
+        return ["seq", [change] + before + [["undo"]]]
     if what == "transfer":
         return ["m", what, [draw(ids(6)), draw(ids(6)), draw(ids(3)), draw(amounts())]]
     if what in ("inflow", "outflow"):
@@ -420,6 +425,20 @@ DIRECTED = (
                 ["m", "begin", []],
                 ["m", "begin", []],
                 ["m", "rollback", []],
+                # undo: after a drain, twice, in a transaction, after a segment's SEAL.
+                ["m", "inflow", [0, 0, 3]],
+                ["journal"],
+                ["undo"],
+                ["undo"],
+                ["m", "begin", []],
+                ["undo"],
+                ["m", "rollback", []],
+                ["rep", 17, ["m", "transfer", [0, 1, 0, 1]]],
+                ["undo"],
+                ["observe"],
+                ["m", "begin", []],
+                ["m", "commit", []],
+                ["undo"],  # an empty commit: nothing to take back
             ]
         },
         {
@@ -564,6 +583,8 @@ def test_scenarios_exercise_the_ledger():
                 seen.add("lost")
             elif entry[1] == "settle":
                 seen.add("settled")
+            elif entry[1] == "undo":
+                seen.add("undone")
     reasons = {r for k, c, r in (x for x in seen if isinstance(x, tuple))}
     want = {
         "amount must be > 0",
@@ -591,11 +612,12 @@ def test_scenarios_exercise_the_ledger():
         "sum does not fit int64",
         "journal sequence exhausted",
         "quantity table full",
+        "nothing to undo",
     }
     assert want <= reasons, f"never reached: {sorted(want - reasons)}"
     corrupt = {r.split(": ", 1)[-1] for k, c, r in (x for x in seen if isinstance(x, tuple))}
     assert {"bad crc", "sequence gap", "record does not apply", "seal does not match"} <= corrupt
-    assert {"replayed", "lost", "settled"} <= seen
+    assert {"replayed", "lost", "settled", "undone"} <= seen
 
 
 # mod_aii.c and aii_host.ledger (the two bindings of the same core) agree on every result and

@@ -66,6 +66,7 @@
     X(HOLD_TABLE_FULL, "hold table full") \
     X(TX_OPEN, "transaction open") \
     X(NO_TX, "no transaction") \
+    X(NOTHING_TO_UNDO, "nothing to undo") \
     X(BALANCE_OVERFLOW, "balance would overflow") \
     X(INSUFFICIENT, "insufficient balance") \
     X(VIOLATION, "quantity {}: actual {} != expected {}") \

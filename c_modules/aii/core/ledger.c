@@ -413,6 +413,7 @@ aii_status_t aii_ledger_seal(aii_ledger_t *l) {
     if (l->in_tx) {
         return refuse(l, AII_ERR_STATE, AII_T_TX_OPEN);
     }
+    l->undo = 0;
     if (l->cur.seg_count > 0) {
         seal_live(l);
     }
@@ -421,6 +422,7 @@ aii_status_t aii_ledger_seal(aii_ledger_t *l) {
 
 static void snapshot(aii_ledger_t *l) {
     memcpy(&l->snap, &l->cur, sizeof(l->cur));
+    l->undo = 0;  // the snapshot undo() would return to is gone
 }
 
 static void restore(aii_ledger_t *l) {
@@ -462,11 +464,28 @@ aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v) {
         chain_add(&l->cur, r);
     }
     l->r_len = (uint16_t)(l->r_len + l->r_pend);
+    uint8_t n = (uint8_t)l->r_pend;
     l->r_pend = 0;
     l->in_tx = 0;
     if (l->cur.seg_count >= AII_LEDGER_SEGMENT) {
         seal_live(l);
+        n++;
     }
+    l->undo = n;  // l->snap still holds the state begin() saw
+    return AII_OK;
+}
+
+aii_status_t aii_ledger_undo(aii_ledger_t *l) {
+    if (l->in_tx) {
+        return refuse(l, AII_ERR_STATE, AII_T_TX_OPEN);
+    }
+    if (l->undo == 0) {
+        return refuse(l, AII_ERR_STATE, AII_T_NOTHING_TO_UNDO);
+    }
+    // The commit's records are the newest committed ones; those not drained yet go.
+    l->r_len = (uint16_t)(l->r_len > l->undo ? l->r_len - l->undo : 0);
+    memcpy(&l->cur, &l->snap, sizeof(l->cur));
+    l->undo = 0;
     return AII_OK;
 }
 
@@ -653,6 +672,7 @@ aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, s
     if (recs == NULL && n > 0) {
         return refuse(l, AII_ERR_ARG, AII_T_INVALID_ARGUMENT);
     }
+    l->undo = 0;  // a SEAL it applies changes the state without a snapshot
     for (i = 0; i < n; i++) {
         uint8_t r[SZ];
         memcpy(r, recs + i * SZ, SZ);

@@ -121,6 +121,7 @@ typedef struct {
     uint32_t r_lost;             // committed records overwritten before being drained
     uint64_t now;                // timestamp stamped on new records (set by the caller)
     uint8_t in_tx;               // explicit begin() open
+    uint8_t undo;                // records of the last commit that undo() can take back (0: none)
     // Why the last refused operation was refused (set by every refusal, left alone otherwise):
     // bindings raise aii_text(why). A refused replay says AII_T_JOURNAL_RECORD, with the
     // record (why_at, an index into the records it was given) and what is wrong with it
@@ -172,6 +173,13 @@ aii_status_t aii_ledger_get_hold(const aii_ledger_t *l, uint64_t txid, aii_ledge
 aii_status_t aii_ledger_begin(aii_ledger_t *l);
 aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v);
 aii_status_t aii_ledger_rollback(aii_ledger_t *l);
+// Takes back the last commit (an operation outside a transaction, or commit()) with the SEAL it
+// may have appended: the state returns to what that commit started from, and its records
+// still in the ring are dropped (the binding drops those it drained). For a binding whose
+// storage could not persist the commit's records: nothing unwritten stays visible. Only right
+// after the commit: any operation, refused or not, begin(), seal(), checkpoint(), replay() or
+// restore() since then, or an open transaction: AII_ERR_STATE, nothing changes.
+aii_status_t aii_ledger_undo(aii_ledger_t *l);
 // Checks every quantity's balance equation now (AII_OK or AII_ERR_VIOLATION, *v filled).
 aii_status_t aii_ledger_verify(aii_ledger_t *l, aii_ledger_violation_t *v);
 // Exact totals of a quantity: sum of balances, sum of escrow holds, and expected

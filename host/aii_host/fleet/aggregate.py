@@ -61,7 +61,7 @@ def open_db(path):
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(SCHEMA + units.SCHEMA)
-    for col in ("reason TEXT", "verified INTEGER"):
+    for col in ("reason TEXT", "verified INTEGER", "auth_seq INTEGER", "node_state TEXT"):
         try:
             db.execute(f"ALTER TABLE nodes ADD COLUMN {col}")  # databases made before it
         except sqlite3.OperationalError:
@@ -130,6 +130,8 @@ class NodeState:
         self.plain_seq = random.randrange(2**30, 2**31 - 2**24)
         self.auth_next = None  # next signed seq for this node's clients (LoopClient)
         self.saved = 0.0  # when its `nodes` row was last written
+        self.node_state = "ok"  # the node's own: ok, storage_fault, recovery (docs/faults.md)
+        self.auth_max = None  # the highest signed seq the node reported (a repair's floor)
         self.units = None  # the quantities' formats last written to `units`
 
     def next_plain(self):
@@ -166,7 +168,7 @@ class LoopClient(NodeClient):
             return super()._seq_for(False)
         ns = self.agg.nodes[self.name]
         if ns.auth_next is None:
-            self.next_seq = int(self.request("status").get("auth_seq", 0)) + 1
+            self.next_seq = int(self.request("status").get("auth_seq") or 0) + 1
         with self.agg._seq_lock:
             s = ns.auth_next
             ns.auth_next += 1
@@ -704,6 +706,13 @@ class Aggregator:
     def _session(self, n):
         h = yield ("hello", {})
         n.hello = h
+        if h.get("proto") != fr.VERSION:
+            # It answered this host's frames, so it reads them; say so all the same.
+            self._emit(
+                n.name,
+                "error",
+                {"msg": f"node speaks protocol {h.get('proto')}, this host {fr.VERSION}"},
+            )
         n.backoff = 0.0
         n.state, n.reason = "online", ""
         # A random phase: nodes connected together would otherwise be polled in bursts.
@@ -721,6 +730,14 @@ class Aggregator:
             n.acked = 0
             n.ev_seen.clear()
         n.status = st
+        if st.get("auth_seq") is not None:
+            n.auth_max = max(n.auth_max or 0, st["auth_seq"])
+        state = st.get("state", "ok")
+        if state != n.node_state:
+            n.node_state = state
+            detail = st.get("fault") if state == "storage_fault" else st.get("damage")
+            self._emit(n.name, "node_state", {"state": state, "detail": detail})
+            self._save_node(n)
         if st.get("seq") != n.replica.seq or st.get("digest") != n.replica.digest().hex():
             n.synced = False  # until the copy has caught up with this status
         n.polls += 1
@@ -728,7 +745,12 @@ class Aggregator:
             yield from self._events(n)
         if n.polls % TASKS_EVERY == 1:
             n.tasks = (yield ("tasks", {})).get("tasks")
-        yield from self._catch_up(n, st)
+        if state == "recovery":
+            # Its ledger is the part before the damage: the copy here is what repairs it
+            # (aii node-repair), so it is neither compared nor rebased now.
+            n.synced = False
+        else:
+            yield from self._catch_up(n, st)
         self._save_node(n, force=False)
 
     def _events(self, n):
@@ -939,6 +961,9 @@ class Aggregator:
 
     def _load(self, n):
         """Rebuilds the replica from the database (checkpoint base + stored records)."""
+        row = self.db.execute("SELECT auth_seq FROM nodes WHERE name = ?", (n.name,)).fetchone()
+        if row and row[0] is not None:
+            n.auth_max = row[0]
         self._rebuild(n)
         self._save_node(n)
 
@@ -994,7 +1019,7 @@ class Aggregator:
         self._w(
             """UPDATE nodes SET port=?, state=?, fw=?, cfg=?, node_id=?, seq=?, digest=?,
                replica_seq=?, last_rx=?, latency_ms=?, misses=?, tasks=?, totals=?, events=?,
-               updated=?, reason=? WHERE name=?""",
+               updated=?, reason=?, auth_seq=?, node_state=? WHERE name=?""",
             (
                 n.spec.port,
                 n.state,
@@ -1012,6 +1037,8 @@ class Aggregator:
                 json.dumps([list(e) for e in list(n.events)[-5:]]),
                 time.time(),
                 n.reason,
+                n.auth_max,
+                n.node_state,
                 n.name,
             ),
         )
@@ -1072,6 +1099,7 @@ class Aggregator:
             "events": list(n.events),
             "gaps": list(rep.gaps),
             "broken": rep.broken,
+            "node_state": n.node_state,
         }
 
     def _emit(self, name, kind, data):

@@ -3,7 +3,8 @@
 
 
 def add_parsers(sub):
-    from . import cli_agg, cli_tx
+    from . import cli_agg, cli_repair, cli_tx
 
     cli_agg.add_parsers(sub)
     cli_tx.add_parsers(sub)
+    cli_repair.add_parsers(sub)

@@ -17,7 +17,7 @@ verdicts (the last line of the table, `verdict.status` in --json; exit status as
 plugins, e.g. Nagios or Icinga, read it):
   0 OK        every configured node online and verified at the epoch, the balance holds
   1 DEGRADED  the balance holds over what was verified, but a node is offline, not yet
-              verified or inconsistent: each one named, with why
+              verified, inconsistent, or in storage_fault/recovery: each one named, with why
   2 VIOLATION the balance equation fails, or a node is isolated (aii aggregate --clear NODE)
   3 UNKNOWN   no verdict: no epoch verified yet, or an error (the fleet file, the database)
   64          usage error (see --help); 130 interrupted
@@ -330,6 +330,12 @@ def _judge(rows, verdict):
         elif not r.get("verified"):
             seqs = f"the host's copy is at seq {r.get('replica_seq')}, the node at {r.get('seq')}"
             warn.append((r["name"], f"not verified at the epoch: {seqs}"))
+        if r.get("node_state") in ("storage_fault", "recovery"):
+            # The node refuses every change until its storage works again or it is repaired.
+            what = "aii node-repair" if r["node_state"] == "recovery" else "its storage"
+            warn.append(
+                (r["name"], f"{r['node_state']}: refuses changes (see {what}, docs/faults.md)")
+            )
     for what, nodes in sorted((verdict.get("inconsistent") or {}).items()):
         for n in nodes:
             warn.append((n, f"{what} digest differs from the majority"))
@@ -367,6 +373,7 @@ def _rows_from_snapshot(snap, verdict):
                 "replica_seq": v["replica_seq"],
                 "synced": v["synced"],
                 "verified": v.get("verified", False),
+                "node_state": v.get("node_state", "ok"),
                 "totals": totals,
                 "formats": v.get("formats", {}),
                 "isolated": (verdict.isolated.get(name) if verdict else None),
@@ -386,7 +393,7 @@ def _rows_from_db(db, fleet, max_age):
         r[0]: r
         for r in db.execute(
             "SELECT name, state, last_rx, latency_ms, misses, seq, replica_seq, totals, updated, "
-            "reason, verified FROM nodes"
+            "reason, verified, node_state FROM nodes"
         )
     }
     for spec in fleet.nodes:
@@ -408,6 +415,7 @@ def _rows_from_db(db, fleet, max_age):
                 "replica_seq": r[6],
                 "synced": r[5] is not None and r[5] == r[6],
                 "verified": bool(r[10]),
+                "node_state": r[11] or "ok",
                 "totals": json.loads(r[7] or "{}"),
                 "formats": fmts.get(spec.name, {}),
                 "isolated": iso.get(spec.name),

@@ -27,7 +27,8 @@ digits: 25.5 and 25.500 are 25500 raw; 1.0005 is an error). Tables show decimals
 --raw shows raw units.
 while `aii aggregate` runs on the fleet, the requests go through it (it owns the ports);
 one `aii transfer` at a time per fleet (the next waits up to --wait seconds).
-exit status: 0 committed (or nothing left in doubt), 1 aborted or refused (or an error),
+exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, or an error
+(--recover: a hold the log does not know, or a left-over hold that could not be released),
 3 still in doubt (a node unreachable: run --recover when it is back), 64 usage error.
 """
 
@@ -331,11 +332,43 @@ def _transfer(args, fleet):
             return 1 if any(r["problem"] or r["error"] for r in rows) else 0
         if args.recover:
             rows = coord.recover()
-            _print_rows(rows, args.json, "recovered", _known_units(fleet.db), args.raw)
             left = coord.in_doubt()
-            if not args.json:
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "recovered": [r.as_dict() for r in rows],
+                            "in_doubt": len(left),
+                            "swept": coord.swept,
+                            "unknown_holds": coord.unknown_holds,
+                        }
+                    )
+                )
+            else:
+                _print_rows(rows, False, "recovered", _known_units(fleet.db), args.raw)
+                units = _holds_units(eps, coord.swept + coord.unknown_holds)
+
+                def hold_amount(h):
+                    accounts, formats = units.get(h["node"], ({}, {}))
+                    q = accounts.get(h["account"])
+                    return amount_text(h["amount"], formats.get(q), args.raw, q or "")
+
+                for h in coord.swept:
+                    print(
+                        f"left-over hold of tx {h['txid']} ({h['state']}) on {h['node']}:"
+                        f"{h['account']}, {hold_amount(h)}: {h['action']}"
+                        + (f" FAILED: {h['error']}" if h["error"] else "")
+                    )
+                for h in coord.unknown_holds:
+                    print(
+                        f"unknown hold on {h['node']}:{h['account']}: txid {h['txid']}, "
+                        f"{hold_amount(h)} ({h['kind']}) is not in this fleet's log: left "
+                        "alone; find who made it (aii transfer --holds lists every hold)"
+                    )
                 print(f"{len(rows)} in-doubt transfer(s) driven; {len(left)} still in doubt")
-            return IN_DOUBT_EXIT if left else 0
+            if left:
+                return IN_DOUBT_EXIT
+            return 1 if coord.unknown_holds or any(h["error"] for h in coord.swept) else 0
         # Open both links before anything is logged: a port that will not open refuses the
         # transfer here instead of leaving it in doubt.
         for name in (src[0], dst[0]):

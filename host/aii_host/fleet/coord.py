@@ -173,6 +173,7 @@ class Coordinator:
                 raise CoordError(f"unknown crash point(s) {sorted(bad)}; known: {POINTS}")
             self._hook = lambda point, txid: _crash(point, txid, names)
         self._node_locks = {n: threading.Lock() for n in self.endpoints}
+        self.swept, self.unknown_holds = [], []  # what the last recover() found on the nodes
         self._busy = set()  # txids being driven by some thread of this coordinator
         self._busy_cv = threading.Condition()
         if exclusive:
@@ -213,10 +214,43 @@ class Coordinator:
             raise CoordError(f"txid {txid} is already used by another transfer ({_desc(row)})")
         return self._drive(txid)
 
-    def recover(self):
+    def recover(self, sweep=True):
         """Resolves every in-doubt transfer (after a coordinator crash, a node crash or a lost
         link): before the decision it aborts, from `committing` on it commits. Returns the
-        TxResults; those still in doubt (a node unreachable) stay for the next recover()."""
+        TxResults; those still in doubt (a node unreachable) stay for the next recover().
+
+        Then (`sweep`) no escrow is left behind: every hold on the nodes whose transfer the log
+        says is aborted is released, one whose transfer committed is settled, and holds whose
+        txid the log does not know are listed in `self.unknown_holds` (not ours: untouched).
+        What the sweep did is in `self.swept` (docs/transfer.md §4)."""
+        out = self._recover_in_doubt()
+        self.swept, self.unknown_holds = [], []
+        if sweep:
+            self._sweep()
+        return out
+
+    def _sweep(self):
+        for h in self.check_holds():
+            if h["txid"] is None:
+                continue  # unreachable node: check_holds says why; the next recover() again
+            if h["state"] is None:
+                self.unknown_holds.append(h)
+                continue
+            if h["state"] not in FINAL:
+                continue  # in doubt: its node did not answer the drive above
+            row = self.get(h["txid"])
+            kind = "commit_tx" if row.state == COMMITTED else "abort_tx"
+            with self._claim(row.txid):
+                err = self._finish_side(row, h["node"], kind)
+            rec = dict(h, action="settled" if kind == "commit_tx" else "released")
+            rec["error"] = None if err is None else _why(h["node"], kind, err)
+            self.swept.append(rec)
+            if err is None:
+                data = _record(row.txid, row.state, self._args_of(row))
+                data.update(leftover=h["node"], action=rec["action"], amount=h["amount"])
+                self.audit.append("tx", data)
+
+    def _recover_in_doubt(self):
         rows = (
             self.audit.conn()
             .execute(

@@ -230,3 +230,16 @@ class Replica:
         self.base_seq, self.base_chain = seq, chain
         for q in self.quantities():
             self.opening[q] = self.bal_held(q) - self.bin.get(q, 0) + self.bout.get(q, 0)
+
+
+def stored_copy(db, name):
+    """(checkpoint blob the copy starts from or None, its records in seq order as bytes) that
+    the fleet database `db` (a sqlite3 connection) holds for node `name`: what `aii
+    node-repair --fleet` sends a node in recovery."""
+    row = db.execute("SELECT base_ckpt FROM nodes WHERE name = ?", (name,)).fetchone()
+    base = bytes(row[0]) if row and row[0] else None
+    base_seq = chain_of(base)[0] if base else 0
+    recs = db.execute(
+        "SELECT rec FROM records WHERE node = ? AND seq > ? ORDER BY seq", (name, base_seq)
+    )
+    return base, b"".join(bytes(r[0]) for r in recs)

@@ -59,6 +59,7 @@ def _firmware_proto():
 proto = _firmware_proto()
 fr = sys.modules["aii_node.frame"]
 Events = importlib.import_module("aii_node.events").Events
+Session = importlib.import_module("aii_node.session").Session
 _store = importlib.import_module("aii_node.store")
 
 
@@ -67,16 +68,12 @@ class _Store:
 
     def __init__(self, node):
         self.node = node
-        self.session = None
-
-    def save_session(self, s):
-        self.session = s
 
     def read_journal(self):
         return bytes(self.node.old + self.node.journal)
 
-    def read_file(self, name):
-        return self.node.ckpt if name == "ckpt.bin" else None
+    def read_ckpt(self):
+        return self.node.ckpt or None
 
 
 class SimNode:
@@ -112,7 +109,8 @@ class SimNode:
         self._common = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()
         self.events = Events(32, offline_after)
         self.store = _Store(self)
-        self.session = proto.Session(None)
+        self.session = Session()
+        self.state = "ok"  # no storage to fail: never in a storage fault or recovery
         self.compact_at = compact_at
         self.flow_every = flow_every
         self.errors = 0
@@ -136,6 +134,12 @@ class SimNode:
 
     def ledger_seq(self):
         return self.ledger.info()[0]
+
+    def enter_fault(self, op, e):
+        raise e  # nothing here fails like storage: an error is a bug, reported as one
+
+    def save_session(self):
+        self.saved = self.session.encode()  # kept in memory, as the node keeps it on storage
 
     def persist(self):
         # The node's Store.sync / compact: the checkpoint's SEAL closes the old journal.
@@ -172,6 +176,7 @@ class SimNode:
             getattr(led, op)(a, q, amount)
         else:
             getattr(led, op)(txid, a, q, amount)
+        self.persist()
         return {"seq": self.ledger_seq()}
 
     def finish(self, op, txid):
@@ -181,6 +186,7 @@ class SimNode:
             raise proto.ProtoError(fr.E_STATE, "no such transaction") from None
         self._stamp()
         (self.ledger.settle if op == "settle" else self.ledger.release)(txid)
+        self.persist()
         return {"seq": self.ledger_seq()}
 
     def status(self):

@@ -169,6 +169,15 @@ class _Case:
                 self.op(sub)
         elif kind == "journal":
             self.call("journal", self.drain)
+        elif kind == "undo":
+            self.call("undo", led.undo)
+            if self.log[-1][0] == "r":
+                # As the node does: records of the undone commit already drained are dropped.
+                seq = led.info()[0]
+                j = self.journal
+                while len(j) >= 44 and int.from_bytes(j[len(j) - 44 : len(j) - 40], "little") > seq:
+                    j = j[: len(j) - 44]
+                self.journal = j
         elif kind == "checkpoint":
             cp = self.call("checkpoint", led.checkpoint)
             if cp is not None:

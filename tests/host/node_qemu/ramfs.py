@@ -27,6 +27,9 @@ class RamFile:
         self.buf.extend(data)
         return len(data)
 
+    def flush(self):
+        pass  # in RAM: written when write() returns
+
     def close(self):
         pass
 

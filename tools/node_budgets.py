@@ -14,7 +14,9 @@ where the node will run: measure on the slowest target it runs on.
     python tools/node_budgets.py --config my.json --on /dev/ttyACM0 --seconds 30 --write
 
 Without --write it only prints the table; with it the config file is rewritten with the new
-budgets (heartbeat_budget_us, console_budget_us, each task's budget_us) and gc_idle_us.
+budgets (heartbeat_budget_us, console_budget_us, each task's budget_us) and gc_idle_us. Budgets
+the node's own admission analysis would refuse (checked on the host with the costs the run
+measured) are never written: the tool names the task and exits 1.
 """
 
 import argparse
@@ -114,6 +116,47 @@ def new_budgets(cfg, run, margin):
     return cfg, table
 
 
+def dump(cfg):
+    """The config as people write it: a key per line, a list's items one per line."""
+
+    def one(v):
+        return json.dumps(v, separators=(", ", ": "))
+
+    lines = []
+    for k, v in cfg.items():
+        if isinstance(v, list) and v:
+            items = ",\n".join("    " + one(x) for x in v)
+            lines.append(f"  {json.dumps(k)}: [\n{items}\n  ]")
+        else:
+            lines.append(f"  {json.dumps(k)}: {one(v)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def refusal(cfg, run):
+    """Why the node would refuse to start with these budgets (the same analysis, on the host),
+    or None. The costs are those the run measured (overhead_us, jitter, collections)."""
+    from aii_host import AdmissionError, Scheduler
+
+    costs = run["costs"]
+    s = Scheduler(
+        clock=lambda: 0,
+        sleep=lambda us: None,
+        overhead_us=cfg.get("overhead_us", costs[0]),
+        jitter_us=costs[1],
+        gc_idle_us=cfg.get("gc_idle_us", 0),
+    )
+    tasks = [
+        ("heartbeat", cfg.get("heartbeat_ms", 1000) * 1000, cfg.get("heartbeat_budget_us", 5000)),
+        ("console", cfg.get("console_period_us", 20000), cfg.get("console_budget_us", 5000)),
+    ] + [(t["name"], t["period_us"], t["budget_us"]) for t in cfg.get("tasks", [])]
+    for name, period, budget in tasks:
+        try:
+            s.add(lambda: None, period_us=period, budget_us=budget)
+        except (AdmissionError, ValueError) as e:
+            return f"{name} (period {period} us, budget {budget} us): {e}"
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -154,8 +197,18 @@ def main(argv=None):
         f"(margin x{args.margin:g}, {args.seconds:g} s on {args.on}; overhead_us measured "
         f"there: {run['costs'][0]})"
     )
+    why = refusal(new, run)
+    if why is not None:
+        # A config the node would refuse is never written: say what to change instead.
+        print(
+            f"node_budgets: the node would refuse these budgets: {why}; give that task a longer "
+            "period (console_period_us, heartbeat_ms, period_us) or measure where it runs "
+            "faster; nothing written",
+            file=sys.stderr,
+        )
+        return 1
     if args.write:
-        Path(args.config).write_text(json.dumps(new, indent=2) + "\n")
+        Path(args.config).write_text(dump(new))
         print(f"wrote {args.config}")
     return 0
 

@@ -685,7 +685,10 @@ class Node:
             self._add(fn, t["name"], t["period_us"], t["budget_us"], t.get("critical", False))
 
     def _add(self, fn, name, period, budget, critical=False):
-        tid = self.sched.add(fn, period_us=period, budget_us=budget, critical=critical)
+        try:
+            tid = self.sched.add(fn, period_us=period, budget_us=budget, critical=critical)
+        except ValueError as e:  # AdmissionError too: the config's periods and budgets
+            raise TaskError("task %s (period %d us, budget %d us): %s" % (name, period, budget, e))
         self.tasks.append((tid, name, period, budget))
 
     def request_reset(self):
@@ -724,6 +727,10 @@ class Node:
             self.shutdown()
 
 
+class TaskError(Exception):
+    """A task of the config that the scheduler refuses (its parameters or the admission)."""
+
+
 def _watchdog(timeout_ms):
     # machine.WDT when the config asks for one and the port has it (not the unix port).
     if not timeout_ms:
@@ -749,6 +756,14 @@ def main(config_path=CONFIG):
         node = Node(config_path)
     except OSError:
         print("error: no %s here: copy one with aii deploy --config FILE" % config_path)
+        return
+    try:
+        node.start()
+    except TaskError as e:
+        print(
+            "error: the scheduler refuses %s; measure the budgets with tools/node_budgets.py "
+            "or give that task a longer period" % e
+        )
         return
     node.run()
     if node.reset_requested:

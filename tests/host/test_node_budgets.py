@@ -25,7 +25,12 @@ def _tool(*args):
 @pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
 def test_budgets_are_exec_max_times_the_margin(tmp_path):
     cfg = tmp_path / "node.json"
-    shutil.copy(ROOT / "tests" / "hil" / "node_config.json", cfg)
+    spec = json.loads((ROOT / "tests" / "hil" / "node_config.json").read_text())
+    # The pure-Python port on stock MicroPython is slow, and this machine shared: periods that
+    # budgets of three times what the run measures fit.
+    spec["console_period_us"] = 500_000
+    spec["heartbeat_ms"] = 500
+    cfg.write_text(json.dumps(spec))
     out = _tool(
         "--config", str(cfg), "--on", MICROPYTHON, "--seconds", "1.5", "--margin", "3", "--write"
     )
@@ -42,6 +47,24 @@ def test_budgets_are_exec_max_times_the_margin(tmp_path):
         assert jobs > 0 and now == max(100, math.ceil(ex * 3 / 100) * 100) == new[key]
     assert new["tasks"][0]["budget_us"] == rows["pump"][2]
     assert new["gc_idle_us"] == rows["gc.collect()"][2] > 0
+    assert {
+        k: v for k, v in new.items() if "budget" not in k and k not in ("tasks", "gc_idle_us")
+    } == {k: v for k, v in spec.items() if "budget" not in k and k not in ("tasks", "gc_idle_us")}
+
+
+@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
+def test_budgets_the_node_would_refuse_are_not_written(tmp_path):
+    cfg = tmp_path / "node.json"
+    shutil.copy(ROOT / "tests" / "hil" / "node_config.json", cfg)
+    before = cfg.read_text()
+    # x1000: a budget outgrows its period (the console's is 20 ms).
+    out = _tool(
+        "--config", str(cfg), "--on", MICROPYTHON, "--seconds", "0.5", "--margin", "1000", "--write"
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stderr.startswith("node_budgets: the node would refuse these budgets: ")
+    assert out.stderr.rstrip().endswith("nothing written")
+    assert "Traceback" not in out.stderr and cfg.read_text() == before
 
 
 def test_bad_input_is_one_line(tmp_path):

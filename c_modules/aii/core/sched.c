@@ -118,9 +118,8 @@ static void heap_place(aii_sched_t *s, int i, int16_t id, aii_time_t at) {
     s->heap_at[i] = at;
 }
 
-static void heap_up(aii_sched_t *s, int i) {
-    int16_t id = s->heap[i];
-    aii_time_t k = s->heap_at[i];
+// Puts entry (id, k) at the hole i or above it, where its key belongs.
+static void heap_up(aii_sched_t *s, int i, int16_t id, aii_time_t k) {
     while (i > 0) {
         int parent = (i - 1) >> 1;
         if (s->heap_at[parent] <= k) {
@@ -132,9 +131,8 @@ static void heap_up(aii_sched_t *s, int i) {
     heap_place(s, i, id, k);
 }
 
-// Moves the entry at i down to its place, with `k` as its new key.
-static void heap_down(aii_sched_t *s, int i, aii_time_t k) {
-    int16_t id = s->heap[i];
+// Puts entry (id, k) at the hole i or below it, where its key belongs.
+static void heap_down(aii_sched_t *s, int i, int16_t id, aii_time_t k) {
     int n = s->heap_len;
     for (;;) {
         int c = 2 * i + 1;
@@ -173,14 +171,12 @@ static AII_INLINE void heap_replace_top(aii_sched_t *s, aii_time_t k) {
         heap_place(s, i, s->heap[c], s->heap_at[c]);
         i = c;
     }
-    heap_place(s, i, id, k);
-    heap_up(s, i);
+    heap_up(s, i, id, k);
 }
 
 static void heap_push(aii_sched_t *s, int id, aii_time_t at) {
     s->task[id].in_heap = 1;
-    heap_place(s, s->heap_len++, (int16_t)id, at);
-    heap_up(s, s->heap_len - 1);
+    heap_up(s, s->heap_len++, (int16_t)id, at);
 }
 
 static void heap_remove_at(aii_sched_t *s, int i) {
@@ -190,11 +186,10 @@ static void heap_remove_at(aii_sched_t *s, int i) {
         return;
     }
     aii_time_t k = s->heap_at[last];
-    heap_place(s, i, s->heap[last], k);
     if (i > 0 && s->heap_at[(i - 1) >> 1] > k) {
-        heap_up(s, i);
+        heap_up(s, i, s->heap[last], k);
     } else {
-        heap_down(s, i, k);
+        heap_down(s, i, s->heap[last], k);
     }
 }
 

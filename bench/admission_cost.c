@@ -6,7 +6,8 @@
 //
 //     admission_cost SEED...      (native; the bare-metal build runs its built-in seeds)
 //
-// Prints one JSON line per set for bench/sched_admission_bench.py.
+// Prints one JSON line per set for bench/sched_admission_bench.py, with the longest busy period
+// of the admitted set (busy_us: the longest a task-set change may wait for its idle instant).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,10 +146,11 @@ static void one_set(uint32_t seed) {
     printf("{\"seed\": %lu, \"unit\": \"%s\", \"util_ppm\": %llu, \"admitted\": %d, "
            "\"capped\": %d, \"refused\": %d, \"total\": %llu, \"worst_add\": %llu, "
            "\"worst_add_index\": %d, \"worst_iterations\": %lu, \"iterations\": %lu, "
-           "\"cap\": %d}\n",
+           "\"cap\": %d, \"busy_us\": %lu}\n",
         (unsigned long)seed, UNIT, (unsigned long long)util_ppm, admitted, capped,
         N_TASKS - admitted - capped, (unsigned long long)total, (unsigned long long)worst,
-        worst_at, (unsigned long)worst_iter, (unsigned long)iter_sum, AII_RTA_ITER_CAP);
+        worst_at, (unsigned long)worst_iter, (unsigned long)iter_sum, AII_RTA_ITER_CAP,
+        (unsigned long)sched.busy_us);
 }
 
 #if AII_BENCH_BAREMETAL

@@ -154,7 +154,8 @@ def main(argv=None):
         if board:
             b = next(x for x in board["sets"] if x["seed"] == r["seed"])
             line += f", {b['worst_add_instructions'] / 1e6:.2f} M instr Cortex-M3"
-        print(line + f" ({r['worst_iterations']} iterations)")
+        line += f" ({r['worst_iterations']} iterations)"
+        print(line + f"; longest busy period of the admitted set {r['busy_us'] / 1000:.1f} ms")
     for g in goals:
         print(f"  goal {g['goal']}: {'met' if g['met'] else 'NOT met'} ({g['measured']})")
     print(f"wrote {os.path.relpath(path, ROOT)}")

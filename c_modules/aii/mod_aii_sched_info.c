@@ -135,6 +135,23 @@ static mp_obj_t sched_noop(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(sched_noop_obj, sched_noop);
 
+static void calibration_probes(aii_scheduler_obj_t *self, aii_task_params_t *p, uint64_t far,
+    uint32_t *x) {
+    for (int i = 0; i < AII_SCHED_CALIB_SAMPLES; i++) {
+        aii_time_t now = aii_sched_now(self);
+        p->release_at = now;
+        p->deadline_at = now + far;
+        int tid;
+        aii_check(aii_sched_add(&self->s, p, now, &tid, &self->rta), AII_T_NONE);
+        self->fn[tid] = MP_OBJ_FROM_PTR(&sched_noop_obj);
+        aii_time_t t0 = aii_sched_now(self);
+        aii_sched_once(self);
+        uint64_t dt = aii_sched_now(self) - t0;
+        x[i] = dt > UINT32_MAX ? UINT32_MAX : (uint32_t)dt;
+        aii_sched_once(self);  // an idle dispatch: the finished probe leaves the analysis
+    }
+}
+
 // Scheduler.calibrate() -> (overhead_us, n, min_us, median_us, p99_us, max_us)
 // Times run_once() of a no-op one-shot AII_SCHED_CALIB_SAMPLES times on this (empty) scheduler,
 // then starts it afresh with overhead_us = what aii_sched_calibration() makes of the samples.
@@ -154,20 +171,8 @@ static mp_obj_t aii_scheduler_calibrate(mp_obj_t self_in) {
     far = far < 1000000 ? far : 1000000;
     p.budget_us = far / 2 ? (uint32_t)(far / 2) : 1;
     aii_sched_enter(self);
-    for (int i = 0; i < AII_SCHED_CALIB_SAMPLES; i++) {
-        aii_time_t now = aii_sched_now(self);
-        p.release_at = now;
-        p.deadline_at = now + far;
-        int tid;
-        aii_check(aii_sched_add(&self->s, &p, now, &tid, &self->rta), AII_T_NONE);
-        self->fn[tid] = MP_OBJ_FROM_PTR(&sched_noop_obj);
-        aii_time_t t0 = aii_sched_now(self);
-        aii_sched_once(self);
-        uint64_t dt = aii_sched_now(self) - t0;
-        x[i] = dt > UINT32_MAX ? UINT32_MAX : (uint32_t)dt;
-        aii_sched_once(self);  // an idle dispatch: the finished probe leaves the analysis
-    }
-    aii_sched_leave(self);
+    // A clock or watchdog that raises must not leave the scheduler marked as running.
+    AII_TRY_FINALLY(calibration_probes(self, &p, far, x), aii_sched_leave(self));
     aii_sched_calibration(x, AII_SCHED_CALIB_SAMPLES, &self->calib);
     // Afresh: the probes' jobs and dispatches are not the user's.
     aii_sched_restart(&self->s);

@@ -17,16 +17,8 @@
 #define N_TASKS 32
 #define UTIL_PPM 999000u  // utilisation 0.999
 
-static uint32_t rng_state;
-
-static uint32_t rng(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    rng_state = x;
-    return x;
-}
+#define BENCH_RNG_SEED 1u  // each set sets its own seed (one_set)
+#include "bench_rng.h"
 
 #if AII_BENCH_BAREMETAL
 // CMSDK APB timer 0 of the MPS2-AN385: a 32-bit down counter at the 25 MHz system clock.

@@ -23,17 +23,8 @@
 
 #include "aii_sched.h"
 
-static uint32_t rng_state = 0x9e3779b9u;
-
-// xorshift32: deterministic, so every run and every task count sees the same kind of load.
-static uint32_t rng(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    rng_state = x;
-    return x;
-}
+#define BENCH_RNG_SEED 0x9e3779b9u
+#include "bench_rng.h"
 
 // Two entry points to the same call, so that callgrind can count a dispatch that starts a job
 // apart from one that finds nothing to do (--toggle-collect=<name>). The harness predicts which

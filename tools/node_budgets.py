@@ -13,11 +13,12 @@ where the node will run: measure on the slowest target it runs on.
     python tools/node_budgets.py --config tests/hil/node_config.json --on build/unix/micropython
     python tools/node_budgets.py --config my.json --on /dev/ttyACM0 --seconds 30 --write
     python tools/node_budgets.py --config tests/hil/node_config.json \
-        --on build/unix/micropython --seconds 20 --write   # tests/hil/node_config.json's budgets
+        --on build/unix/micropython --seconds 20 --fixed-overhead --write   # the HIL config
     python tools/node_budgets.py --config my.json --on .venv/bin/micropython --runs 3
 
 Without --write it only prints the table; with it the config file is rewritten with the new
-budgets (heartbeat_budget_us, console_budget_us, each task's budget_us) and gc_idle_us. Budgets
+budgets (heartbeat_budget_us, console_budget_us, each task's budget_us) and gc_idle_us (and,
+with --fixed-overhead, overhead_us: the run's times the margin, instead of "auto"). Budgets
 the node's own admission analysis would refuse (checked on the host with the costs the run
 measured) are never written: the tool names the task and exits 1.
 """
@@ -112,11 +113,15 @@ def merge(runs):
     return out
 
 
-def new_budgets(cfg, run, margin):
+def new_budgets(cfg, run, margin, fixed_overhead=False):
     """The config with budgets from the run; and the table of what changed."""
     cfg = json.loads(json.dumps(cfg))
     by_name = {row[0]: row for row in run["tasks"]}
     table = []
+    if fixed_overhead:
+        was = cfg.get("overhead_us", "auto")
+        cfg["overhead_us"] = _up(run["costs"][0], margin)
+        table.append(("overhead_us", was, run["costs"][0], cfg["overhead_us"], 0, 0))
     for name, key in (("heartbeat", "heartbeat_budget_us"), ("console", "console_budget_us")):
         row = by_name.get(name)
         if row:
@@ -198,6 +203,12 @@ def main(argv=None):
     ap.add_argument(
         "--margin", type=float, default=2.0, help="budget = exec_max x margin (default 2)"
     )
+    ap.add_argument(
+        "--fixed-overhead",
+        action="store_true",
+        help="also set overhead_us to the run's (times the margin) instead of measuring it at "
+        "each boot (auto): a node on a busy host then boots with the same analysis every time",
+    )
     ap.add_argument("--write", action="store_true", help="rewrite the config with them")
     args = ap.parse_args(argv)
     try:
@@ -216,10 +227,10 @@ def main(argv=None):
     except DemoError as e:
         print(f"node_budgets: {e}", file=sys.stderr)
         return 1
-    new, table = new_budgets(cfg, run, args.margin)
+    new, table = new_budgets(cfg, run, args.margin, args.fixed_overhead)
     print(f"{'task':<14}{'budget was':>11}{'exec_max':>10}{'new':>8}{'jobs':>7}{'overruns':>9}")
     for name, old, ex, now, jobs, over in table:
-        print(f"{name:<14}{old:>11}{ex:>10}{now:>8}{jobs:>7}{over:>9}")
+        print(f"{name:<14}{old!s:>11}{ex:>10}{now:>8}{jobs:>7}{over:>9}")
     print(
         f"(margin x{args.margin:g}, {args.runs} x {args.seconds:g} s on {args.on}; overhead_us "
         f"measured there: up to {run['costs'][0]})"

@@ -33,15 +33,15 @@ def test_budgets_are_exec_max_times_the_margin(tmp_path):
     cfg.write_text(json.dumps(spec))
     out = _tool(
         "--config", str(cfg), "--on", MICROPYTHON, "--seconds", "1", "--runs", "2", "--margin", "3",
-        "--write",
+        "--fixed-overhead", "--write",
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     rows = {}
     for line in out.stdout.splitlines()[1:]:
         parts = line.split()
-        if len(parts) == 6 and parts[1].isdigit():
-            rows[parts[0]] = [int(x) for x in parts[1:]]
-    assert set(rows) == {"heartbeat", "console", "pump", "gc.collect()"}
+        if len(parts) == 6 and parts[2].isdigit():
+            rows[parts[0]] = [int(x) if x.isdigit() else x for x in parts[1:]]
+    assert set(rows) == {"overhead_us", "heartbeat", "console", "pump", "gc.collect()"}
     new = json.loads(cfg.read_text())
     for name, key in (("heartbeat", "heartbeat_budget_us"), ("console", "console_budget_us")):
         _old, ex, now, jobs, _over = rows[name]
@@ -49,9 +49,13 @@ def test_budgets_are_exec_max_times_the_margin(tmp_path):
     assert "2 x 1 s on" in out.stdout
     assert new["tasks"][0]["budget_us"] == rows["pump"][2]
     assert new["gc_idle_us"] == rows["gc.collect()"][2] > 0
-    assert {
-        k: v for k, v in new.items() if "budget" not in k and k not in ("tasks", "gc_idle_us")
-    } == {k: v for k, v in spec.items() if "budget" not in k and k not in ("tasks", "gc_idle_us")}
+    was, measured, now, _, _ = rows["overhead_us"]
+    assert was == spec.get("overhead_us", "auto")
+    assert now == max(100, math.ceil(measured * 3 / 100) * 100) == new["overhead_us"]
+    kept = {"tasks", "gc_idle_us", "overhead_us"}
+    assert {k: v for k, v in new.items() if "budget" not in k and k not in kept} == {
+        k: v for k, v in spec.items() if "budget" not in k and k not in kept
+    }
 
 
 @pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")

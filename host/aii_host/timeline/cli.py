@@ -154,6 +154,8 @@ def _record_json(rec, rows):
         "analysis": rows,
         "trace_events": len(rec["events"]),
         "trace_lost": rec["lost"],
+        # The most events one drain returned: the ring's size means it filled between two.
+        "trace_drained_max": rec["drained_max"],
     }
 
 

@@ -3,7 +3,8 @@
 _aii, its statistics, its analysis as a report, and its timeline (trace JSON, Gantt chart).
 
 Both runs give the same record (a dict): names, specs, events (Scheduler.trace()), lost,
-stats, analysis, costs, info, counts (of on_miss events), jobs (run() returned), where.
+drained_max (the most events one drain returned), stats, analysis, costs, info, counts (of
+on_miss events), jobs (run() returned), where.
 """
 
 import gc
@@ -89,12 +90,15 @@ def run_host(seconds, overhead_us=DEMO_OVERHEAD_US, trace=True):
     presser = threading.Thread(target=_button, args=(s, button, done), daemon=True)
     presser.start()
     n = 0
+    drained_max = 0
     left = int(seconds * 1_000_000)
     try:
         while left > 0:
             n += s.run(min(SLICE_US, left))
             left -= SLICE_US
-            events += s.trace()
+            got = s.trace()
+            drained_max = max(drained_max, len(got))
+            events += got
     finally:
         done.set()
         presser.join()
@@ -104,6 +108,7 @@ def run_host(seconds, overhead_us=DEMO_OVERHEAD_US, trace=True):
         "specs": specs,
         "events": events,
         "lost": s.trace_lost(),
+        "drained_max": drained_max,
         "stats": s.stats(),
         "analysis": s.analysis(),
         "costs": s.costs(),
@@ -127,6 +132,7 @@ s = aii.Scheduler(overhead_us={overhead!r}, gc_idle_us={gc_idle})
 cal = s.calibrate() if {overhead!r} == "auto" else None
 events = []
 counts = [0]
+drained_max = [0]
 
 def busy(us):
     t0 = time.ticks_us()
@@ -143,7 +149,9 @@ def task(work, press=False):
     return job
 
 def drain():
-    events.extend(s.trace())
+    got = s.trace()
+    drained_max[0] = max(drained_max[0], len(got))
+    events.extend(got)
 
 names = {{}}
 specs = {{}}
@@ -166,7 +174,8 @@ if traced:
     drain()
 print("AII-SCHED-DEMO " + json.dumps({{
     "names": names, "specs": specs, "events": events,
-    "lost": s.trace_lost() if traced else 0, "stats": s.stats(), "analysis": s.analysis(),
+    "lost": s.trace_lost() if traced else 0, "drained_max": drained_max[0],
+    "stats": s.stats(), "analysis": s.analysis(),
     "costs": s.costs(), "info": s.info(), "jobs": n, "calibration": cal,
     "traced": traced}}))
 """

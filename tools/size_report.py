@@ -32,10 +32,31 @@ def main():
         print(f"{r['text']:8} {r['data']:8} {r['bss']:8}  {r['source']}")
     print(f"{total['text']:8} {total['data']:8} {total['bss']:8}  total")
 
+    # The scheduler with its optional parts compiled out (AII_HAS_* flags, aii_sched.h).
+    minimal = {}
+    for flags in (["-DAII_HAS_TRACE=0"], ["-DAII_HAS_TRACE=0", "-DAII_HAS_OPA=0"]):
+        obj = BUILD / "size" / "sched_minimal.o"
+        src = next(s for s in core_sources() if s.name == "sched.c")
+        res = run(["arm-none-eabi-gcc", *CM3_FLAGS, *flags, "-c", str(src), "-o", str(obj)])
+        if res.returncode != 0:
+            sys.exit(f"error: cannot compile sched.c with {flags}: {res.stdout.strip()}")
+        text = int(
+            run(["arm-none-eabi-size", "-B", "-d", str(obj)]).stdout.splitlines()[1].split()[0]
+        )
+        minimal[" ".join(flags)] = text
+        print(f"{text:8} {'':8} {'':8}  c_modules/aii/core/sched.c with {' '.join(flags)}")
+
     out = BUILD / "size.json"
     out.write_text(
         json.dumps(
-            {"target": "cortex-m3", "flags": CM3_FLAGS, "objects": rows, "total": total}, indent=2
+            {
+                "target": "cortex-m3",
+                "flags": CM3_FLAGS,
+                "objects": rows,
+                "total": total,
+                "sched_minimal_text": minimal,
+            },
+            indent=2,
         )
         + "\n"
     )

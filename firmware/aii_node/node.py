@@ -667,7 +667,16 @@ class Node:
         cfg = self.cfg
         if self.reader is None:
             self.reader = console.stdin_reader()
-        s = aii.Scheduler(on_miss=self._on_miss)
+        # What the admission analysis counts (docs/scheduler.md, section 5): the loop's own
+        # cost per job, measured on this board at start unless the config gives it; idle-time
+        # collections only where gc_idle_us fits (tools/node_budgets.py measures both, and the
+        # budgets); the watchdog fed while no critical task has missed.
+        s = aii.Scheduler(
+            on_miss=self._on_miss,
+            overhead_us=cfg.get("overhead_us", "auto"),
+            gc_idle_us=cfg.get("gc_idle_us", 0),
+            wdt=_watchdog(cfg.get("wdt_ms")),
+        )
         self.sched = s
         hb = cfg.get("heartbeat_ms", 1000) * 1000
         self.console_budget = cfg.get("console_budget_us", 5000)
@@ -677,10 +686,13 @@ class Node:
         )
         for t in cfg.get("tasks", []):
             fn = self._meter(t) if t.get("action") == "meter" else self._noop
-            self._add(fn, t["name"], t["period_us"], t["budget_us"])
+            self._add(fn, t["name"], t["period_us"], t["budget_us"], t.get("critical", False))
 
-    def _add(self, fn, name, period, budget):
-        tid = self.sched.add(fn, period_us=period, budget_us=budget)
+    def _add(self, fn, name, period, budget, critical=False):
+        try:
+            tid = self.sched.add(fn, period_us=period, budget_us=budget, critical=critical)
+        except ValueError as e:  # AdmissionError too: the config's periods and budgets
+            raise TaskError("task %s (period %d us, budget %d us): %s" % (name, period, budget, e))
         self.tasks.append((tid, name, period, budget))
 
     def request_reset(self):
@@ -719,6 +731,21 @@ class Node:
             self.shutdown()
 
 
+class TaskError(Exception):
+    """A task of the config that the scheduler refuses (its parameters or the admission)."""
+
+
+def _watchdog(timeout_ms):
+    # machine.WDT when the config asks for one and the port has it (not the unix port).
+    if not timeout_ms:
+        return None
+    try:
+        from machine import WDT
+    except ImportError:
+        return None
+    return WDT(timeout=timeout_ms)
+
+
 def _random(n):
     try:
         from os import urandom
@@ -733,6 +760,14 @@ def main(config_path=CONFIG):
         node = Node(config_path)
     except OSError:
         print("error: no %s here: copy one with aii deploy --config FILE" % config_path)
+        return
+    try:
+        node.start()
+    except TaskError as e:
+        print(
+            "error: the scheduler refuses %s; measure the budgets with tools/node_budgets.py "
+            "or give that task a longer period" % e
+        )
         return
     node.run()
     if node.reset_requested:

@@ -14,6 +14,8 @@ examples:
   aii demo                       scheduler demo, then two simulated nodes and a transfer
   aii sched-demo --seconds 5     run the demo task set for 5 s and print per-task statistics
   aii sched-demo --overhead-us 0 analyse without per-dispatch overhead
+  aii sched-demo --trace out.json --plot out.png   the timeline (ui.perfetto.dev) and a chart
+  aii sched-demo --on build/unix/micropython --trace out.json   the same, run on MicroPython
   aii <command> --help           options of one command
 
 """
@@ -21,7 +23,19 @@ examples:
 )
 
 
+def _overhead(text):
+    """An argparse type: an integer >= 0, or auto (measured on the port)."""
+    if text == "auto":
+        return text
+    try:
+        return clikit.nonnegative_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 or auto, got {text!r}") from None
+
+
 def _args_sched_demo(p, seconds):
+    from .timeline.demo import DEMO_OVERHEAD_US
+
     p.add_argument(
         "--seconds",
         type=clikit.positive_float,
@@ -30,10 +44,35 @@ def _args_sched_demo(p, seconds):
     )
     p.add_argument(
         "--overhead-us",
-        type=clikit.nonnegative_int,
-        default=commands.DEMO_OVERHEAD_US,
-        help="per-dispatch overhead the admission analysis adds to every budget "
-        "(default: %(default)s, enough for CPython on a desktop)",
+        type=_overhead,
+        default=None,
+        help="per-dispatch overhead the admission analysis adds to every budget, or auto to "
+        f"measure it on the port (calibrate()) (default: {DEMO_OVERHEAD_US}, enough for CPython "
+        "on a desktop; with --on, auto)",
+    )
+    p.add_argument(
+        "--trace",
+        metavar="OUT.json",
+        help="write the timeline as Chrome/Perfetto trace JSON (open it in ui.perfetto.dev)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="draw the timeline as a Gantt chart: jobs, releases, deadlines, misses (matplotlib)",
+    )
+    p.add_argument(
+        "--plot-ms",
+        type=clikit.positive_float,
+        default=200.0,
+        help="how much of the run the chart shows, in ms (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print statistics and analysis as JSON")
+    p.add_argument(
+        "--on",
+        metavar="TARGET",
+        help="run on MicroPython with _aii instead: a micropython executable (the unix port, "
+        "make firmware BOARD=UNIX) or a board's serial port (through mpremote); the board's "
+        "timeline is drained while it runs and read back",
     )
 
 
@@ -47,7 +86,9 @@ _COMMANDS = {
         (
             "Admits four tasks (three periodic, one sporadic released by a simulated button thread),\n"
             "runs them on aii_host.Scheduler (the firmware's C core through cffi) and prints a\n"
-            "table of per-task statistics and the admission analysis (worst-case response times)."
+            "table of per-task statistics and the schedulability report: per task its response\n"
+            "bound against its deadline, the slack, and what blocks it. --trace and --plot write\n"
+            "the timeline; --on runs the same set on a MicroPython board and drains its timeline."
         ),
     ),
     "demo": (

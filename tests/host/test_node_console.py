@@ -148,3 +148,17 @@ def test_fuzz_console_never_raises_nor_moves_a_balance_without_ok(node, words):
     else:
         assert node.ledger.digest() == before
     assert node.errors == 0, node.last_error
+
+
+def test_budgets_the_scheduler_refuses_are_one_line(tmp_path, monkeypatch, capsys):
+    """A config whose tasks admission refuses stops the node with one line that says what to
+    do, never a traceback."""
+    from aii_node import node as node_mod
+
+    path = nodekit.write_config(tmp_path, heartbeat_ms=10, heartbeat_budget_us=11000)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(node_mod.console, "stdin_reader", lambda: None)  # pytest owns stdin
+    node_mod.main(path)
+    out = capsys.readouterr().out
+    assert out.startswith("error: the scheduler refuses task heartbeat (period 10000 us, budget ")
+    assert "tools/node_budgets.py" in out and out.count("\n") == 1

@@ -7,6 +7,7 @@ import base64
 import time
 
 from aii_host import Ledger
+from aii_host import _record as R
 from aii_host.client import NodeClient, NodeError
 from aii_host.fleet.proxy import Faults, LinkProxy
 from aii_host.fleet.simnode import KEY, SimFleet
@@ -25,7 +26,7 @@ def _journal(c):
         out += recs
         if not j["more"]:
             return j["first"], out
-        lo = int.from_bytes(recs[-44:][:4], "little") + 1
+        lo = int.from_bytes(recs[-R.REC_SIZE :][:4], "little") + 1
 
 
 def test_commands_journal_and_heartbeats():
@@ -47,7 +48,7 @@ def test_commands_journal_and_heartbeats():
             assert e.name == "E_STATE"
         st = c.status()
         first, recs = _journal(c)
-        assert first == 1 and len(recs) == 44 * st["seq"]
+        assert first == 1 and len(recs) == R.REC_SIZE * st["seq"]
         led = Ledger()
         led.replay(recs)
         assert led.digest().hex() == st["digest"]

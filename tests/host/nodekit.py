@@ -13,6 +13,9 @@ for p in (str(FIRMWARE), str(HERE)):
         sys.path.remove(p)
     sys.path.insert(0, p)  # HERE ends up first: its `aii` wins over firmware/aii
 
+from aii_node._record import REC_SIZE  # after the path is set
+
+RECORD = REC_SIZE  # bytes per journal record (docs/ledger.md section 8)
 KEY = bytes(range(32))
 # Examples per fuzz test: a fixed budget in the test suite, more with AII_FUZZ_EXAMPLES (make fuzz).
 FUZZ = int(os.environ.get("AII_FUZZ_EXAMPLES", "300"))

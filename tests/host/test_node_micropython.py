@@ -48,8 +48,8 @@ ev = events.Events(capacity=2, offline_after=2)
 for i in range(3):
     ev.push("miss", {"i": i})
 out["ring"] = [ev.ring, ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
-rec = bytearray(44)
-rec[40:44] = frame.crc32(bytes(rec[:40])).to_bytes(4, "little")
+rec = bytearray(store.RECORD)
+rec[store.REC_CRC:] = frame.crc32(bytes(rec[:store.REC_CRC])).to_bytes(4, "little")
 out["prefix"] = store.valid_prefix(bytes(rec) * 2 + bytes(rec[:10]))
 out["table"] = console.table(["a", "bb"], [[1, 22], [333, 4]])
 print(json.dumps(out))
@@ -92,7 +92,7 @@ def test_modules_under_micropython():
     assert out["codes"] == [host.E_CRC, host.E_FRAME, host.E_VERSION]
     assert out["lines"] == ["help", 2, 1, "status"]
     assert out["ring"] == [[[2, "miss", {"i": 1}], [3, "miss", {"i": 2}]], 1, False, True, True, 2]
-    assert out["prefix"] == 88
+    assert out["prefix"] == 2 * nodekit.RECORD
     assert out["table"] == "a    bb\n1    22\n333  4"
 
 

@@ -43,6 +43,7 @@ TICK_S = 0.01  # while answers flow, deadlines are checked at least this often
 SAVE_S = 1.0  # a node's row in `nodes` is rewritten at most this often (state changes at once)
 TASKS_EVERY = 10  # polls between two `tasks` reads (deadline misses for the operator view)
 _DAMAGED = (fr.E_FRAME, fr.E_CRC, fr.E_TOO_LONG)
+RECORDS_FORMAT = 3  # the node journal format of table `records` (docs/protocol.md §6)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -66,6 +67,11 @@ def open_db(path):
             db.execute(f"ALTER TABLE nodes ADD COLUMN {col}")  # databases made before it
         except sqlite3.OperationalError:
             pass  # already there
+    if db.execute("PRAGMA user_version").fetchone()[0] < RECORDS_FORMAT:
+        # Records of an older journal format (44 bytes, before origins): the nodes convert
+        # theirs at boot, and the copies here are read again from them (checkpoint, records).
+        db.execute("DELETE FROM records WHERE length(rec) != ?", (RECORD,))
+        db.execute(f"PRAGMA user_version = {RECORDS_FORMAT}")
     return db
 
 

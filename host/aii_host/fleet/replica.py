@@ -31,7 +31,7 @@ _REC = struct.Struct(R.REC_FORMAT)
 
 
 class Record:
-    """One decoded 44-byte journal record (docs/ledger.md §8)."""
+    """One decoded journal record (docs/ledger.md §8)."""
 
     __slots__ = (
         "a",
@@ -42,6 +42,8 @@ class Record:
         "last",
         "name",
         "op",
+        "origin",
+        "origin_id",
         "qty",
         "raw",
         "seq",
@@ -61,6 +63,8 @@ class Record:
             self.b,
             self.name,
             self.amount,
+            self.origin,
+            self.origin_id,
             self.crc,
         ) = _REC.unpack(self.raw)
 

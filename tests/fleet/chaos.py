@@ -165,9 +165,9 @@ class Chaos:
         self.nodes = {f"c{i}": Node(base, f"c{i}") for i in range(1, n + 1)}
         self.db = base / "fleet.db"
         path = base / "fleet.toml"
-        path.write_text(
-            fleet_toml("fleet.db", 0.3, [(x.name, f"vboard:{x.dir}", x.key) for x in self])
-        )
+        nodes = [(x.name, f"vboard:{x.dir}", x.key) for x in self]
+        allow = [("*", "l", ["signed", "config", "task"])]  # the pump (docs/fleet.md §8)
+        path.write_text(fleet_toml("fleet.db", 0.3, nodes, allow=allow))
         self.agg = Aggregator(path).start()
         self.coord = Coordinator(self.db, {x.name: x for x in self})
         self.local = {x.name: 0 for x in self}

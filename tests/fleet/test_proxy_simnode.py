@@ -79,10 +79,12 @@ def test_aggregator_verifies_simnodes_and_finds_a_created_credit(tmp_path):
     # compactions: checkpoint and seals), verifies epochs, and a credit no coordinator decided
     # (quantity created on one node) is found and located.
     from aii_host.fleet.aggregate import Aggregator
+    from aii_host.fleet.config import Policy
 
     with SimFleet(4, hz=20, compact_at=16) as f:
         specs = [(n, p, KEY) for n, p in sorted(f.ports.items())]
-        with Aggregator(specs, db_path=tmp_path / "fleet.db", heartbeat_s=0.1) as agg:
+        tasks = Policy(("signed", "config", "task"))  # their ticks are tasks (simnode.py)
+        with Aggregator(specs, db_path=tmp_path / "fleet.db", heartbeat_s=0.1, policy=tasks) as agg:
             agg.wait_synced(timeout=30)
             time.sleep(1.0)  # a few compactions (16 records each) on every node
             agg.wait_synced(timeout=30)

@@ -33,5 +33,7 @@ def err_code(f):
     return f.body["code"]
 
 
-def signed(node, seq, kind, body, key=None):
-    return fr.encode(seq, kind, body, node.key if key is None else key)
+def signed(node, seq, kind, body, key=None, node_id=None):
+    """A request frame signed for `node` (its id, unless `node_id` names another one)."""
+    k = node.key if key is None else key
+    return fr.encode(seq, kind, body, k, node=node_id or node.node_id)

@@ -292,7 +292,7 @@ def test_files_of_firmware_0_1_boot_and_migrate(tmp_path):
     journal = led.journal()
     v1_journal = _format2(journal)
     assert len(v1_journal) == 44
-    signed = host.encode(4, "transfer", {"x": 1}, key=nodekit.KEY).split(b"|", 5)
+    signed = host.encode(4, "transfer", {"x": 1}, key=nodekit.KEY, node="n1").split(b"|", 5)
     payload = b"|".join(signed[:4]).decode()[1:]
     line = host.encode(4, "ok", {"seq": 7}).decode()
     v1_session = json.dumps({"last": 4, "cache": [[4, payload, line]], "intent": None})
@@ -306,7 +306,7 @@ def test_files_of_firmware_0_1_boot_and_migrate(tmp_path):
     node = _boot(tmp_path, m)
     assert node.state == "ok", node.status()
     assert node.ledger.balance(1) == 7 and node.session.last == 4
-    assert node.session.out[0][1] == host.mac_of(nodekit.KEY, payload)[:32]
+    assert node.session.out[0][1] == host.mac_of(nodekit.KEY, payload, "n1")[:32]
     assert _file(m, store.JOURNAL) == _file(m, store.JOURNAL2) == store.journal_header() + journal
     assert _file(m, store.CKPT)[:4] == store.C_MAGIC
     assert node.ledger.digest() == led.digest()

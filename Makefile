@@ -14,6 +14,11 @@ MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/microp
 BOARD ?=
 PORT ?=
 export MICROPY_DIR BOARD PORT
+# pytest workers per tier (pytest-xdist): one per core; JOBS=0 runs in one process. Most of the
+# host, HIL and fleet tiers wait on simulated boards, qemu and subprocesses. Real boards
+# (PORT=...) are one device each, so the HIL tier on them runs in one process.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+XDIST = -n $(JOBS)
 
 LINT_DIRS = $(wildcard host tests tools bench firmware)
 
@@ -29,8 +34,8 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz soak chaos bench size check demo \
-	firmware flash clean distclean
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-mpy-suite fuzz soak chaos \
+	bench size check demo firmware flash picotool clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -53,7 +58,7 @@ test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boa
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
-test-c: $(SETUP) ## C core tests: native (ASan+UBSan) and Cortex-M3 under qemu; float-free check
+test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M4F and RV32 under qemu; float-free check
 	@rc=0; \
 	$(PY) tools/ctest.py --results $(RESULTS)/c.json || rc=1; \
 	$(PY) tools/check_float_free.py --results $(RESULTS)/float_free.json || rc=1; \
@@ -62,12 +67,12 @@ test-c: $(SETUP) ## C core tests: native (ASan+UBSan) and Cortex-M3 under qemu; 
 test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)
 ifneq ($(wildcard tests/host/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/host -q --junitxml=$(RESULTS)/host.xml
+	$(PY) -m pytest tests/host -q $(XDIST) --junitxml=$(RESULTS)/host.xml
 else
 	$(call skip,test-host,no tests/host/test_*.py yet)
 endif
 
-test-device: $(SETUP) ## MicroPython tests (tests/device) on a unix build with _aii; needs MICROPY_DIR
+test-device: $(SETUP) ## MicroPython tests (tests/device) on the unix build and MPS2_AN385 (QEMU_BOARDS=...); needs MICROPY_DIR
 ifeq ($(strip $(MICROPY_DIR)),)
 	$(call skip,test-device,MICROPY_DIR is unset and ~/micropython does not exist; \
 	set MICROPY_DIR=/path/to/micropython to run it)
@@ -80,7 +85,7 @@ endif
 test-hil: $(SETUP) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
 ifneq ($(wildcard tests/hil/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/hil -q --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
+	$(PY) -m pytest tests/hil -q $(if $(PORT),,$(XDIST)) --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
 else
 	$(call skip,test-hil,no tests/hil/test_*.py yet)
 endif
@@ -88,12 +93,15 @@ endif
 test-fleet: $(SETUP) ## Fleet tests: aggregation, verification, two-phase transfers, faults (simulated boards)
 ifneq ($(wildcard tests/fleet/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/fleet -q --junitxml=$(RESULTS)/fleet.xml
+	$(PY) -m pytest tests/fleet -q $(XDIST) --junitxml=$(RESULTS)/fleet.xml
 else
 	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif
 
-test-mpy-suite: $(SETUP) ## MicroPython's own tests on MPS2_AN385 with and without _aii (not in make test)
+test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL (not in make test)
+	bash tools/mpy_build.sh test-qemu
+
+test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
 
 fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
@@ -131,7 +139,7 @@ demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, inje
 		echo "demo: $(VENV)/bin/aii is missing (is host/ installed? run make setup)"; exit 1; \
 	fi
 
-firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MICROPY_DIR)
+firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MICROPY_DIR; docs/boards.md)
 	@if [ ! -f tools/mpy_build.sh ]; then \
 		echo "firmware: tools/mpy_build.sh is missing"; exit 1; \
 	else \
@@ -144,6 +152,9 @@ flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
 	else \
 		bash tools/mpy_build.sh flash; \
 	fi
+
+picotool: $(SETUP) ## Build picotool for the RPI_PICO firmware (PICOTOOL_SRC=<picotool checkout>)
+	bash tools/mpy_build.sh picotool
 
 clean: ## Remove build outputs (build/); keeps .venv
 	rm -rf build

@@ -99,7 +99,11 @@ static void sched_enter(aii_scheduler_obj_t *self) {
     self->running = true;
 }
 
-static void sched_leave(aii_scheduler_obj_t *self) {
+// Not inlined, for AII_TRY_FINALLY's nlr handler in run() and run_once(): the compiler does not
+// know that nlr_push() returns twice, and inlined it took the `false` from a stack slot that
+// held zero before nlr_push() and that the loop had reused since, so `running` stayed set after
+// a job raised (Cortex-M0 at -Os: the MICROBIT image, the RPI_PICO build; sched_raise.py).
+static MP_NOINLINE void sched_leave(aii_scheduler_obj_t *self) {
     self->running = false;
 }
 

@@ -147,8 +147,11 @@ class NodeClient:
                 damaged = f.kind == "err" and _code(f) in _DAMAGED
                 if f.seq == seq and not (damaged and attempt < retries):
                     return f
-                if damaged and f.seq in (0, seq):
-                    break  # our frame arrived damaged: send the same bytes again
+                # Our frame arrived damaged: send the same bytes again. A seq-0 refusal may as
+                # well answer an earlier line (a damaged frame's seq cannot be read), so on the
+                # last try it ends nothing: the answer to our frame can still come.
+                if damaged and f.seq in (0, seq) and attempt < retries:
+                    break
         raise NodeTimeout(
             f"no answer to {data[:80]!r} in {timeout:.1f} s ({retries + 1} tries); "
             f"last lines:\n{_tail(self._seen)}"

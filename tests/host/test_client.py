@@ -61,6 +61,19 @@ def test_damaged_frame_answer_triggers_a_resend():
     assert len(set(t.writes)) == 1 and len(t.writes) == 3
 
 
+def test_a_seq_0_refusal_on_the_last_try_does_not_end_the_wait():
+    # The node refuses an earlier damaged line (seq 0: unreadable) just before it answers
+    # ours; on the last try that refusal must not be taken for the answer to our frame.
+    late = err(fr.E_FRAME, msg="no crc", seq=0)
+    t = Scripted(lambda f: late(f) + ok({"proto": 1})(f))
+    c = NodeClient(t, timeout=0.05, retries=0)
+    assert c.hello() == {"proto": 1}
+    t = Scripted(silent, lambda f: late(f) + ok({"proto": 1})(f))
+    c = NodeClient(t, timeout=0.05, retries=1)
+    assert c.hello() == {"proto": 1}
+    assert len(t.writes) == 2
+
+
 def test_timeout_fails_with_what_the_line_carried():
     t = Scripted(lambda f: b"some console noise\n", silent)
     c = NodeClient(t, timeout=0.05, retries=1)

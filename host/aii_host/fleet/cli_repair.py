@@ -66,7 +66,7 @@ def _endpoint(args):
     from .config import load
     from .relay import RelayNode, running
 
-    if args.fleet:
+    if args.fleet is not None:
         if not args.node:
             raise AIIError("node-repair --fleet needs the NODE to repair")
         fleet = load(args.fleet)
@@ -84,6 +84,8 @@ def _endpoint(args):
             "a node on --port has no copy to repair from here: give --fleet FLEET NODE (the "
             "aggregator's copy), or --accept-loss to give up what is damaged"
         )
+    if not args.port:
+        raise AIIError("--port needs a port: a serial device, a pty or tcp:HOST:PORT")
     if not args.key:
         raise AIIError("--port needs --key (repairs are signed requests)")
     c = NodeClient(_open_port(args.port), key=_read_key(args.key), timeout=args.timeout)

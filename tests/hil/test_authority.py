@@ -16,7 +16,7 @@ import pytest
 from aii_host import _record as R
 from aii_host import frame as fr
 from aii_host.client import NodeError
-from hil_util import CONFIG, err_code, raw_request, signed
+from hil_util import CONFIG, answers, err_code, raw_request, signed
 
 WINDOW = 2**16  # firmware/aii_node/auth.py
 
@@ -68,27 +68,35 @@ def test_signatures_are_bound_windowed_and_rate_limited(node):
     assert f.kind == "ok", f  # the window's last seq is fine
     assert c.balances()["load"] == before["load"] + 3
     c.next_seq = floor + WINDOW + 1
-    # A flood of bad MACs: the first few are checked, then the link waits; all are counted.
-    bad = []
-    for i in range(5):
-        s = floor + WINDOW + 10 + i
-        bad.append(raw_request(node, signed(node, s, "transfer", move, key=b"wrong" * 7), s))
-    msgs = [f.body["msg"] for f in bad]
-    assert all(err_code(f) == fr.E_AUTH for f in bad)
-    assert "needs a valid mac" in msgs[0] and "too many bad macs" in msgs[-1], msgs
-    with pytest.raises(NodeError, match="too many bad macs"):
-        c.transfer("grid", "load", "Wh", 1)  # a good one too, while the link waits
-    # Counted: the other node's frame and the flood's first four (the fifth and the good one
-    # came during the pause and were refused unchecked).
+    # A flood of bad MACs in one write: the first few are checked and refused, then the link
+    # pauses (250 ms after the 4th, doubling per further one) and refuses what comes in the
+    # pause without checking it. Only the checked ones are counted.
+    seqs = [floor + WINDOW + 10 + i for i in range(8)]
+    node.write(b"".join(signed(node, s, "hold", {}, key=b"wrong" * 7) for s in seqs))
+    msgs = [f.body["msg"] for f in answers(node, seqs, timeout=120)]
+    assert all(m.startswith(("needs a valid mac", "too many bad macs")) for m in msgs), msgs
+    checked = sum(m.startswith("needs a valid mac") for m in msgs)
+    assert all(m.startswith("needs a valid mac") for m in msgs[:4]), msgs  # before any pause
+    if not node.name.startswith("qemu"):
+        # Back to back, the rest come within the pause. qemu's UART gives the node about one
+        # byte per console poll: frames arrive seconds apart, after the first pauses ended.
+        assert checked < len(msgs), msgs
     st = c.status()
-    assert st["bad_mac"] == 5 and c.balances()["load"] == before["load"] + 3
+    assert st["bad_mac"] == 1 + checked and c.balances()["load"] == before["load"] + 3
     counts = {f.body["count"] for f in c.events if f.body.get("kind") == "bad_mac"}
     counts |= {
         b["count"] for _, k, b in c.request("events", {"ack": 0})["events"] if k == "bad_mac"
     }
-    assert sorted(counts) == [1, 2, 4]  # an event at 1, 2, 4, 8, ...: not one per frame
-    time.sleep(1.2)  # the pause after 4 bad MACs in a row (auth.Guard: 500 ms) is over
-    assert c.transfer("grid", "load", "Wh", 1)["seq"] > 0
+    # An event at the 1st, 2nd, 4th, 8th ... bad MAC: not one per frame.
+    assert {1, 2, 4} <= counts <= {1, 2, 4, 8}, (counts, checked)
+    end = time.monotonic() + 40  # the pause ends (at most 30 s) and a good request passes
+    while True:
+        try:
+            assert c.transfer("grid", "load", "Wh", 1)["seq"] > 0
+            break
+        except NodeError as e:
+            assert "too many bad macs" in e.msg and time.monotonic() < end, e
+            time.sleep(0.25)
 
 
 def test_a_locked_console_takes_ctrl_c_only_after_a_signed_maintenance(node):

@@ -71,6 +71,28 @@ def test_the_bad_mac_guard_counts_pauses_and_reports():
     assert g.run == 0 and g.count == 25 and g.wait_ms(now[0], diff) == 0
 
 
+def test_bad_macs_pause_the_link_and_a_good_one_waits_too(tmp_path, monkeypatch):
+    """The node's own clock stands still here, so the pause is exact: after the free bad MACs
+    every signed request on that link, a good one too, is refused unchecked until it ends;
+    the other link is not affected."""
+    from aii_node import proto
+
+    node = nodekit.make_node(tmp_path)
+    now = [5000]
+    monkeypatch.setattr(proto, "ticks_ms", lambda: now[0])
+    bad = b"\x01" * 32
+    for seq in range(1, 1 + auth.Guard.FREE + 1):
+        assert "needs a valid mac" in one(node, request(seq, "hold", {}, key=bad)).body["msg"]
+    f = one(node, request(10, "transfer", MOVE))  # good, but within the 500 ms pause
+    assert f.body["msg"] == "too many bad macs on this link: refused for 500 ms"
+    out = []
+    node.handle_line(console.REMOTE + request(10, "transfer", MOVE).rstrip(), out.append)
+    assert host.decode(out[-1]).kind == "ok"  # the network is another link
+    now[0] += 500
+    assert one(node, request(11, "transfer", MOVE)).kind == "ok"
+    assert node.status()["bad_mac"] == auth.Guard.FREE + 1 and node.serial.run == 0
+
+
 def test_a_locked_console_answers_ctrl_c_and_refuses_reset(tmp_path):
     node = nodekit.make_node(tmp_path)
     out = []

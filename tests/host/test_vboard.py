@@ -253,6 +253,15 @@ def test_tcp_clients_neither_drop_each_other_nor_outstay_their_welcome(tmp_path)
         two.sendall(b"from two\n")
         r1(b"echo:\x01from two")  # both still served; output goes to every client
         r2(b"echo:\x01from one")
+        # A network line never lands inside a line the serial line is typing (it would run as
+        # the serial line's): it waits for that line's end.
+        ser.write(b"ser")
+        time.sleep(0.3)
+        one.sendall(b"net\n")
+        time.sleep(0.3)
+        ser.write(b"ial\r\n")
+        out = read_until(ser, b"echo:\x01net")
+        assert b"echo:serial\r" in out and out.index(b"echo:serial") < out.index(b"echo:\x01net")
         with socket.create_connection(("127.0.0.1", b.tcp), timeout=5) as three:
             assert b"error: busy: 2 clients already" in _reader(three)(b"\n")
             assert three.recv(100) == b""  # closed

@@ -221,7 +221,9 @@ class Supervisor:
                 running = True
             elif running:
                 self._to_board(chunk)
-                self._mid_line = chunk[-1:] not in (b"\n", b"\r")
+                # Only \n ends a line for the node (it ignores \r): a network line sent after
+                # "abc\r" would join the serial line's, and run as its.
+                self._mid_line = chunk[-1:] != b"\n"
         if not self._mid_line and self._queue and running:
             queued, self._queue = self._queue, []
             for line in queued:

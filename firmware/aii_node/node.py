@@ -88,6 +88,10 @@ class Node:
         self.network = Guard("network", True)
         self.lock = "off"  # the console lock (lock.py), applied when the node runs
         self.boot()
+        if "particles" in cfg:
+            from . import particles  # docs/particles.md section 8
+
+            particles.attach(self)
 
     # ---- boot and persistence (docs/protocol.md §6, docs/faults.md) ----
     def boot(self):

@@ -121,6 +121,7 @@ def _record(h, writer):
     return [
         ("Journal record (aii_record.h): each field's offset and width.", rec),
         ("Record ops (aii_ledger_op_t).", _enum(h, "aii_ledger_op_t", "AII_")),
+        ("Record origins (aii_origin_t).", _enum(h, "aii_origin_t", "AII_")),
         ("Checkpoint (aii_record.h).", ckpt),
     ]
 

@@ -122,9 +122,12 @@ _REC_NAME = const(20)
 _REC_NAME_LEN = const(12)
 _REC_AMOUNT = const(32)
 _REC_AMOUNT_FMT = const("<q")
-_REC_CRC = const(40)
+_REC_ORIGIN = const(40)
+_REC_ORIGIN_ID = const(41)
+_REC_ORIGIN_ID_FMT = const("<I")
+_REC_CRC = const(45)
 _REC_CRC_FMT = const("<I")
-_REC_SIZE = const(44)
+_REC_SIZE = const(49)
 _REC_TXID = const(20)
 _REC_TXID_FMT = const("<Q")
 _REC_HASH = const(16)
@@ -174,6 +177,7 @@ _DECIMAL = const(0x80)
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 _U64_MAX = (1 << 64) - 1
+_U32_MAX = (1 << 32) - 1
 _INT_MIN = -(1 << 31)  # the C `int` parameters of the core
 _INT_MAX = (1 << 31) - 1
 _SEQ_LAST = (1 << 32) - 2  # the core refuses new records from here on
@@ -405,8 +409,9 @@ def _parse(s, den, exact=False, decimal=False):
     i = ip = fp = ndig = 0
     fden = 1
     neg = big = bad = False
-    if n > 0 and (s[0] == 43 or s[0] == 45):
-        neg = s[0] == 45
+    # The signs as bytes, not numbers: 45 is also a record offset (tests/host/test_rules_once.py).
+    if n > 0 and s[0] in b"+-":
+        neg = s[0] == b"-"[0]
         i = 1
     while i < n and 48 <= s[i] <= 57:
         # Anything above 2**63 overflows anyway; keep scanning so bad syntax still wins.
@@ -585,6 +590,8 @@ class Ledger:
         self._pend = []
         self._lost = 0
         self._now = 0
+        self._origin = 0  # stamped on new records (set_origin), SEALs excepted
+        self._origin_id = 0
         self._in_tx = False
         self._viol = (-1, 0, 0, 0)  # qty, expected, actual, delta
         # Why the last refusal (aii_ledger_t: why, why_record, why_at).
@@ -870,6 +877,9 @@ class Ledger:
         _put(r, _REC_SEQ, _REC_SEQ_FMT, (self._seq + 1) & 0xFFFFFFFF)
         r[_REC_OP] = op
         _put(r, _REC_TIME, _REC_TIME_FMT, self._now)
+        if op != _OP_SEAL:
+            r[_REC_ORIGIN] = self._origin
+            _put(r, _REC_ORIGIN_ID, _REC_ORIGIN_ID_FMT, self._origin_id)
         return r
 
     def _seal_live(self):
@@ -1127,6 +1137,11 @@ class Ledger:
 
     def set_time(self, t):
         self._now = _ranged("t", t, 0, _U64_MAX)
+
+    def set_origin(self, kind, ident):
+        k = _ranged("kind", kind, 0, 255)
+        self._origin_id = _ranged("ident", ident, 0, _U32_MAX)
+        self._origin = k
 
     def journal(self):
         out = b"".join(self._ring)

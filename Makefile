@@ -13,7 +13,8 @@ RESULTS := build/results
 MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
 BOARD ?=
 PORT ?=
-export MICROPY_DIR BOARD PORT
+ARCH ?=
+export MICROPY_DIR BOARD PORT ARCH
 # pytest workers per tier (pytest-xdist): one per core; JOBS=0 runs in one process. Most of the
 # host, HIL and fleet tiers wait on simulated boards, qemu and subprocesses. Real boards
 # (PORT=...) are one device each, so the HIL tier on them runs in one process.
@@ -35,7 +36,7 @@ define skip
 endef
 
 .PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-mpy-suite fuzz soak chaos \
-	bench size check demo firmware flash picotool clean distclean
+	bench size check demo firmware natmod flash picotool clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -145,6 +146,9 @@ firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MIC
 	else \
 		bash tools/mpy_build.sh firmware; \
 	fi
+
+natmod: $(SETUP) ## _aii as a native .mpy for stock firmware (ARCH=armv6m|armv7m|armv7emsp|armv7emdp|rv32imc|x64, default all; docs/natmod.md)
+	bash tools/mpy_build.sh natmod
 
 flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
 	@if [ ! -f tools/mpy_build.sh ]; then \

@@ -497,13 +497,15 @@ build_natmod() {
             "this builds it. ESP32-C3 and ESP32-C6 take rv32imc."
         die "natmod: $arch needs $cc (make setup installs it)"
     fi
-    "$PYTHON" -c 'import elftools' 2>/dev/null || die "natmod: $PYTHON lacks pyelftools (run make setup)"
+    "$PYTHON" -c 'import ar, elftools' 2>/dev/null \
+        || die "natmod: $PYTHON lacks pyelftools or ar, which mpy_ld.py needs (run make setup)"
     # py/dynruntime.mk tracks no header: when a source or the MicroPython tree changed, afresh.
     stamp=$(cd "$REPO/c_modules/aii" && cat natmod/* ./*.[ch] core/*.[ch] | cksum && echo "$MICROPY_DIR")
     [ "$(cat "$out/.aii-stamp" 2>/dev/null)" = "$stamp" ] || rm -rf "$out"
-    mkdir -p "$out"
-    nice -n 10 make -C "$REPO/c_modules/aii/natmod" -j"$JOBS" MPY_DIR="$MICROPY_DIR" ARCH="$arch" \
-        BUILD="$out/obj" OUT="$out" PYTHON="$PYTHON" "$out/_aii.mpy" >"$out.log" 2>&1 \
+    mkdir -p "$out/obj"
+    nice -n 10 make -C "$out/obj" -f "$REPO/c_modules/aii/natmod/Makefile" -j"$JOBS" \
+        MPY_DIR="$MICROPY_DIR" ARCH="$arch" BUILD="$out/obj" OUT="$out" PYTHON="$PYTHON" \
+        "$out/_aii.mpy" >"$out.log" 2>&1 \
         || { grep -E 'rror|undefined' "$out.log" | head -20; die "natmod $arch failed (log: $out.log)"; }
     echo "$stamp" >"$out/.aii-stamp"
     natmod_package_json "$out"

@@ -35,7 +35,7 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-mpy-suite fuzz soak chaos \
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-natmod test-mpy-suite fuzz soak chaos \
 	bench size check demo firmware natmod flash picotool clean distclean
 
 help: ## List the targets
@@ -99,8 +99,11 @@ else
 	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif
 
-test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL (not in make test)
+test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL; natmods on stock boards (not in make test)
 	bash tools/mpy_build.sh test-qemu
+
+test-natmod: $(SETUP) ## tests/device with the natmod on stock images: x64 unix, qemu per ARCH (not in make test)
+	bash tools/mpy_build.sh test-natmod
 
 test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite

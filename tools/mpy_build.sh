@@ -4,7 +4,10 @@
 #   tools/mpy_build.sh firmware        build BOARD with _aii and the frozen packages (docs/boards.md):
 #                                      UNIX, the qemu boards, or a board.env board (RPI_PICO, ...)
 #   tools/mpy_build.sh test-device     tests/device/*.py on the unix build and on each of QEMU_BOARDS
-#   tools/mpy_build.sh test-qemu       every qemu board: build, tests/device, then the HIL suite
+#   tools/mpy_build.sh test-qemu       every qemu board: build, tests/device, then the HIL suite;
+#                                      then test-natmod's qemu part
+#   tools/mpy_build.sh test-natmod     tests/device with _aii from the natmod on stock images: x64 on
+#                                      PyPI's unix micropython, the others on stock qemu boards
 #   tools/mpy_build.sh test-mpy-suite  MicroPython's own tests on each of MPY_SUITE_BOARDS, the AII
 #                                      image against a stock build of the same board
 #   tools/mpy_build.sh size            flash and RAM cost of _aii in each qemu image
@@ -366,6 +369,7 @@ cmd_test_qemu() {
         nice -n 10 "$PYTHON" -m pytest "$REPO/tests/hil" -q -k qemu --qemu-board "$b" \
             --junitxml="$RESULTS/hil-$(echo "$b" | tr 'A-Z_' 'a-z-').xml" || rc=1
     done
+    natmod_tests_qemu || rc=1
     return $rc
 }
 
@@ -532,6 +536,38 @@ device_tests_natmod_x64() {
         run_tests --keep-path -r "$RESULTS/device-natmod-x64" "$REPO"/tests/device/*.py
 }
 
+# tests/device on each stock qemu board that loads ARCH's natmod (every one when unset), the
+# natmod sent into the board's RAM as MicroPython's CI does (tools/natmod_test.py); results in
+# build/results/natmod-<arch>-<board>/. Minutes per board: not in make test.
+natmod_tests_qemu() {
+    local rc=0 a b res
+    for a in ${ARCH:-$NATMOD_ARCHS}; do
+        [ "$a" = x64 ] && continue
+        build_natmod "$a"
+        for b in $(natmod_boards "$a"); do
+            build_qemu "$b" stock
+            res="$RESULTS/natmod-$a-$(echo "$b" | tr 'A-Z_' 'a-z-')"
+            rm -rf "$res"
+            say "tests/device on stock $b (qemu) with the $a natmod"
+            nice -n 10 "$PYTHON" "$REPO/tools/natmod_test.py" --board "$b" \
+                --image "$(qemu_dir "$b" stock)/firmware.elf" --natmod "$BUILD/natmod/$a/_aii.mpy" \
+                --result-dir "$res" "$REPO"/tests/device/*.py || rc=1
+        done
+    done
+    return $rc
+}
+
+cmd_test_natmod() {
+    need_micropython test-natmod
+    cpython_env
+    local rc=0
+    if [ -z "$ARCH" ] || [[ " $ARCH " == *" x64 "* ]]; then
+        device_tests_natmod_x64 || rc=1
+    fi
+    natmod_tests_qemu || rc=1
+    return $rc
+}
+
 cmd_picotool() {
     local src=${PICOTOOL_SRC:-}
     need_micropython picotool
@@ -590,7 +626,8 @@ case "${1:-}" in
     test-mpy-suite) cmd_test_mpy_suite ;;
     size) cmd_size ;;
     natmod) cmd_natmod ;;
+    test-natmod) cmd_test_natmod ;;
     picotool) cmd_picotool ;;
     flash) cmd_flash ;;
-    *) die "usage: tools/mpy_build.sh firmware|test-device|test-qemu|test-mpy-suite|size|natmod|picotool|flash" ;;
+    *) die "usage: tools/mpy_build.sh firmware|test-device|test-qemu|test-mpy-suite|size|natmod|test-natmod|picotool|flash" ;;
 esac

@@ -194,8 +194,9 @@ uint64_t aii_mp_ticks_mask(void) {
     return aii_natmod_ticks_mask;
 }
 
-// As mod_aii_port.c, with time.sleep_ms() for the port's event wait (callbacks and pending
-// exceptions run there); the last 2 ms are spun on ticks_us() alone.
+// As mod_aii_port.c, with time.sleep_ms() for the port's event loop, the only way in that a
+// natmod has: sleep_ms(n) waits (handling events on most ports), sleep_ms(0) runs pending
+// callbacks and exceptions (unix, qemu, rp2; stm32 waits for its next 1 ms tick there).
 void aii_mp_wait(uint64_t dt_us, const volatile bool *stop, const volatile uint32_t *epoch) {
     uint64_t t0 = aii_mp_ticks_us();
     uint32_t seen = *epoch;
@@ -205,12 +206,10 @@ void aii_mp_wait(uint64_t dt_us, const volatile bool *stop, const volatile uint3
             return;
         }
         uint64_t rem = dt_us - el;
-        if (rem >= 2000) {
-            // Wake a millisecond early and spin the rest, for release precision.
-            uint64_t ms = rem / 1000 - 1;
-            mp_obj_t arg = MP_OBJ_NEW_SMALL_INT(ms > 10 ? 10 : ms);
-            mp_call_function_n_kw(aii_natmod_sleep_ms, 1, 0, &arg);
-        }
+        // Wake a millisecond early and spin the rest, for release precision.
+        uint64_t ms = rem >= 2000 ? rem / 1000 - 1 : 0;
+        mp_obj_t arg = MP_OBJ_NEW_SMALL_INT(ms > 10 ? 10 : ms);
+        mp_call_function_n_kw(aii_natmod_sleep_ms, 1, 0, &arg);
     }
 }
 

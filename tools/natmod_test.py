@@ -93,7 +93,12 @@ def expected(test):
     # CPython on aii_host, as run-tests.py makes the expected output of the other tests.
     env = dict(os.environ, PYTHONPATH=str(ROOT / "host"))
     r = subprocess.run(
-        [sys.executable, str(test)], capture_output=True, cwd=test.parent, env=env, timeout=300
+        [sys.executable, str(test)],
+        check=False,
+        capture_output=True,
+        cwd=test.parent,
+        env=env,
+        timeout=300,
     )
     return r.stdout if r.returncode == 0 else b"CPYTHON FAILED\n" + r.stdout + r.stderr
 
@@ -153,7 +158,9 @@ def main():
         pyb.close()
     (out_dir / "_results.json").write_text(json.dumps({"results": results}, indent=1) + "\n")
     n = {k: sum(r[1] == k for r in results) for k in ("pass", "fail", "skip")}
-    print(f"{args.board} with {args.natmod}: {n['pass']} passed, {n['fail']} failed, {n['skip']} skipped")
+    print(
+        f"{args.board} with {args.natmod}: {n['pass']} passed, {n['fail']} failed, {n['skip']} skipped"
+    )
     return 1 if n["fail"] else 0
 
 

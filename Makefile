@@ -59,10 +59,11 @@ test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boa
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
-test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M4F and RV32 under qemu; float-free check
+test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M4F and RV32 under qemu; float-free check; every configuration compiles
 	@rc=0; \
 	$(PY) tools/ctest.py --results $(RESULTS)/c.json || rc=1; \
 	$(PY) tools/check_float_free.py --results $(RESULTS)/float_free.json || rc=1; \
+	$(PY) tools/size_report.py --results $(RESULTS)/size.json >/dev/null || rc=1; \
 	exit $$rc
 
 test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)
@@ -129,8 +130,12 @@ bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 		echo "bench: bench/run_all.py is missing; nothing to run"; exit 1; \
 	fi
 
-size: $(SETUP) ## Code size of the C core for Cortex-M3 at -Os (also build/size.json)
+size: $(SETUP) ## Core size per configuration (full, minimal) and CPU; natmod sizes; IMAGES=1: _aii's cost in each qemu image
 	@$(PY) tools/size_report.py
+	@ls build/natmod/*/_aii.mpy >/dev/null 2>&1 && wc -c build/natmod/*/_aii.mpy || true
+ifneq ($(IMAGES),)
+	bash tools/mpy_build.sh size
+endif
 
 check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)

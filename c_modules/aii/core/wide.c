@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "aii_config.h"
 #include "wide.h"
 
 void aii_i128_set(aii_i128_t *r, int64_t v) {
@@ -113,6 +114,7 @@ aii_status_t aii_div_u128(uint64_t hi, uint64_t lo, uint64_t d, uint64_t *q, uin
     return AII_OK;
 }
 
+#if AII_HAS_SUMS
 aii_status_t aii_check_sum(const void *data, size_t count, unsigned elem_size, int64_t expected,
     aii_i128_t *total) {
     if ((elem_size != 4 && elem_size != 8) || (data == NULL && count > 0)) {
@@ -162,3 +164,4 @@ aii_status_t aii_check_sum(const void *data, size_t count, unsigned elem_size, i
     }
     return t == expected ? AII_OK : AII_ERR_VIOLATION;
 }
+#endif // AII_HAS_SUMS

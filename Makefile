@@ -14,7 +14,8 @@ MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/microp
 BOARD ?=
 PORT ?=
 ARCH ?=
-export MICROPY_DIR BOARD PORT ARCH
+NATMOD_CFLAGS ?=
+export MICROPY_DIR BOARD PORT ARCH NATMOD_CFLAGS
 # pytest workers per tier (pytest-xdist): one per core; JOBS=0 runs in one process. Most of the
 # host, HIL and fleet tiers wait on simulated boards, qemu and subprocesses. Real boards
 # (PORT=...) are one device each, so the HIL tier on them runs in one process.

@@ -18,7 +18,7 @@
 #
 # Environment: MICROPY_DIR (a MicroPython v1.28.0 tree; the qemu and unix images need none of its
 # submodules, the real boards need theirs), BOARD, PORT, PYTHON (default .venv/bin/python), JOBS
-# (default 2), QEMU_BOARDS, MPY_SUITE_BOARDS, MPY_SUITE_DIRS, PICOTOOL_SRC, ARCH.
+# (default 2), QEMU_BOARDS, MPY_SUITE_BOARDS, MPY_SUITE_DIRS, PICOTOOL_SRC, ARCH, NATMOD_CFLAGS.
 # Build output goes to build/ in this repository, never into MICROPY_DIR (except what
 # MicroPython's makefiles write there themselves).
 set -euo pipefail
@@ -453,6 +453,8 @@ cmd_size() {
 # xtensa-esp32-elf-gcc, which no package registry carries here: built only when it is on PATH.
 NATMOD_ARCHS="armv6m armv7m armv7emsp armv7emdp rv32imc x64"
 ARCH=${ARCH:-}
+# More C flags for the natmod: the core's table sizes, AII_HAS_* (docs/natmod.md section 4).
+NATMOD_CFLAGS=${NATMOD_CFLAGS:-}
 
 natmod_toolchain() {
     case "$1" in
@@ -507,11 +509,13 @@ build_natmod() {
     "$PYTHON" -c 'import ar, elftools' 2>/dev/null \
         || die "natmod: $PYTHON lacks pyelftools or ar, which mpy_ld.py needs (run make setup)"
     # py/dynruntime.mk tracks no header: when a source or the MicroPython tree changed, afresh.
-    stamp=$(cd "$REPO/c_modules/aii" && cat natmod/* ./*.[ch] core/*.[ch] | cksum && echo "$MICROPY_DIR")
+    stamp=$(cd "$REPO/c_modules/aii" && cat natmod/* ./*.[ch] core/*.[ch] | cksum \
+        && echo "$MICROPY_DIR $NATMOD_CFLAGS")
     [ "$(cat "$out/.aii-stamp" 2>/dev/null)" = "$stamp" ] || rm -rf "$out"
     mkdir -p "$out/obj"
     nice -n 10 make -C "$out/obj" -f "$REPO/c_modules/aii/natmod/Makefile" -j"$JOBS" \
         MPY_DIR="$MICROPY_DIR" ARCH="$arch" BUILD="$out/obj" OUT="$out" PYTHON="$PYTHON" \
+        CFLAGS_EXTRA="$NATMOD_CFLAGS" \
         "$out/_aii.mpy" >"$out.log" 2>&1 \
         || { grep -E 'rror|undefined' "$out.log" | head -20; die "natmod $arch failed (log: $out.log)"; }
     echo "$stamp" >"$out/.aii-stamp"

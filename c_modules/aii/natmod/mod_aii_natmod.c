@@ -140,17 +140,8 @@ mp_obj_t aii_mp_new_i128(const aii_i128_t *v) {
     if (aii_i128_to_i64(v, &s) == AII_OK) {
         return aii_mp_new_i64(s);
     }
-    aii_i128_t m = *v;
-    bool neg = (int64_t)m.hi < 0;
-    if (neg) {
-        m.lo = ~m.lo + 1;
-        m.hi = ~m.hi + (m.lo == 0);
-    }
     uint8_t b[16];
-    for (int i = 0; i < 8; i++) {
-        b[i] = (uint8_t)(m.lo >> (8 * i));
-        b[8 + i] = (uint8_t)(m.hi >> (8 * i));
-    }
+    bool neg = aii_i128_magnitude(v, b);
     mp_obj_t o = int_from_le(b, sizeof(b));
     return neg ? mp_unary_op(MP_UNARY_OP_NEGATIVE, o) : o;
 }

@@ -14,11 +14,10 @@ configuration on Cortex-M3 is reported (goal_met), not enforced: goals live in J
 
 import argparse
 import json
-import re
 import shutil
 import sys
 
-from _cbuild import BUILD, CORE_DIR, WARN_FLAGS, core_sources, rel, run
+from _cbuild import BUILD, CORE_DIR, WARN_FLAGS, core_sources, minimal_flags, rel, run
 
 ARCHS = {
     "cortex-m0": ("arm-none-eabi-", ["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"]),
@@ -45,10 +44,7 @@ aii_ledger_t aii_size_ledger;
 
 
 def flags_of_config():
-    names = re.findall(
-        r"^#define (AII_HAS_\w+) ", (CORE_DIR / "aii_config.h").read_text(), re.MULTILINE
-    )
-    return {"full": [], "minimal": [f"-D{n}=0" for n in names]}
+    return {"full": [], "minimal": minimal_flags()}
 
 
 def size_of(cross, obj):

@@ -47,4 +47,9 @@
 #define AII_HAS_SUMS (1)
 #endif
 
+// The particle kernel (particles.c, docs/particles.md), and the binding's Particles type.
+#ifndef AII_HAS_PARTICLES
+#define AII_HAS_PARTICLES (1)
+#endif
+
 #endif // AII_CONFIG_H

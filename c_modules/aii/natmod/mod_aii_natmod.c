@@ -4,6 +4,7 @@
 // files (mod_aii_*.c) and the core are the firmware's, compiled with AII_DYNRUNTIME; this file
 // replaces mod_aii_port.c. What the firmware module gets from C (the tick counter, the event
 // loop, gc, long ints) comes here from the port's Python objects, found once at import.
+#include "py/objarray.h"
 #include "py/smallint.h"
 
 #include "../mod_aii.h"
@@ -176,6 +177,17 @@ mp_obj_t aii_mp_new_bytes(size_t cap, size_t (*fill)(uint8_t *buf, size_t cap, v
     return o;
 }
 
+// A memoryview object made as py/objarray.c makes one; its type comes from builtins.
+mp_obj_t aii_mp_new_memoryview(char typecode, size_t n, void *items) {
+    mp_obj_array_t *self = m_malloc(sizeof(mp_obj_array_t));
+    self->base.type = MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_memoryview));
+    self->typecode = (uint8_t)typecode | MP_OBJ_ARRAY_TYPECODE_FLAG_RW;
+    self->free = 0;  // a memoryview's offset into its items
+    self->len = n;
+    self->items = items;
+    return MP_OBJ_FROM_PTR(self);
+}
+
 uint64_t aii_mp_ticks_us(void) {
     return (uint64_t)(mp_uint_t)mp_obj_get_int(
         mp_call_function_n_kw(aii_natmod_ticks_us, 0, 0, NULL)) & aii_natmod_ticks_mask;
@@ -228,6 +240,9 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
 
     aii_type_Scheduler_init();
     aii_type_Ledger_init();
+    #if AII_HAS_PARTICLES
+    aii_type_Particles_init();
+    #endif
     aii_Ledger_restore_obj_init();
     aii_exc_AdmissionError_init();
     aii_exc_BalanceError_init();

@@ -14,6 +14,7 @@
 // The full type in BSS, seen as the mp_obj_type_t the area files take the address of.
 #define aii_type_Scheduler (*(const mp_obj_type_t *)&aii_type_Scheduler_full)
 #define aii_type_Ledger (*(const mp_obj_type_t *)&aii_type_Ledger_full)
+#define aii_type_Particles (*(const mp_obj_type_t *)&aii_type_Particles_full)
 
 #define AII_METHOD_COUNT(name, obj) +1
 #define AII_METHOD_STORE(name, obj) \

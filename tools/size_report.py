@@ -14,8 +14,10 @@ configuration on Cortex-M3 is reported (goal_met), not enforced: goals live in J
 
 import argparse
 import json
+import os
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from _cbuild import BUILD, CORE_DIR, WARN_FLAGS, core_sources, minimal_flags, rel, run
 
@@ -111,13 +113,14 @@ def main():
     if not core_sources():
         sys.exit("error: no C sources in c_modules/aii/core")
     configs = flags_of_config()
-    rows, errors, missing = [], [], []
+    errors, missing, jobs = [], [], []
     for arch, (cross, _) in ARCHS.items():
         if shutil.which(cross + "gcc") is None:
             missing.append(f"{arch} ({cross}gcc; make setup installs it)")
             continue
-        for config, flags in configs.items():
-            rows.append(measure(arch, config, flags, errors))
+        jobs += [(arch, config, flags) for config, flags in configs.items()]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        rows = list(pool.map(lambda j: measure(*j, errors), jobs))
 
     print(f"{'arch':11} {'config':8} {'text':>7} {'data':>5} {'bss':>5}  RAM per object")
     for r in rows:

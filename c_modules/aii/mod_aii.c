@@ -65,4 +65,11 @@ const mp_obj_module_t aii_user_cmodule = {
 };
 
 MP_REGISTER_MODULE(MP_QSTR__aii, aii_user_cmodule);
+#else
+#define AII_STORE_OBJ(name, obj) mp_store_global(MP_QSTR_##name, MP_OBJ_FROM_PTR(&obj));
+#define AII_STORE_INT(name, value) mp_store_global(MP_QSTR_##name, MP_OBJ_NEW_SMALL_INT(value));
+
+void aii_natmod_store_globals(void) {
+    AII_MODULE_GLOBALS(AII_STORE_OBJ, AII_STORE_INT)
+}
 #endif

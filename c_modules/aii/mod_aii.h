@@ -20,6 +20,7 @@
 
 #if AII_DYNRUNTIME
 #include "py/dynruntime.h"
+#include "natmod/mod_aii_natmod.h"
 #else
 #include "py/binary.h"
 #include "py/objexcept.h"

@@ -77,17 +77,8 @@ mp_obj_t aii_mp_new_i128(const aii_i128_t *v) {
     if (aii_i128_to_i64(v, &s) == AII_OK) {
         return aii_mp_new_i64(s);
     }
-    aii_i128_t m = *v;
-    bool neg = (int64_t)m.hi < 0;
-    if (neg) {
-        m.lo = ~m.lo + 1;
-        m.hi = ~m.hi + (m.lo == 0);
-    }
     byte buf[16];
-    for (int i = 0; i < 8; i++) {
-        buf[i] = (byte)(m.lo >> (8 * i));
-        buf[8 + i] = (byte)(m.hi >> (8 * i));
-    }
+    bool neg = aii_i128_magnitude(v, buf);
     mp_obj_t o = mp_obj_int_from_bytes_impl(false, sizeof(buf), buf);
     return neg ? mp_unary_op(MP_UNARY_OP_NEGATIVE, o) : o;
 }

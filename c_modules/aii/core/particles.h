@@ -42,14 +42,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aii_config.h"
 #include "aii_status.h"
 #include "aii_text.h"
 #include "wide.h"
-
-// Out of the minimal configuration: a port that does not want the particle kernel sets 0.
-#ifndef AII_HAS_PARTICLES
-#define AII_HAS_PARTICLES (1)
-#endif
 
 // The table blob (written by aii_host.particles.table, little-endian): a head of
 // AII_PT_TABLE_HEAD bytes, n int64 G entries, n int64 U entries, then a CRC-32 of all before.

@@ -13,6 +13,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+import gen_particle_vectors
 from ledger_ref import I64_MAX as L_MAX
 from ledger_ref import Ledger, LedgerError
 
@@ -640,6 +641,7 @@ def main():
     (ROOT / "tests" / "vectors" / "ledger.json").write_text(json.dumps(lv, indent=1) + "\n")
     (ROOT / "tests" / "c" / "vectors_ledger.h").write_text(ledger_header(lv))
     print(f"ledger: {len(lv['steps'])} steps, {len(lv['journal'])} journal records")
+    print(gen_particle_vectors.write())
     print(
         f"fixed: {len(v['arith'])} arith, {len(v['parse'])} parse, {len(v['format'])} format, "
         f"{len(v['sum'])} sum, {len(v['parse_exact'])} exact parse vectors"

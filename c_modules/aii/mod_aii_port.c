@@ -5,6 +5,7 @@
 
 #include "py/gc.h"
 #include "py/mphal.h"
+#include "py/objarray.h"
 #include "py/objint.h"
 #include "py/smallint.h"
 
@@ -110,6 +111,10 @@ mp_obj_t aii_mp_new_bytes(size_t cap, size_t (*fill)(uint8_t *buf, size_t cap, v
     vstr_init_len(&vs, cap);
     vs.len = fill((uint8_t *)vs.buf, cap, ctx);
     return mp_obj_new_bytes_from_vstr(&vs);
+}
+
+mp_obj_t aii_mp_new_memoryview(char typecode, size_t n, void *items) {
+    return mp_obj_new_memoryview((byte)typecode | MP_OBJ_ARRAY_TYPECODE_FLAG_RW, n, items);
 }
 
 uint64_t aii_mp_ticks_us(void) {

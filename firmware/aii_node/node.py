@@ -95,6 +95,10 @@ class Node:
         self.meters = []  # [name, periods due, (src, dst, quantity, amount) ids or None, task]
         self.probe_ms = cfg.get("probe_ms", 2000)
         self.boot()
+        if "particles" in cfg:
+            from . import particles  # docs/particles.md section 8
+
+            particles.attach(self)
 
     # ---- boot and persistence (docs/protocol.md §6, docs/faults.md) ----
     def boot(self):

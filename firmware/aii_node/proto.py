@@ -362,3 +362,21 @@ def _dispatch(node, f):
         # outcome durable, and `outcome` tells it then.
         return error(f.seq, E_STORAGE, "outcome not stored yet: %s (ask outcome later)" % e)
     return answer
+
+
+# The particle domain's commands (docs/particles.md §8), answered by nodes configured with one.
+# The module is imported at the first such request (node.py makes the domain at boot), so a
+# node without particles never spends heap on it.
+def _pt(name):
+    def handler(node, args):
+        from . import particles
+
+        return getattr(particles, name)(node, args)
+
+    return handler
+
+
+COMMANDS[b"pt_load"] = (_pt("do_pt_load"), True)
+COMMANDS[b"pt_get"] = (_pt("do_pt_get"), False)
+COMMANDS[b"pt_put"] = (_pt("do_pt_put"), True)
+COMMANDS[b"pt_close"] = (_pt("do_pt_close"), True)

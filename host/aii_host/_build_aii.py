@@ -20,7 +20,7 @@ _ROOT = os.path.dirname(_HERE)  # host/, where setup.py is
 # distribution can ship the folder itself in its place).
 CORE_DIR = os.path.join(_ROOT, "aii_core")
 # What the host calls (and, through their includes, what they need).
-HEADERS = ("aii_sched.h", "ledger.h", "fixed.h", "wide.h", "crc32.h", "aii_text.h")
+HEADERS = ("aii_sched.h", "ledger.h", "fixed.h", "wide.h", "crc32.h", "aii_text.h", "particles.h")
 
 # Executed by cffi's setuptools hook as a file, not imported: the sibling is loaded by path.
 _spec = importlib.util.spec_from_file_location(

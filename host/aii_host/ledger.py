@@ -6,11 +6,12 @@ check and every computation, and says why it refused (aii_ledger_t.why); this mo
 arguments and raises what the core said, in the core's words (_errors.text).
 """
 
-import operator
 import sys
 
 from . import _errors as E
 from ._aii import ffi, lib
+from ._conv import as_int as _int
+from ._conv import ranged as _ranged
 from ._errors import AIITypeError, AIIValueError, BalanceError, NotFoundError, text
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -29,21 +30,6 @@ DIGEST_SIZE = lib.AII_LEDGER_DIGEST_LEN
 
 
 # ---- argument conversion ----
-
-
-def _int(v):
-    # Same rule and text as MicroPython's mp_obj_get_int: ints (and bools) only, no floats.
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise AIITypeError(text(lib.AII_T_NOT_INT, type(v).__name__)) from None
-
-
-def _ranged(name, v, lo, hi):
-    v = _int(v)
-    if not lo <= v <= hi:
-        raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, name))
-    return v
 
 
 def _index(v, what):

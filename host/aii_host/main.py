@@ -227,6 +227,10 @@ def _parser():
     from .fleet.cli import add_parsers as _fleet_parsers
 
     _fleet_parsers(sub)
+    # Particle dynamics (particles run, particles demo-nodes): aii_host.particles.
+    from .particles.cli import add_parsers as _particle_parsers
+
+    _particle_parsers(sub)
     return p
 
 

@@ -8,12 +8,13 @@ the watchdog. Messages are the core's texts (_errors.text).
 """
 
 import gc
-import operator
 import threading
 import time
 
 from . import _errors
 from ._aii import ffi, lib
+from ._conv import as_int as _int
+from ._conv import u32 as _u32
 from ._errors import AIIRuntimeError, AIITypeError, AIIValueError, NotFoundError, text
 
 CONTINUE = lib.AII_POLICY_CONTINUE
@@ -50,23 +51,6 @@ HAS_TRACE = bool(lib.AII_HAS_TRACE)
 def ticks_us():
     """The default clock: a monotonic microsecond count (period 2**62, never wraps in practice)."""
     return time.monotonic_ns() // 1000
-
-
-def _int(v):
-    # Same rule and text as MicroPython's mp_obj_get_int: ints (and bools) only, no floats.
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise AIITypeError(text(lib.AII_T_NOT_INT, type(v).__name__)) from None
-
-
-def _u32(name, v):
-    v = _int(v)
-    if v < 0:
-        raise AIIValueError(text(lib.AII_T_NOT_NEGATIVE, name))
-    if v > _U32_MAX:
-        raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, name))
-    return v
 
 
 def _tid(v):

@@ -358,10 +358,13 @@ def test_cli_verdict_is_degraded_unless_every_node_is_online_and_verified(make_f
     assert v["ok"] is True  # the equation holds over what was verified...
     assert v["status"] == "DEGRADED" and v["exit"] == 1  # ...but n2 was not verified
     assert [p["node"] for p in v["problems"]] == ["n2"], v["problems"]
-    assert v["problems"][0]["why"].startswith("offline: ")
+    # Still connecting or already given up as offline, depending on how many connection
+    # attempts a loaded machine fits in 3 s: either way the reason names the link.
+    unreachable = ("offline: ", "connecting: ")
+    assert v["problems"][0]["why"].startswith(unreachable), v["problems"]
     assert main(["status", "--fleet", f, "--seconds", "3"]) == 1
     text = capsys.readouterr().out
-    assert "verdict: DEGRADED" in text and "n2: offline: " in text, text
+    assert "verdict: DEGRADED" in text and any(f"n2: {w}" in text for w in unreachable), text
     assert "1000.000" in text  # n1's Wh total, in its unit (3 decimals)
     env.boards["n1"].stop()
     # 0 of 2 online: still not OK, both named; the aggregate loop's exit says the same.

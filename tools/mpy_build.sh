@@ -456,6 +456,18 @@ ARCH=${ARCH:-}
 # More C flags for the natmod: the core's table sizes, AII_HAS_* (docs/natmod.md section 4).
 NATMOD_CFLAGS=${NATMOD_CFLAGS:-}
 
+# The C flags of ARCH's natmod. On a microcontroller its code lives on the heap, where the
+# particle kernel's 10 KB leave too little to the scheduler's and ledger's objects on a 140 KiB
+# heap (tests/device fail with MemoryError on stock MPS2_AN385): out unless NATMOD_CFLAGS says
+# AII_HAS_PARTICLES. x64's code is outside the heap (the unix port's executable memory).
+natmod_cflags() {
+    if [ "$1" != x64 ] && [[ "$NATMOD_CFLAGS" != *AII_HAS_PARTICLES* ]]; then
+        echo "-DAII_HAS_PARTICLES=0 $NATMOD_CFLAGS"
+    else
+        echo "$NATMOD_CFLAGS"
+    fi
+}
+
 natmod_toolchain() {
     case "$1" in
         x64) echo gcc ;;
@@ -497,7 +509,7 @@ EOF
 }
 
 build_natmod() {
-    local arch=$1 out="$BUILD/natmod/$1" cc stamp
+    local arch=$1 out="$BUILD/natmod/$1" cc stamp cflags
     case " $NATMOD_ARCHS xtensawin " in
         *" $arch "*) ;;
         *) die "natmod: no architecture '$arch' (one of: $NATMOD_ARCHS xtensawin)" ;;
@@ -512,13 +524,14 @@ build_natmod() {
     "$PYTHON" -c 'import ar, elftools' 2>/dev/null \
         || die "natmod: $PYTHON lacks pyelftools or ar, which mpy_ld.py needs (run make setup)"
     # py/dynruntime.mk tracks no header: when a source or the MicroPython tree changed, afresh.
+    cflags=$(natmod_cflags "$arch")
     stamp=$(cd "$REPO/c_modules/aii" && cat natmod/* ./*.[ch] core/*.[ch] | cksum \
-        && echo "$MICROPY_DIR $NATMOD_CFLAGS")
+        && echo "$MICROPY_DIR $cflags")
     [ "$(cat "$out/.aii-stamp" 2>/dev/null)" = "$stamp" ] || rm -rf "$out"
     mkdir -p "$out/obj"
     nice -n 10 make -C "$out/obj" -f "$REPO/c_modules/aii/natmod/Makefile" -j"$JOBS" \
         MPY_DIR="$MICROPY_DIR" ARCH="$arch" BUILD="$out/obj" OUT="$out" PYTHON="$PYTHON" \
-        CFLAGS_EXTRA="$NATMOD_CFLAGS" \
+        CFLAGS_EXTRA="$cflags" \
         "$out/_aii.mpy" >"$out.log" 2>&1 \
         || { grep -E 'rror|undefined' "$out.log" | head -20; die "natmod $arch failed (log: $out.log)"; }
     echo "$stamp" >"$out/.aii-stamp"

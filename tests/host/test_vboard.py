@@ -118,7 +118,8 @@ def test_a_stopped_board_is_no_longer_found(tmp_path):
     b = vboard.spawn("gone", base=tmp_path, app=APP)
     assert vboard.find_by_port(b.port) == b.dir
     b.stop()
-    assert vboard.find_by_port(b.port) is None
+    # Another board (a parallel test, another run) may take the freed pty number at once.
+    assert vboard.find_by_port(b.port) != b.dir
     assert not (b.dir / "vboard.json").exists()
 
 

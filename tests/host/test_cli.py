@@ -4,9 +4,8 @@
 import subprocess
 import sys
 
+import aii_host
 import pytest
-
-aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
 
 
 def _aii(*args, timeout=60):

@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import aii_host
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_AII = ROOT / "firmware" / "aii"

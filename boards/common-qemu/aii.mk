@@ -7,9 +7,11 @@
 # A board sets, before including this file (defaults in brackets):
 #   MICROPY_HEAP_SIZE   the GC heap, bytes [ports/qemu's 143360]
 #   AII_RAMDISK_SIZE    the RAM filesystem, bytes, outside the heap [262144]
-#   AII_SCHED_MAX_TASKS, AII_SCHED_EVENT_RING, AII_LEDGER_MAX_QTY, AII_LEDGER_MAX_ACCOUNTS,
-#   AII_LEDGER_MAX_HOLDS, AII_LEDGER_JOURNAL, AII_LEDGER_SEGMENT
+#   AII_SCHED_MAX_TASKS, AII_SCHED_EVENT_RING, AII_SCHED_TRACE_RING, AII_LEDGER_MAX_QTY,
+#   AII_LEDGER_MAX_ACCOUNTS, AII_LEDGER_MAX_HOLDS, AII_LEDGER_JOURNAL, AII_LEDGER_SEGMENT
 #                       the core's table sizes [the core's defaults, c_modules/aii/core/*.h]
+#   AII_HAS_TRACE, AII_HAS_OPA
+#                       the scheduler's optional parts, 0 to leave them out [1]
 #   AII_HAS_PARTICLES   0 leaves the particle kernel and _aii.Particles out [1]
 
 AII_REPO := $(abspath $(BOARD_DIR)/../..)
@@ -28,7 +30,7 @@ AII_RAMDISK_SIZE ?= 262144
 CFLAGS += -DAII_RAMDISK_SIZE=$(AII_RAMDISK_SIZE)
 
 # The port's CFLAGS reach the core's files too (SRC_USERMOD_LIB_C), so a -D here sizes its tables.
-AII_TABLES := AII_SCHED_MAX_TASKS AII_SCHED_EVENT_RING AII_LEDGER_MAX_QTY \
+AII_TABLES := AII_SCHED_MAX_TASKS AII_SCHED_EVENT_RING AII_SCHED_TRACE_RING AII_LEDGER_MAX_QTY \
 	AII_LEDGER_MAX_ACCOUNTS AII_LEDGER_MAX_HOLDS AII_LEDGER_JOURNAL AII_LEDGER_SEGMENT \
-	AII_HAS_PARTICLES
+	AII_HAS_TRACE AII_HAS_OPA AII_HAS_PARTICLES
 CFLAGS += $(foreach v,$(AII_TABLES),$(if $($(v)),-D$(v)=$($(v))))

@@ -129,7 +129,9 @@ void aii_mp_wait(uint64_t dt_us, const volatile bool *stop, const volatile uint3
         if (rem >= 2000) {
             // Wake a millisecond early and spin the rest, for release precision.
             uint64_t ms = rem / 1000 - 1;
-            mp_event_wait_ms((mp_uint_t)(ms > 10 ? 10 : ms));
+            // At most the poll quantum at a time: a trigger is seen that soon (jitter_us).
+            uint64_t cap = AII_SCHED_POLL_US / 1000;
+            mp_event_wait_ms((mp_uint_t)(ms > cap ? cap : ms));
         } else {
             mp_event_handle_nowait();
         }

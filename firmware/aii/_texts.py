@@ -35,6 +35,9 @@ TEXT = (
     "min_gap_us must be > 0",  # T_MIN_GAP_ZERO
     "deadline_us must be <= period",  # T_DEADLINE_OVER_PERIOD
     "mix of explicit and automatic priorities",  # T_PRIORITY_MIX
+    "task {}: analysis stopped at its cap of {} iterations",  # T_ANALYSIS_CAP
+    "task {}: the set may change only at the next idle instant, at most {} us away",  # T_WAIT_IDLE
+    "isr_min_gap_us must be > 0 with isr_budget_us",  # T_ISR_GAP
     "give only one of digits, bits",  # T_ONE_FORMAT
     "bad name",  # T_BAD_NAME
     "bits out of range",  # T_BITS_RANGE

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
 # The `aii` package: every .py in this folder except this manifest (run with the folder as cwd).
-# include("aii", fallback=False) leaves out the pure-Python scheduler and ledger (_sched.py,
-# _ledger.py, about 26 KB as bytecode): an image built with the native _aii never imports them.
+# include("aii", fallback=False) leaves out the pure-Python scheduler and ledger (_sched.py with
+# _core.py and _rta.py, _ledger.py): an image built with the native _aii never imports them.
 import os
 
 options.defaults(fallback=True)
-_FALLBACK = ("_ledger.py", "_sched.py")
+_FALLBACK = ("_core.py", "_ledger.py", "_rta.py", "_sched.py")
 
 metadata(description="AII real-time runtime for MicroPython", version="0.1.0")
 package(

@@ -16,6 +16,7 @@ from ._errors import AIITypeError, AIIValueError, BalanceError, NotFoundError, t
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 _U64_MAX = 2**64 - 1
+_U32_MAX = 2**32 - 1
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # C `int` parameters
 
 HOLD = lib.AII_HOLD_DEBIT
@@ -385,6 +386,10 @@ class Ledger:
 
     def set_time(self, t):
         lib.aii_ledger_set_time(self._l, _ranged("t", t, 0, _U64_MAX))
+
+    def set_origin(self, kind, ident):
+        k = _ranged("kind", kind, 0, 255)
+        lib.aii_ledger_set_origin(self._l, k, _ranged("ident", ident, 0, _U32_MAX))
 
     def journal(self):
         n = self._l.r_len

@@ -33,6 +33,9 @@ from aii_host.client import NodeClient
 from aii_host.transport import open_transport
 from hil_util import CONFIG, REPO
 
+sys.path.append(str(REPO / "tests" / "host"))
+from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run
+
 READY = b" ready (proto "
 
 
@@ -63,17 +66,20 @@ def pytest_generate_tests(metafunc):
 class Target:
     """A node under test: `.client` (NodeClient), `.write(bytes)`, `.restart()`, `.reset()`."""
 
-    def __init__(
-        self, name, port, key, log=None, board=None, boot=b"\x04", storage=True, ctrl_c=None
-    ):
+    def __init__(self, name, port, key, log=None, board=None, boot=b"\x04", storage=True):
         self.name, self.port, self.key, self.log, self.board = name, port, key, log, board
         # What starts the app at the REPL (Ctrl-D: soft reboot runs main.py), and whether its
         # files survive a reset (not on a RAM filesystem mounted from the REPL).
         self.boot, self.storage = boot, storage
-        # None, or why 0x03 cannot interrupt the running app on this target.
-        self.no_ctrl_c = ctrl_c
         self.t = open_transport(port).open()
         self.client = NodeClient(self.t, key=key, timeout=3.0, retries=2)
+
+    @property
+    def node_id(self):
+        """The node's id: signatures are bound to it (docs/protocol.md section 3)."""
+        if self.client.node is None:
+            self.client.node = self.client.hello()["node"]
+        return self.client.node
 
     def write(self, data):
         self.t.write(data)
@@ -103,7 +109,14 @@ class Target:
             f"{self.name}: node not answering after {timeout:.0f} s: {last} (log {self.log})"
         )
 
+    def unlock(self):
+        """A locked console (the default) takes Ctrl-C only after a signed `maintenance`
+        request, as `aii deploy` sends it (docs/protocol.md section 9)."""
+        if self.client.status().get("lock") == "on":
+            assert self.client.request("maintenance")["lock"] == "maintenance"
+
     def stop_app(self):
+        self.unlock()
         self.write(b"\x03")
         return self.wait_for(b">>> ")
 
@@ -115,7 +128,9 @@ class Target:
         return out
 
     def reset(self):
-        """The console `reset` command: persist, machine.reset(), boot again."""
+        """The console `reset` command: persist, machine.reset(), boot again. A locked
+        console takes it after a signed `maintenance` only."""
+        self.unlock()
         self.client.drain(0.05)
         self.write(b"reset\n")
         out = self.wait_for(READY)
@@ -245,22 +260,11 @@ def _start_qemu(tmp_path, board_name="MPS2_AN385", config=CONFIG, app=None, file
             # Files in a RAM filesystem mounted from the REPL: start the node from the REPL
             # (a soft reboot would unmount it), and a reset loses them.
             boot = b"from aii_node.node import main; main()\r"
-            t = Target(
-                f"qemu {board_name}",
-                port,
-                key,
-                log,
-                board,
-                boot=boot,
-                storage=False,
-                ctrl_c=_QEMU_CTRL_C,
-            )
+            t = Target(f"qemu {board_name}", port, key, log, board, boot=boot, storage=False)
         else:
             # The image's own littlefs in RAM (boards/common-qemu): main.py runs at a soft
             # reboot and the files survive it, but machine.reset() exits qemu, losing them.
-            t = Target(
-                f"qemu {board_name}", port, key, log, board, storage=False, ctrl_c=_QEMU_CTRL_C
-            )
+            t = Target(f"qemu {board_name}", port, key, log, board, storage=False)
     except BaseException:
         board.stop()
         raise
@@ -268,9 +272,6 @@ def _start_qemu(tmp_path, board_name="MPS2_AN385", config=CONFIG, app=None, file
     return t
 
 
-# ports/qemu polls its UART and never turns 0x03 into KeyboardInterrupt while code runs; the
-# node could treat a 0x03 byte it reads as Ctrl-C (firmware side), then this can go.
-_QEMU_CTRL_C = "the qemu port's polled UART does not raise KeyboardInterrupt on 0x03"
 _QEMU_SKIP = []  # the reason the image cannot run the node, found once per session
 RAMFS = REPO / "tests" / "host" / "node_qemu" / "ramfs.py"
 

@@ -29,8 +29,6 @@ def test_state_and_exactly_once_survive_a_reset(node):
 
 
 def test_ctrl_c_mid_frame_stops_cleanly_and_restart_keeps_state(node):
-    if node.no_ctrl_c:
-        pytest.skip(f"{node.name}: {node.no_ctrl_c}")
     c = node.client
     c.transfer("grid", "load", "Wh", 321)
     before = wh_state(node)

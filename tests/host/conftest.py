@@ -2,6 +2,7 @@
 """Shared helpers for the aii_host tests: a virtual clock and a state snapshot."""
 
 import pytest
+from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run only
 
 aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
 

@@ -43,6 +43,9 @@
     X(MIN_GAP_ZERO, "min_gap_us must be > 0") \
     X(DEADLINE_OVER_PERIOD, "deadline_us must be <= period") \
     X(PRIORITY_MIX, "mix of explicit and automatic priorities") \
+    X(ANALYSIS_CAP, "task {}: analysis stopped at its cap of {} iterations") \
+    X(WAIT_IDLE, "task {}: the set may change only at the next idle instant, at most {} us away") \
+    X(ISR_GAP, "isr_min_gap_us must be > 0 with isr_budget_us") \
     X(ONE_FORMAT, "give only one of digits, bits") \
     X(BAD_NAME, "bad name") \
     X(BITS_RANGE, "bits out of range") \

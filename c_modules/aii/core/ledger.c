@@ -94,6 +94,11 @@ void aii_ledger_set_time(aii_ledger_t *l, uint64_t now) {
     l->now = now;
 }
 
+void aii_ledger_set_origin(aii_ledger_t *l, uint8_t origin, uint32_t id) {
+    l->origin = origin;
+    l->origin_id = id;
+}
+
 // ---- balance equation ----
 
 aii_status_t aii_ledger_totals(const aii_ledger_t *l, int qty, aii_i128_t *balances,
@@ -400,6 +405,10 @@ static void rec_start(aii_ledger_t *l, uint8_t *r, int op) {
     REC_PUT(r, SEQ, l->cur.seq + 1);
     r[AII_REC_OP] = (uint8_t)op;
     REC_PUT(r, TIME, l->now);
+    if (op != AII_OP_SEAL) {
+        r[AII_REC_ORIGIN] = l->origin;
+        REC_PUT(r, ORIGIN_ID, l->origin_id);
+    }
 }
 
 static void rec_crc(uint8_t *r) {

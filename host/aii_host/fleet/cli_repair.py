@@ -61,7 +61,8 @@ def add_parsers(sub):
 def _endpoint(args):
     """(client-like endpoint, node name, fleet database path, key known)."""
     from ..client import NodeClient
-    from ..commands import _open_port, _read_key
+    from ..commands import _open_port
+    from ..keys import read_key as _read_key
     from .config import load
     from .relay import RelayNode, running
 
@@ -76,7 +77,8 @@ def _endpoint(args):
         if running(fleet.db):
             return RelayNode(fleet.db, spec.name, args.timeout), spec.name, fleet.db
         t = _open_port(spec.port)
-        return NodeClient(t, key=spec.key, timeout=args.timeout), spec.name, fleet.db
+        c = NodeClient(t, key=spec.key, timeout=args.timeout, node=spec.node_id)
+        return c, spec.name, fleet.db
     if not args.accept_loss:
         raise AIIError(
             "a node on --port has no copy to repair from here: give --fleet FLEET NODE (the "

@@ -10,6 +10,19 @@
 #ifndef AII_CONFIG_H
 #define AII_CONFIG_H
 
+// The scheduler's timeline: a ring of trace events (release, start, finish, miss, drop,
+// collection) that a binding drains (aii_sched_trace_pop). 0: no instruction is left on the
+// dispatch path; compiled in, each event site costs a test of trace_on while off.
+#ifndef AII_HAS_TRACE
+#define AII_HAS_TRACE (1)
+#endif
+
+// Automatic priorities: deadline-monotonic, then Audsley's assignment when that fails. 0:
+// deadline-monotonic only.
+#ifndef AII_HAS_OPA
+#define AII_HAS_OPA (1)
+#endif
+
 // The core's own SHA-256 (sha256.c). 0: the port provides aii_sha256_init/update/final, e.g.
 // over its hashlib's C implementation (mbedtls, lib/crypto-algorithms), when AII_HAS_DIGEST.
 #ifndef AII_HAS_SHA256

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "aii_config.h"
 #include "aii_status.h"
 #include "aii_text.h"
 
@@ -35,21 +36,10 @@
 #define AII_SCHED_EVENT_RING (8)
 #endif
 
-// The timeline: a ring of trace events (release, start, finish, miss, drop, collection) that a
-// binding drains (aii_sched_trace_pop). Compiled out with AII_HAS_TRACE (0): no instruction is
-// left on the dispatch path; compiled in, each event site costs a test of trace_on while off.
-#ifndef AII_HAS_TRACE
-#define AII_HAS_TRACE (1)
-#endif
-// Events kept; when full, the oldest is overwritten (and counted in trace_lost).
+// The timeline (AII_HAS_TRACE, aii_config.h): events kept; when full, the oldest is overwritten
+// (and counted in trace_lost).
 #ifndef AII_SCHED_TRACE_RING
 #define AII_SCHED_TRACE_RING (64)
-#endif
-
-// Automatic priorities: deadline-monotonic, then Audsley's assignment when that fails (AII_HAS_OPA
-// 0: deadline-monotonic only, about 500 bytes less on Cortex-M3).
-#ifndef AII_HAS_OPA
-#define AII_HAS_OPA (1)
 #endif
 
 // Admission: the analysis of one add() evaluates at most this many fixed-point equations (each

@@ -15,6 +15,7 @@ from .store import StorageFault
 MAX_LINE = MAX_FRAME  # console lines share the frame bound
 LONG_FRAME = 1  # markers LineReader returns for a dropped overlong line
 LONG_TEXT = 2
+GAP_MS = 1  # the longest wait for the next byte of a burst (LineReader.poll)
 CTRL_C = 3  # marker: a 0x03 byte read as data (it also drops the line typed so far)
 # A simulated board's bridge puts REMOTE before each line one of its network clients sent
 # (host/aii_host/vboard/supervisor.py): read-only, like a client of net.py on a board.
@@ -26,12 +27,16 @@ class LineReader:
     """Collects bytes into lines without blocking; a line longer than MAX_LINE is dropped up to
     its newline and reported as LONG_FRAME (it started with '@') or LONG_TEXT.
 
-    `ready()` says whether a byte can be read now, `read1()` reads one (bytes or str).
+    `ready()` says whether a byte can be read now, `read1()` reads one (bytes or str);
+    `wait(ms)`, if given, whether one arrives within ms: in the middle of a burst the next byte
+    may be a moment behind (qemu's UART holds one byte and hands over the next only after the
+    guest read the last), and a line would otherwise take one console job per byte or two.
     """
 
-    def __init__(self, ready, read1, max_line=MAX_LINE, per_call=256):
+    def __init__(self, ready, read1, max_line=MAX_LINE, per_call=256, wait=None):
         self.ready = ready
         self.read1 = read1
+        self.wait = wait
         self.max_line = max_line
         self.per_call = per_call  # bytes per poll: bounds the time a console job takes
         self.buf = bytearray()
@@ -64,7 +69,13 @@ class LineReader:
 
     def poll(self):
         data = bytearray()
-        while len(data) < self.per_call and self.ready():
+        while len(data) < self.per_call:
+            # A burst in progress (a line begun in this call) is worth one short wait per byte;
+            # a pause of GAP_MS ends the call (a human typing costs one wait per key).
+            if not self.ready():
+                midline = data and data[-1] != 10
+                if not (midline and self.wait is not None and self.wait(GAP_MS)):
+                    break
             c = self.read1()
             if not c:
                 break
@@ -84,10 +95,13 @@ def stdin_reader():
     def ready():
         return bool(p.poll(0))
 
+    def wait(ms):
+        return bool(p.poll(ms))
+
     def read1():
         return stream.read(1)
 
-    return LineReader(ready, read1)
+    return LineReader(ready, read1, wait=wait)
 
 
 HELP = """commands:

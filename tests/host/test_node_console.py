@@ -124,6 +124,32 @@ def test_line_reader_bounds_and_markers():
     assert lines == [b"a", b"b", console.LONG_TEXT, console.LONG_FRAME, b"c"]
 
 
+def test_line_reader_waits_for_the_rest_of_a_burst_not_for_a_pause():
+    # A UART that hands over one byte at a time (qemu's): every other byte is "not ready yet"
+    # when asked at once, but arrives within the short wait.
+    data, handed = bytearray(b"hello\nworld"), [True]
+    waits = []
+
+    def read1():
+        handed[0] = False  # the next byte comes a moment later
+        return bytes([data.pop(0)])
+
+    def wait(ms):
+        waits.append(ms)
+        handed[0] = True
+        return bool(data)
+
+    r = console.LineReader(lambda: bool(data) and handed[0], read1, wait=wait)
+    # One call reads the whole line, waiting for each late byte.
+    assert r.poll() == [b"hello"] and waits == [console.GAP_MS] * 5
+    # Between lines (nothing begun in this call) a reader never waits.
+    waits.clear()
+    assert r.poll() == [] and waits == []
+    # The next burst: read as it comes; the sender's pause costs one wait, not one per job.
+    handed[0] = True
+    assert r.poll() == [] and bytes(r.buf) == b"world" and not data and len(waits) == 5
+
+
 def test_line_reader_keeps_the_longest_allowed_line():
     r = console.LineReader(lambda: False, None)
     assert r.feed(b"x" * (console.MAX_LINE - 1) + b"\n") == [b"x" * (console.MAX_LINE - 1)]

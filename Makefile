@@ -27,8 +27,8 @@ LINT_DIRS = $(wildcard host tests tools bench firmware)
 # Re-run setup when the pins, the host package's build files or the C core change (the host
 # package's cffi extension compiles the core and reads its headers for its declarations).
 SETUP_DEPS := tools/setup.sh tools/requirements-dev.txt \
-	$(wildcard host/pyproject.toml host/setup.py host/setup.cfg host/aii_host/_build_*.py \
-	host/aii_host/_headers.py c_modules/aii/core/*.c c_modules/aii/core/*.h)
+	$(wildcard host/pyproject.toml host/setup.py host/setup.cfg host/aii_host/core/_build_*.py \
+	host/aii_host/core/_headers.py c_modules/aii/core/*.c c_modules/aii/core/*.h)
 
 # Writes a result file for a tier that did not run, so the summary shows it as skipped.
 define skip

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import git_info, goal, machine_info, write_json
-from aii_host.stats import percentile
+from aii_host.core.stats import percentile
 
 
 def _pct(xs, p):

@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, git_info, goal, machine_info, write_json
-from aii_host.stats import percentile
+from aii_host.core.stats import percentile
 
 WORKLOAD = os.path.join(ROOT, "bench", "mp_latency.py")
 MPY_BUILD = os.path.join(ROOT, "build", "unix", "micropython")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, git_info, machine_info, write_json
-from aii_host import frame as fr
-from aii_host import qemu, vboard
 from aii_host.client import NodeClient
-from aii_host.stats import percentile
+from aii_host.core import frame as fr
+from aii_host.core.stats import percentile
+from aii_host.node import qemu, vboard
 from aii_host.transport import open_transport
 
 CONFIG = Path(ROOT) / "tests" / "hil" / "node_config.json"

@@ -76,7 +76,7 @@ def _run(cmd, script, timeout=300):
 
 
 def _qemu(script):
-    from aii_host import qemu
+    from aii_host.node import qemu
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "overhead.py")

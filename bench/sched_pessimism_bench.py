@@ -31,7 +31,7 @@ import npfp
 import test_sched_guarantee as guarantee
 from _common import ROOT, git_info, goal, machine_info, write_json
 from aii_host import AdmissionError
-from aii_host.stats import percentile
+from aii_host.core.stats import percentile
 
 
 class _Patch:

@@ -15,4 +15,4 @@ class _BuildExt(build_ext):
         self.build_temp = os.path.join(self.build_temp, "core")
 
 
-setup(cffi_modules=["aii_host/_build_aii.py:ffibuilder"], cmdclass={"build_ext": _BuildExt})
+setup(cffi_modules=["aii_host/core/_build_aii.py:ffibuilder"], cmdclass={"build_ext": _BuildExt})

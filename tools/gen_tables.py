@@ -6,7 +6,7 @@
     firmware/aii/_sched.py        status, text code, layout field and step kind the port uses
                                   (folded at compile time: no RAM on MicroPython)
     firmware/aii_node/_record.py  the journal record layout, for the node's store and protocol
-    host/aii_host/_record.py      the same, for the fleet's replica
+    host/aii_host/core/_record.py      the same, for the fleet's replica
 
 They are committed (MicroPython installs them as they are); tests/host/test_rules_once.py
 regenerates them and fails on any difference. Usage:
@@ -33,7 +33,9 @@ PORTS = (
     "firmware/aii/_sched.py",
 )
 
-_spec = importlib.util.spec_from_file_location("aii_headers", ROOT / "host/aii_host/_headers.py")
+_spec = importlib.util.spec_from_file_location(
+    "aii_headers", ROOT / "host/aii_host/core/_headers.py"
+)
 _headers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_headers)
 
@@ -232,7 +234,7 @@ def generated():
     out = {
         "firmware/aii/_texts.py": texts_module(h),
         "firmware/aii_node/_record.py": record_module(h, "the node (store.py, proto.py)"),
-        "host/aii_host/_record.py": record_module(h, "the host (fleet/replica.py)"),
+        "host/aii_host/core/_record.py": record_module(h, "the host (fleet/replica.py)"),
     }
     for rel in PORTS:
         out[rel] = port_block(h, ROOT / rel)

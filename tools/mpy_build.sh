@@ -67,7 +67,7 @@ is_qemu_board() {
     [[ " $QEMU_ALL " == *" $1 "* ]]
 }
 
-# build/<board, lower case, with dashes>: build/mps2-an385 for MPS2_AN385 (aii_host.qemu.image).
+# build/<board, lower case, with dashes>: build/mps2-an385 for MPS2_AN385 (aii_host.node.qemu.image).
 board_build() {
     echo "$BUILD/$(echo "$1" | tr 'A-Z_' 'a-z-')"
 }
@@ -157,10 +157,10 @@ qemu_toolchain() {
     esac
 }
 
-# The board's qemu command line (aii_host.qemu.BOARDS, the one table of machines); $3: -serial.
+# The board's qemu command line (aii_host.node.qemu.BOARDS, the one table of machines); $3: -serial.
 qemu_cmd() {
     "$PYTHON" -c 'import shlex, sys
-from aii_host import qemu
+from aii_host.node import qemu
 print(shlex.join(qemu.command(*sys.argv[1:])))' "$@"
 }
 

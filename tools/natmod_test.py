@@ -123,7 +123,7 @@ def run_one(pyboard, pyb, files, test, timeout, heap):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--board", required=True, help="qemu board (aii_host.qemu.BOARDS)")
+    ap.add_argument("--board", required=True, help="qemu board (aii_host.node.qemu.BOARDS)")
     ap.add_argument("--image", required=True, help="the stock image (firmware.elf)")
     ap.add_argument("--natmod", required=True, help="the _aii.mpy to load")
     ap.add_argument("--result-dir", required=True)
@@ -134,7 +134,7 @@ def main():
     if not args.micropython_dir:
         sys.exit("natmod_test: set MICROPY_DIR (its tools/pyboard.py talks to the board)")
     pyboard = load_pyboard(args.micropython_dir)
-    from aii_host import qemu
+    from aii_host.node import qemu
 
     # Paths as the VFS sees them, below its mount point.
     files = {

@@ -2,7 +2,7 @@
 // _aii.Scheduler (docs/scheduler.md): the task set and the run loop; its reports are in
 // mod_aii_sched_info.c. The loop around the core - extend the clock, dispatch, then do the step
 // the core decides (run the job and complete it, collect garbage, or wait), report events, feed
-// the watchdog - is host/aii_host/sched.py's call for call, so a test with an injected clock
+// the watchdog - is host/aii_host/core/sched.py's call for call, so a test with an injected clock
 // prints the same on the device and on CPython.
 #include <string.h>
 

@@ -3,7 +3,7 @@
 
 A function-by-function port of c_modules/aii/core/ledger.c, fixed.c and wide.c (the reference),
 refusals with the core's reasons, and the argument checks of the bindings (mod_aii_ledger.c,
-host/aii_host/ledger.py): same results, journal bytes, digests, checkpoints and errors
+host/aii_host/core/ledger.py): same results, journal bytes, digests, checkpoints and errors
 (docs/ledger.md). Statuses, texts and the record and checkpoint layouts are generated from the
 core's headers (the block of names below, and _texts.py).
 tests/host/test_ledger_differential.py runs it inside a real MicroPython interpreter against the
@@ -231,7 +231,7 @@ def crc32(data):
     return c ^ 0xFFFFFFFF
 
 
-# ---- argument conversion (host/aii_host/ledger.py) ---------------------------------------------
+# ---- argument conversion (host/aii_host/core/ledger.py) ---------------------------------------------
 
 
 def _text(t, *args):

@@ -2,8 +2,8 @@
 """AII on CPython: the firmware's scheduler, ledger and particle kernel (cffi over its C core)
 and the aii CLI."""
 
-from ._errors import AdmissionError, AIIError, BalanceError, CorruptError, InsufficientError
-from .ledger import (
+from .core._errors import AdmissionError, AIIError, BalanceError, CorruptError, InsufficientError
+from .core.ledger import (
     CREDIT,
     DEC,
     DIGEST_SIZE,
@@ -27,8 +27,7 @@ from .ledger import (
     fx_parse_exact,
     fx_rescale,
 )
-from .particles.kernel import Particles
-from .sched import (
+from .core.sched import (
     CONTINUE,
     DROP,
     DROPPED,
@@ -39,6 +38,7 @@ from .sched import (
     Scheduler,
     ticks_us,
 )
+from .particles.kernel import Particles
 
 __version__ = "0.1.0"
 

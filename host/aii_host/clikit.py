@@ -9,7 +9,7 @@ import argparse
 import math
 import sys
 
-from ._errors import AIIError
+from .core._errors import AIIError
 
 EXIT_OK = 0  # done; a verdict: every configured node online and verified, the balance holds
 EXIT_WARNING = 1  # a verdict: DEGRADED (a node offline or not verified); a command: refused, failed
@@ -87,7 +87,7 @@ def amount_text(v, fmt, raw=False, unit=""):
     """An amount as every table shows it: the node's exact decimals (fx_format, the core's
     rule) and the unit; raw units when `raw`, when the unit is not known (`fmt` None) or when
     the value does not fit int64 (a sum over many nodes)."""
-    from .ledger import fx_format
+    from .core.ledger import fx_format
 
     if v is None:
         return "-"

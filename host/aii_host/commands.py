@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from . import keys
+from .core import keys
 
 
 def do_sched_demo(args):
@@ -64,12 +64,12 @@ def _node_demo(console):
     import tempfile
     from pathlib import Path
 
-    from . import vboard
     from .fleet import config as fleet_config
     from .fleet.aggregate import Aggregator
     from .fleet.audit import Audit
     from .fleet.cli_agg import _table, settled_view
     from .fleet.coord import CoordError, Coordinator
+    from .node import vboard
 
     console.rule("a fleet of simulated nodes (aii vboard) running firmware/aii_node")
     nodes = (("north", "500.000"), ("south", "100.000"), ("east", "250.000"))
@@ -146,7 +146,7 @@ def _node_demo(console):
 
 
 def _wait_hello(c, timeout=20.0):
-    from .client import NodeTimeout
+    from .core.client import NodeTimeout
 
     end = time.monotonic() + timeout
     while True:
@@ -161,13 +161,13 @@ def _wait_hello(c, timeout=20.0):
 
 
 def do_vboard(args):
-    from . import vboard
+    from .node import vboard
 
     return vboard.run(args)
 
 
 def _open_port(port):
-    from .transport import open_transport
+    from .core.transport import open_transport
 
     return open_transport(port).open()
 
@@ -229,7 +229,7 @@ def do_console(args):
 
 
 def do_node_status(args):
-    from .client import NodeClient
+    from .core.client import NodeClient
 
     t = _open_port(args.port)
     try:
@@ -283,7 +283,7 @@ def _read_config(path):
     says what is wrong with the file."""
     import json
 
-    from ._errors import AIIValueError
+    from .core._errors import AIIValueError
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -313,7 +313,7 @@ def _deploy_config(args):
     """(the config to install with its key, whether the key is new: saved once deployed)."""
     from pathlib import Path
 
-    from ._errors import AIIValueError
+    from .core._errors import AIIValueError
 
     if not args.config:
         if args.key:
@@ -339,7 +339,7 @@ def _stage_firmware(stage):
     """Copies the firmware's .py files (no manifests, no caches) to stage/; returns the folders."""
     import shutil
 
-    from .vboard import firmware_dir
+    from .node.vboard import firmware_dir
 
     fw = firmware_dir()
     out = []
@@ -358,9 +358,9 @@ def _unlock(args, cfg):
     `maintenance` request, until its next boot: sent first, signed with the key the node runs
     with (--unlock-key, else the key being deployed). Nothing to do when no node app answers
     (a board at its REPL) or its console is not locked."""
-    from . import frame as fr
-    from ._errors import AIIError
-    from .client import NodeClient, NodeError, NodeTimeout
+    from .core import frame as fr
+    from .core._errors import AIIError
+    from .core.client import NodeClient, NodeError, NodeTimeout
 
     t = _open_port(args.port)
     try:
@@ -404,9 +404,9 @@ def do_deploy(args):
     import tempfile
     from pathlib import Path
 
-    from . import vboard
-    from ._errors import AIIError
-    from .vboard import registry
+    from .core._errors import AIIError
+    from .node import vboard
+    from .node.vboard import registry
 
     cfg, new_key = _deploy_config(args)
     folder = vboard.find_by_port(args.port)
@@ -491,7 +491,7 @@ def _setting_value(text):
 
 
 def _signed_client(args):
-    from .client import NodeClient
+    from .core.client import NodeClient
 
     t = _open_port(args.port)
     return t, NodeClient(t, key=keys.read_key(args.key), timeout=args.timeout)

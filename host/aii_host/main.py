@@ -6,7 +6,7 @@ import os
 import sys
 
 from . import __version__, clikit, commands
-from ._errors import AIIError
+from .core._errors import AIIError
 
 _EPILOG = (
     """\
@@ -116,7 +116,7 @@ def _args_port(p):
 
 
 def _args_vboard(p):
-    from .vboard import add_arguments
+    from .node.vboard import add_arguments
 
     add_arguments(p)
 

@@ -38,15 +38,15 @@ import sys
 import time
 from pathlib import Path
 
-from aii_host import _record as R
-from aii_host import vboard
-from aii_host._errors import AIIError
 from aii_host.client import NodeClient, NodeError, NodeTimeout
+from aii_host.core import _record as R
+from aii_host.core._errors import AIIError
+from aii_host.core.stats import percentile
 from aii_host.fleet.aggregate import Aggregator
 from aii_host.fleet.cli_repair import repair_node
 from aii_host.fleet.config import dumps as fleet_toml
 from aii_host.fleet.coord import COMMITTED, Coordinator
-from aii_host.stats import percentile
+from aii_host.node import vboard
 from aii_host.transport import TransportError, open_transport
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Fleet tests: simulated boards (aii_host.vboard) with distinct node ids and keys, each
+"""Fleet tests: simulated boards (aii_host.node.vboard) with distinct node ids and keys, each
 behind its own loopback TCP port (kept across restarts, so a fleet file stays valid), and a
 fleet TOML naming them.
 
@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from aii_host import vboard
 from aii_host.fleet import config as fconfig
+from aii_host.node import vboard
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

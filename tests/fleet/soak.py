@@ -5,7 +5,7 @@ crashes, with the fleet balance equation checked at every epoch (docs/faults.md 
     python tests/fleet/soak.py [--transfers 2000] [--nodes 3] [--seed 1] [--json PATH]
     make soak SOAK_TRANSFERS=2000
 
-Set-up: N simulated boards (aii_host.vboard: the real firmware under CPython, files on disk),
+Set-up: N simulated boards (aii_host.node.vboard: the real firmware under CPython, files on disk),
 each behind a LinkProxy (drop, dup, corrupt, reorder, delay in both directions). The
 coordinator (fleet/coord.py) runs in a subprocess doing batches of random transfers between
 random accounts of random nodes; it may `os._exit` at a random protocol point, and the soak
@@ -37,12 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from aii_host import frame as fr
-from aii_host import vboard
-from aii_host._errors import AIIError
 from aii_host.client import NodeClient, NodeTimeout
+from aii_host.core import frame as fr
+from aii_host.core._errors import AIIError
+from aii_host.core.stats import percentile
 from aii_host.fleet.proxy import KINDS, Faults, LinkProxy
-from aii_host.stats import percentile
+from aii_host.node import vboard
 from aii_host.transport import TransportError, open_transport
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import time
 import zlib
 
 import pytest
-from aii_host import _record as R
+from aii_host.core import _record as R
 from aii_host.fleet import config as fconfig
 from aii_host.fleet.aggregate import Aggregator
 

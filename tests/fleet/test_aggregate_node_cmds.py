@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
 import nodekit
 from aii_host import Ledger
-from aii_host import _record as R
-from aii_host import frame as host
+from aii_host.core import _record as R
+from aii_host.core import frame as host
 from aii_host.fleet.replica import chain_of, records, segment_hashes
 from aii_node import store
 

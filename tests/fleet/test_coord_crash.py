@@ -5,8 +5,8 @@ lost on the link. After recover() both nodes agree with the log: the amount move
 (committed) or not at all (aborted), no hold left open, the fleet total unchanged."""
 
 import pytest
-from aii_host import frame as fr
 from aii_host.client import NodeError, NodeTimeout
+from aii_host.core import frame as fr
 from aii_host.fleet.audit import Audit
 from aii_host.fleet.coord import (
     ABORTED,

@@ -9,8 +9,8 @@ import json
 import secrets
 import time
 
-from aii_host import vboard
 from aii_host.client import NodeClient, NodeTimeout
+from aii_host.node import vboard
 from aii_host.transport import open_transport
 
 QTY = "Wh"

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from aii_host import vboard
 from aii_host.client import NodeClient
 from aii_host.fleet.proxy import KINDS, Faults, LinkProxy
+from aii_host.node import vboard
 from aii_host.transport import open_transport
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import base64
 import time
 
 from aii_host import Ledger
-from aii_host import _record as R
 from aii_host.client import NodeClient, NodeError
+from aii_host.core import _record as R
 from aii_host.fleet.proxy import Faults, LinkProxy
 from aii_host.fleet.simnode import KEY, SimFleet
 from aii_host.transport import open_transport

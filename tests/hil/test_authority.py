@@ -13,9 +13,9 @@ import base64
 import time
 
 import pytest
-from aii_host import _record as R
-from aii_host import frame as fr
 from aii_host.client import NodeError
+from aii_host.core import _record as R
+from aii_host.core import frame as fr
 from hil_util import CONFIG, answers, err_code, raw_request, signed
 
 WINDOW = 2**16  # firmware/aii_node/auth.py

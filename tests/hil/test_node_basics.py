@@ -3,7 +3,7 @@
 
 import time
 
-from aii_host import frame as fr
+from aii_host.core import frame as fr
 from hil_util import err_code, raw_request
 
 

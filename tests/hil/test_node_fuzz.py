@@ -8,7 +8,7 @@ import itertools
 import json
 
 import pytest
-from aii_host import frame as fr
+from aii_host.core import frame as fr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -6,9 +6,9 @@ import struct
 import zlib
 
 import pytest
-from aii_host import _record as R
-from aii_host import frame as fr
 from aii_host.client import NodeError
+from aii_host.core import _record as R
+from aii_host.core import frame as fr
 from hil_util import err_code, raw_request, signed, wh_state
 
 

@@ -4,7 +4,7 @@
 import time
 
 import pytest
-from aii_host import frame as fr
+from aii_host.core import frame as fr
 from hil_util import raw_request, signed, wh_state
 
 

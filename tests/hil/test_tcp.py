@@ -5,9 +5,9 @@ import contextlib
 import json
 
 import pytest
-from aii_host import frame as fr
-from aii_host import vboard
 from aii_host.client import NodeClient, NodeTimeout
+from aii_host.core import frame as fr
+from aii_host.node import vboard
 from aii_host.transport import open_transport
 from hil_util import CONFIG, REPO
 

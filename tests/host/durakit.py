@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import nodekit
-from aii_host import frame as host
+from aii_host.core import frame as host
 from nodekit import request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hil"))

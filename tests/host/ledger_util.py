@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import aii_host
-from aii_host import _errors as E
+from aii_host.core import _errors as E
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors"

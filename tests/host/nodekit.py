@@ -88,14 +88,14 @@ def make_node(folder, fs=None, fs_open=None, **changes):
 def request(seq, kind, body, key=KEY, node="n1"):
     """A request frame built with the host's codec (written from the spec, independently),
     signed for node id `node` (the config's)."""
-    from aii_host import frame
+    from aii_host.core import frame
 
     return frame.encode(seq, kind, body, key=key, node=node)
 
 
 def answer(node, line):
     """The node's answer frames to one line, decoded by the host's codec."""
-    from aii_host import frame
+    from aii_host.core import frame
 
     node.handle_line(line.rstrip(b"\n"))
     return [frame.decode(x) for x in node.out.take()]

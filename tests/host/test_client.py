@@ -3,8 +3,8 @@
 trigger a resend, timeouts explain themselves, E_REPLAY teaches the seq, events are queued."""
 
 import pytest
-from aii_host import frame as fr
 from aii_host.client import NodeClient, NodeError, NodeTimeout
+from aii_host.core import frame as fr
 from aii_host.transport import Transport
 
 KEY = bytes(range(32))

@@ -9,8 +9,8 @@ line, as on a board."""
 import durakit
 import nodekit
 import pytest
-from aii_host import frame as host
 from aii_host.client import NodeClient, NodeError
+from aii_host.core import frame as host
 
 T, S = "tank", "sink"
 

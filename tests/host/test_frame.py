@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""aii_host.frame (the host's codec, written from docs/protocol.md) against the firmware's own
+"""aii_host.core.frame (the host's codec, written from docs/protocol.md) against the firmware's own
 parser and builder (firmware/aii_node/frame.py, auth.py): two readings of one spec."""
 
 import importlib.util
@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from aii_host import frame as fr
+from aii_host.core import frame as fr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aii_host as a
 import pytest
-from aii_host import _errors as E
+from aii_host.core import _errors as E
 from ledger_util import ROOT, observe
 
 I64_MAX = 2**63 - 1
@@ -111,7 +111,7 @@ def test_errors_subclass_the_builtins():
 
 def test_status_codes_match_the_header():
     # _errors.py keeps them as plain ints; they must be the header's.
-    from aii_host._aii import lib
+    from aii_host.core._aii import lib
 
     for name in ("ARG", "FULL", "NOT_FOUND", "STATE", "OVERFLOW", "INSUFFICIENT", "VIOLATION"):
         assert getattr(E, "ERR_" + name) == getattr(lib, "AII_ERR_" + name)

@@ -627,7 +627,7 @@ def test_scenarios_exercise_the_ledger():
     assert {"replayed", "lost", "settled", "undone"} <= seen
 
 
-# mod_aii.c and aii_host.ledger (the two bindings of the same core) agree on every result and
+# mod_aii.c and aii_host.core.ledger (the two bindings of the same core) agree on every result and
 # error, in the same order: names of another type, ids beyond the C int range, restored
 # duplicate txids and fx_rescale's format checks differed once, until the bindings and the core
 # were unified; this test holds them to it, case by case to the end.

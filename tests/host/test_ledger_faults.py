@@ -8,7 +8,7 @@ import zlib
 
 import aii_host as a
 import pytest
-from aii_host import _record as R
+from aii_host.core import _record as R
 from ledger_util import observe
 
 

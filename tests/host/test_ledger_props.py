@@ -227,7 +227,7 @@ def test_overflow_always_caught(initial, amounts):
             expect[src] -= m
             expect[dst] += m
         else:
-            assert got[0] is a._errors.AIIOverflowError and got[1] == "balance would overflow"
+            assert got[0] is a.core._errors.AIIOverflowError and got[1] == "balance would overflow"
             assert observe(led) == before
         assert [led.balance(x), led.balance(y)] == [expect[x], expect[y]]
         inflow = outcome(led.inflow, x, q, m)
@@ -235,6 +235,6 @@ def test_overflow_always_caught(initial, amounts):
             assert inflow[0] == "ok"
             expect[x] += m
         else:
-            assert inflow[0] is a._errors.AIIOverflowError
+            assert inflow[0] is a.core._errors.AIIOverflowError
     bal, held, expected = led.totals(q)
     assert bal == sum(expect.values()) and bal + held == expected

@@ -7,7 +7,7 @@ import array
 import aii_host as a
 import numpy as np
 import pytest
-from aii_host._aii import ffi, lib
+from aii_host.core._aii import ffi, lib
 from ledger_util import STATUS_EXC, load, outcome
 
 FIXED = load("fixed.json")

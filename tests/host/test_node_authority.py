@@ -8,7 +8,7 @@ import time
 
 import nodekit
 import pytest
-from aii_host import frame as host
+from aii_host.core import frame as host
 from aii_node import auth, console
 from nodekit import answer, request
 

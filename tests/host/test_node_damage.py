@@ -10,8 +10,8 @@ import base64
 
 import durakit
 import pytest
-from aii_host import frame as host
-from aii_host import repair
+from aii_host.core import frame as host
+from aii_host.node import repair
 from aii_node import store
 from durakit import OPS, MemFS, Stack, one, view
 from nodekit import request as req

@@ -17,7 +17,7 @@ import os
 import durakit
 import nodekit
 import pytest
-from aii_host import frame as host
+from aii_host.core import frame as host
 from durakit import OPS, Stack, drive, one, outcome, reference, view
 from nodekit import request
 

@@ -10,7 +10,7 @@ import zlib
 
 import nodekit  # also puts firmware/ and the aii shim on sys.path
 import pytest
-from aii_host import frame as host
+from aii_host.core import frame as host
 from aii_node import auth, frame
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nodekit
 import pytest
-from aii_host import frame as host
+from aii_host.core import frame as host
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).with_name("micropython")

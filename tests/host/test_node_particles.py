@@ -9,7 +9,7 @@ import struct
 
 import nodekit
 import pytest
-from aii_host import frame
+from aii_host.core import frame
 from aii_host.particles import nodes as pn
 from aii_host.particles.kernel import Particles
 from aii_host.particles.run import run as host_run

@@ -5,7 +5,7 @@ import base64
 
 import nodekit
 import pytest
-from aii_host import frame as host
+from aii_host.core import frame as host
 from aii_node import _record as R
 from aii_node import console
 from hypothesis import HealthCheck, given, settings

@@ -3,7 +3,7 @@
 buffering, and Ctrl-C in the middle of a frame stopping it with its state intact."""
 
 import nodekit
-from aii_host import frame as host
+from aii_host.core import frame as host
 from aii_node import console
 
 

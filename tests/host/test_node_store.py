@@ -9,7 +9,7 @@ import os
 import durakit  # noqa: F401 - puts tests/hil (faultfs) on sys.path
 import nodekit
 import pytest
-from aii_host import frame as host
+from aii_host.core import frame as host
 from aii_node import store
 from faultfs import MemFS
 from nodekit import request

@@ -4,7 +4,7 @@
 import socket
 
 import nodekit
-from aii_host import frame as host
+from aii_host.core import frame as host
 
 
 def test_same_protocol_over_tcp(tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aii_host import Particles
-from aii_host._aii import lib
-from aii_host._errors import text
+from aii_host.core._aii import lib
+from aii_host.core._errors import text
 from aii_host.particles import state as st
 from aii_host.particles import table as T
 from hypothesis import HealthCheck, given, settings

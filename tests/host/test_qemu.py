@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""aii_host.qemu refuses what it cannot boot with an error that says what to do; booting the
+"""aii_host.node.qemu refuses what it cannot boot with an error that says what to do; booting the
 MPS2_AN385 image itself is exercised by the qemu HIL target and test_mip (MICROPY_DIR)."""
 
 import pytest
-from aii_host import qemu
+from aii_host.node import qemu
 
 
 def test_missing_image_says_how_to_build_it(tmp_path):

@@ -28,7 +28,7 @@ CORE = ROOT / "c_modules" / "aii" / "core"
 GENERATED = {
     "firmware/aii/_texts.py",
     "firmware/aii_node/_record.py",
-    "host/aii_host/_record.py",
+    "host/aii_host/core/_record.py",
 }
 # Hand-written files with a generated block of names (the pure-Python ports).
 BLOCKS = {
@@ -140,7 +140,7 @@ def test_cffi_declarations_come_from_the_headers_and_nothing_else(tmp_path):
     """The host's declarations are generated when it is built, from the core directory alone
     (a copy of it is enough): no hand-copied cdef is left to drift."""
     assert not list((ROOT / "host").rglob("_cdef_*")), "hand-written cffi declarations are back"
-    build = (ROOT / "host/aii_host/_build_aii.py").read_text()
+    build = (ROOT / "host/aii_host/core/_build_aii.py").read_text()
     assert "Headers(CORE_DIR" in build
     assert (ROOT / "host/aii_core").resolve() == CORE.resolve()
     copy = tmp_path / "core"
@@ -148,7 +148,7 @@ def test_cffi_declarations_come_from_the_headers_and_nothing_else(tmp_path):
     names = ("aii_sched.h", "ledger.h", "fixed.h", "wide.h", "crc32.h", "aii_text.h")
     cdef = headers.Headers(str(copy), names).cdef()
     assert cdef == headers.Headers(str(CORE), names).cdef()
-    from aii_host._aii import ffi, lib
+    from aii_host.core._aii import ffi, lib
 
     # Every function and enum constant of the headers reached the extension.
     for fn in re.findall(r"\b(aii_\w+)\(", cdef):
@@ -172,7 +172,7 @@ TEXTS = {_canon(t): name for name, t in H.table("AII_TEXTS") if t}
 TEXT_HOME = {"c_modules/aii/core/aii_text.h", "firmware/aii/_texts.py"}
 # The same words with another meaning, each with its reason.
 TEXT_ELSEWHERE = {
-    ("host/aii_host/frame.py", "bad number"): "the frame codec: a non-numeric version or seq",
+    ("host/aii_host/core/frame.py", "bad number"): "the frame codec: a non-numeric version or seq",
 }
 
 
@@ -248,7 +248,7 @@ READERS = {
     "firmware/aii_node/store.py",
     "firmware/aii_node/proto.py",
     "host/aii_host/fleet/replica.py",
-    "host/aii_host/ledger.py",
+    "host/aii_host/core/ledger.py",
     "c_modules/aii/core/ledger.c",
 }
 
@@ -270,7 +270,7 @@ def test_the_record_layout_is_declared_once():
     generated from it) instead of spelling offsets, sizes or struct formats out; elsewhere no
     struct format of a record or checkpoint and no magic "AIL1" appear."""
     nums = _layout_numbers()
-    tables = gen_tables.generated()["host/aii_host/_record.py"]
+    tables = gen_tables.generated()["host/aii_host/core/_record.py"]
     formats = set(re.findall(r'_FORMAT = "<([^"]+)"', tables))
     found = []
     for rel, kind in SOURCES:
@@ -300,7 +300,7 @@ def test_the_record_layout_is_declared_once():
 def test_the_readers_use_the_generated_layout():
     for rel in ("firmware/aii_node/store.py", "firmware/aii_node/proto.py"):
         assert "from ._record import" in (ROOT / rel).read_text(), rel
-    assert "from .. import _record" in (ROOT / "host/aii_host/fleet/replica.py").read_text()
+    assert "from ..core import _record" in (ROOT / "host/aii_host/fleet/replica.py").read_text()
     for rel in sorted(BLOCKS):
         text = (ROOT / rel).read_text()
         assert gen_tables.BEGIN in text, rel
@@ -340,7 +340,7 @@ def test_the_idle_rule_is_defined_once():
     assert not found, "the run loop's idle rule written outside the core:\n" + "\n".join(found)
     # ... and every run loop asks the core (or, in the pure port, its mirror) for the step.
     assert "aii_sched_step(" in (ROOT / "c_modules/aii/mod_aii_sched.c").read_text()
-    assert "lib.aii_sched_step(" in (ROOT / "host/aii_host/sched.py").read_text()
+    assert "lib.aii_sched_step(" in (ROOT / "host/aii_host/core/sched.py").read_text()
     assert "s.step(s.dispatch(now)" in (ROOT / "firmware/aii/_sched.py").read_text()
 
 
@@ -370,7 +370,7 @@ def _step_cases(n=3000):
 
 
 def _core_steps(cases):
-    from aii_host._aii import ffi, lib
+    from aii_host.core._aii import ffi, lib
 
     s = ffi.new("aii_sched_t *")
     lib.aii_sched_init(s, 0)
@@ -426,7 +426,7 @@ def test_the_pure_port_mirrors_the_step():
         got.append([st, core.wait_us])
     assert got == want
     for mask in (1, 3, 2**30 - 1, 2**62 - 1, 2**64 - 1):
-        from aii_host._aii import ffi, lib
+        from aii_host.core._aii import ffi, lib
 
         clk = ffi.new("aii_clock_t *")
         lib.aii_clock_init(clk, mask)
@@ -449,7 +449,7 @@ def test_the_pure_port_mirrors_the_step():
 def test_the_pure_port_mirrors_the_calibration():
     """calibrate()'s reduction of its samples: _sched._calibration against
     aii_sched_calibration on the same samples."""
-    from aii_host._aii import ffi, lib
+    from aii_host.core._aii import ffi, lib
     from mp_util import load_pure
 
     pure = load_pure("_sched", "aii_pure_sched_calib")
@@ -494,9 +494,9 @@ def test_sources_list_is_not_empty():
 
 
 def test_one_percentile_definition():
-    """aii_host.stats.percentile (nearest rank) is the host's only one: reports, benchmarks and
+    """aii_host.core.stats.percentile (nearest rank) is the host's only one: reports, benchmarks and
     the soak test call it; nothing else turns a p into a rank."""
-    from aii_host.stats import percentile
+    from aii_host.core.stats import percentile
 
     assert percentile([], 50) is None
     assert percentile([7], 99) == 7
@@ -508,7 +508,7 @@ def test_one_percentile_definition():
     for base in ("host/aii_host", "bench", "tests", "tools"):
         for p in sorted((ROOT / base).rglob("*.py")):
             rel = p.relative_to(ROOT).as_posix()
-            if rel in ("host/aii_host/stats.py", "tests/host/test_rules_once.py"):
+            if rel in ("host/aii_host/core/stats.py", "tests/host/test_rules_once.py"):
                 continue
             found += [f"{rel}: {m.group(0)}" for m in rank.finditer(p.read_text())]
-    assert not found, "a percentile computed outside aii_host.stats:\n" + "\n".join(found)
+    assert not found, "a percentile computed outside aii_host.core.stats:\n" + "\n".join(found)

@@ -17,7 +17,7 @@ import re
 import npfp
 import pytest
 from aii_host import AdmissionError
-from aii_host._aii import lib
+from aii_host.core._aii import lib
 from conftest import VClock, vsched
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st

@@ -22,8 +22,8 @@ def test_exports():
 
 def test_status_codes_match_header():
     # _errors.py keeps the codes as plain ints; they must be the header's.
-    from aii_host import _errors
-    from aii_host._aii import lib
+    from aii_host.core import _errors
+    from aii_host.core._aii import lib
 
     assert (_errors.OK, _errors.IDLE) == (lib.AII_OK, lib.AII_IDLE)
     assert _errors.ERR_ARG == lib.AII_ERR_ARG

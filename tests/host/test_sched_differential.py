@@ -395,7 +395,7 @@ def _cheap_gc():
     # times, not its work: on CPython both bindings collect the youngest generation only.
     cheap = types.SimpleNamespace(collect=lambda: gc.collect(0))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(aii_host.sched, "gc", cheap)
+        mp.setattr(aii_host.core.sched, "gc", cheap)
         mp.setattr(pure, "gc", cheap)
         yield
 

@@ -233,7 +233,7 @@ class _Feeder:
 
 
 class _Collector:
-    """Stands in for the gc module inside aii_host.sched: a collection costs `gc` us."""
+    """Stands in for the gc module inside aii_host.core.sched: a collection costs `gc` us."""
 
     def __init__(self, world, us):
         self.world, self.us = world, us
@@ -265,7 +265,7 @@ def play_scheduler(sc, monkeypatch):
         isr_min_gap_us=isr.get("gap", 0),
         wdt=feeder,
     )
-    monkeypatch.setattr(aii_host.sched, "gc", _Collector(world, sc["gc"]))
+    monkeypatch.setattr(aii_host.core.sched, "gc", _Collector(world, sc["gc"]))
     alive, outcomes, runs, in_job = {}, [], {}, {}
 
     def fire(name, when):
@@ -314,9 +314,9 @@ def play_scheduler(sc, monkeypatch):
 
     def drain():
         for t, kind, tid, arg in s.trace():
-            if kind == aii_host.sched.lib.AII_TRACE_START:
+            if kind == aii_host.core.sched.lib.AII_TRACE_START:
                 starts[tid] = (t0 + t - arg, t0 + t)
-            elif kind == aii_host.sched.lib.AII_TRACE_FINISH:
+            elif kind == aii_host.core.sched.lib.AII_TRACE_FINISH:
                 r, begin = starts.pop(tid)
                 jobs.append([tid, r, begin, t0 + t])
 
@@ -570,8 +570,8 @@ def test_collection_is_the_sporadic_tasks_blocking():
     s.add(lambda: None, budget_us=100, period_us=5000)
     b = s.add(lambda: None, budget_us=200, min_gap_us=5000, deadline_us=900)
     top, low = s.analysis()
-    assert top[0] == b and top[4] == 600 and top[6] == aii_host.sched.lib.AII_BLOCKER_GC
-    assert low[6] == aii_host.sched.lib.AII_BLOCKER_GC  # a sporadic task is above it
+    assert top[0] == b and top[4] == 600 and top[6] == aii_host.core.sched.lib.AII_BLOCKER_GC
+    assert low[6] == aii_host.core.sched.lib.AII_BLOCKER_GC  # a sporadic task is above it
     assert top[2] == 800 <= top[3]
     with pytest.raises(AdmissionError, match="response 1000 us > deadline 700 us"):
         s2 = aii_host.Scheduler(clock=lambda: 0, sleep=lambda us: None, gc_idle_us=800)

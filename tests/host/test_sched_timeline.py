@@ -68,11 +68,11 @@ def test_trace_is_off_until_switched_on_and_a_full_ring_keeps_the_newest():
     s.run(100)
     assert s.trace() == []
     s.trace(True)
-    ring = aii_host.sched.lib.AII_SCHED_TRACE_RING
+    ring = aii_host.core.sched.lib.AII_SCHED_TRACE_RING
     s.run(10 * (ring // 3 + 50))
     events = s.trace()
     assert len(events) == ring and s.trace_lost() > 0
-    assert events[-1][1] == aii_host.sched.lib.AII_TRACE_FINISH  # the newest is kept
+    assert events[-1][1] == aii_host.core.sched.lib.AII_TRACE_FINISH  # the newest is kept
     s.trace(False)
     s.run(100)
     assert s.trace() == []
@@ -140,7 +140,7 @@ def test_sched_demo_writes_trace_plot_and_json(tmp_path):
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     assert [t["name"] for t in rec["tasks"]] == ["sensor", "control", "button", "logger"]
-    assert rec["calibration"]["n"] == aii_host.sched.lib.AII_SCHED_CALIB_SAMPLES
+    assert rec["calibration"]["n"] == aii_host.core.sched.lib.AII_SCHED_CALIB_SAMPLES
     assert rec["costs"]["overhead_us"] == rec["calibration"]["overhead_us"] > 0
     assert all(a["holds"] for a in rec["analysis"])
     assert rec["info"]["jobs"] > 5

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The simulated board itself (aii_host.vboard) with a tiny app: pty, 0x03, restarts, files."""
+"""The simulated board itself (aii_host.node.vboard) with a tiny app: pty, 0x03, restarts, files."""
 
 import socket
 import time
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import serial
-from aii_host import vboard
-from aii_host.vboard import board
+from aii_host.node import vboard
+from aii_host.node.vboard import board
 
 APP = Path(__file__).resolve().parent / "vboard_apps" / "echo.py"
 
@@ -196,9 +196,7 @@ def test_board_started_with_ampersand_from_a_script_stops_on_ctrl_c(tmp_path):
     import sys
 
     d = tmp_path / "amp1"
-    script = (
-        f"{sys.executable} -m aii_host.vboard --id amp1 --dir {d} --app {APP} & echo $! && wait"
-    )
+    script = f"{sys.executable} -m aii_host.node.vboard --id amp1 --dir {d} --app {APP} & echo $! && wait"
     sh = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
     pid = int(sh.stdout.readline())  # the background job: the board's supervisor
     try:
@@ -331,7 +329,7 @@ def test_the_registry_is_private_and_refuses_what_was_planted(tmp_path, monkeypa
     import os
     import stat
 
-    from aii_host.vboard import registry
+    from aii_host.node.vboard import registry
 
     run = tmp_path / "run"
     run.mkdir(mode=0o700)

@@ -2,7 +2,7 @@
 // The bytes a journal reader sees, declared once: the journal record and the checkpoint blob
 // (docs/ledger.md sections 8 and 9). ledger.c reads and writes them through these names; the
 // Python readers take them from modules that tools/gen_tables.py generates from this file
-// (firmware/aii_node/_record.py, host/aii_host/_record.py, and the generated block of names
+// (firmware/aii_node/_record.py, host/aii_host/core/_record.py, and the generated block of names
 // in the pure-Python ledger firmware/aii/_ledger.py).
 //
 // Each table lists fields in order: name, offset, width in bytes, kind (U unsigned, I signed,

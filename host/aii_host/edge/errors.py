@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Errors of the edge subpackage, in the one aii_host hierarchy (the CLI prints them once)."""
 
-from .._errors import AIIError, AIIRuntimeError, AIIValueError
+from ..core._errors import AIIError, AIIRuntimeError, AIIValueError
 
 
 class EdgeError(AIIError):

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import sched as _sched
-from ..stats import percentile
+from ..core import sched as _sched
+from ..core.stats import percentile
 from .errors import EdgeError
 
 POLICIES = ("skip-next-frame", "lower-rate", "cheaper-model", "stop-safely", "none")

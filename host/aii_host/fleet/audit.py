@@ -32,9 +32,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .. import keys
-from .._errors import AIIError
-from ..files import write_private
+from ..core import keys
+from ..core._errors import AIIError
+from ..core.files import write_private
 
 GENESIS = "0" * 64
 HEAD_VERSION = 2

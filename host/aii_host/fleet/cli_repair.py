@@ -7,7 +7,7 @@ import json
 import sqlite3
 import sys
 
-from .._errors import AIIError
+from ..core._errors import AIIError
 
 _EPILOG = """\
 examples:
@@ -60,9 +60,9 @@ def add_parsers(sub):
 
 def _endpoint(args):
     """(client-like endpoint, node name, fleet database path, key known)."""
-    from ..client import NodeClient
     from ..commands import _open_port
-    from ..keys import read_key as _read_key
+    from ..core.client import NodeClient
+    from ..core.keys import read_key as _read_key
     from .config import load
     from .relay import RelayNode, running
 
@@ -105,7 +105,7 @@ def _known_floor(db, name):
 
 
 def _from_copy(ep, name, db, status, floor):
-    from .. import repair
+    from ..node import repair
     from .aggregate import open_db
     from .replica import stored_copy
 
@@ -138,7 +138,7 @@ def repair_node(ep, name, db, accept_loss=False, floor=None, fleet=True):
     """Repairs the node behind endpoint `ep` (NodeClient's `request`) if it is in recovery:
     from the copy in fleet database `db`, or by accepting the loss. Audits what it did in
     `db`. Returns a dict with `verdict` ("repaired", "nothing to repair", "not repaired")."""
-    from .. import repair
+    from ..node import repair
     from .audit import Audit
 
     status = ep.request("status")

@@ -10,8 +10,8 @@ import sys
 import time
 
 from .. import clikit
-from .._errors import AIIError
 from ..clikit import UsageError, amount_text
+from ..core._errors import AIIError
 
 _TRANSFER_EPILOG = """\
 examples:
@@ -169,8 +169,8 @@ class _LazyNode:
 
     def open(self):
         if self.client is None:
-            from ..client import NodeClient
-            from ..transport import open_transport
+            from ..core.client import NodeClient
+            from ..core.transport import open_transport
 
             t = open_transport(self.spec.port).open()
             self.client = NodeClient(
@@ -189,7 +189,7 @@ class _LazyNode:
 
 
 def _open_or_refuse(name, ep):
-    from ..transport import TransportError
+    from ..core.transport import TransportError
     from .coord import CoordError
     from .relay import RelayNode
 
@@ -259,7 +259,7 @@ def _format_of(ep, node, quantity, raw):
 
 
 def _amount(args, fmt):
-    from ..ledger import fx_parse_exact
+    from ..core.ledger import fx_parse_exact
     from .coord import CoordError
 
     text = args.amount.strip()

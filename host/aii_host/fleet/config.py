@@ -25,8 +25,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import _record as R
-from .._errors import AIIError
+from ..core import _record as R
+from ..core._errors import AIIError
 
 
 class FleetConfigError(AIIError):

@@ -24,9 +24,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import frame as fr
-from .._errors import AIIError
-from ..client import NodeError
+from ..core import frame as fr
+from ..core._errors import AIIError
+from ..core.client import NodeError
 from .audit import Audit
 
 # States (docs/transfer.md §2); FINAL ones mean both sides are done.

@@ -11,8 +11,8 @@ import errno
 import os
 import socket
 
-from .. import transport
-from ..transport import TransportError
+from ..core import transport
+from ..core.transport import TransportError
 
 
 class LinkError(TransportError):
@@ -26,7 +26,7 @@ def vboard_port(spec):
     import json
     from pathlib import Path
 
-    from .. import vboard
+    from ..node import vboard
 
     what = spec[len("vboard:") :]
     try:

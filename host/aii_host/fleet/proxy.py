@@ -26,7 +26,7 @@ import threading
 import time
 import tty
 
-from .._errors import AIIError
+from ..core._errors import AIIError
 
 KINDS = ("drop", "dup", "corrupt", "reorder", "delay")
 _CTRL = (0x03, 0x04)

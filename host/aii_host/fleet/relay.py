@@ -23,9 +23,9 @@ import socket
 import tempfile
 import threading
 
-from .._errors import AIIError
-from ..client import NodeError, NodeTimeout
-from ..transport import TransportError
+from ..core._errors import AIIError
+from ..core.client import NodeError, NodeTimeout
+from ..core.transport import TransportError
 
 LINE_MAX = 1 << 20  # a request or an answer; node bodies are far smaller
 TIMEOUT_MAX = 60.0  # seconds per try a relayed request may ask for

@@ -18,9 +18,9 @@ import hashlib
 import struct
 import zlib
 
-from .. import _record as R
-from .. import ledger as _ledger
-from .._errors import AIIError
+from ..core import _record as R
+from ..core import ledger as _ledger
+from ..core._errors import AIIError
 
 RECORD = R.REC_SIZE
 SEAL = R.OP_SEAL

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Lightweight simulated nodes for scale runs (docs/faults.md §3): many in one process.
 
-A simulated board (`aii_host.vboard`) is two CPython processes per node: faithful, but 256 of
+A simulated board (`aii_host.node.vboard`) is two CPython processes per node: faithful, but 256 of
 them do not fit on a small machine. A `SimFleet` runs N `SimNode`s in one selector thread,
 each on its own loopback TCP port. A SimNode answers frames with the firmware's own protocol
 module (firmware/aii_node/proto.py, loaded in-process), so every command, the exactly-once
@@ -30,9 +30,9 @@ import threading
 import time
 from binascii import hexlify
 
-from .. import _record as R
-from .. import ledger as _ledger
-from ..ledger import Ledger
+from ..core import _record as R
+from ..core import ledger as _ledger
+from ..core.ledger import Ledger
 
 RECORD = _ledger.RECORD_SIZE
 KEY = bytes(range(32))  # default key of simulated nodes (tests and benches only)
@@ -43,7 +43,7 @@ def _firmware_proto():
     sys.path (its `aii` package must not shadow anything in this process)."""
     if "aii_node.proto" in sys.modules:
         return sys.modules["aii_node.proto"]
-    from ..vboard import firmware_dir
+    from ..node.vboard import firmware_dir
 
     pkg = os.path.join(firmware_dir(), "aii_node")
     spec = importlib.util.spec_from_file_location(

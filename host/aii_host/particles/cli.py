@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .._errors import AIIError
+from ..core._errors import AIIError
 
 RUN_EXAMPLES = """\
 examples:

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from .._aii import lib
-from .._errors import AIIError, AIIRuntimeError
+from ..core._aii import lib
+from ..core._errors import AIIError, AIIRuntimeError
 from . import state as st
 from .kernel import Particles
 

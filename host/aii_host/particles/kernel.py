@@ -9,11 +9,11 @@ memory as numpy arrays shaped (cap, 3) / (cap,).
 
 import numpy as np
 
-from .. import _errors as E
-from .._aii import ffi, lib
-from .._conv import ranged as _ranged
-from .._conv import u32 as _u32
-from .._errors import AIITypeError, AIIValueError, text
+from ..core import _errors as E
+from ..core._aii import ffi, lib
+from ..core._conv import ranged as _ranged
+from ..core._conv import u32 as _u32
+from ..core._errors import AIITypeError, AIIValueError, text
 
 DIGEST_SIZE = lib.AII_PT_DIGEST_LEN
 MASS_MAX = lib.AII_PT_MASS_MAX

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import AIIError
+from ..core._errors import AIIError
 from . import state as st
 from . import table as T
 from .domain import digest
@@ -335,7 +335,7 @@ def start_qemu(image, log, cfg, table):
     Returns the running board (`.port`, `.stop()`)."""
     from mpremote.transport_serial import SerialTransport
 
-    from .. import qemu
+    from ..node import qemu
 
     board = qemu.start(image, log)
     try:
@@ -370,10 +370,10 @@ def _say(args, text):
 def demo(args):
     import secrets
 
-    from .. import vboard
     from ..fleet import config as fleet_config
     from ..fleet.aggregate import Aggregator
     from ..fleet.coord import Coordinator
+    from ..node import vboard
 
     if args.inject and not 0 <= args.inject[1] < args.nodes:
         raise NodesError(f"--inject names node {args.inject[1]}: the nodes are 0..{args.nodes - 1}")

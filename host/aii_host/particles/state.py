@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import AIIValueError
+from ..core._errors import AIIValueError
 from . import table as T
 
 # LAMMPS's in.lj: reduced density and temperature of the standard Lennard-Jones melt.
@@ -102,8 +102,8 @@ def validate(s, forces=False):
     would not run: checked before anything runs. The kernel checks the particles itself
     (positions, masses, velocities; with `forces`, a force pass finds overlaps); its reason
     comes with the figures in reduced units."""
-    from .._aii import lib
-    from .._errors import AIIError
+    from ..core._aii import lib
+    from ..core._errors import AIIError
     from .kernel import Particles
 
     i = s.info

@@ -14,7 +14,7 @@ from pathlib import Path
 
 def main(d):
     d = Path(d)
-    from .._errors import AIIError
+    from ..core._errors import AIIError
     from . import run
     from . import state as st
     from .comm import world

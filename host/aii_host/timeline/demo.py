@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from .. import sched
-from .._errors import AIIError
+from ..core import sched
+from ..core._errors import AIIError
 from .trace import KINDS
 
 # CPython spends tens of microseconds per dispatch, and the host's scheduler sometimes more: the

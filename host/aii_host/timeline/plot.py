@@ -3,7 +3,7 @@
 releases as up-triangles, deadlines as down-triangles, misses and drops as red crosses, and the
 idle-time collections on a row of their own."""
 
-from .._errors import AIIError
+from ..core._errors import AIIError
 from .trace import GC_TID, _kind, jobs
 
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Echo app for the MicroPython unix port behind aii_host.vboard (tests/host/test_vboard.py):
+# Echo app for the MicroPython unix port behind aii_host.node.vboard (tests/host/test_vboard.py):
 # "exit" ends the process the way the node's `reset` does where machine.reset is missing;
 # "lock" / "unlock" turn Ctrl-C off and on (kbd_intr), as the node's console lock does.
 import select

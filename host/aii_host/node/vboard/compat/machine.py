@@ -17,7 +17,7 @@ WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
-# Exit codes the supervisor (aii_host.vboard) reads as "boot again now", by reset cause.
+# Exit codes the supervisor (aii_host.node.vboard) reads as "boot again now", by reset cause.
 EXIT_BY_CAUSE = {HARD_RESET: 3, SOFT_RESET: 4, WDT_RESET: 5}
 CAUSE_BY_EXIT = {v: k for k, v in EXIT_BY_CAUSE.items()}
 

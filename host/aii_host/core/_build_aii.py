@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""cffi builder (API mode, out-of-line) for aii_host._aii over the firmware's own C core.
+"""cffi builder (API mode, out-of-line) for aii_host.core._aii over the firmware's own C core.
 
 The declarations are read from the core's headers when the extension is built (_headers.py,
 which travels with this package): nothing is copied by hand, so a header cannot drift from
@@ -14,7 +14,7 @@ import os
 from cffi import FFI
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_ROOT = os.path.dirname(_HERE)  # host/, where setup.py is
+_ROOT = os.path.dirname(os.path.dirname(_HERE))  # host/, where setup.py is
 # The very same sources the firmware compiles, so host and device cannot disagree: host/aii_core
 # is a link to c_modules/aii/core, so everything the build reads is inside host/ (a source
 # distribution can ship the folder itself in its place).
@@ -32,7 +32,7 @@ _spec.loader.exec_module(_headers)
 ffibuilder = FFI()
 ffibuilder.cdef(_headers.Headers(CORE_DIR, HEADERS).cdef())
 ffibuilder.set_source(
-    "aii_host._aii",
+    "aii_host.core._aii",
     "\n".join(f'#include "{h}"' for h in HEADERS),
     # Relative to host/ (setuptools refuses absolute paths) and without "..": the objects then
     # go inside the build's own temporary folder ("../c_modules/..." put them beside it, shared

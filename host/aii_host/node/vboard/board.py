@@ -6,7 +6,7 @@ what MicroPython has and CPython lacks, makes the board's folder the current dir
 app, and on exit tells the supervisor why with its exit code (machine.EXIT_BY_CAUSE: boot again now;
 STOPPED: the app ended or was interrupted, the "REPL" is idle until Ctrl-D).
 
-    python -m aii_host.vboard.board --dir D --firmware F [--app aii_node.main | path.py]
+    python -m aii_host.node.vboard.board --dir D --firmware F [--app aii_node.main | path.py]
 """
 
 import argparse
@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 
-from aii_host.vboard.compat import machine as _m
+from aii_host.node.vboard.compat import machine as _m
 
 STOPPED = 2
 COMPAT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
@@ -209,7 +209,7 @@ def main(argv=None):
     # non-interactive shell ignores it in background jobs; CPython then leaves it so).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _die_with_supervisor()
-    p = argparse.ArgumentParser(prog="aii_host.vboard.board")
+    p = argparse.ArgumentParser(prog="aii_host.node.vboard.board")
     p.add_argument("--dir", required=True)
     p.add_argument("--firmware", required=True)
     p.add_argument("--app", default="aii_node.main")

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Simulated board: runs firmware/ unchanged under CPython behind a raw pseudo terminal.
 
-`aii vboard --id ID` (or `python -m aii_host.vboard`) prints the port to open with pyserial,
+`aii vboard --id ID` (or `python -m aii_host.node.vboard`) prints the port to open with pyserial,
 mpremote-free tools or `aii console`. `spawn()` starts one in the background for tests and demos.
 Its files live in `board_dir(ID)`, which survives restarts of the same id.
 """
@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .._errors import AIIError
+from ...core._errors import AIIError
 
-_PKG_ROOT = Path(__file__).resolve().parents[3]
+_PKG_ROOT = Path(__file__).resolve().parents[4]
 
 
 class VBoardError(AIIError):
@@ -120,9 +120,9 @@ def spawn(
     tcp_max_clients=None,
     tcp_idle_s=None,
 ):
-    """Starts `python -m aii_host.vboard` in the background and waits for its port."""
+    """Starts `python -m aii_host.node.vboard` in the background and waits for its port."""
     d = board_dir(board_id, base)
-    cmd = [sys.executable, "-m", "aii_host.vboard", "--id", board_id, "--dir", str(d)]
+    cmd = [sys.executable, "-m", "aii_host.node.vboard", "--id", board_id, "--dir", str(d)]
     if app:
         cmd += ["--app", str(app)]
     if tcp is not None:
@@ -157,14 +157,14 @@ def spawn(
 
 
 def add_arguments(p):
-    """Options of `aii vboard` / `python -m aii_host.vboard`."""
+    """Options of `aii vboard` / `python -m aii_host.node.vboard`."""
     p.add_argument(
         "--id", default="node1", help="board id; its files persist (default: %(default)s)"
     )
     p.add_argument(
         "--dir", help="board folder (default: build/vboards/ID or ~/.cache/aii/vboards/ID)"
     )
-    from ..clikit import positive_float, positive_int
+    from ...clikit import positive_float, positive_int
 
     p.add_argument("--tcp", type=int, help="also listen on 127.0.0.1:PORT (0: any free port)")
     p.add_argument(

@@ -18,8 +18,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .._errors import AIIError
-from ..files import write_private
+from ...core._errors import AIIError
+from ...core.files import write_private
 
 
 class RegistryError(AIIError):

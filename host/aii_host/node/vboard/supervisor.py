@@ -140,7 +140,7 @@ class Supervisor:
                 app = [self.app] if self.app.endswith(".py") else ["-m", self.app]
             cmd = [self.micropython, *app]
         else:
-            cmd = [sys.executable, "-m", "aii_host.vboard.board", "--dir", self.dir]
+            cmd = [sys.executable, "-m", "aii_host.node.vboard.board", "--dir", self.dir]
             cmd += ["--firmware", self.firmware, "--app", self.app]
         self._child = subprocess.Popen(
             cmd,

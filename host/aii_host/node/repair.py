@@ -6,9 +6,9 @@ is firmware/aii_node/repair.py; `aii node-repair` (commands.py) drives this modu
 
 import base64
 
-from . import _record as R
-from . import ledger as _ledger
-from ._errors import AIIError
+from ..core import _record as R
+from ..core import ledger as _ledger
+from ..core._errors import AIIError
 
 RECORD = R.REC_SIZE
 SEAL = R.OP_SEAL

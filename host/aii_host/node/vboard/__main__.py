@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""python -m aii_host.vboard [--id ID] [--tcp PORT] [--app MODULE|FILE.py]; see `aii vboard -h`."""
+"""python -m aii_host.node.vboard [--id ID] [--tcp PORT] [--app MODULE|FILE.py]; see `aii vboard -h`."""
 
 import argparse
 import sys
@@ -8,7 +8,7 @@ from . import add_arguments, run
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m aii_host.vboard")
+    p = argparse.ArgumentParser(prog="python -m aii_host.node.vboard")
     add_arguments(p)
     return run(p.parse_args(argv))
 

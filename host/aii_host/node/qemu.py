@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ._errors import AIIError
+from ..core._errors import AIIError
 
 # Board -> (qemu-system-<arch>, machine arguments), as ports/qemu's boards/*/mpconfigboard.mk
 # give QEMU_ARCH, QEMU_MACHINE and QEMU_ARGS (MPS2_AN386 is ours: boards/MPS2_AN386).
@@ -33,7 +33,7 @@ BOARDS = {
     "MICROBIT_SMALL": _MICROBIT,
     "VIRT_RV32": ("riscv32", ["-machine", "virt", "-bios", "none"]),
 }
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class QemuError(AIIError):

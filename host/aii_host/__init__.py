@@ -38,12 +38,22 @@ from .core.sched import (
     Scheduler,
     ticks_us,
 )
-from .particles.kernel import Particles
 
 __version__ = "0.1.0"
 
 # True: the scheduler is the native C core, as on the device (not a Python re-implementation).
 NATIVE = True
+
+
+def __getattr__(name):
+    # Particles hands out its memory as numpy arrays: numpy is an extra (aii-host[particles]),
+    # so it is imported when Particles is first asked for, not with aii_host.
+    if name == "Particles":
+        from .particles.kernel import Particles
+
+        return Particles
+    raise AttributeError(f"module 'aii_host' has no attribute {name!r}")
+
 
 __all__ = [
     "CONTINUE",

@@ -1,12 +1,260 @@
 # SPDX-License-Identifier: MIT
-"""The `aii` command line: a table of commands, each implemented by commands.do_<cmd>(args)."""
+"""The `aii` command line: one table of commands (COMMANDS), each run by one do_<cmd>(args).
+
+A command is one entry: its name ("audit verify" for a command of a group), the function that
+runs it, the one that adds its arguments, its help texts and what it exits with on an error. The
+parser, `aii --help` and each `aii <command> --help` are generated from the table; main() turns
+every error into one line and an exit status (clikit). docs/architecture.md §3 shows how to add
+a command.
+"""
 
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from . import __version__, clikit, commands
+from . import __version__, clikit
 from .core._errors import AIIError
+from .demo import args_demo, do_demo
+from .edge import cli as edge
+from .fleet import cli_agg, cli_repair, cli_tx
+from .node import cli as node
+from .node.console import args_console, do_console
+from .node.deploy import args_deploy, do_deploy
+from .particles import cli as particles
+from .timeline.cli import args_sched_demo, do_sched_demo
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `aii` command. `run(args)` returns the exit status (None is 0); `args(parser)` adds
+    its arguments. A command whose name is a group's ("audit") with no `run` is that group:
+    `aii audit` alone is then a usage error when `required`, else prints the group's help."""
+
+    run: Callable | None = None
+    args: Callable | None = None
+    help: str = ""
+    description: str | None = None
+    epilog: str | None = None
+    # The exit status of an error the command reports (an AIIError, a missing file): WARNING,
+    # or UNKNOWN for the commands whose status is a verdict.
+    error_exit: int = clikit.EXIT_WARNING
+    # The optional dependencies it needs (pip install aii-host[EXTRA]): a missing one is said
+    # in one line, with how to install it.
+    extra: str | None = None
+    required: bool = False  # a group: a command of it must be given
+    metavar: str = "<command>"  # a group: how `aii GROUP --help` names its commands
+
+
+def _example(*lines):
+    return "example:\n" + "\n".join(f"  {x}" for x in lines)
+
+
+COMMANDS = {
+    "sched-demo": Command(
+        do_sched_demo,
+        args_sched_demo,
+        "run a small task set on the host scheduler and print its statistics",
+        "Admits four tasks (three periodic, one sporadic released by a simulated button thread),\n"
+        "runs them on aii_host.Scheduler (the firmware's C core through cffi) and prints a\n"
+        "table of per-task statistics and the schedulability report: per task its response\n"
+        "bound against its deadline, the slack, and what blocks it. --trace and --plot write\n"
+        "the timeline; --on runs the same set on a MicroPython board and drains its timeline.",
+        _example("aii sched-demo --seconds 3"),
+    ),
+    "demo": Command(
+        do_demo,
+        args_demo,
+        "short end-to-end demo: the scheduler, then a fleet of three simulated nodes",
+        "Runs the scheduler demo for a short time, then starts three simulated boards running\n"
+        "firmware/aii_node, aggregates them (aii_host.fleet: journals copied and replayed on\n"
+        "the host, the fleet balance equation verified exactly), moves 25 Wh between two of\n"
+        "them with a two-phase transfer, then injects a violation (a credit the coordinator\n"
+        "never committed) and shows it found, located and the node isolated.",
+        _example("aii demo --seconds 3"),
+    ),
+    "vboard": Command(
+        node.do_vboard,
+        node.args_vboard,
+        "run a simulated board (firmware/ under CPython behind a pseudo terminal)",
+        "Runs firmware/aii_node unchanged under CPython with stand-ins for machine, micropython\n"
+        "and time.ticks_*, behind a raw pseudo terminal (open it with pyserial like a USB\n"
+        "port; 0x03 stops the app, Ctrl-D boots it again). Files persist per board id.",
+        _example("aii vboard --id node1 --tcp 7001"),
+    ),
+    "console": Command(
+        do_console,
+        args_console,
+        "talk to a node's console (lines; Ctrl-C sends 0x03, ~d Ctrl-D, ~. quits)",
+        "Sends each line you type; prints what the node says, machine frames hidden.",
+        _example("aii console --port /dev/ttyACM0"),
+    ),
+    "deploy": Command(
+        do_deploy,
+        args_deploy,
+        "copy firmware, configuration and key to a board (mpremote) or a simulated board",
+        "Copies firmware/aii and firmware/aii_node, the config (as aii_node.json, with its key)\n"
+        "and a main.py that starts the node, then resets the board. A simulated board runs\n"
+        "firmware/ from the source tree: only its config is written, into its folder.\n"
+        "A node whose console is locked (the default) first gets a signed `maintenance`\n"
+        "request, so that Ctrl-C reaches its REPL (docs/protocol.md section 9).",
+        _example("aii deploy --port /dev/ttyACM0 --config keys/n1.json   (made by aii keygen n1)"),
+    ),
+    "keygen": Command(
+        node.do_keygen,
+        node.args_keygen,
+        "make a fresh key and config for one node (NODE.key, NODE.json)",
+        "Makes a fresh 32-byte key for NODE and writes NODE.key (the host's copy) and NODE.json\n"
+        "(the node's config, from --config with its node and key replaced) into --out, both\n"
+        "readable by you only; prints the fleet file's [[node]] entry. Every node gets its own\n"
+        "key: a MAC is bound to its node id anyway (docs/protocol.md section 3).",
+        _example("aii keygen n1 --config tests/hil/node_config.json --out keys"),
+    ),
+    "node-config": Command(
+        node.do_node_config,
+        node.args_node_config,
+        "change a node setting with a signed request (the console changes none)",
+        "Sends a signed config_set: offline_after (1..1000), console_writes (0/1: console\n"
+        "transfers on the serial line) or label. The node's console reads settings but never\n"
+        "changes them; tcp_host, tcp_port and the key change with aii deploy.",
+        _example("aii node-config --port /dev/ttyACM0 --key n1.key console_writes 1"),
+    ),
+    "node-unlock": Command(
+        node.do_node_unlock,
+        node.args_signed,
+        "let Ctrl-C stop a node with a locked console until its next boot (signed)",
+        "Sends a signed maintenance request: the node's console lock (docs/protocol.md section\n"
+        "9) is lifted until its next boot, so Ctrl-C stops the app and reaches the REPL\n"
+        "(mpremote). aii deploy sends it by itself.",
+        _example("aii node-unlock --port /dev/ttyACM0 --key n1.key"),
+    ),
+    "node-status": Command(
+        node.do_node_status,
+        node.args_node_status,
+        "query a node: hello, status, tasks, ledger",
+        "One-shot query over the node protocol (docs/protocol.md); read-only, no key needed.",
+        _example("aii node-status --port /dev/ttyACM0"),
+    ),
+    "detect": Command(
+        edge.do_detect,
+        edge.args_detect,
+        "find faces in images, folders, videos or a camera as deadline jobs, grounded",
+        "Runs MediaPipe's short-range face detector (LiteRT) as deadline jobs on\n"
+        "aii_host.Scheduler and reports only the faces the frame supports (grounding: box and\n"
+        "keypoint checks, second opinions from two other face models and an LBP cascade, and\n"
+        "for video, persistence across frames); each face lists the checks it passed, each\n"
+        "refused box why. PATH is an image file (any mode: 16-bit, palette, CMYK, ...; EXIF\n"
+        "orientation applied), skimage:NAME (e.g. skimage:astronaut), a folder of images (one\n"
+        "JSON line or table row each), a video file, or camera:N (a camera through OpenCV;\n"
+        "camera:FILE reads a video file the same way). Ctrl-C ends a camera run.",
+        "examples:\n  aii detect skimage:astronaut --deadline-ms 50\n"
+        "  aii detect photo.jpg --json --no-png\n"
+        "  aii detect photos/ --json --no-png          # one JSON line per image\n"
+        "  aii detect clip.mp4 --json                  # one JSON line per frame\n"
+        "  aii detect camera:0 --frames 100 --deadline-ms 100",
+        extra="edge",
+    ),
+    "edge-bench": Command(
+        edge.do_edge_bench,
+        edge.args_edge_bench,
+        "latency of a .tflite model: bare loop vs deadline jobs, p50/p99/max, miss rate",
+        "Measures MODEL in a bare invoke loop and as deadline jobs in the same run:\n"
+        "per-stage p50/p99/max, a latency histogram (table and PNG) and the miss rate at the\n"
+        "deadline (default 1.5 x the bare p50). MODEL: a .tflite path, `face` (the face\n"
+        "detector with its pre/post-processing on the astronaut photo) or `mobilenet[:SIZE]`\n"
+        "(an int8 MobileNet-v1-shaped model built on the spot, SIZE 16..1024, default 160).",
+        "example:\n  aii edge-bench face --frames 200\n  aii edge-bench mobilenet:160 --json",
+        extra="edge",
+    ),
+    "aggregate": Command(
+        cli_agg.do_aggregate,
+        cli_agg.args_aggregate,
+        "connect to every node of a fleet, keep their journals, verify the fleet",
+        "One loop for all the nodes of a fleet file: heartbeats, offline detection, "
+        "reconnection, journals copied into the fleet database and replayed into host "
+        "replicas, and the fleet balance equation verified at every epoch (docs/fleet.md).",
+        cli_agg.AGG_EPILOG,
+        error_exit=clikit.EXIT_UNKNOWN,
+    ),
+    "status": Command(
+        cli_agg.do_status,
+        cli_agg.args_status,
+        "table of a fleet's nodes and its global verdict",
+        "Nodes (online state, last heartbeat, latency, deadline misses, per-quantity "
+        "totals) and the global verdict. Reads what a running `aii aggregate` keeps in the "
+        "fleet database; with none running, aggregates for a moment itself.",
+        cli_agg.STATUS_EPILOG,
+        error_exit=clikit.EXIT_UNKNOWN,
+    ),
+    "transfer": Command(
+        cli_tx.do_transfer,
+        cli_tx.args_transfer,
+        "move an amount between accounts on two nodes (two-phase commit)",
+        "Two-phase transfer between nodes over their holds: hold on the source, "
+        "prepare on the destination, then commit_tx on both; the coordinator log is the fleet "
+        "database (docs/transfer.md).",
+        cli_tx.TRANSFER_EPILOG,
+    ),
+    "audit": Command(
+        help="verify or show the fleet's hash-chained audit trail",
+        description="The audit trail: every transfer state, verification and violation, "
+        "hash-chained in the fleet database with its head also in <db>.head.",
+        epilog=cli_tx.AUDIT_EPILOG,
+        required=True,
+        metavar="<verify|show>",
+    ),
+    "audit verify": Command(
+        cli_tx.do_audit_verify,
+        cli_tx.args_audit_verify,
+        "check the chain and its head file (exit 2 if altered)",
+        error_exit=clikit.EXIT_UNKNOWN,
+    ),
+    "audit show": Command(cli_tx.do_audit_show, cli_tx.args_audit_show, "print the latest records"),
+    "node-repair": Command(
+        cli_repair.do_node_repair,
+        cli_repair.args_node_repair,
+        "repair a node in recovery from the aggregator's copy, or accept a loss",
+        "A node that found damage at boot which its second copy could not repair "
+        "stays in recovery: it answers reads and refuses changes. This command sends it the "
+        "aggregator's copy of its journal (--fleet), or, with --accept-loss, lets it keep its "
+        "state before the damage and give up the seq range after it. Either way the node boots "
+        "again from whole files and the audit trail records what was done (docs/faults.md).",
+        cli_repair.EPILOG,
+    ),
+    "particles": Command(
+        help="exact-momentum, bit-reversible particle dynamics (run, demo-nodes)",
+        description="Lennard-Jones particles in integers (the C core's particles.c): momentum "
+        "exact at\nevery step, a run reversible to the bit, the same bits on 1, 2 or 3 "
+        "processes;\nand the same domains on AII nodes, checked by the fleet (docs/particles.md).",
+    ),
+    "particles run": Command(
+        particles.do_run,
+        particles.args_run,
+        "run a system (one or more processes), check it exactly, plot, save",
+        "Runs N particles (an fcc lattice at the LJ melt's density, or --input) for --steps\n"
+        "steps. Every step the exact integer sums of momentum, count and mass are compared\n"
+        "with the books of every domain and with the first totals; the first difference\n"
+        "stops the run naming the step, the domain and the component. Bad input (overlapping\n"
+        "particles, huge velocities, a box too small for the cutoff) is refused before\n"
+        "anything runs.",
+        particles.RUN_EXAMPLES,
+        extra="particles",
+    ),
+    "particles demo-nodes": Command(
+        particles.do_demo_nodes,
+        particles.args_demo_nodes,
+        "the same domains on simulated AII nodes, checked by the fleet's verifier",
+        "Starts simulated boards (aii vboard) running firmware/aii_node with the particle\n"
+        "kernel of _aii, deals the particles out in strips, and steps them: halos and\n"
+        "impulses go through the host; every step's cross-boundary impulse and every\n"
+        "migration between two nodes is a two-phase ledger transfer of count, mass, px and\n"
+        "py, and the fleet's verifier checks the books at every epoch. --inject breaks one\n"
+        "node's kick: the verifier names it and isolates it.",
+        particles.DEMO_EXAMPLES,
+        extra="particles",
+    ),
+}
 
 _EPILOG = (
     """\
@@ -22,236 +270,17 @@ examples:
     + clikit.HELP
 )
 
-
-def _overhead(text):
-    """An argparse type: an integer >= 0, or auto (measured on the port)."""
-    if text == "auto":
-        return text
-    try:
-        return clikit.nonnegative_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 or auto, got {text!r}") from None
-
-
-def _args_sched_demo(p, seconds):
-    from .timeline.demo import DEMO_OVERHEAD_US
-
-    p.add_argument(
-        "--seconds",
-        type=clikit.positive_float,
-        default=seconds,
-        help="how long to run the task set (default: %(default)s)",
-    )
-    p.add_argument(
-        "--overhead-us",
-        type=_overhead,
-        default=None,
-        help="per-dispatch overhead the admission analysis adds to every budget, or auto to "
-        f"measure it on the port (calibrate()) (default: {DEMO_OVERHEAD_US}, enough for CPython "
-        "on a desktop; with --on, auto)",
-    )
-    p.add_argument(
-        "--trace",
-        metavar="OUT.json",
-        help="write the timeline as Chrome/Perfetto trace JSON (open it in ui.perfetto.dev)",
-    )
-    p.add_argument(
-        "--plot",
-        metavar="OUT.png",
-        help="draw the timeline as a Gantt chart: jobs, releases, deadlines, misses (matplotlib)",
-    )
-    p.add_argument(
-        "--plot-ms",
-        type=clikit.positive_float,
-        default=200.0,
-        help="how much of the run the chart shows, in ms (default: %(default)s)",
-    )
-    p.add_argument("--json", action="store_true", help="print statistics and analysis as JSON")
-    p.add_argument(
-        "--on",
-        metavar="TARGET",
-        help="run on MicroPython with _aii instead: a micropython executable (the unix port, "
-        "make firmware BOARD=UNIX) or a board's serial port (through mpremote); the board's "
-        "timeline is drained while it runs and read back",
-    )
-
-
-# name -> (function, argument setup, default seconds, one-line help, description)
-_COMMANDS = {
-    "sched-demo": (
-        commands.do_sched_demo,
-        _args_sched_demo,
-        2.0,
-        "run a small task set on the host scheduler and print its statistics",
-        (
-            "Admits four tasks (three periodic, one sporadic released by a simulated button thread),\n"
-            "runs them on aii_host.Scheduler (the firmware's C core through cffi) and prints a\n"
-            "table of per-task statistics and the schedulability report: per task its response\n"
-            "bound against its deadline, the slack, and what blocks it. --trace and --plot write\n"
-            "the timeline; --on runs the same set on a MicroPython board and drains its timeline."
-        ),
-    ),
-    "demo": (
-        commands.do_demo,
-        _args_sched_demo,
-        1.0,
-        "short end-to-end demo: the scheduler, then a fleet of three simulated nodes",
-        (
-            "Runs the scheduler demo for a short time, then starts three simulated boards running\n"
-            "firmware/aii_node, aggregates them (aii_host.fleet: journals copied and replayed on\n"
-            "the host, the fleet balance equation verified exactly), moves 25 Wh between two of\n"
-            "them with a two-phase transfer, then injects a violation (a credit the coordinator\n"
-            "never committed) and shows it found, located and the node isolated."
-        ),
-    ),
+# The modules each extra brings (pyproject.toml): an ImportError naming one of them is a
+# missing extra, not a bug.
+_EXTRA_MODULES = {
+    "edge": {"numpy", "ai_edge_litert", "tflite_runtime", "psutil", "PIL", "skimage", "cv2"},
+    "particles": {"numpy", "matplotlib", "gsd"},
 }
 
 
-def _args_port(p):
-    p.add_argument(
-        "--port",
-        required=True,
-        help="serial device (/dev/ttyACM0), a simulated board's pty, or tcp:HOST:PORT",
-    )
-
-
-def _args_vboard(p):
-    from .node.vboard import add_arguments
-
-    add_arguments(p)
-
-
-def _args_console(p):
-    _args_port(p)
-    p.add_argument("--frames", action="store_true", help="also show machine frames (@...)")
-    p.add_argument(
-        "--linger",
-        type=clikit.nonnegative_float,
-        default=0.5,
-        help="seconds to keep reading after input ends",
-    )
-
-
-def _args_deploy(p):
-    _args_port(p)
-    p.add_argument("--config", help="node configuration (JSON) to install as aii_node.json")
-    p.add_argument("--key", help="node key: hex digits or a file (default: the config's, or new)")
-    p.add_argument(
-        "--unlock-key",
-        help="key the running node checks, for the maintenance request a locked console needs "
-        "before Ctrl-C (default: the key being deployed)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="print the mpremote command only")
-    p.add_argument("--no-main", action="store_true", help="do not write main.py")
-    p.add_argument("--no-restart", action="store_true", help="do not restart the board")
-
-
-def _args_node_status(p):
-    _args_port(p)
-    p.add_argument("--timeout", type=clikit.positive_float, default=2.0, help="seconds per request")
-    p.add_argument(
-        "--raw", action="store_true", help="balances in raw units (default: decimals, unit)"
-    )
-
-
-def _args_keygen(p):
-    p.add_argument("node", help="the node's name (letters, digits, '_', '-', '.')")
-    p.add_argument(
-        "--config", help="node configuration (JSON) to start from; its node and key are replaced"
-    )
-    p.add_argument("--out", help="folder for NODE.key and NODE.json (default: $AII_KEYS_DIR)")
-    p.add_argument("--force", action="store_true", help="replace existing files of NODE")
-    p.add_argument("--json", action="store_true", help="the file names as JSON")
-
-
-def _args_signed(p):
-    _args_port(p)
-    p.add_argument("--key", required=True, help="the node's key: hex digits or a file")
-    p.add_argument("--timeout", type=clikit.positive_float, default=2.0, help="seconds per request")
-    p.add_argument("--json", action="store_true", help="the node's answer as JSON")
-
-
-def _args_node_config(p):
-    _args_signed(p)
-    p.add_argument("setting", help="offline_after, console_writes or label")
-    p.add_argument("value", help="its new value (integers as digits)")
-
-
-# Node commands: name -> (function, argument setup, one-line help, description, example)
-_NODE_COMMANDS = {
-    "vboard": (
-        commands.do_vboard,
-        _args_vboard,
-        "run a simulated board (firmware/ under CPython behind a pseudo terminal)",
-        (
-            "Runs firmware/aii_node unchanged under CPython with stand-ins for machine, micropython\n"
-            "and time.ticks_*, behind a raw pseudo terminal (open it with pyserial like a USB\n"
-            "port; 0x03 stops the app, Ctrl-D boots it again). Files persist per board id."
-        ),
-        "aii vboard --id node1 --tcp 7001",
-    ),
-    "console": (
-        commands.do_console,
-        _args_console,
-        "talk to a node's console (lines; Ctrl-C sends 0x03, ~d Ctrl-D, ~. quits)",
-        "Sends each line you type; prints what the node says, machine frames hidden.",
-        "aii console --port /dev/ttyACM0",
-    ),
-    "deploy": (
-        commands.do_deploy,
-        _args_deploy,
-        "copy firmware, configuration and key to a board (mpremote) or a simulated board",
-        (
-            "Copies firmware/aii and firmware/aii_node, the config (as aii_node.json, with its key)\n"
-            "and a main.py that starts the node, then resets the board. A simulated board runs\n"
-            "firmware/ from the source tree: only its config is written, into its folder.\n"
-            "A node whose console is locked (the default) first gets a signed `maintenance`\n"
-            "request, so that Ctrl-C reaches its REPL (docs/protocol.md section 9)."
-        ),
-        "aii deploy --port /dev/ttyACM0 --config keys/n1.json   (made by aii keygen n1)",
-    ),
-    "keygen": (
-        commands.do_keygen,
-        _args_keygen,
-        "make a fresh key and config for one node (NODE.key, NODE.json)",
-        (
-            "Makes a fresh 32-byte key for NODE and writes NODE.key (the host's copy) and NODE.json\n"
-            "(the node's config, from --config with its node and key replaced) into --out, both\n"
-            "readable by you only; prints the fleet file's [[node]] entry. Every node gets its own\n"
-            "key: a MAC is bound to its node id anyway (docs/protocol.md section 3)."
-        ),
-        "aii keygen n1 --config tests/hil/node_config.json --out keys",
-    ),
-    "node-config": (
-        commands.do_node_config,
-        _args_node_config,
-        "change a node setting with a signed request (the console changes none)",
-        (
-            "Sends a signed config_set: offline_after (1..1000), console_writes (0/1: console\n"
-            "transfers on the serial line) or label. The node's console reads settings but never\n"
-            "changes them; tcp_host, tcp_port and the key change with aii deploy."
-        ),
-        "aii node-config --port /dev/ttyACM0 --key n1.key console_writes 1",
-    ),
-    "node-unlock": (
-        commands.do_node_unlock,
-        _args_signed,
-        "let Ctrl-C stop a node with a locked console until its next boot (signed)",
-        (
-            "Sends a signed maintenance request: the node's console lock (docs/protocol.md section\n"
-            "9) is lifted until its next boot, so Ctrl-C stops the app and reaches the REPL\n"
-            "(mpremote). aii deploy sends it by itself."
-        ),
-        "aii node-unlock --port /dev/ttyACM0 --key n1.key",
-    ),
-    "node-status": (
-        commands.do_node_status,
-        _args_node_status,
-        "query a node: hello, status, tasks, ledger",
-        "One-shot query over the node protocol (docs/protocol.md); read-only, no key needed.",
-        "aii node-status --port /dev/ttyACM0",
-    ),
-}
+def _group_usage(p):
+    p.print_help()
+    return clikit.EXIT_USAGE
 
 
 def _parser():
@@ -262,39 +291,24 @@ def _parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version="aii " + __version__)
-    sub = p.add_subparsers(dest="command", metavar="<command>")
-    for name, (fn, setup, seconds, help_, desc) in _COMMANDS.items():
-        sp = sub.add_parser(
-            name,
-            help=help_,
-            description=desc,
-            epilog=f"example:\n  aii {name} --seconds 3",
+    subs = {(): p.add_subparsers(dest="command", metavar="<command>")}
+    for name, cmd in COMMANDS.items():
+        *group, leaf = name.split()
+        sp = subs[tuple(group)].add_parser(
+            leaf,
+            help=cmd.help,
+            description=cmd.description,
+            epilog=cmd.epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        setup(sp, seconds)
-        sp.set_defaults(func=fn)
-    for name, (fn, setup, help_, desc, example) in _NODE_COMMANDS.items():
-        sp = sub.add_parser(
-            name,
-            help=help_,
-            description=desc,
-            epilog="example:\n  " + example,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        setup(sp)
-        sp.set_defaults(func=fn)
-    # Edge inference commands (detect, edge-bench) register their own parsers.
-    from .edge.cli import add_parsers as _edge_parsers
-
-    _edge_parsers(sub)
-    # Fleet commands (aggregate, status, transfer, audit): aii_host.fleet.
-    from .fleet.cli import add_parsers as _fleet_parsers
-
-    _fleet_parsers(sub)
-    # Particle dynamics (particles run, particles demo-nodes): aii_host.particles.
-    from .particles.cli import add_parsers as _particle_parsers
-
-    _particle_parsers(sub)
+        if cmd.run is None:  # a group: its commands follow in the table
+            subs[(*group, leaf)] = sp.add_subparsers(
+                dest=f"{leaf}_command", metavar=cmd.metavar, required=cmd.required
+            )
+            sp.set_defaults(func=lambda args, sp=sp: _group_usage(sp), cmd=cmd)
+            continue
+        cmd.args(sp)
+        sp.set_defaults(func=cmd.run, cmd=cmd)
     return p
 
 
@@ -317,6 +331,16 @@ def commands_of(parser=None):
     return out
 
 
+def _missing_extra(e, cmd):
+    """One line for an optional dependency that is not installed, or None (then it is a bug)."""
+    top = (e.name or "").split(".")[0]
+    extras = [x for x, mods in _EXTRA_MODULES.items() if top in mods]
+    if not extras:
+        return None
+    extra = cmd.extra if cmd.extra in extras else extras[0]
+    return f"needs {top}, which is not installed: pip install 'aii-host[{extra}]'"
+
+
 def main(argv=None):
     p = _parser()
     try:
@@ -327,6 +351,7 @@ def main(argv=None):
     if args.command is None:
         p.print_help()
         return clikit.EXIT_USAGE
+    error_exit = args.cmd.error_exit
     # One place where errors become one line and an exit code (docs: `aii --help`).
     try:
         return args.func(args) or 0
@@ -335,20 +360,32 @@ def main(argv=None):
         return clikit.EXIT_USAGE
     except AIIError as e:
         print(f"aii: {e}", file=sys.stderr)
-        return getattr(args, "error_exit", clikit.EXIT_WARNING)
+        return error_exit
     except OSError as e:
         # A file or device the command was given: missing, unreadable, not what it should be.
         where = f"{e.filename}: " if e.filename else ""
         print(f"aii: {where}{e.strerror or e}", file=sys.stderr)
-        return getattr(args, "error_exit", clikit.EXIT_WARNING)
+        return error_exit
     except KeyboardInterrupt:
         return clikit.EXIT_INTERRUPTED
+    except ImportError as e:
+        line = _missing_extra(e, args.cmd)
+        if line is None:
+            if os.environ.get("AII_DEBUG"):
+                raise
+            return _internal(e)
+        print(f"aii {args.command}: {line}", file=sys.stderr)
+        return clikit.EXIT_WARNING
     except Exception as e:  # a bug: one line, not a traceback (AII_DEBUG=1 shows it)
         if os.environ.get("AII_DEBUG"):
             raise
-        print(
-            f"aii: internal error: {type(e).__name__}: {e} (a bug in aii; please report it "
-            "with the command line; AII_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return clikit.EXIT_INTERNAL
+        return _internal(e)
+
+
+def _internal(e):
+    print(
+        f"aii: internal error: {type(e).__name__}: {e} (a bug in aii; please report it "
+        "with the command line; AII_DEBUG=1 shows the traceback)",
+        file=sys.stderr,
+    )
+    return clikit.EXIT_INTERNAL

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """`aii detect` and `aii edge-bench` end to end (argument parsing, JSON, PNG files)."""
 
-import argparse
 import json
 import os
 
@@ -9,17 +8,15 @@ import ai_edge_litert  # noqa: F401 - in the repository or pinned: missing fails
 import numpy as np
 import pytest
 import skimage  # noqa: F401 - in the repository or pinned: missing fails, not skips
-from aii_host.edge import cli, facedet
+from aii_host.edge import facedet
 from aii_host.edge.errors import EdgeError
+from aii_host.main import _parser
 
 ASTRONAUT_FACE = (182, 75, 272, 180)  # hand-labelled, as in test_edge_facedet.py
 
 
 def run(argv, capsys):
-    p = argparse.ArgumentParser(prog="aii")
-    sub = p.add_subparsers(dest="command")
-    cli.add_parsers(sub)
-    a = p.parse_args(argv)
+    a = _parser().parse_args(argv)
     rc = a.func(a)
     return rc, capsys.readouterr().out
 

@@ -6,7 +6,7 @@ short-range face detector: anchors, decoding, NMS), grounding (checks a result a
 frame) with geometry (keypoints), opinions (second-opinion models) and temporal (video),
 images (every image file as an RGB frame), sources (folders, video files, cameras) and stream
 (a stream as deadline jobs), tflite_build and int8ref (small int8 models and an independent
-numpy reference for the golden tests). The heavy imports (LiteRT, psutil) happen inside the functions that need them, so
+numpy reference for the golden tests). The heavy imports (numpy, LiteRT, psutil) happen inside the functions that need them, so
 `import aii_host` stays light on a node without them.
 """
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""`aii detect` and `aii edge-bench`: do_detect(args), do_edge_bench(args), add_parsers(sub).
+"""`aii detect` and `aii edge-bench`: do_detect(args), do_edge_bench(args) and their arguments.
 
-main.py registers them with add_parsers(); the work is in the library modules, these functions
+main.py's table registers them; the work is in the library modules, these functions
 only read arguments, call them and print.
 """
 
@@ -9,8 +9,6 @@ import argparse
 import json
 import os
 import sys
-
-import numpy as np
 
 from ..clikit import positive_float, positive_int
 from .errors import EdgeError, ModelError
@@ -47,6 +45,8 @@ MOBILENET_SIZES = (16, 1024)  # mobilenet:SIZE, SIZE in this range (inclusive)
 
 def load_image(spec):
     """An image file path, or skimage:NAME for scikit-image's bundled photos (e.g. astronaut)."""
+    import numpy as np  # the edge extra: imported when a command runs
+
     if spec.startswith(SKIMAGE_PREFIX):
         name = spec[len(SKIMAGE_PREFIX) :]
         if name not in SKIMAGE_PHOTOS:
@@ -71,6 +71,7 @@ def _stem(path):
 
 def annotate(image, verdict, path):
     """Writes image with kept boxes (green), refused boxes (red) and keypoints to path (PNG)."""
+    import numpy as np  # the edge extra: imported when a command runs
     from PIL import Image, ImageDraw
 
     from .facedet import as_rgb
@@ -299,6 +300,8 @@ def _detect_stream(src, det, deadline_us, args):
 
 def _bench_target(spec, threads, delegate):
     """(pipeline, frame, description) for MODEL: face, mobilenet[:SIZE] or a .tflite path."""
+    import numpy as np  # the edge extra: imported when a command runs
+
     from . import jobs
     from .runtime import Model
 
@@ -365,6 +368,8 @@ def _png(text):
 
 
 def histogram_rows(values, deadline_us, bins=12):
+    import numpy as np  # the edge extra: imported when a command runs
+
     a = np.asarray(values, float)
     hi = max(a.max(), deadline_us) * 1.0001
     edges = np.linspace(a.min(), hi, bins + 1)
@@ -383,6 +388,7 @@ def histogram_rows(values, deadline_us, bins=12):
 
 def plot(bare, job_total, deadline_us, title, path):
     import matplotlib
+    import numpy as np  # the edge extra: imported when a command runs
 
     matplotlib.use("Agg")  # no display on a board or in CI
     import matplotlib.pyplot as plt
@@ -405,6 +411,8 @@ def plot(bare, job_total, deadline_us, title, path):
 
 # aii edge-bench MODEL [--frames N] [--deadline-ms X] [--json] [--plot PNG] ...
 def do_edge_bench(args):
+    import numpy as np  # the edge extra: imported when a command runs
+
     from . import jobs
 
     pipe, frame, desc = _bench_target(args.model, args.threads, args.delegate)
@@ -461,27 +469,7 @@ def do_edge_bench(args):
     return 0
 
 
-def add_parsers(sub):
-    """Adds `detect` and `edge-bench` to the `aii` command's subparsers."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser(
-        "detect",
-        help="find faces in images, folders, videos or a camera as deadline jobs, grounded",
-        description="Runs MediaPipe's short-range face detector (LiteRT) as deadline jobs on\n"
-        "aii_host.Scheduler and reports only the faces the frame supports (grounding: box and\n"
-        "keypoint checks, second opinions from two other face models and an LBP cascade, and\n"
-        "for video, persistence across frames); each face lists the checks it passed, each\n"
-        "refused box why. PATH is an image file (any mode: 16-bit, palette, CMYK, ...; EXIF\n"
-        "orientation applied), skimage:NAME (e.g. skimage:astronaut), a folder of images (one\n"
-        "JSON line or table row each), a video file, or camera:N (a camera through OpenCV;\n"
-        "camera:FILE reads a video file the same way). Ctrl-C ends a camera run.",
-        epilog="examples:\n  aii detect skimage:astronaut --deadline-ms 50\n"
-        "  aii detect photo.jpg --json --no-png\n"
-        "  aii detect photos/ --json --no-png          # one JSON line per image\n"
-        "  aii detect clip.mp4 --json                  # one JSON line per frame\n"
-        "  aii detect camera:0 --frames 100 --deadline-ms 100",
-        formatter_class=fmt,
-    )
+def args_detect(p):
     p.add_argument(
         "image",
         metavar="PATH",
@@ -512,19 +500,9 @@ def add_parsers(sub):
     )
     p.add_argument("--model", help="face model (default: build/models/, or $AII_MODEL_DIR)")
     _model_args(p)
-    p.set_defaults(func=do_detect)
 
-    p = sub.add_parser(
-        "edge-bench",
-        help="latency of a .tflite model: bare loop vs deadline jobs, p50/p99/max, miss rate",
-        description="Measures MODEL in a bare invoke loop and as deadline jobs in the same run:\n"
-        "per-stage p50/p99/max, a latency histogram (table and PNG) and the miss rate at the\n"
-        "deadline (default 1.5 x the bare p50). MODEL: a .tflite path, `face` (the face\n"
-        "detector with its pre/post-processing on the astronaut photo) or `mobilenet[:SIZE]`\n"
-        "(an int8 MobileNet-v1-shaped model built on the spot, SIZE 16..1024, default 160).",
-        epilog="example:\n  aii edge-bench face --frames 200\n  aii edge-bench mobilenet:160 --json",
-        formatter_class=fmt,
-    )
+
+def args_edge_bench(p):
     p.add_argument("model", type=_model_spec)
     p.add_argument("--frames", type=positive_int, default=200, help="default: %(default)s")
     p.add_argument(
@@ -536,7 +514,6 @@ def add_parsers(sub):
     )
     p.add_argument("--no-plot", action="store_true")
     _model_args(p)
-    p.set_defaults(func=do_edge_bench)
 
 
 def _model_args(p):

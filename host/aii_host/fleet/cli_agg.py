@@ -23,7 +23,7 @@ plugins, e.g. Nagios or Icinga, read it):
   64          usage error (see --help); 130 interrupted
 """
 
-_AGG_EPILOG = (
+AGG_EPILOG = (
     """\
 examples:
   aii aggregate --fleet fleet.toml                 run until Ctrl-C: events, verdicts, a status line
@@ -37,7 +37,7 @@ the exit status is the last verdict's:
     + _VERDICTS
 )
 
-_STATUS_EPILOG = (
+STATUS_EPILOG = (
     """\
 examples:
   aii status --fleet fleet.toml            one table (from a running `aii aggregate`, else a
@@ -53,17 +53,7 @@ temporary one and creates no file.
 )
 
 
-def add_parsers(sub):
-    """Adds `aggregate` and `status` to the `aii` parser."""
-    p = sub.add_parser(
-        "aggregate",
-        help="connect to every node of a fleet, keep their journals, verify the fleet",
-        description="One loop for all the nodes of a fleet file: heartbeats, offline detection, "
-        "reconnection, journals copied into the fleet database and replayed into host "
-        "replicas, and the fleet balance equation verified at every epoch (docs/fleet.md).",
-        epilog=_AGG_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def args_aggregate(p):
     _args_fleet(p, "with --node: the fleet database (default: ./fleet.db)")
     p.add_argument(
         "--seconds",
@@ -72,32 +62,23 @@ def add_parsers(sub):
     )
     p.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) and exit")
     p.add_argument("--quiet", action="store_true", help="no status line, only events")
-    p.set_defaults(func=do_aggregate, error_exit=clikit.EXIT_UNKNOWN)
 
-    s = sub.add_parser(
-        "status",
-        help="table of a fleet's nodes and its global verdict",
-        description="Nodes (online state, last heartbeat, latency, deadline misses, per-quantity "
-        "totals) and the global verdict. Reads what a running `aii aggregate` keeps in the "
-        "fleet database; with none running, aggregates for a moment itself.",
-        epilog=_STATUS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def args_status(p):
     _args_fleet(
-        s,
+        p,
         "with --node: a fleet database to read or to create (default: ./fleet.db "
         "when it exists, else a temporary one)",
     )
-    s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
-    s.add_argument(
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument(
         "--seconds",
         type=clikit.positive_float,
         default=3.0,
         help="own aggregation time (default: %(default)s)",
     )
-    s.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) first")
-    s.set_defaults(func=do_status, error_exit=clikit.EXIT_UNKNOWN)
+    p.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) first")
 
 
 def _heartbeat(text):

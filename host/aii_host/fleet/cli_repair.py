@@ -2,14 +2,13 @@
 """`aii node-repair`: repairs a node in recovery (docs/faults.md §5) from the aggregator's copy of
 its journal, or accepts the loss of what no copy holds; the result goes to the audit trail."""
 
-import argparse
 import json
 import sqlite3
 import sys
 
 from ..core._errors import AIIError
 
-_EPILOG = """\
+EPILOG = """\
 examples:
   aii node-repair --fleet fleet.toml n2            repair n2 from the aggregator's copy
   aii node-repair --fleet fleet.toml n2 --json     the same, one JSON object out
@@ -22,18 +21,7 @@ exit status: 0 repaired (or nothing to repair), 1 not repaired (the message says
 """
 
 
-def add_parsers(sub):
-    p = sub.add_parser(
-        "node-repair",
-        help="repair a node in recovery from the aggregator's copy, or accept a loss",
-        description="A node that found damage at boot which its second copy could not repair "
-        "stays in recovery: it answers reads and refuses changes. This command sends it the "
-        "aggregator's copy of its journal (--fleet), or, with --accept-loss, lets it keep its "
-        "state before the damage and give up the seq range after it. Either way the node boots "
-        "again from whole files and the audit trail records what was done (docs/faults.md).",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def args_node_repair(p):
     p.add_argument("node", nargs="?", metavar="NODE", help="the node's name in the fleet file")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--fleet", help="fleet file (TOML): the node, its key, the database")
@@ -55,14 +43,13 @@ def add_parsers(sub):
     )
     p.add_argument("--timeout", type=float, default=2.0, help="seconds per answer (default 2)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=do_node_repair)
 
 
 def _endpoint(args):
     """(client-like endpoint, node name, fleet database path, key known)."""
-    from ..commands import _open_port
     from ..core.client import NodeClient
     from ..core.keys import read_key as _read_key
+    from ..node.console import open_port as _open_port
     from .config import load
     from .relay import RelayNode, running
 

@@ -13,7 +13,7 @@ from .. import clikit
 from ..clikit import UsageError, amount_text
 from ..core._errors import AIIError
 
-_TRANSFER_EPILOG = """\
+TRANSFER_EPILOG = """\
 examples:
   aii transfer --fleet fleet.toml n1:battery n2:load Wh 25.5     25.500 Wh from n1 to n2
   aii transfer --fleet fleet.toml n1:battery n2:load Wh 25500 --raw   the same in raw units
@@ -32,7 +32,7 @@ exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, or an
 3 still in doubt (a node unreachable: run --recover when it is back), 64 usage error.
 """
 
-_AUDIT_EPILOG = """\
+AUDIT_EPILOG = """\
 examples:
   aii audit verify --fleet fleet.toml      the first bad seq if anything was altered
   aii audit verify --fleet fleet.toml --anchor 120:3f9a0c1d2e4b5a69
@@ -71,17 +71,7 @@ def _txid(text):
     return v
 
 
-def add_parsers(sub):
-    """Adds `transfer` and `audit` to the `aii` parser."""
-    p = sub.add_parser(
-        "transfer",
-        help="move an amount between accounts on two nodes (two-phase commit)",
-        description="Two-phase transfer between nodes over their holds: hold on the source, "
-        "prepare on the destination, then commit_tx on both; the coordinator log is the fleet "
-        "database (docs/transfer.md).",
-        epilog=_TRANSFER_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def args_transfer(p):
     p.add_argument("--fleet", required=True, help="fleet file (TOML, docs/fleet.md)")
     p.add_argument("src", nargs="?", metavar="SRC_NODE:ACCOUNT")
     p.add_argument("dst", nargs="?", metavar="DST_NODE:ACCOUNT")
@@ -122,29 +112,18 @@ def add_parsers(sub):
     p.add_argument("--json", action="store_true", help="machine-readable output")
     # Tests: exit abruptly (os._exit, no cleanup, as kill -9) right after this point.
     p.add_argument("--crash-after", help=argparse.SUPPRESS)
-    p.set_defaults(func=do_transfer)
 
-    a = sub.add_parser(
-        "audit",
-        help="verify or show the fleet's hash-chained audit trail",
-        description="The audit trail: every transfer state, verification and violation, "
-        "hash-chained in the fleet database with its head also in <db>.head.",
-        epilog=_AUDIT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    asub = a.add_subparsers(dest="audit_cmd", metavar="<verify|show>", required=True)
-    v = asub.add_parser("verify", help="check the chain and its head file (exit 2 if altered)")
-    s = asub.add_parser("show", help="print the latest records")
-    for x in (v, s):
-        src = x.add_mutually_exclusive_group(required=True)
-        src.add_argument("--fleet", help="fleet file (TOML): its database")
-        src.add_argument("--db", help="the fleet database itself")
-        x.add_argument("--json", action="store_true", help="machine-readable output")
-    s.add_argument(
-        "--limit", type=clikit.positive_int, default=20, help="records (default: 20, newest)"
-    )
-    s.add_argument("--kind", help="only records of this kind (tx, verify, violation, ...)")
-    v.add_argument(
+
+def _args_audit(p):
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fleet", help="fleet file (TOML): its database")
+    src.add_argument("--db", help="the fleet database itself")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def args_audit_verify(p):
+    _args_audit(p)
+    p.add_argument(
         "--anchor",
         type=_anchor,
         action="append",
@@ -152,8 +131,14 @@ def add_parsers(sub):
         metavar="SEQ:HASH",
         help="a record's hash kept outside this host (repeatable): catches a rollback below it",
     )
-    v.set_defaults(func=do_audit_verify, error_exit=clikit.EXIT_UNKNOWN)
-    s.set_defaults(func=do_audit_show)
+
+
+def args_audit_show(p):
+    _args_audit(p)
+    p.add_argument(
+        "--limit", type=clikit.positive_int, default=20, help="records (default: 20, newest)"
+    )
+    p.add_argument("--kind", help="only records of this kind (tx, verify, violation, ...)")
 
 
 # ---- nodes ---------------------------------------------------------------------------------

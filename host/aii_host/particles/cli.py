@@ -89,7 +89,7 @@ def _at(text):
     return step, dom
 
 
-def _args_run(p):
+def args_run(p):
     g = p.add_argument_group("the system (unless --input)")
     g.add_argument("--n", type=_int_in(1, 1 << 24, "--n"), default=1000, help="particles")
     g.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), default=0)
@@ -158,57 +158,10 @@ def _args_run(p):
     o.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def _args_demo(p):
+def args_demo_nodes(p):
     from . import nodes
 
     nodes.add_arguments(p)
-
-
-def add_parsers(sub):
-    p = sub.add_parser(
-        "particles",
-        help="exact-momentum, bit-reversible particle dynamics (run, demo-nodes)",
-        description=(
-            "Lennard-Jones particles in integers (the C core's particles.c): momentum exact at\n"
-            "every step, a run reversible to the bit, the same bits on 1, 2 or 3 processes;\n"
-            "and the same domains on AII nodes, checked by the fleet (docs/particles.md)."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    psub = p.add_subparsers(dest="particles_command", metavar="<command>")
-    r = psub.add_parser(
-        "run",
-        help="run a system (one or more processes), check it exactly, plot, save",
-        description=(
-            "Runs N particles (an fcc lattice at the LJ melt's density, or --input) for --steps\n"
-            "steps. Every step the exact integer sums of momentum, count and mass are compared\n"
-            "with the books of every domain and with the first totals; the first difference\n"
-            "stops the run naming the step, the domain and the component. Bad input (overlapping\n"
-            "particles, huge velocities, a box too small for the cutoff) is refused before\n"
-            "anything runs."
-        ),
-        epilog=RUN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _args_run(r)
-    r.set_defaults(func=do_run)
-    d = psub.add_parser(
-        "demo-nodes",
-        help="the same domains on simulated AII nodes, checked by the fleet's verifier",
-        description=(
-            "Starts simulated boards (aii vboard) running firmware/aii_node with the particle\n"
-            "kernel of _aii, deals the particles out in strips, and steps them: halos and\n"
-            "impulses go through the host; every step's cross-boundary impulse and every\n"
-            "migration between two nodes is a two-phase ledger transfer of count, mass, px and\n"
-            "py, and the fleet's verifier checks the books at every epoch. --inject breaks one\n"
-            "node's kick: the verifier names it and isolates it."
-        ),
-        epilog=DEMO_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _args_demo(d)
-    d.set_defaults(func=do_demo_nodes)
-    p.set_defaults(func=lambda args: _no_sub(p))
 
 
 def _no_sub(p):

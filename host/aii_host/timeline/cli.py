@@ -2,12 +2,14 @@
 """`aii sched-demo`: runs the demo task set and prints its statistics and its schedulability
 report; --trace/--plot/--json write its timeline and figures (docs/scheduler.md, section 8)."""
 
+import argparse
 import json
 import sys
 
 from rich.console import Console
 from rich.table import Table
 
+from .. import clikit
 from . import demo
 from .plot import PlotError
 from .report import report
@@ -157,6 +159,59 @@ def _record_json(rec, rows):
         # The most events one drain returned: the ring's size means it filled between two.
         "trace_drained_max": rec["drained_max"],
     }
+
+
+def _overhead(text):
+    """An argparse type: an integer >= 0, or auto (measured on the port)."""
+    if text == "auto":
+        return text
+    try:
+        return clikit.nonnegative_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 or auto, got {text!r}") from None
+
+
+def args_sched_demo(p, seconds=2.0):
+    from .demo import DEMO_OVERHEAD_US
+
+    p.add_argument(
+        "--seconds",
+        type=clikit.positive_float,
+        default=seconds,
+        help="how long to run the task set (default: %(default)s)",
+    )
+    p.add_argument(
+        "--overhead-us",
+        type=_overhead,
+        default=None,
+        help="per-dispatch overhead the admission analysis adds to every budget, or auto to "
+        f"measure it on the port (calibrate()) (default: {DEMO_OVERHEAD_US}, enough for CPython "
+        "on a desktop; with --on, auto)",
+    )
+    p.add_argument(
+        "--trace",
+        metavar="OUT.json",
+        help="write the timeline as Chrome/Perfetto trace JSON (open it in ui.perfetto.dev)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="draw the timeline as a Gantt chart: jobs, releases, deadlines, misses (matplotlib)",
+    )
+    p.add_argument(
+        "--plot-ms",
+        type=clikit.positive_float,
+        default=200.0,
+        help="how much of the run the chart shows, in ms (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print statistics and analysis as JSON")
+    p.add_argument(
+        "--on",
+        metavar="TARGET",
+        help="run on MicroPython with _aii instead: a micropython executable (the unix port, "
+        "make firmware BOARD=UNIX) or a board's serial port (through mpremote); the board's "
+        "timeline is drained while it runs and read back",
+    )
 
 
 def do_sched_demo(args):

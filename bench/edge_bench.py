@@ -39,8 +39,8 @@ GOAL_MISS_PCT = 1.0
 def _targets(threads):
     from aii_host.edge import jobs
     from aii_host.edge.facedet import FaceDetector, default_model_path
+    from aii_host.edge.modelgen import mobilenet_like
     from aii_host.edge.runtime import Model
-    from aii_host.edge.tflite_build import mobilenet_like
 
     out = []
     if os.path.isfile(default_model_path()):

@@ -8,11 +8,12 @@ naive float requantisation is shown to differ, so the comparisons can fail.
 """
 
 import ai_edge_litert  # noqa: F401 - in the repository or pinned: missing fails, not skips
+import int8ref
 import numpy as np
 import pytest
-from aii_host.edge import int8ref
+from aii_host.edge.modelgen import GraphBuilder, mobilenet_like
 from aii_host.edge.runtime import Model
-from aii_host.edge.tflite_build import GraphBuilder, mobilenet_like, run_reference
+from int8ref import run_reference
 
 # --- the fixed-point primitives against hand-worked values ---------------------------------------
 

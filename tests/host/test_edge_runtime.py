@@ -7,7 +7,7 @@ import pytest
 from aii_host import AIIError
 from aii_host.edge import runtime
 from aii_host.edge.errors import ModelError
-from aii_host.edge.tflite_build import GraphBuilder
+from aii_host.edge.modelgen import GraphBuilder
 
 
 def tiny_add():

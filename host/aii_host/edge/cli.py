@@ -312,7 +312,7 @@ def _bench_target(spec, threads, delegate):
         det = FaceDetector(threads=threads, delegate=delegate)
         return jobs.facedet_pipeline(det), image, det.model.describe()
     if spec == "mobilenet" or spec.startswith("mobilenet:"):
-        from .tflite_build import mobilenet_like
+        from .modelgen import mobilenet_like
 
         size = mobilenet_size(spec)
         buf, _, _ = mobilenet_like(size=size)

@@ -6,13 +6,15 @@ come from the float32 scales stored in the model, converted to double exactly as
 QuantizeMultiplier does (frexp, round half away from zero, 31-bit significand); requantisation is
 gemmlowp's SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT (the "double
 rounding" build, TFLite's default); ADD rescales both inputs with a left shift of 20 first.
-Padding is SAME or VALID with TFLite's split (the extra row/column goes after). All integer math
+Padding is SAME or VALID with TFLite's split (the extra row/column goes after; the windows are
+the model builder's, aii_host.edge.modelgen, which shares nothing with the interpreter either). All integer math
 is in int64 and checked against the int32 range where TFLite would hold an int32.
 """
 
 import math
 
 import numpy as np
+from aii_host.edge.modelgen import patches as _patches
 
 I32_MIN = -(1 << 31)
 I32_MAX = (1 << 31) - 1
@@ -108,26 +110,6 @@ def fully_connected(x, x_zp, w, bias, s_in, s_w, s_out, out_zp, act=None):
     return _requant(_check_i32(acc, "accumulator"), s_in, s_w, s_out, out_zp, act)
 
 
-def _pad_amounts(size, k, stride, padding):
-    if padding == "valid":
-        return (size - k) // stride + 1, 0, 0
-    out = (size + stride - 1) // stride
-    total = max((out - 1) * stride + k - size, 0)
-    return out, total // 2, total - total // 2
-
-
-def _patches(x, x_zp, kh, kw, stride, padding):
-    """(N, H, W, C) -> (N, OH, OW, KH, KW, C) windows of x - x_zp, padding contributing zero."""
-    _n, h, w, _c = x.shape
-    oh, pt, pb = _pad_amounts(h, kh, stride, padding)
-    ow, pl, pr = _pad_amounts(w, kw, stride, padding)
-    # Out-of-image taps are skipped by the kernels: the same as padding with the zero point.
-    xp = np.pad(np.asarray(x, np.int64) - x_zp, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
-    win = win[:, : (oh - 1) * stride + 1 : stride, : (ow - 1) * stride + 1 : stride]
-    return np.moveaxis(win, 3, -1)  # (N, OH, OW, KH, KW, C)
-
-
 def conv2d(x, x_zp, w, bias, s_in, s_w, s_out, out_zp, stride=1, padding="same", act=None):
     """x (N, H, W, I) int8; w (O, KH, KW, I) int8 with per-channel scales s_w (O,); bias (O,)."""
     w = np.asarray(w, np.int64)
@@ -172,3 +154,23 @@ def quantize(x, scale, zp):
     """float -> int8 with round half away from zero (test inputs only)."""
     q = np.sign(x) * np.floor(np.abs(np.asarray(x, np.float64)) / _f32(scale) + 0.5)
     return np.clip(q + zp, -128, 127).astype(np.int8)
+
+
+def run_reference(layers, x):
+    """Runs a chain of conv/dw layers (as GraphBuilder.conv returned them) through this reference."""
+    for L in layers:
+        f = depthwise_conv2d if L["kind"] == "dw" else conv2d
+        x = f(
+            x,
+            L["zp_in"],
+            L["w"],
+            L["bias"],
+            L["s_in"],
+            L["s_w"],
+            L["s_out"],
+            L["zp_out"],
+            L["stride"],
+            L["padding"],
+            L["act"],
+        )
+    return x

@@ -2,15 +2,50 @@
 """Writes small int8 .tflite models with the flatbuffer schema shipped in the LiteRT wheel.
 
 No TensorFlow: the object API of ai_edge_litert.schema_py_generated (or, where only
-tflite-runtime is installed, the `tflite` package's generated schema) packs a ModelT. Used by the
-golden tests and by the benchmark's MobileNet-class model; every quantisation choice (scales,
-zero points, per-channel axis) is explicit so the numpy reference (int8ref) can follow it.
+tflite-runtime is installed, the `tflite` package's generated schema) packs a ModelT. Used by
+`aii edge-bench mobilenet` and by the golden tests; every quantisation choice (scales, zero
+points, per-channel axis) is explicit so the tests' numpy reference (tests/host/int8ref.py)
+can follow it. The scales are calibrated in floating point: only the reference's integer
+arithmetic is checked against the interpreter.
 """
 
 import numpy as np
 
-from . import int8ref
 from .errors import RuntimeMissingError
+
+
+def pad_amounts(size, k, stride, padding):
+    """(output size, padding before, padding after) of one axis: SAME or VALID with TFLite's
+    split (the extra row or column goes after)."""
+    if padding == "valid":
+        return (size - k) // stride + 1, 0, 0
+    out = (size + stride - 1) // stride
+    total = max((out - 1) * stride + k - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def patches(x, x_zp, kh, kw, stride, padding):
+    """(N, H, W, C) -> (N, OH, OW, KH, KW, C) windows of x - x_zp, padding contributing zero."""
+    _n, h, w, _c = x.shape
+    oh, pt, pb = pad_amounts(h, kh, stride, padding)
+    ow, pl, pr = pad_amounts(w, kw, stride, padding)
+    # Out-of-image taps are skipped by the kernels: the same as padding with the zero point.
+    xp = np.pad(np.asarray(x, np.int64) - x_zp, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
+    win = win[:, : (oh - 1) * stride + 1 : stride, : (ow - 1) * stride + 1 : stride]
+    return np.moveaxis(win, 3, -1)  # (N, OH, OW, KH, KW, C)
+
+
+def _calibration_out(acc, s_b, s_out, zp_out, act):
+    # The next layer's calibration sample, requantised in floating point: close to what the
+    # integer kernels give (a unit apart at most), which is all a scale needs.
+    y = np.rint(acc * (np.asarray(s_b, np.float64) / float(s_out))) + zp_out
+    lo, hi = -128, 127
+    if act in ("relu", "relu6"):
+        lo = max(lo, zp_out)
+    if act == "relu6":
+        hi = min(hi, zp_out + round(6.0 / float(s_out)))
+    return np.clip(y, lo, hi).astype(np.int8)
 
 
 def _schema():
@@ -154,7 +189,8 @@ class GraphBuilder:
         q_in is (scale, zero_point) of x; sample an int8 batch of x's values, used to calibrate:
         the output scale puts the accumulators' spread at ~40 LSB so activations neither
         collapse to one value nor saturate (with ReLU the zero point is -128, using the range).
-        Returns (tensor, shape, (scale, zp), layer, sample out); layer holds what int8ref needs.
+        Returns (tensor, shape, (scale, zp), layer, sample out); layer holds what the tests'
+        reference (int8ref.run_reference) needs.
         """
         s = self.s
         n, h, w, cin = shape_in
@@ -165,7 +201,7 @@ class GraphBuilder:
         s_w = rng.uniform(0.002, 0.02, size=cout).astype(np.float32)
         s_b = np.float32(s_in) * s_w  # bias scale = input scale * weight scale, per channel
         bias = rng.integers(-2000, 2000, size=cout).astype(np.int32)
-        p = int8ref._patches(sample, zp_in, k, k, stride, padding)
+        p = patches(sample, zp_in, k, k, stride, padding)
         acc = (
             np.einsum("nhwijc,ijc->nhwc", p, wq[0].astype(np.int64))
             if depthwise
@@ -177,8 +213,8 @@ class GraphBuilder:
         zp_out = -128 if act else 0
         wt = self.tensor(wshape, "int8", s_w, 0, wq, axis=3 if depthwise else 0)
         bt = self.tensor((cout,), "int32", s_b, 0, bias)
-        oh, _, _ = int8ref._pad_amounts(h, k, stride, padding)
-        ow, _, _ = int8ref._pad_amounts(w, k, stride, padding)
+        oh, _, _ = pad_amounts(h, k, stride, padding)
+        ow, _, _ = pad_amounts(w, k, stride, padding)
         out_shape = (n, oh, ow, cout)
         y = self.tensor(out_shape, "int8", s_out, zp_out)
         pad = s.Padding.SAME if padding == "same" else s.Padding.VALID
@@ -214,27 +250,7 @@ class GraphBuilder:
             padding=padding,
             act=act,
         )
-        return y, out_shape, (s_out, zp_out), layer, run_reference([layer], sample)
-
-
-def run_reference(layers, x):
-    """Runs a chain of conv/dw layers (as GraphBuilder.conv returned them) through int8ref."""
-    for L in layers:
-        f = int8ref.depthwise_conv2d if L["kind"] == "dw" else int8ref.conv2d
-        x = f(
-            x,
-            L["zp_in"],
-            L["w"],
-            L["bias"],
-            L["s_in"],
-            L["s_w"],
-            L["s_out"],
-            L["zp_out"],
-            L["stride"],
-            L["padding"],
-            L["act"],
-        )
-    return x
+        return y, out_shape, (s_out, zp_out), layer, _calibration_out(acc, s_b, s_out, zp_out, act)
 
 
 def mobilenet_like(size=160, width=16, seed=0):

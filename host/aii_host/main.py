@@ -18,6 +18,7 @@ from . import __version__, clikit
 from .core._errors import AIIError
 from .demo import args_demo, do_demo
 from .edge import cli as edge
+from .edge.models import args_fetch_model, do_fetch_model
 from .fleet import cli_agg, cli_repair, cli_tx
 from .node import cli as node
 from .node.console import args_console, do_console
@@ -166,6 +167,16 @@ COMMANDS = {
         "(an int8 MobileNet-v1-shaped model built on the spot, SIZE 16..1024, default 160).",
         "example:\n  aii edge-bench face --frames 200\n  aii edge-bench mobilenet:160 --json",
         extra="edge",
+    ),
+    "fetch-model": Command(
+        do_fetch_model,
+        args_fetch_model,
+        "download the face models aii detect uses (into this user's cache)",
+        "Downloads MediaPipe's face models (the short-range detector and the two second\n"
+        "opinions) from the mediapipe wheel on PyPI, checks each against its pinned SHA-256 and\n"
+        "puts them where aii detect reads them: $AII_MODEL_DIR, else build/models in a source\n"
+        "checkout, else ~/.cache/aii/models. Nothing is downloaded when they are there already.",
+        _example("aii fetch-model", "aii fetch-model --out models/"),
     ),
     "aggregate": Command(
         cli_agg.do_aggregate,

@@ -213,14 +213,11 @@ def preprocess(image, size=INPUT_SIZE):
 
 
 def default_model_path():
-    """$AII_MODEL_DIR/<model>, else build/models/<model> in the source tree (tools/fetch_models.py)."""
-    d = os.environ.get("AII_MODEL_DIR")
-    if d:
-        return os.path.join(d, MODEL_NAME)
-    root = os.path.dirname(
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    )
-    return os.path.join(root, "build", "models", MODEL_NAME)
+    """$AII_MODEL_DIR/<model>, else build/models/<model> in a source checkout, else this user's
+    cache (~/.cache/aii/models/<model>): where `aii fetch-model` puts it (core/paths.py)."""
+    from ..core import paths
+
+    return os.path.join(paths.model_dir(), MODEL_NAME)
 
 
 class FaceDetector:
@@ -247,9 +244,7 @@ class FaceDetector:
 
         path = model_path or default_model_path()
         if not os.path.isfile(path):
-            raise ModelError(
-                f"no face model at {path}: run `python tools/fetch_models.py` (make setup does)"
-            )
+            raise ModelError(f"no face model at {path}: run `aii fetch-model` (make setup does)")
         self.model = Model(path, threads=threads, delegate=delegate, resolver=resolver)
         ins = self.model.inputs
         if len(ins) != 1 or tuple(ins[0]["shape"]) != (1, INPUT_SIZE, INPUT_SIZE, 3):

@@ -16,7 +16,7 @@ MediaPipe's face-landmark graph computes its region of interest), then the four 
   no neural network) on the grey region scaled 1.5x; the value is the best IoU of a cascade
   detection with where the face should be, 0 when none is found.
 
-The models are loaded from the same folder as the face detector (tools/fetch_models.py puts them
+The models are loaded from the same folder as the face detector (`aii fetch-model` puts them
 there); a missing model is a ModelError, never a silent pass.
 """
 
@@ -32,7 +32,7 @@ FULL_RANGE_MODEL = "face_detection_full_range_sparse.tflite"
 
 
 def model_path(name):
-    """$AII_MODEL_DIR/<name>, else build/models/<name> (where tools/fetch_models.py puts it)."""
+    """Beside the face detector (facedet.default_model_path), where `aii fetch-model` puts it."""
     from .facedet import default_model_path
 
     return os.path.join(os.path.dirname(default_model_path()), name)
@@ -115,8 +115,7 @@ class _ModelOpinion:
         path = path or model_path(self.model_name)
         if not os.path.isfile(path):
             raise ModelError(
-                f"no {self.name} model at {path}: run `python tools/fetch_models.py`"
-                " (make setup does)"
+                f"no {self.name} model at {path}: run `aii fetch-model` (make setup does)"
             )
         self.model = Model(path, threads=threads)
 

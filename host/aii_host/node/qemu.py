@@ -33,7 +33,7 @@ BOARDS = {
     "MICROBIT_SMALL": _MICROBIT,
     "VIRT_RV32": ("riscv32", ["-machine", "virt", "-bios", "none"]),
 }
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[3]  # the checkout (qemu images are built there)
 
 
 class QemuError(AIIError):

@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from ...core import paths
 from ...core._errors import AIIError
-
-_PKG_ROOT = Path(__file__).resolve().parents[4]
 
 
 class VBoardError(AIIError):
@@ -24,17 +23,18 @@ class VBoardError(AIIError):
 
 def repo_root():
     """The source tree holding firmware/ (an editable install), or None."""
-    return _PKG_ROOT if (_PKG_ROOT / "firmware").is_dir() else None
+    return paths.checkout()
 
 
 def firmware_dir():
-    env = os.environ.get("AII_FIRMWARE_DIR")
-    if env:
-        return Path(env)
-    root = repo_root()
-    if root is None:
-        raise VBoardError("firmware/ not found; set AII_FIRMWARE_DIR to the firmware folder")
-    return root / "firmware"
+    """firmware/ of the checkout, or the copy the installed package carries (core/paths.py)."""
+    fw = paths.firmware_dir()
+    if fw is None:
+        raise VBoardError(
+            "the firmware is not found (not in this installation); set AII_FIRMWARE_DIR to a "
+            "folder holding aii/ and aii_node/"
+        )
+    return fw
 
 
 def boards_base():
@@ -43,10 +43,7 @@ def boards_base():
     env = os.environ.get("AII_VBOARD_DIR")
     if env:
         return Path(env)
-    root = repo_root()
-    if root is not None:
-        return root / "build" / "vboards"
-    return Path.home() / ".cache" / "aii" / "vboards"
+    return paths.build_dir() / "vboards"
 
 
 def board_dir(board_id, base=None):

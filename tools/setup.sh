@@ -84,7 +84,8 @@ if [ -f host/pyproject.toml ]; then
         touch "$STAMPS/host.stamp"
     fi
 else
-    log "host/pyproject.toml not present yet; skipping the host package"
+    log "host/pyproject.toml is missing: no host package to install (a broken checkout?)"
+    exit 1
 fi
 
 # --- 4. models (aii_host.edge): the face detector from the mediapipe wheel; quick when present --

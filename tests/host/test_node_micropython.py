@@ -112,13 +112,14 @@ n = Node("aii_node.json", write=out.append)  # a reboot
 for line in exp["again"]:
     n.handle_line(line.encode())
 data = [exp["run"].encode(), 0]  # bytes, read position
-def read1():
+def readinto(buf):
     c = data[0][data[1]]
     data[1] += 1
     if c == 3:
         raise KeyboardInterrupt
-    return bytes([c])
-n.reader = LineReader(lambda: data[1] < len(data[0]), read1)
+    buf[0] = c
+    return 1
+n.reader = LineReader(lambda: data[1] < len(data[0]), readinto)
 n.run(400000)
 rows = n.task_rows()
 data[0] += b"\x03"

@@ -74,11 +74,11 @@ def signed_part(seq, kind, body):
 
 def build(seq, kind, body, mac=b"-"):
     """A frame as bytes; kind, body and mac are bytes (body is already JSON text)."""
-    payload = signed_part(seq, kind, body) + b"|" + mac
-    line = b"@%s*%08x\n" % (payload, crc32(payload))
-    if len(line) > MAX_FRAME or not _printable(line[:-1]):
+    # Two copies of the body: the payload (the CRC needs it whole), then the line.
+    payload = b"%d|%d|%s|%s|%s" % (VERSION, seq, kind, body, mac)
+    if len(payload) + 11 > MAX_FRAME or not _printable(payload):  # 11: '@', '*crc', '\n'
         raise ValueError("frame too long or not printable")
-    return line
+    return b"@%s*%08x\n" % (payload, crc32(payload))
 
 
 class Frame:

@@ -59,9 +59,12 @@ class ProtoError(ValueError):
 
 
 def dumps(obj):
-    s = json.dumps(obj, separators=(",", ":"))
+    b = json.dumps(obj, separators=(",", ":")).encode()
     # Names come from a config file; frames must stay printable ASCII whatever it holds.
-    return bytes(c if 0x20 <= c <= 0x7E else 0x3F for c in s.encode())
+    for c in b:
+        if c < 0x20 or c > 0x7E:
+            return bytes(c if 0x20 <= c <= 0x7E else 0x3F for c in b)
+    return b
 
 
 def error(seq, code, msg):
@@ -69,10 +72,10 @@ def error(seq, code, msg):
 
 
 def ok(seq, body):
-    line = fr.build(seq, b"ok", dumps(body)) if len(dumps(body)) < 900 else None
-    if line is None:
+    b = dumps(body)  # once: its length decides, then it is the frame's body
+    if len(b) >= 900:
         return error(seq, E_INTERNAL, "answer too long")
-    return line
+    return fr.build(seq, b"ok", b)
 
 
 def _arg(args, name, kind):
@@ -192,7 +195,7 @@ def do_events(node, args):
         raise ProtoError(E_ARGS, "ack must be an integer")
     ev = node.events
     ev.ack(n)
-    return {"events": ev.since(n)[:8], "dropped": ev.dropped, "last": ev.last}
+    return {"events": ev.since(n, 8), "dropped": ev.dropped, "last": ev.last}
 
 
 def do_outcome(node, args):

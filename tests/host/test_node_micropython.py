@@ -47,7 +47,7 @@ out["lines"] = [x if type(x) is int else x.decode() for x in r.feed(b"help\r\n" 
 ev = events.Events(capacity=2, offline_after=2)
 for i in range(3):
     ev.push("miss", {"i": i})
-out["ring"] = [ev.ring, ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
+out["ring"] = [ev.since(0), ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
 rec = bytearray(store.RECORD)
 rec[store.REC_CRC:] = frame.crc32(bytes(rec[:store.REC_CRC])).to_bytes(4, "little")
 out["prefix"] = store.valid_prefix(bytes(rec) * 2 + bytes(rec[:10]))

@@ -20,7 +20,7 @@ from .clock import ticks_add, ticks_diff, ticks_ms, ticks_us
 from .events import Events
 from .frame import E_ARGS, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
 from .session import Session, resolve_intent
-from .store import SESSION, StorageFault, Store, error_text, record_range
+from .store import SESSION, StorageFault, Store, error_text
 
 VERSION = "0.1.0"
 OK, FAULT, RECOVERY = "ok", "storage_fault", "recovery"
@@ -423,7 +423,7 @@ class Node:
     def journal_range(self, lo, hi, limit):
         # Never past RAM: records on storage that RAM undid (a failed write) are not served.
         hi = min(hi, self.ledger_seq())
-        return record_range(self.store.read_journal(), lo, hi, limit, self.ledger_seq() + 1)
+        return self.store.journal_range(lo, hi, limit, self.ledger_seq() + 1)
 
     def fw_digest(self):
         """Digest of the node's sources when they are files (deployed with mpremote); a frozen

@@ -17,6 +17,8 @@ LONG_FRAME = 1  # markers LineReader returns for a dropped overlong line
 LONG_TEXT = 2
 GAP_MS = 1  # the longest wait for the next byte of a burst (LineReader.poll)
 CTRL_C = 3  # marker: a 0x03 byte read as data (it also drops the line typed so far)
+NO_MEMORY_FRAME = 4  # markers for a line the heap had no room for (started with '@' or not)
+NO_MEMORY_TEXT = 5
 # A simulated board's bridge puts REMOTE before each line one of its network clients sent
 # (host/aii_host/vboard/supervisor.py): read-only, like a client of net.py on a board.
 REMOTE = b"\x01"
@@ -63,7 +65,13 @@ class LineReader:
             d, self.discard = self.discard, 0
             if d:
                 return d
-            return bytes(self.mv[:n]) if n else None
+            if not n:
+                return None
+            try:
+                return bytes(self.mv[:n])
+            except MemoryError:
+                at = _TAG if self.buf[0] == _TAG_BYTE else 0
+                return NO_MEMORY_FRAME if self.buf[at] == 64 else NO_MEMORY_TEXT
         if c == 3:
             self.n = self.discard = 0
             return CTRL_C

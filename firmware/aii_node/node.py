@@ -18,7 +18,7 @@ from ._record import ORIGIN_CONFIG, ORIGIN_NONE, ORIGIN_TASK
 from .auth import Guard
 from .clock import ticks_add, ticks_diff, ticks_ms, ticks_us
 from .events import Events
-from .frame import E_ARGS, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
+from .frame import E_ARGS, E_INTERNAL, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
 from .session import Session, resolve_intent
 from .store import SESSION, StorageFault, Store, error_text
 
@@ -567,6 +567,18 @@ class Node:
         `link`: an auth.Guard, the serial line's by default; a remote one (a network client)
         changes nothing and cannot stop the app without a signed request."""
         write = write or self.write
+        try:
+            self._handle_line(line, write, link)
+        except MemoryError:
+            # A line whose answer the heap had no room for ends with one line, not the node:
+            # prebuilt, since nothing more may fit now.
+            self.errors += 1
+            self.last_error = proto.OUT_OF_MEMORY
+            at = 1 if type(line) is not int and line[:1] == console.REMOTE else 0
+            frame = type(line) is int or line[at : at + 1] == b"@"
+            write(_NO_MEMORY_FRAME if frame else _NO_MEMORY_TEXT)
+
+    def _handle_line(self, line, write, link):
         if link is None:
             link = self.serial
             if type(line) is not int and line[:1] == console.REMOTE:
@@ -577,6 +589,10 @@ class Node:
             write(b"error: line too long (at most 1023 characters)\n")
         elif line == console.CTRL_C:
             self._ctrl_c(link, write)
+        elif line == console.NO_MEMORY_FRAME:
+            write(_NO_MEMORY_FRAME)
+        elif line == console.NO_MEMORY_TEXT:
+            write(_NO_MEMORY_TEXT)
         elif line[:1] == b"@":
             for out in proto.handle(self, line, link):
                 write(out)
@@ -765,6 +781,10 @@ class Node:
             self.write(b"\naii node stopped (ctrl-c), state saved\n")
         finally:
             self.shutdown()
+
+
+_NO_MEMORY_FRAME = proto.error(0, E_INTERNAL, proto.OUT_OF_MEMORY)
+_NO_MEMORY_TEXT = b"error: " + proto.OUT_OF_MEMORY.encode() + b"\n"
 
 
 def _due(meters):

@@ -43,6 +43,7 @@ from .frame import (
 from .store import VERSION as FORMAT
 from .store import StorageFault
 
+OUT_OF_MEMORY = "out of memory: request not run (see status; a shorter one may fit)"
 JOURNAL_MAX = 12  # records per `journal` answer: 12 records in base64 fit a frame
 SEALS_MAX = 12  # [seq, 32 hex] pairs per `seals` answer
 CKPT_CHUNK = 480  # checkpoint bytes per `checkpoint` answer (640 in base64)
@@ -296,11 +297,20 @@ COMMANDS = {
 
 def handle(node, line, link=None):
     """Answer one frame line (bytes) that came over `link` (an auth.Guard: its bad MACs;
-    default the node's serial line); returns a list of lines to send. Never raises."""
+    default the node's serial line); returns a list of lines to send. Never raises but
+    MemoryError where even an error answer does not fit (node.handle_line answers then)."""
     try:
         f = fr.parse(line)
     except fr.FrameError as e:
         return [error(e.seq, e.code, e.msg)]
+    except MemoryError:
+        # A frame the heap cannot hold the parts of now (a long one on a 32 KiB heap): its
+        # answer, with the seq when it is readable, and the node goes on. (Where that answer
+        # does not fit either, node.handle_line answers and counts.)
+        out = error(_seq_of(line), E_INTERNAL, OUT_OF_MEMORY)
+        node.errors += 1
+        node.last_error = OUT_OF_MEMORY
+        return [out]
     out = [fr.build(e[0], b"ev", dumps(_ev(e))) for e in node.events.host_seen()]
     try:
         out.append(_dispatch(node, f, link))
@@ -310,6 +320,14 @@ def handle(node, line, link=None):
         node.log_exception(e)
         out.append(error(f.seq, E_INTERNAL, "internal error"))
     return out
+
+
+def _seq_of(line):
+    # The seq field of a frame that could not be parsed whole, or 0.
+    i = line.find(b"|")
+    j = line.find(b"|", i + 1) if i >= 0 else -1
+    seq = fr._decimal(line[i + 1 : j]) if j > i else -1
+    return seq if 0 < seq <= fr.SEQ_MAX else 0
 
 
 def _ev(e):

@@ -3,7 +3,7 @@
 
 While the host is offline (no request for `offline_after` heartbeats) events are only buffered;
 when it is back the unacked ones are sent again. A full ring drops its oldest event and counts it.
-The ring's slots are allocated once: an event costs its body, nothing more.
+The ring is one list allocated at start (number, kind, body per slot): an event costs its body.
 """
 
 
@@ -11,7 +11,7 @@ class Events:
     def __init__(self, capacity=32, offline_after=3):
         self.capacity = capacity
         self.offline_after = offline_after
-        self.slots = [[0, None, None] for _ in range(capacity)]  # [n, kind, body-dict]
+        self.slots = [0, None, None] * capacity  # slot i: [3i] number, [3i+1] kind, [3i+2] body
         self.head = 0  # slot of the oldest event
         self.count = 0
         self.last = 0  # number of the newest event
@@ -27,29 +27,31 @@ class Events:
             self.head = (self.head + 1) % cap
             self.count -= 1
             self.dropped += 1
-        s = self.slots[(self.head + self.count) % cap]
-        s[0], s[1], s[2] = self.last, kind, body
+        i = 3 * ((self.head + self.count) % cap)
+        s = self.slots
+        s[i], s[i + 1], s[i + 2] = self.last, kind, body
         self.count += 1
         return self.last
 
     def ack(self, n):
         """Forget the events numbered <= n."""
-        while self.count and self.slots[self.head][0] <= n:
-            s = self.slots[self.head]
-            s[1] = s[2] = None  # the body's memory goes back to the heap
+        s = self.slots
+        while self.count and s[3 * self.head] <= n:
+            i = 3 * self.head
+            s[i + 1] = s[i + 2] = None  # the body's memory goes back to the heap
             self.head = (self.head + 1) % self.capacity
             self.count -= 1
 
     def since(self, n, limit=None):
-        """The buffered events numbered > n, oldest first, at most `limit`: [n, kind, body]
-        slots of the ring itself, to be read before the next push."""
+        """The buffered events numbered > n, oldest first, at most `limit`: [n, kind, body]."""
         out = []
-        for i in range(self.count):
-            s = self.slots[(self.head + i) % self.capacity]
-            if s[0] > n:
+        s = self.slots
+        for k in range(self.count):
+            i = 3 * ((self.head + k) % self.capacity)
+            if s[i] > n:
                 if limit is not None and len(out) >= limit:
                     break
-                out.append(s)
+                out.append([s[i], s[i + 1], s[i + 2]])
         return out
 
     def heartbeat(self):

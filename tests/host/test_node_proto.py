@@ -308,3 +308,22 @@ def test_a_line_the_reader_has_no_room_for_is_a_marker(monkeypatch):
     ]
     monkeypatch.undo()
     assert r.feed(b"status\n") == [b"status"]
+
+
+def test_event_ring_wraps_in_its_one_list():
+    from aii_node.events import Events
+
+    ev = Events(capacity=3)
+    slots = ev.slots
+    for i in range(1, 8):
+        assert ev.push("miss", {"i": i}) == i
+    assert ev.dropped == 4 and ev.since(0) == [
+        [5, "miss", {"i": 5}],
+        [6, "miss", {"i": 6}],
+        [7, "miss", {"i": 7}],
+    ]
+    assert ev.since(5, 1) == [[6, "miss", {"i": 6}]]
+    ev.ack(6)
+    assert ev.since(0) == [[7, "miss", {"i": 7}]] and slots.count(None) == 4  # acked bodies freed
+    ev.push("x", {})
+    assert [e[0] for e in ev.since(0)] == [7, 8] and ev.slots is slots and len(slots) == 9

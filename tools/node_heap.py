@@ -30,34 +30,28 @@ HEAP = {"unix": 143360, "mpy": 262144}
 MARK = "AII-HEAP"
 WARM = 14  # signed transfers before the measured round: the journal then holds > 12 records
 
+# Runs on the target with D (a folder with aii_node.json and requests.txt: "name line" per
+# request, name "-" for the warm-up) and FIRMWARE; small, so that a 32 KiB heap has room for it.
 SCRIPT = r"""
 import gc, json, os, sys
-P = json.loads(PARAMS)
-if P["firmware"]:
-    sys.path.insert(0, P["firmware"])  # the sources, ahead of a frozen copy
-D = P["dir"]
-for sub in (D, D + "/data"):
-    try:
-        for f in os.listdir(sub):
-            os.remove(sub + "/" + f)
-    except OSError:
-        pass
+if FIRMWARE:
+    sys.path.insert(0, FIRMWARE)  # the sources, ahead of a frozen copy
 try:
-    os.mkdir(D)
+    for f in os.listdir(D + "/data"):
+        os.remove(D + "/data/" + f)
 except OSError:
     pass
-with open(D + "/aii_node.json", "w") as f:
-    f.write(P["cfg"])
 gc.collect()
 free0 = gc.mem_free()
 from aii_node.node import Node
 from aii_node import console
-sent = [0]
+sent = [0, None]
 def sink(b):
     sent[0] += 1
+    sent[1] = b  # no copy: what a request was answered, read after its measurement
 n = Node(D + "/aii_node.json", data_dir=D + "/data", write=sink)
 gc.collect()
-out = {"heap": gc.mem_free() + gc.mem_alloc(), "mem_free_import": free0,
+out = {"heap": gc.mem_free() + gc.mem_alloc(), "mem_free_start": free0,
        "mem_free_boot": gc.mem_free()}
 def cost(fn, arg):
     gc.collect()
@@ -89,26 +83,44 @@ def reader(src):
         return console.LineReader(ready=src.ready, readinto=src.readinto)
     except TypeError:  # firmware before the readinto reader
         return console.LineReader(src.ready, src.read1)
-for line in P["warm"]:
-    n.handle_line(line.encode())
+# The readers first, as the node makes its own at start: a line's buffer needs 1 KB in one
+# piece, which a 32 KiB heap may not have once requests have cut it up.
+src = Src(b"")
+r = reader(src)
+n.reader = reader(Src(b""))
 alloc = {}
-for name, line in P["requests"]:
-    alloc[name] = cost(n.handle_line, line.encode())
+said = {}
+first = None
+with open(D + "/requests.txt", "rb") as f:
+    for row in f:
+        name, line = row.rstrip(b"\n").split(b" ", 1)
+        if name == b"-":
+            n.handle_line(line)
+        else:
+            alloc[name.decode()] = cost(n.handle_line, line)
+            first = first or line
+            said[name.decode()] = bytes(sent[1][:48]).decode()
+            sent[1] = None
+        row = name = line = None
 out["alloc"] = alloc
-r = reader(Src(P["requests"][0][1].encode() + b"\n"))
+src.d = first + b"\n"
 got = []
 def read_line(_):
     while not got:
         got.extend(r.poll())
 out["alloc_reader_line"] = cost(read_line, None)
-out["reader_ok"] = got == [P["requests"][0][1].encode()]
-n.reader = reader(Src(b""))
+out["reader_ok"] = got == [first]
 n.console_budget = 5000
 out["alloc_console_idle"] = cost(lambda _: n._console(), None)
 gc.collect()
 out["mem_free_end"] = gc.mem_free()
 out["answers"] = sent[0]
-print(MARK + " " + json.dumps(out))
+out["said"] = said
+sent[1] = None
+gc.collect()
+sys.stdout.write(MARK + " ")
+json.dump(out, sys.stdout)  # in pieces: a cut-up heap may not hold the whole text
+print()
 """
 
 
@@ -142,20 +154,29 @@ def requests(cfg, key):
     return warm, reqs
 
 
-def script(params):
-    return f"MARK = {MARK!r}\nPARAMS = {json.dumps(params)!r}\n" + SCRIPT
+def script(d, firmware):
+    return f"MARK = {MARK!r}\nD = {d!r}\nFIRMWARE = {firmware!r}\n" + SCRIPT
 
 
-def run_unix(exe, params, heap):
+def files(cfg, warm, reqs):
+    """{name: bytes} of the folder the script reads."""
+    rows = [f"- {w}" for w in warm] + [f"{name} {line}" for name, line in reqs]
+    return {"aii_node.json": json.dumps(cfg).encode(), "requests.txt": "\n".join(rows).encode()}
+
+
+def run_unix(exe, firmware, folder, heap):
     import subprocess
 
     with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "node"
+        d.mkdir()
+        for name, data in folder.items():
+            (d / name).write_bytes(data)
         path = Path(tmp) / "node_heap.py"
-        params = dict(params, dir=str(Path(tmp) / "node"))
-        path.write_text(script(params))
+        path.write_text(script(str(d), firmware))
         env = dict(os.environ)
-        if params["firmware"]:
-            env["MICROPYPATH"] = params["firmware"]
+        if firmware:
+            env["MICROPYPATH"] = firmware
         r = subprocess.run(
             [str(exe), "-X", f"heapsize={heap}", str(path)],
             capture_output=True,
@@ -167,7 +188,7 @@ def run_unix(exe, params, heap):
     return parse(r.stdout + r.stderr)
 
 
-def run_qemu(image, params, board):
+def run_qemu(image, firmware, folder, board):
     from aii_host import qemu
     from mpremote.transport_serial import SerialTransport
 
@@ -175,7 +196,10 @@ def run_qemu(image, params, board):
         t = SerialTransport(b.port, baudrate=115200)
         try:
             t.enter_raw_repl(soft_reset=False)
-            text = t.exec(script(dict(params, dir="/node_heap"))).decode("utf-8", "replace")
+            t.exec("import os\ntry:\n os.mkdir('/node_heap')\nexcept OSError:\n pass")
+            for name, data in folder.items():
+                t.fs_writefile("/node_heap/" + name, data)
+            text = t.exec(script("/node_heap", firmware)).decode("utf-8", "replace")
         finally:
             t.close()
     return parse(text)
@@ -212,12 +236,12 @@ def main(argv=None):
     cfg["compact_at"] = 256  # no compaction inside a measured request
     warm, reqs = requests(cfg, bytes.fromhex(cfg["key"]))
     firmware = a.firmware or ("" if a.target == "qemu" else str(ROOT / "firmware"))
-    params = {"cfg": json.dumps(cfg), "firmware": firmware, "warm": warm, "requests": reqs}
+    folder = files(cfg, warm, reqs)
     if a.target == "qemu":
         from aii_host import qemu
 
         image = a.image or qemu.image(a.board)
-        got = run_qemu(image, params, a.board)
+        got = run_qemu(image, firmware, folder, a.board)
         where = str(image)
     else:
         default = Path(sys.executable).with_name("micropython")
@@ -226,7 +250,7 @@ def main(argv=None):
         exe = Path(a.exe or default)
         if not exe.exists():
             sys.exit(f"node_heap: no {exe} (make setup / make firmware BOARD=UNIX)")
-        got = run_unix(exe, params, a.heap or HEAP[a.target])
+        got = run_unix(exe, firmware, folder, a.heap or HEAP[a.target])
         where = str(exe)
     got = {"target": a.target, "on": where, "firmware": firmware or "frozen", **got}
     print(json.dumps(got, indent=1, sort_keys=True))

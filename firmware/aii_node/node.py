@@ -56,8 +56,10 @@ class Node:
         self.config_path = config_path
         self.fs_open = fs_open or open
         with open(config_path, "rb") as f:
-            self.cfg_bytes = f.read()
-        cfg = json.loads(self.cfg_bytes)
+            data = f.read()
+        cfg = json.loads(data)
+        self._cfg_digest = _digest(data)  # the file's bytes are not kept: 1 KB of heap
+        data = None
         self.cfg = cfg
         self.node_id = cfg.get("node", "node")
         self.key = unhexlify(cfg["key"]) if cfg.get("key") else b""
@@ -445,18 +447,14 @@ class Node:
         return self._fw
 
     def cfg_digest(self):
-        import hashlib
-
-        return hexlify(hashlib.sha256(self.cfg_bytes).digest()[:16]).decode()
+        return self._cfg_digest
 
     def common_digest(self):
         """Digest of the configuration without what differs per node by design (id, key,
         label, network and folder), canonically serialised (sorted keys), so that a fleet
         of nodes set up alike shares it (docs/fleet.md section 4)."""
-        import hashlib
-
         cfg = {k: v for k, v in self.cfg.items() if k not in PER_NODE}
-        return hexlify(hashlib.sha256(_canon(cfg).encode()).digest()[:16]).decode()
+        return _digest(_canon(cfg).encode())
 
     # ---- config ----
     def config_public(self):
@@ -516,7 +514,7 @@ class Node:
         except OSError as e:
             self.enter_fault("config write", e)
             raise StorageFault("config write", error_text(e))
-        self.cfg, self.cfg_bytes = cfg, data
+        self.cfg, self._cfg_digest = cfg, _digest(data)
         if key == "offline_after":
             self.events.offline_after = value
         return {"key": key, "value": value}
@@ -785,6 +783,13 @@ class Node:
 
 _NO_MEMORY_FRAME = proto.error(0, E_INTERNAL, proto.OUT_OF_MEMORY)
 _NO_MEMORY_TEXT = b"error: " + proto.OUT_OF_MEMORY.encode() + b"\n"
+
+
+def _digest(data):
+    # The first 16 bytes of SHA-256, in hex (fw, cfg and common digests).
+    import hashlib
+
+    return hexlify(hashlib.sha256(data).digest()[:16]).decode()
 
 
 def _due(meters):

@@ -133,7 +133,12 @@ def do_journal(node, args):
     if lo < 1 or hi < lo:
         raise ProtoError(E_ARGS, "need 1 <= from <= to")
     recs, first, more = node.journal_range(lo, hi, JOURNAL_MAX)
-    return {"records": b2a_base64(recs).strip().decode(), "first": first, "more": more}
+    return {"records": _b64(recs), "first": first, "more": more}
+
+
+def _b64(data):
+    # Base64 text without the newline (no strip() copy).
+    return b2a_base64(data, newline=False).decode()
 
 
 def _u32(b, i):
@@ -186,7 +191,7 @@ def do_checkpoint(node, args):
         "seq": head[0] if head else 0,
         "size": len(cp),
         "offset": off,
-        "data": b2a_base64(chunk).strip().decode() if chunk else "",
+        "data": _b64(chunk) if chunk else "",
     }
 
 

@@ -190,6 +190,7 @@ def run_unix(exe, firmware, folder, heap):
 
 def run_qemu(image, firmware, folder, board):
     from aii_host import qemu
+    from mpremote.transport import TransportExecError
     from mpremote.transport_serial import SerialTransport
 
     with tempfile.TemporaryDirectory() as tmp, qemu.start(image, Path(tmp) / "q.log", board) as b:
@@ -200,6 +201,8 @@ def run_qemu(image, firmware, folder, board):
             for name, data in folder.items():
                 t.fs_writefile("/node_heap/" + name, data)
             text = t.exec(script("/node_heap", firmware)).decode("utf-8", "replace")
+        except TransportExecError as e:
+            text = e.error_output  # the script's traceback: its last line says why
         finally:
             t.close()
     return parse(text)
@@ -209,8 +212,8 @@ def parse(text):
     for line in text.splitlines():
         if line.startswith(MARK + " "):
             return json.loads(line[len(MARK) + 1 :])
-    tail = " | ".join(text.strip().splitlines()[-4:])
-    sys.exit(f"node_heap: no result from the target: {tail}")
+    lines = text.strip().splitlines() or ["(no output)"]
+    sys.exit(f"node_heap: no result from the target: {lines[-1]} (its last line)")
 
 
 def main(argv=None):

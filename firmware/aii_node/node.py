@@ -786,7 +786,7 @@ _NO_MEMORY_TEXT = b"error: " + proto.OUT_OF_MEMORY.encode() + b"\n"
 
 
 def _digest(data):
-    # The first 16 bytes of SHA-256, in hex (fw, cfg and common digests).
+    # The first 16 bytes of SHA-256, in hex (cfg_digest, common_digest).
     import hashlib
 
     return hexlify(hashlib.sha256(data).digest()[:16]).decode()

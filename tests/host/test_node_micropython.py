@@ -48,7 +48,7 @@ out["lines"] = [x if type(x) is int else x.decode() for x in r.feed(b"help\r\n" 
 ev = events.Events(capacity=2, offline_after=2)
 for i in range(3):
     ev.push("miss", {"i": i})
-out["ring"] = [ev.ring, ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
+out["ring"] = [ev.since(0), ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
 rec = bytearray(store.RECORD)
 rec[store.REC_CRC:] = frame.crc32(bytes(rec[:store.REC_CRC])).to_bytes(4, "little")
 out["prefix"] = store.valid_prefix(bytes(rec) * 2 + bytes(rec[:10]))
@@ -113,13 +113,14 @@ n = Node("aii_node.json", write=out.append)  # a reboot
 for line in exp["again"]:
     n.handle_line(line.encode())
 data = [exp["run"].encode(), 0]  # bytes, read position
-def read1():
+def readinto(buf):
     c = data[0][data[1]]
     data[1] += 1
     if c == 3:
         raise KeyboardInterrupt
-    return bytes([c])
-n.reader = LineReader(lambda: data[1] < len(data[0]), read1)
+    buf[0] = c
+    return 1
+n.reader = LineReader(lambda: data[1] < len(data[0]), readinto)
 n.run(400000)
 rows = n.task_rows()
 data[0] += b"\x03"

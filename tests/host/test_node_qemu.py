@@ -34,12 +34,12 @@ from aii_node.node import Node
 from aii_node.console import LineReader
 out = []
 data = [INPUT, 0]
-def read1():
-    c = data[0][data[1]]
+def readinto(buf):
+    buf[0] = data[0][data[1]]
     data[1] += 1
-    return bytes([c])
+    return 1
 n = Node("aii_node.json", write=out.append)
-n.reader = LineReader(lambda: data[1] < len(data[0]), read1)
+n.reader = LineReader(lambda: data[1] < len(data[0]), readinto)
 n.run(1000000)
 rows = n.task_rows()
 n = Node("aii_node.json", write=out.append)

@@ -13,6 +13,9 @@ RESULTS := build/results
 MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
 BOARD ?=
 PORT ?=
+# make demo SERVE=1: the live dashboard after the demo, on HTTP (HOST:PORT, default 127.0.0.1:8765).
+SERVE ?=
+HTTP ?=
 ARCH ?=
 NATMOD_CFLAGS ?=
 export MICROPY_DIR BOARD PORT ARCH NATMOD_CFLAGS
@@ -143,9 +146,10 @@ check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
-demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`)
+demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`); SERVE=1: then the live dashboard until Ctrl-C
 	@if [ -x $(VENV)/bin/aii ]; then \
-		$(VENV)/bin/aii demo; \
+		$(VENV)/bin/aii demo && \
+		if [ -n "$(SERVE)" ]; then $(VENV)/bin/aii dashboard --demo $(if $(HTTP),--http $(HTTP)); fi; \
 	else \
 		echo "demo: $(VENV)/bin/aii is missing (is host/ installed? run make setup)"; exit 1; \
 	fi

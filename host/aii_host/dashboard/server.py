@@ -170,9 +170,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status, msg, extra=()):
         self._json(status, {"error": msg}, extra)
 
+    def parse_request(self):
+        if not super().parse_request():
+            return False
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+            # HTTP/0.9 (a bare "GET /") would get a body without a status line: refused.
+            self.send_error(HTTPStatus.BAD_REQUEST, "use HTTP/1.1")
+            return False
+        return True
+
     def send_error(self, code, message=None, explain=None):
-        # http.server's own errors (a bad request line, too long a header): one JSON line too.
+        # http.server's own errors (a bad request line, too long a header): one JSON line too,
+        # and a 4xx, as every bad request gets (its 501 for an unknown method, 505 for an
+        # unknown HTTP version are the client's mistakes, not the server's).
         self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not used here"
+        elif code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code, message = HTTPStatus.BAD_REQUEST, "use HTTP/1.1"
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+            self.request_version = "HTTP/1.0"  # so that the answer has its status line
         try:
             self._error(code, message or HTTPStatus(code).phrase, [("Connection", "close")])
         except OSError:

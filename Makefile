@@ -113,8 +113,9 @@ test-natmod: $(SETUP) ## tests/device with the natmod on stock images: x64 unix,
 test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
 
-fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
+fuzz: $(SETUP) ## Longer fuzzing of the node's parsers, of a simulated node over the wire and of the dashboard's server (FUZZ_EXAMPLES=2000)
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
+	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q tests/fleet/test_dashboard_fuzz.py
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
 soak: $(SETUP) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), particles at length, then make chaos

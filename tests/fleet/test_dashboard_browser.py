@@ -108,6 +108,7 @@ def test_page_shows_violation_and_operator_clears_it(demo):
             # With the token: cleared, the page clears, the audit trail names the operator.
             page.fill("#token", demo.token)
             page.locator("#token").dispatch_event("change")
+            t_clear = time.time()
             east.locator(".clear-btn").click()
             expect(page.locator("#action-result")).to_have_class("done", timeout=10_000)
             expect(east).to_have_attribute("data-isolated", "0", timeout=10_000)
@@ -115,9 +116,14 @@ def test_page_shows_violation_and_operator_clears_it(demo):
                 "data-status", "VIOLATION", timeout=10_000
             )
             expect(page.locator(".clear-btn")).to_have_count(0)
+            cleared_after = time.time() - t_clear
             assert not errors, errors
         finally:
             browser.close()
+    # The figures docs/dashboard.md quotes: injection -> page, click -> page cleared.
+    (SHOTS / "browser.json").write_text(
+        json.dumps({"violation_shown_after_s": shown_after, "cleared_after_s": cleared_after})
+    )
     clears = Audit(demo.db).records(kind="clear")
     assert [r[3]["node"] for r in clears] == ["east"]
     assert clears[0][3]["by"].startswith("operator alice (aii dashboard"), clears[0][3]

@@ -75,7 +75,9 @@ def request(draw, token):
     if auth == "good":
         headers.append(("Authorization", "Bearer " + token))
     elif auth == "bad":
-        headers.append(("Authorization", "Bearer " + draw(st.text("0123456789abcdef", max_size=70))))
+        headers.append(
+            ("Authorization", "Bearer " + draw(st.text("0123456789abcdef", max_size=70)))
+        )
     elif auth == "junk":
         headers.append(("Authorization", draw(TEXT)))
     elif auth == "basic":
@@ -87,7 +89,10 @@ def request(draw, token):
     body = draw(
         st.one_of(
             st.binary(max_size=300),
-            st.builds(lambda n: json.dumps({"node": n}).encode(), st.one_of(TEXT, st.integers(), st.none())),
+            st.builds(
+                lambda n: json.dumps({"node": n}).encode(),
+                st.one_of(TEXT, st.integers(), st.none()),
+            ),
             st.sampled_from([b'{"node": "n1"}', b'{"node": "n9"}', b"[]", b"{}", b"null", b'"n1"']),
         )
     )

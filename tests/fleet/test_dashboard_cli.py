@@ -29,7 +29,7 @@ from dashboard_util import write_fleet
     ],
 )
 def test_usage_errors_are_one_line(argv, says):
-    rc, out, err = run_aii(argv)
+    rc, _out, err = run_aii(argv)
     assert rc in (64, 1), (rc, err)
     # One line says what is wrong (argparse's own errors come after the usage lines).
     assert says in err.strip().splitlines()[-1], err
@@ -69,3 +69,67 @@ def test_operator_token(tmp_path):
     assert tokens.check(toks, "Bearer " + "0" * 64) is None
     assert tokens.check(toks, text.strip()) is None  # not a bearer header
     assert tokens.check(toks, None) is None
+
+
+def test_follows_a_running_aggregator_and_says_when_it_stops(tmp_path):
+    """With `aii aggregate` serving the fleet, the dashboard only reads its database (source
+    `aggregator`); when the aggregator stops, the page says the data is stale (UNKNOWN, aii_up
+    0) instead of showing old rows as the fleet now."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from aii_host.dashboard import tokens
+    from dashboard_util import Dashboard
+
+    fleet = write_fleet(tmp_path / "fleet.toml", [("n1", "tcp:127.0.0.1:1")], heartbeat_s=0.1)
+    agg = subprocess.Popen(
+        [sys.executable, "-m", "aii_host", "aggregate", "--fleet", str(fleet), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    ops = tmp_path / "ops"
+    tokens.keygen("bob", ops)
+    try:
+        from aii_host.fleet import relay
+
+        end = time.monotonic() + 30
+        while not relay.running(tmp_path / "fleet.db") and time.monotonic() < end:
+            time.sleep(0.1)
+        dash = Dashboard(
+            tmp_path, "--fleet", str(fleet), "--operators", str(ops), "--seconds", "60"
+        )
+        try:
+
+            def state():
+                return json.loads(dash.get("/api/state")[2])["view"]
+
+            end = time.monotonic() + 30
+            while (state() or {}).get("fleet", {}).get("fresh") is not True:
+                assert time.monotonic() < end, state()
+                time.sleep(0.2)
+            assert state()["fleet"]["source"] == "aggregator"
+            # The action goes to the database the aggregator reads: n1 is not isolated.
+            body = json.dumps({"node": "n1"}).encode()
+            auth = "Bearer " + (ops / "bob.operator").read_text().strip()
+            hdrs = {"Content-Type": "application/json", "Authorization": auth}
+            st, _, answer = dash.request("POST", "/api/clear", body, hdrs)
+            assert st == 409 and b"not isolated" in answer, (st, answer)
+            agg.send_signal(2)
+            agg.wait(30)
+            end = time.monotonic() + 30
+            while state()["fleet"]["fresh"]:
+                assert time.monotonic() < end, state()
+                time.sleep(0.2)
+            v = state()["verdict"]
+            assert v["status"] == "UNKNOWN" and "aggregator stopped" in v["problems"][0]["why"]
+            assert "aii_up 0.0" in dash.get("/metrics")[2].decode()
+        finally:
+            _rc, _out, err = dash.stop()
+        assert "Traceback" not in err, err
+    finally:
+        if agg.poll() is None:
+            agg.kill()
+            agg.wait()

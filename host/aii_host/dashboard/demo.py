@@ -8,6 +8,7 @@ then moves 1 Wh between north and south every few seconds so the page has someth
 import json
 import secrets
 import tempfile
+import time
 from pathlib import Path
 
 from .. import vboard
@@ -69,13 +70,20 @@ class Demo:
     def run(self, agg, publish, stop):
         """The script: in sync, a transfer, the injection, then a transfer every few seconds.
         `publish(event)` reports what it does; `stop` (a threading.Event) ends it."""
+        from ..fleet.aggregate import AggregatorError
         from ..fleet.coord import Coordinator
 
-        try:
-            agg.wait_synced(timeout=60)
-        except Exception as e:  # noqa: BLE001 - the page shows the nodes as they are
-            publish(event("demo", None, f"demo: the nodes did not come in sync: {e}"))
-            return
+        end = time.monotonic() + 60
+        while True:  # short waits: a Ctrl-C at start must not wait for the nodes
+            if stop.is_set():
+                return
+            try:
+                agg.wait_synced(timeout=1)
+                break
+            except AggregatorError as e:
+                if time.monotonic() > end:
+                    publish(event("demo", None, f"demo: the nodes did not come in sync: {e}"))
+                    return
         coord = Coordinator(agg.db_path, {n: agg.client(n) for n in agg.names()})
         try:
             r = coord.transfer("north", "battery", "south", "battery", "Wh", 25_000)

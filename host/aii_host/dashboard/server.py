@@ -20,7 +20,6 @@ import json
 import mimetypes
 import sys
 import threading
-import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -390,12 +389,3 @@ class DashboardServer(ThreadingHTTPServer):
         self.hub.close()
         self.shutdown()
         self.server_close()
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()

@@ -14,6 +14,9 @@ RESULTS := build/results
 MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
 BOARD ?=
 PORT ?=
+# make demo SERVE=1: the live dashboard after the demo, on HTTP (HOST:PORT, default 127.0.0.1:8765).
+SERVE ?=
+HTTP ?=
 ARCH ?=
 NATMOD_CFLAGS ?=
 export MICROPY_DIR BOARD PORT ARCH NATMOD_CFLAGS
@@ -99,8 +102,9 @@ test-natmod: $(SETUP) ## tests/device with the natmod on stock images: x64 unix,
 test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
 
-fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
+fuzz: $(SETUP) ## Longer fuzzing of the node's parsers, of a simulated node over the wire and of the dashboard's server (FUZZ_EXAMPLES=2000)
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
+	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q tests/fleet/test_dashboard_fuzz.py
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
 soak: $(SETUP) $(IMAGES_FIRST) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), particles at length, then make chaos
@@ -132,9 +136,10 @@ check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
-demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`)
+demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`); SERVE=1: then the live dashboard until Ctrl-C
 	@if [ -x $(VENV)/bin/aii ]; then \
-		$(VENV)/bin/aii demo; \
+		$(VENV)/bin/aii demo && \
+		if [ -n "$(SERVE)" ]; then $(VENV)/bin/aii dashboard --demo $(if $(HTTP),--http $(HTTP)); fi; \
 	else \
 		echo "demo: $(VENV)/bin/aii is missing (is host/ installed? run make setup)"; exit 1; \
 	fi

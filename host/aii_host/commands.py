@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import keys
+from .clikit import UsageError
 
 
 def do_sched_demo(args):
@@ -142,6 +143,10 @@ def _node_demo(console):
         finally:
             for b in boards:
                 b.stop()
+    console.print(
+        "the same fleet live in a browser: [bold]aii dashboard --demo[/], then open "
+        "http://127.0.0.1:8765/ (make demo SERVE=1 does both; docs/dashboard.md)"
+    )
     return 0
 
 
@@ -469,6 +474,10 @@ def do_keygen(args):
     import json
     from pathlib import Path
 
+    if args.operator:
+        return _operator_keygen(args)
+    if not args.node:
+        raise UsageError("give the node's name (or --operator for a dashboard operator's token)")
     template = _read_config(Path(args.config)) if args.config else None
     key_file, cfg_file = keys.keygen(args.node, args.out, template, args.force)
     entry = keys.fleet_entry(args.node, key_file)
@@ -479,6 +488,25 @@ def do_keygen(args):
     print(f"deploy it:  aii deploy --port PORT --config {cfg_file}")
     print("its entry in the fleet file:")
     print(entry, end="")
+    return 0
+
+
+def _operator_keygen(args):
+    """A token for an operator of aii dashboard: NAME.operator in --out (docs/dashboard.md)."""
+    import json
+
+    from .dashboard import tokens
+
+    if args.config:
+        raise UsageError("--config goes with a node's key, not with --operator")
+    name = args.node or "operator"
+    path = tokens.keygen(name, args.out, args.force)
+    if args.json:
+        print(json.dumps({"operator": name, "token_file": str(path)}))
+        return 0
+    print(f"keygen: operator {name}: token in {path} (0600)")
+    print(f"aii dashboard accepts it from that folder (--operators {path.parent});")
+    print("send it as a header: Authorization: Bearer $(cat " + str(path) + ")")
     return 0
 
 

@@ -155,7 +155,17 @@ def _args_node_status(p):
 
 
 def _args_keygen(p):
-    p.add_argument("node", help="the node's name (letters, digits, '_', '-', '.')")
+    p.add_argument(
+        "node",
+        nargs="?",
+        help="the node's name (letters, digits, '_', '-', '.'); with --operator, the operator's "
+        "(default: operator)",
+    )
+    p.add_argument(
+        "--operator",
+        action="store_true",
+        help="instead: a token for an operator of aii dashboard (NAME.operator, 0600)",
+    )
     p.add_argument(
         "--config", help="node configuration (JSON) to start from; its node and key are replaced"
     )
@@ -220,7 +230,10 @@ _NODE_COMMANDS = {
             "readable by you only; prints the fleet file's [[node]] entry. Every node gets its own\n"
             "key: a MAC is bound to its node id anyway (docs/protocol.md section 3)."
         ),
-        "aii keygen n1 --config tests/hil/node_config.json --out keys",
+        (
+            "aii keygen n1 --config tests/hil/node_config.json --out keys\n"
+            "  aii keygen --operator alice   a token for aii dashboard's action (docs/dashboard.md)"
+        ),
     ),
     "node-config": (
         commands.do_node_config,
@@ -295,6 +308,10 @@ def _parser():
     from .particles.cli import add_parsers as _particle_parsers
 
     _particle_parsers(sub)
+    # The operator's view (dashboard): aii_host.dashboard.
+    from .dashboard.cli import add_parsers as _dashboard_parsers
+
+    _dashboard_parsers(sub)
     return p
 
 

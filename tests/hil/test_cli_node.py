@@ -165,4 +165,8 @@ def test_demo_fleet_transfer_and_injected_violation():
         "+7.000",
     ], eq
     assert "a new transfer to east is refused: node isolated" in out
+    # Its last line says how to watch the same fleet live (issue 19).
+    assert "aii dashboard --demo" in out.strip().splitlines()[-1] or "aii dashboard --demo" in (
+        " ".join(out.strip().splitlines()[-2:])
+    ), out[-500:]
     assert re.search(r"audit trail: \d+ records, hash chain intact", out), out

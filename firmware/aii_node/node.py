@@ -93,6 +93,7 @@ class Node:
         self.uptime = 0
         self.refused = {}
         self.meters = []  # [name, periods due, (src, dst, quantity, amount) ids or None, task]
+        self.nav = None  # aii_nav.link.Nav when the config has "nav" (attached by run())
         self.probe_ms = cfg.get("probe_ms", 2000)
         self.boot()
 
@@ -663,7 +664,7 @@ class Node:
         cfg = self.cfg
         if self.reader is None:
             self.reader = console.stdin_reader()
-        s = aii.Scheduler(on_miss=self._on_miss)
+        s = aii.Scheduler(on_miss=self._on_miss, wdt=_watchdog(cfg.get("wdt_ms")))
         self.sched = s
         hb = cfg.get("heartbeat_ms", 1000) * 1000
         self.console_budget = cfg.get("console_budget_us", 5000)
@@ -678,6 +679,12 @@ class Node:
     def _add(self, fn, name, period, budget):
         tid = self.sched.add(fn, period_us=period, budget_us=budget)
         self.tasks.append((tid, name, period, budget))
+
+    def attach_nav(self):
+        """The safety monitor (aii_nav, docs/navigation.md) as a critical task of this node."""
+        from aii_nav.link import attach
+
+        self.nav = attach(self)
 
     def request_reset(self):
         self.reset_requested = True
@@ -702,6 +709,8 @@ class Node:
         """Run until Ctrl-C, `reset` or duration_us; state is persisted on the way out."""
         if self.sched is None:
             self.start()
+        if self.nav is None and "nav" in self.cfg:
+            self.attach_nav()
         if self.cfg.get("tcp_port") is not None and self.tcp is None:
             from .net import TcpLink
 
@@ -722,6 +731,17 @@ def _random(n):
         return urandom(n)
     except ImportError:  # ports without os.urandom: the nonce only has to differ per recovery
         return bytes((ticks_us() >> (3 * i)) & 255 for i in range(n))
+
+
+def _watchdog(timeout_ms):
+    # machine.WDT when the config asks for one and the port has it (not the unix port).
+    if not timeout_ms:
+        return None
+    try:
+        from machine import WDT
+    except ImportError:
+        return None
+    return WDT(timeout=timeout_ms)
 
 
 def main(config_path=CONFIG):

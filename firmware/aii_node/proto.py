@@ -32,6 +32,7 @@ from .frame import (
     E_INTERNAL,
     E_LEDGER,
     E_REPLAY,
+    E_STATE,
     E_STORAGE,
     E_UNKNOWN,
 )
@@ -257,6 +258,39 @@ def do_config_set(node, args):
     return node.config_set(_arg(args, "key", str), args.get("value"))
 
 
+# ---- navigation (docs/navigation.md): answered by a node whose config has "nav" ----
+def _nav(node):
+    nav = getattr(node, "nav", None)
+    if nav is None:
+        why = getattr(node, "nav_error", None) or "this node's config has no nav section"
+        raise ProtoError(E_STATE, "no navigation monitor: " + why)
+    return nav
+
+
+def do_nav_scan(node, args):
+    return _nav(node).scan(args)
+
+
+def do_nav_odom(node, args):
+    return _nav(node).odom(args)
+
+
+def do_nav_cmd(node, args):
+    return _nav(node).cmd(args)
+
+
+def do_nav_status(node, args):
+    return _nav(node).status()
+
+
+def do_nav_estop(node, args):
+    return _nav(node).press()  # anyone may stop the robot: no MAC
+
+
+def do_nav_release(node, args):
+    return _nav(node).release()
+
+
 # name -> (handler, changes state)
 COMMANDS = {
     b"hello": (do_hello, False),
@@ -276,6 +310,12 @@ COMMANDS = {
     b"commit_tx": (do_commit_tx, True),
     b"abort_tx": (do_abort_tx, True),
     b"config_set": (do_config_set, True),
+    b"nav_scan": (do_nav_scan, False),
+    b"nav_odom": (do_nav_odom, False),
+    b"nav_cmd": (do_nav_cmd, False),
+    b"nav_status": (do_nav_status, False),
+    b"nav_estop": (do_nav_estop, False),
+    b"nav_release": (do_nav_release, True),
     b"repair": (None, True),
 }
 

@@ -13,7 +13,14 @@ RESULTS := build/results
 MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
 BOARD ?=
 PORT ?=
-export MICROPY_DIR BOARD PORT
+ARCH ?=
+NATMOD_CFLAGS ?=
+export MICROPY_DIR BOARD PORT ARCH NATMOD_CFLAGS
+# pytest workers per tier (pytest-xdist): one per core; JOBS=0 runs in one process. Most of the
+# host, HIL and fleet tiers wait on simulated boards, qemu and subprocesses. Real boards
+# (PORT=...) are one device each, so the HIL tier on them runs in one process.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+XDIST = -n $(JOBS)
 
 LINT_DIRS = $(wildcard host tests tools bench firmware)
 
@@ -29,8 +36,8 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-mpy-suite fuzz soak chaos bench size check demo \
-	firmware flash clean distclean
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-natmod test-mpy-suite fuzz soak chaos \
+	bench size check demo firmware natmod flash picotool clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -53,21 +60,22 @@ test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boa
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
-test-c: $(SETUP) ## C core tests: native (ASan+UBSan) and Cortex-M3 under qemu; float-free check
+test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M4F and RV32 under qemu; float-free check; every configuration compiles
 	@rc=0; \
 	$(PY) tools/ctest.py --results $(RESULTS)/c.json || rc=1; \
 	$(PY) tools/check_float_free.py --results $(RESULTS)/float_free.json || rc=1; \
+	$(PY) tools/size_report.py --results $(RESULTS)/size.json >/dev/null || rc=1; \
 	exit $$rc
 
 test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)
 ifneq ($(wildcard tests/host/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/host -q --junitxml=$(RESULTS)/host.xml
+	$(PY) -m pytest tests/host -q $(XDIST) --junitxml=$(RESULTS)/host.xml
 else
 	$(call skip,test-host,no tests/host/test_*.py yet)
 endif
 
-test-device: $(SETUP) ## MicroPython tests (tests/device) on a unix build with _aii; needs MICROPY_DIR
+test-device: $(SETUP) ## MicroPython tests (tests/device) on the unix build and MPS2_AN385 (QEMU_BOARDS=...); needs MICROPY_DIR
 ifeq ($(strip $(MICROPY_DIR)),)
 	$(call skip,test-device,MICROPY_DIR is unset and ~/micropython does not exist; \
 	set MICROPY_DIR=/path/to/micropython to run it)
@@ -80,7 +88,7 @@ endif
 test-hil: $(SETUP) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
 ifneq ($(wildcard tests/hil/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/hil -q --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
+	$(PY) -m pytest tests/hil -q $(if $(PORT),,$(XDIST)) --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
 else
 	$(call skip,test-hil,no tests/hil/test_*.py yet)
 endif
@@ -88,22 +96,29 @@ endif
 test-fleet: $(SETUP) ## Fleet tests: aggregation, verification, two-phase transfers, faults (simulated boards)
 ifneq ($(wildcard tests/fleet/test_*.py),)
 	@mkdir -p $(RESULTS)
-	$(PY) -m pytest tests/fleet -q --junitxml=$(RESULTS)/fleet.xml
+	$(PY) -m pytest tests/fleet -q $(XDIST) --junitxml=$(RESULTS)/fleet.xml
 else
 	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif
 
-test-mpy-suite: $(SETUP) ## MicroPython's own tests on MPS2_AN385 with and without _aii (not in make test)
+test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL; natmods on stock boards (not in make test)
+	bash tools/mpy_build.sh test-qemu
+
+test-natmod: $(SETUP) ## tests/device with the natmod on stock images: x64 unix, qemu per ARCH (not in make test)
+	bash tools/mpy_build.sh test-natmod
+
+test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
 
 fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
-soak: $(SETUP) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), then make chaos
+soak: $(SETUP) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), particles at length, then make chaos
 	SOAK_TRANSFERS=$(or $(SOAK_TRANSFERS),2000) $(PY) tests/fleet/soak.py
 	AII_CLI_FUZZ_SECONDS=$(or $(CLI_FUZZ_SECONDS),1200) AII_CLI_FUZZ_EXAMPLES=$(or $(CLI_FUZZ_EXAMPLES),2000) \
 		$(PY) -m pytest tests/host/test_cli_fuzz.py -q
+	AII_PARTICLES_FULL=1 $(PY) -m pytest -q tests/host/test_particles_mpi.py tests/fleet/test_particles_nodes.py
 	$(MAKE) --no-print-directory chaos
 
 chaos: $(SETUP) ## Chaos: storage faults, power cuts, bit flips during signed transfers (CHAOS_TRANSFERS=300); build/chaos/chaos.json
@@ -117,8 +132,12 @@ bench: $(SETUP) ## Run the benchmarks; JSON results under build/bench/
 		echo "bench: bench/run_all.py is missing; nothing to run"; exit 1; \
 	fi
 
-size: $(SETUP) ## Code size of the C core for Cortex-M3 at -Os (also build/size.json)
+size: $(SETUP) ## Core size per configuration (full, minimal) and CPU; natmod sizes; IMAGES=1: _aii's cost in each qemu image
 	@$(PY) tools/size_report.py
+	@ls build/natmod/*/_aii.mpy >/dev/null 2>&1 && wc -c build/natmod/*/_aii.mpy || true
+ifneq ($(IMAGES),)
+	bash tools/mpy_build.sh size
+endif
 
 check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
@@ -131,12 +150,15 @@ demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, inje
 		echo "demo: $(VENV)/bin/aii is missing (is host/ installed? run make setup)"; exit 1; \
 	fi
 
-firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MICROPY_DIR)
+firmware: $(SETUP) ## Build MicroPython firmware with _aii (BOARD=..., needs MICROPY_DIR; docs/boards.md)
 	@if [ ! -f tools/mpy_build.sh ]; then \
 		echo "firmware: tools/mpy_build.sh is missing"; exit 1; \
 	else \
 		bash tools/mpy_build.sh firmware; \
 	fi
+
+natmod: $(SETUP) ## _aii as a native .mpy for stock firmware (ARCH=armv6m|armv7m|armv7emsp|armv7emdp|rv32imc|x64, default all; docs/natmod.md)
+	bash tools/mpy_build.sh natmod
 
 flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
 	@if [ ! -f tools/mpy_build.sh ]; then \
@@ -144,6 +166,9 @@ flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
 	else \
 		bash tools/mpy_build.sh flash; \
 	fi
+
+picotool: $(SETUP) ## Build picotool for the RPI_PICO firmware (PICOTOOL_SRC=<picotool checkout>)
+	bash tools/mpy_build.sh picotool
 
 clean: ## Remove build outputs (build/); keeps .venv
 	rm -rf build

@@ -33,7 +33,17 @@ class BenchError(Exception):
     pass
 
 
-def build():
+# Variants of the core the harness is built with: (name, extra flags).
+VARIANTS = {
+    "core": [],  # as shipped: the timeline compiled in, switched off
+    "no_trace": ["-DAII_HAS_TRACE=0"],  # the timeline compiled out
+    # Every helper a call of its own, so callgrind can say where a dispatch goes (the calls
+    # cost a little themselves: the breakdown's total is above the inlined one).
+    "breakdown": ["-DAII_INLINE=", "-fno-inline"],
+}
+
+
+def build(variant="core"):
     cc = os.environ.get("CC", "gcc")
     if shutil.which(cc) is None:
         raise BenchError(f"{cc} not found")
@@ -41,8 +51,8 @@ def build():
     if not any(s.endswith("sched.c") for s in sources):
         raise BenchError("c_modules/aii/core/sched.c not found")
     os.makedirs(OUT_DIR, exist_ok=True)
-    exe = os.path.join(OUT_DIR, "dispatch_cost")
-    cmd = [cc, *CFLAGS, "-I", CORE_DIR, *sources, HARNESS, "-o", exe]
+    exe = os.path.join(OUT_DIR, f"dispatch_cost.{variant}")
+    cmd = [cc, *CFLAGS, *VARIANTS[variant], "-I", CORE_DIR, *sources, HARNESS, "-o", exe]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if r.returncode != 0:
         raise BenchError("build failed:\n" + r.stderr)
@@ -78,27 +88,77 @@ def parse_callgrind(path):
     return edges
 
 
-def measure(exe, n_tasks, cycles):
+def callgrind(exe, n_tasks, cycles, mode="", tag="", separate=False):
+    """Runs the harness under callgrind; returns (counters, edges)."""
     if shutil.which("valgrind") is None:
         raise BenchError("valgrind not found (make setup installs it)")
-    out = os.path.join(OUT_DIR, f"callgrind.dispatch.{n_tasks}.out")
+    out = os.path.join(OUT_DIR, f"callgrind.dispatch{tag}.{n_tasks}.out")
     cmd = [
         "valgrind",
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         "--compress-strings=no",
         "--compress-pos=no",
+        *(["--separate-callers=1"] if separate else []),
         exe,
         str(n_tasks),
         str(cycles),
+        *([mode] if mode else []),
     ]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if r.returncode != 0:
-        raise BenchError(f"harness failed ({n_tasks} tasks):\n{r.stderr[-2000:]}")
+        raise BenchError(f"harness failed ({n_tasks} tasks {mode}):\n{r.stderr[-2000:]}")
     counters = json.loads(r.stdout.strip().splitlines()[-1])
-    if counters["misses"] or counters["mispredicted"]:
+    if counters.get("misses") or counters.get("mispredicted"):
         raise BenchError(f"harness run not clean: {counters}")
-    edges = parse_callgrind(out)
+    return counters, parse_callgrind(out), out
+
+
+def busy_cost(exe, n_tasks, cycles, mode="", tag=""):
+    """Instructions per dispatch that starts a job, of one harness variant."""
+    counters, edges, _ = callgrind(exe, n_tasks, cycles, mode, tag)
+    if mode == "floor":
+        calls, total = edges.get(("floor_busy", "floor_dispatch"), (0, 0))
+        if not calls:  # inlined into its wrapper: the wrapper's call from main
+            calls, total = edges.get(
+                ("run_floor", "floor_busy"), edges.get(("main", "floor_busy"), (0, 0))
+            )
+    else:
+        calls, total = edges.get(("dispatch_busy", "aii_sched_dispatch"), (0, 0))
+    if calls != counters["dispatch_ok"]:
+        raise BenchError(f"{tag or mode}: {calls} calls counted, {counters['dispatch_ok']} made")
+    return round(total / calls, 1)
+
+
+def breakdown(exe, n_tasks, cycles):
+    """Inclusive instructions per busy dispatch of each callee of aii_sched_dispatch (every
+    helper kept a call of its own), and the dispatch's own."""
+    counters, edges, _ = callgrind(exe, n_tasks, cycles, tag=".breakdown", separate=True)
+    me = "aii_sched_dispatch'dispatch_busy"
+    calls, total = next(
+        (v for (a, b), v in edges.items() if b == me and a.startswith("dispatch_busy")), (0, 0)
+    )
+    if calls != counters["dispatch_ok"]:
+        raise BenchError(f"breakdown: {calls} calls counted, {counters['dispatch_ok']} made")
+    # Each function's own instructions within the busy dispatch's call tree (callgrind names
+    # a function by its caller: "release_top'aii_sched_dispatch").
+    own = {}
+
+    def walk(fn, inclusive):
+        kids = [(b, c) for (a, b), (_n, c) in edges.items() if a == fn]
+        name = fn.split("'")[0]
+        own[name] = own.get(name, 0) + inclusive - sum(c for _b, c in kids)
+        for kid, cost in kids:
+            walk(kid, cost)
+
+    walk(me, total)
+    out = {k: round(v / calls, 1) for k, v in sorted(own.items(), key=lambda e: -e[1])}
+    out["total"] = round(total / calls, 1)
+    return out
+
+
+def measure(exe, n_tasks, cycles):
+    counters, edges, out = callgrind(exe, n_tasks, cycles)
 
     def edge(caller, callee):
         calls, total = edges.get((caller, callee), (0, 0))
@@ -135,6 +195,8 @@ def measure(exe, n_tasks, cycles):
 
 def run(cycles, tasks, quiet=False):
     exe, build_cmd, compiler = build()
+    no_trace, _, _ = build("no_trace")
+    profile, _, _ = build("breakdown")
     vg = subprocess.run(
         ["valgrind", "--version"], check=False, capture_output=True, text=True
     ).stdout.strip()
@@ -142,7 +204,15 @@ def run(cycles, tasks, quiet=False):
     for n in tasks:
         if not quiet:
             print(f"dispatch_cost: {n} tasks, {cycles} dispatches under callgrind", flush=True)
-        results.append(measure(exe, n, cycles))
+        r = measure(exe, n, cycles)
+        # The timeline: compiled out, and switched on; the floor; where the rest goes.
+        r["instr_per_dispatch_busy_trace_compiled_out"] = busy_cost(
+            no_trace, n, cycles, tag=".notrace"
+        )
+        r["instr_per_dispatch_busy_trace_on"] = busy_cost(exe, n, cycles, "trace", ".traceon")
+        r["instr_per_dispatch_busy_floor"] = busy_cost(exe, n, cycles, "floor", ".floor")
+        r["breakdown_per_busy_dispatch"] = breakdown(profile, n, cycles)
+        results.append(r)
     busy = [r["instr_per_dispatch_busy"] for r in results]
     spread = (max(busy) - min(busy)) / min(busy)
     goals = [
@@ -193,8 +263,12 @@ def main(argv=None):
     for r in data["results"]:
         print(
             f"  {r['tasks']:>2} tasks: {r['instr_per_dispatch_busy']} instr/dispatch (job), "
-            f"{r['instr_per_dispatch_idle']} (idle), {r['instr_per_complete']} /complete"
+            f"{r['instr_per_dispatch_idle']} (idle), {r['instr_per_complete']} /complete; "
+            f"timeline compiled out {r['instr_per_dispatch_busy_trace_compiled_out']}, on "
+            f"{r['instr_per_dispatch_busy_trace_on']}; floor {r['instr_per_dispatch_busy_floor']}"
         )
+        parts = ", ".join(f"{k} {v}" for k, v in r["breakdown_per_busy_dispatch"].items())
+        print(f"     breakdown (no inlining): {parts}")
     for g in data["goals"]:
         print(f"  goal {g['goal']}: {'met' if g['met'] else 'NOT met'} ({g['measured']})")
     print(f"wrote {os.path.relpath(path, ROOT)}")

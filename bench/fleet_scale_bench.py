@@ -68,6 +68,7 @@ def _cpu_of(pid):
 
 def run_size(n, seconds, hb, hz=10):
     from aii_host.fleet.aggregate import Aggregator
+    from aii_host.fleet.config import Policy
     from aii_host.fleet.simnode import KEY
 
     ctx = mp.get_context("fork")
@@ -78,7 +79,11 @@ def run_size(n, seconds, hb, hz=10):
     out = {"nodes": n, "hz": hz, "agg_heartbeat_s": hb}
     with tempfile.TemporaryDirectory() as td:
         specs = [(name, port, KEY) for name, port in sorted(ports.items())]
-        agg = Aggregator(specs, db_path=Path(td) / "fleet.db", heartbeat_s=hb, verify_s=hb)
+        # Simulated nodes move value as tasks (their ticks): the policy allows it.
+        tasks = Policy(("signed", "config", "task"))
+        agg = Aggregator(
+            specs, db_path=Path(td) / "fleet.db", heartbeat_s=hb, verify_s=hb, policy=tasks
+        )
         agg.start()
         try:
             t0 = time.monotonic()

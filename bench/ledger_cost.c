@@ -20,16 +20,8 @@
 // Static: the ledger state is a few kB and the core never allocates.
 static aii_ledger_t L;
 
-static uint32_t rng_state = 0x2545f491u;
-
-static uint32_t rng(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    rng_state = x;
-    return x;
-}
+#define BENCH_RNG_SEED 0x2545f491u
+#include "bench_rng.h"
 
 // Transfers inside an explicit transaction go through this wrapper, so callgrind can tell them
 // from the stand-alone transfers that main() calls directly. noipa keeps it a real call.

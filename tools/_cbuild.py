@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Shared paths and compiler flags for the C tools (ctest, check_float_free, size_report)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ WARN_FLAGS = ["-Wall", "-Wextra", "-Werror"]
 
 def core_sources():
     return sorted(CORE_DIR.glob("*.c"))
+
+
+def minimal_flags():
+    """The minimal configuration: every AII_HAS_* flag of aii_config.h (the one list) at 0."""
+    text = (CORE_DIR / "aii_config.h").read_text()
+    return [f"-D{n}=0" for n in re.findall(r"^#define (AII_HAS_\w+) ", text, re.MULTILINE)]
 
 
 def rel(path):

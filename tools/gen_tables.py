@@ -26,7 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "c_modules" / "aii" / "core"
 HEADERS = ("aii_status.h", "aii_text.h", "aii_record.h", "aii_sched.h", "ledger.h")
 # Pure-Python ports with a generated block of the names they use.
-PORTS = ("firmware/aii/_ledger.py", "firmware/aii/_sched.py")
+PORTS = (
+    "firmware/aii/_core.py",
+    "firmware/aii/_ledger.py",
+    "firmware/aii/_rta.py",
+    "firmware/aii/_sched.py",
+)
 
 _spec = importlib.util.spec_from_file_location("aii_headers", ROOT / "host/aii_host/_headers.py")
 _headers = importlib.util.module_from_spec(_spec)
@@ -116,6 +121,7 @@ def _record(h, writer):
     return [
         ("Journal record (aii_record.h): each field's offset and width.", rec),
         ("Record ops (aii_ledger_op_t).", _enum(h, "aii_ledger_op_t", "AII_")),
+        ("Record origins (aii_origin_t).", _enum(h, "aii_origin_t", "AII_")),
         ("Checkpoint (aii_record.h).", ckpt),
     ]
 
@@ -129,6 +135,23 @@ def _port_constants(h):
         (
             "The run loop's steps (aii_sched_step).",
             _enum(h, "aii_step_t", "AII_") + [("IDLE_CAP_US", h.defines["AII_SCHED_IDLE_CAP_US"])],
+        ),
+        (
+            "The scheduler's analysis, idle wait and calibration (aii_sched.h).",
+            _enum(h, "aii_method_t", "AII_")
+            + _enum(h, "aii_kind_t", "AII_")
+            + [
+                (name[len("AII_") :], h.defines[name])
+                for name in (
+                    "AII_SCHED_MAX_TASKS",
+                    "AII_RTA_ITER_CAP",
+                    "AII_SCHED_POLL_US",
+                    "AII_SCHED_CALIB_SAMPLES",
+                    "AII_BLOCKER_NONE",
+                    "AII_BLOCKER_GC",
+                    "AII_BLOCKER_LOOP",
+                )
+            ],
         ),
     ]
 

@@ -13,8 +13,9 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+import gen_particle_vectors
 from ledger_ref import I64_MAX as L_MAX
-from ledger_ref import Ledger, LedgerError
+from ledger_ref import REC_SIZE, Ledger, LedgerError
 
 ROOT = Path(__file__).resolve().parent.parent
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -455,6 +456,7 @@ LOPS = [
     "rollback",
     "seal",
     "checkpoint",
+    "origin",
 ]
 
 
@@ -468,6 +470,8 @@ def ledger_scenario(rnd):
         try:
             if op == "time":
                 lg.now = args[0]
+            elif op == "origin":
+                lg.origin = tuple(args)
             elif op == "qty":
                 lg.add_qty(name, args[0])
             elif op == "open":
@@ -503,6 +507,8 @@ def ledger_scenario(rnd):
     in_tx = False
     for i in range(260):
         do("time", 1000 + 10 * i)
+        if i % 7 == 0:
+            do("origin", rnd.choice([0, 1, 2, 3, 4, 255]), rnd.choice([0, 1, i, 2**32 - 1]))
         k = rnd.random()
 
         def acct():
@@ -606,9 +612,13 @@ def ledger_header(v):
         lines.append(
             f"    {{VL_{st['op'].upper()}, {cstr(st['name'])}, {{{cargs}}}, {LST[st['status']]}}},"
         )
-    lines += ["};", "", "static const uint8_t vl_journal[][44] = {"]
+    lines += ["};", "", "static const uint8_t vl_journal[][" + str(REC_SIZE) + "] = {"]
     lines += [f"    {{{cbytes(r)}}}," for r in v["journal"]]
-    lines += ["};", "", "static const uint8_t vl_journal_after_checkpoint[][44] = {"]
+    lines += [
+        "};",
+        "",
+        "static const uint8_t vl_journal_after_checkpoint[][" + str(REC_SIZE) + "] = {",
+    ]
     lines += [f"    {{{cbytes(r)}}}," for r in v["journal_after_checkpoint"]] or ["    {0},"]
     lines += [
         "};",
@@ -640,6 +650,7 @@ def main():
     (ROOT / "tests" / "vectors" / "ledger.json").write_text(json.dumps(lv, indent=1) + "\n")
     (ROOT / "tests" / "c" / "vectors_ledger.h").write_text(ledger_header(lv))
     print(f"ledger: {len(lv['steps'])} steps, {len(lv['journal'])} journal records")
+    print(gen_particle_vectors.write())
     print(
         f"fixed: {len(v['arith'])} arith, {len(v['parse'])} parse, {len(v['format'])} format, "
         f"{len(v['sum'])} sum, {len(v['parse_exact'])} exact parse vectors"

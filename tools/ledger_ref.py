@@ -11,7 +11,8 @@ import struct
 import zlib
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
-NAME_LEN, REC_SIZE, DIGEST_LEN = 12, 44, 16
+NAME_LEN, REC_SIZE, DIGEST_LEN = 12, 49, 16
+CRC_AT = REC_SIZE - 4
 NON_NEGATIVE = 1
 DEBIT, CREDIT = 1, 2
 OPS = {
@@ -47,13 +48,15 @@ def _name(name):
 
 
 def _crc(r):
-    return r[:40] + struct.pack("<I", zlib.crc32(r[:40]))
+    return r[:CRC_AT] + struct.pack("<I", zlib.crc32(r[:CRC_AT]))
 
 
-def _rec(seq, op, time, qty=0, flags=0, end=0, a=0, b=0, mid=b"", amount=0):
+def _rec(seq, op, time, qty=0, flags=0, end=0, a=0, b=0, mid=b"", amount=0, origin=(0, 0)):
+    # The layout of docs/ledger.md section 8: ..., amount, origin kind, origin id, CRC.
     mid = mid.ljust(12, b"\0")
     return bytearray(
-        struct.pack("<IBBBBQHH12sq", seq, op, qty, flags, end, time, a, b, mid, amount) + bytes(4)
+        struct.pack("<IBBBBQHH12sqBI", seq, op, qty, flags, end, time, a, b, mid, amount, *origin)
+        + bytes(4)
     )
 
 
@@ -73,6 +76,7 @@ class Ledger:
         self.pending = []  # records of the open transaction
         self.committed = []  # every committed record, in order (the drained journal)
         self.now = 0
+        self.origin = (0, 0)  # (kind, id) stamped on every record but a SEAL
 
     # ---- transactions ----
     def begin(self):
@@ -155,7 +159,15 @@ class Ledger:
                 raise LedgerError("exists")
             s["qty"].append({"name": name, "fmt": fmt, "initial": 0, "inflow": 0, "outflow": 0})
             s["seq"] += 1
-            return _rec(s["seq"], OPS["qty"], self.now, qty=len(s["qty"]) - 1, flags=fmt, mid=name)
+            return _rec(
+                s["seq"],
+                OPS["qty"],
+                self.now,
+                qty=len(s["qty"]) - 1,
+                flags=fmt,
+                mid=name,
+                origin=self.origin,
+            )
 
         self._run(apply)
         return len(self.s["qty"]) - 1
@@ -185,6 +197,7 @@ class Ledger:
                 a=len(s["acct"]) - 1,
                 mid=name,
                 amount=initial,
+                origin=self.origin,
             )
 
         self._run(apply)
@@ -236,6 +249,7 @@ class Ledger:
                 b=b,
                 mid=struct.pack("<Q", txid),
                 amount=amount,
+                origin=self.origin,
             )
 
         self._run(apply)
@@ -296,6 +310,7 @@ class Ledger:
                 a=h["account"],
                 mid=struct.pack("<Q", txid),
                 amount=amount,
+                origin=self.origin,
             )
 
         self._run(apply)

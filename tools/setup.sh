@@ -29,7 +29,15 @@ missing=()
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi binutils-arm-none-eabi)
 [ -d /usr/lib/arm-none-eabi/newlib ] || missing+=(libnewlib-arm-none-eabi)
+# RV32 (tools/ctest.py, the qemu VIRT_RV32 image): Debian's bare-metal RISC-V gcc has rv32
+# multilibs but no C library; picolibc is the one MicroPython's qemu port selects too.
+command -v qemu-system-riscv32 >/dev/null || missing+=(qemu-system-misc)
+command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf)
+[ -d /usr/lib/picolibc/riscv64-unknown-elf ] || missing+=(picolibc-riscv64-unknown-elf)
 command -v valgrind >/dev/null || missing+=(valgrind)
+# MPI for `aii particles run --procs K` (mpi4py, pinned in requirements-dev.txt, runs over it).
+command -v mpirun >/dev/null || missing+=(openmpi-bin)
+[ -n "$(compgen -G '/usr/lib/*/openmpi/include/mpi.h')" ] || missing+=(libopenmpi-dev)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v make >/dev/null || missing+=(make)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)

@@ -1,4 +1,6 @@
 # SPDX-License-Identifier: MIT
-# MPS2_AN385 image: every AII module plus the boot script that mounts the RAM filesystem.
-include("$(BOARD_DIR)/../../firmware/manifest.py")
-module("_boot.py")
+# MPS2_AN385 image: ports/qemu's frozen test modules for Thumb-2, asyncio, every AII package.
+include(
+    "../common-qemu/manifest.py",
+    frzmpy=("frozen_asm_thumb.py", "frozen_const.py", "frozen_viper.py", "native_frozen_align.py"),
+)

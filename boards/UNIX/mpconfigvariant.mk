@@ -1,9 +1,7 @@
 # SPDX-License-Identifier: MIT
 # AII unix build (VARIANT_DIR=<repo>/boards/UNIX). Features whose libraries live in MicroPython
-# submodules (berkeley-db, libffi, mbedtls, micropython-lib) are off, so a plain checkout builds.
-AII_REPO := $(abspath $(VARIANT_DIR)/../..)
-
-FROZEN_MANIFEST = $(AII_REPO)/firmware/manifest.py
+# submodules (berkeley-db, libffi, mbedtls) are off, so a plain checkout builds.
+FROZEN_MANIFEST = $(abspath $(VARIANT_DIR))/manifest.py
 
 MICROPY_PY_BTREE = 0
 MICROPY_PY_FFI = 0

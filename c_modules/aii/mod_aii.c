@@ -39,7 +39,15 @@
     INT(JOURNAL, AII_LEDGER_JOURNAL) \
     INT(SEGMENT, AII_LEDGER_SEGMENT) \
     INT(RECORD_SIZE, AII_LEDGER_REC_SIZE) \
-    INT(DIGEST_SIZE, AII_LEDGER_DIGEST_LEN)
+    INT(DIGEST_SIZE, AII_LEDGER_DIGEST_LEN) \
+    AII_PARTICLES_GLOBALS(OBJ, INT)
+
+// The particle kernel is out of the minimal configuration (core/particles.h).
+#if AII_HAS_PARTICLES
+#define AII_PARTICLES_GLOBALS(OBJ, INT) OBJ(Particles, aii_type_Particles)
+#else
+#define AII_PARTICLES_GLOBALS(OBJ, INT)
+#endif
 
 #if !AII_DYNRUNTIME
 #define AII_GLOBAL_OBJ(name, obj) { MP_ROM_QSTR(MP_QSTR_##name), MP_ROM_PTR(&obj) },
@@ -57,4 +65,11 @@ const mp_obj_module_t aii_user_cmodule = {
 };
 
 MP_REGISTER_MODULE(MP_QSTR__aii, aii_user_cmodule);
+#else
+#define AII_STORE_OBJ(name, obj) mp_store_global(MP_QSTR_##name, MP_OBJ_FROM_PTR(&obj));
+#define AII_STORE_INT(name, value) mp_store_global(MP_QSTR_##name, MP_OBJ_NEW_SMALL_INT(value));
+
+void aii_natmod_store_globals(void) {
+    AII_MODULE_GLOBALS(AII_STORE_OBJ, AII_STORE_INT)
+}
 #endif

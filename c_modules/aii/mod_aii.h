@@ -6,6 +6,7 @@
 //   mod_aii_sched.c   Scheduler (the run loop asks the core for each step: aii_sched_step)
 //   mod_aii_ledger.c  Ledger (the core gives each refusal's reason: aii_ledger_t.why)
 //   mod_aii_fixed.c   fixed point, exact sums, CRC-32
+//   mod_aii_particles.c  Particles (the particle kernel, AII_HAS_PARTICLES)
 //   mod_aii_conv.c    argument conversion and raising, shared by the three
 //   mod_aii_port.c    the few MicroPython calls that py/dynruntime.h does not offer
 //
@@ -19,6 +20,7 @@
 
 #if AII_DYNRUNTIME
 #include "py/dynruntime.h"
+#include "natmod/mod_aii_natmod.h"
 #else
 #include "py/binary.h"
 #include "py/objexcept.h"
@@ -30,6 +32,7 @@
 #include "core/crc32.h"
 #include "core/fixed.h"
 #include "core/ledger.h"
+#include "core/particles.h"
 #include "core/wide.h"
 
 // ---- tables and types (the natmod adapter defines these itself) ----------------------------
@@ -82,6 +85,9 @@ MP_DECLARE_CONST_FUN_OBJ_VAR_BETWEEN(aii_mod_crc32_obj);
 
 AII_DECLARE_TYPE(aii_type_Scheduler);
 AII_DECLARE_TYPE(aii_type_Ledger);
+#if AII_HAS_PARTICLES
+AII_DECLARE_TYPE(aii_type_Particles);
+#endif
 AII_DECLARE_EXCEPTION(AdmissionError);
 AII_DECLARE_EXCEPTION(BalanceError);
 AII_DECLARE_EXCEPTION(InsufficientError);
@@ -109,6 +115,8 @@ MP_NORETURN void aii_mp_raise_str(const mp_obj_type_t *type, const char *msg);
 // A new bytes object of at most cap bytes, written by fill(), which returns how many it wrote.
 mp_obj_t aii_mp_new_bytes(size_t cap, size_t (*fill)(uint8_t *buf, size_t cap, void *ctx),
     void *ctx);
+// A memoryview of n items of `typecode` over memory the caller keeps alive.
+mp_obj_t aii_mp_new_memoryview(char typecode, size_t n, void *items);
 // The port's microsecond tick counter and its period - 1.
 uint64_t aii_mp_ticks_us(void);
 uint64_t aii_mp_ticks_mask(void);
@@ -148,5 +156,7 @@ MP_NORETURN void aii_raise_q(const mp_obj_type_t *type, aii_text_t t, qstr name)
 // The exception a status becomes, with the text `why` (AII_T_NONE: the status's own text).
 // AII_OK and AII_IDLE return.
 void aii_check(aii_status_t st, aii_text_t why);
+// The same with the text's `{}` marks filled by args[0..n-1] (aii_check passes the status).
+void aii_check_args(aii_status_t st, aii_text_t why, const char *const *args, int n);
 
 #endif // AII_MOD_AII_H

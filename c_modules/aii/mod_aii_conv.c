@@ -23,7 +23,7 @@ MP_NORETURN void aii_raise_q(const mp_obj_type_t *type, aii_text_t t, qstr name)
 }
 
 // Status codes become exceptions here, once.
-void aii_check(aii_status_t st, aii_text_t why) {
+void aii_check_args(aii_status_t st, aii_text_t why, const char *const *args, int n) {
     const mp_obj_type_t *type;
     switch (st) {
         case AII_OK:
@@ -54,9 +54,16 @@ void aii_check(aii_status_t st, aii_text_t why) {
     if (why == AII_T_NONE) {
         why = aii_status_text(st);
     }
+    aii_raise_args(type, why, args, n);
+}
+
+void aii_check(aii_status_t st, aii_text_t why) {
+    if (st == AII_OK || st == AII_IDLE) {
+        return;
+    }
     char n[AII_I128_STR_MAX];
     const char *arg = aii_fmt_int(n, st);
-    aii_raise_args(type, why, &arg, 1);
+    aii_check_args(st, why, &arg, 1);
 }
 
 const char *aii_fmt_int(char buf[AII_I128_STR_MAX], int64_t v) {

@@ -372,6 +372,19 @@ static mp_obj_t aii_Ledger_set_time(mp_obj_t self_in, mp_obj_t t) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(aii_Ledger_set_time_obj, aii_Ledger_set_time);
 
+// Ledger.set_origin(kind, ident)
+static mp_obj_t aii_Ledger_set_origin(mp_obj_t self_in, mp_obj_t kind, mp_obj_t ident) {
+    aii_ledger_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    uint8_t k = aii_arg_small(kind, 255, MP_QSTR_kind);
+    uint64_t id = aii_arg_u64(ident, MP_QSTR_ident);
+    if (id > UINT32_MAX) {
+        aii_raise_q(&mp_type_ValueError, AII_T_OUT_OF_RANGE, MP_QSTR_ident);
+    }
+    aii_ledger_set_origin(&self->l, k, (uint32_t)id);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(aii_Ledger_set_origin_obj, aii_Ledger_set_origin);
+
 static size_t fill_journal(uint8_t *buf, size_t cap, void *ctx) {
     aii_ledger_t *l = ctx;
     size_t n = 0;
@@ -453,6 +466,7 @@ static MP_DEFINE_CONST_FUN_OBJ_1(aii_Ledger_checkpoint_obj, aii_Ledger_checkpoin
     X(digest, aii_Ledger_digest_obj) \
     X(info, aii_Ledger_info_obj) \
     X(set_time, aii_Ledger_set_time_obj) \
+    X(set_origin, aii_Ledger_set_origin_obj) \
     X(journal, aii_Ledger_journal_obj) \
     X(seal, aii_Ledger_seal_obj) \
     X(replay, aii_Ledger_replay_obj) \

@@ -5,6 +5,7 @@
 
 #include "py/gc.h"
 #include "py/mphal.h"
+#include "py/objarray.h"
 #include "py/objint.h"
 #include "py/smallint.h"
 
@@ -76,17 +77,8 @@ mp_obj_t aii_mp_new_i128(const aii_i128_t *v) {
     if (aii_i128_to_i64(v, &s) == AII_OK) {
         return aii_mp_new_i64(s);
     }
-    aii_i128_t m = *v;
-    bool neg = (int64_t)m.hi < 0;
-    if (neg) {
-        m.lo = ~m.lo + 1;
-        m.hi = ~m.hi + (m.lo == 0);
-    }
     byte buf[16];
-    for (int i = 0; i < 8; i++) {
-        buf[i] = (byte)(m.lo >> (8 * i));
-        buf[8 + i] = (byte)(m.hi >> (8 * i));
-    }
+    bool neg = aii_i128_magnitude(v, buf);
     mp_obj_t o = mp_obj_int_from_bytes_impl(false, sizeof(buf), buf);
     return neg ? mp_unary_op(MP_UNARY_OP_NEGATIVE, o) : o;
 }
@@ -112,6 +104,10 @@ mp_obj_t aii_mp_new_bytes(size_t cap, size_t (*fill)(uint8_t *buf, size_t cap, v
     return mp_obj_new_bytes_from_vstr(&vs);
 }
 
+mp_obj_t aii_mp_new_memoryview(char typecode, size_t n, void *items) {
+    return mp_obj_new_memoryview((byte)typecode | MP_OBJ_ARRAY_TYPECODE_FLAG_RW, n, items);
+}
+
 uint64_t aii_mp_ticks_us(void) {
     return (uint64_t)mp_hal_ticks_us();
 }
@@ -133,7 +129,9 @@ void aii_mp_wait(uint64_t dt_us, const volatile bool *stop, const volatile uint3
         if (rem >= 2000) {
             // Wake a millisecond early and spin the rest, for release precision.
             uint64_t ms = rem / 1000 - 1;
-            mp_event_wait_ms((mp_uint_t)(ms > 10 ? 10 : ms));
+            // At most the poll quantum at a time: a trigger is seen that soon (jitter_us).
+            uint64_t cap = AII_SCHED_POLL_US / 1000;
+            mp_event_wait_ms((mp_uint_t)(ms > cap ? cap : ms));
         } else {
             mp_event_handle_nowait();
         }

@@ -1,39 +1,27 @@
 // SPDX-License-Identifier: MIT
-// _aii.Scheduler (docs/scheduler.md). The loop around the core - extend the clock, dispatch,
-// then do the step the core decides (run the job and complete it, collect garbage, or wait),
-// report events, feed the watchdog - is host/aii_host/sched.py's call for call, so a test with
-// an injected clock prints the same on the device and on CPython.
+// _aii.Scheduler (docs/scheduler.md): the task set and the run loop; its reports are in
+// mod_aii_sched_info.c. The loop around the core - extend the clock, dispatch, then do the step
+// the core decides (run the job and complete it, collect garbage, or wait), report events, feed
+// the watchdog - is host/aii_host/sched.py's call for call, so a test with an injected clock
+// prints the same on the device and on CPython.
 #include <string.h>
 
-#include "mod_aii.h"
+#include "mod_aii_sched.h"
 
 AII_DEFINE_EXCEPTION(AdmissionError, ValueError)
-
-typedef struct _aii_scheduler_obj_t {
-    mp_obj_base_t base;
-    // Job callables live here, in a fixed array inside a GC-heap object: the GC sees them, and
-    // dispatch never allocates. MP_OBJ_NULL marks a free slot.
-    mp_obj_t fn[AII_SCHED_MAX_TASKS];
-    mp_obj_t on_miss;
-    mp_obj_t wdt;
-    mp_obj_t clock;  // mp_const_none: the port's ticks_us()
-    mp_obj_t sleep;
-    bool stop;
-    bool running;
-    aii_clock_t clk;
-    aii_job_t job;
-    aii_rta_result_t rta;  // scratch for add() and admit(), kept off the C stack
-    aii_sched_t s;
-} aii_scheduler_obj_t;
 
 // ---------------------------------------------------------------------------------------------
 // Time.
 
-static aii_time_t sched_now(aii_scheduler_obj_t *self) {
+static uint64_t sched_raw_now(aii_scheduler_obj_t *self) {
     uint64_t raw = self->clock == mp_const_none ? aii_mp_ticks_us()
         : aii_arg_low64(aii_call0(self->clock));
+    return raw & self->clk.mask;
+}
+
+aii_time_t aii_sched_now(aii_scheduler_obj_t *self) {
     // A counter that steps back a little (qemu's ticks_us does) is held by the core.
-    return aii_clock_extend(&self->clk, raw & self->clk.mask);
+    return aii_clock_extend(&self->clk, sched_raw_now(self));
 }
 
 // An absolute time in the clock's tick domain, as extended time.
@@ -77,7 +65,7 @@ static void sched_feed(aii_scheduler_obj_t *self) {
 
 static void sched_finish(aii_scheduler_obj_t *self, int tid) {
     // Not found: the job removed its own task; nothing is left to account to.
-    aii_sched_complete(&self->s, &self->job, sched_now(self));
+    aii_sched_complete(&self->s, &self->job, aii_sched_now(self));
     if (!aii_sched_task_used(&self->s, tid)) {
         self->fn[tid] = MP_OBJ_NULL;  // a one-shot has run
     }
@@ -91,7 +79,7 @@ static int sched_run_job(aii_scheduler_obj_t *self) {
     return tid;
 }
 
-static void sched_enter(aii_scheduler_obj_t *self) {
+void aii_sched_enter(aii_scheduler_obj_t *self) {
     // One job record is reused, and a job nested in a job has no meaning without preemption.
     if (self->running) {
         aii_raise(&mp_type_RuntimeError, AII_T_ALREADY_RUNNING);
@@ -99,7 +87,11 @@ static void sched_enter(aii_scheduler_obj_t *self) {
     self->running = true;
 }
 
-static void sched_leave(aii_scheduler_obj_t *self) {
+// Not inlined, for AII_TRY_FINALLY's nlr handler in run() and run_once(): the compiler does not
+// know that nlr_push() returns twice, and inlined it took the `false` from a stack slot that
+// held zero before nlr_push() and that the loop had reused since, so `running` stayed set after
+// a job raised (Cortex-M0 at -Os: the MICROBIT image, the RPI_PICO build; sched_raise.py).
+MP_NOINLINE void aii_sched_leave(aii_scheduler_obj_t *self) {
     self->running = false;
 }
 
@@ -109,9 +101,9 @@ static mp_uint_t sched_loop(aii_scheduler_obj_t *self, bool timed, uint64_t dura
     bool real = self->sleep == mp_const_none;
     uint64_t max_wait = aii_clock_max_wait(&self->clk);
     self->stop = false;
-    aii_time_t end = timed ? aii_sched_run_end(sched_now(self), duration) : AII_TIME_NEVER;
+    aii_time_t end = timed ? aii_sched_run_end(aii_sched_now(self), duration) : AII_TIME_NEVER;
     while (!self->stop) {
-        aii_time_t now = sched_now(self);
+        aii_time_t now = aii_sched_now(self);
         if (now >= end) {
             break;
         }
@@ -127,15 +119,18 @@ static mp_uint_t sched_loop(aii_scheduler_obj_t *self, bool timed, uint64_t dura
             continue;
         }
         sched_drain(self);  // dropped jobs are reported by dispatch
-        sched_feed(self);
         if (step == AII_STEP_COLLECT) {
+            aii_time_t t0 = aii_sched_now(self);
             aii_mp_collect();
-            aii_sched_gc_done(&self->s);
+            aii_sched_gc_done(&self->s, t0, aii_sched_now(self));
         } else if (wait_us && !real) {
             aii_call1(self->sleep, aii_mp_new_u64(wait_us));
         } else if (wait_us) {
             aii_mp_wait(wait_us, &self->stop, &self->s.trig_epoch);
         }
+        // After the wait, not before: time spent between deciding a wait and starting it would
+        // make the wake late.
+        sched_feed(self);
     }
     return n;
 }
@@ -143,16 +138,19 @@ static mp_uint_t sched_loop(aii_scheduler_obj_t *self, bool timed, uint64_t dura
 // ---------------------------------------------------------------------------------------------
 // Scheduler.
 
-// Scheduler(*, overhead_us=0, gc_idle_us=0, on_miss=None, wdt=None, clock=None,
-//           tick_period=None, sleep=None)
+// Scheduler(*, overhead_us=0, gc_idle_us=0, jitter_us=None, isr_budget_us=0, isr_min_gap_us=0,
+//           on_miss=None, wdt=None, clock=None, tick_period=None, sleep=None)
 static mp_obj_t aii_scheduler_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
     const mp_obj_t *all_args) {
-    enum { ARG_overhead_us, ARG_gc_idle_us, ARG_on_miss, ARG_wdt, ARG_clock, ARG_tick_period,
-           ARG_sleep };
+    enum { ARG_overhead_us, ARG_gc_idle_us, ARG_jitter_us, ARG_isr_budget_us, ARG_isr_min_gap_us,
+           ARG_on_miss, ARG_wdt, ARG_clock, ARG_tick_period, ARG_sleep };
     // On the stack, not static: a native .mpy knows its QSTRs only at run time.
     const mp_arg_t allowed_args[] = {
         { MP_QSTR_overhead_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
         { MP_QSTR_gc_idle_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_jitter_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
+        { MP_QSTR_isr_budget_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
+        { MP_QSTR_isr_min_gap_us, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = MP_OBJ_NEW_SMALL_INT(0)} },
         { MP_QSTR_on_miss, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
         { MP_QSTR_wdt, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
         { MP_QSTR_clock, MP_ARG_KW_ONLY | MP_ARG_OBJ, {.u_obj = mp_const_none} },
@@ -163,8 +161,24 @@ static mp_obj_t aii_scheduler_make_new(const mp_obj_type_t *type, size_t n_args,
     mp_arg_parse_all_kw_array(n_args, n_kw, all_args, MP_ARRAY_SIZE(allowed_args), allowed_args,
         args);
 
-    uint32_t overhead_us = aii_arg_u32(args[ARG_overhead_us].u_obj, MP_QSTR_overhead_us);
+    // overhead_us="auto": measured by calibrate() once the scheduler exists.
+    mp_obj_t over = args[ARG_overhead_us].u_obj;
+    bool auto_over = false;
+    if (mp_obj_is_str(over)) {
+        size_t len;
+        const char *t = aii_arg_text(over, &len, MP_QSTR_overhead_us);
+        auto_over = len == 4 && memcmp(t, "auto", 4) == 0;
+    }
+    uint32_t overhead_us = auto_over ? 0 : aii_arg_u32(over, MP_QSTR_overhead_us);
     uint32_t gc_idle_us = aii_arg_u32(args[ARG_gc_idle_us].u_obj, MP_QSTR_gc_idle_us);
+    mp_obj_t jitter = args[ARG_jitter_us].u_obj;
+    uint32_t jitter_us = jitter == mp_const_none ? 0 : aii_arg_u32(jitter, MP_QSTR_jitter_us);
+    uint32_t isr_budget_us = aii_arg_u32(args[ARG_isr_budget_us].u_obj, MP_QSTR_isr_budget_us);
+    uint32_t isr_min_gap_us = aii_arg_u32(args[ARG_isr_min_gap_us].u_obj, MP_QSTR_isr_min_gap_us);
+    aii_text_t why = aii_sched_costs_why(isr_budget_us, isr_min_gap_us);
+    if (why != AII_T_NONE) {
+        aii_raise(&mp_type_ValueError, why);
+    }
     mp_obj_t on_miss = aii_arg_callable(args[ARG_on_miss].u_obj, MP_QSTR_on_miss, true);
     mp_obj_t wdt = args[ARG_wdt].u_obj;
     if (wdt != mp_const_none) {
@@ -204,11 +218,21 @@ static mp_obj_t aii_scheduler_make_new(const mp_obj_type_t *type, size_t n_args,
     self->sleep = sleep;
     self->stop = false;
     self->running = false;
+    memset(&self->calib, 0, sizeof(self->calib));
     aii_sched_init(&self->s, overhead_us);
+    aii_sched_set_tick_mask(&self->s, mask);
     self->s.gc_idle_us = gc_idle_us;
+    // An injected sleep() waits exactly; the real clock's idle wait polls for triggers.
+    self->s.jitter_us = jitter != mp_const_none ? jitter_us
+        : sleep != mp_const_none ? 0 : AII_SCHED_POLL_US;
+    self->s.isr_budget_us = isr_budget_us;
+    self->s.isr_min_gap_us = isr_min_gap_us;
     aii_clock_init(&self->clk, mask);
     memset(&self->job, 0, sizeof(self->job));
-    sched_now(self);
+    aii_sched_now(self);
+    if (auto_over) {
+        aii_call1(MP_OBJ_FROM_PTR(&aii_scheduler_calibrate_obj), MP_OBJ_FROM_PTR(self));
+    }
     return MP_OBJ_FROM_PTR(self);
 }
 
@@ -282,7 +306,7 @@ static mp_obj_t aii_scheduler_add(size_t n_args, const mp_obj_t *pos_args, mp_ma
     p.offset_us = offset_us;
     p.priority = priority;
     p.critical = mp_obj_is_true(args[ARG_critical].u_obj);
-    aii_time_t now = sched_now(self);
+    aii_time_t now = aii_sched_now(self);
     if (oneshot) {
         p.kind = AII_KIND_ONESHOT;
         p.deadline_at = sched_raw(self, args[ARG_deadline_at].u_obj, MP_QSTR_deadline_at);
@@ -304,13 +328,15 @@ static mp_obj_t aii_scheduler_add(size_t n_args, const mp_obj_t *pos_args, mp_ma
     if (st == AII_ERR_UNSCHEDULABLE) {
         char task[AII_I128_STR_MAX], wcrt[AII_I128_STR_MAX], deadline[AII_I128_STR_MAX];
         const aii_rta_result_t *rta = &self->rta;
-        // UINT32_MAX: the busy period did not converge.
+        // The analysis' reason, with the task and its two numbers; a response of UINT32_MAX:
+        // the busy period did not converge.
+        bool inf = rta->why == AII_T_ADMISSION && rta->failed_wcrt_us == UINT32_MAX;
         const char *args3[3] = {
             aii_fmt_int(task, rta->failed_task),
-            rta->failed_wcrt_us == UINT32_MAX ? "inf" : aii_fmt_int(wcrt, rta->failed_wcrt_us),
+            inf ? "inf" : aii_fmt_int(wcrt, rta->failed_wcrt_us),
             aii_fmt_int(deadline, rta->failed_deadline_us),
         };
-        aii_raise_args(AII_EXC(AdmissionError), AII_T_ADMISSION, args3, 3);
+        aii_raise_args(AII_EXC(AdmissionError), rta->why, args3, 3);
     }
     aii_check(st, AII_T_NONE);
     self->fn[tid] = fn;
@@ -332,7 +358,9 @@ static MP_DEFINE_CONST_FUN_OBJ_2(aii_scheduler_remove_obj, aii_scheduler_remove)
 // Safe from a hard interrupt handler: nothing here allocates unless the call is wrong.
 static mp_obj_t aii_scheduler_trigger(mp_obj_t self_in, mp_obj_t tid_in) {
     aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    aii_status_t st = aii_sched_trigger(&self->s, aii_arg_tid(tid_in));
+    // The trigger's own time: its job's deadline and misses count from here.
+    int tid = aii_arg_tid(tid_in);
+    aii_status_t st = aii_sched_trigger(&self->s, tid, sched_raw_now(self));
     aii_check(st, st == AII_ERR_STATE ? AII_T_NOT_SPORADIC : AII_T_NONE);
     return mp_const_none;
 }
@@ -351,15 +379,15 @@ static mp_obj_t aii_scheduler_run(size_t n_args, const mp_obj_t *args) {
         }
         duration = r.mag;
     }
-    sched_enter(self);
+    aii_sched_enter(self);
     mp_uint_t n = 0;
-    AII_TRY_FINALLY(n = sched_loop(self, timed, duration), sched_leave(self));
+    AII_TRY_FINALLY(n = sched_loop(self, timed, duration), aii_sched_leave(self));
     return mp_obj_new_int_from_uint(n);
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_scheduler_run_obj, 1, 2, aii_scheduler_run);
 
-static mp_obj_t sched_once(aii_scheduler_obj_t *self) {
-    aii_status_t st = aii_sched_dispatch(&self->s, sched_now(self), &self->job);
+mp_obj_t aii_sched_once(aii_scheduler_obj_t *self) {
+    aii_status_t st = aii_sched_dispatch(&self->s, aii_sched_now(self), &self->job);
     aii_check(st, AII_T_NONE);
     mp_obj_t ret = mp_const_none;
     if (st != AII_OK) {
@@ -374,9 +402,9 @@ static mp_obj_t sched_once(aii_scheduler_obj_t *self) {
 // Scheduler.run_once() -> tid or None
 static mp_obj_t aii_scheduler_run_once(mp_obj_t self_in) {
     aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    sched_enter(self);
+    aii_sched_enter(self);
     mp_obj_t ret = mp_const_none;
-    AII_TRY_FINALLY(ret = sched_once(self), sched_leave(self));
+    AII_TRY_FINALLY(ret = aii_sched_once(self), aii_sched_leave(self));
     return ret;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_run_once_obj, aii_scheduler_run_once);
@@ -389,89 +417,6 @@ static mp_obj_t aii_scheduler_stop(mp_obj_t self_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_stop_obj, aii_scheduler_stop);
 
-static mp_obj_t stats_tuple(aii_scheduler_obj_t *self, int tid) {
-    aii_task_stats_t st;
-    aii_check(aii_sched_stats(&self->s, tid, &st), AII_T_NONE);
-    uint32_t jobs = st.jobs;
-    mp_obj_t t[10] = {
-        mp_obj_new_int_from_uint(jobs),
-        mp_obj_new_int_from_uint(st.misses),
-        mp_obj_new_int_from_uint(st.overruns),
-        mp_obj_new_int_from_uint(st.dropped),
-        mp_obj_new_int_from_uint(st.skipped),
-        mp_obj_new_int_from_uint(jobs ? st.resp_min_us : 0),
-        mp_obj_new_int_from_uint(st.resp_max_us),
-        aii_mp_new_u64(jobs ? st.resp_sum_us / jobs : 0),
-        mp_obj_new_int_from_uint(st.latency_max_us),
-        mp_obj_new_int_from_uint(st.exec_max_us),
-    };
-    return mp_obj_new_tuple(10, t);
-}
-
-// Scheduler.stats([tid]) -> tuple, or {tid: tuple}
-static mp_obj_t aii_scheduler_stats(size_t n_args, const mp_obj_t *args) {
-    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(args[0]);
-    if (n_args > 1 && args[1] != mp_const_none) {
-        return stats_tuple(self, aii_arg_tid(args[1]));
-    }
-    mp_obj_t d = mp_obj_new_dict(0);
-    for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
-        if (aii_sched_task_used(&self->s, i)) {
-            mp_obj_dict_store(d, MP_OBJ_NEW_SMALL_INT(i), stats_tuple(self, i));
-        }
-    }
-    return d;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(aii_scheduler_stats_obj, 1, 2, aii_scheduler_stats);
-
-// Scheduler.admit() -> [(tid, level, wcrt_us, deadline_us, blocking_us, jobs), ...]
-static mp_obj_t aii_scheduler_admit(mp_obj_t self_in) {
-    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    aii_check(aii_sched_admit(&self->s, &self->rta), AII_T_NONE);
-    mp_obj_t list = mp_obj_new_list(0, NULL);
-    for (int i = 0; i < self->rta.n; i++) {
-        const aii_rta_entry_t *e = &self->rta.entry[i];
-        mp_obj_t t[6] = {
-            MP_OBJ_NEW_SMALL_INT(e->task),
-            MP_OBJ_NEW_SMALL_INT(e->level),
-            mp_obj_new_int_from_uint(e->wcrt_us),
-            mp_obj_new_int_from_uint(e->deadline_us),
-            mp_obj_new_int_from_uint(e->blocking_us),
-            mp_obj_new_int_from_uint(e->jobs),
-        };
-        mp_obj_list_append(list, mp_obj_new_tuple(6, t));
-    }
-    return list;
-}
-static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_admit_obj, aii_scheduler_admit);
-
-// Scheduler.info() -> (method, n_tasks, total_jobs, total_misses, dispatches, gc_runs)
-static mp_obj_t aii_scheduler_info(mp_obj_t self_in) {
-    aii_scheduler_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    qstr method = MP_QSTR__question_;
-    switch (self->s.method) {
-        case AII_METHOD_EXPLICIT:
-            method = MP_QSTR_explicit;
-            break;
-        case AII_METHOD_DM:
-            method = MP_QSTR_dm;
-            break;
-        case AII_METHOD_OPA:
-            method = MP_QSTR_opa;
-            break;
-    }
-    mp_obj_t t[6] = {
-        MP_OBJ_NEW_QSTR(method),
-        MP_OBJ_NEW_SMALL_INT(self->s.n_tasks),
-        mp_obj_new_int_from_uint(self->s.total_jobs),
-        mp_obj_new_int_from_uint(self->s.total_misses),
-        mp_obj_new_int_from_uint(self->s.dispatches),
-        mp_obj_new_int_from_uint(self->s.gc_runs),
-    };
-    return mp_obj_new_tuple(6, t);
-}
-static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_info_obj, aii_scheduler_info);
-
 #define AII_SCHEDULER_METHODS(X) \
     X(add, aii_scheduler_add_obj) \
     X(remove, aii_scheduler_remove_obj) \
@@ -481,6 +426,11 @@ static MP_DEFINE_CONST_FUN_OBJ_1(aii_scheduler_info_obj, aii_scheduler_info);
     X(stop, aii_scheduler_stop_obj) \
     X(stats, aii_scheduler_stats_obj) \
     X(admit, aii_scheduler_admit_obj) \
-    X(info, aii_scheduler_info_obj)
+    X(analysis, aii_scheduler_analysis_obj) \
+    X(info, aii_scheduler_info_obj) \
+    X(costs, aii_scheduler_costs_obj) \
+    X(calibrate, aii_scheduler_calibrate_obj) \
+    X(trace, aii_scheduler_trace_obj) \
+    X(trace_lost, aii_scheduler_trace_lost_obj)
 
 AII_DEFINE_TYPE(aii_type_Scheduler, Scheduler, aii_scheduler_make_new, AII_SCHEDULER_METHODS);

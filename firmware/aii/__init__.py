@@ -89,3 +89,9 @@ except ImportError:
     )
 
     NATIVE = False
+
+try:
+    # The particle kernel (native only, out of the minimal configuration: AII_HAS_PARTICLES).
+    from _aii import Particles
+except ImportError:
+    pass

@@ -65,46 +65,46 @@ _T_OUT_OF_RANGE = const(8)
 _T_NOT_STR = const(11)
 _T_NOT_BYTES = const(12)
 _T_NOT_INT = const(13)
-_T_ONE_FORMAT = const(29)
-_T_BAD_NAME = const(30)
-_T_BITS_RANGE = const(31)
-_T_DIGITS_RANGE = const(32)
-_T_INITIAL_NEGATIVE = const(33)
-_T_AMOUNT_NOT_POSITIVE = const(34)
-_T_SAME_ACCOUNT = const(35)
-_T_WRONG_QUANTITY = const(36)
-_T_NO_SUCH_HOLD = const(37)
-_T_NO_SUCH_QUANTITY = const(38)
-_T_NO_SUCH_ACCOUNT = const(39)
-_T_TXID_IN_USE = const(40)
-_T_NAME_IN_USE = const(41)
-_T_TX_TOO_LONG = const(42)
-_T_SEQ_EXHAUSTED = const(43)
-_T_QTY_TABLE_FULL = const(44)
-_T_ACCOUNT_TABLE_FULL = const(45)
-_T_HOLD_TABLE_FULL = const(46)
-_T_TX_OPEN = const(47)
-_T_NO_TX = const(48)
-_T_NOTHING_TO_UNDO = const(49)
-_T_BALANCE_OVERFLOW = const(50)
-_T_INSUFFICIENT = const(51)
-_T_VIOLATION = const(52)
-_T_STATE_CORRUPT = const(53)
-_T_BAD_CHECKPOINT = const(54)
-_T_JOURNAL_RECORD = const(56)
-_T_BAD_CRC = const(57)
-_T_SEQUENCE_GAP = const(58)
-_T_SEAL_MISMATCH = const(59)
-_T_DOES_NOT_APPLY = const(60)
-_T_BAD_FORMAT = const(61)
-_T_BAD_NUMBER = const(62)
-_T_DIVISION_BY_ZERO = const(63)
-_T_RESULT_RANGE = const(64)
-_T_INEXACT = const(65)
-_T_SUM_RANGE = const(66)
-_T_NOT_INT_ITEMS = const(67)
-_T_NO_BUFFER = const(68)
-_T_NOT_CONTIGUOUS = const(69)
+_T_ONE_FORMAT = const(32)
+_T_BAD_NAME = const(33)
+_T_BITS_RANGE = const(34)
+_T_DIGITS_RANGE = const(35)
+_T_INITIAL_NEGATIVE = const(36)
+_T_AMOUNT_NOT_POSITIVE = const(37)
+_T_SAME_ACCOUNT = const(38)
+_T_WRONG_QUANTITY = const(39)
+_T_NO_SUCH_HOLD = const(40)
+_T_NO_SUCH_QUANTITY = const(41)
+_T_NO_SUCH_ACCOUNT = const(42)
+_T_TXID_IN_USE = const(43)
+_T_NAME_IN_USE = const(44)
+_T_TX_TOO_LONG = const(45)
+_T_SEQ_EXHAUSTED = const(46)
+_T_QTY_TABLE_FULL = const(47)
+_T_ACCOUNT_TABLE_FULL = const(48)
+_T_HOLD_TABLE_FULL = const(49)
+_T_TX_OPEN = const(50)
+_T_NO_TX = const(51)
+_T_NOTHING_TO_UNDO = const(52)
+_T_BALANCE_OVERFLOW = const(53)
+_T_INSUFFICIENT = const(54)
+_T_VIOLATION = const(55)
+_T_STATE_CORRUPT = const(56)
+_T_BAD_CHECKPOINT = const(57)
+_T_JOURNAL_RECORD = const(59)
+_T_BAD_CRC = const(60)
+_T_SEQUENCE_GAP = const(61)
+_T_SEAL_MISMATCH = const(62)
+_T_DOES_NOT_APPLY = const(63)
+_T_BAD_FORMAT = const(64)
+_T_BAD_NUMBER = const(65)
+_T_DIVISION_BY_ZERO = const(66)
+_T_RESULT_RANGE = const(67)
+_T_INEXACT = const(68)
+_T_SUM_RANGE = const(69)
+_T_NOT_INT_ITEMS = const(70)
+_T_NO_BUFFER = const(71)
+_T_NOT_CONTIGUOUS = const(72)
 # Journal record (aii_record.h): each field's offset and width.
 _REC_SEQ = const(0)
 _REC_SEQ_FMT = const("<I")
@@ -122,9 +122,12 @@ _REC_NAME = const(20)
 _REC_NAME_LEN = const(12)
 _REC_AMOUNT = const(32)
 _REC_AMOUNT_FMT = const("<q")
-_REC_CRC = const(40)
+_REC_ORIGIN = const(40)
+_REC_ORIGIN_ID = const(41)
+_REC_ORIGIN_ID_FMT = const("<I")
+_REC_CRC = const(45)
 _REC_CRC_FMT = const("<I")
-_REC_SIZE = const(44)
+_REC_SIZE = const(49)
 _REC_TXID = const(20)
 _REC_TXID_FMT = const("<Q")
 _REC_HASH = const(16)
@@ -174,6 +177,7 @@ _DECIMAL = const(0x80)
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 _U64_MAX = (1 << 64) - 1
+_U32_MAX = (1 << 32) - 1
 _INT_MIN = -(1 << 31)  # the C `int` parameters of the core
 _INT_MAX = (1 << 31) - 1
 _SEQ_LAST = (1 << 32) - 2  # the core refuses new records from here on
@@ -405,8 +409,9 @@ def _parse(s, den, exact=False, decimal=False):
     i = ip = fp = ndig = 0
     fden = 1
     neg = big = bad = False
-    if n > 0 and (s[0] == 43 or s[0] == 45):
-        neg = s[0] == 45
+    # The signs as bytes, not numbers: 45 is also a record offset (tests/host/test_rules_once.py).
+    if n > 0 and s[0] in b"+-":
+        neg = s[0] == b"-"[0]
         i = 1
     while i < n and 48 <= s[i] <= 57:
         # Anything above 2**63 overflows anyway; keep scanning so bad syntax still wins.
@@ -585,6 +590,8 @@ class Ledger:
         self._pend = []
         self._lost = 0
         self._now = 0
+        self._origin = 0  # stamped on new records (set_origin), SEALs excepted
+        self._origin_id = 0
         self._in_tx = False
         self._viol = (-1, 0, 0, 0)  # qty, expected, actual, delta
         # Why the last refusal (aii_ledger_t: why, why_record, why_at).
@@ -870,6 +877,9 @@ class Ledger:
         _put(r, _REC_SEQ, _REC_SEQ_FMT, (self._seq + 1) & 0xFFFFFFFF)
         r[_REC_OP] = op
         _put(r, _REC_TIME, _REC_TIME_FMT, self._now)
+        if op != _OP_SEAL:
+            r[_REC_ORIGIN] = self._origin
+            _put(r, _REC_ORIGIN_ID, _REC_ORIGIN_ID_FMT, self._origin_id)
         return r
 
     def _seal_live(self):
@@ -1127,6 +1137,11 @@ class Ledger:
 
     def set_time(self, t):
         self._now = _ranged("t", t, 0, _U64_MAX)
+
+    def set_origin(self, kind, ident):
+        k = _ranged("kind", kind, 0, 255)
+        self._origin_id = _ranged("ident", ident, 0, _U32_MAX)
+        self._origin = k
 
     def journal(self):
         out = b"".join(self._ring)

@@ -35,6 +35,9 @@ TEXT = (
     "min_gap_us must be > 0",  # T_MIN_GAP_ZERO
     "deadline_us must be <= period",  # T_DEADLINE_OVER_PERIOD
     "mix of explicit and automatic priorities",  # T_PRIORITY_MIX
+    "task {}: analysis stopped at its cap of {} iterations",  # T_ANALYSIS_CAP
+    "task {}: the set may change only at the next idle instant, at most {} us away",  # T_WAIT_IDLE
+    "isr_min_gap_us must be > 0 with isr_budget_us",  # T_ISR_GAP
     "give only one of digits, bits",  # T_ONE_FORMAT
     "bad name",  # T_BAD_NAME
     "bits out of range",  # T_BITS_RANGE
@@ -76,6 +79,20 @@ TEXT = (
     "buffer items must be int32 or int64",  # T_NOT_INT_ITEMS
     "buffer must support the buffer protocol",  # T_NO_BUFFER
     "buffer must be contiguous",  # T_NOT_CONTIGUOUS
+    "not a particle table (damaged, or of another version)",  # T_PT_TABLE
+    "box side {} out of range (3 x (cutoff + skin) .. 2**30 units)",  # T_PT_BOX
+    "memory must be 8-byte aligned",  # T_PT_ALIGN
+    "more particles than the capacity",  # T_PT_FULL
+    "neighbour list full (give it more capacity)",  # T_PT_LIST
+    "quantum must be 1 .. 2**32-1",  # T_PT_QUANTUM
+    "skin must be 0 .. the cutoff",  # T_PT_SKIN
+    "particle {}: mass must be 1..65535 and divide the quantum",  # T_PT_MASS
+    "particle {}: position outside the box",  # T_PT_POSITION
+    "particle {}: velocity beyond the table's v_max",  # T_PT_VELOCITY
+    "particles {} and {} overlap (closer than the table's r_min)",  # T_PT_OVERLAP
+    "particle {} is in a cell of ghosts",  # T_PT_DOMAIN
+    "particle {}: impulse not a multiple of its mass",  # T_PT_IMPULSE
+    "particle ids must ascend",  # T_PT_IDS
 )
 STATUS_TEXT = {
     -1: 1,  # ERR_ARG: T_INVALID_ARGUMENT

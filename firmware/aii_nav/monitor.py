@@ -36,7 +36,7 @@ PARAMS = {
     "a_max": (1000, 1, 20000),  # mm/s^2: the drive never accelerates faster
     "alpha_max": (4000, 1, 100000),  # mrad/s^2: nor turns up faster
     "b_min": (2000, 100, 20000),  # mm/s^2: braking takes at least this off the speed
-    "people": (1500, 0, 5000),  # mm/s: nobody moves faster
+    "people": (1000, 0, 5000),  # mm/s: nobody moves faster (walking; docs/navigation.md, 3)
     "sectors": (64, 16, 256),  # lidar sectors (a power of two), each the minimum of its rays
     "range_max": (10000, 1000, 10000),  # mm: a sector with no return reports this
     "range_err": (30, 0, 500),  # mm: a range is at most this much longer than the truth
@@ -45,7 +45,7 @@ PARAMS = {
     "odo_err_mm": (10, 0, 1000),  # relative odometry between two readings: this ...
     "odo_pct": (2, 0, 50),  # ... plus this % of the distance between them
     "head_err": (10, 0, 500),  # mrad: relative heading error between two readings
-    "link_us": (50000, 0, 1000000),  # from sending a frame to the node handling it
+    "link_us": (10000, 0, 1000000),  # from the host sending a frame to its bytes at the node
     "scan_age_us": (350000, 1000, 2000000),  # freshness limits
     "odom_age_us": (200000, 1000, 2000000),
     "link_timeout_us": (150000, 1000, 5000000),  # no frame at all for this long: `link`

@@ -34,10 +34,14 @@ REC_NAME = const(20)
 REC_NAME_LEN = const(12)
 REC_AMOUNT = const(32)
 REC_AMOUNT_LEN = const(8)
-REC_CRC = const(40)
+REC_ORIGIN = const(40)
+REC_ORIGIN_LEN = const(1)
+REC_ORIGIN_ID = const(41)
+REC_ORIGIN_ID_LEN = const(4)
+REC_CRC = const(45)
 REC_CRC_LEN = const(4)
-REC_SIZE = const(44)
-REC_FORMAT = "<IBBBBQHH12sqI"
+REC_SIZE = const(49)
+REC_FORMAT = "<IBBBBQHH12sqBII"
 REC_TXID = const(20)
 REC_TXID_LEN = const(8)
 REC_HASH = const(16)
@@ -55,6 +59,13 @@ OP_PREPARE = const(7)
 OP_SETTLE = const(8)
 OP_RELEASE = const(9)
 OP_SEAL = const(10)
+
+# Record origins (aii_origin_t).
+ORIGIN_NONE = const(0)
+ORIGIN_SIGNED = const(1)
+ORIGIN_TASK = const(2)
+ORIGIN_CONSOLE = const(3)
+ORIGIN_CONFIG = const(4)
 
 # Checkpoint (aii_record.h).
 CKPT_HEAD_MAGIC = const(0)

@@ -38,3 +38,60 @@ def check(key, msg, tag):
     if not key:
         return False
     return equal(mac(key, msg), tag)
+
+
+WINDOW = 1 << 16  # a signed seq may be at most this far above the last one that ran
+REQUEST = b"q"  # direction of a request, host to node (docs/protocol.md §3)
+
+
+def bound(node, signed, direction=REQUEST):
+    """The bytes a MAC covers: the direction, the node id (its length first) and the frame's
+    signed part, so a frame signed for one node checks on no other, whatever their keys."""
+    if type(node) is str:
+        node = node.encode()
+    return b"%s|%d|%s|%s" % (direction, len(node), node, signed)
+
+
+class Guard:
+    """One link (the serial line, or the network: all its clients together) and its bad MACs.
+    `remote`: the network, whose console only reads and whose Ctrl-C stops nothing.
+
+    Bad MACs: the first FREE in a row are checked and refused; after them each
+    signed request within the pause (PAUSE_MS, doubling per further bad MAC up to MAX_MS) is
+    refused without checking it. A good MAC ends the run. `count` is the total for status;
+    `report()` says when an event is due (at 1, 2, 4, 8, ... bad MACs): a flood costs the node
+    neither a hash per frame nor an event per frame."""
+
+    FREE = 3
+    PAUSE_MS = 250
+    MAX_MS = 30000
+
+    def __init__(self, name, remote=False):
+        self.name = name
+        self.remote = remote
+        self.run = 0
+        self.count = 0
+        self.until = None  # ticks_ms until which signed requests are refused unchecked
+
+    def wait_ms(self, now, diff):
+        """ms left of the pause at `now` (diff: ticks_diff), 0 when there is none."""
+        if self.until is None:
+            return 0
+        left = diff(self.until, now)
+        if left <= 0:
+            self.until = None
+            return 0
+        return left
+
+    def bad(self, now, add):
+        self.run += 1
+        self.count += 1
+        if self.run > self.FREE:
+            self.until = add(now, min(self.MAX_MS, self.PAUSE_MS << min(self.run - self.FREE, 8)))
+
+    def good(self):
+        self.run = 0
+        self.until = None
+
+    def report(self):
+        return self.count & (self.count - 1) == 0

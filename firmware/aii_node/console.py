@@ -2,27 +2,41 @@
 """Human console (docs/protocol.md §7) and the bounded, non-blocking line reader.
 
 Every line that does not start with `@` is a human command; answers are small tables, and
-errors start with `error:` and say what to try next. Handlers never raise.
+errors start with `error:` and say what to try next. Handlers never raise. The console reads;
+it changes nothing (docs/protocol.md §9): settings and balances change through signed requests,
+`transfer` only where a signed config_set (or the deployed config) turned `console_writes` on,
+and never from a network client.
 """
 
+from ._record import ORIGIN_CONSOLE, ORIGIN_NONE
 from .frame import MAX_FRAME
 from .store import StorageFault
 
 MAX_LINE = MAX_FRAME  # console lines share the frame bound
 LONG_FRAME = 1  # markers LineReader returns for a dropped overlong line
 LONG_TEXT = 2
+GAP_MS = 1  # the longest wait for the next byte of a burst (LineReader.poll)
+CTRL_C = 3  # marker: a 0x03 byte read as data (it also drops the line typed so far)
+# A simulated board's bridge puts REMOTE before each line one of its network clients sent
+# (host/aii_host/vboard/supervisor.py): read-only, like a client of net.py on a board.
+REMOTE = b"\x01"
+_TAG = len(REMOTE)
 
 
 class LineReader:
     """Collects bytes into lines without blocking; a line longer than MAX_LINE is dropped up to
     its newline and reported as LONG_FRAME (it started with '@') or LONG_TEXT.
 
-    `ready()` says whether a byte can be read now, `read1()` reads one (bytes or str).
+    `ready()` says whether a byte can be read now, `read1()` reads one (bytes or str);
+    `wait(ms)`, if given, whether one arrives within ms: in the middle of a burst the next byte
+    may be a moment behind (qemu's UART holds one byte and hands over the next only after the
+    guest read the last), and a line would otherwise take one console job per byte or two.
     """
 
-    def __init__(self, ready, read1, max_line=MAX_LINE, per_call=256):
+    def __init__(self, ready, read1, max_line=MAX_LINE, per_call=256, wait=None):
         self.ready = ready
         self.read1 = read1
+        self.wait = wait
         self.max_line = max_line
         self.per_call = per_call  # bytes per poll: bounds the time a console job takes
         self.buf = bytearray()
@@ -39,10 +53,15 @@ class LineReader:
                     lines.append(bytes(self.buf))
                 self.buf = bytearray()
                 self.discard = 0
+            elif c == 3:
+                lines.append(CTRL_C)
+                self.buf = bytearray()
+                self.discard = 0
             elif c == 13 or self.discard:
                 pass
-            elif len(self.buf) >= self.max_line - 1:
-                self.discard = LONG_FRAME if self.buf[0] == 0x40 else LONG_TEXT
+            elif len(self.buf) >= self.max_line - 1 + (_TAG if self.buf[:_TAG] == REMOTE else 0):
+                at = _TAG if self.buf[:_TAG] == REMOTE else 0
+                self.discard = LONG_FRAME if self.buf[at : at + 1] == b"@" else LONG_TEXT
                 self.buf = bytearray()
             else:
                 self.buf.append(c)
@@ -50,7 +69,13 @@ class LineReader:
 
     def poll(self):
         data = bytearray()
-        while len(data) < self.per_call and self.ready():
+        while len(data) < self.per_call:
+            # A burst in progress (a line begun in this call) is worth one short wait per byte;
+            # a pause of GAP_MS ends the call (a human typing costs one wait per key).
+            if not self.ready():
+                midline = data and data[-1] != 10
+                if not (midline and self.wait is not None and self.wait(GAP_MS)):
+                    break
             c = self.read1()
             if not c:
                 break
@@ -70,10 +95,13 @@ def stdin_reader():
     def ready():
         return bool(p.poll(0))
 
+    def wait(ms):
+        return bool(p.poll(ms))
+
     def read1():
         return stream.read(1)
 
-    return LineReader(ready, read1)
+    return LineReader(ready, read1, wait=wait)
 
 
 HELP = """commands:
@@ -82,9 +110,12 @@ HELP = """commands:
   tasks                         scheduled tasks with deadline statistics
   ledger                        balances and open holds
   transfer SRC DST QTY AMOUNT   move AMOUNT (decimal, e.g. 1.5) of QTY from SRC to DST
-  config [KEY [VALUE]]          show the configuration, one key, or set a key
+                                (only when console_writes is on: signed config_set)
+  config [KEY]                  show the configuration, or one key
   reset                         persist and restart the node
+settings change through signed requests (aii node-config) or aii deploy;
 machine frames start with '@' (docs/protocol.md)"""
+NOT_REMOTE = "error: %s is not taken from a network client: use a signed request (docs/protocol.md section 3)"
 
 
 def table(header, rows):
@@ -122,11 +153,16 @@ def do_ledger(node, args):
     return out + "\n\ndigest " + v["digest"]
 
 
-def do_transfer(node, args):
+def do_transfer(node, args, remote=False):
+    if remote:
+        return NOT_REMOTE % "transfer"
     if len(args) != 4:
         return "error: usage: transfer SRC DST QTY AMOUNT (e.g. transfer grid load Wh 1.5)"
     if not node.console_writes():
-        return "error: console transfers are disabled (config console_writes 1 to allow)"
+        return (
+            "error: console transfers are off: a signed config_set console_writes 1 "
+            "(aii node-config) or the deployed config turns them on"
+        )
     src, dst, qty, amount = args
     try:
         q = node.quantity_id(qty)
@@ -135,16 +171,19 @@ def do_transfer(node, args):
         v = node.parse_amount(q, amount)
     except (ValueError, OverflowError) as e:
         return "error: %s (see 'ledger')" % e
+    node.origin = (ORIGIN_CONSOLE, 0)  # stamped on its record
     try:
         r = node.move("transfer", a, q, v, b)
     except (ValueError, RuntimeError, OverflowError) as e:
         return "error: refused: %s" % (str(e) or "ledger error")
     except StorageFault as e:
         return "error: not applied: storage fault (%s); see status, docs/faults.md" % e
+    finally:
+        node.origin = (ORIGIN_NONE, 0)
     return "ok: journal seq %d" % r["seq"]
 
 
-def do_config(node, args):
+def do_config(node, args, remote=False):
     cfg = node.config_public()
     if not args:
         return table(["key", "value"], [[k, cfg[k]] for k in sorted(cfg)])
@@ -152,19 +191,26 @@ def do_config(node, args):
         if args[0] not in cfg:
             return "error: no key %r (try 'config' for the list)" % args[0]
         return "%s %s" % (args[0], cfg[args[0]])
-    if len(args) > 2:
-        return "error: usage: config KEY VALUE"
-    try:
-        node.config_set(args[0], args[1])
-    except ValueError as e:
-        return "error: %s" % e
-    return "ok: %s %s" % (args[0], node.config_public()[args[0]])
+    return (
+        "error: the console does not change settings: send a signed config_set "
+        "(aii node-config --port PORT --key KEY %s VALUE) or deploy a config" % args[0][:32]
+    )
 
 
-def do_reset(node, args):
+def do_reset(node, args, remote=False):
+    if remote:
+        return NOT_REMOTE % "reset"
+    if node.locked():
+        # A boot is the one moment Ctrl-C could reach the REPL: not for whoever is at the line.
+        return (
+            "error: a locked console does not reset the node: send a signed maintenance "
+            "(aii node-unlock) first (docs/protocol.md section 9)"
+        )
     node.request_reset()
     return "ok: persisted, restarting"
 
+
+_CHANGING = (do_transfer, do_config, do_reset)
 
 COMMANDS = {
     "help": do_help,
@@ -177,8 +223,9 @@ COMMANDS = {
 }
 
 
-def handle(node, line):
-    """Answer one human line (bytes); returns text. Never raises."""
+def handle(node, line, remote=False):
+    """Answer one human line (bytes) from the serial line, or from a network client
+    (`remote`: nothing that changes the node); returns text. Never raises."""
     try:
         text = line.decode()
     except UnicodeError:  # MicroPython raises UnicodeError, CPython a subclass
@@ -190,6 +237,8 @@ def handle(node, line):
     if fn is None:
         return "error: unknown command %r (type 'help')" % words[0][:32]
     try:
+        if fn in _CHANGING:
+            return fn(node, words[1:], remote)
         return fn(node, words[1:])
     except Exception as e:  # noqa: BLE001 - a console typo must not stop the node
         node.log_exception(e)

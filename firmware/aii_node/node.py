@@ -2,7 +2,9 @@
 """The node (docs/protocol.md): config, ledger, scheduled tasks, console and persistence.
 
 Config is a JSON file on the device (docs/protocol.md §8). The heartbeat, the console reader
-and the user tasks are all jobs of one aii.Scheduler; Ctrl-C stops it after persisting.
+and the user tasks are all jobs of one aii.Scheduler; Ctrl-C stops it after persisting, unless
+the console is locked (lock.py). Only signed requests change balances and settings; every
+journal record carries its origin (the signed seq, the task, the console, the config).
 """
 
 import json
@@ -11,35 +13,20 @@ from binascii import hexlify, unhexlify
 
 import aii
 
-from . import console, proto, scan
+from . import console, lock, proto, scan
+from ._record import ORIGIN_CONFIG, ORIGIN_NONE, ORIGIN_TASK
+from .auth import Guard
+from .clock import ticks_add, ticks_diff, ticks_ms, ticks_us
 from .events import Events
 from .frame import E_ARGS, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
 from .session import Session, resolve_intent
 from .store import SESSION, StorageFault, Store, error_text, record_range
 
-try:
-    from time import ticks_add, ticks_diff, ticks_ms, ticks_us
-except ImportError:  # CPython without the simulated board's time shim (unit tests)
-    import time as _t
-
-    def ticks_ms():
-        return int(_t.monotonic() * 1000)
-
-    def ticks_us():
-        return int(_t.monotonic() * 1000000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-    def ticks_add(a, b):
-        return a + b
-
-
 VERSION = "0.1.0"
 OK, FAULT, RECOVERY = "ok", "storage_fault", "recovery"
 METER_BATCH = 8  # meter periods applied per commit (one transaction, one durable append)
 CONFIG = "aii_node.json"
-SETTABLE = ("offline_after", "console_writes", "label")
+SETTABLE = ("offline_after", "console_writes", "label")  # by a signed config_set only
 PER_NODE = ("node", "key", "label", "tcp_port", "tcp_host", "data_dir")
 
 
@@ -93,9 +80,19 @@ class Node:
         self.uptime = 0
         self.refused = {}
         self.meters = []  # [name, periods due, (src, dst, quantity, amount) ids or None, task]
-        self.nav = None  # aii_nav.link.Nav when the config has "nav" (attached by run())
+        self.nav = None  # aii_nav.link.Nav when the config has "nav" (attached by start())
         self.probe_ms = cfg.get("probe_ms", 2000)
+        self.origin = (ORIGIN_NONE, 0)  # who asks for the change under way (proto, console)
+        self.serial = Guard("serial")  # bad MACs on the serial line
+        # ... and on the network, one count for every client (net.py, a simulated board's
+        # bridge): a client that reconnects does not start afresh.
+        self.network = Guard("network", True)
+        self.lock = "off"  # the console lock (lock.py), applied when the node runs
         self.boot()
+        if "particles" in cfg:
+            from . import particles  # docs/particles.md section 8
+
+            particles.attach(self)
 
     # ---- boot and persistence (docs/protocol.md §6, docs/faults.md) ----
     def boot(self):
@@ -109,7 +106,7 @@ class Node:
         self.repaired = sc.repaired
         self.top = sc.top
         saved = sc.session
-        self.session = Session(saved[0], saved[1], self.key) if saved else Session()
+        self.session = Session(saved[0], saved[1], self.key, self.node_id) if saved else Session()
         if sc.refuse is not None or sc.damage:
             self._recovery(sc)
             return
@@ -160,6 +157,7 @@ class Node:
 
     def _create_config_objects(self):
         led = self.ledger
+        led.set_origin(ORIGIN_CONFIG, 0)
         for q in self.cfg.get("quantities", []):
             try:
                 led.quantity(q["name"])
@@ -305,6 +303,7 @@ class Node:
             raise proto.ProtoError(E_ARGS, "amount must be 1 .. 2**63-1")
         self._stamp()
         led = self.ledger
+        led.set_origin(self.origin[0], self.origin[1])
         if op == "transfer":
             led.transfer(a, b, q, amount)
         elif op == "inflow":
@@ -326,6 +325,7 @@ class Node:
         except ValueError:
             raise proto.ProtoError(E_STATE, "no such transaction")
         self._stamp()
+        led.set_origin(self.origin[0], self.origin[1])
         if op == "settle":
             led.settle(txid)
         else:
@@ -364,6 +364,8 @@ class Node:
             "repaired": len(self.repaired),
             "lost": self.session.lost,
             "recovery": {"nonce": self.nonce, "top": self.top} if self.state == RECOVERY else None,
+            "lock": self.lock,
+            "bad_mac": self.serial.count + self.network.count,
         }
 
     def task_rows(self):
@@ -479,7 +481,17 @@ class Node:
         return self.cfg.get(k, "")
 
     def console_writes(self):
-        return bool(self.cfg.get("console_writes", 1))
+        # Off unless a signed config_set or the deployed config turned it on.
+        return bool(self.cfg.get("console_writes", 0))
+
+    def locked(self):
+        return lock.locked(self.lock)
+
+    def maintenance(self):
+        """A signed `maintenance` request: Ctrl-C stops the app again until the next boot."""
+        self.lock = lock.unlock()
+        self.emit("maintenance", {"lock": self.lock})
+        return {"lock": self.lock}
 
     def config_set(self, key, value):
         if key not in SETTABLE:
@@ -551,20 +563,39 @@ class Node:
             self._stamp()
             self.emit("heartbeat", {"uptime_ms": self.uptime, "seq": self.ledger_seq()}, False)
 
-    def handle_line(self, line, write=None):
-        """Answer one line (or LineReader marker) on `write` (default: the serial console)."""
+    def handle_line(self, line, write=None, link=None):
+        """Answer one line (or LineReader marker) on `write` (default: the serial console).
+        `link`: an auth.Guard, the serial line's by default; a remote one (a network client)
+        changes nothing and cannot stop the app without a signed request."""
         write = write or self.write
+        if link is None:
+            link = self.serial
+            if type(line) is not int and line[:1] == console.REMOTE:
+                link, line = self.network, line[1:]
         if line == console.LONG_FRAME:
             write(proto.error(0, E_TOO_LONG, "frame too long"))
         elif line == console.LONG_TEXT:
             write(b"error: line too long (at most 1023 characters)\n")
+        elif line == console.CTRL_C:
+            self._ctrl_c(link, write)
         elif line[:1] == b"@":
-            for out in proto.handle(self, line):
+            for out in proto.handle(self, line, link):
                 write(out)
         else:
-            text = console.handle(self, line)
+            text = console.handle(self, line, link.remote)
             if text:
                 write(text.encode() + b"\n")
+
+    def _ctrl_c(self, link, write):
+        # 0x03 read as data: a locked console (kbd_intr(-1)), a port whose UART does not raise
+        # KeyboardInterrupt, or a network client. Only the serial line of an unlocked node
+        # stops the app with it.
+        if link.remote:
+            write(b"error: ctrl-c is not taken over the network\n")
+        elif self.locked():
+            write(b"locked: ctrl-c is off while the node runs (docs/protocol.md section 9)\n")
+        else:
+            raise KeyboardInterrupt
 
     def _console(self):
         # The node's I/O job: meter periods become durable here, storage is probed here, and
@@ -580,8 +611,8 @@ class Node:
             if ticks_diff(ticks_us(), t0) > self.console_budget // 2:
                 break
         if self.tcp is not None:
-            for line in self.tcp.lines():
-                self.handle_line(line, self.tcp.send)
+            for line, client in self.tcp.lines():
+                self.handle_line(line, client.send, self.network)
         if self.reset_requested:
             self.sched.stop()
 
@@ -591,7 +622,8 @@ class Node:
         self.flush_meters()
 
     def _meter(self, t):
-        m = [t["name"], 0, None, t]
+        # [name, periods due, resolved ids, task, its number: the origin of its records]
+        m = [t["name"], 0, None, t, self.cfg["tasks"].index(t) + 1]
         self.meters.append(m)
 
         def job():
@@ -642,6 +674,7 @@ class Node:
                 self._refused(t["name"], e)
                 m[1] = 0
                 continue
+            led.set_origin(ORIGIN_TASK, m[4])
             while m[1] > 0 and len(done) < batch:
                 m[1] -= 1
                 try:
@@ -664,7 +697,16 @@ class Node:
         cfg = self.cfg
         if self.reader is None:
             self.reader = console.stdin_reader()
-        s = aii.Scheduler(on_miss=self._on_miss, wdt=_watchdog(cfg.get("wdt_ms")))
+        # What the admission analysis counts (docs/scheduler.md, section 5): the loop's own
+        # cost per job, measured on this board at start unless the config gives it; idle-time
+        # collections only where gc_idle_us fits (tools/node_budgets.py measures both, and the
+        # budgets); the watchdog fed while no critical task has missed.
+        s = aii.Scheduler(
+            on_miss=self._on_miss,
+            overhead_us=cfg.get("overhead_us", "auto"),
+            gc_idle_us=cfg.get("gc_idle_us", 0),
+            wdt=_watchdog(cfg.get("wdt_ms")),
+        )
         self.sched = s
         hb = cfg.get("heartbeat_ms", 1000) * 1000
         self.console_budget = cfg.get("console_budget_us", 5000)
@@ -674,10 +716,15 @@ class Node:
         )
         for t in cfg.get("tasks", []):
             fn = self._meter(t) if t.get("action") == "meter" else self._noop
-            self._add(fn, t["name"], t["period_us"], t["budget_us"])
+            self._add(fn, t["name"], t["period_us"], t["budget_us"], t.get("critical", False))
+        if "nav" in cfg:
+            self.attach_nav()
 
-    def _add(self, fn, name, period, budget):
-        tid = self.sched.add(fn, period_us=period, budget_us=budget)
+    def _add(self, fn, name, period, budget, critical=False):
+        try:
+            tid = self.sched.add(fn, period_us=period, budget_us=budget, critical=critical)
+        except ValueError as e:  # AdmissionError too: the config's periods and budgets
+            raise TaskError("task %s (period %d us, budget %d us): %s" % (name, period, budget, e))
         self.tasks.append((tid, name, period, budget))
 
     def attach_nav(self):
@@ -709,12 +756,17 @@ class Node:
         """Run until Ctrl-C, `reset` or duration_us; state is persisted on the way out."""
         if self.sched is None:
             self.start()
-        if self.nav is None and "nav" in self.cfg:
-            self.attach_nav()
         if self.cfg.get("tcp_port") is not None and self.tcp is None:
             from .net import TcpLink
 
-            self.tcp = TcpLink(self.cfg["tcp_port"], self.cfg.get("tcp_host", "127.0.0.1"))
+            cfg = self.cfg
+            self.tcp = TcpLink(
+                cfg["tcp_port"],
+                cfg.get("tcp_host", "127.0.0.1"),
+                cfg.get("tcp_max_clients", 4),
+                cfg.get("tcp_idle_s", 60),
+            )
+        self.lock = lock.at_boot(self.cfg)
         self.write(b"aii node %s ready (proto 1, type help)\n" % self.node_id.encode())
         try:
             self.sched.run(duration_us)
@@ -724,13 +776,8 @@ class Node:
             self.shutdown()
 
 
-def _random(n):
-    try:
-        from os import urandom
-
-        return urandom(n)
-    except ImportError:  # ports without os.urandom: the nonce only has to differ per recovery
-        return bytes((ticks_us() >> (3 * i)) & 255 for i in range(n))
+class TaskError(Exception):
+    """A task of the config that the scheduler refuses (its parameters or the admission)."""
 
 
 def _watchdog(timeout_ms):
@@ -744,17 +791,39 @@ def _watchdog(timeout_ms):
     return WDT(timeout=timeout_ms)
 
 
+def _random(n):
+    try:
+        from os import urandom
+
+        return urandom(n)
+    except ImportError:  # ports without os.urandom: the nonce only has to differ per recovery
+        return bytes((ticks_us() >> (3 * i)) & 255 for i in range(n))
+
+
 def main(config_path=CONFIG):
     try:
         node = Node(config_path)
     except OSError:
         print("error: no %s here: copy one with aii deploy --config FILE" % config_path)
         return
-    node.run()
-    if node.reset_requested:
-        try:
-            import machine
+    try:
+        node.start()
+    except TaskError as e:
+        # Before the console is locked (run() locks it): the REPL stays, as without a config.
+        print(
+            "error: the scheduler refuses %s; measure the budgets with tools/node_budgets.py "
+            "or give that task a longer period" % e
+        )
+        return
+    try:
+        node.run()
+    finally:
+        # A locked console must not fall through to the REPL (an error, the end of a run):
+        # the board boots the node again instead. `reset` does the same on purpose.
+        if node.reset_requested or node.locked():
+            try:
+                import machine
 
-            machine.reset()
-        except (ImportError, AttributeError):
-            sys.exit(0)
+                machine.reset()
+            except (ImportError, AttributeError):
+                sys.exit(0)

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Machine protocol (docs/protocol.md §2-§5): one request frame in, response frames out.
 
-Requests that change the ledger need a valid MAC and a fresh seq; their answers are cached
+Requests that change the ledger need a valid MAC, bound to this node (auth.bound), and a fresh
+seq at most auth.WINDOW above the last; bad MACs on a link are rate-limited (auth.Guard) and
+reported. Their answers are cached
 and persisted with the seq, so a repeated request gets the same answer and changes nothing,
 also across a reboot (the intent written before the change tells, at boot, whether it landed).
 An answer goes out only once it is on storage; while storage fails, or the node is in
@@ -19,12 +21,15 @@ from ._record import (
     CKPT_HEAD_SEQ,
     CKPT_HEAD_SIZE,
     OP_SEAL,
+    ORIGIN_NONE,
+    ORIGIN_SIGNED,
     REC_HASH,
     REC_HASH_LEN,
     REC_OP,
     REC_SEQ,
     REC_SIZE,
 )
+from .clock import ticks_add, ticks_diff, ticks_ms
 from .frame import (
     E_ARGS,
     E_AUTH,
@@ -291,6 +296,11 @@ def do_nav_release(node, args):
     return _nav(node).release()
 
 
+def do_maintenance(node, args):
+    # What `aii deploy` sends a locked node first: Ctrl-C works again until the next boot.
+    return node.maintenance()
+
+
 # name -> (handler, changes state)
 COMMANDS = {
     b"hello": (do_hello, False),
@@ -316,19 +326,21 @@ COMMANDS = {
     b"nav_status": (do_nav_status, False),
     b"nav_estop": (do_nav_estop, False),
     b"nav_release": (do_nav_release, True),
+    b"maintenance": (do_maintenance, True),
     b"repair": (None, True),
 }
 
 
-def handle(node, line):
-    """Answer one frame line (bytes); returns a list of lines to send. Never raises."""
+def handle(node, line, link=None):
+    """Answer one frame line (bytes) that came over `link` (an auth.Guard: its bad MACs;
+    default the node's serial line); returns a list of lines to send. Never raises."""
     try:
         f = fr.parse(line)
     except fr.FrameError as e:
         return [error(e.seq, e.code, e.msg)]
     out = [fr.build(e[0], b"ev", dumps(_ev(e))) for e in node.events.host_seen()]
     try:
-        out.append(_dispatch(node, f))
+        out.append(_dispatch(node, f, link))
     except ProtoError as e:
         out.append(error(f.seq, e.code, e.msg))
     except Exception as e:  # noqa: BLE001 - the node answers, it does not crash
@@ -343,7 +355,36 @@ def _ev(e):
     return body
 
 
-def _dispatch(node, f):
+def _authentic(node, f, link):
+    # A valid MAC for this node, or E_AUTH; a link that sent bad ones waits first.
+    g = link if link is not None else getattr(node, "serial", None)
+    now = ticks_ms()
+    wait = g.wait_ms(now, ticks_diff) if g is not None else 0
+    if wait:
+        raise ProtoError(E_AUTH, "too many bad macs on this link: refused for %d ms" % wait)
+    if f.mac == b"-":
+        raise ProtoError(E_AUTH, "needs a valid mac for node %s" % node.node_id[:32])
+    if auth.check(node.key, auth.bound(node.node_id, f.signed), f.mac):
+        if g is not None:
+            g.good()
+        return
+    if g is not None:
+        g.bad(now, ticks_add)
+        if g.report() and hasattr(node, "emit"):
+            node.emit("bad_mac", {"link": g.name, "count": g.count})
+    raise ProtoError(E_AUTH, "needs a valid mac for node %s" % node.node_id[:32])
+
+
+def _signed(node, fn, args, seq):
+    # The records the request makes carry its origin: signed, and its seq (node.py).
+    node.origin = (ORIGIN_SIGNED, seq)
+    try:
+        return fn(node, args)
+    finally:
+        node.origin = (ORIGIN_NONE, 0)
+
+
+def _dispatch(node, f, link=None):
     cmd = COMMANDS.get(f.kind)
     if cmd is None:
         raise ProtoError(E_UNKNOWN, "unknown command (see docs/protocol.md)")
@@ -356,8 +397,7 @@ def _dispatch(node, f):
         raise ProtoError(E_ARGS, "body must be a json object")
     if not changes:
         return ok(f.seq, fn(node, args))
-    if f.mac == b"-" or not auth.check(node.key, f.signed, f.mac):
-        raise ProtoError(E_AUTH, "needs a valid mac")
+    _authentic(node, f, link)
     if fn is None:
         return ok(f.seq, node.repair_frame(f.seq, args))  # its own rules (repair.py)
     changeable = getattr(node, "changeable", None)
@@ -371,13 +411,19 @@ def _dispatch(node, f):
         return again
     if f.seq <= s.last:
         raise ProtoError(E_REPLAY, "seq must be above %d" % s.last)
+    if f.seq > s.last + auth.WINDOW:
+        # One frame with the largest seq would otherwise block every later request.
+        raise ProtoError(
+            E_REPLAY,
+            "seq %d is more than %d ahead: must be above %d" % (f.seq, auth.WINDOW, s.last),
+        )
     s.intent = [f.seq, mac, node.ledger_seq()]
     try:
         node.save_session()
     except StorageFault as e:
         return error(f.seq, E_STORAGE, "not run: %s (ask outcome later)" % e)
     try:
-        answer = ok(f.seq, fn(node, args))
+        answer = ok(f.seq, _signed(node, fn, args, f.seq))
     except StorageFault as e:
         # Undone in RAM; the intent stays until storage works again (node.probe).
         return error(f.seq, E_STORAGE, "not applied: %s (ask outcome later)" % e)
@@ -402,3 +448,21 @@ def _dispatch(node, f):
         # outcome durable, and `outcome` tells it then.
         return error(f.seq, E_STORAGE, "outcome not stored yet: %s (ask outcome later)" % e)
     return answer
+
+
+# The particle domain's commands (docs/particles.md §8), answered by nodes configured with one.
+# The module is imported at the first such request (node.py makes the domain at boot), so a
+# node without particles never spends heap on it.
+def _pt(name):
+    def handler(node, args):
+        from . import particles
+
+        return getattr(particles, name)(node, args)
+
+    return handler
+
+
+COMMANDS[b"pt_load"] = (_pt("do_pt_load"), True)
+COMMANDS[b"pt_get"] = (_pt("do_pt_get"), False)
+COMMANDS[b"pt_put"] = (_pt("do_pt_put"), True)
+COMMANDS[b"pt_close"] = (_pt("do_pt_close"), True)

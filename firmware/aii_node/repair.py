@@ -48,7 +48,7 @@ def handle(node, seq, args, ProtoError):
     if op == "records":
         data = _b64(args, ProtoError)
         if len(data) % RECORD:
-            raise ProtoError(E_ARGS, "records must be whole 44-byte records")
+            raise ProtoError(E_ARGS, "records must be whole %d-byte records" % RECORD)
         for i in range(0, len(data), RECORD):
             s = u32(data, i)
             if staged[2] and s != staged[2] + 1:

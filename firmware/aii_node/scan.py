@@ -2,7 +2,7 @@
 """What is on storage, read back (docs/protocol.md §6): both copies of every file merged, damage
 found and located, a bad copy rewritten from the good one.
 
-Journal copies are merged slot by slot (44 bytes each; slot 0 is the header): a slot good in
+Journal copies are merged slot by slot (a record's size each; slot 0 is the header): a slot good in
 one copy is taken from it; a slot bad in both is damage, reported with its offset and seqs and
 never skipped; the only thing dropped is a torn end: bytes short of a whole slot, and trailing
 slots that are bad in one copy and absent from the other (the second copy is appended after
@@ -14,6 +14,7 @@ leaves its storage-fault state (reconcile).
 
 import gc
 
+from . import migrate
 from . import session as _session
 from .store import (
     CKPT,
@@ -25,6 +26,7 @@ from .store import (
     RECORD,
     SESSION,
     SESSION2,
+    VERSION,
     FormatError,
     ckpt_blob,
     ckpt_file,
@@ -60,6 +62,7 @@ class Scan:
         self.refuse = None  # a newer format: why this firmware cannot boot these files
         self.fresh = False  # nothing stored yet
         self.v1 = False  # the journal predates the second copies (no header)
+        self.migrated = 0  # the format the journal was converted from (migrate.py), 0: none
 
     def note(self, lst, name, offset, first, last, what):
         lst.append({"file": name, "offset": offset, "first": first, "last": last, "what": what})
@@ -128,12 +131,31 @@ def _ckpt(store, ledger_cls, sc):
         if data != sc.ckpt:
             sc.fixes.append((name, sc.ckpt))
             other = CKPT2 if name == CKPT else CKPT
-            sc.note(sc.repaired, name, 0, None, best[0], "rewritten from " + other)
+            what = "rewritten from " + other
+            if data and _blob_or_none(data) == ckpt_blob(sc.ckpt):
+                what = "migrated to format %d" % VERSION  # the same blob, an older header
+            sc.note(sc.repaired, name, 0, None, best[0], what)
     return best[1]
 
 
+def _blob_or_none(data):
+    try:
+        return ckpt_blob(data)
+    except ValueError:  # FormatError: a damaged copy can look newer
+        return None
+
+
 def _journal(store, sc, base):
-    slots, torn = merge(_split(store.read(JOURNAL)), _split(store.read(JOURNAL2)))
+    blob = ckpt_blob(sc.ckpt) if sc.ckpt else None
+    copies = []
+    for name in (JOURNAL, JOURNAL2):
+        raw = store.read(name)
+        old = migrate.old_format(raw) if raw else None
+        if old:
+            sc.migrated = max(sc.migrated, old)
+            raw = store.read_j(name, blob)
+        copies.append(_split(raw))
+    slots, torn = merge(copies[0], copies[1])
     sc.torn += torn
     head = None
     if slots and slots[0] is not None:
@@ -141,10 +163,10 @@ def _journal(store, sc, base):
         if head is None:
             sc.v1 = True  # a record where the header would be: firmware 0.1's journal
     if head is not None:
-        if head[0] > 2:
+        if head[0] > VERSION:
             raise FormatError(
-                "journal.bin is format %d, newer than this firmware's 2: update the firmware"
-                % head[0]
+                "journal.bin is format %d, newer than this firmware's %d: update the firmware"
+                % (head[0], VERSION)
             )
         sc.lost = head[1]
     start = 0 if sc.v1 else 1
@@ -200,7 +222,9 @@ def scan(store, ledger_cls, full=True):
             sc.after = sc.recs + sc.after
             sc.recs = []
         _replay(sc)
-        sc.fresh = sc.ckpt is None and not (sc.recs or sc.after or sc.damage or sc.v1)
+        sc.fresh = sc.ckpt is None and not (
+            sc.recs or sc.after or sc.damage or sc.v1 or sc.migrated
+        )
         if not sc.damage:
             content = journal_header(sc.lost) + b"".join(sc.recs)
             for name in (JOURNAL, JOURNAL2):
@@ -221,8 +245,8 @@ def _fix(store, sc, name, content):
             return  # created, not repaired
         other = JOURNAL2 if name == JOURNAL else JOURNAL
         what = "rewritten from " + other
-        if sc.v1:
-            what = "migrated to format 2"
+        if sc.v1 or sc.migrated:
+            what = "migrated to format %d" % VERSION
         elif sc.torn:
             what = "torn end dropped (%d bytes)" % sc.torn
         sc.note(sc.repaired, name, 0, None, None, what)
@@ -266,6 +290,14 @@ def _old(store, sc):
     a, b = store.read(OLD), store.read(OLD2)
     if a is None and b is None:
         return
+    if (a and migrate.old_format(a)) or (b and migrate.old_format(b)):
+        # Records of an older format whose chain the checkpoint no longer has: dropped.
+        for name, data in ((OLD, a), (OLD2, b)):
+            if data is not None:
+                sc.fixes.append((name, None))
+                what = "format %d, dropped (the checkpoint has it)" % migrate.old_format(data)
+                sc.note(sc.repaired, name, 0, None, None, what)
+        return
     slots, torn = merge(_split(a), _split(b))
     drop = None in slots or torn
     content = b"" if drop else b"".join(slots)
@@ -303,7 +335,7 @@ def _sessions(store, sc):
     if not good and newer is not None:
         raise newer
     if not good:
-        if seen or not (sc.fresh or sc.v1):
+        if seen or not (sc.fresh or sc.v1 or sc.migrated == 1):
             what = "session damaged in both copies" if seen else "session files missing"
             sc.note(sc.damage, SESSION, 0, None, None, what + ": no replay floor")
         return
@@ -312,7 +344,7 @@ def _sessions(store, sc):
         if g[0] > best[0]:
             best = g
     sc.session = (best[2], best[3])
-    if best[3] == 2:
+    if best[3] >= 2:
         for name in (SESSION, SESSION2):
             if store.read(name) != best[4]:
                 sc.fixes.append((name, best[4]))

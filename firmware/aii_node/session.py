@@ -46,8 +46,9 @@ def decode(data):
     return d, 1
 
 
-def _mac(key, signed):
-    return auth.mac(key, signed.encode())[:32].decode()
+def _mac(key, node, signed):
+    # The MAC a request for this node carries now (auth.bound): a resend of it matches.
+    return auth.mac(key, auth.bound(node, signed.encode()))[:32].decode()
 
 
 class Session:
@@ -57,7 +58,7 @@ class Session:
     seq before] while a request is under way (saved before the change, docs/protocol.md §3).
     `trusted` is False when no copy of the session could be read: no floor to check against."""
 
-    def __init__(self, saved=None, version=2, key=b""):
+    def __init__(self, saved=None, version=2, key=b"", node=""):
         self.gen = 0
         self.last = 0
         self.lo = 1
@@ -69,7 +70,7 @@ class Session:
         if not saved:
             return
         if version == 1:
-            self._migrate(saved, key)
+            self._migrate(saved, key, node)
         else:
             self.gen = saved.get("gen", 0)
             self.last = saved.get("last", 0)
@@ -79,14 +80,14 @@ class Session:
             self.lost = saved.get("lost", [])
         self.durable = self.last
 
-    def _migrate(self, saved, key):
+    def _migrate(self, saved, key, node):
         # Version 1 cached [seq, signed payload, answer line]: the payload's MAC stands for it.
         self.last = saved.get("last", 0)
-        self.out = [[c[0], _mac(key, c[1]), c[2]] for c in saved.get("cache", [])]
+        self.out = [[c[0], _mac(key, node, c[1]), c[2]] for c in saved.get("cache", [])]
         self.lo = self.out[0][0] if self.out else self.last + 1
         i = saved.get("intent")
         if i:
-            self.intent = [i[0], _mac(key, i[1]), i[2]]
+            self.intent = [i[0], _mac(key, node, i[1]), i[2]]
 
     def to_json(self):
         return {

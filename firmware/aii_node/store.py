@@ -14,7 +14,7 @@ rename, atomic on littlefs. At boot scan.py reads both copies and repairs one fr
 
 import os
 
-from ._record import REC_CRC, REC_SEQ, REC_SIZE
+from ._record import CKPT_HEAD_CHAIN, CKPT_HEAD_CHAIN_LEN, CKPT_HEAD_SEQ, REC_CRC, REC_SEQ, REC_SIZE
 from .frame import crc32
 
 RECORD = REC_SIZE
@@ -25,8 +25,9 @@ SESSION, SESSION2 = "session.json", "session2.json"
 SECOND = {JOURNAL: JOURNAL2, OLD: OLD2, CKPT: CKPT2, SESSION: SESSION2}
 FILES = (JOURNAL, JOURNAL2, OLD, OLD2, CKPT, CKPT2, SESSION, SESSION2)
 
-# Format versions this firmware writes (1: the single-copy files of firmware 0.1, still read).
-VERSION = 2
+# Format versions this firmware writes (1: the single-copy files of firmware 0.1; 2: records
+# without their origin; both still read, migrate.py).
+VERSION = 3
 # Journal header, shaped as a record so that readers skip it: seq 0 (never a record's), magic,
 # version, the lost range, and the record's CRC.
 J_MAGIC = b"AIIJ"
@@ -247,9 +248,25 @@ class Store:
             raise OSError(_EIO, "probe read back other bytes")
 
     # ---- reading for hosts ----
+    def read_j(self, name, blob=None):
+        """A journal file's bytes in this firmware's format: an older journal.bin is converted
+        (migrate.py) against the checkpoint `blob` (default: the stored one); an older
+        journal.old reads as empty (the checkpoint covers it; the boot drops it)."""
+        data = self.read(name)
+        if data and header_of(data[:RECORD]) is None:
+            from . import migrate
+
+            if migrate.old_format(data):
+                if name in (OLD, OLD2):
+                    return b""
+                if blob is None:
+                    blob = self.read_ckpt()
+                return migrate.convert(data, *ckpt_chain(blob))
+        return data
+
     def _slots(self, name):
         # The records of one journal file, the mirror's standing in for a damaged one.
-        data = self.read(name) or b""
+        data = self.read_j(name) or b""
         if data[:RECORD] and header_of(data[:RECORD]) is not None:
             data = data[RECORD:]
         out, other = [], None
@@ -257,7 +274,7 @@ class Store:
             r = data[i : i + RECORD]
             if not rec_ok(r):
                 if other is None:
-                    other = self.read(SECOND[name]) or b""
+                    other = self.read_j(SECOND[name]) or b""
                 j = i + RECORD if header_of(other[:RECORD]) is not None else i
                 r = other[j : j + RECORD]
                 if not rec_ok(r):
@@ -282,6 +299,14 @@ class Store:
         for name in FILES:
             self.remove(name)
         self.records = 0
+
+
+def ckpt_chain(blob):
+    """(chain hash, seq) of a checkpoint blob: what the journal after it continues; (None, 0)
+    without one."""
+    if not blob:
+        return None, 0
+    return blob[CKPT_HEAD_CHAIN : CKPT_HEAD_CHAIN + CKPT_HEAD_CHAIN_LEN], u32(blob, CKPT_HEAD_SEQ)
 
 
 def ckpt_file(blob):

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""AII on CPython: the firmware's scheduler and ledger (cffi over its C core) and the aii CLI."""
+"""AII on CPython: the firmware's scheduler, ledger and particle kernel (cffi over its C core)
+and the aii CLI."""
 
 from ._errors import AdmissionError, AIIError, BalanceError, CorruptError, InsufficientError
 from .ledger import (
@@ -26,6 +27,7 @@ from .ledger import (
     fx_parse_exact,
     fx_rescale,
 )
+from .particles.kernel import Particles
 from .sched import (
     CONTINUE,
     DROP,
@@ -68,6 +70,7 @@ __all__ = [
     "CorruptError",
     "InsufficientError",
     "Ledger",
+    "Particles",
     "Q",
     "Scheduler",
     "check_sum",

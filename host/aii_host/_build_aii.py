@@ -20,7 +20,7 @@ _ROOT = os.path.dirname(_HERE)  # host/, where setup.py is
 # distribution can ship the folder itself in its place).
 CORE_DIR = os.path.join(_ROOT, "aii_core")
 # What the host calls (and, through their includes, what they need).
-HEADERS = ("aii_sched.h", "ledger.h", "fixed.h", "wide.h", "crc32.h", "aii_text.h")
+HEADERS = ("aii_sched.h", "ledger.h", "fixed.h", "wide.h", "crc32.h", "aii_text.h", "particles.h")
 
 # Executed by cffi's setuptools hook as a file, not imported: the sibling is loaded by path.
 _spec = importlib.util.spec_from_file_location(
@@ -39,7 +39,8 @@ ffibuilder.set_source(
     # by every build on the machine at once).
     sources=sorted(os.path.relpath(f, _ROOT) for f in glob.glob(os.path.join(CORE_DIR, "*.c"))),
     include_dirs=[CORE_DIR],
-    extra_compile_args=["-std=c99", "-O2"],
+    # A longer timeline than a board keeps: aii sched-demo --trace drains it between slices.
+    extra_compile_args=["-std=c99", "-O2", "-DAII_SCHED_TRACE_RING=4096"],
 )
 
 if __name__ == "__main__":

@@ -107,7 +107,10 @@ def check(status, why=lib.AII_T_NONE):
     raise error(status, why)
 
 
-def admission_error(task, wcrt_us, deadline_us, never):
-    """The AdmissionError for a failed analysis (wcrt_us == never: the busy period is unbounded)."""
-    w = "inf" if wcrt_us == never else wcrt_us
-    return AdmissionError(text(lib.AII_T_ADMISSION, task, w, deadline_us))
+def admission_error(rta, never):
+    """The AdmissionError for a refused add(): the analysis' reason (rta.why) with the task and
+    its two numbers (a response of `never`: the busy period is unbounded)."""
+    w = rta.failed_wcrt_us
+    if rta.why == lib.AII_T_ADMISSION and w == never:
+        w = "inf"
+    return AdmissionError(text(rta.why, rta.failed_task, w, rta.failed_deadline_us))

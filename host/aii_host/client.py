@@ -60,14 +60,18 @@ def _tail(lines, n=12):
 
 
 class NodeClient:
-    """`NodeClient(transport, key=None, timeout=2.0, retries=2)`; the transport must be open.
+    """`NodeClient(transport, key=None, timeout=2.0, retries=2, fault_wait=5.0, node=None)`;
+    the transport must be open.
 
     `key` (bytes) signs the requests that change the ledger (fr.MUTATING) or any request
-    given `auth=True`."""
+    given `auth=True`, for node id `node` (a MAC checks on that node only, docs/protocol.md
+    §3); without one, the id the node gives in `hello` is taken before the first signed
+    request."""
 
-    def __init__(self, transport, key=None, timeout=2.0, retries=2, fault_wait=5.0):
+    def __init__(self, transport, key=None, timeout=2.0, retries=2, fault_wait=5.0, node=None):
         self.t = transport
         self.key = key
+        self.node = node
         self.timeout = timeout
         self.retries = retries
         # How long a request waits for a node in its storage-fault state to say what became
@@ -143,8 +147,11 @@ class NodeClient:
                 damaged = f.kind == "err" and _code(f) in _DAMAGED
                 if f.seq == seq and not (damaged and attempt < retries):
                     return f
-                if damaged and f.seq in (0, seq):
-                    break  # our frame arrived damaged: send the same bytes again
+                # Our frame arrived damaged: send the same bytes again. A seq-0 refusal may as
+                # well answer an earlier line (a damaged frame's seq cannot be read), so on the
+                # last try it ends nothing: the answer to our frame can still come.
+                if damaged and f.seq in (0, seq) and attempt < retries:
+                    break
         raise NodeTimeout(
             f"no answer to {data[:80]!r} in {timeout:.1f} s ({retries + 1} tries); "
             f"last lines:\n{_tail(self._seen)}"
@@ -171,10 +178,12 @@ class NodeClient:
         signed = (kind in fr.MUTATING) if auth is None else auth
         if signed and self.key is None:
             raise AIIError(f"{kind} needs the node key (--key)")
+        if signed and self.node is None:
+            self.node = self.request("hello").get("node")
         fresh = seq is None
         if fresh:
             seq = self._seq_for(signed)
-        data = fr.encode(seq, kind, body, self.key if signed else None)
+        data = fr.encode(seq, kind, body, self.key if signed else None, node=self.node)
         f = self.send_frame(data, seq, timeout, retries)
         for _ in range(8):
             if f.kind != "err":

@@ -1,123 +1,20 @@
 # SPDX-License-Identifier: MIT
 """One do_<cmd>(args) per command of the `aii` tool (see main.py for the table)."""
 
-import random
 import threading
 import time
 
 from rich.console import Console
 from rich.table import Table
 
-from . import sched
-
-# CPython spends tens of microseconds per dispatch; the analysis must know it.
-DEMO_OVERHEAD_US = 200
-
-
-def _busy(us):
-    # Stands in for computation: spins, so the job really occupies the processor.
-    end = time.perf_counter_ns() + us * 1000
-    while time.perf_counter_ns() < end:
-        pass
-
-
-def _job(work_us):
-    return lambda: _busy(work_us)
-
-
-def _demo_tasks():
-    # (name, kind, period or min gap us, budget us, busy work per job us)
-    return [
-        ("sensor", "periodic", 10_000, 1_000, 300),
-        ("control", "periodic", 20_000, 2_000, 800),
-        ("button", "sporadic", 50_000, 1_000, 200),
-        ("logger", "periodic", 100_000, 5_000, 2_000),
-    ]
-
-
-def _button(s, tid, done):
-    # Simulated stand-in for a push button wired to an interrupt: presses at random intervals,
-    # sometimes faster than the task's minimum gap (the scheduler then delays the release).
-    rng = random.Random(1)
-    while not done.wait(rng.uniform(0.02, 0.12)):
-        s.trigger(tid)
-
-
-def _table_stats(s, names, specs):
-    t = Table(title="tasks (times in us)")
-    for col in ("task", "kind", "period", "budget", "jobs", "miss", "over"):
-        t.add_column(col, justify="left" if col in ("task", "kind") else "right")
-    for col in ("resp min/mean/max", "lat max", "exec max"):
-        t.add_column(col, justify="right")
-    for tid, st in sorted(s.stats().items()):
-        kind, period, budget = specs[tid]
-        jobs, miss, over, _drop, _skip, rmin, rmax, rmean, lat, ex = st
-        t.add_row(
-            f"{names[tid]} ({tid})",
-            kind,
-            str(period),
-            str(budget),
-            str(jobs),
-            str(miss),
-            str(over),
-            f"{rmin}/{rmean}/{rmax}",
-            str(lat),
-            str(ex),
-        )
-    return t
-
-
-def _table_admit(s, names):
-    t = Table(title="admission analysis, highest priority first (times in us)")
-    for col in ("task", "tid", "level", "wcrt", "deadline", "blocking", "jobs in busy period"):
-        t.add_column(col, justify="left" if col == "task" else "right")
-    for tid, level, wcrt, deadline, blocking, jobs in s.admit():
-        t.add_row(
-            names[tid], str(tid), str(level), str(wcrt), str(deadline), str(blocking), str(jobs)
-        )
-    return t
+from . import keys
 
 
 def do_sched_demo(args):
-    console = Console()
-    if not console.is_terminal:
-        # Piped or logged output: keep table rows on one line instead of wrapping at 80 columns.
-        console = Console(width=120)
-    events = {sched.MISS: 0, sched.OVERRUN: 0, sched.DROPPED: 0}
+    # The demo lives with the timeline tools (aii_host.timeline: its report, trace and plot).
+    from .timeline.cli import do_sched_demo as run
 
-    def on_miss(tid, kind, detail):
-        events[kind] = events.get(kind, 0) + 1
-
-    s = sched.Scheduler(overhead_us=args.overhead_us, gc_idle_us=2_000, on_miss=on_miss)
-    names, specs = {}, {}
-    button = None
-    for name, kind, period, budget, work in _demo_tasks():
-        job = _job(work)
-        if kind == "periodic":
-            tid = s.add(job, budget_us=budget, period_us=period)
-        else:
-            tid = button = s.add(job, budget_us=budget, min_gap_us=period)
-        names[tid] = name
-        specs[tid] = (kind, period, budget)
-
-    done = threading.Event()
-    presser = threading.Thread(target=_button, args=(s, button, done), daemon=True)
-    presser.start()
-    try:
-        n = s.run(int(args.seconds * 1_000_000))
-    finally:
-        done.set()
-        presser.join()
-
-    method, n_tasks, jobs, misses, dispatches, gc_runs = s.info()
-    console.print(_table_stats(s, names, specs))
-    console.print(_table_admit(s, names))
-    console.print(
-        f"priorities: {method}, {n_tasks} tasks, {jobs} jobs ({n} this run), {misses} misses, "
-        f"{dispatches} dispatches, {gc_runs} idle collections; events: {events[sched.MISS]} miss, "
-        f"{events[sched.OVERRUN]} overrun, {events[sched.DROPPED]} dropped"
-    )
-    return 0
+    return run(args)
 
 
 def do_demo(args):
@@ -188,7 +85,9 @@ def _node_demo(console):
                 boards.append(b)
                 specs.append((name, b.port, key))
             fleet_file = Path(td) / "fleet.toml"
-            fleet_file.write_text(fleet_config.dumps("fleet.db", 0.5, specs))
+            # The meters move Wh as tasks: the fleet's policy allows that (docs/fleet.md §8).
+            allow = [("*", "Wh", ["signed", "config", "task"])]
+            fleet_file.write_text(fleet_config.dumps("fleet.db", 0.5, specs, allow=allow))
             console.print(f"fleet file {fleet_file.name}: {', '.join(n for n, _ in nodes)}")
             with Aggregator(str(fleet_file)) as agg:
                 agg.wait_synced(timeout=30)
@@ -379,31 +278,6 @@ def _print_node(console, c, port, answers=None, raw=False):
 NODE_CONFIG = "aii_node.json"  # the node's configuration file on the device (firmware/aii_node)
 
 
-def _keys_dir():
-    import os
-    from pathlib import Path
-
-    return Path(os.environ.get("AII_KEYS_DIR") or Path.home() / ".config" / "aii" / "keys")
-
-
-def _read_key(text):
-    """--key: 64 hex digits, or a file holding them."""
-    from pathlib import Path
-
-    from ._errors import AIIValueError
-
-    p = Path(text)
-    if p.is_file():
-        text = p.read_text().strip()
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise AIIValueError("--key must be hex digits or a file holding them") from None
-    if len(key) < 16:
-        raise AIIValueError("--key must be at least 16 bytes (32 hex digits)")
-    return key
-
-
 def _read_config(path):
     """The node configuration in `path`: a JSON object (docs/protocol.md §8), or one line that
     says what is wrong with the file."""
@@ -430,23 +304,13 @@ def _read_config(path):
             f"--config {path}: the configuration must be a JSON object "
             f'{{"node": ..., "quantities": [...], ...}}, not a {type(cfg).__name__}'
         )
-    node = cfg.get("node", "node")
-    # The name also names the host's key file: letters, digits, '_', '-', '.' only.
-    if not isinstance(node, str) or not node or node[0] == "." or set(node) - _NAME_CHARS:
-        raise AIIValueError(
-            f"--config {path}: 'node' must be a name of letters, digits, '_', '-' and '.', "
-            f"got {node!r}"
-        )
+    # The name also names the host's key file (keys.py).
+    keys.check_name(cfg.get("node", "node"), f"--config {path}: 'node'")
     return cfg
 
 
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-
-
 def _deploy_config(args):
-    """The config to install, with its key; saves the host's copy of a new key."""
-    import os
-    import secrets
+    """(the config to install with its key, whether the key is new: saved once deployed)."""
     from pathlib import Path
 
     from ._errors import AIIValueError
@@ -454,19 +318,21 @@ def _deploy_config(args):
     if not args.config:
         if args.key:
             raise AIIValueError("--key needs --config (the key lives in the node's config file)")
-        return None
+        return None, False
     cfg = _read_config(Path(args.config))
     if args.key:
-        cfg["key"] = _read_key(args.key).hex()
+        cfg["key"] = keys.read_key(args.key).hex()
     elif not cfg.get("key"):
-        cfg["key"] = secrets.token_bytes(32).hex()
-        d = _keys_dir()
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / (cfg.get("node", "node") + ".key")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(cfg["key"] + "\n")
-        print(f"deploy: new node key saved in {path} (use it with --key)")
-    return cfg
+        cfg["key"] = keys.new_config(cfg.get("node", "node"))["key"]
+        return cfg, True
+    return cfg, False
+
+
+def _save_new_key(cfg):
+    # The host's copy of a key made for this deploy, once the node has it.
+    path = keys.keys_dir() / (cfg.get("node", "node") + ".key")
+    keys.write_private(path, cfg["key"] + "\n", replace=True)
+    print(f"deploy: new node key saved in {path} (use it with --key)")
 
 
 def _stage_firmware(stage):
@@ -487,12 +353,52 @@ def _stage_firmware(stage):
     return out
 
 
+def _unlock(args, cfg):
+    """A node whose console is locked (docs/protocol.md §9) takes Ctrl-C only after a signed
+    `maintenance` request, until its next boot: sent first, signed with the key the node runs
+    with (--unlock-key, else the key being deployed). Nothing to do when no node app answers
+    (a board at its REPL) or its console is not locked."""
+    from . import frame as fr
+    from ._errors import AIIError
+    from .client import NodeClient, NodeError, NodeTimeout
+
+    t = _open_port(args.port)
+    try:
+        c = NodeClient(t, timeout=1.0, retries=1)
+        try:
+            st = c.request("status")
+        except (NodeTimeout, NodeError):
+            return None  # no node app answering: at the REPL, or not an AII node
+        if st.get("lock") != "on":
+            return st.get("lock")
+        key = keys.read_key(args.unlock_key) if args.unlock_key else None
+        if key is None and cfg is not None:
+            key = bytes.fromhex(cfg["key"])
+        if key is None:
+            raise AIIError(
+                f"{args.port}: the node's console is locked: give the key it runs with "
+                "(--unlock-key), or hold its unlock pin at boot (docs/protocol.md §9)"
+            )
+        c.key = key
+        try:
+            return c.request("maintenance")["lock"]
+        except NodeError as e:
+            if e.code != fr.E_AUTH:
+                raise
+            raise AIIError(
+                f"{args.port}: the node's console is locked and refused the maintenance "
+                f"request ({e.msg}): give the key it runs with (--unlock-key), or hold its "
+                "unlock pin at boot (docs/protocol.md §9)"
+            ) from None
+    finally:
+        t.close()
+
+
 def do_deploy(args):
     """Copies firmware/aii, firmware/aii_node, the config and its key to a board with mpremote;
     on a simulated board, writes the config into the board's folder (its firmware is the source
     tree's firmware/, as frozen modules on a board) and restarts the app."""
     import json
-    import os
     import subprocess
     import sys
     import tempfile
@@ -500,17 +406,21 @@ def do_deploy(args):
 
     from . import vboard
     from ._errors import AIIError
+    from .vboard import registry
 
-    cfg = _deploy_config(args)
+    cfg, new_key = _deploy_config(args)
     folder = vboard.find_by_port(args.port)
     if folder is not None:
         if cfg is None:
             print(f"deploy: {args.port} is a simulated board; it runs firmware/ as is")
             return 0
-        tmp = folder / (NODE_CONFIG + ".tmp")
-        tmp.write_text(json.dumps(cfg))
-        os.replace(tmp, folder / NODE_CONFIG)
+        if not args.no_restart:
+            _unlock(args, cfg)  # before the new config (and its key) is in place
+        # The key goes into a fresh file of this user's, never through a planted link.
+        registry.write_json(folder / NODE_CONFIG, cfg)
         print(f"deploy: config written to {folder / NODE_CONFIG} (simulated board)")
+        if new_key:
+            _save_new_key(cfg)
         if not args.no_restart:
             t = _open_port(args.port)
             try:
@@ -541,8 +451,76 @@ def do_deploy(args):
         if args.dry_run:
             print(" ".join(cmd))
             return 0
+        _unlock(args, cfg)  # mpremote's Ctrl-C must reach the REPL
         r = subprocess.run(cmd, check=False)
         if r.returncode != 0:
             raise AIIError(f"mpremote failed (exit {r.returncode}); is {args.port} an AII board?")
     print(f"deploy: firmware{' and config' if cfg else ''} copied to {args.port}")
+    if new_key:
+        _save_new_key(cfg)
+    return 0
+
+
+# ---- keys and signed settings (docs/protocol.md §3, §9) ----------------------------------------
+
+
+def do_keygen(args):
+    """A fresh key for one node: NODE.key and NODE.json (its config, from --config) in --out."""
+    import json
+    from pathlib import Path
+
+    template = _read_config(Path(args.config)) if args.config else None
+    key_file, cfg_file = keys.keygen(args.node, args.out, template, args.force)
+    entry = keys.fleet_entry(args.node, key_file)
+    if args.json:
+        print(json.dumps({"node": args.node, "key_file": str(key_file), "config": str(cfg_file)}))
+        return 0
+    print(f"keygen: {args.node}: key in {key_file}, config in {cfg_file} (both 0600)")
+    print(f"deploy it:  aii deploy --port PORT --config {cfg_file}")
+    print("its entry in the fleet file:")
+    print(entry, end="")
+    return 0
+
+
+def _setting_value(text):
+    # The node takes integers (offline_after, console_writes) and strings (label).
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _signed_client(args):
+    from .client import NodeClient
+
+    t = _open_port(args.port)
+    return t, NodeClient(t, key=keys.read_key(args.key), timeout=args.timeout)
+
+
+def do_node_config(args):
+    """Changes one setting of a node with a signed config_set (the console changes none)."""
+    import json
+
+    t, c = _signed_client(args)
+    try:
+        out = c.request("config_set", {"key": args.setting, "value": _setting_value(args.value)})
+    finally:
+        t.close()
+    print(json.dumps(out) if args.json else f"ok: {out['key']} {out['value']}")
+    return 0
+
+
+def do_node_unlock(args):
+    """A signed maintenance request: Ctrl-C stops the node's app until its next boot."""
+    import json
+
+    t, c = _signed_client(args)
+    try:
+        out = c.request("maintenance")
+    finally:
+        t.close()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"ok: console {out['lock']} until the next boot: Ctrl-C now stops the app")
     return 0

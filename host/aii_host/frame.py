@@ -38,8 +38,19 @@ ERROR_NAMES = {v: k for k, v in globals().items() if k.startswith("E_") and isin
 
 # Requests that change the ledger must carry a MAC (§3).
 MUTATING = frozenset(
-    ("transfer", "inflow", "outflow", "prepare", "hold", "commit_tx", "abort_tx", "config_set")
+    (
+        "transfer",
+        "inflow",
+        "outflow",
+        "prepare",
+        "hold",
+        "commit_tx",
+        "abort_tx",
+        "config_set",
+        "maintenance",
+    )
 )
+WINDOW = 2**16  # a signed seq may be at most this far above the node's last (§3)
 
 _KIND = re.compile(r"[a-z_]{1,16}\Z")
 _MAC = re.compile(r"[0-9a-f]{64}\Z")
@@ -71,23 +82,37 @@ def dump_body(body):
     return json.dumps(body, separators=(",", ":"), ensure_ascii=True)
 
 
-def mac_of(key, signed):
-    return hmac.new(key, signed.encode("ascii"), hashlib.sha256).hexdigest()
+REQUEST = "q"  # the direction of a request, host to node (§3)
+ANSWER = "a"  # and of an answer or event, node to host (v1 nodes do not sign them)
+
+
+def bound(node, signed, direction=REQUEST):
+    """What a MAC covers (§3): the direction, the node id's length in bytes and the id, then the
+    frame's signed part, so a frame signed for one node fails on every other."""
+    n = node.encode("utf-8")
+    return f"{direction}|{len(n)}|".encode() + n + b"|" + signed.encode("ascii")
+
+
+def mac_of(key, signed, node, direction=REQUEST):
+    return hmac.new(key, bound(node, signed, direction), hashlib.sha256).hexdigest()
 
 
 def crc_of(payload):
     return "%08x" % (binascii.crc32(payload.encode("ascii")) & 0xFFFFFFFF)
 
 
-def encode(seq, kind, body, key=None, ver=VERSION):
-    """Returns the frame as bytes, ending in b"\\n"; signed with `key` (bytes) when given."""
+def encode(seq, kind, body, key=None, ver=VERSION, node=None):
+    """Returns the frame as bytes, ending in b"\\n"; signed with `key` (bytes) for node id
+    `node` when a key is given."""
+    if key is not None and not isinstance(node, str):
+        raise FrameError("a signed frame needs the node id it is for (docs/protocol.md §3)")
     if not _KIND.match(kind):
         raise FrameError("bad kind")
     if not 0 <= seq <= SEQ_MAX:
         raise FrameError("seq out of range")
     raw = body if isinstance(body, str) else dump_body(body)
     signed = f"{ver}|{seq}|{kind}|{raw}"
-    mac = mac_of(key, signed) if key is not None else NO_MAC
+    mac = mac_of(key, signed, node) if key is not None else NO_MAC
     payload = signed + "|" + mac
     line = f"@{payload}*{crc_of(payload)}\n"
     data = line.encode("ascii")
@@ -136,8 +161,8 @@ def decode(line):
     return Frame(int(ver), int(seq), kind, body, raw_body, mac)
 
 
-def verify(frame, key):
-    """True when the frame carries a valid MAC for `key`."""
+def verify(frame, key, node, direction=REQUEST):
+    """True when the frame carries a valid MAC for `key`, node id `node` and `direction`."""
     if frame.mac == NO_MAC:
         return False
-    return hmac.compare_digest(frame.mac, mac_of(key, frame.signed_part()))
+    return hmac.compare_digest(frame.mac, mac_of(key, frame.signed_part(), node, direction))

@@ -6,15 +6,17 @@ check and every computation, and says why it refused (aii_ledger_t.why); this mo
 arguments and raises what the core said, in the core's words (_errors.text).
 """
 
-import operator
 import sys
 
 from . import _errors as E
 from ._aii import ffi, lib
+from ._conv import as_int as _int
+from ._conv import ranged as _ranged
 from ._errors import AIITypeError, AIIValueError, BalanceError, NotFoundError, text
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 _U64_MAX = 2**64 - 1
+_U32_MAX = 2**32 - 1
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # C `int` parameters
 
 HOLD = lib.AII_HOLD_DEBIT
@@ -29,21 +31,6 @@ DIGEST_SIZE = lib.AII_LEDGER_DIGEST_LEN
 
 
 # ---- argument conversion ----
-
-
-def _int(v):
-    # Same rule and text as MicroPython's mp_obj_get_int: ints (and bools) only, no floats.
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise AIITypeError(text(lib.AII_T_NOT_INT, type(v).__name__)) from None
-
-
-def _ranged(name, v, lo, hi):
-    v = _int(v)
-    if not lo <= v <= hi:
-        raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, name))
-    return v
 
 
 def _index(v, what):
@@ -399,6 +386,10 @@ class Ledger:
 
     def set_time(self, t):
         lib.aii_ledger_set_time(self._l, _ranged("t", t, 0, _U64_MAX))
+
+    def set_origin(self, kind, ident):
+        k = _ranged("kind", kind, 0, 255)
+        lib.aii_ledger_set_origin(self._l, k, _ranged("ident", ident, 0, _U32_MAX))
 
     def journal(self):
         n = self._l.r_len

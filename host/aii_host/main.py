@@ -14,6 +14,8 @@ examples:
   aii demo                       scheduler demo, then two simulated nodes and a transfer
   aii sched-demo --seconds 5     run the demo task set for 5 s and print per-task statistics
   aii sched-demo --overhead-us 0 analyse without per-dispatch overhead
+  aii sched-demo --trace out.json --plot out.png   the timeline (ui.perfetto.dev) and a chart
+  aii sched-demo --on build/unix/micropython --trace out.json   the same, run on MicroPython
   aii <command> --help           options of one command
 
 """
@@ -21,7 +23,19 @@ examples:
 )
 
 
+def _overhead(text):
+    """An argparse type: an integer >= 0, or auto (measured on the port)."""
+    if text == "auto":
+        return text
+    try:
+        return clikit.nonnegative_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 or auto, got {text!r}") from None
+
+
 def _args_sched_demo(p, seconds):
+    from .timeline.demo import DEMO_OVERHEAD_US
+
     p.add_argument(
         "--seconds",
         type=clikit.positive_float,
@@ -30,10 +44,35 @@ def _args_sched_demo(p, seconds):
     )
     p.add_argument(
         "--overhead-us",
-        type=clikit.nonnegative_int,
-        default=commands.DEMO_OVERHEAD_US,
-        help="per-dispatch overhead the admission analysis adds to every budget "
-        "(default: %(default)s, enough for CPython on a desktop)",
+        type=_overhead,
+        default=None,
+        help="per-dispatch overhead the admission analysis adds to every budget, or auto to "
+        f"measure it on the port (calibrate()) (default: {DEMO_OVERHEAD_US}, enough for CPython "
+        "on a desktop; with --on, auto)",
+    )
+    p.add_argument(
+        "--trace",
+        metavar="OUT.json",
+        help="write the timeline as Chrome/Perfetto trace JSON (open it in ui.perfetto.dev)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="draw the timeline as a Gantt chart: jobs, releases, deadlines, misses (matplotlib)",
+    )
+    p.add_argument(
+        "--plot-ms",
+        type=clikit.positive_float,
+        default=200.0,
+        help="how much of the run the chart shows, in ms (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print statistics and analysis as JSON")
+    p.add_argument(
+        "--on",
+        metavar="TARGET",
+        help="run on MicroPython with _aii instead: a micropython executable (the unix port, "
+        "make firmware BOARD=UNIX) or a board's serial port (through mpremote); the board's "
+        "timeline is drained while it runs and read back",
     )
 
 
@@ -47,7 +86,9 @@ _COMMANDS = {
         (
             "Admits four tasks (three periodic, one sporadic released by a simulated button thread),\n"
             "runs them on aii_host.Scheduler (the firmware's C core through cffi) and prints a\n"
-            "table of per-task statistics and the admission analysis (worst-case response times)."
+            "table of per-task statistics and the schedulability report: per task its response\n"
+            "bound against its deadline, the slack, and what blocks it. --trace and --plot write\n"
+            "the timeline; --on runs the same set on a MicroPython board and drains its timeline."
         ),
     ),
     "demo": (
@@ -95,6 +136,11 @@ def _args_deploy(p):
     _args_port(p)
     p.add_argument("--config", help="node configuration (JSON) to install as aii_node.json")
     p.add_argument("--key", help="node key: hex digits or a file (default: the config's, or new)")
+    p.add_argument(
+        "--unlock-key",
+        help="key the running node checks, for the maintenance request a locked console needs "
+        "before Ctrl-C (default: the key being deployed)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the mpremote command only")
     p.add_argument("--no-main", action="store_true", help="do not write main.py")
     p.add_argument("--no-restart", action="store_true", help="do not restart the board")
@@ -106,6 +152,29 @@ def _args_node_status(p):
     p.add_argument(
         "--raw", action="store_true", help="balances in raw units (default: decimals, unit)"
     )
+
+
+def _args_keygen(p):
+    p.add_argument("node", help="the node's name (letters, digits, '_', '-', '.')")
+    p.add_argument(
+        "--config", help="node configuration (JSON) to start from; its node and key are replaced"
+    )
+    p.add_argument("--out", help="folder for NODE.key and NODE.json (default: $AII_KEYS_DIR)")
+    p.add_argument("--force", action="store_true", help="replace existing files of NODE")
+    p.add_argument("--json", action="store_true", help="the file names as JSON")
+
+
+def _args_signed(p):
+    _args_port(p)
+    p.add_argument("--key", required=True, help="the node's key: hex digits or a file")
+    p.add_argument("--timeout", type=clikit.positive_float, default=2.0, help="seconds per request")
+    p.add_argument("--json", action="store_true", help="the node's answer as JSON")
+
+
+def _args_node_config(p):
+    _args_signed(p)
+    p.add_argument("setting", help="offline_after, console_writes or label")
+    p.add_argument("value", help="its new value (integers as digits)")
 
 
 # Node commands: name -> (function, argument setup, one-line help, description, example)
@@ -135,9 +204,45 @@ _NODE_COMMANDS = {
         (
             "Copies firmware/aii and firmware/aii_node, the config (as aii_node.json, with its key)\n"
             "and a main.py that starts the node, then resets the board. A simulated board runs\n"
-            "firmware/ from the source tree: only its config is written, into its folder."
+            "firmware/ from the source tree: only its config is written, into its folder.\n"
+            "A node whose console is locked (the default) first gets a signed `maintenance`\n"
+            "request, so that Ctrl-C reaches its REPL (docs/protocol.md section 9)."
         ),
-        "aii deploy --port /dev/ttyACM0 --config tests/hil/node_config.json",
+        "aii deploy --port /dev/ttyACM0 --config keys/n1.json   (made by aii keygen n1)",
+    ),
+    "keygen": (
+        commands.do_keygen,
+        _args_keygen,
+        "make a fresh key and config for one node (NODE.key, NODE.json)",
+        (
+            "Makes a fresh 32-byte key for NODE and writes NODE.key (the host's copy) and NODE.json\n"
+            "(the node's config, from --config with its node and key replaced) into --out, both\n"
+            "readable by you only; prints the fleet file's [[node]] entry. Every node gets its own\n"
+            "key: a MAC is bound to its node id anyway (docs/protocol.md section 3)."
+        ),
+        "aii keygen n1 --config tests/hil/node_config.json --out keys",
+    ),
+    "node-config": (
+        commands.do_node_config,
+        _args_node_config,
+        "change a node setting with a signed request (the console changes none)",
+        (
+            "Sends a signed config_set: offline_after (1..1000), console_writes (0/1: console\n"
+            "transfers on the serial line) or label. The node's console reads settings but never\n"
+            "changes them; tcp_host, tcp_port and the key change with aii deploy."
+        ),
+        "aii node-config --port /dev/ttyACM0 --key n1.key console_writes 1",
+    ),
+    "node-unlock": (
+        commands.do_node_unlock,
+        _args_signed,
+        "let Ctrl-C stop a node with a locked console until its next boot (signed)",
+        (
+            "Sends a signed maintenance request: the node's console lock (docs/protocol.md section\n"
+            "9) is lifted until its next boot, so Ctrl-C stops the app and reaches the REPL\n"
+            "(mpremote). aii deploy sends it by itself."
+        ),
+        "aii node-unlock --port /dev/ttyACM0 --key n1.key",
     ),
     "node-status": (
         commands.do_node_status,
@@ -186,6 +291,10 @@ def _parser():
     from .fleet.cli import add_parsers as _fleet_parsers
 
     _fleet_parsers(sub)
+    # Particle dynamics (particles run, particles demo-nodes): aii_host.particles.
+    from .particles.cli import add_parsers as _particle_parsers
+
+    _particle_parsers(sub)
     return p
 
 

@@ -6,12 +6,13 @@ is firmware/aii_node/repair.py; `aii node-repair` (commands.py) drives this modu
 
 import base64
 
+from . import _record as R
 from . import ledger as _ledger
 from ._errors import AIIError
 
-RECORD = 44
-SEAL = 10
-RECORDS_PER_FRAME = 12  # 12 * 44 bytes in base64 fit a frame
+RECORD = R.REC_SIZE
+SEAL = R.OP_SEAL
+RECORDS_PER_FRAME = 12  # 12 records in base64 fit a frame
 CKPT_CHUNK = 480
 # A replay floor nobody can read any more is set above every seq that may have been used:
 # this far above the highest one a host saw, or at FLOOR_UNKNOWN when none saw any (below the

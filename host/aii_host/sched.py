@@ -8,12 +8,13 @@ the watchdog. Messages are the core's texts (_errors.text).
 """
 
 import gc
-import operator
 import threading
 import time
 
 from . import _errors
 from ._aii import ffi, lib
+from ._conv import as_int as _int
+from ._conv import u32 as _u32
 from ._errors import AIIRuntimeError, AIITypeError, AIIValueError, NotFoundError, text
 
 CONTINUE = lib.AII_POLICY_CONTINUE
@@ -33,29 +34,23 @@ _METHODS = {
     lib.AII_METHOD_EXPLICIT: "explicit",
     lib.AII_METHOD_DM: "dm",
     lib.AII_METHOD_OPA: "opa",
+    lib.AII_METHOD_INSERTED: "inserted",
 }
+# Trace event kinds (aii_trace_kind_t), by name, for trace().
+TRACE_KINDS = {
+    lib.AII_TRACE_RELEASE: "release",
+    lib.AII_TRACE_START: "start",
+    lib.AII_TRACE_FINISH: "finish",
+    lib.AII_TRACE_MISS: "miss",
+    lib.AII_TRACE_DROP: "drop",
+    lib.AII_TRACE_GC: "gc",
+}
+HAS_TRACE = bool(lib.AII_HAS_TRACE)
 
 
 def ticks_us():
     """The default clock: a monotonic microsecond count (period 2**62, never wraps in practice)."""
     return time.monotonic_ns() // 1000
-
-
-def _int(v):
-    # Same rule and text as MicroPython's mp_obj_get_int: ints (and bools) only, no floats.
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise AIITypeError(text(lib.AII_T_NOT_INT, type(v).__name__)) from None
-
-
-def _u32(name, v):
-    v = _int(v)
-    if v < 0:
-        raise AIIValueError(text(lib.AII_T_NOT_NEGATIVE, name))
-    if v > _U32_MAX:
-        raise AIIValueError(text(lib.AII_T_OUT_OF_RANGE, name))
-    return v
 
 
 def _tid(v):
@@ -79,14 +74,25 @@ class Scheduler:
         *,
         overhead_us=0,
         gc_idle_us=0,
+        jitter_us=None,
+        isr_budget_us=0,
+        isr_min_gap_us=0,
         on_miss=None,
         wdt=None,
         clock=None,
         tick_period=None,
         sleep=None,
     ):
-        overhead_us = _u32("overhead_us", overhead_us)
+        auto = overhead_us == "auto"
+        overhead_us = 0 if auto else _u32("overhead_us", overhead_us)
         gc_idle_us = _u32("gc_idle_us", gc_idle_us)
+        if jitter_us is not None:
+            jitter_us = _u32("jitter_us", jitter_us)
+        isr_budget_us = _u32("isr_budget_us", isr_budget_us)
+        isr_min_gap_us = _u32("isr_min_gap_us", isr_min_gap_us)
+        why = lib.aii_sched_costs_why(isr_budget_us, isr_min_gap_us)
+        if why != lib.AII_T_NONE:
+            raise AIIValueError(text(why))
         _callable("on_miss", on_miss)
         if wdt is not None and not callable(getattr(wdt, "feed", None)):
             raise AIITypeError(text(lib.AII_T_NO_FEED))
@@ -104,20 +110,31 @@ class Scheduler:
         self._wdt = wdt
         self._s = ffi.new("aii_sched_t *")
         lib.aii_sched_init(self._s, overhead_us)
+        lib.aii_sched_set_tick_mask(self._s, self._mask)
         self._s.gc_idle_us = gc_idle_us
+        # An injected sleep() waits exactly; the real clock's idle wait polls for triggers.
+        if jitter_us is None:
+            jitter_us = 0 if sleep is not None else lib.AII_SCHED_POLL_US
+        self._s.jitter_us = jitter_us
+        self._s.isr_budget_us = isr_budget_us
+        self._s.isr_min_gap_us = isr_min_gap_us
         self._clk = ffi.new("aii_clock_t *")
         lib.aii_clock_init(self._clk, self._mask)
         self._job = ffi.new("aii_job_t *")
         self._wait_us = ffi.new("uint64_t *")
         self._ev = ffi.new("aii_event_t *")
+        self._rta = ffi.new("aii_rta_result_t *")
         self._fns = {}
         self._stop = False
         self._running = False
+        self._calibration = None
         # Set by trigger() so that an idle wait on the real clock ends at once.
         self._wake = threading.Event()
         # Serialises triggering threads; the dispatcher never takes it (the core is ISR-safe).
         self._trig_lock = threading.Lock()
         self._now()
+        if auto:
+            self.calibrate()
 
     # --- time -------------------------------------------------------------------------------
 
@@ -195,12 +212,10 @@ class Scheduler:
         if why != lib.AII_T_NONE:
             raise AIIValueError(text(why))
         tid = ffi.new("int *")
-        rta = ffi.new("aii_rta_result_t *")
+        rta = self._rta
         st = lib.aii_sched_add(self._s, p, now, tid, rta)
         if st == lib.AII_ERR_UNSCHEDULABLE:
-            raise _errors.admission_error(
-                rta.failed_task, rta.failed_wcrt_us, rta.failed_deadline_us, _U32_MAX
-            )
+            raise _errors.admission_error(rta, _U32_MAX)
         _errors.check(st)
         self._fns[tid[0]] = fn
         return tid[0]
@@ -218,7 +233,8 @@ class Scheduler:
     def trigger(self, tid):
         tid = _tid(tid)
         with self._trig_lock:
-            st = lib.aii_sched_trigger(self._s, tid)
+            # The trigger's own time: its job's deadline and misses count from here.
+            st = lib.aii_sched_trigger(self._s, tid, _int(self._clock()) & self._mask)
         _errors.check(st, lib.AII_T_NOT_SPORADIC if st == lib.AII_ERR_STATE else lib.AII_T_NONE)
         self._wake.set()
 
@@ -283,15 +299,18 @@ class Scheduler:
                     self._feed()
                     continue
                 self._drain()  # dropped jobs are reported by dispatch
-                self._feed()
                 if step == lib.AII_STEP_COLLECT:
+                    t0 = self._now()
                     gc.collect()
-                    lib.aii_sched_gc_done(self._s)
+                    lib.aii_sched_gc_done(self._s, t0, self._now())
                 elif wait[0] and real:
                     # Returns early when trigger() (from any thread) or stop() sets the event.
                     self._wake.wait(wait[0] / 1e6)
                 elif wait[0]:
                     self._sleep(wait[0])
+                # After the wait, not before: time spent between deciding a wait and starting
+                # it would make the wake late.
+                self._feed()
             return n
         finally:
             self._running = False
@@ -346,10 +365,24 @@ class Scheduler:
 
     # Scheduler.admit() -> [(tid, level, wcrt_us, deadline_us, blocking_us, jobs), ...]
     def admit(self):
-        rta = ffi.new("aii_rta_result_t *")
+        return [a[:6] for a in self.analysis()]
+
+    # Scheduler.analysis() -> [(tid, level, wcrt_us, deadline_us, blocking_us, jobs, blocker,
+    #                          jitter_us), ...]
+    def analysis(self):
+        rta = self._rta
         _errors.check(lib.aii_sched_admit(self._s, rta))
         return [
-            (e.task, e.level, e.wcrt_us, e.deadline_us, e.blocking_us, e.jobs)
+            (
+                e.task,
+                e.level,
+                e.wcrt_us,
+                e.deadline_us,
+                e.blocking_us,
+                e.jobs,
+                e.blocker,
+                e.jitter_us,
+            )
             for e in (rta.entry[i] for i in range(rta.n))
         ]
 
@@ -364,3 +397,73 @@ class Scheduler:
             s.dispatches,
             s.gc_runs,
         )
+
+    # Scheduler.costs() -> (overhead_us, jitter_us, gc_idle_us, gc_max_us, isr_budget_us,
+    #                       isr_min_gap_us, busy_us, retiring)
+    def costs(self):
+        s = self._s
+        return (
+            s.overhead_us,
+            s.jitter_us,
+            s.gc_idle_us,
+            s.gc_max_us,
+            s.isr_budget_us,
+            s.isr_min_gap_us,
+            s.busy_us,
+            s.n_levels - s.n_tasks,
+        )
+
+    # Scheduler.calibrate() -> (overhead_us, n, min_us, median_us, p99_us, max_us)
+    def calibrate(self):
+        """Measures this port's cost per job and makes it overhead_us: n timed run_once() calls
+        of a no-op one-shot on this (empty) scheduler, which then starts afresh."""
+        if self._s.n_levels or self._running:
+            raise AIIRuntimeError(text(lib.AII_T_NOT_ALLOWED))
+        n = lib.AII_SCHED_CALIB_SAMPLES
+        samples = ffi.new("uint32_t[]", n)
+        mask = self._mask
+        clock = self._clock
+        # A deadline the probe meets, within a quarter tick period (read back unambiguously).
+        far = min(1_000_000, lib.aii_clock_max_wait(self._clk))
+        for i in range(n):
+            # A budget it keeps: no overrun reaches on_miss.
+            self.add(_noop, budget_us=far // 2 or 1, deadline_at=(_int(clock()) + far) & mask)
+            t0 = _int(clock())
+            self.run_once()
+            samples[i] = min((_int(clock()) - t0) & mask, _U32_MAX)
+            self.run_once()  # an idle dispatch: the finished probe leaves the analysis
+        out = ffi.new("aii_calib_t *")
+        lib.aii_sched_calibration(samples, n, out)
+        lib.aii_sched_restart(self._s)
+        self._s.overhead_us = out.overhead_us
+        self._calibration = (
+            out.overhead_us,
+            out.n,
+            out.min_us,
+            out.median_us,
+            out.p99_us,
+            out.max_us,
+        )
+        return self._calibration
+
+    # Scheduler.trace(on=None) -> [(t_us, kind, tid, arg), ...]
+    def trace(self, on=None):
+        """With on=True/False: switch the timeline on (emptied, times from now) or off. Always
+        returns the events recorded since the last call, oldest first; kind is a TRACE_KINDS
+        key, tid -1 for a collection. Empty when the core was built without AII_HAS_TRACE."""
+        ev = ffi.new("aii_trace_event_t *")
+        out = []
+        while lib.aii_sched_trace_pop(self._s, ev):
+            t = ev.t  # a signed difference in two's complement
+            out.append((t - (1 << 64) if t >> 63 else t, ev.kind, ev.task, ev.arg))
+        if on is not None:
+            lib.aii_sched_trace_enable(self._s, bool(on), self._now())
+        return out
+
+    def trace_lost(self):
+        """Events overwritten since the timeline was switched on (the ring was full)."""
+        return self._s.trace_lost
+
+
+def _noop():
+    pass

@@ -385,6 +385,7 @@ static void history(aii_ledger_t *l) {
     setup(l);
     for (int i = 0; i < 40; i++) {
         aii_ledger_set_time(l, 2000 + (uint64_t)i);
+        aii_ledger_set_origin(l, (uint8_t)(i % 5), 0xFFFFFF00u + (uint32_t)i);
         CHECK_EQ(aii_ledger_transfer(l, a_bat, a_load, q_wh, 10 + i), AII_OK);
         if (i % 3 == 0) {
             CHECK_EQ(aii_ledger_hold(l, 1000 + (uint64_t)i, a_bat, q_wh, 5), AII_OK);
@@ -419,12 +420,23 @@ static void test_journal(void) {
     CHECK_EQ(L.r_lost, 0);
     CHECK(njournal > 2 * AII_LEDGER_SEGMENT && njournal < MAXREC);
     // Records: CRC, consecutive sequence numbers from 1, timestamps from set_time().
-    int crc_ok = 0, seq_ok = 0, seals = 0;
+    // Origins: each record has the one set before it, a SEAL none.
+    int crc_ok = 0, seq_ok = 0, seals = 0, origin_ok = 0;
     for (size_t i = 0; i < njournal; i++) {
-        crc_ok += aii_crc32(0, journal[i], 40) == (uint32_t)le(journal[i] + 40, 4);
+        crc_ok += aii_crc32(0, journal[i], AII_REC_CRC) == (uint32_t)le(journal[i] + AII_REC_CRC, 4);
         seq_ok += le(journal[i], 4) == i + 1;
         seals += journal[i][4] == AII_OP_SEAL;
+        uint64_t t = le(journal[i] + AII_REC_TIME, 8), id = le(journal[i] + AII_REC_ORIGIN_ID, 4);
+        int origin = journal[i][AII_REC_ORIGIN];
+        if (journal[i][4] == AII_OP_SEAL) {
+            origin_ok += origin == 0 && id == 0;
+        } else if (t >= 2000) {
+            origin_ok += origin == (int)(t - 2000) % 5 && id == 0xFFFFFF00u + (t - 2000);
+        } else {
+            origin_ok += origin == 0 && id == 0;  // setup() ran before any set_origin()
+        }
     }
+    CHECK_EQ(origin_ok, (int)njournal);
     CHECK_EQ(crc_ok, (int)njournal);
     CHECK_EQ(seq_ok, (int)njournal);
     CHECK(seals >= 2);
@@ -506,10 +518,10 @@ static void test_journal_faults(void) {
         t++;
     }
     memcpy(cut[0], journal[0], n * SZ);
-    cut[t][32] ^= 1;
-    uint32_t crc = aii_crc32(0, cut[t], 40);
+    cut[t][AII_REC_AMOUNT] ^= 1;
+    uint32_t crc = aii_crc32(0, cut[t], AII_REC_CRC);
     for (int i = 0; i < 4; i++) {
-        cut[t][40 + i] = (uint8_t)(crc >> (8 * i));
+        cut[t][AII_REC_CRC + i] = (uint8_t)(crc >> (8 * i));
     }
     aii_ledger_init(&R);
     CHECK_EQ(aii_ledger_replay(&R, cut[0], n, &applied), AII_ERR_CORRUPT);
@@ -703,6 +715,9 @@ static int step(aii_ledger_t *l, const vl_step_t *v) {
     switch (v->op) {
         case VL_TIME:
             aii_ledger_set_time(l, (uint64_t)a[0]);
+            return AII_OK;
+        case VL_ORIGIN:
+            aii_ledger_set_origin(l, (uint8_t)a[0], (uint32_t)a[1]);
             return AII_OK;
         case VL_QTY:
             return aii_ledger_add_qty(l, v->name, n, (uint8_t)a[0], NULL);

@@ -279,7 +279,7 @@ static void test_step(void) {
     job.wake_at = 10 + 2000;
     CHECK_EQ(aii_sched_step(&s, AII_IDLE, &job, 10, AII_TIME_NEVER, 1u << 30, false, &dt),
         AII_STEP_COLLECT);
-    aii_sched_gc_done(&s);
+    aii_sched_gc_done(&s, 10, 510);
     CHECK_EQ(aii_sched_step(&s, AII_IDLE, &job, 10, AII_TIME_NEVER, 1u << 30, false, &dt),
         AII_STEP_WAIT);
 

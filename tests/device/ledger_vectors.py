@@ -47,6 +47,8 @@ for i, s in enumerate(V["steps"]):
     try:
         if op == "time":
             led.set_time(args[0])
+        elif op == "origin":
+            led.set_origin(args[0], args[1])
         elif op == "qty":
             f = args[0]
             if f & 0x80:

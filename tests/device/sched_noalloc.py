@@ -22,9 +22,12 @@ def job():
 
 def on_event():
     count[0] += 100
+    if count[0] >= 200:
+        s.stop()  # the second event has run: what the test waits for, however loaded the host
 
 
-ev = s.add(on_event, budget_us=100, min_gap_us=1000)
+# min_gap_us covers the jitter of a trigger seen by the idle wait's 1 ms poll (jitter_us).
+ev = s.add(on_event, budget_us=100, min_gap_us=2000)
 t_add = time.ticks_us()
 per = s.add(job, budget_us=100, period_us=5000)
 
@@ -36,13 +39,14 @@ try:
     s.trigger(ev)
     s.trigger(ev)
     first = s.run_once()
-    n = s.run(22000)
+    n = s.run(2000000)
 finally:
     micropython.heap_unlock()
 elapsed = time.ticks_diff(time.ticks_us(), t_add)
-# run_once ran the first event; run() the second one a minimum gap later, and the periodic
-# job every 5 ms since add(): never more often than that (how many ran depends on the machine's
-# load; the release times are checked by sched_realclock.py).
+# run_once ran the first event; run() the second one a minimum gap later (then it stopped), and
+# the periodic job every 5 ms since add(): never more often than that (how many ran depends on
+# the machine's load; the release times are checked by sched_realclock.py). A fixed window of
+# run() here once printed "events 1" under load: the host stalled the loop past its end.
 periodic = count[0] % 100
 ok = 1 <= periodic <= elapsed // 5000 + 1
 print("run_once", first, "events", count[0] // 100, "periodic", ok)
@@ -64,7 +68,7 @@ def on_event2():
 
 
 s2 = aii.Scheduler()
-ev2 = s2.add(on_event2, budget_us=100, min_gap_us=1000)
+ev2 = s2.add(on_event2, budget_us=100, min_gap_us=2000)
 ev = ev2
 s = s2
 now = time.ticks_us()

@@ -87,3 +87,28 @@ try:
     s3.run()
 except Mine as e:
     print("Mine", e, s3.stats(b)[0])
+
+# A clock that raises inside calibrate(): the scheduler is not left marked as running.
+
+
+class FlakyClock:
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self):
+        self.n += 1
+        if self.n == 5:
+            raise ValueError("clock")
+        return 1000
+
+
+s4 = aii.Scheduler(clock=FlakyClock(), sleep=lambda us: None)
+try:
+    s4.calibrate()
+except ValueError as e:
+    print("calibrate raised", e)
+try:
+    s4.run_once()
+    print("run_once after it: ok")
+except RuntimeError as e:
+    print("run_once after it:", e)

@@ -38,6 +38,7 @@ import sys
 import time
 from pathlib import Path
 
+from aii_host import _record as R
 from aii_host import vboard
 from aii_host._errors import AIIError
 from aii_host.client import NodeClient, NodeError, NodeTimeout
@@ -164,9 +165,9 @@ class Chaos:
         self.nodes = {f"c{i}": Node(base, f"c{i}") for i in range(1, n + 1)}
         self.db = base / "fleet.db"
         path = base / "fleet.toml"
-        path.write_text(
-            fleet_toml("fleet.db", 0.3, [(x.name, f"vboard:{x.dir}", x.key) for x in self])
-        )
+        nodes = [(x.name, f"vboard:{x.dir}", x.key) for x in self]
+        allow = [("*", "l", ["signed", "config", "task"])]  # the pump (docs/fleet.md §8)
+        path.write_text(fleet_toml("fleet.db", 0.3, nodes, allow=allow))
         self.agg = Aggregator(path).start()
         self.coord = Coordinator(self.db, {x.name: x for x in self})
         self.local = {x.name: 0 for x in self}
@@ -217,16 +218,16 @@ class Chaos:
             # The same record in both journal copies, one the aggregator has copied: only the
             # aggregator's copy can repair it.
             j = (data / "journal.bin").read_bytes()
-            slots = len(j) // 44
+            slots = len(j) // R.REC_SIZE
             top = _copy_top(self.db, x.name) or 0
             ok = [
                 s
                 for s in range(1, slots)
-                if int.from_bytes(j[s * 44 : s * 44 + 4], "little") <= top
+                if int.from_bytes(j[s * R.REC_SIZE :][:4], "little") <= top
             ]
             # Just compacted (no such record): the checkpoint in both copies instead.
             names = ("journal.bin", "journal2.bin") if ok else ("ckpt.bin", "ckpt2.bin")
-            off = self.rng.choice(ok) * 44 + self.rng.randrange(44) if ok else 20
+            off = self.rng.choice(ok) * R.REC_SIZE + self.rng.randrange(R.REC_SIZE) if ok else 20
             if ok or (data / "ckpt.bin").exists():
                 for name in names:
                     p = data / name

@@ -10,6 +10,7 @@ fleet TOML naming them.
 """
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from aii_host.fleet import config as fconfig
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.append(str(REPO / "tests" / "host"))
+from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run
 
 BASE_CONFIG = {
     "quantities": [{"name": "Wh", "digits": 3}, {"name": "l", "digits": 0}],
@@ -45,6 +48,11 @@ BASE_CONFIG = {
     "events": 16,
     "compact_at": 16,
 }
+
+
+# The fleet's origin policy (docs/fleet.md §8): the pump task may move litres; everything else
+# needs the key (signed requests, the deployed config).
+ALLOW = [("*", "l", ["signed", "config", "task"])]
 
 
 def node_key(i):
@@ -118,11 +126,8 @@ def make_fleet(tmp_path):
         for b in boards.values():
             b.start()
         path = tmp_path / "fleet.toml"
-        path.write_text(
-            fconfig.dumps(
-                "fleet.db", heartbeat_s, [(b.name, b.port, b.key) for b in boards.values()]
-            )
-        )
+        nodes = [(b.name, b.port, b.key) for b in boards.values()]
+        path.write_text(fconfig.dumps("fleet.db", heartbeat_s, nodes, allow=ALLOW))
         env = FleetEnv(path, boards, tmp_path / "fleet.db")
         envs.append(env)
         return env

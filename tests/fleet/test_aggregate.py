@@ -9,6 +9,7 @@ import time
 import zlib
 
 import pytest
+from aii_host import _record as R
 from aii_host.fleet import config as fconfig
 from aii_host.fleet.aggregate import Aggregator
 
@@ -121,7 +122,9 @@ def test_three_nodes_one_loop(make_fleet):
     for name in ("n1", "n2", "n3"):
         rows = records(env.db, name)
         assert [s for s, _ in rows] == list(range(1, len(rows) + 1))
-        assert all(zlib.crc32(r[:40]) == struct.unpack_from("<I", r, 40)[0] for _, r in rows)
+        assert all(
+            zlib.crc32(r[: R.REC_CRC]) == struct.unpack_from("<I", r, R.REC_CRC)[0] for _, r in rows
+        )
     assert len(ev.of("online")) == 3
 
 
@@ -202,9 +205,10 @@ def _tamper(db, node, seq):
     c = sqlite3.connect(str(db))
     (rec,) = c.execute("SELECT rec FROM records WHERE node = ? AND seq = ?", (node, seq)).fetchone()
     rec = bytearray(rec)
-    amount = struct.unpack_from("<q", rec, 32)[0]
-    struct.pack_into("<q", rec, 32, amount + 1)
-    struct.pack_into("<I", rec, 40, zlib.crc32(bytes(rec[:40])))  # a valid record, wrong data
+    amount = struct.unpack_from("<q", rec, R.REC_AMOUNT)[0]
+    struct.pack_into("<q", rec, R.REC_AMOUNT, amount + 1)
+    crc = zlib.crc32(bytes(rec[: R.REC_CRC]))
+    struct.pack_into("<I", rec, R.REC_CRC, crc)  # a valid record, wrong data
     with c:
         c.execute("UPDATE records SET rec = ? WHERE node = ? AND seq = ?", (bytes(rec), node, seq))
     c.close()
@@ -358,10 +362,13 @@ def test_cli_verdict_is_degraded_unless_every_node_is_online_and_verified(make_f
     assert v["ok"] is True  # the equation holds over what was verified...
     assert v["status"] == "DEGRADED" and v["exit"] == 1  # ...but n2 was not verified
     assert [p["node"] for p in v["problems"]] == ["n2"], v["problems"]
-    assert v["problems"][0]["why"].startswith("offline: ")
+    # Still connecting or already given up as offline, depending on how many connection
+    # attempts a loaded machine fits in 3 s: either way the reason names the link.
+    unreachable = ("offline: ", "connecting: ")
+    assert v["problems"][0]["why"].startswith(unreachable), v["problems"]
     assert main(["status", "--fleet", f, "--seconds", "3"]) == 1
     text = capsys.readouterr().out
-    assert "verdict: DEGRADED" in text and "n2: offline: " in text, text
+    assert "verdict: DEGRADED" in text and any(f"n2: {w}" in text for w in unreachable), text
     assert "1000.000" in text  # n1's Wh total, in its unit (3 decimals)
     env.boards["n1"].stop()
     # 0 of 2 online: still not OK, both named; the aggregate loop's exit says the same.
@@ -375,3 +382,19 @@ def test_cli_verdict_is_degraded_unless_every_node_is_online_and_verified(make_f
     assert main(["status", "--fleet", f, "--json", "--seconds", "10"]) == 0
     v = json.loads(capsys.readouterr().out)["verdict"]
     assert v["status"] == "OK" and v["problems"] == [], v
+
+
+def test_copies_of_records_before_origins_are_dropped_to_be_read_again(tmp_path):
+    """A database of an older aii holds 44-byte records (before origins): the nodes convert
+    theirs at boot (docs/protocol.md section 6), so the host's copies go and are read again."""
+    from aii_host.fleet.aggregate import RECORDS_FORMAT, open_db
+
+    db = open_db(str(tmp_path / "f.db"))
+    db.execute("INSERT INTO records VALUES ('n1', 1, ?)", (bytes(44),))
+    db.execute("INSERT INTO records VALUES ('n1', 2, ?)", (bytes(R.REC_SIZE),))
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    db = open_db(str(tmp_path / "f.db"))
+    assert db.execute("SELECT seq FROM records").fetchall() == [(2,)]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == RECORDS_FORMAT

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
 import nodekit
 from aii_host import Ledger
+from aii_host import _record as R
 from aii_host import frame as host
 from aii_host.fleet.replica import chain_of, records, segment_hashes
 from aii_node import store
@@ -45,7 +46,7 @@ def journal_all(node, lo):
         out += data
         if not j["more"]:
             return out, j["first"]
-        nxt = int.from_bytes(data[-44:-40], "little") + 1
+        nxt = int.from_bytes(data[-R.REC_SIZE :][:4], "little") + 1
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_journal_keeps_one_compaction_period(tmp_path):
     polling at least once per compaction period misses nothing."""
     node = nodekit.make_node(tmp_path, compact_at=16, tasks=[])
     data, first = journal_all(node, 1)
-    last = int.from_bytes(data[-44:-40], "little")
+    last = int.from_bytes(data[-R.REC_SIZE :][:4], "little")
     cp = Path(tmp_path) / "data" / "ckpt.bin"
     for i in range(40):  # up to the first compaction
         moves(node, 1, first_seq=10 + i)
@@ -112,7 +113,9 @@ def test_journal_keeps_one_compaction_period(tmp_path):
     assert ckpt > last
     more, first = journal_all(node, last + 1)
     assert first <= last + 1  # still there
-    assert [r.seq for r in records(more)] == list(range(last + 1, last + 1 + len(more) // 44))
+    assert [r.seq for r in records(more)] == list(
+        range(last + 1, last + 1 + len(more) // R.REC_SIZE)
+    )
     moves(node, 20, first_seq=100)  # a second compaction drops them
     assert chain_of(store.ckpt_blob(cp.read_bytes()))[0] > ckpt
     _, first = journal_all(node, last + 1)

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
 """The hash-chained audit trail (aii_host.fleet.audit, docs/transfer.md §5): any changed,
 removed, reordered or truncated record is found and named by its seq, the truncated tail through
-the head file kept outside the database; appends from threads and processes chain as one."""
+the head file kept outside the database (authenticated with the host's key, checked before every
+append); a record spelled two ways, a head written by someone else, a transfer log changed
+behind the trail's back are found too; appends from threads and processes chain as one."""
 
 import hashlib
+import hmac
 import json
 import multiprocessing
 import os
@@ -47,7 +50,14 @@ def test_chain_is_what_the_doc_says(trail):
         prev = h
     rep = trail.verify()
     assert (rep.count, rep.head_seq, rep.head_hash) == (10, 10, prev)
-    assert json.loads(Path(trail.head_path).read_text()) == {"seq": 10, "hash": prev}
+    head = json.loads(Path(trail.head_path).read_text())
+    body = json.dumps({"count": 10, "hash": prev, "v": 2}, separators=(",", ":")).encode()
+    assert head == {
+        "v": 2,
+        "count": 10,
+        "hash": prev,
+        "mac": hmac.new(trail.key(), body, "sha256").hexdigest(),
+    }
 
 
 @pytest.mark.parametrize(
@@ -215,3 +225,119 @@ def test_cli_verify_and_show(trail, capsys):
     assert "bad: seq 8" in capsys.readouterr().out
     assert main(["audit", "verify", "--db", trail.db_path, "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["bad_seq"] == 8
+
+
+def test_a_deleted_tail_is_caught_at_the_next_append_not_hidden_by_it(trail):
+    """Issue 15: delete the last record, let the next normal append run: it refuses (the head
+    says 10 records), and verify still names the removal."""
+    _sql(trail, ("DELETE FROM audit WHERE seq = 10", ()))
+    with pytest.raises(audit_mod.AuditError, match="does not end where its head says"):
+        trail.append("tx", {"i": 11})
+    assert [r[0] for r in trail.records()][-1] == 9  # nothing written over the gap
+    rep = trail.verify()
+    assert not rep.ok and rep.bad_seq == 10 and "removed" in rep.problem, rep
+    # A head forged to match (no key: no valid MAC) is refused by both as well.
+    h9 = trail.records()[-1][5]
+    Path(trail.head_path).write_text(
+        json.dumps({"v": 2, "count": 9, "hash": h9, "mac": "0" * 64}) + "\n"
+    )
+    with pytest.raises(audit_mod.AuditError, match="MAC does not check"):
+        trail.append("tx", {"i": 11})
+    rep = trail.verify()
+    assert not rep.ok and "not authentic" in rep.problem, rep
+
+
+def test_a_record_with_a_duplicated_key_is_found(trail):
+    """SQLite reads the first of two equal keys, Python the last: a record spelled with both
+    would verify in Python while SQL reads the forged value."""
+    _seq, _t, _k, data, _ph, _h = trail.records()[4]
+    forged = '{"i": 5, "state": "aborted", "state": "committed", "txid": 1005}'
+    assert json.loads(forged) == data  # what a Python reader sees: the original
+    _sql(trail, ("UPDATE audit SET data = ? WHERE seq = 5", (forged,)))
+    c = sqlite3.connect(trail.db_path)
+    assert c.execute("SELECT json_extract(data, '$.state') FROM audit WHERE seq = 5").fetchone()[
+        0
+    ] in ("aborted", "committed")  # whichever SQLite takes, verify must not accept the text
+    c.close()
+    rep = trail.verify()
+    assert not rep.ok and rep.bad_seq == 5 and "duplicated key 'state'" in rep.problem, rep
+    _sql(trail, ("UPDATE audit SET data = ? WHERE seq = 5", (json.dumps(data),)))
+    assert trail.verify().ok  # the canonical spelling is back
+    _sql(trail, ("UPDATE audit SET data = ? WHERE seq = 5", (json.dumps(data, indent=1),)))
+    rep = trail.verify()
+    assert not rep.ok and "canonical form" in rep.problem, rep
+
+
+def test_without_the_host_key_nothing_is_vouched_for(trail, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AII_KEYS_DIR", str(tmp_path / "elsewhere"))
+    rep = Audit(trail.db_path).verify()
+    assert not rep.ok and rep.unknown and "no audit key" in rep.problem, rep
+    assert main(["audit", "verify", "--db", trail.db_path]) == 3  # UNKNOWN, not CRITICAL
+    assert "unknown: no audit key" in capsys.readouterr().out
+    with pytest.raises(audit_mod.AuditError, match="no audit key"):
+        Audit(trail.db_path).append("tx", {"i": 11})
+
+
+def test_anchors_catch_a_rollback_of_database_and_head_together(trail, tmp_path, capsys):
+    import shutil
+
+    saved = tmp_path / "old"
+    saved.mkdir()
+    trail.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the .db file
+    for f in (trail.db_path, trail.head_path):
+        shutil.copy(f, saved)
+    trail.append("tx", {"i": 11})
+    h11 = trail.records()[-1][5]
+    assert trail.verify([(11, h11[:16])]).ok
+    # Both files back to their state of 10 records: consistent, so only the anchor tells.
+    trail.close()
+    for f in (trail.db_path, trail.head_path):
+        shutil.copy(saved / Path(f).name, f)
+    for ext in ("-wal", "-shm"):
+        Path(trail.db_path + ext).unlink(missing_ok=True)
+    assert Audit(trail.db_path).verify().ok
+    rep = Audit(trail.db_path).verify([(11, h11[:16])])
+    assert not rep.ok and "rolled back below it" in rep.problem, rep
+    assert main(["audit", "verify", "--db", trail.db_path, "--anchor", f"11:{h11[:16]}"]) == 2
+    assert main(["audit", "verify", "--db", trail.db_path, "--anchor", "11:xyz"]) == 64
+
+
+def test_the_transfer_log_is_covered(tmp_path):
+    """The coordinator's `tx` table against the trail: a state, an amount or a row changed
+    (or added, or removed) behind the trail's back is found."""
+    from aii_host.fleet.coord import _SCHEMA, _record
+
+    a = Audit(tmp_path / "fleet.db")
+    for stmt in _SCHEMA:
+        a.conn().execute(stmt)
+    args = ("n1", "grid", "n2", "load", "Wh", 500)
+
+    def row(txid, state):
+        def insert(c):
+            c.execute(
+                "INSERT OR REPLACE INTO tx VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+                (txid, *args, state),
+            )
+
+        return insert
+
+    for txid, states in ((7, ("preparing", "committed")), (8, ("preparing", "aborted"))):
+        for st in states:
+            a.append("tx", _record(txid, st, args), before=row(txid, st))
+    assert a.verify().ok
+    for sql, what in [
+        ("UPDATE tx SET state = 'committed' WHERE txid = 8", "has state 'committed' in table tx"),
+        ("UPDATE tx SET amount = 5000 WHERE txid = 7", "has amount 5000"),
+        ("DELETE FROM tx WHERE txid = 8", "audited but gone from table tx"),
+        (
+            "INSERT INTO tx VALUES (9, 'a', 'b', 'c', 'd', 'Wh', 1, 'committed', 0, 0)",
+            "tx 9 is not",
+        ),
+    ]:
+        c = a.conn()
+        c.execute("BEGIN")
+        c.execute(sql)
+        rep = a.verify()
+        c.execute("ROLLBACK")
+        assert not rep.ok and "transfer log" in rep.problem and what in rep.problem, (sql, rep)
+    assert a.verify().ok

@@ -4,11 +4,9 @@ one loop thread; docs/transfer.md §7), with the fleet verification checking the
 equation around the transfers, also while one is in doubt."""
 
 import pytest
+from aii_host.fleet import aggregate, config
 from aii_host.fleet.coord import COMMITTED, COMMITTING, Coordinator, CoordinatorCrash
 from test_coord_util import QTY, start_nodes
-
-aggregate = pytest.importorskip("aii_host.fleet.aggregate", reason="aggregator missing")
-config = pytest.importorskip("aii_host.fleet.config", reason="fleet config missing")
 
 
 @pytest.fixture

@@ -87,8 +87,10 @@ class SimNode:
         self.start()
 
     def restart(self):
-        """Ctrl-C (the node persists and stops at the REPL), then Ctrl-D boots it again."""
+        """Ctrl-C (the node persists and stops at the REPL), then Ctrl-D boots it again. Its
+        console is locked: a signed `maintenance` first, as `aii deploy` does."""
         self.client.drain(0.05)
+        self.client.request("maintenance")
         self.t.write(b"\x03")
         buf, end = b"", time.monotonic() + 10
         while b">>> " not in buf and time.monotonic() < end:

@@ -38,7 +38,10 @@ def _copy_top(db, node):
 
 
 def test_repair_from_the_aggregators_copy(make_fleet):
-    env = make_fleet(2, tasks=[], compact_at=64)  # no meter: the journal holds still
+    # No meter: the journal holds still. The aggregator calls a node offline after three
+    # heartbeat periods without a frame: 1.5 s here, as a loaded machine once kept a simulated
+    # board silent for 0.6 s, and the verdict below must name recovery, not a lost link.
+    env = make_fleet(2, heartbeat_s=0.5, tasks=[], compact_at=64)
     n2 = env.boards["n2"]
     with Aggregator(env.path) as agg:
         c = agg.client("n2")
@@ -80,7 +83,7 @@ def test_a_copy_short_of_the_damage_is_refused(make_fleet):
     from aii_host.client import NodeClient
     from aii_host.transport import open_transport
 
-    env = make_fleet(1, tasks=[], compact_at=64)
+    env = make_fleet(1, heartbeat_s=0.5, tasks=[], compact_at=64)
     n1 = env.boards["n1"]
     with Aggregator(env.path) as agg:
         agg.wait_synced(timeout=30)  # the copy: the config's records only

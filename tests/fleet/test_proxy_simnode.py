@@ -7,6 +7,7 @@ import base64
 import time
 
 from aii_host import Ledger
+from aii_host import _record as R
 from aii_host.client import NodeClient, NodeError
 from aii_host.fleet.proxy import Faults, LinkProxy
 from aii_host.fleet.simnode import KEY, SimFleet
@@ -25,7 +26,7 @@ def _journal(c):
         out += recs
         if not j["more"]:
             return j["first"], out
-        lo = int.from_bytes(recs[-44:][:4], "little") + 1
+        lo = int.from_bytes(recs[-R.REC_SIZE :][:4], "little") + 1
 
 
 def test_commands_journal_and_heartbeats():
@@ -47,7 +48,7 @@ def test_commands_journal_and_heartbeats():
             assert e.name == "E_STATE"
         st = c.status()
         first, recs = _journal(c)
-        assert first == 1 and len(recs) == 44 * st["seq"]
+        assert first == 1 and len(recs) == R.REC_SIZE * st["seq"]
         led = Ledger()
         led.replay(recs)
         assert led.digest().hex() == st["digest"]
@@ -78,10 +79,12 @@ def test_aggregator_verifies_simnodes_and_finds_a_created_credit(tmp_path):
     # compactions: checkpoint and seals), verifies epochs, and a credit no coordinator decided
     # (quantity created on one node) is found and located.
     from aii_host.fleet.aggregate import Aggregator
+    from aii_host.fleet.config import Policy
 
     with SimFleet(4, hz=20, compact_at=16) as f:
         specs = [(n, p, KEY) for n, p in sorted(f.ports.items())]
-        with Aggregator(specs, db_path=tmp_path / "fleet.db", heartbeat_s=0.1) as agg:
+        tasks = Policy(("signed", "config", "task"))  # their ticks are tasks (simnode.py)
+        with Aggregator(specs, db_path=tmp_path / "fleet.db", heartbeat_s=0.1, policy=tasks) as agg:
             agg.wait_synced(timeout=30)
             time.sleep(1.0)  # a few compactions (16 records each) on every node
             agg.wait_synced(timeout=30)

@@ -220,7 +220,7 @@ def test_fleet_verification_on_boards(make_fleet, capsys):
     """Honest transfers through the coordinator pass at every epoch; a prepare + commit_tx done
     directly on a node with a txid the coordinator never committed is found, named and
     isolates the node; the coordinator then refuses it; the operator clears it (audited)."""
-    coord = pytest.importorskip("aii_host.fleet.coord")
+    from aii_host.fleet import coord
     from aii_host.main import main
 
     env = make_fleet(3)
@@ -270,7 +270,8 @@ def test_fleet_verification_on_boards(make_fleet, capsys):
         assert v.ok and "n3" not in v.isolated
     db = sqlite3.connect(str(env.db))
     assert db.execute("SELECT count(*) FROM isolated").fetchone()[0] == 0
-    audit = pytest.importorskip("aii_host.fleet.audit")
+    from aii_host.fleet import audit
+
     kinds = [r[0] for r in db.execute("SELECT kind FROM audit ORDER BY seq")]
     assert "violation" in kinds and "clear" in kinds and "verify" in kinds
     data = [json.loads(r[0]) for r in db.execute("SELECT data FROM audit WHERE kind='clear'")]

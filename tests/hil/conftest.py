@@ -8,11 +8,12 @@ Targets (one parametrization of `node`):
   pinned), running firmware/ with the pure-Python `aii` (no `_aii` there) behind the same
   pseudo terminal (`aii vboard --micropython`); always available after `make setup`.
 - `unix`: the MicroPython unix port build (build/unix/micropython, `make firmware BOARD=UNIX`)
-  behind the same pseudo terminal (`aii vboard --micropython`); needs MICROPY_DIR and a build
-  whose `_aii` has the Ledger.
-- `qemu`: the MPS2_AN385 image under qemu (`-serial pty`; AII_QEMU_IMAGE overrides the image);
-  config and main.py are written with mpremote, then a soft reboot starts the node. Skips
-  with the reason when the image lacks the Ledger or a writable filesystem.
+  behind the same pseudo terminal (`aii vboard --micropython`); needs MICROPY_DIR. A build
+  without `_aii` fails (aii.NATIVE must be True): it would test the pure-Python fallback.
+- `qemu`: a qemu board's image (`--qemu-board`, default MPS2_AN385; AII_QEMU_IMAGE overrides
+  the image) with its UART on a pty; config and main.py are written with mpremote, then a soft
+  reboot starts the node. An image without `_aii` fails, as on unix; one without a writable
+  filesystem skips with the reason.
 - `port:<dev>`: a real board per `--port` (several allowed), deployed beforehand with
   `aii deploy --port <dev> --config tests/hil/node_config.json` so that the tests know its
   accounts and key (`--key` overrides the key). Tests that need a target to restart its app use
@@ -32,6 +33,9 @@ from aii_host.client import NodeClient
 from aii_host.transport import open_transport
 from hil_util import CONFIG, REPO
 
+sys.path.append(str(REPO / "tests" / "host"))
+from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run
+
 READY = b" ready (proto "
 
 
@@ -42,6 +46,12 @@ def pytest_addoption(parser):
     parser.addoption("--key", default=None, help="node key (hex) for --port targets")
     parser.addoption(
         "--fuzz-examples", type=int, default=60, help="examples per fuzz test (default 60)"
+    )
+    parser.addoption(
+        "--qemu-board",
+        default="MPS2_AN385",
+        choices=sorted(qemu.BOARDS),
+        help="the qemu target's board (its image: build/<board>/firmware.elf)",
     )
 
 
@@ -56,17 +66,20 @@ def pytest_generate_tests(metafunc):
 class Target:
     """A node under test: `.client` (NodeClient), `.write(bytes)`, `.restart()`, `.reset()`."""
 
-    def __init__(
-        self, name, port, key, log=None, board=None, boot=b"\x04", storage=True, ctrl_c=None
-    ):
+    def __init__(self, name, port, key, log=None, board=None, boot=b"\x04", storage=True):
         self.name, self.port, self.key, self.log, self.board = name, port, key, log, board
         # What starts the app at the REPL (Ctrl-D: soft reboot runs main.py), and whether its
         # files survive a reset (not on a RAM filesystem mounted from the REPL).
         self.boot, self.storage = boot, storage
-        # None, or why 0x03 cannot interrupt the running app on this target.
-        self.no_ctrl_c = ctrl_c
         self.t = open_transport(port).open()
         self.client = NodeClient(self.t, key=key, timeout=3.0, retries=2)
+
+    @property
+    def node_id(self):
+        """The node's id: signatures are bound to it (docs/protocol.md section 3)."""
+        if self.client.node is None:
+            self.client.node = self.client.hello()["node"]
+        return self.client.node
 
     def write(self, data):
         self.t.write(data)
@@ -96,7 +109,14 @@ class Target:
             f"{self.name}: node not answering after {timeout:.0f} s: {last} (log {self.log})"
         )
 
+    def unlock(self):
+        """A locked console (the default) takes Ctrl-C only after a signed `maintenance`
+        request, as `aii deploy` sends it (docs/protocol.md section 9)."""
+        if self.client.status().get("lock") == "on":
+            assert self.client.request("maintenance")["lock"] == "maintenance"
+
     def stop_app(self):
+        self.unlock()
         self.write(b"\x03")
         return self.wait_for(b">>> ")
 
@@ -108,7 +128,9 @@ class Target:
         return out
 
     def reset(self):
-        """The console `reset` command: persist, machine.reset(), boot again."""
+        """The console `reset` command: persist, machine.reset(), boot again. A locked
+        console takes it after a signed `maintenance` only."""
+        self.unlock()
         self.client.drain(0.05)
         self.write(b"reset\n")
         out = self.wait_for(READY)
@@ -179,14 +201,10 @@ def node(request, tmp_path):
         t = _start_board(tmp_path, "mpy", micropython=_mpy_binary(tmp_path))
     elif target == "unix":
         exe = _unix_binary()
-        if not _unix_has_ledger(exe):
-            pytest.skip(
-                f"unix target: the _aii of {exe} has no Ledger yet (the node needs aii.Ledger; "
-                "make firmware BOARD=UNIX once mod_aii.c binds it)"
-            )
+        _unix_check_native(exe)
         t = _start_board(tmp_path, "unix", micropython=exe)
     elif target == "qemu":
-        t = _start_qemu(tmp_path)
+        t = _start_qemu(tmp_path, request.config.getoption("--qemu-board"))
     else:
         t = Target(target, target[5:], _key(request.config))
     try:
@@ -217,39 +235,36 @@ def _start_board(tmp_path, name, micropython=None, config=CONFIG, app=None, file
     return Target(name, board.port, bytes.fromhex(config["key"]), log, board)
 
 
-def _start_qemu(tmp_path, config=CONFIG, app=None, files=()):
-    """MPS2_AN385 under qemu with its UART on a pty (`-serial pty`): a real MicroPython behind a
-    real REPL, so Ctrl-C and Ctrl-D are the board's own. The node's config and a main.py go onto
-    the board's filesystem over mpremote's raw REPL, then a soft reboot starts the node."""
-    import shutil
-
+def _start_qemu(tmp_path, board_name="MPS2_AN385", config=CONFIG, app=None, files=()):
+    """A qemu board with its UART on a pty (`-serial pty`): a real MicroPython behind a real
+    REPL, so Ctrl-C and Ctrl-D are the board's own. The node's config and a main.py (or `app`)
+    go onto the board's filesystem over mpremote's raw REPL, then a soft reboot starts it."""
     if not os.environ.get("MICROPY_DIR"):
         pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
-    image = Path(os.environ.get("AII_QEMU_IMAGE") or REPO / "build" / "mps2-an385" / "firmware.elf")
+    image = Path(os.environ.get("AII_QEMU_IMAGE") or qemu.image(board_name, REPO / "build"))
     if not image.exists():
-        pytest.skip(f"qemu target: {image} missing (make firmware BOARD=MPS2_AN385)")
-    if shutil.which("qemu-system-arm") is None:
-        pytest.skip("qemu target: qemu-system-arm missing (make setup)")
+        pytest.skip(f"qemu target: {image} missing (make firmware BOARD={board_name})")
     if _QEMU_SKIP:
         pytest.skip(_QEMU_SKIP[0])
     log = tmp_path / "qemu.log"
     try:
-        board = qemu.start(image, log)  # board.stop() kills it, as pulling the plug
+        # board.stop() kills it, as pulling the plug
+        board = qemu.start(image, log, board=board_name)
     except qemu.QemuError as e:
         pytest.fail(f"qemu target: {e}")
     port = board.port
     try:
-        ramfs = _qemu_provision(port, config, app, files)
+        ramfs = _qemu_provision(port, image, config, app, files)
         key = bytes.fromhex(CONFIG["key"])
         if ramfs:
             # Files in a RAM filesystem mounted from the REPL: start the node from the REPL
             # (a soft reboot would unmount it), and a reset loses them.
             boot = b"from aii_node.node import main; main()\r"
-            t = Target("qemu", port, key, log, board, boot=boot, storage=False, ctrl_c=_QEMU_CTRL_C)
+            t = Target(f"qemu {board_name}", port, key, log, board, boot=boot, storage=False)
         else:
-            # The image's own littlefs in RAM (boards/MPS2_AN385): main.py runs at a soft
+            # The image's own littlefs in RAM (boards/common-qemu): main.py runs at a soft
             # reboot and the files survive it, but machine.reset() exits qemu, losing them.
-            t = Target("qemu", port, key, log, board, storage=False, ctrl_c=_QEMU_CTRL_C)
+            t = Target(f"qemu {board_name}", port, key, log, board, storage=False)
     except BaseException:
         board.stop()
         raise
@@ -257,30 +272,41 @@ def _start_qemu(tmp_path, config=CONFIG, app=None, files=()):
     return t
 
 
-# ports/qemu polls its UART and never turns 0x03 into KeyboardInterrupt while code runs; the
-# node could treat a 0x03 byte it reads as Ctrl-C (firmware side), then this can go.
-_QEMU_CTRL_C = "the qemu port's polled UART does not raise KeyboardInterrupt on 0x03"
 _QEMU_SKIP = []  # the reason the image cannot run the node, found once per session
 RAMFS = REPO / "tests" / "host" / "node_qemu" / "ramfs.py"
 
 
-def _qemu_provision(port, config=CONFIG, app=None, files=()):
+# Run on the board before the node: is `aii` the native module, and can files be written?
+_PROBE = """
+try:
+    import aii
+    print(aii.NATIVE)
+except ImportError as e:
+    print(repr(e).replace(' ', '_'))
+try:
+    import os; f=open('aii_probe','w'); f.close(); os.remove('aii_probe'); print(True)
+except OSError:
+    print(False)
+"""
+
+
+def _qemu_provision(port, image, config=CONFIG, app=None, files=()):
     from mpremote.transport_serial import SerialTransport
 
     mp = SerialTransport(port, baudrate=115200)
     try:
         mp.enter_raw_repl(soft_reset=False)
-        probe = mp.exec(
-            "import _aii\ntry:\n import os; f=open('aii_probe','w'); f.close(); os.remove('aii_probe')"
-            "; print(hasattr(_aii, 'Ledger'), True)\nexcept OSError:\n print(hasattr(_aii, 'Ledger'), False)"
-        ).split()
+        probe = mp.exec(_PROBE).split()
         if probe[0] != b"True":
-            _QEMU_SKIP.append("qemu target: the image's _aii has no Ledger yet (rebuild it)")
+            pytest.fail(
+                f"qemu target: {image} is not an AII image: aii.NATIVE is {probe[0].decode()} "
+                "(the HIL suite tests the native module; build the image with it)"
+            )
         ramfs = probe[1] != b"True"
         if ramfs and not RAMFS.exists():
             _QEMU_SKIP.append(
                 "qemu target: the image has no writable filesystem for aii_node.json "
-                "(boards/MPS2_AN385 needs a RAM littlefs)"
+                "(the AII qemu boards mount a RAM littlefs: boards/common-qemu)"
             )
         if _QEMU_SKIP:
             pytest.skip(_QEMU_SKIP[0])
@@ -301,12 +327,20 @@ def _qemu_provision(port, config=CONFIG, app=None, files=()):
     return ramfs
 
 
-def _unix_has_ledger(exe):
+def _unix_check_native(exe):
+    """Fails unless `exe` runs `aii` on the native module: a unix build without `_aii` would run
+    the whole suite on the pure-Python fallback, which the `mpy` target covers already."""
     r = subprocess.run(
-        [str(exe), "-c", "import _aii; print(hasattr(_aii, 'Ledger'))"],
+        [str(exe), "-c", "import aii; print('native', aii.NATIVE)"],
         check=False,
         capture_output=True,
         text=True,
         timeout=10,
+        cwd=str(REPO / "build"),  # no firmware/ on the path: only what the build froze in
     )
-    return r.stdout.strip() == "True"
+    got = (r.stdout + r.stderr).strip()
+    if got != "native True":
+        pytest.fail(
+            f"unix target: {exe} is not an AII build (aii.NATIVE must be True; got {got[-200:]!r});"
+            " make firmware BOARD=UNIX builds one with _aii"
+        )

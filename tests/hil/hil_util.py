@@ -5,6 +5,7 @@ A module of its own, not conftest: tests/host has a conftest too, and `pytest te
 both under the name `conftest`."""
 
 import json
+import time
 from pathlib import Path
 
 from aii_host import frame as fr
@@ -28,10 +29,27 @@ def raw_request(node, line, seq, timeout=3.0):
     return node.client.send_frame(line, seq, timeout=timeout, retries=0)
 
 
+def answers(node, seqs, timeout=60.0):
+    """The answer Frames to frames already written, in the order of `seqs`; events met on the
+    way are queued as NodeClient queues them. Fails naming the seqs left unanswered."""
+    c, want, got = node.client, set(seqs), {}
+    end = time.monotonic() + timeout
+    while want - set(got) and time.monotonic() < end:
+        for line in c._lines(min(1.0, max(0.0, end - time.monotonic()))):
+            f = c._note_event(line)
+            if f is not None and f.seq in want:
+                got[f.seq] = f
+    missing = sorted(want - set(got))
+    assert not missing, f"{node.name}: no answer to seqs {missing} in {timeout:.0f} s ({node.log})"
+    return [got[s] for s in seqs]
+
+
 def err_code(f):
     assert f.kind == "err", f"expected an error, got {f!r}"
     return f.body["code"]
 
 
-def signed(node, seq, kind, body, key=None):
-    return fr.encode(seq, kind, body, node.key if key is None else key)
+def signed(node, seq, kind, body, key=None, node_id=None):
+    """A request frame signed for `node` (its id, unless `node_id` names another one)."""
+    k = node.key if key is None else key
+    return fr.encode(seq, kind, body, k, node=node_id or node.node_id)

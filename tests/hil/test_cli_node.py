@@ -48,8 +48,11 @@ def board(tmp_path):
 
 @needs_node
 def test_deploy_then_status_then_console(board):
+    """Deploy, read, use the console; deploy again to the locked node; change a setting with
+    the key (issue 15)."""
     port, env, tmp = board
-    cfg = dict(CONFIG, key="")  # deploy must make a key and keep the host's copy
+    # Deploy must make a key and keep the host's copy; console transfers are on for the pipe.
+    cfg = dict(CONFIG, key="", console_writes=1)
     (tmp / "cfg.json").write_text(json.dumps(cfg))
     r = _aii("deploy", "--port", port, "--config", str(tmp / "cfg.json"), env=env)
     assert r.returncode == 0, r.stderr
@@ -75,6 +78,33 @@ def test_deploy_then_status_then_console(board):
     assert "ok: journal seq" in out.stdout
     assert "998.000" in out.stdout and "2.000" in out.stdout
     assert "@1|" not in out.stdout  # frames hidden by default
+    # Deploying again to the running node, whose console is locked: the maintenance request
+    # must be signed with the key it runs with. A new key (the config has none) is refused...
+    r = _aii("deploy", "--port", port, "--config", str(tmp / "cfg.json"), env=env)
+    assert r.returncode == 1 and "console is locked and refused" in r.stderr, r.stderr
+    assert "--unlock-key" in r.stderr
+    assert (tmp / "hil1.key").read_text().strip() == key  # a key never deployed is not kept
+    # ... the running one unlocks it, and the node restarts with the new key (kept now).
+    r = _aii(
+        "deploy", "--port", port, "--config", str(tmp / "cfg.json"), "--unlock-key", key, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert "app restarted" in r.stdout
+    key = (tmp / "hil1.key").read_text().strip()
+    # Settings (issue 15): the console reads them but changes none; a signed config_set
+    # (`aii node-config`) does; `aii node-unlock` lets Ctrl-C through the locked console.
+    out = _aii("console", "--port", port, env=env, stdin="config console_writes 0\n")
+    assert "the console does not change settings" in out.stdout, out.stdout
+    r = _aii("node-config", "--port", port, "--key", "00" * 32, "console_writes", "0", env=env)
+    assert r.returncode == 1 and "E_AUTH" in r.stderr, r.stderr
+    r = _aii("node-config", "--port", port, "--key", key, "console_writes", "0", env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "ok: console_writes 0", r.stderr
+    r = _aii("node-config", "--port", port, "--key", key, "tcp_host", "0.0.0.0", env=env)
+    assert r.returncode == 1 and "settable keys" in r.stderr, r.stderr
+    out = _aii("console", "--port", port, env=env, stdin="transfer grid load Wh 1\n")
+    assert "console transfers are off" in out.stdout, out.stdout
+    r = _aii("node-unlock", "--port", port, "--key", key, "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["lock"] == "maintenance", r.stderr
 
 
 def test_node_status_on_a_missing_port_fails_cleanly():

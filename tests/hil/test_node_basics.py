@@ -38,16 +38,6 @@ def test_console_commands_answer_in_text(node):
     assert bad[0].startswith("error: usage")
 
 
-def test_console_transfer_moves_and_conserves(node):
-    c = node.client
-    before = c.balances()
-    out = c.console("transfer grid load Wh 1.5")
-    assert out and out[0].startswith("ok"), out
-    after = c.balances()
-    assert after["grid"] == before["grid"] - 1500
-    assert after["load"] == before["load"] + 1500
-
-
 def test_bad_crc_is_refused_with_its_seq(node):
     line = bytearray(fr.encode(41, "hello", {}))
     line[-3] = ord("0") if line[-3] != ord("0") else ord("1")  # one CRC digit
@@ -57,8 +47,10 @@ def test_bad_crc_is_refused_with_its_seq(node):
 def test_overlong_line_is_refused_with_seq_0(node):
     payload = "1|42|hello|" + '{"x":"' + "y" * 1100 + '"}|-'
     line = f"@{payload}*{fr.crc_of(payload)}\n".encode()
-    # 1.1 KB through qemu's one-byte UART can take seconds: the answer, not the speed, is tested.
-    assert err_code(raw_request(node, line, 0, timeout=15.0)) == fr.E_TOO_LONG
+    # qemu's UART holds one byte and is refilled from the pty by qemu's I/O thread between the
+    # node's 20 ms console polls: 1.1 KB takes about 3 s on an idle machine and 15 s was seen
+    # not to be enough on a loaded one. The answer, not the speed, is tested.
+    assert err_code(raw_request(node, line, 0, timeout=60.0)) == fr.E_TOO_LONG
     assert node.client.hello()["proto"] == 1  # the line after it is read normally
 
 
@@ -74,6 +66,15 @@ def test_truncated_frame_is_refused_and_the_line_recovers(node):
     node.write(line[: len(line) // 2] + b"\n")
     node.client.drain(0.3)
     assert node.client.hello()["proto"] == 1
+
+
+def test_refusals_of_earlier_lines_do_not_end_the_wait(node):
+    # A damaged frame's seq cannot be read, so the node refuses it with seq 0; such refusals
+    # of earlier lines may arrive while the client waits for its own answer, even on its last
+    # try (the qemu fuzz test failed that way when the node was slow): it keeps waiting.
+    node.write(b"@1|5|hello|{}|-\n" * 3)
+    f = node.client.send_frame(fr.encode(777, "hello", {}), 777, timeout=5.0, retries=1)
+    assert f.kind == "ok", f
 
 
 def test_scheduler_statistics_are_live(node):

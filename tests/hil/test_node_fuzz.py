@@ -111,7 +111,7 @@ def test_damaged_frames(node, fuzz_settings):
     def send(x):
         kind, body, seq, key, edits, cut = x
         try:
-            line = bytearray(fr.encode(seq, kind, body, key))
+            line = bytearray(fr.encode(seq, kind, body, key, node=node.node_id))
         except fr.FrameError:
             line = bytearray(b"@" + json.dumps(body).encode()[:1200])
         for pos, byte in edits:
@@ -148,6 +148,6 @@ def test_signed_frames_with_wrong_arguments(node, fuzz_settings):
         if kind == "config_set" and body.get("key") in ("offline_after", "console_writes", "label"):
             body["key"] = "nope"
         seq = c._seq_for(True)
-        return fr.encode(seq, kind, body, node.key)
+        return fr.encode(seq, kind, body, node.key, node=node.node_id)
 
     _run(node, fuzz_settings, st.tuples(kinds, bodies), send)

@@ -6,6 +6,7 @@ import struct
 import zlib
 
 import pytest
+from aii_host import _record as R
 from aii_host import frame as fr
 from aii_host.client import NodeError
 from hil_util import err_code, raw_request, signed, wh_state
@@ -109,18 +110,19 @@ def test_journal_reads_by_range_with_good_records(node):
     last = r["seq"]
     got = c.request("journal", {"from": 1, "to": last})
     data = base64.b64decode(got["records"])
-    assert data and len(data) % 44 == 0
+    n = R.REC_SIZE
+    assert data and len(data) % n == 0
     seqs = []
-    for i in range(0, len(data), 44):
-        rec = data[i : i + 44]
-        assert zlib.crc32(rec[:40]) == struct.unpack_from("<I", rec, 40)[0]
+    for i in range(0, len(data), n):
+        rec = data[i : i + n]
+        assert zlib.crc32(rec[: R.REC_CRC]) == struct.unpack_from("<I", rec, R.REC_CRC)[0]
         seqs.append(struct.unpack_from("<I", rec, 0)[0])
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gaps
     assert seqs[0] == got["first"] and all(1 <= s <= last for s in seqs)
     tail = c.request("journal", {"from": last, "to": last})
     rec = base64.b64decode(tail["records"])
-    assert len(rec) == 44 and struct.unpack_from("<I", rec, 0)[0] == last
-    assert rec[4] == 3 and struct.unpack_from("<q", rec, 32)[0] == 77  # TRANSFER of 77
+    assert len(rec) == n and struct.unpack_from("<I", rec, 0)[0] == last
+    assert rec[4] == 3 and struct.unpack_from("<q", rec, R.REC_AMOUNT)[0] == 77  # TRANSFER 77
     with pytest.raises(NodeError) as e:
         c.request("journal", {"from": 5, "to": 2})
     assert e.value.code == fr.E_ARGS

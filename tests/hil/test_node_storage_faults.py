@@ -55,7 +55,8 @@ def faulty(request, tmp_path):
         exe = _mpy_binary(tmp_path)
         t = _start_board(tmp_path, "mpy", exe, config=FAULT_CONFIG, app=APP, files=FILES)
     else:
-        t = _start_qemu(tmp_path, config=FAULT_CONFIG, app=APP, files=FILES)
+        board = request.config.getoption("--qemu-board")
+        t = _start_qemu(tmp_path, board, config=FAULT_CONFIG, app=APP, files=FILES)
     try:
         t.wait_ready(30.0)
         t.client.drain(0.05)

@@ -37,7 +37,7 @@ def test_requests_over_tcp_match_the_serial_line(tmp_path):
             s = NodeClient(ser, key=key, timeout=3.0)
             s.drain(0.3)  # the board mirrors its output to both: skip the answers TCP got
             body = {"src": "grid", "dst": "load", "quantity": "Wh", "amount": 10}
-            again = s.send_frame(fr.encode(seq, "transfer", body, key), seq)
+            again = s.send_frame(fr.encode(seq, "transfer", body, key, node=CONFIG["node"]), seq)
             assert again.kind == "ok" and again.body == r
             after = s.balances()
             assert after["load"] == before["load"] + 10

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Shared helpers for the aii_host tests: a virtual clock and a state snapshot."""
 
+import aii_host
 import pytest
-
-aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
+from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run only
 
 
 class VClock:

@@ -13,6 +13,9 @@ for p in (str(FIRMWARE), str(HERE)):
         sys.path.remove(p)
     sys.path.insert(0, p)  # HERE ends up first: its `aii` wins over firmware/aii
 
+from aii_node._record import REC_SIZE  # after the path is set
+
+RECORD = REC_SIZE  # bytes per journal record (docs/ledger.md section 8)
 KEY = bytes(range(32))
 # Examples per fuzz test: a fixed budget in the test suite, more with AII_FUZZ_EXAMPLES (make fuzz).
 FUZZ = int(os.environ.get("AII_FUZZ_EXAMPLES", "300"))
@@ -82,11 +85,12 @@ def make_node(folder, fs=None, fs_open=None, **changes):
     return node
 
 
-def request(seq, kind, body, key=KEY):
-    """A request frame built with the host's codec (written from the spec, independently)."""
+def request(seq, kind, body, key=KEY, node="n1"):
+    """A request frame built with the host's codec (written from the spec, independently),
+    signed for node id `node` (the config's)."""
     from aii_host import frame
 
-    return frame.encode(seq, kind, body, key=key)
+    return frame.encode(seq, kind, body, key=key, node=node)
 
 
 def answer(node, line):
@@ -95,3 +99,27 @@ def answer(node, line):
 
     node.handle_line(line.rstrip(b"\n"))
     return [frame.decode(x) for x in node.out.take()]
+
+
+def run_in_thread(node, seconds):
+    """Starts `node.run` for `seconds` in a thread with a console that reads nothing; returns
+    the thread once the node said it is ready (stop it with node.sched.stop(), then join)."""
+    import threading
+
+    from aii_node import console
+
+    node.reader = console.LineReader(lambda: False, None)
+    node.start()
+    ready = threading.Event()
+    write = node.write
+
+    def spy(data):
+        write(data)
+        if b"ready" in data:
+            ready.set()
+
+    node.write = spy
+    t = threading.Thread(target=node.run, args=(int(seconds * 1e6),))
+    t.start()
+    assert ready.wait(5), "the node did not say it is ready"
+    return t

@@ -4,9 +4,8 @@
 import subprocess
 import sys
 
+import aii_host
 import pytest
-
-aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
 
 
 def _aii(*args, timeout=60):
@@ -82,3 +81,35 @@ def test_demo_refused_set_is_a_clean_error():
     assert out.stderr.startswith("aii: task ")
     assert "worst-case response" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_keygen_makes_a_fresh_private_key_and_config_per_node(tmp_path):
+    """Issue 15: examples stop sharing one key. Each `aii keygen` makes a new key, readable by
+    its user only, and the node's config from a template with its name and key replaced."""
+    import json
+    import os
+    import stat
+    from pathlib import Path
+
+    hil = Path(__file__).resolve().parents[1] / "hil" / "node_config.json"
+    out = tmp_path / "keys"
+    for node in ("n1", "n2"):
+        r = _aii("keygen", node, "--config", str(hil), "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        assert f'name = "{node}"' in r.stdout and f'key_file = "{out / node}.key"' in r.stdout
+    k1, k2 = ((out / f"n{i}.key").read_text().strip() for i in (1, 2))
+    c1 = json.loads((out / "n1.json").read_text())
+    template = json.loads(hil.read_text())
+    assert len(k1) == 64 and k1 != k2 and k1 != template["key"]
+    assert c1["node"] == "n1" and c1["key"] == k1 and c1["accounts"] == template["accounts"]
+    for f in out.iterdir():
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+    # A key in use is never replaced by accident; --force does it; --json for programs.
+    r = _aii("keygen", "n1", "--out", str(out))
+    assert r.returncode == 1 and "exists: --force replaces it" in r.stderr
+    assert (out / "n1.key").read_text().strip() == k1
+    r = _aii("keygen", "n1", "--out", str(out), "--force", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["key_file"] == str(out / "n1.key")
+    assert (out / "n1.key").read_text().strip() != k1
+    r = _aii("keygen", "../n1", "--out", str(out))
+    assert r.returncode == 1 and "must be a name of letters" in r.stderr

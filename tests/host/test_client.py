@@ -46,11 +46,12 @@ def silent(f):
 
 def test_timeout_resends_the_same_bytes_then_succeeds():
     t = Scripted(silent, ok({"seq": 7}))
-    c = NodeClient(t, key=KEY, timeout=0.05, retries=2)
+    c = NodeClient(t, key=KEY, timeout=0.05, retries=2, node="n1")
     c.next_seq = 100
     assert c.transfer("a", "b", "Wh", 5) == {"seq": 7}
     assert len(t.writes) == 2 and t.writes[0] == t.writes[1]
-    assert fr.verify(fr.decode(t.writes[0]), KEY)
+    assert fr.verify(fr.decode(t.writes[0]), KEY, "n1")
+    assert not fr.verify(fr.decode(t.writes[0]), KEY, "n2")  # bound to its node
 
 
 def test_damaged_frame_answer_triggers_a_resend():
@@ -58,6 +59,19 @@ def test_damaged_frame_answer_triggers_a_resend():
     c = NodeClient(t, timeout=0.05, retries=2)
     assert c.hello() == {"proto": 1}
     assert len(set(t.writes)) == 1 and len(t.writes) == 3
+
+
+def test_a_seq_0_refusal_on_the_last_try_does_not_end_the_wait():
+    # The node refuses an earlier damaged line (seq 0: unreadable) just before it answers
+    # ours; on the last try that refusal must not be taken for the answer to our frame.
+    late = err(fr.E_FRAME, msg="no crc", seq=0)
+    t = Scripted(lambda f: late(f) + ok({"proto": 1})(f))
+    c = NodeClient(t, timeout=0.05, retries=0)
+    assert c.hello() == {"proto": 1}
+    t = Scripted(silent, lambda f: late(f) + ok({"proto": 1})(f))
+    c = NodeClient(t, timeout=0.05, retries=1)
+    assert c.hello() == {"proto": 1}
+    assert len(t.writes) == 2
 
 
 def test_timeout_fails_with_what_the_line_carried():
@@ -70,7 +84,7 @@ def test_timeout_fails_with_what_the_line_carried():
 
 def test_replay_error_teaches_the_node_seq_once():
     t = Scripted(ok({"auth_seq": 0}), err(fr.E_REPLAY, "seq must be above 41"), ok({"seq": 3}))
-    c = NodeClient(t, key=KEY, timeout=0.05)
+    c = NodeClient(t, key=KEY, timeout=0.05, node="n1")
     assert c.transfer("a", "b", "Wh", 1) == {"seq": 3}
     assert [fr.decode(w).seq for w in t.writes[1:]] == [1, 42]
     assert c.next_seq == 43
@@ -79,12 +93,23 @@ def test_replay_error_teaches_the_node_seq_once():
 def test_errors_become_node_error_and_events_are_queued():
     ev = fr.encode(5, "ev", {"kind": "heartbeat"})
     t = Scripted(lambda f: ev + err(fr.E_LEDGER, "insufficient balance")(f))
-    c = NodeClient(t, key=KEY, timeout=0.05, retries=0)
+    c = NodeClient(t, key=KEY, timeout=0.05, retries=0, node="n1")
     c.next_seq = 1
     with pytest.raises(NodeError) as e:
         c.transfer("a", "b", "Wh", 10**9)
     assert (e.value.code, e.value.name, e.value.msg) == (9, "E_LEDGER", "insufficient balance")
     assert [f.body["kind"] for f in c.events] == ["heartbeat"]
+
+
+def test_a_client_without_the_node_id_learns_it_from_hello_first():
+    # A MAC is bound to the node id (docs/protocol.md section 3): the first signed request of
+    # a client given none asks the node's `hello` for it.
+    t = Scripted(ok({"proto": 1, "node": "n7"}), ok({"seq": 9}))
+    c = NodeClient(t, key=KEY, timeout=0.05, retries=0)
+    c.next_seq = 5
+    assert c.transfer("a", "b", "Wh", 1) == {"seq": 9}
+    assert [fr.decode(w).kind for w in t.writes] == ["hello", "transfer"]
+    assert fr.verify(fr.decode(t.writes[1]), KEY, "n7") and c.node == "n7"
 
 
 def test_signed_requests_need_a_key():

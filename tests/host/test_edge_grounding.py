@@ -25,7 +25,8 @@ KEYPOINTS = [
 
 @pytest.fixture(scope="module")
 def astronaut():
-    data = pytest.importorskip("skimage.data", reason="scikit-image not installed")
+    from skimage import data
+
     return data.astronaut()
 
 

@@ -8,11 +8,9 @@ same code, the same goals (docs/edge.md, 5), on 49 base images at four rotations
 import os
 import sys
 
+import ai_edge_litert  # noqa: F401 - in the repository or pinned: missing fails, not skips
 import pytest
-
-pytest.importorskip("ai_edge_litert", reason="ai-edge-litert not installed")
-pytest.importorskip("skimage", reason="scikit-image not installed")
-
+import skimage  # noqa: F401 - in the repository or pinned: missing fails, not skips
 from aii_host.edge import facedet, opinions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -52,14 +52,17 @@ def test_known_frame_matches_the_spec_by_hand():
 def test_host_frames_parse_on_the_node(fw, seq, kind, body, signed):
     ffr, fauth = fw
     try:
-        data = fr.encode(seq, kind, body, KEY if signed else None)
-    except fr.FrameError:
-        return  # longer than 1024 bytes: the host refuses to send it
+        data = fr.encode(seq, kind, body, KEY if signed else None, node="n1")
+    except fr.FrameError as e:
+        assert "too long" in str(e)
+        return  # the host refuses to send it
     f = ffr.parse(data)
     assert (f.seq, f.kind.decode(), f.body.decode()) == (seq, kind, fr.dump_body(body))
     if signed:
-        assert fauth.check(KEY, f.signed, f.mac)
-        assert not fauth.check(KEY[:-1] + b"x", f.signed, f.mac)
+        assert fauth.check(KEY, fauth.bound("n1", f.signed), f.mac)
+        assert not fauth.check(KEY[:-1] + b"x", fauth.bound("n1", f.signed), f.mac)
+        assert not fauth.check(KEY, fauth.bound("n2", f.signed), f.mac)  # another node
+        assert not fauth.check(KEY, fauth.bound("n1", f.signed, b"a"), f.mac)  # an answer
     else:
         assert f.mac == b"-"
 
@@ -69,21 +72,21 @@ def test_host_frames_parse_on_the_node(fw, seq, kind, body, signed):
 def test_node_frames_decode_on_the_host(fw, seq, kind, body):
     ffr, fauth = fw
     raw = fr.dump_body(body).encode()
-    mac = fauth.mac(KEY, ffr.signed_part(seq, kind.encode(), raw))
+    mac = fauth.mac(KEY, fauth.bound("n1", ffr.signed_part(seq, kind.encode(), raw), b"a"))
     try:
         line = ffr.build(seq, kind.encode(), raw, mac)
     except ValueError:
         return
     f = fr.decode(line)
     assert (f.seq, f.kind, f.body) == (seq, kind, body)
-    assert fr.verify(f, KEY)
+    assert fr.verify(f, KEY, "n1", fr.ANSWER) and not fr.verify(f, KEY, "n1")
 
 
 @settings(max_examples=100, deadline=None)
 @given(seq=seqs, body=bodies, pos=st.integers(1, 2000), byte=st.integers(0x20, 0x7E))
 def test_one_changed_byte_is_refused_by_both(fw, seq, body, pos, byte):
     ffr, _ = fw
-    data = bytearray(fr.encode(seq, "transfer", body, KEY))
+    data = bytearray(fr.encode(seq, "transfer", body, KEY, node="n1"))
     pos = pos % (len(data) - 1)
     if data[pos] == byte:
         return

@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import aii_host
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_AII = ROOT / "firmware" / "aii"
@@ -182,6 +181,7 @@ def ledger_op(draw):
             + ["commit"] * 2
             + ["rollback", "add_quantity", "open", "open", "journal", "journal", "seal"]
             + ["checkpoint", "observe", "replay", "restore", "set_time", "rep", "lookup"]
+            + ["set_origin"]
             + ["read", "fx", "sum", "edge", "edge", "edge", "longtx", "rep", "rep"]
             + ["replay", "replay", "restore", "restore", "undo", "undo"]
         )
@@ -217,6 +217,10 @@ def ledger_op(draw):
     if what == "set_time":
         t = draw(st.one_of(st.integers(0, 2**40), st.sampled_from([2**64 - 1, 2**64, -1, 1.5])))
         return ["m", "set_time", [t]]
+    if what == "set_origin":
+        k = draw(st.one_of(st.integers(0, 4), st.sampled_from([255, 256, -1, True])))
+        i = draw(st.one_of(st.integers(0, 2**31), st.sampled_from([2**32 - 1, 2**32, -1, 1.5])))
+        return ["m", "set_origin", [k, i]]
     if what == "rep":
         # Long transactions (transaction too long), ring overflow (lost records), full tables.
         sub, vary = draw(
@@ -372,6 +376,8 @@ def _setup(n_ops=20):
         ["m", "hold", [9, 2, 1, 5]],
     ]
     for i in range(n_ops):
+        if i % 5 == 0:
+            ops.append(["m", "set_origin", [i % 5, 1000 + i]])  # stamped on the records
         ops.append(["m", "transfer", [i % 2, 1 - i % 2, 0, 10 + i]])
         if i % 8 == 0:
             ops.append(["journal"])  # drained before the ring (JOURNAL records) overflows
@@ -380,23 +386,24 @@ def _setup(n_ops=20):
 
 # Hand-written cases that always reach the rare paths (damaged journals at chosen bytes, the
 # end of the sequence numbers, checkpoints that check out but do not balance); hypothesis adds
-# the random ones. Record k of the journal starts at byte 44 * k (docs/ledger.md section 8).
+# the random ones. Record k of the journal starts at byte R * k (docs/ledger.md section 8).
+R = aii_host.RECORD_SIZE
 DIRECTED = (
     [
         {"ops": _setup() + [["replay", "fresh", m, False] for m in damages]}
         for damages in [
             [
                 None,
-                {"flip": [44 * 5 + 2, 1], "fix": False},  # bad crc
+                {"flip": [R * 5 + 2, 1], "fix": False},  # bad crc
                 {"drop": 4},  # sequence gap
-                {"flip": [44 * 11 + 16, 1], "fix": True},  # account index: does not apply
-                {"flip": [44 * 11 + 33, 0x80], "fix": True},  # amount: does not apply
-                {"flip": [44 * 16 + 20, 1], "fix": True},  # the SEAL's hash
-                {"flip": [44 * 10 + 7, 1], "fix": True},  # end-of-commit flag
-                {"flip": [44 * 12 + 4, 3], "fix": True},  # op
-                {"flip": [44 * 6 + 0, 1], "fix": True},  # seq
+                {"flip": [R * 11 + 16, 1], "fix": True},  # account index: does not apply
+                {"flip": [R * 11 + 33, 0x80], "fix": True},  # amount: does not apply
+                {"flip": [R * 16 + 20, 1], "fix": True},  # the SEAL's hash
+                {"flip": [R * 10 + 7, 1], "fix": True},  # end-of-commit flag
+                {"flip": [R * 12 + 4, 3], "fix": True},  # op
+                {"flip": [R * 6 + 0, 1], "fix": True},  # seq
                 {"cut": 20},  # a torn last record
-                {"cut": 44 * 2 + 3},
+                {"cut": R * 2 + 3},
             ]
         ]
     ]

@@ -8,6 +8,7 @@ import zlib
 
 import aii_host as a
 import pytest
+from aii_host import _record as R
 from ledger_util import observe
 
 
@@ -137,8 +138,9 @@ def test_forged_record_with_valid_crc_is_caught_by_the_segment_hash():
     _led, journal = history()
     recs = [bytearray(r) for r in records(journal)]
     i = next(k for k, r in enumerate(recs) if r[4] == 3)  # the first TRANSFER
-    struct.pack_into("<q", recs[i], 32, struct.unpack_from("<q", recs[i], 32)[0] + 1)
-    struct.pack_into("<I", recs[i], 40, zlib.crc32(bytes(recs[i][:40])))
+    at = R.REC_AMOUNT
+    struct.pack_into("<q", recs[i], at, struct.unpack_from("<q", recs[i], at)[0] + 1)
+    struct.pack_into("<I", recs[i], R.REC_CRC, zlib.crc32(bytes(recs[i][: R.REC_CRC])))
     with pytest.raises(a.CorruptError, match="seal does not match"):
         a.Ledger().replay(b"".join(recs))
 

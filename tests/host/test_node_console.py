@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""Human console of the node (firmware/aii_node/console.py) on CPython."""
+"""Human console of the node (firmware/aii_node/console.py) on CPython. Most tests deploy a
+config with `console_writes` on (a transfer needs it); the attacks on the console run on the
+default config."""
 
 import nodekit
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 @pytest.fixture
 def node(tmp_path):
-    return nodekit.make_node(tmp_path)
+    return nodekit.make_node(tmp_path, console_writes=1)
 
 
 def say(node, line):
@@ -51,8 +53,8 @@ def test_ledger_table_and_transfer(node):
         (b"transfer grid load Wh 0.0001", "more decimals than the unit has"),
         (b"fly", "unknown command 'fly' (type 'help')"),
         (b"config nokey", "no key 'nokey'"),
-        (b"config node n2", "settable keys"),
-        (b"config offline_after many", "offline_after must be an integer"),
+        (b"config node n2", "the console does not change settings: send a signed config_set"),
+        (b"config offline_after 5", "the console does not change settings"),
         (b"\xff\xfe", "error: not text"),
     ],
 )
@@ -75,15 +77,41 @@ def test_ledger_holds_show_decimals_and_the_unit(node):
     assert "7     grid     2.500 Wh  hold" in text, text
 
 
-def test_config_set_persists(node, tmp_path):
-    assert say(node, b"config offline_after 5") == "ok: offline_after 5\n"
+def test_signed_config_set_persists(node, tmp_path):
+    body = {"key": "offline_after", "value": 5}
+    assert nodekit.answer(node, nodekit.request(1, "config_set", body))[-1].kind == "ok"
     assert node.events.offline_after == 5
     assert "offline_after 5" in say(nodekit.make_node(tmp_path), b"config offline_after")
 
 
-def test_console_writes_can_be_disabled(tmp_path):
-    node = nodekit.make_node(tmp_path, console_writes=0)
-    assert "disabled" in say(node, b"transfer grid load Wh 1")
+def test_console_without_the_key_changes_no_setting_and_no_balance(tmp_path):
+    # The attack of issue 15: turn console writes back on from the console, then transfer.
+    node = nodekit.make_node(tmp_path)  # the default config: console writes off
+    before, cfg = node.ledger.digest(), dict(node.cfg)
+    for line in (b"config console_writes 1", b"config tcp_host 0.0.0.0", b"config key 00"):
+        assert say(node, line).startswith("error: the console does not change settings")
+    assert "console transfers are off" in say(node, b"transfer grid load Wh 1")
+    assert node.cfg == cfg and node.ledger.digest() == before
+    assert nodekit.make_node(tmp_path).console_writes() is False  # nothing was written
+
+
+def test_network_clients_change_nothing_even_with_console_writes_on(node):
+    # A line from a network client (a simulated board's bridge tags it, net.py's clients are
+    # remote): read-only, whatever the config allows the serial line.
+    before = node.ledger.digest()
+    for line in (b"transfer grid load Wh 1", b"reset", b"config console_writes 0"):
+        text = say(node, console.REMOTE + line)
+        assert text.startswith("error:"), text
+    assert not node.reset_requested and node.ledger.digest() == before
+    assert "grid     Wh        1000.000" in say(node, console.REMOTE + b"ledger")
+
+
+def test_a_console_transfer_carries_its_origin(node):
+    from aii_node import _record as R
+
+    assert say(node, b"transfer grid load Wh 1").startswith("ok: journal seq ")
+    rec = node.store.read_journal()[-R.REC_SIZE :]
+    assert rec[R.REC_OP] == R.OP_TRANSFER and rec[R.REC_ORIGIN] == R.ORIGIN_CONSOLE
 
 
 def test_line_reader_bounds_and_markers():
@@ -94,6 +122,32 @@ def test_line_reader_bounds_and_markers():
         lines += r.poll()
         assert len(r.buf) < console.MAX_LINE
     assert lines == [b"a", b"b", console.LONG_TEXT, console.LONG_FRAME, b"c"]
+
+
+def test_line_reader_waits_for_the_rest_of_a_burst_not_for_a_pause():
+    # A UART that hands over one byte at a time (qemu's): every other byte is "not ready yet"
+    # when asked at once, but arrives within the short wait.
+    data, handed = bytearray(b"hello\nworld"), [True]
+    waits = []
+
+    def read1():
+        handed[0] = False  # the next byte comes a moment later
+        return bytes([data.pop(0)])
+
+    def wait(ms):
+        waits.append(ms)
+        handed[0] = True
+        return bool(data)
+
+    r = console.LineReader(lambda: bool(data) and handed[0], read1, wait=wait)
+    # One call reads the whole line, waiting for each late byte.
+    assert r.poll() == [b"hello"] and waits == [console.GAP_MS] * 5
+    # Between lines (nothing begun in this call) a reader never waits.
+    waits.clear()
+    assert r.poll() == [] and waits == []
+    # The next burst: read as it comes; the sender's pause costs one wait, not one per job.
+    handed[0] = True
+    assert r.poll() == [] and bytes(r.buf) == b"world" and not data and len(waits) == 5
 
 
 def test_line_reader_keeps_the_longest_allowed_line():
@@ -148,3 +202,17 @@ def test_fuzz_console_never_raises_nor_moves_a_balance_without_ok(node, words):
     else:
         assert node.ledger.digest() == before
     assert node.errors == 0, node.last_error
+
+
+def test_budgets_the_scheduler_refuses_are_one_line(tmp_path, monkeypatch, capsys):
+    """A config whose tasks admission refuses stops the node with one line that says what to
+    do, never a traceback."""
+    from aii_node import node as node_mod
+
+    path = nodekit.write_config(tmp_path, heartbeat_ms=10, heartbeat_budget_us=11000)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(node_mod.console, "stdin_reader", lambda: None)  # pytest owns stdin
+    node_mod.main(path)
+    out = capsys.readouterr().out
+    assert out.startswith("error: the scheduler refuses task heartbeat (period 10000 us, budget ")
+    assert "tools/node_budgets.py" in out and out.count("\n") == 1

@@ -16,6 +16,7 @@ from aii_node import store
 from durakit import OPS, MemFS, Stack, one, view
 from nodekit import request as req
 
+R = store.RECORD  # bytes per record, and the journal header's size
 PAIRS = [
     (store.JOURNAL, store.JOURNAL2),
     (store.OLD, store.OLD2),
@@ -33,8 +34,8 @@ def _poller(node, copy):
         while nxt <= node.ledger_seq():
             j = one(node, req(50_000 + nxt, "journal", {"from": nxt, "to": 10**6}), 50_000 + nxt)
             data = base64.b64decode(j.body["records"])
-            for i in range(0, len(data), 44):
-                copy[int.from_bytes(data[i : i + 4], "little")] = data[i : i + 44]
+            for i in range(0, len(data), R):
+                copy[int.from_bytes(data[i : i + 4], "little")] = data[i : i + R]
             nxt = max(copy) + 1
 
     return poll
@@ -115,10 +116,10 @@ def test_a_bit_flipped_in_one_copy_is_repaired_from_the_other(request, which):
 def _expect_damage(name, i, data, st):
     d = st["damage"][0]
     if name == store.JOURNAL:
-        slot = i // 44
-        assert d["file"] == store.JOURNAL and d["offset"] == slot * 44
+        slot = i // R
+        assert d["file"] == store.JOURNAL and d["offset"] == slot * R
         if slot:  # a record: its own seq, read from the good original
-            seq = int.from_bytes(data[slot * 44 : slot * 44 + 4], "little")
+            seq = int.from_bytes(data[slot * R : slot * R + 4], "little")
             assert (d["first"], d["last"]) == (seq, seq), d
     elif name == store.CKPT:
         assert d["file"] == store.CKPT and d["first"] == 1 and d["last"] is not None
@@ -149,9 +150,9 @@ def test_a_bit_flipped_in_both_copies_is_held_in_recovery_then_repaired(request,
             assert one(node, req(2, "ledger", {}), 2).kind == "ok"
             r = one(node, req(10**6, *OPS[0]), 10**6)
             assert (r.kind, r.body["code"]) == ("err", host.E_RECOVERY), where
-            # Repaired from the host's copy: the full protocol on one flip per 44 bytes and on
+            # Repaired from the host's copy: the full protocol on one flip per record and on
             # every flip of the session (the other flips stop at recovery above).
-            if a != store.SESSION and i % 44 != 21:
+            if a != store.SESSION and i % R != 21:
                 continue
             c = durakit.client(node)
             status = repair.recovery_status(c)
@@ -174,7 +175,7 @@ def test_a_bit_flipped_in_both_copies_is_held_in_recovery_then_repaired(request,
 
 def test_a_repair_needs_the_nonce_of_this_recovery(long):
     folder, mem, _want, _digest, records = long
-    m = _flipped(mem, [store.JOURNAL, store.JOURNAL2], 44 * 9 + 5)
+    m = _flipped(mem, [store.JOURNAL, store.JOURNAL2], R * 9 + 5)
     node = _boot(folder, m, compact_at=1000)
     c = durakit.client(node)
     status = repair.recovery_status(c)
@@ -183,7 +184,7 @@ def test_a_repair_needs_the_nonce_of_this_recovery(long):
         repair.repair(c, stale, *repair.source(None, records))
     assert node.state == "recovery"
     # A copy that does not reach the damaged seqs cannot repair: the node says so and stays.
-    short = records[: 44 * 7]
+    short = records[: R * 7]
     blob, recs, seq, dig = repair.source(None, short)
     with pytest.raises(Exception, match="do not follow"):
         repair.repair(c, status, blob, recs, seq, dig)
@@ -194,8 +195,8 @@ def test_accept_loss_keeps_the_state_before_the_damage_and_records_the_range(lon
     folder, mem, _want, _digest, _records = long
     data = _file(mem, store.JOURNAL)
     slot = 9
-    lost_from = int.from_bytes(data[slot * 44 : slot * 44 + 4], "little")
-    m = _flipped(mem, [store.JOURNAL, store.JOURNAL2], slot * 44 + 9)
+    lost_from = int.from_bytes(data[slot * R : slot * R + 4], "little")
+    m = _flipped(mem, [store.JOURNAL, store.JOURNAL2], slot * R + 9)
     node = _boot(folder, m, compact_at=1000)
     assert node.ledger_seq() == lost_from - 1
     c = durakit.client(node)
@@ -234,20 +235,45 @@ def _newer(name, data):
 
     b = bytearray(data)
     if name == store.JOURNAL:
-        b[8] = 3
-        b[40:44] = crc32(bytes(b[:40])).to_bytes(4, "little")
+        b[8] = store.VERSION + 1
+        b[store.REC_CRC : R] = crc32(bytes(b[: store.REC_CRC])).to_bytes(4, "little")
     elif name == store.CKPT:
-        b[4] = 3
+        b[4] = store.VERSION + 1
         b[8:12] = crc32(bytes(b[:8])).to_bytes(4, "little")
     else:
-        body = data[: data.rfind(b"*")].replace(b'"v": 2', b'"v": 3')
+        body = data[: data.rfind(b"*")].replace(
+            b'"v": %d' % store.VERSION, b'"v": %d' % (store.VERSION + 1)
+        )
         b = bytearray(body + b"*%08x" % crc32(body))
     return bytes(b)
 
 
+def _format2(records, chain=bytes(16)):
+    """The 44-byte records firmware of formats 1 and 2 wrote for these (origin 0, "none"):
+    the bytes before the origin, then their CRC; each SEAL with the chain over the old records
+    (docs/ledger.md section 8), from `chain` (the checkpoint's)."""
+    import hashlib
+
+    from aii_node import _record as RR
+    from aii_node.frame import crc32
+
+    out, seg = [], []
+    for i in range(0, len(records), R):
+        r = bytearray(records[i : i + RR.REC_ORIGIN])
+        assert records[i + RR.REC_ORIGIN : i + RR.REC_CRC] == bytes(5), "origin 0 only"
+        if r[RR.REC_OP] == RR.OP_SEAL:
+            chain = hashlib.sha256(chain + b"".join(seg)).digest()[:16]
+            r[RR.REC_HASH : RR.REC_HASH + 16] = chain
+            seg = []
+        else:
+            seg.append(bytes(r) + crc32(bytes(r)).to_bytes(4, "little"))
+        out.append(bytes(r) + crc32(bytes(r)).to_bytes(4, "little"))
+    return b"".join(out)
+
+
 def test_files_of_firmware_0_1_boot_and_migrate(tmp_path):
-    """Version 1: a journal without header, a bare checkpoint, a session without CRC, one copy
-    of each. They boot, and the next boot reads version 2."""
+    """Version 1: a journal without header (44-byte records, no origin), a bare checkpoint, a
+    session without CRC, one copy of each. They boot, and the next boot reads this format."""
     import json
 
     import nodekit
@@ -263,8 +289,10 @@ def test_files_of_firmware_0_1_boot_and_migrate(tmp_path):
     cp = led.checkpoint()
     led.journal()
     led.transfer(g, ld, q, 7)
-    v1_journal = led.journal()
-    signed = host.encode(4, "transfer", {"x": 1}, key=nodekit.KEY).split(b"|", 5)
+    journal = led.journal()
+    v1_journal = _format2(journal)
+    assert len(v1_journal) == 44
+    signed = host.encode(4, "transfer", {"x": 1}, key=nodekit.KEY, node="n1").split(b"|", 5)
     payload = b"|".join(signed[:4]).decode()[1:]
     line = host.encode(4, "ok", {"seq": 7}).decode()
     v1_session = json.dumps({"last": 4, "cache": [[4, payload, line]], "intent": None})
@@ -278,11 +306,61 @@ def test_files_of_firmware_0_1_boot_and_migrate(tmp_path):
     node = _boot(tmp_path, m)
     assert node.state == "ok", node.status()
     assert node.ledger.balance(1) == 7 and node.session.last == 4
-    assert node.session.out[0][1] == host.mac_of(nodekit.KEY, payload)[:32]
-    assert _file(m, store.JOURNAL) == _file(m, store.JOURNAL2)
+    assert node.session.out[0][1] == host.mac_of(nodekit.KEY, payload, "n1")[:32]
+    assert _file(m, store.JOURNAL) == _file(m, store.JOURNAL2) == store.journal_header() + journal
     assert _file(m, store.CKPT)[:4] == store.C_MAGIC
+    assert node.ledger.digest() == led.digest()
     again = _boot(tmp_path, m)
     assert again.ledger.digest() == node.ledger.digest() and again.repaired == []
+
+
+def test_files_of_format_2_boot_and_migrate(tmp_path):
+    """Format 2 (44-byte records, before origins) in both copies, SEALs hashed over the old
+    records: the boot converts them to this format (origin 0: "none"), hashes the SEALs anew
+    (each checked against the old records first) and loses nothing; hosts read the new bytes."""
+    from aii_host import SEGMENT, Ledger
+    from aii_node import session
+
+    led = Ledger()  # the objects of nodekit's config: the node creates none
+    q = led.add_quantity("Wh", digits=3)
+    led.add_quantity("l", digits=0)
+    a, b = led.open("grid", q, initial=1000000), led.open("load", q)
+    led.open("tank", 1, initial=50)
+    led.open("sink", 1)
+    journal = led.journal()
+    for i in range(3 * SEGMENT):
+        led.transfer(a, b, q, i + 1)
+        journal += led.journal()  # before the ring (JOURNAL records) wraps
+    seals = [i for i in range(0, len(journal), R) if journal[i + 4] == 10]
+    assert len(seals) >= 2
+    old = _format2(journal)
+    head = bytearray(44)
+    head[4:8], head[8] = store.J_MAGIC, 2
+    from aii_node.frame import crc32
+
+    head[40:44] = crc32(bytes(head[:40])).to_bytes(4, "little")
+    m = MemFS()
+    data = str(tmp_path / "data")
+    for name in (store.JOURNAL, store.JOURNAL2):
+        m.files[data + "/" + name] = bytes(head) + old
+    sess = {"v": 2, "gen": 1, "last": 0, "lo": 1, "out": [], "intent": None, "lost": []}
+    for name in (store.SESSION, store.SESSION2):
+        m.files[data + "/" + name] = session.encode(sess)
+    node = Stack(mem=m, compact_at=1000).node(tmp_path, faults=False)
+    assert node.state == "ok", (node.status()["damage"], node.repaired)
+    assert node.ledger.digest() == led.digest()
+    assert _file(m, store.JOURNAL) == _file(m, store.JOURNAL2) == store.journal_header() + journal
+    assert any(f"migrated to format {store.VERSION}" in r["what"] for r in node.repaired)
+    # A SEAL that does not match its old records is not vouched for: damage, never skipped.
+    bad = bytearray(old)
+    bad[seals[1] + 16] ^= 1
+    bad[seals[1] + 40 : seals[1] + 44] = crc32(bytes(bad[seals[1] : seals[1] + 40])).to_bytes(
+        4, "little"
+    )
+    for name in (store.JOURNAL, store.JOURNAL2):
+        m.files[data + "/" + name] = bytes(head) + bytes(bad)
+    node = Stack(mem=m, compact_at=1000).node(tmp_path, faults=False)
+    assert node.state == "recovery", node.status()
 
 
 def test_checkpoint_lost_right_after_a_compaction(tmp_path):
@@ -297,11 +375,11 @@ def test_checkpoint_lost_right_after_a_compaction(tmp_path):
     for i in range(40):
         one(node, req(i + 1, "inflow", {"account": "tank", "quantity": "l", "amount": 1}), i + 1)
         poll()
-        if len(_file(st.mem, store.JOURNAL)) == 44 and i > 4:  # the header only: compacted
+        if len(_file(st.mem, store.JOURNAL)) == R and i > 4:  # the header only: compacted
             break
     want = node.ledger.digest()
     old = _file(st.mem, store.OLD)
-    old_first = int.from_bytes(old[44:48], "little")
+    old_first = int.from_bytes(old[R : R + 4], "little")
     m = _flipped(st.mem, [store.CKPT, store.CKPT2], 30)
     again = _boot(tmp_path, m)
     d = again.status()["damage"][0]

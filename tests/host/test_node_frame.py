@@ -44,14 +44,17 @@ def test_node_frame_decodes_on_host_and_back():
     line = frame.build(42, b"ok", b'{"seq":3}')
     f = host.decode(line)
     assert (f.seq, f.kind, f.body, f.mac) == (42, "ok", {"seq": 3}, "-")
-    req = host.encode(9, "transfer", {"amount": 5}, key=b"k")
+    req = host.encode(9, "transfer", {"amount": 5}, key=b"k", node="n\u00e91")
     g = frame.parse(req)
     assert (g.seq, g.kind, g.body, g.mac.decode()) == (
         9,
         b"transfer",
         b'{"amount":5}',
-        host.mac_of(b"k", g.signed.decode()),
+        host.mac_of(b"k", g.signed.decode(), "n\u00e91"),
     )
+    # The node binds the same bytes (auth.bound), for its own id only.
+    assert auth.check(b"k", auth.bound("n\u00e91", g.signed), g.mac)
+    assert not auth.check(b"k", auth.bound("n1", g.signed), g.mac)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +126,7 @@ def test_fuzz_random_bytes_only_frame_errors(data):
     st.data(),
 )
 def test_fuzz_one_flipped_byte_is_caught(seq, kind, body, data):
-    line = bytearray(host.encode(seq, kind, body, key=b"k")[:-1])
+    line = bytearray(host.encode(seq, kind, body, key=b"k", node="n1")[:-1])
     i = data.draw(st.integers(0, len(line) - 1))
     old = line[i]
     line[i] = data.draw(st.integers(0x20, 0x7E).filter(lambda c: c != old))

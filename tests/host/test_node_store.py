@@ -77,7 +77,7 @@ def test_journal_cut_at_every_byte_offset(tmp_path, reference, compact_at):
     data = src.files[path[store.JOURNAL]]
     assert (path[store.CKPT] in src.files) == (compact_at == 16)
     last = len(data) - store.RECORD
-    for cut in range(store.RECORD, len(data) + 1):  # the 44-byte header stays
+    for cut in range(store.RECORD, len(data) + 1):  # the header stays
         m = src.copy()
         for name in (store.JOURNAL, store.JOURNAL2):
             m.files[path[name]] = data[:cut]

@@ -2,30 +2,15 @@
 """The node's console and protocol over TCP (firmware/aii_node/net.py) on a loopback port."""
 
 import socket
-import threading
 
 import nodekit
 from aii_host import frame as host
-from aii_node import console
 
 
 def test_same_protocol_over_tcp(tmp_path):
     node = nodekit.make_node(tmp_path, tcp_port=0)
-    node.reader = console.LineReader(lambda: False, None)
-    node.start()
-    ready = threading.Event()
-    orig_write = node.write
-
-    def write(data):
-        orig_write(data)
-        if b"ready" in data:
-            ready.set()
-
-    node.write = write
-    t = threading.Thread(target=node.run, args=(3_000_000,))
-    t.start()
+    t = nodekit.run_in_thread(node, 3)
     try:
-        assert ready.wait(5)
         port = node.tcp.port()
         move = {"src": "tank", "dst": "sink", "quantity": "l", "amount": 7}
         with socket.create_connection(("127.0.0.1", port), timeout=5) as c:

@@ -21,6 +21,8 @@
 //   A, B    account ids (B: the destination of a TRANSFER)
 //   NAME    zero-padded name (QTY, OPEN); TXID (holds) in its first 8 bytes, then zeros
 //   AMOUNT  amount, or the opening balance (OPEN)
+//   ORIGIN  who asked for the change (AII_ORIGIN_*, aii_ledger_set_origin()); NONE on SEAL
+//   ORIGIN_ID  with it: the signed request's seq (SIGNED), the task's number (TASK), else 0
 //   CRC     CRC-32 of the bytes before it
 // A SEAL record carries its segment's chain hash in HASH (16 bytes over A, B and NAME).
 #define AII_REC_FIELDS(X) \
@@ -34,12 +36,24 @@
     X(B, 18, 2, U) \
     X(NAME, 20, 12, B) \
     X(AMOUNT, 32, 8, I) \
-    X(CRC, 40, 4, U)
+    X(ORIGIN, 40, 1, U) \
+    X(ORIGIN_ID, 41, 4, U) \
+    X(CRC, 45, 4, U)
 #define AII_REC_ALIASES(X) \
     X(TXID, 20, 8, U) \
     X(HASH, 16, 16, B)
-#define AII_LEDGER_REC_SIZE (44)
+#define AII_LEDGER_REC_SIZE (49)
 #define AII_REC_END (1)  // LAST: this record ends a commit
+
+// ORIGIN: the application's word for who made a change; the core only stamps it. The node app
+// (firmware/aii_node) and the fleet's origin policy (host/aii_host/fleet) read these names.
+typedef enum {
+    AII_ORIGIN_NONE = 0,     // the ledger's own records (SEAL), and records made before origins
+    AII_ORIGIN_SIGNED = 1,   // a request signed with the node's key; ORIGIN_ID: its seq
+    AII_ORIGIN_TASK = 2,     // a scheduled task of the node's config; ORIGIN_ID: 1 = the first
+    AII_ORIGIN_CONSOLE = 3,  // the node's human console (its serial line)
+    AII_ORIGIN_CONFIG = 4,   // created from the deployed config at boot (quantities, accounts)
+} aii_origin_t;
 
 // Checkpoint: a head, n_qty quantities, n_accounts accounts, n_holds holds (by ascending txid),
 // then a CRC-32 (u32) of everything before it. The same bytes without the CRC are what the

@@ -43,6 +43,9 @@
     X(MIN_GAP_ZERO, "min_gap_us must be > 0") \
     X(DEADLINE_OVER_PERIOD, "deadline_us must be <= period") \
     X(PRIORITY_MIX, "mix of explicit and automatic priorities") \
+    X(ANALYSIS_CAP, "task {}: analysis stopped at its cap of {} iterations") \
+    X(WAIT_IDLE, "task {}: the set may change only at the next idle instant, at most {} us away") \
+    X(ISR_GAP, "isr_min_gap_us must be > 0 with isr_budget_us") \
     X(ONE_FORMAT, "give only one of digits, bits") \
     X(BAD_NAME, "bad name") \
     X(BITS_RANGE, "bits out of range") \
@@ -83,7 +86,21 @@
     X(SUM_RANGE, "sum does not fit int64") \
     X(NOT_INT_ITEMS, "buffer items must be int32 or int64") \
     X(NO_BUFFER, "buffer must support the buffer protocol") \
-    X(NOT_CONTIGUOUS, "buffer must be contiguous")
+    X(NOT_CONTIGUOUS, "buffer must be contiguous") \
+    X(PT_TABLE, "not a particle table (damaged, or of another version)") \
+    X(PT_BOX, "box side {} out of range (3 x (cutoff + skin) .. 2**30 units)") \
+    X(PT_ALIGN, "memory must be 8-byte aligned") \
+    X(PT_FULL, "more particles than the capacity") \
+    X(PT_LIST, "neighbour list full (give it more capacity)") \
+    X(PT_QUANTUM, "quantum must be 1 .. 2**32-1") \
+    X(PT_SKIN, "skin must be 0 .. the cutoff") \
+    X(PT_MASS, "particle {}: mass must be 1..65535 and divide the quantum") \
+    X(PT_POSITION, "particle {}: position outside the box") \
+    X(PT_VELOCITY, "particle {}: velocity beyond the table's v_max") \
+    X(PT_OVERLAP, "particles {} and {} overlap (closer than the table's r_min)") \
+    X(PT_DOMAIN, "particle {} is in a cell of ghosts") \
+    X(PT_IMPULSE, "particle {}: impulse not a multiple of its mass") \
+    X(PT_IDS, "particle ids must ascend")
 
 #define AII_TEXT_ENUM(name, text) AII_T_##name,
 typedef enum {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
+#include "aii_config.h"
 #include "fixed.h"
 #include "wide.h"
 
+#if AII_HAS_FIXED || AII_HAS_DECIMAL
 static uint64_t mag(int64_t x) {
     return x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
 }
@@ -20,6 +22,7 @@ static uint64_t round_even(uint64_t q, uint64_t r, uint64_t d) {
     uint64_t rest = d - r;
     return q + (r > rest || (r == rest && (q & 1)));
 }
+#endif
 
 aii_status_t aii_fx_den(uint8_t fmt, uint64_t *den) {
     unsigned n = fmt & 0x7f;
@@ -41,6 +44,7 @@ aii_status_t aii_fx_den(uint8_t fmt, uint64_t *den) {
     return AII_OK;
 }
 
+#if AII_HAS_FIXED
 aii_status_t aii_fx_add(int64_t a, int64_t b, int64_t *out) {
     if (b > 0 ? a > INT64_MAX - b : a < INT64_MIN - b) {
         return AII_ERR_OVERFLOW;
@@ -113,6 +117,9 @@ aii_status_t aii_fx_rescale(int64_t v, uint8_t from, uint8_t to, int64_t *out) {
     }
     return aii_fx_muldiv(v, (int64_t)dto, (int64_t)dfrom, out);
 }
+#endif // AII_HAS_FIXED
+
+#if AII_HAS_DECIMAL
 
 // aii_fx_parse and aii_fx_parse_exact: one scanner, so the two cannot read a number differently.
 static aii_status_t parse(const char *s, size_t len, uint8_t fmt, int exact, int64_t *out) {
@@ -216,3 +223,4 @@ aii_status_t aii_fx_format(int64_t v, uint8_t fmt, char *buf, size_t cap, size_t
     }
     return AII_OK;
 }
+#endif // AII_HAS_DECIMAL

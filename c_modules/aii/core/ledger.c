@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "aii_config.h"
 #include "crc32.h"
 #include "fixed.h"
 #include "ledger.h"
@@ -76,8 +77,10 @@ static aii_ledger_hold_t *find_hold(const aii_ledger_state_t *s, uint64_t txid) 
 }
 
 static void chain_reset(aii_ledger_state_t *s) {
+    #if AII_HAS_DIGEST
     aii_sha256_init(&s->seg);
     aii_sha256_update(&s->seg, s->chain, AII_LEDGER_DIGEST_LEN);
+    #endif
     s->seg_count = 0;
 }
 
@@ -89,6 +92,11 @@ void aii_ledger_init(aii_ledger_t *l) {
 
 void aii_ledger_set_time(aii_ledger_t *l, uint64_t now) {
     l->now = now;
+}
+
+void aii_ledger_set_origin(aii_ledger_t *l, uint8_t origin, uint32_t id) {
+    l->origin = origin;
+    l->origin_id = id;
 }
 
 // ---- balance equation ----
@@ -360,6 +368,7 @@ static void ring_push(aii_ledger_t *l, const uint8_t *r, int committed) {
     }
 }
 
+#if AII_HAS_DIGEST
 static void seal_hash(aii_ledger_state_t *s, uint8_t out[AII_LEDGER_DIGEST_LEN]) {
     uint8_t full[32];
     aii_sha256_final(&s->seg, full);
@@ -383,12 +392,23 @@ static aii_status_t seal_apply(aii_ledger_t *l, uint8_t *r, int live) {
     s->seq++;
     return AII_OK;
 }
+#elif AII_HAS_REPLAY
+// No hash chain: a SEAL record cannot be checked, so replay refuses it.
+static aii_status_t seal_apply(aii_ledger_t *l, uint8_t *r, int live) {
+    (void)l, (void)r, (void)live;
+    return AII_ERR_CORRUPT;
+}
+#endif
 
 static void rec_start(aii_ledger_t *l, uint8_t *r, int op) {
     memset(r, 0, SZ);
     REC_PUT(r, SEQ, l->cur.seq + 1);
     r[AII_REC_OP] = (uint8_t)op;
     REC_PUT(r, TIME, l->now);
+    if (op != AII_OP_SEAL) {
+        r[AII_REC_ORIGIN] = l->origin;
+        REC_PUT(r, ORIGIN_ID, l->origin_id);
+    }
 }
 
 static void rec_crc(uint8_t *r) {
@@ -396,10 +416,15 @@ static void rec_crc(uint8_t *r) {
 }
 
 static void chain_add(aii_ledger_state_t *s, const uint8_t *r) {
+    #if AII_HAS_DIGEST
     aii_sha256_update(&s->seg, r, SZ);
+    #else
+    (void)r;
+    #endif
     s->seg_count++;
 }
 
+#if AII_HAS_DIGEST
 static void seal_live(aii_ledger_t *l) {
     uint8_t r[SZ];
     rec_start(l, r, AII_OP_SEAL);
@@ -419,6 +444,7 @@ aii_status_t aii_ledger_seal(aii_ledger_t *l) {
     }
     return AII_OK;
 }
+#endif
 
 static void snapshot(aii_ledger_t *l) {
     memcpy(&l->snap, &l->cur, sizeof(l->cur));
@@ -467,10 +493,12 @@ aii_status_t aii_ledger_commit(aii_ledger_t *l, aii_ledger_violation_t *v) {
     uint8_t n = (uint8_t)l->r_pend;
     l->r_pend = 0;
     l->in_tx = 0;
+    #if AII_HAS_DIGEST
     if (l->cur.seg_count >= AII_LEDGER_SEGMENT) {
         seal_live(l);
         n++;
     }
+    #endif
     l->undo = n;  // l->snap still holds the state begin() saw
     return AII_OK;
 }
@@ -661,6 +689,7 @@ aii_status_t aii_ledger_get_hold(const aii_ledger_t *l, uint64_t txid, aii_ledge
 
 // ---- replay ----
 
+#if AII_HAS_REPLAY
 aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, size_t *applied) {
     aii_ledger_state_t *s = &l->cur;
     aii_text_t why = AII_T_NONE;
@@ -728,8 +757,11 @@ aii_status_t aii_ledger_replay(aii_ledger_t *l, const uint8_t *recs, size_t n, s
     }
     return AII_OK;
 }
+#endif // AII_HAS_REPLAY
 
 // ---- digest and checkpoint ----
+
+#if AII_HAS_DIGEST || AII_HAS_CHECKPOINT
 
 // One walker both writes the canonical byte stream (for the digest and checkpoints) and
 // reads it back (restore), so the two cannot disagree about the layout.
@@ -744,9 +776,11 @@ static void raw(walk_t *k, void *p, size_t n) {
     if (k->in) {
         memcpy(p, k->in + k->len, n);
     } else {
+        #if AII_HAS_DIGEST
         if (k->sha) {
             aii_sha256_update(k->sha, p, n);
         }
+        #endif
         if (k->out) {
             memcpy(k->out + k->len, p, n);
         }
@@ -854,6 +888,9 @@ static aii_status_t walk(aii_ledger_state_t *s, walk_t *k, size_t size) {
     return AII_OK;
 }
 
+#endif // AII_HAS_DIGEST || AII_HAS_CHECKPOINT
+
+#if AII_HAS_DIGEST
 void aii_ledger_digest(const aii_ledger_t *l, uint8_t out[AII_LEDGER_DIGEST_LEN]) {
     aii_sha256_t sha;
     uint8_t full[32];
@@ -864,7 +901,9 @@ void aii_ledger_digest(const aii_ledger_t *l, uint8_t out[AII_LEDGER_DIGEST_LEN]
     aii_sha256_final(&sha, full);
     memcpy(out, full, AII_LEDGER_DIGEST_LEN);
 }
+#endif
 
+#if AII_HAS_CHECKPOINT
 aii_status_t aii_ledger_checkpoint(aii_ledger_t *l, uint8_t *buf, size_t cap, size_t *len) {
     aii_ledger_state_t *s = &l->cur;
     if (l->in_tx) {
@@ -876,7 +915,9 @@ aii_status_t aii_ledger_checkpoint(aii_ledger_t *l, uint8_t *buf, size_t cap, si
     }
     // Sealing first makes the checkpoint fall on a segment boundary, so the chain hash in it
     // is all a later segment needs: records before it can be dropped.
+    #if AII_HAS_DIGEST
     aii_ledger_seal(l);
+    #endif
     walk_t k = {NULL, buf, NULL, 0};
     walk(s, &k, 0);
     put_le(buf + k.len, aii_crc32(0, buf, k.len), AII_CKPT_CRC_LEN);
@@ -927,3 +968,4 @@ aii_status_t aii_ledger_restore(aii_ledger_t *l, const uint8_t *buf, size_t len)
     }
     return AII_OK;
 }
+#endif // AII_HAS_CHECKPOINT

@@ -120,6 +120,8 @@ typedef struct {
     uint16_t r_first, r_len, r_pend;   // oldest committed, committed count, uncommitted count
     uint32_t r_lost;             // committed records overwritten before being drained
     uint64_t now;                // timestamp stamped on new records (set by the caller)
+    uint32_t origin_id;          // origin stamped on new records (aii_ledger_set_origin)
+    uint8_t origin;
     uint8_t in_tx;               // explicit begin() open
     uint8_t undo;                // records of the last commit that undo() can take back (0: none)
     // Why the last refused operation was refused (set by every refusal, left alone otherwise):
@@ -134,6 +136,10 @@ typedef struct {
 void aii_ledger_init(aii_ledger_t *l);
 // Timestamp for the records of the following operations (any unit the caller likes).
 void aii_ledger_set_time(aii_ledger_t *l, uint64_t now);
+// Origin for the records of the following operations: an aii_origin_t (aii_record.h) or any
+// byte the caller gives meaning to, and its id (the signed seq, the task's number). SEAL
+// records carry AII_ORIGIN_NONE.
+void aii_ledger_set_origin(aii_ledger_t *l, uint8_t origin, uint32_t id);
 
 // Every refusal below also sets l->why (aii_text.h), except the lookups that take a const
 // ledger (find_*, get_hold, totals): their one refusal is AII_ERR_NOT_FOUND, "no such ...".

@@ -5,17 +5,10 @@
 
 #include "aii_sched.h"
 
-// Admission gives up on a busy period longer than this (utilisation at or near 1).
+// Admission takes a busy period longer than this (about 19 hours) for one that never ends;
+// it also keeps every sum of the analysis far from overflowing 64 bits.
 #ifndef AII_RTA_MAX_BUSY_US
 #define AII_RTA_MAX_BUSY_US ((uint64_t)1 << 36)
-#endif
-// ... or with more jobs of the analysed task than this in its busy period.
-#ifndef AII_RTA_MAX_JOBS
-#define AII_RTA_MAX_JOBS (4096)
-#endif
-// ... or when the busy period needs more iterations than this (utilisation within a hair of 1).
-#ifndef AII_RTA_MAX_ITER
-#define AII_RTA_MAX_ITER (100000)
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -72,6 +65,11 @@ aii_time_t aii_clock_from_raw(const aii_clock_t *c, uint64_t raw) {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define AII_CLZ32(x) ((int)__builtin_clz(x))
+// Rare paths kept out of the dispatch path, so it saves fewer registers; hot helpers inlined.
+#define AII_COLD __attribute__((noinline, cold))
+#ifndef AII_INLINE  // bench/dispatch_cost.py's breakdown builds with it empty and -fno-inline
+#define AII_INLINE inline __attribute__((always_inline))
+#endif
 #else
 static int aii_clz32(uint32_t x) {
     int n = 0;
@@ -83,6 +81,10 @@ static int aii_clz32(uint32_t x) {
     return n;
 }
 #define AII_CLZ32(x) aii_clz32(x)
+#define AII_COLD
+#ifndef AII_INLINE
+#define AII_INLINE inline
+#endif
 #endif
 
 static void ready_set(aii_sched_t *s, unsigned level) {
@@ -116,9 +118,8 @@ static void heap_place(aii_sched_t *s, int i, int16_t id, aii_time_t at) {
     s->heap_at[i] = at;
 }
 
-static void heap_up(aii_sched_t *s, int i) {
-    int16_t id = s->heap[i];
-    aii_time_t k = s->heap_at[i];
+// Puts entry (id, k) at the hole i or above it, where its key belongs.
+static void heap_up(aii_sched_t *s, int i, int16_t id, aii_time_t k) {
     while (i > 0) {
         int parent = (i - 1) >> 1;
         if (s->heap_at[parent] <= k) {
@@ -130,9 +131,8 @@ static void heap_up(aii_sched_t *s, int i) {
     heap_place(s, i, id, k);
 }
 
-// Moves the entry at i down to its place, with `k` as its new key.
-static void heap_down(aii_sched_t *s, int i, aii_time_t k) {
-    int16_t id = s->heap[i];
+// Puts entry (id, k) at the hole i or below it, where its key belongs.
+static void heap_down(aii_sched_t *s, int i, int16_t id, aii_time_t k) {
     int n = s->heap_len;
     for (;;) {
         int c = 2 * i + 1;
@@ -153,10 +153,30 @@ static void heap_down(aii_sched_t *s, int i, aii_time_t k) {
     heap_place(s, i, id, k);
 }
 
+// Gives the earliest entry the later key k (its task's next release): Floyd's sift, down the
+// earlier children to a leaf, then up to k's place. A later release usually belongs near the
+// bottom, so this costs one comparison a level where heap_down costs two.
+static AII_INLINE void heap_replace_top(aii_sched_t *s, aii_time_t k) {
+    int16_t id = s->heap[0];
+    int n = s->heap_len;
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) {
+            break;
+        }
+        if (c + 1 < n && s->heap_at[c + 1] < s->heap_at[c]) {
+            c++;
+        }
+        heap_place(s, i, s->heap[c], s->heap_at[c]);
+        i = c;
+    }
+    heap_up(s, i, id, k);
+}
+
 static void heap_push(aii_sched_t *s, int id, aii_time_t at) {
     s->task[id].in_heap = 1;
-    heap_place(s, s->heap_len++, (int16_t)id, at);
-    heap_up(s, s->heap_len - 1);
+    heap_up(s, s->heap_len++, (int16_t)id, at);
 }
 
 static void heap_remove_at(aii_sched_t *s, int i) {
@@ -166,11 +186,10 @@ static void heap_remove_at(aii_sched_t *s, int i) {
         return;
     }
     aii_time_t k = s->heap_at[last];
-    heap_place(s, i, s->heap[last], k);
     if (i > 0 && s->heap_at[(i - 1) >> 1] > k) {
-        heap_up(s, i);
+        heap_up(s, i, s->heap[last], k);
     } else {
-        heap_down(s, i, k);
+        heap_down(s, i, s->heap[last], k);
     }
 }
 
@@ -189,21 +208,124 @@ static void heap_remove(aii_sched_t *s, int id) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Response-time analysis for non-preemptive fixed priorities (Davis, Burns, Bril, Lukkien 2007):
-// every job of the level-i busy period is examined, since a later job can be the worst one.
+// Timeline (AII_HAS_TRACE).
+
+#if AII_HAS_TRACE
+static uint32_t sat32(uint64_t v) {
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static void trace_push(aii_sched_t *s, aii_time_t t, int task, aii_trace_kind_t kind,
+    uint64_t arg) {
+    unsigned i;
+    if (s->trace_len == AII_SCHED_TRACE_RING) {
+        // A flight recorder: the newest events are the ones wanted after a fault.
+        i = s->trace_head;
+        s->trace_head = (uint16_t)((i + 1) % AII_SCHED_TRACE_RING);
+        s->trace_lost++;
+    } else {
+        i = (s->trace_head + s->trace_len++) % AII_SCHED_TRACE_RING;
+    }
+    aii_trace_event_t *e = &s->trace[i];
+    e->t = t;
+    e->task = (int16_t)task;
+    e->kind = (uint8_t)kind;
+    e->arg = sat32(arg);
+}
+#define TRACE(s, t, task, kind, arg) \
+    do { \
+        if ((s)->trace_on) { \
+            trace_push((s), (t), (task), (kind), (arg)); \
+        } \
+    } while (0)
+#else
+#define TRACE(s, t, task, kind, arg) ((void)(task))
+#endif
+
+void aii_sched_trace_enable(aii_sched_t *s, bool on, aii_time_t now) {
+    #if AII_HAS_TRACE
+    if (on && !s->trace_on) {
+        s->trace_head = 0;
+        s->trace_len = 0;
+        s->trace_lost = 0;
+        s->trace_t0 = now;
+    }
+    s->trace_on = on;
+    #else
+    (void)s;
+    (void)on;
+    (void)now;
+    #endif
+}
+
+bool aii_sched_trace_pop(aii_sched_t *s, aii_trace_event_t *ev) {
+    #if AII_HAS_TRACE
+    if (!s->trace_len) {
+        return false;
+    }
+    *ev = s->trace[s->trace_head];
+    // A release may precede the start of the timeline (a sporadic job's trigger, a release
+    // moved off the heap late): the difference is then negative, in two's complement.
+    ev->t -= s->trace_t0;
+    s->trace_head = (uint16_t)((s->trace_head + 1) % AII_SCHED_TRACE_RING);
+    s->trace_len--;
+    return true;
+    #else
+    (void)s;
+    (void)ev;
+    return false;
+    #endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response-time analysis for non-preemptive fixed priorities (Davis, Burns, Bril, Lukkien 2007,
+// with release jitter as in its section 5): every job of the level-i busy period is examined,
+// since a later job can be the worst one. The runtime's own costs are terms of it:
+// overhead_us on every budget, jitter_us as the release jitter of sporadic tasks, an idle-time
+// collection as blocking of every level with a sporadic task at or above it (a trigger may
+// come while it runs; timed releases never do, as it only starts when it fits before them),
+// and the declared interrupt and callback load as a preemptive sporadic above everything.
+// Exact (up to the one tick of blocking a lower job needs to start first) for static sets
+// without jitter, interrupts or collections; sufficient with them.
 
 typedef struct {
     uint32_t c;  // budget + overhead
     uint32_t t;  // period or minimum gap; 0 = one job only (one-shot)
     uint32_t d;  // relative deadline
+    uint32_t j;  // release jitter
+    uint64_t u_lo, u_hi;  // c / t in 32.32 fixed point, rounded down and up (0: a one-shot)
+    uint8_t sporadic;
 } rta_task_t;
+
+// What one analysis shares across its tasks.
+typedef struct {
+    const rta_task_t *tk;
+    int n;
+    uint32_t isr_c, isr_t;  // interrupt and callback load (isr_t 0: none)
+    uint64_t isr_lo, isr_hi;  // its utilisation, as rta_task_t.u_lo, u_hi
+    uint32_t gc;            // an idle collection's length (0: none)
+    uint32_t loop;          // the run loop's own pass (overhead_us)
+    uint32_t iterations;    // fixed-point equations evaluated, at most AII_RTA_ITER_CAP
+    uint64_t busy;          // the level-i busy period of the last task analysed
+} rta_ctx_t;
+
+enum { CLS_ABSENT = 0, CLS_HIGHER = 1, CLS_LOWER = 2 };
+enum { RTA_OK = 0, RTA_MISS = 1, RTA_INF = 2, RTA_CAP = 3 };
+
+#define RTA_ONE ((uint64_t)1 << 32)
+
+// a / b; in 32 bits while a fits them (busy periods under 71 minutes): Cortex-M3 divides 32 bits
+// in hardware and 64 bits in a library call about ten times slower.
+static uint64_t rta_div(uint64_t a, uint32_t b) {
+    return a <= UINT32_MAX ? (uint32_t)a / b : a / b;
+}
 
 // Jobs of a task released in [0, t): ceil(t / T), or 1 for a one-shot.
 static uint64_t rta_ceil(uint64_t t, uint32_t period) {
     if (period == 0) {
         return t > 0;
     }
-    return (t + period - 1) / period;
+    return rta_div(t + period - 1, period);
 }
 
 // Jobs released in [0, w]: floor(w / T) + 1.
@@ -211,70 +333,177 @@ static uint64_t rta_floor1(uint64_t w, uint32_t period) {
     if (period == 0) {
         return 1;
     }
-    return w / period + 1;
+    return rta_div(w, period) + 1;
 }
 
-// cls[j]: 1 = higher priority, 2 = lower priority, 0 = absent. Returns true if task i
-// meets its deadline; fills e (wcrt saturates at UINT32_MAX when the busy period diverges).
-static bool rta_task(const rta_task_t *tk, const uint8_t *cls, int n, int i, aii_rta_entry_t *e) {
-    const rta_task_t *ti = &tk[i];
-    uint64_t b = 0;
-    for (int j = 0; j < n; j++) {
-        if (cls[j] == 2 && tk[j].c > b) {
-            b = tk[j].c;
+// Interrupt and callback time in any window of length t: ceil(t / gap) * budget.
+static uint64_t rta_isr(const rta_ctx_t *x, uint64_t t) {
+    return x->isr_t ? rta_ceil(t, x->isr_t) * x->isr_c : 0;
+}
+
+// Counts one fixed-point evaluation; false once the cap is reached.
+static bool rta_iterate(rta_ctx_t *x) {
+    if (x->iterations >= AII_RTA_ITER_CAP) {
+        return false;
+    }
+    x->iterations++;
+    return true;
+}
+
+// A utilisation term in 32.32 fixed point, rounded down or up, saturated at 2 so that a sum of
+// 33 terms cannot overflow.
+static uint64_t rta_util(uint32_t c, uint32_t t, bool up) {
+    uint64_t u = (((uint64_t)c << 32) + (up ? t - 1 : 0)) / t;
+    return u > 2 * RTA_ONE ? 2 * RTA_ONE : u;
+}
+
+static uint64_t rta_gcd(uint64_t a, uint64_t b) {
+    while (b) {
+        uint64_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
+}
+
+#define RTA_LCM_MAX ((uint64_t)1 << 62)
+
+// The utilisation of the tasks `in` (with the interrupt load) against 1, exactly when the least
+// common multiple L of their periods stays below 2**62 (then every sum of C * L / T, each at
+// most about 2L, fits 64 bits): -1, 0 or 1; 2 when L does not fit (then it is within 2**-32 per
+// task of 1, as the fixed-point sums said, and only the capped iteration can tell).
+static int rta_util_cmp_exact(const rta_ctx_t *x, const uint8_t *in) {
+    uint64_t l = x->isr_t ? x->isr_t : 1;
+    for (int j = 0; j < x->n; j++) {
+        uint32_t t = x->tk[j].t;
+        if (in[j] && t) {
+            uint64_t k = t / rta_gcd(l, t);
+            if (l > RTA_LCM_MAX / k) {
+                return 2;
+            }
+            l *= k;
         }
     }
-    e->blocking_us = (uint32_t)b;
-    e->deadline_us = ti->d;
-    e->wcrt_us = UINT32_MAX;
-    e->jobs = 0;
+    uint64_t sum = x->isr_t ? l / x->isr_t * x->isr_c : 0;
+    for (int j = 0; j < x->n; j++) {
+        if (in[j] && x->tk[j].t) {
+            sum += l / x->tk[j].t * x->tk[j].c;
+        }
+    }
+    return sum > l ? 1 : sum == l ? 0 : -1;
+}
 
-    // A level-i utilisation above 1 means the busy period never ends: say so at once instead
-    // of iterating up to the bound (32.32 fixed point, rounded down so exactly 1 still passes).
-    uint64_t util = 0;
-    for (int j = 0; j < n; j++) {
-        if ((cls[j] == 1 || j == i) && tk[j].t) {
-            util += ((uint64_t)tk[j].c << 32) / tk[j].t;
-            if (util > ((uint64_t)1 << 32)) {
-                return false;
+// The cheap test of a level: true when its busy period surely never ends. That is when its
+// utilisation U (with the interrupt load) is above 1, or exactly 1 with anything on top (a
+// blocking, a one-shot): the busy-period equation t = f(t) has f(t) >= k + U t, k > 0, so no
+// t solves it. Sums of rounded terms decide, and an exact sum where they cannot.
+static bool rta_never_ends(const rta_ctx_t *x, const uint8_t *in, uint64_t k) {
+    uint64_t lo = x->isr_lo, hi = x->isr_hi;
+    for (int j = 0; j < x->n; j++) {
+        if (in[j]) {
+            if (x->tk[j].t) {
+                lo += x->tk[j].u_lo;
+                hi += x->tk[j].u_hi;
+            } else {
+                k += x->tk[j].c;
             }
         }
+    }
+    if (lo > RTA_ONE) {
+        return true;
+    }
+    if (hi < RTA_ONE) {
+        return false;
+    }
+    int cmp = rta_util_cmp_exact(x, in);
+    return cmp == 1 || (cmp == 0 && k > 0);
+}
+
+// cls[j]: CLS_HIGHER, CLS_LOWER or CLS_ABSENT (task i itself is CLS_ABSENT). Fills e (wcrt
+// saturates at UINT32_MAX when the busy period does not end) and returns RTA_*.
+static int rta_task(rta_ctx_t *x, const uint8_t *cls, int i, aii_rta_entry_t *e) {
+    const rta_task_t *tk = x->tk;
+    const rta_task_t *ti = &tk[i];
+    int n = x->n;
+    uint64_t b = 0;
+    int blocker = AII_BLOCKER_NONE;
+    bool sporadic = ti->sporadic;
+    for (int j = 0; j < n; j++) {
+        if (cls[j] == CLS_LOWER && tk[j].c > b) {
+            b = tk[j].c;
+            blocker = j;
+        } else if (cls[j] == CLS_HIGHER) {
+            sporadic |= tk[j].sporadic;
+        }
+    }
+    if (sporadic && x->gc > b) {
+        b = x->gc;
+        blocker = AII_BLOCKER_GC;
+    }
+    if (x->loop > b) {
+        // An idle pass of the loop (the events, the watchdog, the idle dispatch; what
+        // overhead_us bounds) may be under way when the job is released, and the wait after it
+        // ends that much late.
+        b = x->loop;
+        blocker = AII_BLOCKER_LOOP;
+    }
+    e->blocking_us = (uint32_t)b;
+    e->blocker = (int16_t)blocker;
+    e->deadline_us = ti->d;
+    e->jitter_us = ti->j;
+    e->wcrt_us = UINT32_MAX;
+    e->jobs = 0;
+    x->busy = 0;
+
+    // The cheap test first: a level whose busy period never ends fails at once.
+    uint8_t in[AII_SCHED_MAX_TASKS];
+    for (int j = 0; j < n; j++) {
+        in[j] = cls[j] == CLS_HIGHER || j == i;
+    }
+    if (rta_never_ends(x, in, b)) {
+        return RTA_INF;
     }
     // Length of the level-i busy period.
     uint64_t t = b + ti->c;
-    for (uint32_t iter = 0;; iter++) {
-        if (iter == AII_RTA_MAX_ITER) {
-            return false;
+    for (;;) {
+        if (!rta_iterate(x)) {
+            return RTA_CAP;
         }
-        uint64_t next = b;
+        uint64_t next = b + rta_isr(x, t);
         for (int j = 0; j < n; j++) {
-            if (cls[j] == 1 || j == i) {
-                next += rta_ceil(t, tk[j].t) * tk[j].c;
+            if (cls[j] == CLS_HIGHER || j == i) {
+                next += rta_ceil(t + tk[j].j, tk[j].t) * tk[j].c;
             }
         }
-        if (next > AII_RTA_MAX_BUSY_US || rta_ceil(next, ti->t) > AII_RTA_MAX_JOBS) {
-            return false;
+        if (next > AII_RTA_MAX_BUSY_US) {
+            return RTA_INF;
         }
         if (next == t) {
             break;
         }
         t = next;
     }
-    uint64_t jobs = rta_ceil(t, ti->t);
-    e->jobs = (uint32_t)jobs;
+    x->busy = t;
+    uint64_t jobs = rta_ceil(t + ti->j, ti->t);
+    e->jobs = jobs > UINT32_MAX ? UINT32_MAX : (uint32_t)jobs;
 
     uint64_t worst = 0;
     uint64_t w = b;
     for (uint64_t q = 0; q < jobs; q++) {
         // Start time of job q; w only grows with q, so the previous value is a valid seed.
-        if (w < b + q * ti->c) {
-            w = b + q * ti->c;
+        uint64_t base = b + q * ti->c;
+        if (w < base) {
+            w = base;
         }
         for (;;) {
-            uint64_t next = b + q * ti->c;
+            if (!rta_iterate(x)) {
+                return RTA_CAP;
+            }
+            // Interrupts released at the start itself preempt the job: counted in its finish.
+            uint64_t next = base + rta_isr(x, w);
             for (int j = 0; j < n; j++) {
-                if (cls[j] == 1) {
-                    next += rta_floor1(w, tk[j].t) * tk[j].c;
+                if (cls[j] == CLS_HIGHER) {
+                    next += rta_floor1(w + tk[j].j, tk[j].t) * tk[j].c;
                 }
             }
             if (next == w) {
@@ -282,71 +511,147 @@ static bool rta_task(const rta_task_t *tk, const uint8_t *cls, int n, int i, aii
             }
             w = next;
             if (w > AII_RTA_MAX_BUSY_US) {
-                return false;
+                return RTA_INF;
             }
         }
-        uint64_t r = w + ti->c - q * ti->t;
+        uint64_t f = w + ti->c;
+        if (x->isr_t) {
+            // Interrupts keep preempting the job while it runs: everything up to its start
+            // but the interrupts, its budget, and the interrupts of the whole window.
+            uint64_t fixed = w - rta_isr(x, w) + ti->c;
+            for (;;) {
+                if (!rta_iterate(x)) {
+                    return RTA_CAP;
+                }
+                uint64_t next = fixed + rta_isr(x, f);
+                if (next == f) {
+                    break;
+                }
+                f = next;
+                if (f > AII_RTA_MAX_BUSY_US) {
+                    return RTA_INF;
+                }
+            }
+        }
+        // From the job's release, which came up to its jitter before it could be seen.
+        uint64_t r = ti->j + f - q * ti->t;
         if (r > worst) {
             worst = r;
         }
     }
     e->wcrt_us = worst > UINT32_MAX ? UINT32_MAX : (uint32_t)worst;
-    return worst <= ti->d;
+    return worst <= ti->d ? RTA_OK : RTA_MISS;
 }
 
 static uint32_t params_deadline(const aii_task_params_t *p) {
     if (p->kind == AII_KIND_ONESHOT) {
+        if (p->deadline_at <= p->release_at) {
+            return 0;
+        }
         uint64_t d = p->deadline_at - p->release_at;
         return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
     }
     return p->deadline_us ? p->deadline_us : p->period_us;
 }
 
-// Sort key comparison for the initial order: explicit priority, then deadline, then index.
-static bool order_before(const aii_task_params_t *const *pp, const rta_task_t *tk, int a, int b) {
-    int32_t pa = pp[a]->priority, pb = pp[b]->priority;
-    if (pa != pb) {
-        return pa > pb;
+// The initial order: explicit priority, then deadline, then task id (ties of equal tasks).
+static bool order_before(const aii_task_params_t *pa, uint32_t da, int ida,
+    const aii_task_params_t *pb, uint32_t db, int idb) {
+    if (pa->priority != pb->priority) {
+        return pa->priority > pb->priority;
     }
-    if (tk[a].d != tk[b].d) {
-        return tk[a].d < tk[b].d;
+    if (da != db) {
+        return da < db;
     }
-    return a < b;
+    return ida < idb;
 }
 
-// Checks the order in `order` (highest first); returns the first failing position or -1.
-static int rta_check_order(const rta_task_t *tk, int n, const int16_t *order, uint8_t *cls,
-    aii_rta_result_t *rta) {
+// Checks the order in `order` (analysis indices, highest first). Returns the first failing
+// position, -1 when every task passes, or -2 when the cap was reached (at position *at).
+static int rta_check_order(rta_ctx_t *x, const int16_t *order, uint8_t *cls,
+    aii_rta_result_t *rta, int *at) {
+    int n = x->n;
     int fail = -1;
+    rta->busy_us = 0;
     for (int pos = 0; pos < n; pos++) {
         for (int k = 0; k < n; k++) {
-            cls[order[k]] = k < pos ? 1 : 2;
+            cls[order[k]] = k < pos ? CLS_HIGHER : CLS_LOWER;
         }
-        cls[order[pos]] = 0;
+        cls[order[pos]] = CLS_ABSENT;
         aii_rta_entry_t *e = &rta->entry[pos];
-        bool ok = rta_task(tk, cls, n, order[pos], e);
+        int r = rta_task(x, cls, order[pos], e);
         e->task = order[pos];
         e->level = (int16_t)(n - 1 - pos);
-        if (!ok && fail < 0) {
+        if (r == RTA_CAP) {
+            // What was not analysed stays unknown; a failure found before the cap is the
+            // refusal's reason, else the cap is.
+            for (int k = pos; k < n; k++) {
+                aii_rta_entry_t *u = &rta->entry[k];
+                u->task = order[k];
+                u->level = (int16_t)(n - 1 - k);
+                u->blocker = AII_BLOCKER_NONE;
+                u->wcrt_us = UINT32_MAX;
+                u->deadline_us = x->tk[order[k]].d;
+                u->blocking_us = 0;
+                u->jitter_us = x->tk[order[k]].j;
+                u->jobs = 0;
+            }
+            *at = pos;
+            return fail >= 0 ? fail : -2;
+        }
+        if (r != RTA_OK && fail < 0) {
             fail = pos;
         }
+    }
+    if (n > 0 && x->busy <= UINT32_MAX) {
+        rta->busy_us = (uint32_t)x->busy;
     }
     return fail;
 }
 
-// Maps analysis indices back to task ids and fills in the failure (fail = position or -1).
-static aii_status_t rta_finish(aii_rta_result_t *rta, const int16_t *ids, int n, int fail) {
+// Maps analysis indices back to task ids and fills in the verdict (`fail`: a position or -1).
+static aii_status_t rta_finish(const rta_ctx_t *x, aii_rta_result_t *rta, const int16_t *ids,
+    int n, int fail) {
+    rta->n = (int16_t)n;
+    rta->iterations = x->iterations;
     for (int pos = 0; pos < n; pos++) {
-        rta->entry[pos].task = ids[rta->entry[pos].task];
+        aii_rta_entry_t *e = &rta->entry[pos];
+        e->task = ids[e->task];
+        if (e->blocker >= 0) {
+            e->blocker = ids[e->blocker];
+        }
     }
+    rta->why = fail >= 0 ? AII_T_ADMISSION : AII_T_NONE;
     rta->failed_task = fail >= 0 ? rta->entry[fail].task : -1;
     rta->failed_wcrt_us = fail >= 0 ? rta->entry[fail].wcrt_us : 0;
     rta->failed_deadline_us = fail >= 0 ? rta->entry[fail].deadline_us : 0;
     return fail >= 0 ? AII_ERR_UNSCHEDULABLE : AII_OK;
 }
 
-static bool rta_fill(const aii_task_params_t *const *pp, int n, uint32_t overhead_us,
-    rta_task_t *tk) {
+// The verdict when the cap was reached while analysing task `id`: refused, never admitted.
+static aii_status_t rta_capped(const rta_ctx_t *x, aii_rta_result_t *rta, int id) {
+    rta->n = 0;
+    rta->iterations = x->iterations;
+    rta->busy_us = 0;
+    rta->why = AII_T_ANALYSIS_CAP;
+    rta->failed_task = (int16_t)id;
+    rta->failed_wcrt_us = AII_RTA_ITER_CAP;
+    rta->failed_deadline_us = 0;
+    return AII_ERR_UNSCHEDULABLE;
+}
+
+// rta_finish, or rta_capped for rta_check_order's -2.
+static aii_status_t rta_verdict(const rta_ctx_t *x, aii_rta_result_t *rta, const int16_t *ids,
+    const int16_t *order, int n, int fail, int cap_at) {
+    if (fail == -2) {
+        return rta_capped(x, rta, ids[order[cap_at]]);
+    }
+    return rta_finish(x, rta, ids, n, fail);
+}
+
+// Analysis input of each task; returns true when any task has an explicit priority.
+static bool rta_fill(const aii_sched_t *s, const aii_task_params_t *const *pp, int n,
+    uint32_t overhead_us, rta_task_t *tk) {
     bool explicit_prio = false;
     for (int i = 0; i < n; i++) {
         const aii_task_params_t *p = pp[i];
@@ -354,6 +659,11 @@ static bool rta_fill(const aii_task_params_t *const *pp, int n, uint32_t overhea
         tk[i].c = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
         tk[i].t = p->kind == AII_KIND_ONESHOT ? 0 : p->period_us;
         tk[i].d = params_deadline(p);
+        tk[i].sporadic = p->kind == AII_KIND_SPORADIC;
+        tk[i].j = s && tk[i].sporadic ? s->jitter_us : 0;
+        // Once per analysis: the cheap test then sums without dividing.
+        tk[i].u_lo = tk[i].t ? rta_util(tk[i].c, tk[i].t, false) : 0;
+        tk[i].u_hi = tk[i].t ? rta_util(tk[i].c, tk[i].t, true) : 0;
         if (p->priority != AII_PRIO_AUTO) {
             explicit_prio = true;
         }
@@ -361,24 +671,59 @@ static bool rta_fill(const aii_task_params_t *const *pp, int n, uint32_t overhea
     return explicit_prio;
 }
 
-static aii_status_t rta_run(const aii_task_params_t *const *pp, const int16_t *ids, int n,
-    uint32_t overhead_us, aii_rta_result_t *rta, int16_t *order) {
-    rta_task_t tk[AII_SCHED_MAX_TASKS] = {{0}};
+static void rta_ctx_init(rta_ctx_t *x, const aii_sched_t *s, const rta_task_t *tk, int n,
+    uint32_t overhead_us) {
+    x->tk = tk;
+    x->n = n;
+    x->loop = overhead_us;
+    x->isr_c = s && s->isr_min_gap_us ? s->isr_budget_us : 0;
+    x->isr_t = s && s->isr_budget_us ? s->isr_min_gap_us : 0;
+    x->isr_lo = x->isr_t ? rta_util(x->isr_c, x->isr_t, false) : 0;
+    x->isr_hi = x->isr_t ? rta_util(x->isr_c, x->isr_t, true) : 0;
+    x->gc = 0;
+    if (s && s->gc_idle_us) {
+        x->gc = s->gc_max_us > s->gc_idle_us ? s->gc_max_us : s->gc_idle_us;
+    }
+    x->iterations = 0;
+    x->busy = 0;
+}
+
+#if AII_HAS_OPA
+// True when the whole set surely overloads the processor: then no priority order can help.
+static bool rta_overloaded(const rta_ctx_t *x) {
+    uint8_t in[AII_SCHED_MAX_TASKS];
+    memset(in, 1, sizeof(in));
+    return rta_never_ends(x, in, 0);
+}
+#endif
+
+// A fresh analysis (a set that starts at an idle instant): explicit priorities, else
+// deadline-monotonic order and, when that fails, Audsley's assignment. `order` gets the
+// analysis indices, highest first.
+static aii_status_t rta_run(rta_ctx_t *x, const aii_task_params_t *const *pp,
+    const int16_t *ids, aii_rta_result_t *rta, int16_t *order) {
+    int n = x->n;
+    const rta_task_t *tk = x->tk;
     uint8_t cls[AII_SCHED_MAX_TASKS];
-    bool explicit_prio = rta_fill(pp, n, overhead_us, tk);
+    bool explicit_prio = false;
+    for (int i = 0; i < n; i++) {
+        explicit_prio |= pp[i]->priority != AII_PRIO_AUTO;
+    }
     // Insertion sort: n is small and this is not on the dispatch path.
     for (int i = 0; i < n; i++) {
         int k = i;
-        while (k > 0 && order_before(pp, tk, i, order[k - 1])) {
+        while (k > 0 && order_before(pp[i], tk[i].d, ids[i], pp[order[k - 1]],
+            tk[order[k - 1]].d, ids[order[k - 1]])) {
             order[k] = order[k - 1];
             k--;
         }
         order[k] = (int16_t)i;
     }
-    rta->n = (int16_t)n;
     rta->method = explicit_prio ? AII_METHOD_EXPLICIT : AII_METHOD_DM;
-    int fail = rta_check_order(tk, n, order, cls, rta);
-    if (fail >= 0 && !explicit_prio) {
+    int cap_at = 0;
+    int fail = rta_check_order(x, order, cls, rta, &cap_at);
+    #if AII_HAS_OPA
+    if (fail >= 0 && !explicit_prio && !rta_overloaded(x)) {
         // Deadline-monotonic is not optimal without preemption: try Audsley's assignment,
         // filling levels from the lowest; each test only depends on the sets above and below.
         int16_t opa[AII_SCHED_MAX_TASKS];
@@ -394,11 +739,15 @@ static aii_status_t rta_run(const aii_task_params_t *const *pp, const int16_t *i
                     continue;
                 }
                 for (int j = 0; j < n; j++) {
-                    cls[j] = assigned[j] ? 2 : 1;
+                    cls[j] = assigned[j] ? CLS_LOWER : CLS_HIGHER;
                 }
-                cls[c] = 0;
+                cls[c] = CLS_ABSENT;
                 aii_rta_entry_t e;
-                if (rta_task(tk, cls, n, c, &e)) {
+                int r = rta_task(x, cls, c, &e);
+                if (r == RTA_CAP) {
+                    return rta_capped(x, rta, ids[c]);
+                }
+                if (r == RTA_OK) {
                     assigned[c] = 1;
                     opa[pos] = (int16_t)c;
                     ok = true;
@@ -409,20 +758,20 @@ static aii_status_t rta_run(const aii_task_params_t *const *pp, const int16_t *i
         if (ok) {
             memcpy(order, opa, (size_t)n * sizeof(order[0]));
             rta->method = AII_METHOD_OPA;
-            fail = rta_check_order(tk, n, order, cls, rta);
-        } else {
-            // Report the deadline-monotonic failure, which is what people can reason about.
-            fail = rta_check_order(tk, n, order, cls, rta);
         }
+        // On failure the deadline-monotonic one is reported: what people can reason about.
+        fail = rta_check_order(x, order, cls, rta, &cap_at);
     }
-    return rta_finish(rta, ids, n, fail);
+    #endif
+    return rta_verdict(x, rta, ids, order, n, fail, cap_at);
 }
 
-aii_status_t aii_rta_analyse(const aii_task_params_t *p, int n, uint32_t overhead_us,
-    aii_rta_result_t *rta, int16_t *prio_order) {
+aii_status_t aii_rta_analyse(const aii_sched_t *s, const aii_task_params_t *p, int n,
+    uint32_t overhead_us, aii_rta_result_t *rta, int16_t *prio_order) {
     const aii_task_params_t *pp[AII_SCHED_MAX_TASKS];
     int16_t ids[AII_SCHED_MAX_TASKS];
     int16_t order[AII_SCHED_MAX_TASKS];
+    rta_task_t tk[AII_SCHED_MAX_TASKS];
     if (n < 0 || n > AII_SCHED_MAX_TASKS) {
         return AII_ERR_ARG;
     }
@@ -430,7 +779,10 @@ aii_status_t aii_rta_analyse(const aii_task_params_t *p, int n, uint32_t overhea
         pp[i] = &p[i];
         ids[i] = (int16_t)i;
     }
-    aii_status_t st = rta_run(pp, ids, n, overhead_us, rta, order);
+    rta_fill(s, pp, n, overhead_us, tk);
+    rta_ctx_t x;
+    rta_ctx_init(&x, s, tk, n, overhead_us);
+    aii_status_t st = rta_run(&x, pp, ids, rta, order);
     if (prio_order) {
         memcpy(prio_order, order, (size_t)n * sizeof(order[0]));
     }
@@ -444,9 +796,27 @@ void aii_sched_init(aii_sched_t *s, uint32_t overhead_us) {
     memset(s, 0, sizeof(*s));
     s->overhead_us = overhead_us;
     s->method = AII_METHOD_DM;
+    s->trig_mask = UINT32_MAX;
     for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
         s->level_task[i] = -1;
     }
+}
+
+void aii_sched_restart(aii_sched_t *s) {
+    uint32_t over = s->overhead_us, jitter = s->jitter_us, gc = s->gc_idle_us;
+    uint32_t gc_max = s->gc_max_us, isr_c = s->isr_budget_us, isr_t = s->isr_min_gap_us;
+    uint32_t mask = s->trig_mask;
+    aii_sched_init(s, over);
+    s->jitter_us = jitter;
+    s->gc_idle_us = gc;
+    s->gc_max_us = gc_max;
+    s->isr_budget_us = isr_c;
+    s->isr_min_gap_us = isr_t;
+    s->trig_mask = mask;
+}
+
+void aii_sched_set_tick_mask(aii_sched_t *s, uint64_t mask) {
+    s->trig_mask = mask > UINT32_MAX ? UINT32_MAX : (uint32_t)mask;
 }
 
 bool aii_sched_task_used(const aii_sched_t *s, int id) {
@@ -493,8 +863,43 @@ const char *aii_sched_param_error(const aii_sched_t *s, const aii_task_params_t 
     return why == AII_T_NONE ? NULL : aii_text(why);
 }
 
-// Gathers the used tasks (plus a tentative one) for the analysis.
-static int collect(const aii_sched_t *s, const aii_task_params_t **pp, int16_t *ids,
+aii_text_t aii_sched_costs_why(uint32_t isr_budget_us, uint32_t isr_min_gap_us) {
+    return isr_budget_us && !isr_min_gap_us ? AII_T_ISR_GAP : AII_T_NONE;
+}
+
+// Applies a priority order (task ids, highest first) and rebuilds the ready bitmap.
+static void apply_levels(aii_sched_t *s, const int16_t *order_ids, int n) {
+    for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
+        s->level_task[i] = -1;
+    }
+    memset(s->ready, 0, sizeof(s->ready));
+    s->ready_summary = 0;
+    int used = 0;
+    for (int pos = 0; pos < n; pos++) {
+        int id = order_ids[pos];
+        unsigned level = (unsigned)(n - 1 - pos);
+        s->task[id].level = (uint16_t)level;
+        s->level_task[level] = (int16_t)id;
+        used += s->task[id].used;
+        if (s->task[id].pending) {
+            ready_set(s, level);
+        }
+    }
+    s->n_levels = (int16_t)n;
+    s->n_tasks = (int16_t)used;
+}
+
+// The order in force (task ids, highest first, retiring tasks too); returns its length.
+static int levels_in_force(const aii_sched_t *s, int16_t *ids) {
+    int n = 0;
+    for (int level = s->n_levels - 1; level >= 0; level--) {
+        ids[n++] = s->level_task[level];
+    }
+    return n;
+}
+
+// Gathers the tasks in use (plus the new one in its slot) for a fresh analysis.
+static int collect_fresh(const aii_sched_t *s, const aii_task_params_t **pp, int16_t *ids,
     int extra_id, const aii_task_params_t *extra) {
     int n = 0;
     for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
@@ -509,23 +914,63 @@ static int collect(const aii_sched_t *s, const aii_task_params_t **pp, int16_t *
     return n;
 }
 
-// Applies a priority order (task ids, highest first) and rebuilds the ready bitmap.
-static void apply_levels(aii_sched_t *s, const int16_t *order_ids, int n) {
-    for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
-        s->level_task[i] = -1;
+// During a busy period: the order in force with the new task (analysis index n - 1) tried at
+// each place, its deadline-monotonic (or explicit) place first, then from the lowest up.
+// AII_OK: `order` passes; AII_ERR_UNSCHEDULABLE: the cap was reached (rta says so);
+// AII_ERR_STATE: no place passes.
+static aii_status_t add_in_order(aii_sched_t *s, rta_ctx_t *x,
+    const aii_task_params_t *const *pp, const int16_t *ids, aii_rta_result_t *rta,
+    int16_t *order) {
+    int n = x->n;
+    const rta_task_t *tk = x->tk;
+    int me = n - 1;
+    uint8_t cls[AII_SCHED_MAX_TASKS];
+    int first = 0;
+    while (first < me && !order_before(pp[me], tk[me].d, ids[me], pp[first], tk[first].d,
+        ids[first])) {
+        first++;
     }
-    memset(s->ready, 0, sizeof(s->ready));
-    s->ready_summary = 0;
-    for (int pos = 0; pos < n; pos++) {
-        int id = order_ids[pos];
-        unsigned level = (unsigned)(n - 1 - pos);
-        s->task[id].level = (uint16_t)level;
-        s->level_task[level] = (int16_t)id;
-        if (s->task[id].pending) {
-            ready_set(s, level);
+    bool explicit_prio = pp[me]->priority != AII_PRIO_AUTO;
+    for (int k = -1; k <= me; k++) {
+        int at = k < 0 ? first : me - k;
+        if (k >= 0 && (at == first || explicit_prio)) {
+            continue;
+        }
+        for (int i = 0, j = 0; i < n; i++) {
+            order[i] = (int16_t)(i == at ? me : j++);
+        }
+        int cap_at = 0;
+        int fail = rta_check_order(x, order, cls, rta, &cap_at);
+        if (fail == -2) {
+            return rta_verdict(x, rta, ids, order, n, fail, cap_at);
+        }
+        if (fail < 0) {
+            rta->method = explicit_prio ? AII_METHOD_EXPLICIT
+                : (at == first && s->method == AII_METHOD_DM ? AII_METHOD_DM
+                    : AII_METHOD_INSERTED);
+            return rta_finish(x, rta, ids, n, fail);
         }
     }
-    s->n_tasks = (int16_t)n;
+    return AII_ERR_STATE;
+}
+
+// Takes an admitted task into the table with the order `ids` (task ids, highest first).
+static void admit_task(aii_sched_t *s, int slot, const aii_task_params_t *q,
+    const int16_t *ids, const aii_rta_result_t *rta, aii_time_t now) {
+    aii_task_t *t = &s->task[slot];
+    memset(t, 0, sizeof(*t));
+    t->p = *q;
+    t->rel_deadline = params_deadline(q);
+    t->used = 1;
+    t->st.resp_min_us = UINT32_MAX;
+    apply_levels(s, ids, rta->n);
+    s->method = rta->method;
+    s->busy_us = rta->busy_us;
+    if (q->kind == AII_KIND_PERIODIC) {
+        heap_push(s, slot, now + q->offset_us);
+    } else if (q->kind == AII_KIND_ONESHOT) {
+        heap_push(s, slot, q->release_at);
+    }
 }
 
 aii_status_t aii_sched_add(aii_sched_t *s, const aii_task_params_t *p, aii_time_t now, int *id,
@@ -535,7 +980,7 @@ aii_status_t aii_sched_add(aii_sched_t *s, const aii_task_params_t *p, aii_time_
     }
     int slot = -1;
     for (int i = 0; i < AII_SCHED_MAX_TASKS; i++) {
-        if (!s->task[i].used) {
+        if (!s->task[i].used && !s->task[i].retiring) {
             slot = i;
             break;
         }
@@ -547,51 +992,103 @@ aii_status_t aii_sched_add(aii_sched_t *s, const aii_task_params_t *p, aii_time_
     if (!rta) {
         rta = &local;
     }
+    // A one-shot is analysed as it will run: released at release_at or now, whichever is
+    // later, so its deadline counts from there.
+    aii_task_params_t q = *p;
+    if (q.kind == AII_KIND_ONESHOT && q.release_at < now) {
+        q.release_at = now;
+    }
     const aii_task_params_t *pp[AII_SCHED_MAX_TASKS];
     int16_t ids[AII_SCHED_MAX_TASKS];
     int16_t order[AII_SCHED_MAX_TASKS];
-    int n = collect(s, pp, ids, slot, p);
-    aii_status_t st = rta_run(pp, ids, n, s->overhead_us, rta, order);
+    rta_task_t tk[AII_SCHED_MAX_TASKS];
+    rta_ctx_t x;
+    uint32_t spent = 0;
+    aii_status_t st;
+    int n;
+    if (s->busy) {
+        n = levels_in_force(s, ids);
+        for (int i = 0; i < n; i++) {
+            pp[i] = &s->task[ids[i]].p;
+        }
+        pp[n] = &q;
+        ids[n++] = (int16_t)slot;
+        rta_fill(s, pp, n, s->overhead_us, tk);
+        rta_ctx_init(&x, s, tk, n, s->overhead_us);
+        st = add_in_order(s, &x, pp, ids, rta, order);
+        if (st == AII_OK) {
+            for (int pos = 0; pos < n; pos++) {
+                order[pos] = ids[order[pos]];
+            }
+            admit_task(s, slot, &q, order, rta, now);
+            *id = slot;
+            return AII_OK;
+        }
+        if (st != AII_ERR_STATE) {
+            return st;
+        }
+        spent = x.iterations;
+    }
+    n = collect_fresh(s, pp, ids, slot, &q);
+    rta_fill(s, pp, n, s->overhead_us, tk);
+    rta_ctx_init(&x, s, tk, n, s->overhead_us);
+    x.iterations = spent;  // one cap for the whole add()
+    st = rta_run(&x, pp, ids, rta, order);
     if (st != AII_OK) {
         return st;
     }
-    aii_task_t *t = &s->task[slot];
-    memset(t, 0, sizeof(*t));
-    t->p = *p;
-    t->used = 1;
-    t->st.resp_min_us = UINT32_MAX;
+    if (s->busy) {
+        // It passes as a fresh set, not beside what the busy period in progress holds.
+        rta->why = AII_T_WAIT_IDLE;
+        rta->failed_task = (int16_t)slot;
+        rta->failed_wcrt_us = s->busy_us;
+        rta->failed_deadline_us = 0;
+        return AII_ERR_UNSCHEDULABLE;
+    }
     for (int pos = 0; pos < n; pos++) {
         order[pos] = ids[order[pos]];
     }
-    apply_levels(s, order, n);
-    s->method = rta->method;
-    if (p->kind == AII_KIND_PERIODIC) {
-        heap_push(s, slot, now + p->offset_us);
-    } else if (p->kind == AII_KIND_ONESHOT) {
-        heap_push(s, slot, p->release_at > now ? p->release_at : now);
-    }
+    admit_task(s, slot, &q, order, rta, now);
     *id = slot;
     return AII_OK;
+}
+
+// Forgets retiring tasks: at an idle instant the analysis holds again without them.
+static AII_COLD void retire(aii_sched_t *s) {
+    int16_t order[AII_SCHED_MAX_TASKS];
+    int n = 0;
+    for (int level = s->n_levels - 1; level >= 0; level--) {
+        int id = s->level_task[level];
+        if (s->task[id].retiring) {
+            s->task[id].retiring = 0;
+        } else {
+            order[n++] = (int16_t)id;
+        }
+    }
+    apply_levels(s, order, n);
 }
 
 aii_status_t aii_sched_remove(aii_sched_t *s, int id) {
     if (!aii_sched_task_used(s, id)) {
         return AII_ERR_NOT_FOUND;
     }
+    aii_task_t *t = &s->task[id];
     heap_remove(s, id);
-    s->task[id].used = 0;
-    s->task[id].pending = 0;
+    t->used = 0;
+    if (t->pending) {
+        t->pending = 0;
+        ready_clear(s, t->level);
+    }
+    t->retiring = 1;
+    if (s->busy) {
+        // Its jobs may have delayed others in this busy period: it keeps its place in the
+        // analysis until the next idle dispatch.
+        s->n_tasks--;
+        return AII_OK;
+    }
     // Removing a task keeps a schedulable order schedulable (less interference and blocking),
     // so the remaining tasks keep their relative order.
-    int16_t order[AII_SCHED_MAX_TASKS];
-    int n = 0;
-    for (int level = s->n_tasks - 1; level >= 0; level--) {
-        int tid = s->level_task[level];
-        if (tid >= 0 && tid != id) {
-            order[n++] = (int16_t)tid;
-        }
-    }
-    apply_levels(s, order, n);
+    retire(s);
     return AII_OK;
 }
 
@@ -599,34 +1096,40 @@ aii_status_t aii_sched_admit(const aii_sched_t *s, aii_rta_result_t *rta) {
     const aii_task_params_t *pp[AII_SCHED_MAX_TASKS] = {0};
     int16_t ids[AII_SCHED_MAX_TASKS];
     int16_t order[AII_SCHED_MAX_TASKS] = {0};
-    int n = 0;
-    // Analyse in the priority order in force (not a fresh assignment), highest first.
-    for (int level = s->n_tasks - 1; level >= 0; level--) {
-        int tid = s->level_task[level];
-        pp[n] = &s->task[tid].p;
-        ids[n++] = (int16_t)tid;
-    }
-    rta_task_t tk[AII_SCHED_MAX_TASKS] = {{0}};
+    rta_task_t tk[AII_SCHED_MAX_TASKS];
     uint8_t cls[AII_SCHED_MAX_TASKS];
-    rta_fill(pp, n, s->overhead_us, tk);
+    // Analyse in the priority order in force (not a fresh assignment), highest first.
+    int n = levels_in_force(s, ids);
     for (int i = 0; i < n; i++) {
+        pp[i] = &s->task[ids[i]].p;
         order[i] = (int16_t)i;
     }
-    rta->n = (int16_t)n;
+    rta_fill(s, pp, n, s->overhead_us, tk);
+    rta_ctx_t x;
+    rta_ctx_init(&x, s, tk, n, s->overhead_us);
     rta->method = s->method;
-    return rta_finish(rta, ids, n, rta_check_order(tk, n, order, cls, rta));
+    int cap_at = 0;
+    int fail = rta_check_order(&x, order, cls, rta, &cap_at);
+    rta_verdict(&x, rta, ids, order, n, fail, cap_at);
+    return AII_OK;
 }
 
-aii_status_t aii_sched_trigger(aii_sched_t *s, int id) {
+aii_status_t aii_sched_trigger(aii_sched_t *s, int id, uint64_t raw_now) {
     if (!aii_sched_task_used(s, id)) {
         return AII_ERR_NOT_FOUND;
     }
-    if (s->task[id].p.kind != AII_KIND_SPORADIC) {
+    aii_task_t *t = &s->task[id];
+    if (t->p.kind != AII_KIND_SPORADIC) {
         return AII_ERR_STATE;
     }
-    // Count first, then the epoch: the dispatcher reads the epoch first, so it can at worst
-    // scan once more than needed, never miss a trigger.
-    s->task[id].trig_count++;
+    // The times first, then the count, then the epoch: the dispatcher reads them in the
+    // opposite order, so it can at worst scan once more than needed, never miss a trigger.
+    uint32_t raw = (uint32_t)raw_now;
+    if (t->trig_count == t->trig_seen) {
+        t->trig_first = raw;
+    }
+    t->trig_last = raw;
+    t->trig_count++;
     s->trig_epoch++;
     return AII_OK;
 }
@@ -664,11 +1167,8 @@ static void note_miss(aii_sched_t *s, aii_task_t *t) {
     }
 }
 
-static uint32_t task_deadline(const aii_task_t *t) {
-    return params_deadline(&t->p);
-}
-
-static void make_pending(aii_sched_t *s, aii_task_t *t, aii_time_t release) {
+static AII_INLINE void make_pending(aii_sched_t *s, int id, aii_task_t *t, aii_time_t release) {
+    TRACE(s, release, id, AII_TRACE_RELEASE, t->rel_deadline);
     if (t->pending == 0) {
         t->pend_release = release;
         ready_set(s, t->level);
@@ -681,28 +1181,31 @@ static void make_pending(aii_sched_t *s, aii_task_t *t, aii_time_t release) {
     t->pending++;
 }
 
-// Arms a sporadic task whose triggers wait for the minimum gap to pass.
-static void sporadic_arm(aii_sched_t *s, int id, aii_time_t now) {
+// Arms a sporadic task whose oldest trigger waits for its time or the minimum gap.
+static void sporadic_arm(aii_sched_t *s, int id) {
     aii_task_t *t = &s->task[id];
     if (t->trig_pending == 0 || t->pending || t->in_heap) {
         return;
     }
-    aii_time_t at = now;
-    if (t->released) {
-        aii_time_t earliest = t->last_release + t->p.period_us;
-        if (earliest > at) {
-            at = earliest;
-        }
+    aii_time_t at = t->trig_at;
+    if (t->released && t->last_release + t->p.period_us > at) {
+        at = t->last_release + t->p.period_us;
     }
     heap_push(s, id, at);
 }
 
-static void observe_triggers(aii_sched_t *s, aii_time_t now) {
-    uint32_t epoch = s->trig_epoch;
-    if (epoch == s->trig_epoch_seen) {
-        return;
+// The time of a trigger's raw tick, seen at `now`: at most half the (32-bit) tick period ago.
+static aii_time_t trig_time(const aii_sched_t *s, aii_time_t now, uint32_t raw) {
+    uint32_t m = s->trig_mask;
+    uint32_t ago = ((uint32_t)now - raw) & m;
+    if (ago > (m >> 1) || ago > now) {
+        return now;  // after `now`: it came while this dispatch ran
     }
-    s->trig_epoch_seen = epoch;
+    return now - ago;
+}
+
+static AII_COLD void observe_triggers(aii_sched_t *s, aii_time_t now) {
+    s->trig_epoch_seen = s->trig_epoch;
     for (int id = 0; id < AII_SCHED_MAX_TASKS; id++) {
         aii_task_t *t = &s->task[id];
         if (!t->used || t->p.kind != AII_KIND_SPORADIC) {
@@ -711,9 +1214,17 @@ static void observe_triggers(aii_sched_t *s, aii_time_t now) {
         uint32_t count = t->trig_count;
         uint32_t fresh = count - t->trig_seen;
         if (fresh) {
+            // One trigger: its own time (always written). More: the first one's and, for
+            // the others, the latest one's (no earlier than theirs).
+            uint32_t first = fresh == 1 ? t->trig_last : t->trig_first;
+            uint32_t last = t->trig_last;
             t->trig_seen = count;
+            if (t->trig_pending == 0) {
+                t->trig_at = trig_time(s, now, first);
+            }
+            t->trig_late_at = trig_time(s, now, last);
             t->trig_pending += fresh;
-            sporadic_arm(s, id, now);
+            sporadic_arm(s, id);
         }
     }
 }
@@ -734,42 +1245,42 @@ static void release_top(aii_sched_t *s, aii_time_t now) {
             if (t->pending) {
                 t->st.skipped++;
             } else {
-                make_pending(s, t, r);
+                make_pending(s, id, t, r);
             }
         } else {
-            make_pending(s, t, r);
+            make_pending(s, id, t, r);
         }
-        heap_down(s, 0, r + period);
+        heap_replace_top(s, r + period);
     } else {
         heap_remove_at(s, 0);
         if (t->p.kind == AII_KIND_SPORADIC) {
             t->trig_pending--;
             t->last_release = r;
             t->released = 1;
+            t->trig_at = t->trig_late_at;
         }
-        make_pending(s, t, r);
+        make_pending(s, id, t, r);
     }
 }
 
 // Takes the oldest pending job of a task off the ready set.
-static aii_time_t take_pending(aii_sched_t *s, int id, aii_time_t now) {
-    aii_task_t *t = &s->task[id];
-    aii_time_t r = t->pend_release;
+static void take_pending(aii_sched_t *s, int id, aii_task_t *t, aii_time_t r) {
     if (--t->pending) {
         // Only periodic tasks build a backlog; its releases are exactly one period apart.
         t->pend_release = r + t->p.period_us;
     } else {
         ready_clear(s, t->level);
         if (t->p.kind == AII_KIND_SPORADIC) {
-            sporadic_arm(s, id, now);
+            sporadic_arm(s, id);
         }
     }
-    return r;
 }
 
 aii_status_t aii_sched_dispatch(aii_sched_t *s, aii_time_t now, aii_job_t *job) {
     s->dispatches++;
-    observe_triggers(s, now);
+    if (s->trig_epoch != s->trig_epoch_seen) {
+        observe_triggers(s, now);
+    }
     while (s->heap_len && s->heap_at[0] <= now) {
         release_top(s, now);
     }
@@ -778,35 +1289,41 @@ aii_status_t aii_sched_dispatch(aii_sched_t *s, aii_time_t now, aii_job_t *job) 
         if (level < 0) {
             job->task = -1;
             job->wake_at = s->heap_len ? s->heap_at[0] : AII_TIME_NEVER;
+            if (s->busy) {
+                // An idle instant: the analysis holds again for the tasks in use alone.
+                s->busy = 0;
+                if (s->n_levels != s->n_tasks) {
+                    retire(s);
+                }
+            }
             return AII_IDLE;
         }
         int id = s->level_task[level];
         aii_task_t *t = &s->task[id];
         aii_time_t r = t->pend_release;
-        aii_time_t d = t->p.kind == AII_KIND_ONESHOT ? t->p.deadline_at : r + task_deadline(t);
+        aii_time_t d = r + t->rel_deadline;
+        take_pending(s, id, t, r);
         if (t->p.policy == AII_POLICY_DROP && now >= d) {
-            take_pending(s, id, now);
             t->st.dropped++;
             note_miss(s, t);
             event_push(s, id, AII_EVENT_DROP, now - d);
+            TRACE(s, now, id, AII_TRACE_DROP, now - d);
             if (t->p.kind == AII_KIND_ONESHOT) {
                 aii_sched_remove(s, id);
             }
             continue;
         }
-        take_pending(s, id, now);
+        s->busy = 1;
         t->running = 1;
         job->task = (int16_t)id;
         job->release = r;
         job->deadline = d;
         job->start = now;
-        job->wake_at = now;
         uint64_t lat = now - r;
         if (lat > t->st.latency_max_us) {
             t->st.latency_max_us = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
         }
-        t->st.last_release = r;
-        t->st.last_start = now;
+        TRACE(s, now, id, AII_TRACE_START, lat);
         return AII_OK;
     }
 }
@@ -815,6 +1332,7 @@ aii_status_t aii_sched_complete(aii_sched_t *s, const aii_job_t *job, aii_time_t
     int id = job->task;
     s->total_jobs++;
     s->jobs_since_gc++;
+    TRACE(s, now, id, AII_TRACE_FINISH, now - job->start);
     if (!aii_sched_task_used(s, id) || !s->task[id].running) {
         // Removed by its own job: nothing left to account to.
         return AII_ERR_NOT_FOUND;
@@ -837,10 +1355,10 @@ aii_status_t aii_sched_complete(aii_sched_t *s, const aii_job_t *job, aii_time_t
     if (exec32 > st->exec_max_us) {
         st->exec_max_us = exec32;
     }
-    st->last_finish = now;
     if (now > job->deadline) {
         note_miss(s, t);
         event_push(s, id, AII_EVENT_MISS, now - job->deadline);
+        TRACE(s, now, id, AII_TRACE_MISS, now - job->deadline);
     }
     if (exec32 > t->p.budget_us) {
         st->overruns++;
@@ -859,10 +1377,29 @@ bool aii_sched_gc_due(const aii_sched_t *s, aii_time_t now, aii_time_t wake_at) 
     if (!s->gc_idle_us || !s->jobs_since_gc) {
         return false;
     }
-    return wake_at == AII_TIME_NEVER || (wake_at > now && wake_at - now >= s->gc_idle_us);
+    // The longest collection known must fit: then no timed release ever waits for one. The
+    // declared one is work, which interrupts stretch: (G + C) T / (T - C) bounds its length
+    // (the fixed point of g = G + ceil(g / T) C); a measured one was stretched already.
+    uint64_t need = s->gc_idle_us;
+    uint64_t c = s->isr_budget_us, t = s->isr_min_gap_us;
+    if (c && t) {
+        if (c >= t) {
+            return false;
+        }
+        need = ((need + c) * t + (t - c - 1)) / (t - c);
+    }
+    if (s->gc_max_us > need) {
+        need = s->gc_max_us;
+    }
+    return wake_at == AII_TIME_NEVER || (wake_at > now && wake_at - now >= need);
 }
 
-void aii_sched_gc_done(aii_sched_t *s) {
+void aii_sched_gc_done(aii_sched_t *s, aii_time_t start, aii_time_t end) {
+    uint64_t took = end > start ? end - start : 0;
+    if (took > s->gc_max_us) {
+        s->gc_max_us = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
+    }
+    TRACE(s, end, -1, AII_TRACE_GC, took);
     s->jobs_since_gc = 0;
     s->gc_runs++;
 }
@@ -910,4 +1447,30 @@ aii_status_t aii_sched_stats(const aii_sched_t *s, int id, aii_task_stats_t *out
     }
     *out = s->task[id].st;
     return AII_OK;
+}
+
+void aii_sched_calibration(uint32_t *x, int n, aii_calib_t *out) {
+    for (int i = 1; i < n; i++) {
+        uint32_t v = x[i];
+        int k = i;
+        while (k > 0 && x[k - 1] > v) {
+            x[k] = x[k - 1];
+            k--;
+        }
+        x[k] = v;
+    }
+    memset(out, 0, sizeof(*out));
+    if (n <= 0) {
+        return;
+    }
+    out->n = (uint32_t)n;
+    out->min_us = x[0];
+    out->max_us = x[n - 1];
+    out->median_us = x[(n - 1) / 2];
+    // Nearest rank: the ceil(0.99 n)-th smallest; with 100 samples the largest is left out,
+    // an outlier of the host's own scheduling rather than of the loop.
+    int rank = (99 * n + 99) / 100;
+    out->p99_us = x[rank - 1];
+    uint64_t o = (uint64_t)out->p99_us + (out->p99_us + 1) / 2;
+    out->overhead_us = o > UINT32_MAX ? UINT32_MAX : (uint32_t)o;
 }

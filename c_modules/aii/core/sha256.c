@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include <string.h>
 
+#include "aii_config.h"
 #include "sha256.h"
 
-#if AII_HAS_SHA256
+// Only when something hashes: the digest and the hash chain are the core's one use.
+#if AII_HAS_SHA256 && AII_HAS_DIGEST
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -84,4 +86,4 @@ void aii_sha256_final(aii_sha256_t *c, uint8_t out[32]) {
     }
 }
 
-#endif // AII_HAS_SHA256
+#endif // AII_HAS_SHA256 && AII_HAS_DIGEST

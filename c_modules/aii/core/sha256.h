@@ -8,10 +8,8 @@
 #include <stdint.h>
 
 // A port whose firmware already has SHA-256 (mbedtls, MicroPython's hashlib) can build with
-// AII_HAS_SHA256=0 and provide these three functions itself, saving ~0.9 KB of flash.
-#ifndef AII_HAS_SHA256
-#define AII_HAS_SHA256 (1)
-#endif
+// AII_HAS_SHA256=0 and provide these three functions itself, saving ~0.9 KB of flash
+// (aii_config.h).
 
 typedef struct {
     uint32_t h[8];

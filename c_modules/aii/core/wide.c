@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "aii_config.h"
 #include "wide.h"
 
 void aii_i128_set(aii_i128_t *r, int64_t v) {
@@ -75,6 +76,20 @@ size_t aii_i128_format(const aii_i128_t *a, char buf[AII_I128_STR_MAX]) {
     return len;
 }
 
+int aii_i128_magnitude(const aii_i128_t *a, uint8_t out[16]) {
+    aii_i128_t m = *a;
+    int neg = (int64_t)m.hi < 0;
+    if (neg) {
+        m.lo = ~m.lo + 1;
+        m.hi = ~m.hi + (m.lo == 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(m.lo >> (8 * i));
+        out[8 + i] = (uint8_t)(m.hi >> (8 * i));
+    }
+    return neg;
+}
+
 void aii_mul_u64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
     // Schoolbook on 32-bit halves: each partial product is a 32x32->64 multiply (UMULL on ARM).
     uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
@@ -113,6 +128,7 @@ aii_status_t aii_div_u128(uint64_t hi, uint64_t lo, uint64_t d, uint64_t *q, uin
     return AII_OK;
 }
 
+#if AII_HAS_SUMS
 aii_status_t aii_check_sum(const void *data, size_t count, unsigned elem_size, int64_t expected,
     aii_i128_t *total) {
     if ((elem_size != 4 && elem_size != 8) || (data == NULL && count > 0)) {
@@ -162,3 +178,4 @@ aii_status_t aii_check_sum(const void *data, size_t count, unsigned elem_size, i
     }
     return t == expected ? AII_OK : AII_ERR_VIOLATION;
 }
+#endif // AII_HAS_SUMS

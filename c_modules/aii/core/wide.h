@@ -29,6 +29,8 @@ aii_status_t aii_i128_to_i64(const aii_i128_t *a, int64_t *out);
 // Exact decimal digits (a '-' first when negative), NUL-terminated; returns the length.
 #define AII_I128_STR_MAX (41)  // sign, 39 digits, NUL
 size_t aii_i128_format(const aii_i128_t *a, char buf[AII_I128_STR_MAX]);
+// |a| as 16 little-endian bytes (what a binding builds a big int from); returns 1 when a < 0.
+int aii_i128_magnitude(const aii_i128_t *a, uint8_t out[16]);
 
 // Full 128-bit product of two unsigned 64-bit values.
 void aii_mul_u64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo);

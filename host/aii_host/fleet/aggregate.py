@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from .. import _record as R
 from .. import frame as fr
 from .._errors import AIIError
 from ..client import NodeClient, NodeError, NodeTimeout
@@ -43,6 +44,8 @@ TICK_S = 0.01  # while answers flow, deadlines are checked at least this often
 SAVE_S = 1.0  # a node's row in `nodes` is rewritten at most this often (state changes at once)
 TASKS_EVERY = 10  # polls between two `tasks` reads (deadline misses for the operator view)
 _DAMAGED = (fr.E_FRAME, fr.E_CRC, fr.E_TOO_LONG)
+_OP_NAMES = {getattr(R, k): k[3:].lower() for k in dir(R) if k.startswith("OP_")}
+RECORDS_FORMAT = 3  # the node journal format of table `records` (docs/protocol.md §6)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -66,6 +69,11 @@ def open_db(path):
             db.execute(f"ALTER TABLE nodes ADD COLUMN {col}")  # databases made before it
         except sqlite3.OperationalError:
             pass  # already there
+    if db.execute("PRAGMA user_version").fetchone()[0] < RECORDS_FORMAT:
+        # Records of an older journal format (44 bytes, before origins): the nodes convert
+        # theirs at boot, and the copies here are read again from them (checkpoint, records).
+        db.execute("DELETE FROM records WHERE length(rec) != ?", (RECORD,))
+        db.execute(f"PRAGMA user_version = {RECORDS_FORMAT}")
     return db
 
 
@@ -145,9 +153,9 @@ class LoopClient(NodeClient):
     """NodeClient's `request(...)` API over the aggregator's loop: frames go out through the
     loop thread, the caller waits on a future."""
 
-    def __init__(self, agg, name, key, timeout=2.0, retries=2):
+    def __init__(self, agg, name, key, timeout=2.0, retries=2, node=None):
         self.agg, self.name = agg, name
-        super().__init__(None, key=key, timeout=timeout, retries=retries)
+        super().__init__(None, key=key, timeout=timeout, retries=retries, node=node or name)
 
     # Signed seqs come from one counter per node, shared by every client of that node: two
     # clients counting on their own would send different requests under one seq.
@@ -212,8 +220,11 @@ class Aggregator:
         verify_s=None,
         backoff_max=2.0,
         offline_s=None,
+        policy=None,
     ):
         self.fleet = _nodes_of(fleet_or_nodes)
+        # Which record origins each node may have (docs/fleet.md §8): the fleet file's.
+        self.policy = policy if policy is not None else self.fleet.policy
         self.db_path = Path(db_path) if db_path is not None else Path(self.fleet.db)
         self.hb = float(heartbeat_s if heartbeat_s is not None else self.fleet.heartbeat_s)
         self.verify_s = float(verify_s if verify_s is not None else self.hb)
@@ -277,7 +288,8 @@ class Aggregator:
         retries=None)` for node `name`, executed by the loop thread."""
         if name not in self.nodes:
             raise AggregatorError(f"no node {name!r} in the fleet")
-        return LoopClient(self, name, self.nodes[name].spec.key, timeout, retries)
+        spec = self.nodes[name].spec
+        return LoopClient(self, name, spec.key, timeout, retries, spec.node_id)
 
     def call(self, fn, timeout=30.0):
         """Runs `fn()` on the loop thread and returns its result (or raises its error)."""
@@ -806,8 +818,10 @@ class Aggregator:
             try:
                 rep.feed(data)
             except ReplicaError as e:
+                self._origins(n)
                 yield from self._localize(n, target, str(e))
                 return
+            self._origins(n)
             nxt = seq_of(data[-RECORD:]) + 1
         if rep.seq == target and not rep.pending:
             same = rep.digest().hex() == st["digest"]
@@ -818,6 +832,27 @@ class Aggregator:
             n.verified_seq = rep.seq
         else:
             n.synced = False
+
+    def _origins(self, n):
+        # Changes whose origin the policy does not allow for their node and quantity: a
+        # violation each (alerted, audited, the node isolated until an operator clears it).
+        rep = n.replica
+        changes, rep.changes = rep.changes, []
+        if self.verifier is None:
+            return
+        names = rep.quantities()
+        for r in changes:
+            q = names.get(r.qty, str(r.qty))  # a QTY record's own quantity: applied already
+            if self.policy.allows(n.name, q, r.origin):
+                continue
+            data = {
+                "seq": r.seq,
+                "op": _OP_NAMES.get(r.op, r.op),
+                "origin": fconfig.origin_name(r.origin),
+                "origin_id": r.origin_id,
+                "allowed": self.policy.describe(n.name, q),
+            }
+            self.verifier.violation("origin", n.name, q, r.amount, data)
 
     def _store(self, n, data):
         rows = [
@@ -860,6 +895,7 @@ class Aggregator:
         # the node still stores, or went back).
         self._w("DELETE FROM records WHERE node = ?", (n.name,))
         n.replica = Replica(n.name)
+        n.replica.quiet = self.policy.always(n.name)
         n.verified_seq = None
         if self.verifier is not None:
             self.verifier.reset(n.name)
@@ -994,6 +1030,8 @@ class Aggregator:
             rep.feed(b"".join(run))
         except ReplicaError:
             pass  # rep.broken is set; the next poll localizes it against the node
+        # Records read from the node from now on are judged by the policy (these were).
+        rep.quiet = self.policy.always(n.name)
         n.synced = False
 
     def _save_node(self, n, force=True):

@@ -136,7 +136,7 @@ def _fleet_of(args, db):
     """The fleet of --fleet FILE, or of the --node NAME=PORT options (database `db`)."""
     from pathlib import Path
 
-    from .config import dumps, load, loads
+    from .config import ORIGINS, Policy, dumps, load, loads
 
     if args.fleet and args.node:
         raise UsageError("give --fleet FILE or --node NAME=PORT options, not both")
@@ -157,7 +157,10 @@ def _fleet_of(args, db):
         nodes.append((name, port, None))
     if set(str(db)) & _BAD_IN_NODE:
         raise UsageError(f"--db {str(db)!r}: not a usable file name")
-    return loads(dumps(db, args.heartbeat, nodes), "--node options", Path.cwd())
+    fleet = loads(dumps(db, args.heartbeat, nodes), "--node options", Path.cwd())
+    # No fleet file, no policy: a look at nodes judges no origins (docs/fleet.md §8).
+    fleet.policy = Policy(tuple(ORIGINS))
+    return fleet
 
 
 # ---- aggregate ---------------------------------------------------------------------------------

@@ -61,11 +61,12 @@ def add_parsers(sub):
 def _endpoint(args):
     """(client-like endpoint, node name, fleet database path, key known)."""
     from ..client import NodeClient
-    from ..commands import _open_port, _read_key
+    from ..commands import _open_port
+    from ..keys import read_key as _read_key
     from .config import load
     from .relay import RelayNode, running
 
-    if args.fleet:
+    if args.fleet is not None:
         if not args.node:
             raise AIIError("node-repair --fleet needs the NODE to repair")
         fleet = load(args.fleet)
@@ -76,12 +77,15 @@ def _endpoint(args):
         if running(fleet.db):
             return RelayNode(fleet.db, spec.name, args.timeout), spec.name, fleet.db
         t = _open_port(spec.port)
-        return NodeClient(t, key=spec.key, timeout=args.timeout), spec.name, fleet.db
+        c = NodeClient(t, key=spec.key, timeout=args.timeout, node=spec.node_id)
+        return c, spec.name, fleet.db
     if not args.accept_loss:
         raise AIIError(
             "a node on --port has no copy to repair from here: give --fleet FLEET NODE (the "
             "aggregator's copy), or --accept-loss to give up what is damaged"
         )
+    if not args.port:
+        raise AIIError("--port needs a port: a serial device, a pty or tcp:HOST:PORT")
     if not args.key:
         raise AIIError("--port needs --key (repairs are signed requests)")
     c = NodeClient(_open_port(args.port), key=_read_key(args.key), timeout=args.timeout)

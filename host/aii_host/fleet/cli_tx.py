@@ -35,10 +35,31 @@ exit status: 0 committed (or nothing left in doubt), 1 aborted or refused, or an
 _AUDIT_EPILOG = """\
 examples:
   aii audit verify --fleet fleet.toml      the first bad seq if anything was altered
+  aii audit verify --fleet fleet.toml --anchor 120:3f9a0c1d2e4b5a69
+                                           also: record 120 still has the hash kept elsewhere
   aii audit show --fleet fleet.toml --limit 20 --kind tx
+verify checks the chain, its head file (authenticated with this host's audit key,
+$AII_KEYS_DIR/audit.key), the anchors, and the coordinator's transfer log against the trail.
+A rollback of database and head file together is caught only below an anchor: note `head seq
+N <hash>` of a verify now and then somewhere else (docs/transfer.md section 5).
 exit status of verify: 0 the trail is intact, 2 it was altered (CRITICAL), 3 it could not be
-read (UNKNOWN), 64 usage error.
+read or checked, e.g. no audit key on this host (UNKNOWN), 64 usage error.
 """
+
+
+def _anchor(text):
+    seq, _, h = text.partition(":")
+    try:
+        n = int(seq)
+    except ValueError:
+        n = 0
+    h = h.lower()
+    if n < 1 or not 16 <= len(h) <= 64 or set(h) - set("0123456789abcdef"):
+        raise argparse.ArgumentTypeError(
+            f"must be SEQ:HASH (a seq >= 1, 16 to 64 hex digits of its hash), got {text!r}"
+        )
+    return n, h
+
 
 IN_DOUBT_EXIT = 3
 
@@ -123,6 +144,14 @@ def add_parsers(sub):
         "--limit", type=clikit.positive_int, default=20, help="records (default: 20, newest)"
     )
     s.add_argument("--kind", help="only records of this kind (tx, verify, violation, ...)")
+    v.add_argument(
+        "--anchor",
+        type=_anchor,
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="a record's hash kept outside this host (repeatable): catches a rollback below it",
+    )
     v.set_defaults(func=do_audit_verify, error_exit=clikit.EXIT_UNKNOWN)
     s.set_defaults(func=do_audit_show)
 
@@ -144,7 +173,9 @@ class _LazyNode:
             from ..transport import open_transport
 
             t = open_transport(self.spec.port).open()
-            self.client = NodeClient(t, key=self.spec.key, timeout=self.timeout, retries=2)
+            self.client = NodeClient(
+                t, key=self.spec.key, timeout=self.timeout, retries=2, node=self.spec.node_id
+            )
             self.client.drain(0.05)  # what the node printed before we listened
         return self.client
 
@@ -485,12 +516,14 @@ def _audit(args, read):
 
 
 def do_audit_verify(args):
-    a, rep = _audit(args, lambda a: a.verify())
+    a, rep = _audit(args, lambda a: a.verify(args.anchor))
     if args.json:
         print(json.dumps(rep.__dict__))
     else:
         print(f"audit {a.db_path}: {rep}")
-    return clikit.EXIT_OK if rep.ok else clikit.EXIT_CRITICAL
+    if rep.ok:
+        return clikit.EXIT_OK
+    return clikit.EXIT_UNKNOWN if rep.unknown else clikit.EXIT_CRITICAL
 
 
 def do_audit_show(args):

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""The fleet file (TOML, docs/fleet.md §2): where the database is, the heartbeat period, and
-each node's name, port and key.
+"""The fleet file (TOML, docs/fleet.md §2): where the database is, the heartbeat period, each
+node's name, port and key, and the origin policy.
 
     [fleet]
     db = "fleet.db"            # relative to the fleet file
@@ -9,6 +9,13 @@ each node's name, port and key.
     name = "n1"
     port = "/dev/ttyACM0"      # or "tcp:127.0.0.1:7001", or "vboard:ID" / "vboard:DIR"
     key = "<64 hex>"           # or key_file = "n1.key"
+    node = "n1"                # the node id in its config (default: name); signatures bind it
+    [policy]                   # who may change what (docs/fleet.md §8); optional
+    default = ["signed", "config", "none"]
+    [[policy.allow]]
+    node = "n1"                # or "*" (default)
+    quantity = "l"             # or "*" (default)
+    origins = ["signed", "task"]
 
 Errors name the file, the line of the `[[node]]` table (tomllib gives no positions for values,
 so the line of the table's header stands for them) and the field.
@@ -18,6 +25,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _record as R
 from .._errors import AIIError
 
 
@@ -30,6 +38,55 @@ class NodeSpec:
     name: str
     port: str
     key: bytes = field(repr=False, default=None)
+    node: str = None  # the id in the node's config, when it is not `name`
+
+    @property
+    def node_id(self):
+        """The id the node's signed requests are bound to (docs/protocol.md §3)."""
+        return self.node or self.name
+
+
+# Journal record origins (aii_record.h, aii_origin_t) by the names a fleet file uses.
+ORIGINS = {"none": R.ORIGIN_NONE, "signed": R.ORIGIN_SIGNED, "task": R.ORIGIN_TASK}
+ORIGINS |= {"console": R.ORIGIN_CONSOLE, "config": R.ORIGIN_CONFIG}
+ORIGIN_NAMES = {v: k for k, v in ORIGINS.items()}
+# What needs the node key: signed requests and the deployed config (aii deploy), and what was
+# journalled before records carried their origin ("none": firmware of format 2 and older).
+DEFAULT_ORIGINS = ("signed", "config", "none")
+
+
+def origin_name(code):
+    return ORIGIN_NAMES.get(code, f"origin {code}")
+
+
+class Policy:
+    """Which record origins each node may have, per quantity (docs/fleet.md §8). The most
+    specific rule wins: node and quantity, then node, then quantity, then `default`."""
+
+    def __init__(self, default=DEFAULT_ORIGINS, rules=()):
+        self.default = frozenset(ORIGINS[o] for o in default)
+        # {(node or "*", quantity or "*"): frozenset of origin codes}
+        self.rules = {(n, q): frozenset(ORIGINS[o] for o in os) for n, q, os in rules}
+
+    def allowed(self, node, quantity):
+        for k in ((node, quantity), (node, "*"), ("*", quantity)):
+            if k in self.rules:
+                return self.rules[k]
+        return self.rules.get(("*", "*"), self.default)
+
+    def allows(self, node, quantity, origin):
+        return origin in self.allowed(node, quantity)
+
+    def always(self, node):
+        """Origins allowed for every quantity of `node`: records of these need no lookup."""
+        out = self.allowed(node, "\0")  # a name no quantity has: the node-wide rule
+        for (n, q), codes in self.rules.items():
+            if q != "*" and n in (node, "*"):
+                out &= codes
+        return out
+
+    def describe(self, node, quantity):
+        return ", ".join(sorted(ORIGIN_NAMES[c] for c in self.allowed(node, quantity)))
 
 
 @dataclass
@@ -38,6 +95,7 @@ class Fleet:
     heartbeat_s: float = 0.5
     nodes: list = field(default_factory=list)
     path: Path = None
+    policy: Policy = field(default_factory=Policy)
 
     def node(self, name):
         for n in self.nodes:
@@ -88,10 +146,12 @@ def _spec(i, t, base, line, path, text):
 
     if not isinstance(t, dict):
         raise FleetConfigError(f"{path}: [[node]] #{i + 1} must be a table")
-    unknown = set(t) - {"name", "port", "key", "key_file"}
+    unknown = set(t) - {"name", "port", "key", "key_file", "node"}
     if unknown:
         f = min(unknown)
-        raise FleetConfigError(f"{at(f)}: unknown field (name, port, key, key_file)")
+        raise FleetConfigError(f"{at(f)}: unknown field (name, port, key, key_file, node)")
+    if "node" in t and (not isinstance(t["node"], str) or not t["node"]):
+        raise FleetConfigError(f"{at('node')}: field 'node' must be a non-empty string")
     for f in ("name", "port"):
         if not isinstance(t.get(f), str) or not t[f]:
             raise FleetConfigError(
@@ -115,7 +175,7 @@ def _spec(i, t, base, line, path, text):
     port = t["port"]
     if port.startswith("vboard:") and "/" in port and not Path(port[7:]).is_absolute():
         port = "vboard:" + str(base / port[7:])  # a board folder relative to the fleet file
-    return NodeSpec(t["name"], port, key)
+    return NodeSpec(t["name"], port, key, t.get("node"))
 
 
 def loads(text, path="<fleet>", base=None):
@@ -125,9 +185,9 @@ def loads(text, path="<fleet>", base=None):
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise FleetConfigError(f"{path}: not valid TOML: {e}") from None
-    unknown = set(doc) - {"fleet", "node"}
+    unknown = set(doc) - {"fleet", "node", "policy"}
     if unknown:
-        raise FleetConfigError(f"{path}: unknown table {min(unknown)!r} (fleet, node)")
+        raise FleetConfigError(f"{path}: unknown table {min(unknown)!r} (fleet, node, policy)")
     head = doc.get("fleet", {})
     if not isinstance(head, dict):
         raise FleetConfigError(f"{path}: [fleet] must be a table")
@@ -153,7 +213,48 @@ def loads(text, path="<fleet>", base=None):
             line = lines[i] if i < len(lines) else "?"
             raise FleetConfigError(f"{path}, line {line}: node name {s.name!r} used twice")
         seen.add(s.name)
-    return Fleet(base / db, float(hb), specs, Path(path))
+    policy = _policy(doc.get("policy", {}), seen, path)
+    return Fleet(base / db, float(hb), specs, Path(path), policy)
+
+
+def _origins(v, where):
+    if not isinstance(v, list) or not all(isinstance(o, str) for o in v):
+        raise FleetConfigError(f"{where} must be a list of origin names ({', '.join(ORIGINS)})")
+    bad = [o for o in v if o not in ORIGINS]
+    if bad:
+        raise FleetConfigError(f"{where}: unknown origin {bad[0]!r} ({', '.join(ORIGINS)})")
+    return v
+
+
+def _policy(t, names, path):
+    if not isinstance(t, dict):
+        raise FleetConfigError(f"{path}: [policy] must be a table")
+    bad = set(t) - {"default", "allow"}
+    if bad:
+        raise FleetConfigError(f"{path}: [policy]: unknown field {min(bad)!r} (default, allow)")
+    default = _origins(t.get("default", list(DEFAULT_ORIGINS)), f"{path}: [policy] default")
+    allow = t.get("allow", [])
+    if not isinstance(allow, list):
+        raise FleetConfigError(f"{path}: [policy] allow must be [[policy.allow]] tables")
+    rules = []
+    for i, r in enumerate(allow):
+        where = f"{path}: [[policy.allow]] #{i + 1}"
+        if not isinstance(r, dict):
+            raise FleetConfigError(f"{where} must be a table")
+        bad = set(r) - {"node", "quantity", "origins"}
+        if bad:
+            raise FleetConfigError(f"{where}: unknown field {min(bad)!r} (node, quantity, origins)")
+        node, qty = r.get("node", "*"), r.get("quantity", "*")
+        if not isinstance(node, str) or (node != "*" and node not in names):
+            raise FleetConfigError(f'{where}: node {node!r} is not in the fleet (or "*")')
+        if not isinstance(qty, str) or not qty:
+            raise FleetConfigError(f'{where}: quantity must be a quantity name (or "*")')
+        if "origins" not in r:
+            raise FleetConfigError(f"{where}: needs origins = [...] ({', '.join(ORIGINS)})")
+        if any((node, qty) == (n, q) for n, q, _ in rules):
+            raise FleetConfigError(f"{where}: node {node!r}, quantity {qty!r} given twice")
+        rules.append((node, qty, _origins(r["origins"], f"{where}: origins")))
+    return Policy(default, rules)
 
 
 def load(path):
@@ -168,12 +269,17 @@ def load(path):
     return loads(text, str(path), path.parent)
 
 
-def dumps(fleet_db, heartbeat_s, nodes):
-    """TOML text for a fleet: `nodes` is [(name, port, key bytes or None)] (tests, demos)."""
+def dumps(fleet_db, heartbeat_s, nodes, allow=()):
+    """TOML text for a fleet: `nodes` is [(name, port, key bytes or None)], `allow` [(node,
+    quantity, [origin names])] rules of its [policy] (tests, demos)."""
     out = ["[fleet]", f'db = "{fleet_db}"', f"heartbeat_s = {heartbeat_s}", ""]
     for name, port, key in nodes:
         out += ["[[node]]", f'name = "{name}"', f'port = "{port}"']
         if key is not None:
             out.append(f'key = "{key.hex()}"')
         out.append("")
+    for node, qty, origins in allow:
+        quoted = ", ".join(f'"{o}"' for o in origins)
+        out += ["[[policy.allow]]", f'node = "{node}"', f'quantity = "{qty}"']
+        out += [f"origins = [{quoted}]", ""]
     return "\n".join(out)

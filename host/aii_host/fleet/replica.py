@@ -31,7 +31,7 @@ _REC = struct.Struct(R.REC_FORMAT)
 
 
 class Record:
-    """One decoded 44-byte journal record (docs/ledger.md §8)."""
+    """One decoded journal record (docs/ledger.md §8)."""
 
     __slots__ = (
         "a",
@@ -42,6 +42,8 @@ class Record:
         "last",
         "name",
         "op",
+        "origin",
+        "origin_id",
         "qty",
         "raw",
         "seq",
@@ -61,6 +63,8 @@ class Record:
             self.b,
             self.name,
             self.amount,
+            self.origin,
+            self.origin_id,
             self.crc,
         ) = _REC.unpack(self.raw)
 
@@ -120,6 +124,10 @@ class Replica:
         self.broken = None  # (seq, reason) after a replay refused a record
         self._qnames = None
         self._bh_seq, self._bh = None, {}  # balances + held per quantity at seq _bh_seq
+        # Origins the fleet's policy allows everywhere on this node (set by the aggregator);
+        # records of any other origin are kept in `changes` for it to judge. None: none kept.
+        self.quiet = None
+        self.changes = []
 
     # -- state --
 
@@ -189,6 +197,7 @@ class Replica:
             for r in records(buf):
                 if before < r.seq <= now:
                     self._account(r)
+                    self._origin(r.raw)
             self.broken = (now + 1, str(e))
             self.pending = b""
             raise ReplicaError(f"{self.name}: {e}") from None
@@ -198,8 +207,15 @@ class Replica:
             # Only the ops the sums need are decoded (most records are TRANSFERs).
             if done[i + 4] in _SUMMED and seq_of(done[i : i + 4]) > before:
                 self._account(Record(done[i : i + RECORD]))
+            quiet = self.quiet is None or done[i + R.REC_ORIGIN] in self.quiet
+            if not quiet and seq_of(done[i : i + 4]) > before:
+                self._origin(done[i : i + RECORD])
             count += 1
         return count
+
+    def _origin(self, raw):
+        if self.quiet is not None and raw[R.REC_OP] != SEAL and raw[R.REC_ORIGIN] not in self.quiet:
+            self.changes.append(Record(raw))
 
     def _account(self, r):
         if r.op == OPEN:

@@ -30,6 +30,7 @@ import threading
 import time
 from binascii import hexlify
 
+from .. import _record as R
 from .. import ledger as _ledger
 from ..ledger import Ledger
 
@@ -122,7 +123,9 @@ class SimNode:
         self.old = bytearray()  # the records before it, kept one compaction period (journal.old)
         self.ckpt = b""
         self.write = None  # set by the fleet while a host is connected
+        self.origin = (R.ORIGIN_NONE, 0)  # who asks for the change under way (proto.py sets it)
         led = Ledger()
+        led.set_origin(R.ORIGIN_CONFIG, 0)
         q = led.add_quantity("Wh", digits=3)
         self.q = q
         self.grid = led.open("grid", q, initial=initial)
@@ -170,6 +173,7 @@ class SimNode:
             raise proto.ProtoError(fr.E_ARGS, "amount must be 1 .. 2**63-1")
         self._stamp()
         led = self.ledger
+        led.set_origin(*self.origin)
         if op == "transfer":
             led.transfer(a, b, q, amount)
         elif op in ("inflow", "outflow"):
@@ -185,6 +189,7 @@ class SimNode:
         except ValueError:
             raise proto.ProtoError(fr.E_STATE, "no such transaction") from None
         self._stamp()
+        self.ledger.set_origin(*self.origin)
         (self.ledger.settle if op == "settle" else self.ledger.release)(txid)
         self.persist()
         return {"seq": self.ledger_seq()}
@@ -264,6 +269,7 @@ class SimNode:
         self.ticks += 1
         self._stamp()
         led = self.ledger
+        led.set_origin(R.ORIGIN_TASK, 1)  # as a node's first task (a meter) would
         led.transfer(self.grid, self.load, self.q, 1)
         if self.flow_every and self.ticks % self.flow_every == 0:
             led.inflow(self.grid, self.q, 5)

@@ -305,8 +305,9 @@ class Verifier:
     # -- violations and isolation --
 
     def violation(self, kind, node, quantity, delta, data):
-        """Alerts once per (node, kind, quantity, delta): violations row, audit, isolation."""
-        key = (node, kind, quantity)
+        """Alerts once per (node, kind, quantity, delta), an origin once per record:
+        violations row, audit, isolation."""
+        key = (node, kind, quantity) if kind != "origin" else (node, kind, data["seq"])
         if kind != "divergence" and self._alerted.get(key) == delta:
             return False
         self._alerted[key] = delta
@@ -321,6 +322,11 @@ class Verifier:
         if kind == "divergence":
             at = data.get("seq") or data.get("segment") or data.get("why", "")
             reason = f"divergence at {at}"
+        elif kind == "origin":
+            reason = (
+                f"{data['op']} of {quantity} by {data['origin']} at seq {data['seq']} "
+                f"(policy allows {data['allowed']})"
+            )
         else:
             reason = f"{kind} {quantity} {delta:+d}"
         self.isolate(node, reason)

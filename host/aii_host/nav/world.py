@@ -17,8 +17,8 @@ import numpy as np
 from .errors import NavError
 
 PERSON_R = 250
-PEOPLE_MAX = 1400  # mm/s: what the simulated people walk at most (the monitor assumes 1500)
-PASSAGE = 1800  # mm: the narrowest passage kept between start and goal
+PEOPLE_MAX = 900  # mm/s: what the simulated people walk at most (the monitor assumes 1000)
+PASSAGE = 2400  # mm: the narrowest passage kept between start and goal
 CELL = 100  # mm: the planner's and the generator's grid
 SIZES = {"small": (10000, 7000), "medium": (16000, 10000), "large": (24000, 14000)}
 SIZE_LIMITS = (4000, 60000)

@@ -56,39 +56,34 @@ def board_dir(board_id, base=None):
 
 
 def find_by_port(port, base=None):
-    """The folder of the running simulated board behind `port` (a pty path or tcp:...), or None."""
-    from .supervisor import registry_file
+    """The folder of the running simulated board behind `port` (a pty path or tcp:...), or None.
+    An entry that is not this user's own (registry.py) is refused with a RegistryError."""
+    from . import registry
 
     if port.startswith("/dev/"):
-        try:
-            d = json.loads(Path(registry_file(port)).read_text())
-        except (OSError, ValueError):
-            d = {}
-        if d.get("port") == port and _alive(d.get("pid")) and d.get("dir"):
-            return Path(d["dir"])
+        path = registry.entry_path(port)
+        d = registry.read_json(path)
+        if d is not None and d.get("port") == port and registry.alive(d.get("pid")):
+            folder = registry.board_folder(d, path)
+            if folder is not None:
+                return folder
     b = Path(base or boards_base())
     if not b.is_dir():
         return None
     for info in b.glob("*/vboard.json"):
         try:
-            d = json.loads(info.read_text())
-        except (OSError, ValueError):
+            d = registry.read_json(info)
+        except registry.RegistryError:
+            continue  # not a board of ours: never a match
+        if d is None:
             continue
         tcp = d.get("tcp")
         names = {d.get("port")}
         if tcp:
             names |= {f"tcp:127.0.0.1:{tcp}", f"127.0.0.1:{tcp}", f"localhost:{tcp}"}
-        if port in names and _alive(d.get("pid")):
+        if port in names and registry.alive(d.get("pid")):
             return info.parent
     return None
-
-
-def _alive(pid):
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
 
 
 class VBoardProcess:
@@ -114,7 +109,16 @@ class VBoardProcess:
 
 
 def spawn(
-    board_id, base=None, app=None, tcp=None, log=None, firmware=None, timeout=10.0, micropython=None
+    board_id,
+    base=None,
+    app=None,
+    tcp=None,
+    log=None,
+    firmware=None,
+    timeout=10.0,
+    micropython=None,
+    tcp_max_clients=None,
+    tcp_idle_s=None,
 ):
     """Starts `python -m aii_host.vboard` in the background and waits for its port."""
     d = board_dir(board_id, base)
@@ -123,6 +127,10 @@ def spawn(
         cmd += ["--app", str(app)]
     if tcp is not None:
         cmd += ["--tcp", str(tcp)]
+    if tcp_max_clients is not None:
+        cmd += ["--tcp-max-clients", str(tcp_max_clients)]
+    if tcp_idle_s is not None:
+        cmd += ["--tcp-idle-s", str(tcp_idle_s)]
     if firmware:
         cmd += ["--firmware", str(firmware)]
     if micropython:
@@ -156,7 +164,21 @@ def add_arguments(p):
     p.add_argument(
         "--dir", help="board folder (default: build/vboards/ID or ~/.cache/aii/vboards/ID)"
     )
+    from ..clikit import positive_float, positive_int
+
     p.add_argument("--tcp", type=int, help="also listen on 127.0.0.1:PORT (0: any free port)")
+    p.add_argument(
+        "--tcp-max-clients",
+        type=positive_int,
+        default=4,
+        help="TCP clients served at once; one more is told so and closed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tcp-idle-s",
+        type=positive_float,
+        default=60.0,
+        help="seconds of silence after which a TCP client is closed (default: %(default)s)",
+    )
     p.add_argument(
         "--app", default="aii_node.main", help="module or .py file to run (default: %(default)s)"
     )
@@ -178,7 +200,16 @@ def run(args):
     d = Path(args.dir) if args.dir else board_dir(args.id)
     fw = Path(args.firmware) if args.firmware else firmware_dir()
     mp = str(Path(args.micropython).resolve()) if getattr(args, "micropython", None) else None
-    sup = Supervisor(args.id, str(d.resolve()), str(fw.resolve()), args.app, args.tcp, mp)
+    sup = Supervisor(
+        args.id,
+        str(d.resolve()),
+        str(fw.resolve()),
+        args.app,
+        args.tcp,
+        mp,
+        getattr(args, "tcp_max_clients", 4),
+        getattr(args, "tcp_idle_s", 60.0),
+    )
     try:
         sup.open()
     except OSError as e:

@@ -58,16 +58,16 @@ def put_crc(b, start, end):
         b[end + i] = (c >> (8 * i)) & 0xFF
 
 
-def damage(data, mut, rec):
-    """A damaged copy of journal bytes (rec=True) or of a checkpoint: mut is a dict of
+def damage(data, mut, rec, size=0):
+    """A damaged copy of journal bytes (rec=True, records of `size` bytes) or of a checkpoint: mut is a dict of
     flip=[position seed, xor], fix=bool (recompute the CRC over the flip), cut=bytes to drop
     at the end, drop=record index to leave out, seq=a new seq (checkpoints)."""
     b = bytearray(data)
     if not mut:
         return bytes(b)
-    if "drop" in mut and rec and len(b) >= 44:
-        k = mut["drop"] % (len(b) // 44)
-        b = b[: k * 44] + b[(k + 1) * 44 :]
+    if "drop" in mut and rec and len(b) >= size:
+        k = mut["drop"] % (len(b) // size)
+        b = b[: k * size] + b[(k + 1) * size :]
     if "seq" in mut and not rec and len(b) >= 8:
         s = mut["seq"]
         for i in range(4):
@@ -78,9 +78,9 @@ def damage(data, mut, rec):
         b[pos] ^= mut["flip"][1] or 1
         if mut.get("fix"):
             if rec:
-                r = pos - pos % 44
-                if pos % 44 < 40 and r + 44 <= len(b):
-                    put_crc(b, r, r + 40)
+                r = pos - pos % size
+                if pos % size < size - 4 and r + size <= len(b):
+                    put_crc(b, r, r + size - 4)
             elif pos < len(b) - 4:
                 put_crc(b, 0, len(b) - 4)
     if "cut" in mut:
@@ -175,8 +175,11 @@ class _Case:
                 # As the node does: records of the undone commit already drained are dropped.
                 seq = led.info()[0]
                 j = self.journal
-                while len(j) >= 44 and int.from_bytes(j[len(j) - 44 : len(j) - 40], "little") > seq:
-                    j = j[: len(j) - 44]
+                n = self.mod.RECORD_SIZE
+                while (
+                    len(j) >= n and int.from_bytes(j[len(j) - n : len(j) - n + 4], "little") > seq
+                ):
+                    j = j[: len(j) - n]
                 self.journal = j
         elif kind == "checkpoint":
             cp = self.call("checkpoint", led.checkpoint)
@@ -187,7 +190,7 @@ class _Case:
             self.call("observe", observe, led)
         elif kind == "replay":  # ["replay", base, mutation, adopt]
             self.drain()
-            data = damage(self.journal, o[2], True)
+            data = damage(self.journal, o[2], True, self.mod.RECORD_SIZE)
             if o[1] == "self":
                 new = led
             elif o[1] == "cp" and self.cp is not None:
@@ -202,7 +205,7 @@ class _Case:
                 # Carry on from the replayed ledger: what it drains next continues the
                 # journal it replayed (records from n on were not applied).
                 self.led = new
-                self.journal = data[: n * 44]
+                self.journal = data[: n * self.mod.RECORD_SIZE]
         elif kind == "restore":  # ["restore", mutation, adopt]
             if self.cp is None:
                 self.op(["checkpoint"])

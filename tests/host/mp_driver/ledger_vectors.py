@@ -35,6 +35,8 @@ def _step(m, led, st):
     op, name, args = st["op"], st["name"], st["args"]
     if op == "time":
         return led.set_time(args[0])
+    if op == "origin":
+        return led.set_origin(args[0], args[1])
     if op == "qty":
         n = args[0] & 0x7F
         if args[0] & 0x80:

@@ -173,9 +173,11 @@ class _Case:
         if what == "stats":
             return s.stats(None if op[1] is None else self.pick(op[1]))
         if what == "admit":
-            return s.admit()
+            return s.analysis()
         if what == "info":
             return s.info()
+        if what == "calibrate":
+            return s.calibrate()
         if what == "burst":
             # One-shots due soon, then a stall: all late at the next dispatch (more drops at once
             # than the event ring holds).
@@ -208,7 +210,14 @@ class _Case:
     def play(self):
         c = self.case
         kw = {"clock": self.clock, "sleep": self.sleep}
-        for k in ("tick_period", "overhead_us", "gc_idle_us"):
+        for k in (
+            "tick_period",
+            "overhead_us",
+            "gc_idle_us",
+            "jitter_us",
+            "isr_budget_us",
+            "isr_min_gap_us",
+        ):
             if c.get(k) is not None:
                 kw[k] = c[k]
         if c.get("on_miss"):
@@ -229,8 +238,9 @@ class _Case:
                     raise
                 self.log.append(["e", i, ename(e), str(e)])
         self.log.append(["stats", plain(self.s.stats())])
-        self.log.append(["admit", plain(self.s.admit())])
+        self.log.append(["admit", plain(self.s.analysis())])
         self.log.append(["info", plain(self.s.info())])
+        self.log.append(["costs", plain(self.s.costs())])
         self.log.append(["end", self.feeds, self.vt, self.jobs])
         return self.log
 

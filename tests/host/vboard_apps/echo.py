@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: MIT
-# A tiny app for tests/host/test_vboard.py: echoes lines, counts boots in a file, and resets or
-# starves a watchdog on request. Written for MicroPython (runs on a simulated board).
+# A tiny app for tests/host/test_vboard.py: echoes lines, counts boots in a file, resets or
+# starves a watchdog, turns Ctrl-C off and on (kbd_intr) on request. Written for MicroPython (runs on a simulated board).
 import os
 import select
 import sys
 import time
 
 import machine
+import micropython
 
 p = select.poll()
 p.register(sys.stdin, select.POLLIN)
@@ -23,6 +24,9 @@ while True:
     for obj, ev in p.poll(50):
         assert obj is sys.stdin  # MicroPython's poll gives the object, not the fd
         c = sys.stdin.read(1)
+        if c == "\x03":
+            print("byte 3")  # Ctrl-C as data: only while kbd_intr(-1) holds
+            continue
         if c != "\n":
             buf += c
             continue
@@ -34,6 +38,9 @@ while True:
             for i in range(20000):
                 print(f"flood {i} ................................................")
             print("flood done")
+        elif buf in ("lock", "unlock"):
+            micropython.kbd_intr(-1 if buf == "lock" else 3)
+            print(buf + "ed")
         elif buf == "ticks":
             print("ticks ok", time.ticks_diff(time.ticks_ms(), t0) >= 0)
         else:

@@ -35,8 +35,15 @@ def alloc_emergency_exception_buf(size):
 
 
 def kbd_intr(c):
-    # Not simulated: the board's supervisor always turns 0x03 into KeyboardInterrupt.
-    pass
+    # The supervisor turns 0x03 into SIGINT only while this process catches it (supervisor.py
+    # reads that in /proc): -1 stops catching it, so 0x03 reaches the app as a byte, as on a
+    # board; 3 (Ctrl-C) catches it again as KeyboardInterrupt.
+    import signal
+
+    if c == 3:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    elif c == -1:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def opt_level(level=None):

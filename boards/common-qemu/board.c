@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
-// MPS2_AN385 board hook: ports/qemu's main.c runs no boot script, so mp_init() calls this
-// (MICROPY_PORT_INIT_FUNC) to run the frozen _boot.py, which mounts a littlefs in RAM at "/",
-// then main.py as stm32 and rp2 do (only at the friendly REPL, so mpremote's raw-REPL soft
-// reset does not start the app).
+// Board hook of every AII qemu board (aii.mk): ports/qemu's main.c runs no boot script, so
+// mp_init() calls this (MICROPY_PORT_INIT_FUNC) to run the frozen _boot.py, which mounts a
+// littlefs in RAM at "/", then main.py as stm32 and rp2 do (only at the friendly REPL, so
+// mpremote's raw-REPL soft reset does not start the app).
 #include "py/mphal.h"
 #include "py/objarray.h"
 #include "py/runtime.h"
 #include "shared/runtime/pyexec.h"
 
+// The board's share of RAM for files (aii.mk sets it per board).
 #ifndef AII_RAMDISK_SIZE
 #define AII_RAMDISK_SIZE (256 * 1024)
 #endif

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-# Frozen boot script of MPS2_AN385 (run by board.c): a littlefs in RAM mounted at "/", so the
-# node and mip have somewhere to write. Kept across soft resets, lost when qemu exits.
+# Frozen boot script of the AII qemu boards (run by board.c): a littlefs in RAM mounted at "/",
+# so the node and mip have somewhere to write. Kept across soft resets, lost when qemu exits.
 # It runs in the REPL's globals, so everything lives inside _mount and is deleted after.
 from micropython import const
 

@@ -292,6 +292,9 @@ def do_nav_estop(node, args):
     return _nav(node).press()  # anyone may stop the robot: no MAC
 
 
+_MAC = 2  # signed, but nothing durable changes: no session write (the nav frames' own seqs)
+
+
 def do_nav_release(node, args):
     return _nav(node).release()
 
@@ -320,9 +323,9 @@ COMMANDS = {
     b"commit_tx": (do_commit_tx, True),
     b"abort_tx": (do_abort_tx, True),
     b"config_set": (do_config_set, True),
-    b"nav_scan": (do_nav_scan, False),
-    b"nav_odom": (do_nav_odom, False),
-    b"nav_cmd": (do_nav_cmd, False),
+    b"nav_scan": (do_nav_scan, _MAC),
+    b"nav_odom": (do_nav_odom, _MAC),
+    b"nav_cmd": (do_nav_cmd, _MAC),
     b"nav_status": (do_nav_status, False),
     b"nav_estop": (do_nav_estop, False),
     b"nav_release": (do_nav_release, True),
@@ -398,6 +401,10 @@ def _dispatch(node, f, link=None):
     if not changes:
         return ok(f.seq, fn(node, args))
     _authentic(node, f, link)
+    if changes == _MAC:
+        # Sensor data and commands move the robot, so only a key holder sends them; they change
+        # nothing on storage and are refused unless their own seq is above the last one.
+        return ok(f.seq, fn(node, args))
     if fn is None:
         return ok(f.seq, node.repair_frame(f.seq, args))  # its own rules (repair.py)
     changeable = getattr(node, "changeable", None)

@@ -295,6 +295,10 @@ def _parser():
     from .particles.cli import add_parsers as _particle_parsers
 
     _particle_parsers(sub)
+    # Navigation with a safety monitor (navigate, navigate-bench): aii_host.nav.
+    from .nav.cli import add_parsers as _nav_parsers
+
+    _nav_parsers(sub)
     return p
 
 

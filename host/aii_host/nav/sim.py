@@ -98,6 +98,7 @@ class Result:
     d_us: int = 0
     wcrt_us: int = 0
     deadman: int = 0  # times the drive's dead-man braked on its own
+    board: dict = None  # the simulated board's link figures (real-time runs)
 
     def summary(self):
         rate = self.plan_misses / self.plan_jobs if self.plan_jobs else 0.0
@@ -124,6 +125,7 @@ class Result:
             "d_us": self.d_us,
             "monitor_wcrt_us": self.wcrt_us,
             "wall_s": round(self.wall_s, 2),
+            "board": self.board,
         }
 
 
@@ -171,8 +173,10 @@ class Sim:
         limit_s=None,
         nav=None,
         progress=None,
+        board=None,
     ):
         self.world = world
+        self.board = board  # a board.Board: the monitor runs there, in real time
         self.use_monitor = monitor
         self.rng = np.random.default_rng([seed, 25])
         self.trng = np.random.default_rng([seed, 26])  # durations
@@ -300,6 +304,13 @@ class Sim:
 
     # ---- the microcontroller ----
     def _boot_mcu(self, first=False, cause="boot"):
+        if self.board is not None:
+            st = self.board.status
+            self.res.d_us, self.res.wcrt_us = st["d_us"], st["wcrt_us"]
+            self.planner = Planner(self.world, self.p, st["wcrt_us"])
+            self.mcu = None
+            self.hung_until = None
+            return
         self.wdt = _Wdt()
         self.wdt._t = lambda: self.mcu.now
         self.mcu = _Board(wdt=self.wdt)
@@ -339,6 +350,9 @@ class Sim:
 
     def _to_mcu(self, kind, body):
         if self.active("link"):
+            return
+        if self.board is not None:
+            self.board.send(kind, body)
             return
         self.mcu_in.append((self.t + int(self.rng.integers(*LINK_LAT)), kind, body))
 
@@ -457,18 +471,24 @@ class Sim:
 
     def run(self):
         t0 = time.perf_counter()
+        wall0 = time.monotonic()
         res, w, d = self.res, self.world, self.drive
         boot_at = None
         for f in self.faults:
-            if f.kind == "watchdog":
+            if f.kind == "watchdog" and self.board is None:
                 self.at(f.t0, self._hang)
+            if f.kind == "estop" and self.board is not None:
+                self.at(f.t0, lambda: self.board.request("nav_estop"))
+                self.at(f.t1, lambda: self.board.request("nav_release", auth=True))
         while self.t < self.limit_us and not self.done:
             self.t += TICK
             t = self.t
             while self.events and self.events[0][0] <= t:
                 heapq.heappop(self.events)[2]()
             self._sensors(t)
-            if self.hung_until is None:
+            if self.board is not None:
+                self._board_tick(t, wall0)
+            elif self.hung_until is None:
                 self.edge.poll(t)
                 self.mcu.poll(t)
                 if t - self.wdt.fed > WDT_US:
@@ -503,6 +523,21 @@ class Sim:
         res.camera = {"asked": self.perception.asked, "found": self.perception.found}
         res.wall_s = time.perf_counter() - t0
         return res
+
+    def _board_tick(self, t, wall0):
+        # Real time: the world waits for the clock; the board's outputs act when they arrive.
+        ahead = t / 1e6 - (time.monotonic() - wall0)
+        if ahead > 0.002:
+            time.sleep(ahead)
+        self.edge.poll(t)
+        for item in self.board.take():
+            if item[0] == "drive":
+                self.drive.output(t, item[1], item[2])
+            elif item[1] == "stop":
+                cause = item[2].get("cause", "?")
+                self._on_stop(cause, item[2])
+            elif item[1] in ("miss", "overrun") and item[2].get("task") == "nav":
+                self.res.monitor_misses += 1
 
     def _hang(self):
         # The microcontroller stops running anything: its watchdog is not fed, and resets it.

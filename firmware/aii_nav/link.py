@@ -12,6 +12,7 @@ sent even while the host is offline (it stands for the wire to the drive):
 node events (`stop` with its cause, `go`), kept until the host acks them.
 """
 
+from aii import MISS
 from aii_node.frame import E_ARGS, E_STORAGE, build
 from aii_node.proto import ProtoError
 
@@ -77,9 +78,6 @@ class Nav:
                 self.pin_error = "estop_pin %r: %s" % (cfg["estop_pin"], e)
         m.estop(self._estop_level())
         s = node.sched
-        # Releases at add() + k periods: `due` follows them, so the job can tell when it ends
-        # after its own deadline (the scheduler's on_miss says so too, as a `miss` event).
-        self.due = ticks_us()
         self.tid = s.add(
             self._job,
             period_us=m.period_us,
@@ -107,12 +105,15 @@ class Nav:
         m = self.mon
         m.estop(self._estop_level())
         out = m.step(ticks_us())
-        end = ticks_us()
-        if ticks_diff(end, self.due) > m.deadline_us:
-            m.late(end)
-        self.due = ticks_add(self.due, m.period_us)
         self.jobs += 1
         self._drive(out)
+
+    def on_miss(self, tid, kind):
+        """The node's on_miss: this task ended after its deadline (the scheduler tells, once,
+        for every task): the response bound no longer holds, so the robot stops. The watchdog
+        is no longer fed either (a critical task missed): the board resets."""
+        if tid == self.tid and kind == MISS:
+            self.mon.late(ticks_us())
 
     def _drive(self, out):
         node = self.node

@@ -69,25 +69,263 @@ HIST = 8  # outputs remembered: they cover odom_age_us + act_us + a period (chec
 # sin(2*pi*4*i/4096) * 16384, rounded, for i in 0..256: a quarter turn in steps of 4 binary
 # angles (tests/host/test_nav_monitor.py recomputes it and bounds the error of _sin by 2/16384).
 SIN = (
-    0, 101, 201, 302, 402, 503, 603, 704, 804, 904, 1005, 1105, 1205, 1306, 1406, 1506, 1606,
-    1706, 1806, 1906, 2006, 2105, 2205, 2305, 2404, 2503, 2603, 2702, 2801, 2900, 2999, 3098,
-    3196, 3295, 3393, 3492, 3590, 3688, 3786, 3883, 3981, 4078, 4176, 4273, 4370, 4467, 4563,
-    4660, 4756, 4852, 4948, 5044, 5139, 5235, 5330, 5425, 5520, 5614, 5708, 5803, 5897, 5990,
-    6084, 6177, 6270, 6363, 6455, 6547, 6639, 6731, 6823, 6914, 7005, 7096, 7186, 7276, 7366,
-    7456, 7545, 7635, 7723, 7812, 7900, 7988, 8076, 8163, 8250, 8337, 8423, 8509, 8595, 8680,
-    8765, 8850, 8935, 9019, 9102, 9186, 9269, 9352, 9434, 9516, 9598, 9679, 9760, 9841, 9921,
-    10001, 10080, 10159, 10238, 10316, 10394, 10471, 10549, 10625, 10702, 10778, 10853, 10928,
-    11003, 11077, 11151, 11224, 11297, 11370, 11442, 11514, 11585, 11656, 11727, 11797, 11866,
-    11935, 12004, 12072, 12140, 12207, 12274, 12340, 12406, 12472, 12537, 12601, 12665, 12729,
-    12792, 12854, 12916, 12978, 13039, 13100, 13160, 13219, 13279, 13337, 13395, 13453, 13510,
-    13567, 13623, 13678, 13733, 13788, 13842, 13896, 13949, 14001, 14053, 14104, 14155, 14206,
-    14256, 14305, 14354, 14402, 14449, 14497, 14543, 14589, 14635, 14680, 14724, 14768, 14811,
-    14854, 14896, 14937, 14978, 15019, 15059, 15098, 15137, 15175, 15213, 15250, 15286, 15322,
-    15357, 15392, 15426, 15460, 15493, 15525, 15557, 15588, 15619, 15649, 15679, 15707, 15736,
-    15763, 15791, 15817, 15843, 15868, 15893, 15917, 15941, 15964, 15986, 16008, 16029, 16049,
-    16069, 16088, 16107, 16125, 16143, 16160, 16176, 16192, 16207, 16221, 16235, 16248, 16261,
-    16273, 16284, 16295, 16305, 16315, 16324, 16332, 16340, 16347, 16353, 16359, 16364, 16369,
-    16373, 16376, 16379, 16381, 16383, 16384, 16384,
+    0,
+    101,
+    201,
+    302,
+    402,
+    503,
+    603,
+    704,
+    804,
+    904,
+    1005,
+    1105,
+    1205,
+    1306,
+    1406,
+    1506,
+    1606,
+    1706,
+    1806,
+    1906,
+    2006,
+    2105,
+    2205,
+    2305,
+    2404,
+    2503,
+    2603,
+    2702,
+    2801,
+    2900,
+    2999,
+    3098,
+    3196,
+    3295,
+    3393,
+    3492,
+    3590,
+    3688,
+    3786,
+    3883,
+    3981,
+    4078,
+    4176,
+    4273,
+    4370,
+    4467,
+    4563,
+    4660,
+    4756,
+    4852,
+    4948,
+    5044,
+    5139,
+    5235,
+    5330,
+    5425,
+    5520,
+    5614,
+    5708,
+    5803,
+    5897,
+    5990,
+    6084,
+    6177,
+    6270,
+    6363,
+    6455,
+    6547,
+    6639,
+    6731,
+    6823,
+    6914,
+    7005,
+    7096,
+    7186,
+    7276,
+    7366,
+    7456,
+    7545,
+    7635,
+    7723,
+    7812,
+    7900,
+    7988,
+    8076,
+    8163,
+    8250,
+    8337,
+    8423,
+    8509,
+    8595,
+    8680,
+    8765,
+    8850,
+    8935,
+    9019,
+    9102,
+    9186,
+    9269,
+    9352,
+    9434,
+    9516,
+    9598,
+    9679,
+    9760,
+    9841,
+    9921,
+    10001,
+    10080,
+    10159,
+    10238,
+    10316,
+    10394,
+    10471,
+    10549,
+    10625,
+    10702,
+    10778,
+    10853,
+    10928,
+    11003,
+    11077,
+    11151,
+    11224,
+    11297,
+    11370,
+    11442,
+    11514,
+    11585,
+    11656,
+    11727,
+    11797,
+    11866,
+    11935,
+    12004,
+    12072,
+    12140,
+    12207,
+    12274,
+    12340,
+    12406,
+    12472,
+    12537,
+    12601,
+    12665,
+    12729,
+    12792,
+    12854,
+    12916,
+    12978,
+    13039,
+    13100,
+    13160,
+    13219,
+    13279,
+    13337,
+    13395,
+    13453,
+    13510,
+    13567,
+    13623,
+    13678,
+    13733,
+    13788,
+    13842,
+    13896,
+    13949,
+    14001,
+    14053,
+    14104,
+    14155,
+    14206,
+    14256,
+    14305,
+    14354,
+    14402,
+    14449,
+    14497,
+    14543,
+    14589,
+    14635,
+    14680,
+    14724,
+    14768,
+    14811,
+    14854,
+    14896,
+    14937,
+    14978,
+    15019,
+    15059,
+    15098,
+    15137,
+    15175,
+    15213,
+    15250,
+    15286,
+    15322,
+    15357,
+    15392,
+    15426,
+    15460,
+    15493,
+    15525,
+    15557,
+    15588,
+    15619,
+    15649,
+    15679,
+    15707,
+    15736,
+    15763,
+    15791,
+    15817,
+    15843,
+    15868,
+    15893,
+    15917,
+    15941,
+    15964,
+    15986,
+    16008,
+    16029,
+    16049,
+    16069,
+    16088,
+    16107,
+    16125,
+    16143,
+    16160,
+    16176,
+    16192,
+    16207,
+    16221,
+    16235,
+    16248,
+    16261,
+    16273,
+    16284,
+    16295,
+    16305,
+    16315,
+    16324,
+    16332,
+    16340,
+    16347,
+    16353,
+    16359,
+    16364,
+    16369,
+    16373,
+    16376,
+    16379,
+    16381,
+    16383,
+    16384,
+    16384,
 )
 
 
@@ -121,7 +359,9 @@ def envelope(v, d_us, b_min):
     d_ms = (d_us + 999) // 1000
     # cruise: d_ms ticks of v um each; braking: (1000 v + b/2)^2 / 2b nm at most, that is
     # v^2/2b + v/2000 + b/8e6 mm.
-    return (v * d_ms + 999) // 1000 + (v * v + 2 * b_min - 1) // (2 * b_min) + (v + 1999) // 2000 + 1
+    return (
+        (v * d_ms + 999) // 1000 + (v * v + 2 * b_min - 1) // (2 * b_min) + (v + 1999) // 2000 + 1
+    )
 
 
 def _int(a, name, lo, hi):
@@ -240,7 +480,9 @@ class Monitor:
                 if type(v) is not int or v < 0 or v > hi:
                     raise ValueError("r: every range an integer 0..%d mm" % hi)
             if seq <= self.s_seq:
-                raise ValueError("scan seq must be above %d (a repeated or older frame)" % self.s_seq)
+                raise ValueError(
+                    "scan seq must be above %d (a repeated or older frame)" % self.s_seq
+                )
         except ValueError as e:
             self._refuse(e)
         rr = self.r
@@ -248,11 +490,9 @@ class Monitor:
         m = hi
         for i in range(n):
             v = r[i] - e
-            if v < 0:
-                v = 0
+            v = max(v, 0)
             rr[i] = v
-            if v < m:
-                m = v
+            m = min(m, v)
         self.rmin = m
         self.s_seq = seq
         self.s_t = self._add(now, -(age + self.link_us))
@@ -268,7 +508,9 @@ class Monitor:
             v = _int(a, "v", -5000, 5000)
             w = _int(a, "w", -20000, 20000)
             if seq <= self.o_seq:
-                raise ValueError("odom seq must be above %d (a repeated or older frame)" % self.o_seq)
+                raise ValueError(
+                    "odom seq must be above %d (a repeated or older frame)" % self.o_seq
+                )
         except ValueError as e:
             self._refuse(e)
         self.o_seq = seq
@@ -295,7 +537,9 @@ class Monitor:
                 if not (-XY_MAX <= q[0] <= XY_MAX and -XY_MAX <= q[1] <= XY_MAX):
                     raise ValueError("path point out of range (|x|, |y| <= %d mm)" % XY_MAX)
             if seq <= self.c_seq:
-                raise ValueError("cmd seq must be above %d (a repeated or older frame)" % self.c_seq)
+                raise ValueError(
+                    "cmd seq must be above %d (a repeated or older frame)" % self.c_seq
+                )
         except ValueError as e:
             self._refuse(e)
         self.c_seq = seq
@@ -380,7 +624,13 @@ class Monitor:
 
     def details(self):
         last = self.last
-        return {"cmd": self.c_seq, "scan": self.s_seq, "s_req": last[0], "free": last[1], "why": last[2]}
+        return {
+            "cmd": self.c_seq,
+            "scan": self.s_seq,
+            "s_req": last[0],
+            "free": last[1],
+            "why": last[2],
+        }
 
     def _fail(self, s_req, free, why):
         last = self.last
@@ -408,22 +658,18 @@ class Monitor:
         h = self.hist
         tv = tw = 0
         for i in range(0, len(h), 2):
-            if h[i] > tv:
-                tv = h[i]
-            if h[i + 1] > tw:
-                tw = h[i + 1]
+            tv = max(tv, h[i])
+            tw = max(tw, h[i + 1])
         v_hi = self.o_v + self.v_err
         v_hi = min(v_hi + (self.a_max * to_ms + 999) // 1000, max(v_hi, tv))
-        if v > v_hi:
-            v_hi = v
+        v_hi = max(v_hi, v)
         b = self.b_min
         stop_ms = (v_hi * 1000 + b - 1) // b + 1
         s_req = (v_hi * to_ms + 999) // 1000 + envelope(v_hi, self.d, b)
         people = (self.people * (ts_ms + d_ms + stop_ms) + 999) // 1000
         w_hi = abs(self.o_w) + self.w_err
         w_hi = min(w_hi + (self.alpha_max * to_ms + 999) // 1000, max(w_hi, tw))
-        if abs(self.c_w) > w_hi:
-            w_hi = abs(self.c_w)
+        w_hi = max(w_hi, abs(self.c_w))
         # How far the heading can turn from odometry's until the robot stands: sideways drift
         # over a path of length l is at most turn * l (sin x <= x; turn <= 45 degrees keeps the
         # path going forward).
@@ -523,8 +769,7 @@ class Monitor:
         if t < 0:
             return False
         q = abs((x * uy - y * ux) >> 14) - 1
-        if q < 0:
-            q = 0
+        q = max(q, 0)
         return rho * rho - q * q <= t * t
 
     def _free(self, x, y, rho):

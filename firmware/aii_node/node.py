@@ -539,6 +539,8 @@ class Node:
                 self.tcp.send(line)
 
     def _on_miss(self, tid, kind, detail):
+        if self.nav is not None:
+            self.nav.on_miss(tid, kind)  # the monitor's own miss is a stop (aii_nav.link)
         # At most one event per task and kind per heartbeat period, counting the others in
         # "more": on an overloaded node, a frame per miss would only add to the load.
         key = (tid, kind)

@@ -32,7 +32,7 @@ def brute_nm(v, d_us, b):
 @pytest.mark.parametrize("b", [100, 1000, 2000, 2500, 7919, 20000])
 def test_envelope_bounds_the_model_over_a_grid(b):
     worst = 0
-    for v in list(range(0, 200)) + list(range(200, 3001, 37)):
+    for v in list(range(200)) + list(range(200, 3001, 37)):
         for d_us in (0, 1, 999, 1000, 1001, 13000, 83000, 250001, 1000000):
             nm = brute_nm(v, d_us, b)
             env = M.envelope(v, d_us, b)
@@ -74,7 +74,9 @@ def mon(**cfg):
 
 def feed(m, now, seq, v=300, w=0, r=5000, path=None, scan_age=0, odom_age=0, cmd_age=0, ov=None):
     m.scan(now, {"seq": seq, "age": scan_age, "pose": [0, 0, 0], "r": [r] * m.n})
-    m.odom(now, {"seq": seq, "age": odom_age, "pose": [0, 0, 0], "v": v if ov is None else ov, "w": 0})
+    m.odom(
+        now, {"seq": seq, "age": odom_age, "pose": [0, 0, 0], "v": v if ov is None else ov, "w": 0}
+    )
     m.command(now, {"seq": seq, "age": cmd_age, "v": v, "w": w, "path": path or []})
 
 
@@ -217,9 +219,9 @@ def _sector_scan(m, pts):
     """Each sector's range: the nearest point in it (the safety scanner's output)."""
     r = [m.range_max] * m.n
     for x, y in pts:
-        a = int(math.floor(math.atan2(y, x) / (2 * math.pi) * 4096)) & 4095
+        a = math.floor(math.atan2(y, x) / (2 * math.pi) * 4096) & 4095
         k = a * m.n // 4096
-        d = int(math.floor(math.hypot(x, y)))
+        d = math.floor(math.hypot(x, y))
         r[k] = min(r[k], d)
     return r
 
@@ -260,15 +262,31 @@ JUNK = st.recursive(
     | st.integers(-(2**40), 2**40)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=4),
-    lambda c: st.lists(c, max_size=70) | st.dictionaries(st.sampled_from(["seq", "age", "pose", "r", "v", "w", "path", "x"]), c, max_size=7),
+    lambda c: (
+        st.lists(c, max_size=70)
+        | st.dictionaries(
+            st.sampled_from(["seq", "age", "pose", "r", "v", "w", "path", "x"]), c, max_size=7
+        )
+    ),
     max_leaves=80,
 )
 
 
 def _state(m):
     return (
-        list(m.r), m.s_seq, m.o_seq, m.c_seq, m.s_t, m.o_t, m.c_t, m.c_v, m.c_w, list(m.path),
-        m.o_v, m.o_x, m.rx,
+        list(m.r),
+        m.s_seq,
+        m.o_seq,
+        m.c_seq,
+        m.s_t,
+        m.o_t,
+        m.c_t,
+        m.c_v,
+        m.c_w,
+        list(m.path),
+        m.o_v,
+        m.o_x,
+        m.rx,
     )
 
 

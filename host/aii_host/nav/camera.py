@@ -104,7 +104,7 @@ def render(world, pose, rng):
 def _paste_face(img, face, box):
     from PIL import Image
 
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0, x1, _ = (round(v) for v in box)
     size = x1 - x0
     if size < 4:
         return
@@ -179,7 +179,7 @@ class DetectionModel:
 def calibrate(n_per_bin=6, max_depth=6000, seed=5, progress=None):
     """Runs the real pipeline on rendered crops of people at 0.5 .. max_depth mm and of boxes
     (false positives): a DetectionModel with the rates and the measured durations."""
-    from .world import World, Person
+    from .world import Person, World
 
     rng = np.random.default_rng(seed)
     finder = FaceFinder()
@@ -197,7 +197,7 @@ def calibrate(n_per_bin=6, max_depth=6000, seed=5, progress=None):
             bx = (depth + 600) * math.cos(a + 0.25), (depth + 600) * math.sin(a + 0.25)
             w.rects = np.array([[bx[0] - 300, bx[1] - 300, bx[0] + 300, bx[1] + 300]])
             w.people[0].r = 250
-            frame, seen = render(w, (0.0, 0.0, 0.0), rng)
+            frame, _ = render(w, (0.0, 0.0, 0.0), rng)
             t0 = time.perf_counter()
             crop = roi(frame, a, depth)
             ok = crop is not None and finder.face(crop)[0]

@@ -90,21 +90,42 @@ def add_parsers(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--seed", type=_int_in(0, 2**31 - 1, "--seed"), default=1, help="world seed")
-    p.add_argument("--size", type=_size, default="small",
-                   help="small (10x7 m), medium, large, or WxH in metres (default small)")
+    p.add_argument(
+        "--size",
+        type=_size,
+        default="small",
+        help="small (10x7 m), medium, large, or WxH in metres (default small)",
+    )
     p.add_argument("--faults", type=_faults, default=(), help="faults to inject (default none)")
-    p.add_argument("--board", choices=("vboard", "none"), default="vboard",
-                   help="vboard: the monitor on a simulated board in real time (default); "
-                   "none: simulated time, the monitor's code in this process")
-    p.add_argument("--micropython", metavar="EXE",
-                   help="run the simulated board on MicroPython's unix port")
-    p.add_argument("--monitor", choices=("on", "off"), default="on",
-                   help="off: the planner drives unchecked (the baseline; --board none only)")
-    p.add_argument("--camera", choices=("real", "model", "none"), default=None,
-                   help="real: rendered frames through the LiteRT face detector with grounding "
-                   "(default on a board); model: its measured rates (default with --board none)")
-    p.add_argument("--limit-s", type=_seconds, default=None,
-                   help="simulated seconds before giving up (default: from the distance)")
+    p.add_argument(
+        "--board",
+        choices=("vboard", "none"),
+        default="vboard",
+        help="vboard: the monitor on a simulated board in real time (default); "
+        "none: simulated time, the monitor's code in this process",
+    )
+    p.add_argument(
+        "--micropython", metavar="EXE", help="run the simulated board on MicroPython's unix port"
+    )
+    p.add_argument(
+        "--monitor",
+        choices=("on", "off"),
+        default="on",
+        help="off: the planner drives unchecked (the baseline; --board none only)",
+    )
+    p.add_argument(
+        "--camera",
+        choices=("real", "model", "none"),
+        default=None,
+        help="real: rendered frames through the LiteRT face detector with grounding "
+        "(default on a board); model: its measured rates (default with --board none)",
+    )
+    p.add_argument(
+        "--limit-s",
+        type=_seconds,
+        default=None,
+        help="simulated seconds before giving up (default: from the distance)",
+    )
     p.add_argument("--plot", metavar="PNG", help="write the world, path and stops here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=do_navigate)
@@ -122,13 +143,25 @@ def add_parsers(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("--worlds", type=_int_in(1, 100000, "--worlds"), default=100)
-    b.add_argument("--seed", type=_int_in(0, 2**31 - 1, "--seed"), default=0,
-                   help="first world's seed (the others follow)")
+    b.add_argument(
+        "--seed",
+        type=_int_in(0, 2**31 - 1, "--seed"),
+        default=0,
+        help="first world's seed (the others follow)",
+    )
     b.add_argument("--size", type=_size, default="small")
-    b.add_argument("--jobs", type=_int_in(1, 64, "--jobs"), default=None,
-                   help="processes (default: the CPU count, at most 4)")
-    b.add_argument("--wall-cap-s", type=_seconds, default=1800.0,
-                   help="stop after this much wall time (default 1800)")
+    b.add_argument(
+        "--jobs",
+        type=_int_in(1, 64, "--jobs"),
+        default=None,
+        help="processes (default: the CPU count, at most 4)",
+    )
+    b.add_argument(
+        "--wall-cap-s",
+        type=_seconds,
+        default=1800.0,
+        help="stop after this much wall time (default 1800)",
+    )
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=do_navigate_bench)
 
@@ -157,12 +190,17 @@ def do_navigate(args):
     if args.micropython and board is None:
         raise NavError("--micropython runs a simulated board: leave out --board none")
     if args.micropython and not os.path.exists(args.micropython):
-        raise NavError(f"{args.micropython}: no such MicroPython binary (make test-device builds one)")
+        raise NavError(
+            f"{args.micropython}: no such MicroPython binary (make test-device builds one)"
+        )
     camera = args.camera or ("real" if board else "model")
     where = "on a simulated board, real time" if board else "simulated time"
     if not args.json:
-        print(f"navigate: seed {args.seed}, {args.size}, faults {','.join(args.faults) or 'none'}, "
-              f"monitor {args.monitor} ({where}), camera {camera}", flush=True)
+        print(
+            f"navigate: seed {args.seed}, {args.size}, faults {','.join(args.faults) or 'none'}, "
+            f"monitor {args.monitor} ({where}), camera {camera}",
+            flush=True,
+        )
     prog = _progress(not args.json, "simulated time")
     w, res = scenario(
         args.seed,
@@ -185,14 +223,18 @@ def do_navigate(args):
         stops = ", ".join(f"{k} {v}" for k, v in sorted(s["stops"].items())) or "none"
         goal = f"in {s['time_to_goal_s']} s" if s["goal_reached"] else "NOT reached"
         print(f"goal {goal}; collisions {s['collisions']}; stops: {stops}")
-        print(f"monitor misses {s['monitor_misses']}; planner miss rate {s['planner_miss_rate']:.2%} "
-              f"({s['planner_jobs']} jobs); closest approach while moving "
-              f"{s['min_clearance_mm']} mm; response bound d {s['d_us']} us "
-              f"(monitor wcrt {s['monitor_wcrt_us']} us)")
+        print(
+            f"monitor misses {s['monitor_misses']}; planner miss rate {s['planner_miss_rate']:.2%} "
+            f"({s['planner_jobs']} jobs); closest approach while moving "
+            f"{s['min_clearance_mm']} mm; response bound d {s['d_us']} us "
+            f"(monitor wcrt {s['monitor_wcrt_us']} us)"
+        )
         if s.get("board"):
             b = s["board"]
-            print(f"board: {b['frames_sent']} frames sent, {b['frames_refused']} refused, "
-                  f"{b['frames_unanswered']} unanswered, {b['monitor_checks']} checks")
+            print(
+                f"board: {b['frames_sent']} frames sent, {b['frames_refused']} refused, "
+                f"{b['frames_unanswered']} unanswered, {b['monitor_checks']} checks"
+            )
         if args.plot:
             print(f"plot: {args.plot}")
     return 2 if s["collisions"] else 0
@@ -219,15 +261,24 @@ def table(out):
         ("goals reached", on["goals_reached"], off["goals_reached"]),
         ("mean time to goal (s)", on["time_to_goal_s_mean"], off["time_to_goal_s_mean"]),
         ("monitor misses", on["monitor_misses"], "-"),
-        ("planner miss rate, no faults", _pct(on["planner_miss_rate_no_faults"]),
-         _pct(off["planner_miss_rate_no_faults"])),
-        ("closest approach moving (mm)", on["min_clearance_mm_moving"], off["min_clearance_mm_moving"]),
+        (
+            "planner miss rate, no faults",
+            _pct(on["planner_miss_rate_no_faults"]),
+            _pct(off["planner_miss_rate_no_faults"]),
+        ),
+        (
+            "closest approach moving (mm)",
+            on["min_clearance_mm_moving"],
+            off["min_clearance_mm_moving"],
+        ),
     ]
     for k in sorted(set(on["stops"]) | set(off["stops"])):
         rows.append((f"stops: {k}", on["stops"].get(k, 0), "-"))
-    head = (f"{out['worlds_run']} of {out['worlds_asked']} worlds ({out['size']}), "
-            f"{out['wall_s']} s wall (cap {out['wall_cap_s']} s{', CUT' if out['cut_by_wall_cap'] else ''}), "
-            f"faults: {on['faults_injected']}")
+    head = (
+        f"{out['worlds_run']} of {out['worlds_asked']} worlds ({out['size']}), "
+        f"{out['wall_s']} s wall (cap {out['wall_cap_s']} s{', CUT' if out['cut_by_wall_cap'] else ''}), "
+        f"faults: {on['faults_injected']}"
+    )
     lines = [head, f"| {'':30} | monitor on | monitor off |", f"|{'-' * 32}|{'-' * 12}|{'-' * 13}|"]
     for name, a, b in rows:
         lines.append(f"| {name:30} | {a!s:>10} | {b!s:>11} |")

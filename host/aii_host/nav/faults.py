@@ -56,7 +56,9 @@ def parse(text):
     for k in t.split(","):
         k = k.strip()
         if k not in KINDS:
-            raise NavError(f"--faults: unknown fault {k!r}; one of: none, all, random, " + ", ".join(KINDS))
+            raise NavError(
+                f"--faults: unknown fault {k!r}; one of: none, all, random, " + ", ".join(KINDS)
+            )
         if k not in out:
             out.append(k)
     return tuple(out)

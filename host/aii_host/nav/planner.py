@@ -81,7 +81,13 @@ class Planner:
         m.scan(now, {"seq": s, "age": max(0, now - view.t), "pose": list(view.pose), "r": sectors})
         m.odom(
             now,
-            {"seq": s, "age": max(0, now - odom[5]), "pose": list(odom[:3]), "v": odom[3], "w": odom[4]},
+            {
+                "seq": s,
+                "age": max(0, now - odom[5]),
+                "pose": list(odom[:3]),
+                "v": odom[3],
+                "w": odom[4],
+            },
         )
         m.command(now, {"seq": s, "age": 0, "v": v, "w": w, "path": path})
         # The board applies a command until the next one, on scans that age meanwhile.
@@ -141,16 +147,21 @@ def _arcs(x, y, th, v, omegas, steps):
     om = omegas[:, None]
     t = steps[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
-        ax = np.where(np.abs(om) > 1e-6, v / om * (np.sin(th + om * t) - math.sin(th)), v * t * math.cos(th))
-        ay = np.where(np.abs(om) > 1e-6, -v / om * (np.cos(th + om * t) - math.cos(th)), v * t * math.sin(th))
+        ax = np.where(
+            np.abs(om) > 1e-6, v / om * (np.sin(th + om * t) - math.sin(th)), v * t * math.cos(th)
+        )
+        ay = np.where(
+            np.abs(om) > 1e-6, -v / om * (np.cos(th + om * t) - math.cos(th)), v * t * math.sin(th)
+        )
     return np.stack([x + ax, y + ay], axis=2)
 
 
 def _min_dist(a, b):
     if len(b) == 0:
         return np.full(len(a), np.inf)
-    d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
-    return d.min(axis=1)
+    from scipy.spatial import cKDTree
+
+    return cKDTree(b).query(a)[0]
 
 
 def _path(x, y, th, kappa, length, step=250):
@@ -164,6 +175,6 @@ def _path(x, y, th, kappa, length, step=250):
             py = y - (math.cos(th + k * s) - math.cos(th)) / k
         else:
             px, py = x + s * math.cos(th), y + s * math.sin(th)
-        out.append([int(round(px)), int(round(py))])
+        out.append([round(px), round(py)])
         s += step
     return out

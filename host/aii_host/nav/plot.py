@@ -26,7 +26,9 @@ def plot(world, result, path, title=None):
     fig, ax = plt.subplots(figsize=(10, 10 * world.h / world.w + 1.2))
     ax.add_patch(Rectangle((0, 0), world.w / 1000, world.h / 1000, fill=False, lw=2, ec="k"))
     for x0, y0, x1, y1 in world.rect_list:
-        ax.add_patch(Rectangle((x0 / 1000, y0 / 1000), (x1 - x0) / 1000, (y1 - y0) / 1000, fc="#7f8c8d"))
+        ax.add_patch(
+            Rectangle((x0 / 1000, y0 / 1000), (x1 - x0) / 1000, (y1 - y0) / 1000, fc="#7f8c8d")
+        )
     for i in range(len(world.people)):
         xs = [snap[i][0] / 1000 for snap in result.people_tracks if i < len(snap)]
         ys = [snap[i][1] / 1000 for snap in result.people_tracks if i < len(snap)]
@@ -54,21 +56,39 @@ def plot(world, result, path, title=None):
         seen.add(cause)
     sx, sy, _ = world.start
     ax.plot(sx / 1000, sy / 1000, "s", color="#2c3e50", ms=10, label="start")
-    ax.plot(world.goal[0] / 1000, world.goal[1] / 1000, "*", color="#f1c40f", ms=18, mec="k", label="goal")
+    ax.plot(
+        world.goal[0] / 1000,
+        world.goal[1] / 1000,
+        "*",
+        color="#f1c40f",
+        ms=18,
+        mec="k",
+        label="goal",
+    )
     if result.collision:
         c = result.collision
-        ax.plot(c["x"] / 1000, c["y"] / 1000, "o", ms=16, mfc="none", mec="red", mew=3, label="collision")
+        ax.plot(
+            c["x"] / 1000,
+            c["y"] / 1000,
+            "o",
+            ms=16,
+            mfc="none",
+            mec="red",
+            mew=3,
+            label="collision",
+        )
     ax.set_xlim(-0.2, world.w / 1000 + 0.2)
     ax.set_ylim(-0.2, world.h / 1000 + 0.2)
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     s = result.summary()
+    goal = f"goal in {s['time_to_goal_s']:.1f} s" if s["goal_reached"] else "goal not reached"
     ax.set_title(
         title
         or (
             f"seed {result.seed}, monitor {'on' if result.monitor else 'off'}: "
-            f"{'goal in %.1f s' % s['time_to_goal_s'] if s['goal_reached'] else 'goal not reached'}, "
+            f"{goal}, "
             f"{s['collisions']} collisions, {sum(s['stops'].values())} stops"
         )
     )

@@ -100,4 +100,4 @@ class Odometry:
         th = math.remainder(self.th, 2 * math.pi)
         v = d.v / 1000.0 + rng.uniform(-p["v_err"] / 2, p["v_err"] / 2)
         w = d.w + rng.uniform(-p["w_err"] / 2, p["w_err"] / 2)
-        return int(round(self.x)), int(round(self.y)), int(round(th * 1000)), int(v), int(w)
+        return round(self.x), round(self.y), round(th * 1000), int(v), int(w)

@@ -30,8 +30,16 @@ def scenario(
     MicroPython's unix port with micropython=EXE)."""
     w = _world.generate(seed, size)
     if board is None:
-        sim = Sim(w, monitor=monitor, faults=faults, camera=camera, seed=seed, limit_s=limit_s,
-                  nav=nav, progress=progress)
+        sim = Sim(
+            w,
+            monitor=monitor,
+            faults=faults,
+            camera=camera,
+            seed=seed,
+            limit_s=limit_s,
+            nav=nav,
+            progress=progress,
+        )
         return w, sim.run()
     if not monitor:
         raise NavError("--monitor off runs in simulated time only (--board none)")
@@ -41,8 +49,17 @@ def scenario(
         log = Path(log_dir or td) / "nav-board.log"
         b = Board(td, nav=nav, micropython=micropython, log=log)
         try:
-            sim = Sim(w, monitor=True, faults=faults, camera=camera, seed=seed, limit_s=limit_s,
-                      nav=nav, progress=progress, board=b)
+            sim = Sim(
+                w,
+                monitor=True,
+                faults=faults,
+                camera=camera,
+                seed=seed,
+                limit_s=limit_s,
+                nav=nav,
+                progress=progress,
+                board=b,
+            )
             res = sim.run()
             st = b.request("nav_status")
             # The node's own count of stops by cause is the record (its events carry each one).
@@ -79,8 +96,9 @@ def _one(args):
     return seed, out
 
 
-def bench(worlds=1000, seed=0, size="small", jobs=None, wall_cap_s=1800.0, progress=None,
-          limit_s=None):
+def bench(
+    worlds=1000, seed=0, size="small", jobs=None, wall_cap_s=1800.0, progress=None, limit_s=None
+):
     """`worlds` random worlds with random faults, each with the monitor on and off, in
     simulated time over `jobs` processes, stopped at `wall_cap_s` (what finished is reported,
     and that it was cut). Returns the summary dict."""
@@ -139,7 +157,9 @@ def summarise(runs, asked, wall_s, cap_s, cut, jobs, size):
             else None,
             "stops": dict(sorted(stops.items())),
             "monitor_misses": sum(r["monitor_misses"] for r in rs),
-            "planner_miss_rate_no_faults": round(clean_miss / clean_jobs, 5) if clean_jobs else None,
+            "planner_miss_rate_no_faults": round(clean_miss / clean_jobs, 5)
+            if clean_jobs
+            else None,
             "planner_jobs_no_faults": clean_jobs,
             "min_clearance_mm_moving": round(min(clear), 1) if clear else None,
             "faults_injected": _count_faults(rs),

@@ -144,8 +144,7 @@ class _Board:
         return self.now
 
     def poll(self, t):
-        if self.now < t:
-            self.now = t
+        self.now = max(self.now, t)
         while self.now <= t:
             if self.sched.run_once() is None:
                 break
@@ -194,10 +193,14 @@ class Sim:
             self.finder = detection or DetectionModel([0.9] * 12, [30000])
         else:
             self.finder = None
-        self.perception = Perception(self.finder, np.random.default_rng([seed, 27]), self._is_person)
+        self.perception = Perception(
+            self.finder, np.random.default_rng([seed, 27]), self._is_person
+        )
         straight = math.hypot(world.goal[0] - world.start[0], world.goal[1] - world.start[1])
         self.limit_us = int((limit_s or (straight / 400.0 + 25.0)) * 1e6)
-        self.faults = _faults.schedule(faults, np.random.default_rng([seed, 28]), self.limit_us * 0.6)
+        # Faults fall while the robot is on its way (it goes about 0.6 m/s on average).
+        span = max(4e6, straight / 600.0 * 1e6)
+        self.faults = _faults.schedule(faults, np.random.default_rng([seed, 28]), span)
         self.progress = progress
         self.res = Result(seed, (world.w, world.h), monitor, self.faults)
         self.events = []  # heap of (t, n, fn)
@@ -293,7 +296,9 @@ class Sim:
         missed = end - release > EDGE_PERIOD
         self.res.plan_jobs += 1
         self.res.plan_misses += missed
-        if not any(f.kind in _faults.TIMING and f.t0 - EDGE_PERIOD <= release < f.t1 for f in self.faults):
+        if not any(
+            f.kind in _faults.TIMING and f.t0 - EDGE_PERIOD <= release < f.t1 for f in self.faults
+        ):
             self.res.plan_jobs_clean += 1
             self.res.plan_misses_clean += missed
         if cmd is None:

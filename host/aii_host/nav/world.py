@@ -38,7 +38,9 @@ def parse_size(text):
             f"--size {text!r}: small, medium, large or WxH in metres (e.g. 12x8)"
         ) from None
     lo, hi = SIZE_LIMITS
-    if not (math.isfinite(w) and math.isfinite(h) and lo <= w * 1000 <= hi and lo <= h * 1000 <= hi):
+    if not (
+        math.isfinite(w) and math.isfinite(h) and lo <= w * 1000 <= hi and lo <= h * 1000 <= hi
+    ):
         raise NavError(f"--size {text!r}: each side 4 .. 60 m")
     return int(w * 1000), int(h * 1000)
 
@@ -76,8 +78,7 @@ class World:
             dx = max(x0 - x, 0.0, x - x1)
             dy = max(y0 - y, 0.0, y - y1)
             d = math.hypot(dx, dy) if dx or dy else -min(x - x0, x1 - x, y - y0, y1 - y)
-            if d < c:
-                c = d
+            c = min(c, d)
         return c - r
 
     def clearance(self, x, y, r):
@@ -85,8 +86,7 @@ class World:
         cp = _INF
         for p in self.people:
             d = math.hypot(p.x - x, p.y - y) - p.r - r
-            if d < cp:
-                cp = d
+            cp = min(cp, d)
         return self.box_clearance(x, y, r), cp
 
     @property
@@ -220,11 +220,11 @@ def _grid_free(w, h, rects, inflate):
     """Boolean grid (CELL mm) of cells whose centre is at least `inflate` from walls and boxes."""
     from scipy import ndimage
 
-    nx, ny = int(math.ceil(w / CELL)), int(math.ceil(h / CELL))
+    nx, ny = math.ceil(w / CELL), math.ceil(h / CELL)
     occ = np.zeros((ny, nx), bool)
     occ[0, :] = occ[-1, :] = occ[:, 0] = occ[:, -1] = True
     for x0, y0, x1, y1 in rects:
-        occ[int(y0 // CELL) : int(math.ceil(y1 / CELL)), int(x0 // CELL) : int(math.ceil(x1 / CELL))] = True
+        occ[int(y0 // CELL) : math.ceil(y1 / CELL), int(x0 // CELL) : math.ceil(x1 / CELL)] = True
     dist = ndimage.distance_transform_edt(~occ) * CELL
     return dist >= inflate, dist
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The planner on the edge board (docs/navigation.md, 5): the complex controller of the Simplex
-pair. It knows the floor plan (walls and boxes, not people): a cost-to-goal field over a
+pair. It knows the floor plan (walls and most boxes: world.unmapped are not on it; not people): a cost-to-goal field over a
 CELL mm grid (skimage.graph.MCP_Geometric) gives the way; a dynamic window over turn rates
 picks an arc clear of what the lidar sees (people, told by the camera, kept further off); the
 speed is the highest the monitor would pass on the planner's own view, asked of the firmware's
@@ -39,7 +39,7 @@ class Planner:
         self.p = p
         self.goal = world.goal
         r = p["radius_mm"] + p["margin_mm"]
-        free, dist = _grid_free(world.w, world.h, world.rect_list, r + 50)
+        free, dist = _grid_free(world.w, world.h, world.mapped_rects, r + 50)
         cost = np.where(free, 1.0 + 3.0 * np.clip((900.0 - dist) / 900.0, 0, 1), np.inf)
         from skimage.graph import MCP_Geometric
 
@@ -128,19 +128,23 @@ class Planner:
         score = score + 300 * np.abs(OMEGAS) + np.clip(1200 - dmin_s.min(axis=1), 0, None)
         score = score + np.clip(2000 - dmin_p.min(axis=1), 0, None)
         score[bad] = np.inf
-        k = int(np.argmin(score))
-        if not np.isfinite(score[k]):
+        order = [int(k) for k in np.argsort(score) if np.isfinite(score[k])]
+        if not order:
             return Cmd(0, int(math.copysign(400, err)), [], "no clear arc: looking around")
-        om = float(OMEGAS[k])
-        v = int(min(V_CRUISE, 0.9 * dgoal + 150))
+        v0 = int(min(V_CRUISE, 0.9 * dgoal + 150))
         sectors = self._sectors(view)
-        while v >= 80:
-            w = int(om * 1000)
-            path = _path(x, y, th, om / max(v, 1) * 1000, 2000)
-            if self.would_pass(now, view, odom, v, w, path, sectors):
-                return Cmd(v, w, path, "")
-            v = int(v * 0.7)
-        return Cmd(0, 0, [], "too close to go")
+        # The best arcs first, each at falling speeds, until one would pass the monitor.
+        for k in order[:4]:
+            om = float(OMEGAS[k])
+            for v in (v0, v0 * 6 // 10, v0 * 3 // 10, 100):
+                w = int(om * 1000)
+                path = _path(x, y, th, om / max(v, 1) * 1000, 2000)
+                if self.would_pass(now, view, odom, v, w, path, sectors):
+                    return Cmd(v, w, path, "")
+        # Too close to go anywhere ahead: turn on the spot toward the best arc's side (a turn
+        # from standing always passes), to face space the scan shows free.
+        side = float(OMEGAS[order[0]]) or err
+        return Cmd(0, int(math.copysign(500, side)), [], "too close to go: turning")
 
 
 def _arcs(x, y, th, v, omegas, steps):

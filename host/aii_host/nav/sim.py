@@ -197,7 +197,7 @@ class Sim:
             self.finder, np.random.default_rng([seed, 27]), self._is_person
         )
         straight = math.hypot(world.goal[0] - world.start[0], world.goal[1] - world.start[1])
-        self.limit_us = int((limit_s or (straight / 400.0 + 25.0)) * 1e6)
+        self.limit_us = int((limit_s or (straight / 400.0 + 20.0)) * 1e6)
         # Faults fall while the robot is on its way (it goes about 0.6 m/s on average).
         span = max(4e6, straight / 600.0 * 1e6)
         self.faults = _faults.schedule(faults, np.random.default_rng([seed, 28]), span)

@@ -5,7 +5,7 @@ walking between waypoints, all from one seed.
 Lengths are mm, times us. The floor is [0, w] x [0, h]; boxes are axis-aligned rectangles at
 least 400 mm on a side; people are discs of PERSON_R mm walking at most PEOPLE_MAX mm/s (the
 monitor's `people` bound) in straight lines, pausing now and then; they ignore the robot
-except that nobody walks into it (they wait). Every box keeps a passage at least PASSAGE mm
+except that nobody walks into it (they turn away). Every box keeps a passage at least PASSAGE mm
 wide between start and goal.
 """
 
@@ -18,8 +18,10 @@ from .errors import NavError
 
 PERSON_R = 250
 PEOPLE_MAX = 900  # mm/s: what the simulated people walk at most (the monitor assumes 1000)
+PERSONAL = 300  # mm: people keep this far from the robot (they turn away)
 PASSAGE = 2400  # mm: the narrowest passage kept between start and goal
 CELL = 100  # mm: the planner's and the generator's grid
+UNMAPPED = 0.35  # the share of boxes missing from the planner's floor plan
 SIZES = {"small": (10000, 7000), "medium": (16000, 10000), "large": (24000, 14000)}
 SIZE_LIMITS = (4000, 60000)
 _INF = float("inf")
@@ -69,6 +71,12 @@ class World:
     people: list = field(default_factory=list)
     rng: object = None  # the people's own random stream
     robot_r: int = 250
+    unmapped: tuple = ()  # boxes put down after the planner's floor plan was drawn
+
+    @property
+    def mapped_rects(self):
+        """The floor plan the planner knows: every box but the unmapped ones."""
+        return [r for i, r in enumerate(self.rect_list) if i not in self.unmapped]
 
     # ---- geometry ----
     def box_clearance(self, x, y, r):
@@ -113,8 +121,11 @@ class World:
                 self._new_target(p)
             else:
                 nx, ny = p.x + dx / d * step, p.y + dy / d * step
-            if math.hypot(nx - rx, ny - ry) < p.r + rr + 5:
-                p.vx = p.vy = 0.0  # waits for the robot to pass
+            if math.hypot(nx - rx, ny - ry) < p.r + rr + PERSONAL:
+                # Nobody walks into the robot: they turn to somewhere else (waiting for it
+                # could wait for ever, as the robot waits for them to leave).
+                p.vx = p.vy = 0.0
+                self._new_target(p)
                 continue
             p.vx, p.vy = (nx - p.x) / dt, (ny - p.y) / dt
             p.x, p.y = nx, ny
@@ -124,7 +135,7 @@ class World:
         if rng.random() < 0.4:
             p.pause_us = int(rng.uniform(0.2, 2.0) * 1e6)
         for _ in range(30):
-            if rng.random() < 0.5:
+            if rng.random() < 0.3:
                 # Across the robot's way: a point near the start-goal line.
                 t = rng.uniform(0.15, 0.85)
                 tx = self.start[0] + t * (self.goal[0] - self.start[0]) + rng.normal(0, 800)
@@ -244,9 +255,10 @@ def generate(seed, size="small", people=None, boxes=None, robot_r=250):
     rng = np.random.default_rng([seed, 23])
     area = w * h / 1e6
     sy = float(rng.uniform(1500, h - 1500))
-    goal = (w - 1000.0, float(rng.uniform(1500, h - 1500)))
-    start = (1000.0, sy, math.atan2(goal[1] - sy, goal[0] - 1000.0))
-    n_boxes = int(area / 9) if boxes is None else boxes
+    # Start and goal far enough from the walls for the passage test to hold there too.
+    goal = (w - 1300.0, float(rng.uniform(1500, h - 1500)))
+    start = (1300.0, sy, math.atan2(goal[1] - sy, goal[0] - 1300.0))
+    n_boxes = int(area / 12) if boxes is None else boxes
     rects = []
     for _ in range(n_boxes * 4):
         if len(rects) >= n_boxes:
@@ -260,6 +272,8 @@ def generate(seed, size="small", people=None, boxes=None, robot_r=250):
         if _connected(free, start, goal):
             rects.append(r)
     world = World(seed, w, h, np.array(rects, float).reshape(-1, 4), start, goal, robot_r=robot_r)
+    # A map is never quite up to date: a third of the boxes are not on it (the lidar sees them).
+    world.unmapped = tuple(i for i in range(len(rects)) if rng.random() < UNMAPPED)
     world.rng = np.random.default_rng([seed, 24])
     n_people = max(1, int(area / 25)) if people is None else people
     for _ in range(n_people):

@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 
+from .. import frame as fr
 from ..client import NodeClient, NodeError
 from ..transport import TransportError
 from .errors import NavError
@@ -99,7 +100,13 @@ class Board:
                     ) from None
 
     def send(self, kind, body):
-        self.q.put(("nav_" + kind, body, True))
+        self.q.put(("nav_" + kind, body, time.monotonic()))
+
+    def flush(self, timeout=10.0):
+        """Waits until every queued frame went out."""
+        end = time.monotonic() + timeout
+        while not self.q.empty() and time.monotonic() < end:
+            time.sleep(0.005)
 
     def request(self, kind, body=None, auth=None):
         """A request from the I/O thread (the client is not shared); waits for its answer."""
@@ -138,17 +145,17 @@ class Board:
             except queue.Empty:
                 item = None
             try:
-                if item is None:
-                    c.drain(quiet=0.002)
-                elif len(item) == 3:
-                    kind, body, auth = item
+                if item is not None and len(item) == 3:
+                    # Nav frames are pipelined: written at once, their answers read as they
+                    # come (the node answers several per console job; waiting for each answer
+                    # would allow one frame per job).
+                    kind, body, queued = item
+                    # The time a frame waited here is part of its age: the monitor counts only
+                    # link_us for the wire.
+                    body = dict(body, age=body["age"] + int((time.monotonic() - queued) * 1e6))
+                    c.t.write(fr.encode(c._seq_for(False), kind, body, self.key, node=NODE))
                     self.sent += 1
-                    try:
-                        c.request(kind, body, auth=auth, seq=c._seq_for(False), retries=0)
-                    except NodeError as e:
-                        self.refused += 1
-                        self.errors[e.msg[:60]] += 1
-                else:
+                elif item is not None:
                     kind, body, auth, box, done = item
                     try:
                         box.append(c.request(kind, body, auth=auth))
@@ -158,9 +165,23 @@ class Board:
                 if time.monotonic() - last_ack > 1.0 and self._acked:
                     last_ack = time.monotonic()
                     c.request("events", {"ack": self._acked}, retries=0)
+                for line in c.drain(quiet=0.001):
+                    self._answer(line)
             except TransportError:
                 self.lost += 1  # no answer in time: the monitor's limits see it
             self._note()
+
+    def _answer(self, line):
+        if not line.startswith(b"@"):
+            return
+        try:
+            f = fr.decode(line)
+        except fr.FrameError:
+            return
+        if f.kind == "err":
+            self.refused += 1
+            b = f.body if isinstance(f.body, dict) else {}
+            self.errors[str(b.get("msg", ""))[:60]] += 1
 
     def close(self):
         self._stop = True

@@ -233,7 +233,7 @@ def do_navigate(args):
             b = s["board"]
             print(
                 f"board: {b['frames_sent']} frames sent, {b['frames_refused']} refused, "
-                f"{b['frames_unanswered']} unanswered, {b['monitor_checks']} checks"
+                f"{b['link_errors']} link errors, {b['monitor_checks_since_last_boot']} checks since the board's last boot"
             )
         if args.plot:
             print(f"plot: {args.plot}")

@@ -62,15 +62,16 @@ def scenario(
             )
             res = sim.run()
             st = b.request("nav_status")
-            # The node's own count of stops by cause is the record (its events carry each one).
-            res.stops = {k: v for k, v in st["stops"].items() if v}
-            res.monitor_misses = max(res.monitor_misses, st["misses"])
+            # res.stops counts the node's stop events as they came (a reset restarts the
+            # node's own counts, given here for its last boot).
             res.board = {
+                "stops_since_last_boot": {k: v for k, v in st["stops"].items() if v},
+                "misses_since_last_boot": st["misses"],
                 "frames_sent": b.sent,
                 "frames_refused": b.refused,
-                "frames_unanswered": b.lost,
+                "link_errors": b.lost,
                 "refusals": dict(b.errors.most_common(4)),
-                "monitor_checks": st["checks"],
+                "monitor_checks_since_last_boot": st["checks"],
                 "micropython": bool(micropython),
             }
         finally:

@@ -193,6 +193,8 @@ def do_navigate(args):
         raise NavError(
             f"{args.micropython}: no such MicroPython binary (make test-device builds one)"
         )
+    if args.monitor == "off" and board is not None:
+        raise NavError("--monitor off runs in simulated time only: add --board none")
     camera = args.camera or ("real" if board else "model")
     where = "on a simulated board, real time" if board else "simulated time"
     if not args.json:

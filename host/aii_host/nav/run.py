@@ -42,7 +42,7 @@ def scenario(
         )
         return w, sim.run()
     if not monitor:
-        raise NavError("--monitor off runs in simulated time only (--board none)")
+        raise NavError("--monitor off runs in simulated time only: add --board none")
     from .board import Board
 
     with tempfile.TemporaryDirectory(prefix="aii-nav-") as td:

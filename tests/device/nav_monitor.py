@@ -31,8 +31,7 @@ t = 0
 
 def mon(**cfg):
     base = {"people": 0, "link_us": 0}
-    for k in cfg:
-        base[k] = cfg[k]
+    base.update(cfg)
     m = M.Monitor(base, 0)
     m.set_response(5000)
     stops = []
@@ -82,7 +81,7 @@ seq = 1
 
 
 def fresh(v=300):
-    global seq, t
+    global seq
     seq += 1
     scan(m, t, seq, [5000] * 64)
     odom(m, t, seq, v)

@@ -78,7 +78,7 @@ def test_faults_end_in_stops_with_their_causes(capsys, seed, faults, causes):
 
 
 def test_the_baseline_has_no_monitor(capsys):
-    rc, out, _ = run(
+    _, out, _ = run(
         capsys,
         "navigate",
         "--seed",
@@ -110,7 +110,7 @@ def test_navigate_end_to_end_on_a_simulated_board(capsys):
 def test_navigate_bench_reports_both_modes(capsys):
     rc, out, _ = run(capsys, "navigate-bench", "--worlds", "2", "--jobs", "2", "--json")
     s = json.loads(out)
-    assert s["worlds_run"] == 2 and not s["cut_by_wall_cap"]
+    assert rc == 0 and s["worlds_run"] == 2 and not s["cut_by_wall_cap"]
     for mode in ("monitor_on", "monitor_off"):
         for k in (
             "collisions",
@@ -136,6 +136,6 @@ def test_navigate_bench_reports_both_modes(capsys):
     ],
 )
 def test_bad_arguments_one_line(capsys, argv, says):
-    rc, out, err = run(capsys, "navigate", *argv)
+    rc, _, err = run(capsys, "navigate", *argv)
     # A usage error shows the usage first; the last line says what is wrong.
     assert rc in (1, 64) and says in err.strip().splitlines()[-1] and "Traceback" not in err, err

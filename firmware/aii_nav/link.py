@@ -13,25 +13,11 @@ node events (`stop` with its cause, `go`), kept until the host acks them.
 """
 
 from aii import MISS
+from aii_node.clock import ticks_add, ticks_diff, ticks_us
 from aii_node.frame import E_ARGS, E_STORAGE, build
 from aii_node.proto import ProtoError
 
 from .monitor import Monitor
-
-try:
-    from time import ticks_add, ticks_diff, ticks_us
-except ImportError:  # CPython without the simulated board's time shim (unit tests)
-    import time as _t
-
-    def ticks_us():
-        return int(_t.monotonic() * 1000000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-    def ticks_add(a, b):
-        return a + b
-
 
 GLUE = ("estop_pin", "estop_active")  # the node's settings; the rest are the monitor's
 ESTOP_FILE = "nav_estop"  # in the data folder: a remote E-stop outlives a reset

@@ -130,7 +130,7 @@ def test_navigate_bench_reports_both_modes(capsys):
         (["--size", "2x2"], "each side 4 .. 60 m"),
         (["--size", "big"], "small, medium, large"),
         (["--faults", "meteor"], "unknown fault"),
-        (["--seed", "-1"], "--seed must be"),
+        (["--seed", "-1"], "must be an integer >= 0"),
         (["--monitor", "off"], "simulated time only"),
         (["--micropython", "/nonexistent/mp"], "no such MicroPython"),
     ],

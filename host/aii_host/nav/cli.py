@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from ..clikit import nonnegative_int, positive_float, positive_int
 from .errors import NavError
 
 NAV_EXAMPLES = """\
@@ -31,29 +32,6 @@ examples:
 
 exit status: 0 no collision with the monitor and no monitor miss, 2 otherwise, 1 refused, 64
 usage error."""
-
-
-def _int_in(lo, hi, what):
-    def conv(text):
-        try:
-            v = int(text, 10)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{what} must be {lo}..{hi}, got {text!r}")
-        return v
-
-    return conv
-
-
-def _seconds(text):
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 1.0 <= v <= 86400.0:
-        raise argparse.ArgumentTypeError(f"must be 1 .. 86400 s, got {text!r}")
-    return v
 
 
 def _size(text):
@@ -89,7 +67,7 @@ def add_parsers(sub):
         epilog=NAV_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--seed", type=_int_in(0, 2**31 - 1, "--seed"), default=1, help="world seed")
+    p.add_argument("--seed", type=nonnegative_int, default=1, help="world seed")
     p.add_argument(
         "--size",
         type=_size,
@@ -122,7 +100,7 @@ def add_parsers(sub):
     )
     p.add_argument(
         "--limit-s",
-        type=_seconds,
+        type=positive_float,
         default=None,
         help="simulated seconds before giving up (default: from the distance)",
     )
@@ -142,23 +120,23 @@ def add_parsers(sub):
         epilog=BENCH_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("--worlds", type=_int_in(1, 100000, "--worlds"), default=100)
+    b.add_argument("--worlds", type=positive_int, default=100)
     b.add_argument(
         "--seed",
-        type=_int_in(0, 2**31 - 1, "--seed"),
+        type=nonnegative_int,
         default=0,
         help="first world's seed (the others follow)",
     )
     b.add_argument("--size", type=_size, default="small")
     b.add_argument(
         "--jobs",
-        type=_int_in(1, 64, "--jobs"),
+        type=positive_int,
         default=None,
         help="processes (default: the CPU count, at most 4)",
     )
     b.add_argument(
         "--wall-cap-s",
-        type=_seconds,
+        type=positive_float,
         default=1800.0,
         help="stop after this much wall time (default 1800)",
     )

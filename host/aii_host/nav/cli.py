@@ -58,11 +58,11 @@ def add_parsers(sub):
         "navigate",
         help="run one robot scenario with the safety monitor (docs/navigation.md)",
         description=(
-            "A differential-drive robot crosses a seeded 2-D world of boxes and walking people. "
-            "The planner and perception run as 100 ms deadline jobs on this host; the safety "
-            "monitor runs in the node firmware on a simulated board (in real time) or, with "
-            "--board none, its same code in simulated time. Prints progress, then a summary "
-            "(or JSON)."
+            "A differential-drive robot crosses a seeded 2-D world of boxes and walking people.\n"
+            "The planner and perception run as 100 ms deadline jobs on this host; the safety\n"
+            "monitor runs in the node firmware on a simulated board (in real time) or, with\n"
+            "--board none, its same code in simulated time. Prints progress, then a summary\n"
+            "(or JSON). The safety case: docs/navigation.md, section 3."
         ),
         epilog=NAV_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -112,9 +112,9 @@ def add_parsers(sub):
         "navigate-bench",
         help="many random worlds with injected faults, monitor on and off (simulated time)",
         description=(
-            "Runs --worlds random worlds with random faults in simulated time, each twice in the "
-            "same run: with the safety monitor and without it (the baseline). Reports "
-            "collisions, goals reached, stops by cause, monitor misses, the planner's miss "
+            "Runs --worlds random worlds with random faults in simulated time, each twice in\n"
+            "the same run: with the safety monitor and without it (the baseline). Reports\n"
+            "collisions, goals reached, stops by cause, monitor misses, the planner's miss\n"
             "rate without faults and the closest approach. Stops at --wall-cap-s and says so."
         ),
         epilog=BENCH_EXAMPLES,

@@ -108,7 +108,9 @@ def test_navigate_end_to_end_on_a_simulated_board(capsys):
 
 
 def test_navigate_bench_reports_both_modes(capsys):
-    rc, out, _ = run(capsys, "navigate-bench", "--worlds", "2", "--jobs", "2", "--json")
+    rc, out, _ = run(
+        capsys, "navigate-bench", "--worlds", "2", "--jobs", "2", "--timing", "nominal", "--json"
+    )
     s = json.loads(out)
     assert rc == 0 and s["worlds_run"] == 2 and not s["cut_by_wall_cap"]
     for mode in ("monitor_on", "monitor_off"):

@@ -28,6 +28,7 @@ says why), 64 usage error."""
 BENCH_EXAMPLES = """\
 examples:
   aii navigate-bench --worlds 50                     50 worlds with random faults, monitor on and off
+  aii navigate-bench --worlds 20 --timing nominal    quick: fixed job durations, no measuring first
   aii navigate-bench --worlds 1000 --wall-cap-s 1800 --json   the make-bench figure
 
 exit status: 0 no collision with the monitor and no monitor miss, 2 otherwise, 1 refused, 64
@@ -140,6 +141,13 @@ def add_parsers(sub):
         default=1800.0,
         help="stop after this much wall time (default 1800)",
     )
+    b.add_argument(
+        "--timing",
+        choices=("measured", "nominal"),
+        default="measured",
+        help="measured (default): the edge jobs' durations and the face detector's rates "
+        "measured here first (about a minute); nominal: plausible fixed ones (quick)",
+    )
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=do_navigate_bench)
 
@@ -221,10 +229,24 @@ def do_navigate(args):
 
 
 def do_navigate_bench(args):
-    from .run import bench
+    from .run import bench, measure
 
+    timing = det = None
+    if args.timing == "measured":
+        if not args.json:
+            print("measuring the edge jobs and the face detector here ...", flush=True)
+        timing, det = measure()
     prog = _progress(not args.json, "worlds")
-    out = bench(args.worlds, args.seed, args.size, args.jobs, args.wall_cap_s, prog)
+    out = bench(
+        args.worlds,
+        args.seed,
+        args.size,
+        args.jobs,
+        args.wall_cap_s,
+        prog,
+        timing=timing,
+        detection=det,
+    )
     if args.json:
         print(json.dumps(out))
     else:

@@ -79,14 +79,42 @@ def scenario(
     return w, res
 
 
+def measure(worlds=2, seed=900, progress=None):
+    """What the edge jobs take here: perceive (the real face detector on rendered frames) and
+    plan durations from `worlds` worlds in simulated time with camera="real", and the detector's
+    rates by distance (camera.calibrate) -> (Timing, DetectionModel)."""
+    from .camera import calibrate
+    from .sim import Timing
+
+    nominal = Timing.nominal()
+    perceive, plan = [], []
+    for k in range(worlds):
+        w = _world.generate(seed + k, "small")
+        sim = Sim(w, monitor=True, faults=(), camera="real", seed=seed + k, limit_s=15)
+        sim.run()
+        perceive += sim.measured["perceive"]
+        plan += sim.measured["plan"]
+    det = calibrate(n_per_bin=3, progress=progress)
+    return Timing(perceive, plan, nominal.console, nominal.monitor), det
+
+
 def _one(args):
-    seed, size, limit_s = args
+    seed, size, limit_s, timing, det = args
     out = {}
     # The same world and the same faults, with and without the monitor.
     for on in (True, False):
         t0 = time.perf_counter()
         w = _world.generate(seed, size)
-        sim = Sim(w, monitor=on, faults="random", camera="model", seed=seed, limit_s=limit_s)
+        sim = Sim(
+            w,
+            monitor=on,
+            faults="random",
+            camera="model",
+            seed=seed,
+            limit_s=limit_s,
+            timing=timing,
+            detection=det,
+        )
         r = sim.run()
         s = r.summary()
         s["plan_misses"] = r.plan_misses
@@ -98,7 +126,15 @@ def _one(args):
 
 
 def bench(
-    worlds=1000, seed=0, size="small", jobs=None, wall_cap_s=1800.0, progress=None, limit_s=None
+    worlds=1000,
+    seed=0,
+    size="small",
+    jobs=None,
+    wall_cap_s=1800.0,
+    progress=None,
+    limit_s=None,
+    timing=None,
+    detection=None,
 ):
     """`worlds` random worlds with random faults, each with the monitor on and off, in
     simulated time over `jobs` processes, stopped at `wall_cap_s` (what finished is reported,
@@ -108,7 +144,7 @@ def bench(
     runs = []
     cut = False
     ctx = multiprocessing.get_context("fork")
-    tasks = [(seed + k, size, limit_s) for k in range(worlds)]
+    tasks = [(seed + k, size, limit_s, timing, detection) for k in range(worlds)]
     with ctx.Pool(jobs) as pool:
         it = pool.imap_unordered(_one, tasks)
         while len(runs) < worlds:
@@ -124,8 +160,24 @@ def bench(
             if progress:
                 progress(len(runs), worlds)
         pool.terminate()
-    runs.sort()
-    return summarise(runs, worlds, time.monotonic() - t0, wall_cap_s, cut, jobs, size)
+    runs.sort(key=lambda r: r[0])
+    out = summarise(runs, worlds, time.monotonic() - t0, wall_cap_s, cut, jobs, size)
+    if timing is not None:
+        out["durations_us"] = {k: _pcts(v) for k, v in timing.as_dict().items()}
+    if detection is not None:
+        out["detection"] = detection.as_dict()
+        out["detection"].pop("durations_us", None)
+    return out
+
+
+def _pcts(v):
+    s = sorted(v)
+    return {
+        "n": len(s),
+        "p50": s[len(s) // 2],
+        "p99": s[min(len(s) - 1, len(s) * 99 // 100)],
+        "max": s[-1],
+    }
 
 
 def summarise(runs, asked, wall_s, cap_s, cut, jobs, size):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import sched as _sched
+from .._errors import AIIError
 from . import faults as _faults
 from . import fw
 from .camera import DetectionModel, FaceFinder, render
@@ -102,6 +103,7 @@ class Result:
     wcrt_us: int = 0
     deadman: int = 0  # times the drive's dead-man braked on its own
     board: dict = None  # the simulated board's link figures (real-time runs)
+    errors: list = field(default_factory=list)  # requests to the board that failed
 
     def summary(self):
         rate = self.plan_misses / self.plan_jobs if self.plan_jobs else 0.0
@@ -129,6 +131,7 @@ class Result:
             "monitor_wcrt_us": self.wcrt_us,
             "wall_s": round(self.wall_s, 2),
             "board": self.board,
+            "errors": self.errors,
         }
 
 
@@ -489,8 +492,8 @@ class Sim:
             if f.kind == "watchdog" and self.board is None:
                 self.at(f.t0, self._hang)
             if f.kind == "estop" and self.board is not None:
-                self.at(f.t0, lambda: self.board.request("nav_estop"))
-                self.at(f.t1, lambda: self.board.request("nav_release", auth=True))
+                self.at(f.t0, lambda: self._board_request("nav_estop"))
+                self.at(f.t1, lambda: self._board_request("nav_release", True))
         while self.t < self.limit_us and not self.done:
             self.t += TICK
             t = self.t
@@ -534,6 +537,14 @@ class Sim:
         res.camera = {"asked": self.perception.asked, "found": self.perception.found}
         res.wall_s = time.perf_counter() - t0
         return res
+
+    def _board_request(self, kind, auth=None):
+        try:
+            self.board.request(kind, auth=auth)
+        except AIIError as e:
+            # Not delivered (a board resetting, a loaded host): said in the result; the run
+            # goes on as the robot would, without that request.
+            self.res.errors.append(f"{kind}: {e}"[:160])
 
     def _board_tick(self, t, wall0):
         # Real time: the world waits for the clock; the board's outputs act when they arrive.

@@ -558,8 +558,9 @@ class Sim:
             elif item[1] == "stop":
                 cause = item[2].get("cause", "?")
                 self._on_stop(cause, item[2])
-            elif item[1] in ("miss", "overrun") and item[2].get("task") == "nav":
-                self.res.monitor_misses += 1
+            elif item[1] == "miss" and item[2].get("task") == "nav":
+                # The node sends one miss event per heartbeat, counting the others in "more".
+                self.res.monitor_misses += 1 + int(item[2].get("more", 0))
 
     def _hang(self):
         # The microcontroller stops running anything: its watchdog is not fed, and resets it.

@@ -264,6 +264,9 @@ def do_config_set(node, args):
 
 
 # ---- navigation (docs/navigation.md): answered by a node whose config has "nav" ----
+_MAC = 2  # signed, but nothing durable changes: no session write (the nav frames' own seqs)
+
+
 def _nav(node):
     nav = getattr(node, "nav", None)
     if nav is None:
@@ -290,9 +293,6 @@ def do_nav_status(node, args):
 
 def do_nav_estop(node, args):
     return _nav(node).press()  # anyone may stop the robot: no MAC
-
-
-_MAC = 2  # signed, but nothing durable changes: no session write (the nav frames' own seqs)
 
 
 def do_nav_release(node, args):

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from ..clikit import nonnegative_int, positive_float, positive_int
+from ..clikit import EXIT_CRITICAL, nonnegative_int, positive_float, positive_int
 from .errors import NavError
 
 NAV_EXAMPLES = """\
@@ -225,7 +225,7 @@ def do_navigate(args):
             )
         if args.plot:
             print(f"plot: {args.plot}")
-    return 2 if s["collisions"] else 0
+    return EXIT_CRITICAL if s["collisions"] else 0
 
 
 def do_navigate_bench(args):
@@ -252,7 +252,7 @@ def do_navigate_bench(args):
     else:
         print(table(out))
     on = out["monitor_on"]
-    return 2 if on["collisions"] or on["monitor_misses"] else 0
+    return EXIT_CRITICAL if on["collisions"] or on["monitor_misses"] else 0
 
 
 def table(out):

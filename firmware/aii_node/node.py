@@ -82,6 +82,7 @@ class Node:
         self.uptime = 0
         self.refused = {}
         self.meters = []  # [name, periods due, (src, dst, quantity, amount) ids or None, task]
+        self.nav = None  # aii_nav.link.Nav when the config has "nav" (attached by start())
         self.probe_ms = cfg.get("probe_ms", 2000)
         self.origin = (ORIGIN_NONE, 0)  # who asks for the change under way (proto, console)
         self.serial = Guard("serial")  # bad MACs on the serial line
@@ -536,6 +537,8 @@ class Node:
                 self.tcp.send(line)
 
     def _on_miss(self, tid, kind, detail):
+        if self.nav is not None:
+            self.nav.on_miss(tid, kind)  # the monitor's own miss is a stop (aii_nav.link)
         # At most one event per task and kind per heartbeat period, counting the others in
         # "more": on an overloaded node, a frame per miss would only add to the load.
         key = (tid, kind)
@@ -730,6 +733,8 @@ class Node:
         for t in cfg.get("tasks", []):
             fn = self._meter(t) if t.get("action") == "meter" else self._noop
             self._add(fn, t["name"], t["period_us"], t["budget_us"], t.get("critical", False))
+        if "nav" in cfg:
+            self.attach_nav()
 
     def _add(self, fn, name, period, budget, critical=False):
         try:
@@ -737,6 +742,12 @@ class Node:
         except ValueError as e:  # AdmissionError too: the config's periods and budgets
             raise TaskError("task %s (period %d us, budget %d us): %s" % (name, period, budget, e))
         self.tasks.append((tid, name, period, budget))
+
+    def attach_nav(self):
+        """The safety monitor (aii_nav, docs/navigation.md) as a critical task of this node."""
+        from aii_nav.link import attach
+
+        self.nav = attach(self)
 
     def request_reset(self):
         self.reset_requested = True

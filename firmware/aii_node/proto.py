@@ -37,6 +37,7 @@ from .frame import (
     E_INTERNAL,
     E_LEDGER,
     E_REPLAY,
+    E_STATE,
     E_STORAGE,
     E_UNKNOWN,
 )
@@ -271,6 +272,42 @@ def do_config_set(node, args):
     return node.config_set(_arg(args, "key", str), args.get("value"))
 
 
+# ---- navigation (docs/navigation.md): answered by a node whose config has "nav" ----
+_MAC = 2  # signed, but nothing durable changes: no session write (the nav frames' own seqs)
+
+
+def _nav(node):
+    nav = getattr(node, "nav", None)
+    if nav is None:
+        why = getattr(node, "nav_error", None) or "this node's config has no nav section"
+        raise ProtoError(E_STATE, "no navigation monitor: " + why)
+    return nav
+
+
+def do_nav_scan(node, args):
+    return _nav(node).scan(args)
+
+
+def do_nav_odom(node, args):
+    return _nav(node).odom(args)
+
+
+def do_nav_cmd(node, args):
+    return _nav(node).cmd(args)
+
+
+def do_nav_status(node, args):
+    return _nav(node).status()
+
+
+def do_nav_estop(node, args):
+    return _nav(node).press()  # anyone may stop the robot: no MAC
+
+
+def do_nav_release(node, args):
+    return _nav(node).release()
+
+
 def do_maintenance(node, args):
     # What `aii deploy` sends a locked node first: Ctrl-C works again until the next boot.
     return node.maintenance()
@@ -295,6 +332,12 @@ COMMANDS = {
     b"commit_tx": (do_commit_tx, True),
     b"abort_tx": (do_abort_tx, True),
     b"config_set": (do_config_set, True),
+    b"nav_scan": (do_nav_scan, _MAC),
+    b"nav_odom": (do_nav_odom, _MAC),
+    b"nav_cmd": (do_nav_cmd, _MAC),
+    b"nav_status": (do_nav_status, False),
+    b"nav_estop": (do_nav_estop, False),
+    b"nav_release": (do_nav_release, True),
     b"maintenance": (do_maintenance, True),
     b"repair": (None, True),
 }
@@ -384,6 +427,10 @@ def _dispatch(node, f, link=None):
     if not changes:
         return ok(f.seq, fn(node, args))
     _authentic(node, f, link)
+    if changes == _MAC:
+        # Sensor data and commands move the robot, so only a key holder sends them; they change
+        # nothing on storage and are refused unless their own seq is above the last one.
+        return ok(f.seq, fn(node, args))
     if fn is None:
         return ok(f.seq, node.repair_frame(f.seq, args))  # its own rules (repair.py)
     changeable = getattr(node, "changeable", None)

@@ -348,7 +348,7 @@ def _stage_firmware(stage):
 
     fw = firmware_dir()
     out = []
-    for pkg in ("aii", "aii_node"):
+    for pkg in ("aii", "aii_node", "aii_nav"):
         dst = stage / pkg
         dst.mkdir()
         for src in sorted((fw / pkg).glob("*.py")):

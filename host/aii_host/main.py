@@ -312,6 +312,10 @@ def _parser():
     from .dashboard.cli import add_parsers as _dashboard_parsers
 
     _dashboard_parsers(sub)
+    # Navigation with a safety monitor (navigate, navigate-bench): aii_host.nav.
+    from .nav.cli import add_parsers as _nav_parsers
+
+    _nav_parsers(sub)
     return p
 
 

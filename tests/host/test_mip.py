@@ -34,7 +34,7 @@ MICROPYTHON = Path(sys.executable).with_name("micropython")
 QEMU_IMAGE = Path(
     os.environ.get("AII_QEMU_IMAGE") or REPO / "build" / "mps2-an385" / "firmware.elf"
 )
-PACKAGES = ("aii", "aii_node")
+PACKAGES = ("aii", "aii_node", "aii_nav")
 
 # A deterministic scenario, run on the device and on CPython: a virtual clock (jobs advance it,
 # idle waits jump it), two periodic tasks and a sporadic one, then ledger operations that touch

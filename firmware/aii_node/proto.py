@@ -272,42 +272,6 @@ def do_config_set(node, args):
     return node.config_set(_arg(args, "key", str), args.get("value"))
 
 
-# ---- navigation (docs/navigation.md): answered by a node whose config has "nav" ----
-_MAC = 2  # signed, but nothing durable changes: no session write (the nav frames' own seqs)
-
-
-def _nav(node):
-    nav = getattr(node, "nav", None)
-    if nav is None:
-        why = getattr(node, "nav_error", None) or "this node's config has no nav section"
-        raise ProtoError(E_STATE, "no navigation monitor: " + why)
-    return nav
-
-
-def do_nav_scan(node, args):
-    return _nav(node).scan(args)
-
-
-def do_nav_odom(node, args):
-    return _nav(node).odom(args)
-
-
-def do_nav_cmd(node, args):
-    return _nav(node).cmd(args)
-
-
-def do_nav_status(node, args):
-    return _nav(node).status()
-
-
-def do_nav_estop(node, args):
-    return _nav(node).press()  # anyone may stop the robot: no MAC
-
-
-def do_nav_release(node, args):
-    return _nav(node).release()
-
-
 def do_maintenance(node, args):
     # What `aii deploy` sends a locked node first: Ctrl-C works again until the next boot.
     return node.maintenance()
@@ -332,12 +296,6 @@ COMMANDS = {
     b"commit_tx": (do_commit_tx, True),
     b"abort_tx": (do_abort_tx, True),
     b"config_set": (do_config_set, True),
-    b"nav_scan": (do_nav_scan, _MAC),
-    b"nav_odom": (do_nav_odom, _MAC),
-    b"nav_cmd": (do_nav_cmd, _MAC),
-    b"nav_status": (do_nav_status, False),
-    b"nav_estop": (do_nav_estop, False),
-    b"nav_release": (do_nav_release, True),
     b"maintenance": (do_maintenance, True),
     b"repair": (None, True),
 }
@@ -499,3 +457,32 @@ COMMANDS[b"pt_load"] = (_pt("do_pt_load"), True)
 COMMANDS[b"pt_get"] = (_pt("do_pt_get"), False)
 COMMANDS[b"pt_put"] = (_pt("do_pt_put"), True)
 COMMANDS[b"pt_close"] = (_pt("do_pt_close"), True)
+
+
+# Navigation (docs/navigation.md): answered by the safety monitor (aii_nav.link.Nav) of a node
+# whose config has "nav". _MAC: signed, but nothing durable changes (no session write; the nav
+# frames' own seqs). Kept this small so that a node without nav spends little heap on it.
+_MAC = 2
+
+
+def _nav(method, with_args):
+    def handler(node, args):
+        nav = getattr(node, "nav", None)
+        if nav is None:
+            why = getattr(node, "nav_error", None) or "this node's config has no nav section"
+            raise ProtoError(E_STATE, "no navigation monitor: " + why)
+        fn = getattr(nav, method)
+        return fn(args) if with_args else fn()
+
+    return handler
+
+
+for _name, _method, _args, _changes in (
+    (b"nav_scan", "scan", True, _MAC),
+    (b"nav_odom", "odom", True, _MAC),
+    (b"nav_cmd", "cmd", True, _MAC),
+    (b"nav_status", "status", False, False),
+    (b"nav_estop", "press", False, False),  # anyone may stop the robot: no MAC
+    (b"nav_release", "release", False, True),
+):
+    COMMANDS[_name] = (_nav(_method, _args), _changes)

@@ -23,7 +23,7 @@ def one(node, line):
 
 
 def events(node, kind):
-    return [e for e in node.events.ring if e[1] == kind]
+    return [e for e in node.events.since(0) if e[1] == kind]
 
 
 def drive(node):

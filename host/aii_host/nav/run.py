@@ -29,18 +29,9 @@ def scenario(
     in this process; board="vboard" runs it in real time on a simulated board (CPython, or
     MicroPython's unix port with micropython=EXE)."""
     w = _world.generate(seed, size)
+    kw = dict(faults=faults, camera=camera, seed=seed, limit_s=limit_s, nav=nav, progress=progress)
     if board is None:
-        sim = Sim(
-            w,
-            monitor=monitor,
-            faults=faults,
-            camera=camera,
-            seed=seed,
-            limit_s=limit_s,
-            nav=nav,
-            progress=progress,
-        )
-        return w, sim.run()
+        return w, Sim(w, monitor=monitor, **kw).run()
     if not monitor:
         raise NavError("--monitor off runs in simulated time only: add --board none")
     from .board import Board
@@ -49,17 +40,7 @@ def scenario(
         log = Path(log_dir or td) / "nav-board.log"
         b = Board(td, nav=nav, micropython=micropython, log=log)
         try:
-            sim = Sim(
-                w,
-                monitor=True,
-                faults=faults,
-                camera=camera,
-                seed=seed,
-                limit_s=limit_s,
-                nav=nav,
-                progress=progress,
-                board=b,
-            )
+            sim = Sim(w, monitor=True, board=b, **kw)
             res = sim.run()
             st = b.request("nav_status")
             # res.stops counts the node's stop events as they came (a reset restarts the

@@ -26,7 +26,17 @@ def args_node_status(p):
 
 
 def args_keygen(p):
-    p.add_argument("node", help="the node's name (letters, digits, '_', '-', '.')")
+    p.add_argument(
+        "node",
+        nargs="?",
+        help="the node's name (letters, digits, '_', '-', '.'); with --operator, the operator's "
+        "(default: operator)",
+    )
+    p.add_argument(
+        "--operator",
+        action="store_true",
+        help="instead: a token for an operator of aii dashboard (NAME.operator, 0600)",
+    )
     p.add_argument(
         "--config", help="node configuration (JSON) to start from; its node and key are replaced"
     )
@@ -111,6 +121,12 @@ def do_keygen(args):
     import json
     from pathlib import Path
 
+    if args.operator:
+        return _operator_keygen(args)
+    if not args.node:
+        raise clikit.UsageError(
+            "give the node's name (or --operator for a dashboard operator's token)"
+        )
     template = read_config(Path(args.config)) if args.config else None
     key_file, cfg_file = keys.keygen(args.node, args.out, template, args.force)
     entry = keys.fleet_entry(args.node, key_file)
@@ -121,6 +137,25 @@ def do_keygen(args):
     print(f"deploy it:  aii deploy --port PORT --config {cfg_file}")
     print("its entry in the fleet file:")
     print(entry, end="")
+    return 0
+
+
+def _operator_keygen(args):
+    """A token for an operator of aii dashboard: NAME.operator in --out (docs/dashboard.md)."""
+    import json
+
+    from ..dashboard import tokens
+
+    if args.config:
+        raise clikit.UsageError("--config goes with a node's key, not with --operator")
+    name = args.node or "operator"
+    path = tokens.keygen(name, args.out, args.force)
+    if args.json:
+        print(json.dumps({"operator": name, "token_file": str(path)}))
+        return 0
+    print(f"keygen: operator {name}: token in {path} (0600)")
+    print(f"aii dashboard accepts it from that folder (--operators {path.parent});")
+    print("send it as a header: Authorization: Bearer $(cat " + str(path) + ")")
     return 0
 
 

@@ -96,7 +96,7 @@ test-fleet: $(SETUP) $(IMAGES_FIRST) ## Fleet tests: aggregation, verification, 
 	@mkdir -p $(RESULTS)
 	$(PY) -m pytest tests/fleet -q $(XDIST) --junitxml=$(RESULTS)/fleet.xml
 
-test-wheel: dist ## The wheel outside the checkout: a fresh venv, then aii --help, deploy --dry-run, demo
+test-wheel: dist ## The wheel outside the checkout: a fresh venv, then aii --help, deploy --dry-run, demo, vboard, dashboard
 	$(PY) tools/wheel_smoke.py --dist $(DIST) --results $(RESULTS)/wheel.json
 
 test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL; natmods on stock boards (not in make test)

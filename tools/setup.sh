@@ -38,6 +38,9 @@ command -v valgrind >/dev/null || missing+=(valgrind)
 # MPI for `aii particles run --procs K` (mpi4py, pinned in requirements-dev.txt, runs over it).
 command -v mpirun >/dev/null || missing+=(openmpi-bin)
 [ -n "$(compgen -G '/usr/lib/*/openmpi/include/mpi.h')" ] || missing+=(libopenmpi-dev)
+# MQTT broker for the sites tests and demo (docs/fleet.md §10); the tests start their own
+# Mosquitto on a loopback port with a generated config, never the package's service.
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v make >/dev/null || missing+=(make)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)

@@ -302,8 +302,10 @@ class GlobalVerifier:
         )
         return cp
 
-    def _advance(self, site, node, cut):
-        """The node's copy at `cut`, fetching what the stream did not bring; (copy, why not)."""
+    def _advance(self, site, node, cut, again=True):
+        """The node's copy at `cut`, fetching what the stream did not bring; (copy, why not).
+        When the gateway's own copy now starts after ours (it restarted from the node's
+        checkpoint: a gap, docs/fleet.md §4), ours is rebuilt from that base."""
         cp = site.nodes.get(node)
         if cp is None or cp.rep is None:
             cp = self._rebuild(site, node)
@@ -316,14 +318,21 @@ class GlobalVerifier:
                 r = self.request(
                     site.name, {"op": "records", "node": node, "from": lo, "limit": PAGE}
                 )
+                if r["base_seq"] >= lo and again:
+                    site.nodes.pop(node, None)
+                    return self._advance(site, node, cut, again=False)
                 got = r["records"]
                 for i in range(0, len(got), RECORD):
                     cp.ahead.setdefault(seq_of(got[i : i + RECORD]), got[i : i + RECORD])
                 if r["next"] is None or r["next"] <= lo:
                     break
                 lo = r["next"]
-            if any(s not in cp.ahead for s in range(cp.chain.seq + 1, cut + 1)):
-                return cp, f"records up to {cut} not available from the gateway"
+            gone = [s for s in range(cp.chain.seq + 1, cut + 1) if s not in cp.ahead]
+            if gone:
+                return cp, (
+                    f"records {gone[0]}..{gone[-1]} (of {cp.chain.seq + 1}..{cut}) not "
+                    "available from the gateway"
+                )
         data = b"".join(cp.ahead.pop(s) for s in range(cp.chain.seq + 1, cut + 1))
         cp.chain.advance(data)
         try:

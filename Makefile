@@ -37,7 +37,7 @@ define skip
 endef
 
 .PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-natmod test-mpy-suite fuzz soak chaos \
-	bench size check demo firmware natmod flash picotool clean distclean
+	bench size check demo demo-sites firmware natmod flash picotool clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -142,6 +142,9 @@ endif
 check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
+
+demo-sites: $(SETUP) ## Two sites on a local Mosquitto and a global verifier: transfers, a violation located (`aii demo --sites`)
+	$(VENV)/bin/aii demo --sites
 
 demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`)
 	@if [ -x $(VENV)/bin/aii ]; then \

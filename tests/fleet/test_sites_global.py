@@ -7,6 +7,8 @@ quantity, delta); a verifier started late rebuilds its copies and agrees; `aii v
 gives the same verdict and exit status."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -102,3 +104,17 @@ def test_two_sites_verified_across_kill_restart_broker_restart_and_a_violation(
             late.stop()
         for s in sites:
             print(s.name, s.log_text()[-3000:])
+
+
+def test_demo_sites_commits_and_locates_the_violation():
+    out = subprocess.run(
+        [sys.executable, "-m", "aii_host", "demo", "--sites"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert len(re.findall(r"25\.000 Wh: tx \d+ committed", out.stdout)) == 2, out.stdout
+    assert "violation located: site south, node s2, quantity Wh, delta +7000 raw" in out.stdout

@@ -92,6 +92,10 @@ class GlobalVerifier:
         self.others = {}  # vid -> its last verdict, for disagreement alerts
         self.started = time.monotonic()
         self.reports = 0
+        self.records_in = 0  # records the stream brought (bench: records/s through the broker)
+        self.reports_missed = 0  # reports of a gateway run never received (n skipped)
+        self.requests = 0  # records requests sent (rebuilds, and what the stream missed)
+        self.busy_s = 0.0  # time spent handling messages
         self.latency = collections.deque(maxlen=100000)  # report t -> verified, s
         self._q = queue.Queue()
         self._pending = {}  # correlation id -> [Event, response]
@@ -150,10 +154,12 @@ class GlobalVerifier:
                 continue
             if item is None:
                 return
+            t0 = time.perf_counter()
             try:
                 self.handle(*item)
             except Exception as e:  # noqa: BLE001 - the verifier serves every site: keep going
                 self.on_event("error", {"msg": f"{item[0]}: {type(e).__name__}: {e}"})
+            self.busy_s += time.perf_counter() - t0
 
     # -- messages --
 
@@ -220,6 +226,7 @@ class GlobalVerifier:
 
     def _records(self, site, p):
         self._mseq(site, p)
+        self.records_in += len(p["records"]) // RECORD
         cp = site.nodes.setdefault(p["node"], _Copy())
         data, first = p["records"], p["first"]
         floor = cp.chain.seq if cp.chain is not None else 0
@@ -234,41 +241,70 @@ class GlobalVerifier:
     def request(self, site, body, timeout=REQ_TIMEOUT):
         """Sends a request to `site`'s gateway and returns its parsed response (VerifierError
         on a timeout or a refusal)."""
-        rid = uuid.uuid4().hex
-        corr = rid.encode()
-        slot = [threading.Event(), None]
-        with self._plock:
-            self._pending[corr] = slot
-        try:
-            resp_topic = topics.responses(self.vid)
+        return self.requests_many(site, [body], timeout)[0]
+
+    def requests_many(self, site, bodies, timeout=REQ_TIMEOUT):
+        """Sends every request at once and waits for all their answers, in order; the first
+        failure raises VerifierError."""
+        slots = []
+        resp_topic = topics.responses(self.vid)
+        for body in bodies:
+            self.requests += 1
+            rid = uuid.uuid4().hex
+            slot = [threading.Event(), None, rid, body]
+            with self._plock:
+                self._pending[rid.encode()] = slot
+            slots.append(slot)
             self.c.publish(
                 topics.request(self.vid, site),
                 payload.dumps(dict(body, v=1, id=rid, vid=self.vid)),
                 qos=1,
-                properties=broker.response_props(resp_topic, corr),
+                properties=broker.response_props(resp_topic, rid.encode()),
             )
-            if not slot[0].wait(timeout):
-                raise VerifierError(f"{site}: no answer to {body['op']} in {timeout:g} s")
-        finally:
+        end = time.monotonic() + timeout
+        out = []
+        for slot in slots:
+            ok = slot[0].wait(max(0.0, end - time.monotonic()))
             with self._plock:
-                self._pending.pop(corr, None)
-        try:
-            r = payload.parse_response(slot[1])
-        except payload.PayloadError as e:
-            self._refuse(topics.responses(self.vid), str(e))
-            raise VerifierError(f"{site}: bad response: {e}") from None
-        if r["id"] != rid or r["site"] != site:
-            raise VerifierError(f"{site}: a response to another request")
-        if not r["ok"]:
-            raise VerifierError(f"{site}: refused: {r['error']}")
-        return r
+                self._pending.pop(slot[2].encode(), None)
+            if not ok:
+                raise VerifierError(f"{site}: no answer to {slot[3]['op']} in {timeout:g} s")
+            try:
+                r = payload.parse_response(slot[1])
+            except payload.PayloadError as e:
+                self._refuse(resp_topic, str(e))
+                raise VerifierError(f"{site}: bad response: {e}") from None
+            if r["id"] != slot[2] or r["site"] != site:
+                raise VerifierError(f"{site}: a response to another request")
+            if not r["ok"]:
+                raise VerifierError(f"{site}: refused: {r['error']}")
+            out.append(r)
+        return out
 
-    def _rebuild(self, site, node):
+    def _rebuild_all(self, site, nodes):
+        """Rebuilds the copies of `nodes` with their first pages asked for at once (a verifier
+        starting on a big site would otherwise wait one round trip per node)."""
+        bodies = [{"op": "records", "node": n, "from": 0, "limit": PAGE} for n in nodes]
+        try:
+            firsts = self.requests_many(site.name, bodies)
+        except VerifierError:
+            return  # each node tries again on its own, and says why
+        for node, r in zip(nodes, firsts):
+            try:
+                self._rebuild(site, node, r)
+            except VerifierError:
+                pass
+
+    def _rebuild(self, site, node, first=None):
         """The node's copy from the gateway: its base checkpoint, then every stored record."""
         cp = _Copy()
         nxt, first_page = 0, True
         while nxt is not None:
-            r = self.request(site.name, {"op": "records", "node": node, "from": nxt, "limit": PAGE})
+            if first is not None:
+                r, first = first, None
+            else:
+                body = {"op": "records", "node": node, "from": nxt, "limit": PAGE}
+                r = self.request(site.name, body)
             if r["node"] != node:
                 raise VerifierError(f"{site.name}: a response for node {r['node']}")
             if first_page:
@@ -365,8 +401,13 @@ class GlobalVerifier:
             self._violation(site, None, None, 0, "epoch report: root does not match its nodes")
             return False
         self._mseq(site, p)
+        if site.last_n is not None and key[0] == site.last_n[0]:
+            self.reports_missed += key[1] - site.last_n[1] - 1
         site.last_n = key
         problems, found, totals = [], [], {}
+        new = [n for n in p["nodes"] if n not in site.nodes or site.nodes[n].rep is None]
+        if len(new) > 1:
+            self._rebuild_all(site, sorted(new))
         for node, x in sorted(p["nodes"].items()):
             if not x["verified"] or x["state"] != "online":
                 problems.append((node, f"{x['state']}, not verified by the gateway at {x['seq']}"))

@@ -162,3 +162,74 @@ def test_gateway_serves_records_over_request_response(site, broker):
     assert gw.refused == before + 2
     assert len(ls.of(topics.responses(vid))) == 2  # nothing answered to either
     ls.close()
+
+
+def test_isolate_and_resend_only_when_signed_by_a_trusted_verifier(site, broker, tmp_path):
+    from aii_host.sites.verifier import GlobalVerifier, VerifierError
+
+    _fleet, agg, gw = site
+    vkey, _ = sbroker.load_key(tmp_path / "v1.key")
+    other, _ = sbroker.load_key(tmp_path / "v2.key")
+    gw.verifiers = {"v1": payload.public_hex(vkey)}
+    gw.start()
+    agg.wait_synced()
+    agg.wait_seq("a002", 10, timeout=30)
+    trusted = GlobalVerifier(broker.url, {"a": gw.pubkey}, vid="v1", key=vkey).start()
+    stranger = GlobalVerifier(broker.url, {"a": gw.pubkey}, vid="v2", key=other).start()
+    unsigned = GlobalVerifier(broker.url, {"a": gw.pubkey}, vid="v3").start()
+    ls = Listener(broker.url, subs=(topics.node_records("a", "a002"),))
+    try:
+        time.sleep(0.3)
+        # Not trusted, or not signed: refused, nothing isolated, nothing re-sent.
+        before = gw.refused
+        for v, vid in ((stranger, "v2"), (unsigned, "v3")):
+            with pytest.raises(VerifierError, match="refused"):
+                v.request("a", {"op": "isolate", "node": "a001", "reason": "test", "delta": 1})
+            with pytest.raises(VerifierError, match="refused"):
+                v.request("a", {"op": "resend", "node": "a002", "from": 1, "to": 5})
+        # In the trusted verifier's name, signed with another key: the signature fails.
+        trusted.key = other
+        with pytest.raises(VerifierError, match="signature does not verify"):
+            trusted.request("a", {"op": "isolate", "node": "a001", "reason": "x"})
+        trusted.key = vkey
+        assert gw.refused == before + 5
+        assert agg.call(lambda: dict(agg.verifier.isolated)) == {}
+        # Signed by the trusted verifier: done, audited by the site's own verifier.
+        assert trusted.isolate("a", "a001", "found by v1", "Wh", 3)
+        iso = agg.call(lambda: dict(agg.verifier.isolated))
+        assert iso == {"a001": "global Wh +3"}
+        n0 = len(ls.of(topics.node_records("a", "a002")))
+        r = trusted.resend("a", "a002", 1, 5)
+        assert r["ok"]
+        ls.wait(lambda: len(ls.of(topics.node_records("a", "a002"))) > n0, what="records again")
+        again = [
+            payload.parse_records(p, "a", "a002")
+            for p, _, _ in ls.of(topics.node_records("a", "a002"))
+        ]
+        assert any(x["first"] == 1 and len(x["records"]) == 5 * RECORD for x in again)
+        # A signed request seen twice (a replay), or too old: refused the second time.
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = topics.responses("v1")
+        for rid, t in (("once", time.time() * 1000), ("old", time.time() * 1000 - 120_000)):
+            props.CorrelationData = rid.encode()
+            body = {
+                "v": 1,
+                "id": rid,
+                "vid": "v1",
+                "op": "resend",
+                "node": "a002",
+                "from": 1,
+                "to": 2,
+                "t": int(t),
+            }
+            msg = payload.dumps(payload.sign(vkey, body))
+            first = gw.handle_request(topics.request("v1", "a"), msg, props)
+            second = gw.handle_request(topics.request("v1", "a"), msg, props)
+            if rid == "once":
+                assert first["ok"] and not second["ok"] and "replay" in second["error"]
+            else:
+                assert not first["ok"] and "not fresh" in first["error"]
+    finally:
+        ls.close()
+        for v in (trusted, stranger, unsigned):
+            v.stop()

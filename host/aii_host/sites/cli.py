@@ -44,6 +44,14 @@ def args_gateway(p):
         "beside the fleet database)",
     )
     g.add_argument(
+        "--trust-verifier",
+        action="append",
+        default=[],
+        metavar="VID=PUBKEY",
+        help="with --mqtt: a verifier whose signed requests (isolate a node, re-send records) "
+        "this gateway obeys; repeatable (none: it obeys none)",
+    )
+    g.add_argument(
         "--report",
         type=clikit.positive_float,
         default=1.0,
@@ -70,7 +78,16 @@ def gateway_of(args, agg, fleet, on_event):
     except ValueError as e:
         raise UsageError(f"--site: {e}") from None
     key = args.site_key or Path(fleet.db).with_name(f"{args.site}.site.key")
-    gw = Gateway(agg, args.mqtt, args.site, key, report_s=args.report, on_event=on_event)
+    verifiers = _pairs(args.trust_verifier, "--trust-verifier", "VID=PUBKEY")
+    gw = Gateway(
+        agg,
+        args.mqtt,
+        args.site,
+        key,
+        report_s=args.report,
+        on_event=on_event,
+        verifiers=verifiers,
+    )
     made = " (new key)" if gw.key_created else ""
     print(
         f"site {args.site}: key {key}{made}; a verifier trusts it with:\n"
@@ -78,6 +95,25 @@ def gateway_of(args, agg, fleet, on_event):
         flush=True,
     )
     return gw
+
+
+def _pairs(items, option, shape):
+    """{name: public key hex} of NAME=PUBKEY options; UsageError naming the bad one."""
+    from . import topics
+
+    out = {}
+    for item in items:
+        name, sep, key = item.partition("=")
+        try:
+            topics.check_name("name", name)
+            if not sep or len(bytes.fromhex(key)) != 32:
+                raise ValueError
+        except ValueError:
+            raise UsageError(
+                f"{option} {item!r}: expected {shape}, the key 64 hex digits"
+            ) from None
+        out[name] = key
+    return out
 
 
 def args_verify_global(p):
@@ -108,6 +144,13 @@ def args_verify_global(p):
         default=5.0,
         help="a site without a verified report for this long is DEGRADED (%(default)s s)",
     )
+    p.add_argument(
+        "--key",
+        metavar="FILE",
+        help="this verifier's Ed25519 key (made when missing): with it, a violation it finds "
+        "asks the site's gateway, signed, to isolate the node (gateways trust it with "
+        "--trust-verifier ID=PUBKEY)",
+    )
     p.add_argument("--json", action="store_true", help="the final verdict as JSON")
     p.add_argument("--quiet", action="store_true", help="no event lines")
 
@@ -125,11 +168,7 @@ def _sites(args):
             if not isinstance(s, dict) or set(s) != {"name", "pubkey"}:
                 raise UsageError(f"--sites {args.sites}: [[site]] #{i}: name and pubkey expected")
             out[s["name"]] = s["pubkey"]
-    for item in args.trust:
-        name, sep, key = item.partition("=")
-        if not sep:
-            raise UsageError(f"--trust {item!r}: expected SITE=PUBKEY")
-        out[name] = key
+    out.update(_pairs(args.trust, "--trust", "SITE=PUBKEY"))
     if not out:
         raise UsageError("no trusted sites: give --sites FILE or --trust SITE=PUBKEY")
     for name, key in out.items():
@@ -159,7 +198,20 @@ def do_verify_global(args):
         topics.check_name("verifier id", args.id)
     except ValueError as e:
         raise UsageError(f"--id: {e}") from None
-    gv = GlobalVerifier(args.mqtt, sites, vid=args.id, stale_s=args.stale, on_event=on_event)
+    key = None
+    if args.key:
+        from .broker import load_key
+        from .payload import public_hex
+
+        key, made = load_key(args.key)
+        print(
+            f"verifier {args.id}: key {args.key}{' (new)' if made else ''}; gateways obey its "
+            f"signed requests with --trust-verifier {args.id}={public_hex(key)}",
+            file=sys.stderr,
+        )
+    gv = GlobalVerifier(
+        args.mqtt, sites, vid=args.id, stale_s=args.stale, on_event=on_event, key=key
+    )
     gv.start()
     end = None if args.seconds is None else time.monotonic() + args.seconds
     last = None

@@ -11,6 +11,7 @@ are served by a thread of its own, through Aggregator.call.
 """
 
 import base64
+import collections
 import json
 import queue
 import threading
@@ -22,6 +23,7 @@ from .chain import NodeChain, root
 
 REPORT_S = 1.0  # a report at least this often, also when no node moved (a site's heartbeat)
 PAGE = 2000  # records per message
+SIGNED_S = 60.0  # a signed request older (or newer) than this is refused: no replays
 
 
 class Gateway:
@@ -29,8 +31,21 @@ class Gateway:
     Aggregator (started or not). `start()` connects (BrokerError when no broker answers) and
     hooks into the aggregator's epochs; `stop()` publishes the death and disconnects."""
 
-    def __init__(self, agg, url, site, key_file, report_s=REPORT_S, on_event=None, session_s=None):
+    def __init__(
+        self,
+        agg,
+        url,
+        site,
+        key_file,
+        report_s=REPORT_S,
+        on_event=None,
+        session_s=None,
+        verifiers=None,
+    ):
         self.agg, self.url = agg, url
+        # {verifier id: Ed25519 public key hex} whose signed requests (resend, isolate) it obeys.
+        self.verifiers = dict(verifiers or {})
+        self._seen_ids = collections.OrderedDict()  # signed request ids of the last SIGNED_S
         self.site = topics.check_name("site", site)
         self.key, self.key_created = broker.load_key(key_file)
         self.pubkey = payload.public_hex(self.key)
@@ -254,9 +269,14 @@ class Gateway:
             self.on_event("refused", {"topic": str(topic)[:200], "why": str(e)})
             return None
         try:
-            body = self.agg.call(lambda: self._records(req))
+            if req["op"] != "records":
+                self._check_signed(req)
+            body = self.agg.call(lambda: getattr(self, "_" + req["op"])(req))
             body.update(ok=True)
         except (payload.PayloadError, KeyError) as e:
+            if req["op"] != "records":
+                self.refused += 1
+                self.on_event("refused", {"topic": str(topic)[:200], "why": str(e)})
             body = {"ok": False, "error": str(e)}
         body.update(v=1, id=req["id"], site=self.site)
         self.c.publish(
@@ -266,6 +286,51 @@ class Gateway:
             properties=broker.response_props(resp_topic, corr),
         )
         return body
+
+    def _check_signed(self, req):
+        """A request that changes something (resend, isolate) must be signed by a trusted
+        verifier, fresh, and seen once."""
+        pub = self.verifiers.get(req["vid"])
+        if pub is None:
+            raise payload.PayloadError(f"{req['op']}: verifier {req['vid']!r} is not trusted here")
+        if req["sig"] is None or not payload.verify(pub, req["signed"], req["sig"]):
+            raise payload.PayloadError(f"{req['op']}: signature does not verify")
+        now = time.time() * 1000
+        if req["t"] is None or abs(now - req["t"]) > SIGNED_S * 1000:
+            raise payload.PayloadError(f"{req['op']}: not fresh (older than {SIGNED_S:g} s)")
+        while self._seen_ids and next(iter(self._seen_ids.values())) < now - 2 * SIGNED_S * 1000:
+            self._seen_ids.popitem(last=False)
+        if req["id"] in self._seen_ids:
+            raise payload.PayloadError(f"{req['op']}: request {req['id']} seen before (a replay)")
+        self._seen_ids[req["id"]] = now
+
+    def _resend(self, req):
+        # On the loop thread: the records again, on the node's records topic.
+        n = self.agg.nodes.get(req["node"])
+        if n is None:
+            raise payload.PayloadError(f"no node {req['node']!r} at site {self.site}")
+        data = b"".join(self.agg._host_records(n, req["from"], req["to"]))
+        self._published.setdefault(n.name, 0)
+        last = self._published[n.name]
+        self._published[n.name] = req["from"] - 1
+        self._stream(n.name, data)
+        self._published[n.name] = max(last, self._published[n.name])
+        return {"node": n.name, "sent": len(data) // RECORD}
+
+    def _isolate(self, req):
+        # On the loop thread: a violation a trusted verifier found isolates the node here as
+        # the site's own verifier would (audited, until an operator clears it).
+        name = req["node"]
+        if name not in self.agg.nodes:
+            raise payload.PayloadError(f"no node {name!r} at site {self.site}")
+        self.agg.verifier.violation(
+            "global",
+            name,
+            req["quantity"],
+            req["delta"],
+            {"by": req["vid"], "why": req["reason"]},
+        )
+        return {"node": name, "isolated": name in self.agg.verifier.isolated}
 
     def _records(self, req):
         # On the loop thread: the node's base checkpoint and a page of its stored records.

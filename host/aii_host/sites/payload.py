@@ -249,19 +249,34 @@ def parse_report(data, site):
     return out
 
 
+OPS = ("records", "resend", "isolate")  # resend and isolate: signed by a trusted verifier
+
+
 def parse_request(data):
     d = loads(data)
     op = _str(d, "op")
-    if op != "records":
-        raise PayloadError(f"field 'op': unknown request {_show(op)} (records)")
-    return {
+    if op not in OPS:
+        raise PayloadError(f"field 'op': unknown request {_show(op)} ({', '.join(OPS)})")
+    out = {
         "id": _str(d, "id", maxlen=64),
         "vid": _str(d, "vid", name=True),
         "op": op,
         "node": _str(d, "node", name=True),
-        "from": _int(d, "from", 0, 1 << 32),
-        "limit": _int(d, "limit", 1, MAX_RECORDS + 1),
+        "t": _int(d, "t", opt=True),
+        "sig": _hex(d, "sig", 64, opt=True),
     }
+    if op == "records":
+        out["from"] = _int(d, "from", 0, 1 << 32)
+        out["limit"] = _int(d, "limit", 1, MAX_RECORDS + 1)
+    elif op == "resend":
+        out["from"] = _int(d, "from", 1, 1 << 32)
+        out["to"] = _int(d, "to", out["from"], min(out["from"] + MAX_RECORDS, 1 << 32))
+    else:
+        out["reason"] = _str(d, "reason", maxlen=256)
+        out["quantity"] = _str(d, "quantity", opt=True, maxlen=16)
+        out["delta"] = _amount(d.get("delta", 0), "field 'delta'")
+    out["signed"] = dumps({k: v for k, v in d.items() if k != "sig"})
+    return out
 
 
 def parse_response(data):
@@ -284,12 +299,14 @@ def parse_response(data):
         for x in v:
             _amount(x, "sums")
     out["sums"] = sums
-    out["base_seq"] = _int(d, "base_seq", 0, 1 << 32)
+    out["base_seq"] = _int(d, "base_seq", 0, 1 << 32, opt=True) or 0
     if d.get("records"):
         out["first"], out["records"] = _records(d)
     else:
         out["first"], out["records"] = None, b""
     out["next"] = _int(d, "next", 0, 1 << 32, opt=True)
+    if "isolated" in d:
+        out["isolated"] = d["isolated"] is True
     return out
 
 

@@ -81,8 +81,20 @@ class GlobalVerifier:
     `sites` {name: public key hex} of the trusted gateways. `start()` connects and follows;
     `verdict()` is the global verdict now (a dict; `status`, `exit`, `problems`)."""
 
-    def __init__(self, url, sites, vid="verifier", stale_s=STALE_S, on_event=None, session_s=None):
+    def __init__(
+        self,
+        url,
+        sites,
+        vid="verifier",
+        stale_s=STALE_S,
+        on_event=None,
+        session_s=None,
+        key=None,
+    ):
         self.url, self.vid = url, topics.check_name("verifier id", vid)
+        # Its Ed25519 key: requests that change something at a gateway (isolate, resend) are
+        # signed with it; gateways obey only the verifiers they trust.
+        self.key = key
         self.sites = {topics.check_name("site", s): _Site(s, k) for s, k in sites.items()}
         self.stale_s = stale_s
         self.on_event = on_event or (lambda kind, data: None)
@@ -255,9 +267,12 @@ class GlobalVerifier:
             with self._plock:
                 self._pending[rid.encode()] = slot
             slots.append(slot)
+            msg = dict(body, v=1, id=rid, vid=self.vid)
+            if body["op"] != "records" and self.key is not None:
+                msg = payload.sign(self.key, dict(msg, t=int(time.time() * 1000)))
             self.c.publish(
                 topics.request(self.vid, site),
-                payload.dumps(dict(body, v=1, id=rid, vid=self.vid)),
+                payload.dumps(msg),
                 qos=1,
                 properties=broker.response_props(resp_topic, rid.encode()),
             )
@@ -513,6 +528,25 @@ class GlobalVerifier:
                 "violation",
                 {"site": site.name, "node": node, "quantity": q, "delta": delta, "why": why},
             )
+            if node is not None and self.key is not None:
+                self.isolate(site.name, node, why[:200], q, delta)
+
+    def isolate(self, site, node, reason, quantity=None, delta=0):
+        """Asks `site`'s gateway, signed, to isolate `node`; True when it did."""
+        body = {"op": "isolate", "node": node, "reason": reason, "delta": delta}
+        if quantity is not None:
+            body["quantity"] = quantity
+        try:
+            r = self.request(site, body)
+        except VerifierError as e:
+            self.on_event("isolate_failed", {"site": site, "node": node, "why": str(e)})
+            return False
+        self.on_event("isolated", {"site": site, "node": node})
+        return bool(r.get("isolated", True))
+
+    def resend(self, site, node, lo, hi):
+        """Asks `site`'s gateway, signed, to publish `node`'s records lo..hi again."""
+        return self.request(site, {"op": "resend", "node": node, "from": lo, "to": hi})
 
     def _other_verdict(self, topic, vid, data):
         if vid == self.vid:

@@ -264,7 +264,14 @@ def test_a_storm_of_bad_messages_leaves_gateway_and_verifier_running(tmp_path, b
     tasks = Policy(("signed", "config", "task"))
     agg = Aggregator(specs, db_path=tmp_path / "a.db", heartbeat_s=0.2, policy=tasks).start()
     gw = Gateway(agg, broker.url, SITE, tmp_path / "a.key", report_s=0.5).start()
-    gv = GlobalVerifier(broker.url, {SITE: gw.pubkey}, vid="v1", stale_s=3.0).start()
+    events = []
+    gv = GlobalVerifier(
+        broker.url,
+        {SITE: gw.pubkey},
+        vid="v1",
+        stale_s=3.0,
+        on_event=lambda k, d: events.append((k, d)),
+    ).start()
     try:
         wait_verdict(gv, lambda v: v["status"] == "OK", 60, "OK")
         host, port = sbroker.parse_url(broker.url)
@@ -303,6 +310,27 @@ def test_a_storm_of_bad_messages_leaves_gateway_and_verifier_running(tmp_path, b
         assert not v["violations"]
         c.disconnect()
         c.loop_stop()
+        # A streamed record changed before the verifier fed it (records are not signed): the
+        # report's hash catches it, the copy is rebuilt from the gateway, the segment named.
+        bad = None
+        end = time.monotonic() + 20
+        while bad is None and time.monotonic() < end:
+            with gv.lock:
+                for name, cp in gv.sites[SITE].nodes.items():
+                    if cp.ahead:
+                        seq = min(cp.ahead)
+                        rec = bytearray(cp.ahead[seq])
+                        rec[8] ^= 0x55
+                        cp.ahead[seq] = bytes(rec)
+                        bad = (name, seq)
+                        break
+            time.sleep(0.01)
+        assert bad is not None, "no streamed record waiting to be fed"
+        n0 = gv.reports
+        v = wait_verdict(gv, lambda v: gv.reports > n0 + 3, 30, "reports after the change")
+        assert gv.stream_mismatches == 1 and v["status"] == "OK" and not v["violations"]
+        seg = [d for k, d in events if k == "stream_mismatch"]
+        assert seg and seg[0]["node"] == bad[0] and seg[0]["from"] <= bad[1] <= seg[0]["to"]
     finally:
         gv.stop()
         gw.stop()

@@ -34,7 +34,7 @@ from ..core import ledger as _ledger
 from ..core._errors import AIIError
 from ..fleet.replica import CREDIT, DEBIT, RECORD, Replica, ReplicaError, chain_of, seq_of
 from . import broker, payload, topics
-from .chain import NodeChain, root
+from .chain import NodeChain, first_difference, root
 
 OK, DEGRADED, VIOLATION, UNKNOWN = "OK", "DEGRADED", "VIOLATION", "UNKNOWN"
 EXIT = {OK: 0, DEGRADED: 1, VIOLATION: 2, UNKNOWN: 3}
@@ -107,6 +107,7 @@ class GlobalVerifier:
         self.records_in = 0  # records the stream brought (bench: records/s through the broker)
         self.reports_missed = 0  # reports of a gateway run never received (n skipped)
         self.requests = 0  # records requests sent (rebuilds, and what the stream missed)
+        self.stream_mismatches = 0  # copies rebuilt because streamed records were not signed
         self.busy_s = 0.0  # time spent handling messages
         self.latency = collections.deque(maxlen=100000)  # report t -> verified, s
         self._q = queue.Queue()
@@ -430,8 +431,10 @@ class GlobalVerifier:
                 cp, why = self._advance(site, node, x["seq"])
             except VerifierError as e:
                 cp, why = site.nodes.get(node), str(e)
-            if not why and cp.chain.at() != x["chain"]:
-                # Records differ from what the gateway signed: the copy is rebuilt once.
+            if (not why and cp.chain.at() != x["chain"]) or why.startswith("records do not"):
+                # The records the stream brought are not those the gateway signed (records are
+                # not signed; the report's hash is): the copy is rebuilt from the gateway once.
+                old = cp
                 try:
                     site.nodes.pop(node, None)
                     cp, why = self._advance(site, node, x["seq"])
@@ -442,6 +445,19 @@ class GlobalVerifier:
                     found.append((node, None, 0, why))
                     site.nodes.pop(node, None)
                     continue
+                if not why and old is not None and old.chain is not None:
+                    lo, hi = first_difference(old.chain, cp.chain, x["seq"])
+                    self.stream_mismatches += 1
+                    self.on_event(
+                        "stream_mismatch",
+                        {
+                            "site": site.name,
+                            "node": node,
+                            "from": lo,
+                            "to": hi,
+                            "why": "records from the stream differ from the gateway's; rebuilt",
+                        },
+                    )
             if why:
                 problems.append((node, why))
                 if cp is not None:
@@ -647,6 +663,7 @@ class GlobalVerifier:
                 "refused": dict(self.refused),
                 "unknown_sites": sorted(self.unknown),
                 "reports": self.reports,
+                "stream_mismatches": self.stream_mismatches,
             }
 
     def publish_verdict(self, v=None):

@@ -336,3 +336,22 @@ def test_a_storm_of_bad_messages_leaves_gateway_and_verifier_running(tmp_path, b
         gw.stop()
         agg.stop()
         fleet.stop()
+
+
+def test_another_verifiers_violation_this_one_does_not_see_is_an_alert(key):
+    events = []
+    gv = GlobalVerifier(
+        URL, {SITE: payload.public_hex(key)}, vid=VID, on_event=lambda k, d: events.append((k, d))
+    )
+    other = {
+        "v": 1,
+        "vid": "v9",
+        "status": "VIOLATION",
+        "sites": {SITE: {"state": "ok", "epoch": 7, "violation": True}},
+    }
+    assert gv.handle(topics.verdict("v9"), payload.dumps(other))
+    v = gv.verdict()
+    assert v["status"] != "OK"
+    assert any("verifier v9 reports a violation" in p["why"] for p in v["problems"])
+    gv.verdict()
+    assert [k for k, _ in events].count("disagreement") == 1

@@ -102,6 +102,7 @@ class GlobalVerifier:
         self.refused = collections.Counter()  # why -> count
         self.unknown = set()  # sites seen on the broker that are not trusted
         self.others = {}  # vid -> its last verdict, for disagreement alerts
+        self._disagreed = set()
         self.started = time.monotonic()
         self.reports = 0
         self.records_in = 0  # records the stream brought (bench: records/s through the broker)
@@ -621,13 +622,22 @@ class GlobalVerifier:
                 t["delta"] = t["lhs"] - t["rhs"]
             for vid, v in sorted(self.others.items()):
                 for sname, sv in (v["sites"] or {}).items():
-                    mine = sites.get(sname)
-                    if (
-                        isinstance(sv, dict)
-                        and mine
-                        and sv.get("violation")
-                        and not any(c[0] == sname for c in crit)
-                    ):
+                    if not isinstance(sv, dict) or sname not in sites:
+                        continue
+                    theirs = sv.get("violation") is True
+                    mine = any(c[0] == sname for c in crit)
+                    if theirs == mine or sv.get("epoch") is None:
+                        continue
+                    # Disagreement between verifiers is itself an alert (once per pair and
+                    # direction); theirs seeing a violation keeps this verdict from OK.
+                    key = (vid, sname, theirs)
+                    if key not in self._disagreed:
+                        self._disagreed.add(key)
+                        self.on_event(
+                            "disagreement",
+                            {"verifier": vid, "site": sname, "theirs": theirs, "mine": mine},
+                        )
+                    if theirs:
                         warn.append(
                             (
                                 sname,

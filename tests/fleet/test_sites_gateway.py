@@ -233,3 +233,20 @@ def test_isolate_and_resend_only_when_signed_by_a_trusted_verifier(site, broker,
         ls.close()
         for v in (trusted, stranger, unsigned):
             v.stop()
+
+
+def test_a_gateway_started_before_its_broker_serves_its_nodes_and_births_later(site, broker):
+    _fleet, agg, gw = site
+    broker.stop()
+    events = []
+    gw.on_event = lambda k, d: events.append((k, d))
+    gw.start(timeout=0.5)
+    assert ("mqtt", {"waiting": f"no broker at {broker.url} yet; retrying"}) in events
+    agg.wait_synced()  # the site's own nodes are served meanwhile
+    broker.start()
+    ls = Listener(broker.url)
+    ls.wait(
+        lambda: ls.of(topics.site_state("a")), timeout=30, what="the birth, once the broker is up"
+    )
+    ls.wait(lambda: ls.of(topics.site_epoch("a")), timeout=30, what="reports")
+    ls.close()

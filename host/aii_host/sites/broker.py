@@ -56,9 +56,10 @@ def client(client_id, url, will=None, session_s=SESSION_S):
     return c
 
 
-def connect(c, timeout=10.0):
+def connect(c, timeout=10.0, wait=True):
     """Connects (clean_start False: the session is resumed) and starts paho's network thread;
-    reconnects by itself after that. BrokerError when the first connect fails in `timeout`."""
+    reconnects by itself after that. BrokerError when the first connect fails in `timeout`;
+    with `wait` False, False then instead, paho still trying (True once connected)."""
     host, port, props = c._aii_connect
     up = threading.Event()
     prev = c.on_connect
@@ -73,8 +74,11 @@ def connect(c, timeout=10.0):
     c.connect_async(host, port, keepalive=10, clean_start=False, properties=props)
     c.loop_start()
     if not up.wait(timeout):
+        if not wait:
+            return False
         c.loop_stop()
         raise BrokerError(f"no MQTT broker answered at mqtt://{host}:{port} within {timeout:g} s")
+    return True
 
 
 def response_props(topic, corr):

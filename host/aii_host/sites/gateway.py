@@ -75,7 +75,10 @@ class Gateway:
     # -- life --
 
     def start(self, timeout=10.0):
-        broker.connect(self.c, timeout)
+        # The site's own nodes come first: a broker that is away (or not up yet) does not stop
+        # the gateway; paho keeps trying, and the births go out when it answers.
+        if not broker.connect(self.c, timeout, wait=False):
+            self.on_event("mqtt", {"waiting": f"no broker at {self.url} yet; retrying"})
         self._worker = threading.Thread(target=self._serve, name="aii-gw-requests", daemon=True)
         self._worker.start()
         self.agg.on_epoch = self._epoch
@@ -84,9 +87,11 @@ class Gateway:
     def stop(self):
         self.agg.on_epoch = None
         # A clean disconnect sends no will: the death is published by hand.
-        self.c.publish(
-            topics.site_state(self.site), self._death(), qos=1, retain=True
-        ).wait_for_publish(5)
+        info = self.c.publish(topics.site_state(self.site), self._death(), qos=1, retain=True)
+        try:
+            info.wait_for_publish(5)
+        except (RuntimeError, ValueError):
+            pass  # no broker now: its will says the same when the session ends
         self.c.disconnect()
         self.c.loop_stop()
         self._requests.put(None)

@@ -23,7 +23,6 @@ request load's p95 <= 2 s.
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import sys
 import tempfile
 import threading
@@ -32,26 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import git_info, goal, machine_info, write_json
-from aii_host.core.stats import percentile
-
-
-def _pct(xs, p):
-    v = percentile(xs, p)
-    return None if v is None else round(v, 3)
-
-
-def _cpu_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            parts = fh.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _cpu_self():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+from fleet_scale_bench import _cpu_of, _cpu_self, _pct
 
 
 def _gateways(names, nodes, hb, url, folder, conn):

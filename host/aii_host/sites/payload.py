@@ -13,6 +13,7 @@ import binascii
 import json
 
 from ..core._errors import AIIError
+from ..fleet.audit import _no_dups  # a key twice is refused, as in the audit trail
 from ..fleet.replica import RECORD, seq_of
 from .topics import NAME
 
@@ -31,15 +32,6 @@ def dumps(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _no_dup(pairs):
-    d = {}
-    for k, v in pairs:
-        if k in d:
-            raise PayloadError(f"duplicated key {k!r}")
-        d[k] = v
-    return d
-
-
 def _const(x):
     raise PayloadError(f"not a JSON number: {x}")
 
@@ -51,7 +43,7 @@ def loads(data):
         raise PayloadError(f"payload of {len(data)} bytes (at most {MAX_PAYLOAD})")
     try:
         obj = json.loads(
-            bytes(data).decode("utf-8"), object_pairs_hook=_no_dup, parse_constant=_const
+            bytes(data).decode("utf-8"), object_pairs_hook=_no_dups, parse_constant=_const
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise PayloadError(f"not JSON: {str(e)[:80]}") from None

@@ -39,7 +39,7 @@ SETUP_DEPS := tools/setup.sh tools/requirements-dev.txt \
 # missing or older than the sources); make test builds them once, before every tier.
 IMAGES_FIRST = $(if $(IMAGES_BUILT),,images)
 
-.PHONY: help setup test test-c images test-vectors test-host test-device test-hil test-fleet test-wheel dist \
+.PHONY: help setup test test-c images test-vectors test-host test-device test-hil test-fleet test-wheel dist demo-sites \
 	test-qemu test-natmod test-mpy-suite fuzz soak chaos bench size check demo firmware natmod flash picotool \
 	clean distclean
 
@@ -141,6 +141,9 @@ endif
 check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
+
+demo-sites: $(SETUP) ## Two sites on a local Mosquitto and a global verifier: transfers, a violation located (`aii demo --sites`)
+	$(VENV)/bin/aii demo --sites
 
 demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`); SERVE=1: then the live dashboard until Ctrl-C
 	@if [ -x $(VENV)/bin/aii ]; then \

@@ -43,6 +43,9 @@ command -v mpirun >/dev/null || missing+=(openmpi-bin)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
+# MQTT broker for the sites tests and demo (docs/fleet.md §10); the tests start their own
+# Mosquitto on a loopback port with a generated config, never the package's service.
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v make >/dev/null || missing+=(make)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)

@@ -11,9 +11,19 @@ from .timeline.cli import args_sched_demo, do_sched_demo
 
 def args_demo(p):
     args_sched_demo(p, seconds=1.0)
+    p.add_argument(
+        "--sites",
+        action="store_true",
+        help="instead: two sites with simulated boards, their gateways on a local Mosquitto and "
+        "a global verifier (docs/fleet.md section 10; needs mosquitto and the sites extra)",
+    )
 
 
 def do_demo(args):
+    if getattr(args, "sites", False):
+        from .sites.demo import site_demo
+
+        return site_demo(_demo_console())
     rc = do_sched_demo(args)
     if rc or getattr(args, "no_nodes", False):
         return rc

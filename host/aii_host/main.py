@@ -26,6 +26,7 @@ from .node import cli as node
 from .node.console import args_console, do_console
 from .node.deploy import args_deploy, do_deploy
 from .particles import cli as particles
+from .sites import cli as sites_cli
 from .timeline.cli import args_sched_demo, do_sched_demo
 
 
@@ -204,6 +205,19 @@ COMMANDS = {
         cli_agg.STATUS_EPILOG,
         error_exit=clikit.EXIT_UNKNOWN,
     ),
+    "verify-global": Command(
+        sites_cli.do_verify_global,
+        sites_cli.args_verify_global,
+        "check conservation across sites: every gateway's signed epoch reports over MQTT",
+        "Follows the gateways of every trusted site through an MQTT broker (aii aggregate\n"
+        "--mqtt URL --site NAME): rebuilds a copy of each node's journal from its gateway\n"
+        "(MQTT 5 request/response), checks each signed epoch report against the records it\n"
+        "holds, and the exact balance equation per quantity across all sites. A violation is\n"
+        "located by site, node, quantity and delta (docs/fleet.md section 10).",
+        sites_cli.VERIFY_EPILOG,
+        error_exit=clikit.EXIT_UNKNOWN,
+        extra="sites",
+    ),
     "transfer": Command(
         cli_tx.do_transfer,
         cli_tx.args_transfer,
@@ -325,6 +339,7 @@ examples:
 _EXTRA_MODULES = {
     "edge": {"numpy", "ai_edge_litert", "tflite_runtime", "psutil", "PIL", "skimage", "cv2"},
     "particles": {"numpy", "matplotlib", "gsd"},
+    "sites": {"paho", "cryptography"},
 }
 
 

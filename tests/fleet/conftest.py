@@ -135,3 +135,13 @@ def make_fleet(tmp_path):
     yield make
     for env in envs:
         env.stop()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto (tests/fleet/mqttkit.py) on a free loopback port, persistence on."""
+    from mqttkit import Mosquitto
+
+    mq = Mosquitto(tmp_path / "broker").start()
+    yield mq
+    mq.stop()

@@ -80,6 +80,8 @@ class Aggregator(Loop, Conversation, ReplicaSync, Store):
         self.log = collections.deque(maxlen=1000)  # (wall time, node, kind, data)
         self.verifier = None
         self.verdict = None
+        # Called with each Verdict on the loop thread (a site's gateway publishes it).
+        self.on_epoch = None
         self.db = None
         self._sel = None
         self._inbox = collections.deque()
@@ -196,6 +198,11 @@ class Aggregator(Loop, Conversation, ReplicaSync, Store):
             {n.name: n.hello for n in self.nodes.values() if n.hello},
         )
         self.verdict = v
+        if self.on_epoch is not None:
+            try:
+                self.on_epoch(v)
+            except Exception as e:  # noqa: BLE001 - a publisher must not stop the loop
+                self._emit(None, "error", {"msg": f"on_epoch: {type(e).__name__}: {e}"})
         return v
 
     @staticmethod

@@ -62,6 +62,9 @@ def args_aggregate(p):
     )
     p.add_argument("--clear", metavar="NODE", help="end NODE's isolation (audited) and exit")
     p.add_argument("--quiet", action="store_true", help="no status line, only events")
+    from ..sites.cli import args_gateway
+
+    args_gateway(p)
 
 
 def args_status(p):
@@ -210,9 +213,14 @@ def do_aggregate(args):
 
     agg = Aggregator(fleet, on_event=on_event)
     relay = RelayServer(agg, fleet.db)
+    gw = None
+    if getattr(args, "mqtt", None) or getattr(args, "site", None):
+        from ..sites.cli import gateway_of
+
+        gw = gateway_of(args, agg, fleet, lambda kind, data: on_event(None, kind, data))
     relay.check()
     with _sigterm_stops():
-        return _aggregate(args, fleet, agg, relay, tty, last_line)
+        return _aggregate(args, fleet, agg, relay, tty, last_line, gw)
 
 
 @contextlib.contextmanager
@@ -235,10 +243,13 @@ def _sigterm_stops():
         signal.signal(signal.SIGTERM, old)
 
 
-def _aggregate(args, fleet, agg, relay, tty, last_line):
+def _aggregate(args, fleet, agg, relay, tty, last_line, gw=None):
     end = None if args.seconds is None else time.monotonic() + args.seconds
     verdict = None
-    with agg, relay:
+    with agg, relay, contextlib.ExitStack() as stack:
+        if gw is not None:
+            gw.start()
+            stack.callback(gw.stop)
         print(
             f"aggregating {len(fleet.nodes)} node(s), heartbeat {agg.hb} s, db {fleet.db} "
             "(Ctrl-C stops); `aii transfer` on this fleet goes through it",

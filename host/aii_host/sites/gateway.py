@@ -1,0 +1,371 @@
+# SPDX-License-Identifier: MIT
+"""A site's gateway: a running Aggregator that also publishes through an MQTT broker
+(docs/fleet.md §10): its birth (retained; its death is its MQTT will), each node's birth or
+death (retained), each node's journal records (QoS 1, in seq order per node) and, per epoch, an
+epoch report signed with the site's Ed25519 key. Verifiers rebuild their copies with
+`records` requests (MQTT 5 request/response), served from the aggregator's database.
+
+Everything it publishes is made on the aggregator's loop thread at the end of an epoch
+(Aggregator.on_epoch), so records and the report of one epoch leave in that order; requests
+are served by a thread of its own, through Aggregator.call.
+"""
+
+import base64
+import collections
+import json
+import queue
+import threading
+import time
+
+from ..fleet.replica import RECORD
+from . import broker, payload, topics
+from .chain import NodeChain, root
+
+REPORT_S = 1.0  # a report at least this often, also when no node moved (a site's heartbeat)
+PAGE = 2000  # records per message
+SIGNED_S = 60.0  # a signed request older (or newer) than this is refused: no replays
+
+
+class Gateway:
+    """`Gateway(agg, url, site, key_file, report_s=REPORT_S, on_event=None)`: `agg` an
+    Aggregator (started or not). `start()` connects (BrokerError when no broker answers) and
+    hooks into the aggregator's epochs; `stop()` publishes the death and disconnects."""
+
+    def __init__(
+        self,
+        agg,
+        url,
+        site,
+        key_file,
+        report_s=REPORT_S,
+        on_event=None,
+        session_s=None,
+        verifiers=None,
+    ):
+        self.agg, self.url = agg, url
+        # {verifier id: Ed25519 public key hex} whose signed requests (resend, isolate) it obeys.
+        self.verifiers = dict(verifiers or {})
+        self._seen_ids = collections.OrderedDict()  # signed request ids of the last SIGNED_S
+        self.site = topics.check_name("site", site)
+        self.key, self.key_created = broker.load_key(key_file)
+        self.pubkey = payload.public_hex(self.key)
+        self.report_s = report_s
+        self.on_event = on_event or (lambda kind, data: None)
+        # One birth/death sequence per gateway run: its start in ms, larger at every restart.
+        self.bd_seq = int(time.time() * 1000)
+        self.mseq = 0
+        self.n = 0
+        self._mlock = threading.Lock()
+        self._chains = {}  # node -> NodeChain over the records up to its replica's seq
+        self._published = {}  # node -> last seq published
+        self._node_seen = {}  # node -> (state, fw, cfg) last published
+        self._last_epoch, self._last_report = None, 0.0
+        self._requests = queue.Queue()
+        self._worker = None
+        self.refused = 0
+        self.c = broker.client(
+            f"aii-gw-{self.site}",
+            url,
+            will=(topics.site_state(self.site), self._death()),
+            session_s=session_s or broker.SESSION_S,
+        )
+        self.c.on_connect = self._on_connect
+        self.c.on_message = self._on_message
+
+    # -- life --
+
+    def start(self, timeout=10.0):
+        # The site's own nodes come first: a broker that is away (or not up yet) does not stop
+        # the gateway; paho keeps trying, and the births go out when it answers.
+        if not broker.connect(self.c, timeout, wait=False):
+            self.on_event("mqtt", {"waiting": f"no broker at {self.url} yet; retrying"})
+        self._worker = threading.Thread(target=self._serve, name="aii-gw-requests", daemon=True)
+        self._worker.start()
+        self.agg.on_epoch = self._epoch
+        return self
+
+    def stop(self):
+        self.agg.on_epoch = None
+        # A clean disconnect sends no will: the death is published by hand.
+        info = self.c.publish(topics.site_state(self.site), self._death(), qos=1, retain=True)
+        try:
+            info.wait_for_publish(5)
+        except (RuntimeError, ValueError):
+            pass  # no broker now: its will says the same when the session ends
+        self.c.disconnect()
+        self.c.loop_stop()
+        self._requests.put(None)
+        if self._worker is not None:
+            self._worker.join(5)
+
+    def _death(self):
+        return payload.dumps({"v": 1, "type": "death", "site": self.site, "bdSeq": self.bd_seq})
+
+    def _next(self):
+        with self._mlock:
+            self.mseq += 1
+            return self.mseq
+
+    def _pub(self, topic, obj, retain=False):
+        self.c.publish(topic, payload.dumps(obj), qos=1, retain=retain)
+
+    def _on_connect(self, client, userdata, flags, reason, properties):
+        if reason.is_failure:
+            return
+        client.subscribe(topics.requests_for(self.site), qos=1)
+        self._pub(
+            topics.site_state(self.site),
+            {
+                "v": 1,
+                "type": "birth",
+                "site": self.site,
+                "bdSeq": self.bd_seq,
+                "mseq": self._next(),
+                "t": int(time.time() * 1000),
+                "pubkey": self.pubkey,
+                "nodes": sorted(self.agg.nodes),
+            },
+            retain=True,
+        )
+        self._node_seen = {}  # every node's birth again, with the gateway's
+        self.on_event("mqtt", {"connected": self.url})
+
+    # -- per epoch, on the aggregator's loop thread --
+
+    def _epoch(self, v):
+        now = time.monotonic()
+        if v.epoch == self._last_epoch and now - self._last_report < self.report_s:
+            return
+        self._last_epoch, self._last_report = v.epoch, now
+        agg = self.agg
+        books = agg.verifier.books
+        nodes = {}
+        for n in agg.nodes.values():
+            self._node_state(n)
+            rep = n.replica
+            ch = self._chains.get(n.name)
+            if ch is None or ch.base_seq != rep.base_seq or ch.seq > rep.seq:
+                ch = self._chains[n.name] = NodeChain(rep.base_seq, rep.base_chain)
+                # Records from before this run are served on request, not streamed again.
+                self._published.setdefault(n.name, rep.seq)
+            if rep.seq > ch.seq:
+                data = b"".join(agg._host_records(n, ch.seq + 1, rep.seq))
+                try:
+                    ch.advance(data)
+                except ValueError:
+                    # A hole in the copy: the chain stays where it is; the report says so.
+                    pass
+                self._stream(n.name, data)
+            b = books.get(n.name)
+            qn = rep.quantities()
+            nodes[n.name] = {
+                "seq": ch.seq,
+                "chain": ch.at(),
+                "state": n.state,
+                "verified": agg._verified(n) and ch.seq == rep.seq,
+                "q": {
+                    name: [
+                        rep.bal_held(q),
+                        rep.opening.get(q, 0),
+                        rep.bin.get(q, 0),
+                        rep.bout.get(q, 0),
+                        b.matched_c.get(q, 0) if b else 0,
+                        b.matched_d.get(q, 0) if b else 0,
+                    ]
+                    for q, name in qn.items()
+                },
+            }
+        self.n += 1
+        report = {
+            "v": 1,
+            "site": self.site,
+            "bdSeq": self.bd_seq,
+            "mseq": self._next(),
+            "n": self.n,
+            "epoch": v.epoch,
+            "t": int(time.time() * 1000),
+            "nodes": nodes,
+            "totals": {
+                q: {k: t[k] for k in ("held", "in_flight", "opening", "inflow", "outflow")}
+                for q, t in v.totals.items()
+            },
+            "root": root({k: (x["seq"], x["chain"]) for k, x in nodes.items()}),
+        }
+        self._pub(topics.site_epoch(self.site), payload.sign(self.key, report))
+
+    def _stream(self, name, data):
+        last = self._published.get(name, 0)
+        recs = [data[i : i + RECORD] for i in range(0, len(data), RECORD)]
+        recs = [r for r in recs if int.from_bytes(r[:4], "little") > last]
+        for i in range(0, len(recs), PAGE):
+            part = recs[i : i + PAGE]
+            first = int.from_bytes(part[0][:4], "little")
+            self._pub(
+                topics.node_records(self.site, name),
+                {
+                    "v": 1,
+                    "site": self.site,
+                    "node": name,
+                    "bdSeq": self.bd_seq,
+                    "mseq": self._next(),
+                    "first": first,
+                    "records": base64.b64encode(b"".join(part)).decode(),
+                },
+            )
+            self._published[name] = first + len(part) - 1
+
+    def _node_state(self, n):
+        h = n.hello or {}
+        now = (n.state == "online", h.get("fw"), h.get("cfg"), h.get("common"))
+        seen = self._node_seen.get(n.name)
+        if seen == now or (not now[0] and (seen is None or not seen[0])):
+            return  # unchanged, or not born yet (a death follows a birth)
+        self._node_seen[n.name] = now
+        self._pub(
+            topics.node_state(self.site, n.name),
+            {
+                "v": 1,
+                "type": "birth" if now[0] else "death",
+                "site": self.site,
+                "node": n.name,
+                "bdSeq": self.bd_seq,
+                "mseq": self._next(),
+                "fw": now[1],
+                "cfg": now[2],
+                "common": now[3],
+                "why": None if now[0] else (n.reason or n.state)[:200],
+            },
+            retain=True,
+        )
+
+    # -- requests (request/response, MQTT 5) --
+
+    def _on_message(self, client, userdata, msg):
+        # On paho's thread: queued, so that a request never blocks the network loop.
+        self._requests.put((msg.topic, bytes(msg.payload), msg.properties))
+
+    def _serve(self):
+        while True:
+            item = self._requests.get()
+            if item is None:
+                return
+            try:
+                self.handle_request(*item)
+            except Exception as e:  # noqa: BLE001 - one bad request must not end the service
+                self.on_event("error", {"msg": f"request: {type(e).__name__}: {e}"})
+
+    def handle_request(self, topic, data, props):
+        """Serves one request; a bad one is refused (reported, and answered when it can be)."""
+        resp_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        corr = broker.correlation(props)
+        try:
+            kind, f = topics.parse(topic)
+            if kind != "req" or f["site"] != self.site:
+                raise payload.PayloadError(f"not a request to site {self.site}")
+            req = payload.parse_request(data)
+            if req["vid"] != f["vid"]:
+                raise payload.PayloadError("request's vid is not its topic's")
+            if resp_topic != topics.responses(f["vid"]):
+                raise payload.PayloadError(f"response topic must be {topics.responses(f['vid'])}")
+            if corr != req["id"].encode():
+                raise payload.PayloadError("correlation data differs from the payload's id")
+        except (ValueError, payload.PayloadError) as e:
+            self.refused += 1
+            self.on_event("refused", {"topic": str(topic)[:200], "why": str(e)})
+            return None
+        try:
+            if req["op"] != "records":
+                self._check_signed(req)
+            body = self.agg.call(lambda: getattr(self, "_" + req["op"])(req))
+            body.update(ok=True)
+        except (payload.PayloadError, KeyError) as e:
+            if req["op"] != "records":
+                self.refused += 1
+                self.on_event("refused", {"topic": str(topic)[:200], "why": str(e)})
+            body = {"ok": False, "error": str(e)}
+        body.update(v=1, id=req["id"], site=self.site)
+        self.c.publish(
+            resp_topic,
+            payload.dumps(body),
+            qos=1,
+            properties=broker.response_props(resp_topic, corr),
+        )
+        return body
+
+    def _check_signed(self, req):
+        """A request that changes something (resend, isolate) must be signed by a trusted
+        verifier, fresh, and seen once."""
+        pub = self.verifiers.get(req["vid"])
+        if pub is None:
+            raise payload.PayloadError(f"{req['op']}: verifier {req['vid']!r} is not trusted here")
+        if req["sig"] is None or not payload.verify(pub, req["signed"], req["sig"]):
+            raise payload.PayloadError(f"{req['op']}: signature does not verify")
+        now = time.time() * 1000
+        if req["t"] is None or abs(now - req["t"]) > SIGNED_S * 1000:
+            raise payload.PayloadError(f"{req['op']}: not fresh (older than {SIGNED_S:g} s)")
+        while self._seen_ids and next(iter(self._seen_ids.values())) < now - 2 * SIGNED_S * 1000:
+            self._seen_ids.popitem(last=False)
+        if req["id"] in self._seen_ids:
+            raise payload.PayloadError(f"{req['op']}: request {req['id']} seen before (a replay)")
+        self._seen_ids[req["id"]] = now
+
+    def _resend(self, req):
+        # On the loop thread: the records again, on the node's records topic.
+        n = self.agg.nodes.get(req["node"])
+        if n is None:
+            raise payload.PayloadError(f"no node {req['node']!r} at site {self.site}")
+        data = b"".join(self.agg._host_records(n, req["from"], req["to"]))
+        self._published.setdefault(n.name, 0)
+        last = self._published[n.name]
+        self._published[n.name] = req["from"] - 1
+        self._stream(n.name, data)
+        self._published[n.name] = max(last, self._published[n.name])
+        return {"node": n.name, "sent": len(data) // RECORD}
+
+    def _isolate(self, req):
+        # On the loop thread: a violation a trusted verifier found isolates the node here as
+        # the site's own verifier would (audited, until an operator clears it).
+        name = req["node"]
+        if name not in self.agg.nodes:
+            raise payload.PayloadError(f"no node {name!r} at site {self.site}")
+        self.agg.verifier.violation(
+            "global",
+            name,
+            req["quantity"],
+            req["delta"],
+            {"by": req["vid"], "why": req["reason"]},
+        )
+        return {"node": name, "isolated": name in self.agg.verifier.isolated}
+
+    def _records(self, req):
+        # On the loop thread: the node's base checkpoint and a page of its stored records.
+        name = req["node"]
+        n = self.agg.nodes.get(name)
+        if n is None:
+            raise payload.PayloadError(f"no node {name!r} at site {self.site}")
+        row = self.agg.db.execute(
+            "SELECT base_seq, base_ckpt, base_sums FROM nodes WHERE name = ?", (name,)
+        ).fetchone()
+        base_seq = (row[0] or 0) if row else 0
+        ckpt = bytes(row[1]) if row and row[1] else None
+        lo = max(req["from"], base_seq + 1)
+        recs = self.agg._host_records(n, lo, lo + req["limit"] - 1)
+        run = []
+        for r in recs:  # only the run without holes
+            if int.from_bytes(r[:4], "little") != lo + len(run):
+                break
+            run.append(r)
+        more = self.agg.db.execute(
+            "SELECT 1 FROM records WHERE node = ? AND seq = ?", (name, lo + len(run))
+        ).fetchone()
+        out = {
+            "node": name,
+            "base_seq": base_seq,
+            "base": base64.b64encode(ckpt).decode() if ckpt and req["from"] <= base_seq else None,
+            "sums": json.loads(row[2] or "{}") if row else {},
+            "next": lo + len(run) if more and run else None,
+        }
+        if run:
+            out["first"] = lo
+            out["records"] = base64.b64encode(b"".join(run)).decode()
+        return out

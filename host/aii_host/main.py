@@ -19,7 +19,7 @@ from .core._errors import AIIError
 from .demo import args_demo, do_demo
 from .edge import cli as edge
 from .edge.models import args_fetch_model, do_fetch_model
-from .fleet import cli_agg, cli_repair, cli_tx
+from .fleet import cli_agg, cli_provision, cli_repair, cli_tx
 from .node import cli as node
 from .node.console import args_console, do_console
 from .node.deploy import args_deploy, do_deploy
@@ -100,17 +100,42 @@ COMMANDS = {
         "firmware/ from the source tree: only its config is written, into its folder.\n"
         "A node whose console is locked (the default) first gets a signed `maintenance`\n"
         "request, so that Ctrl-C reaches its REPL (docs/protocol.md section 9).",
-        _example("aii deploy --port /dev/ttyACM0 --config keys/n1.json   (made by aii keygen n1)"),
+        "examples:\n"
+        "  aii deploy --port /dev/ttyACM0 --config keys/n1.json   (made by aii keygen n1)\n"
+        "  aii deploy --port vboard:n1 --config keys/n1.json      (a simulated board by name)\n"
+        "  aii deploy --fleet myfleet/fleet.toml                  (every node; made by aii init)\n"
+        "  aii deploy --fleet myfleet/fleet.toml --keep-going --json\n"
+        "with --fleet: a progress bar, then a table of every node (ok / failed / skipped);\n"
+        "it stops at the first failure unless --keep-going, and exits 1 if a node failed.",
     ),
     "keygen": Command(
         node.do_keygen,
         node.args_keygen,
-        "make a fresh key and config for one node (NODE.key, NODE.json)",
+        "make a fresh key and config for one node, or rotate a node's key",
         "Makes a fresh 32-byte key for NODE and writes NODE.key (the host's copy) and NODE.json\n"
         "(the node's config, from --config with its node and key replaced) into --out, both\n"
         "readable by you only; prints the fleet file's [[node]] entry. Every node gets its own\n"
-        "key: a MAC is bound to its node id anyway (docs/protocol.md section 3).",
-        _example("aii keygen n1 --config tests/hil/node_config.json --out keys"),
+        "key: a MAC is bound to its node id anyway (docs/protocol.md section 3).\n"
+        "\n"
+        "--rotate NODE --fleet FILE replaces the key of a running node: the new key is kept in\n"
+        "a pending file, sent in a key_set signed with the old one (through a running aii\n"
+        "aggregate, which keeps the other nodes connected), confirmed by the node's key id;\n"
+        "only then are the key file (or the fleet file's key) and NODE's config replaced, each\n"
+        "atomically. Interrupted, it is finished by running it again.",
+        "examples:\n"
+        "  aii keygen n1 --config tests/hil/node_config.json --out keys\n"
+        "  aii keygen --rotate n2 --fleet myfleet/fleet.toml",
+    ),
+    "init": Command(
+        cli_provision.do_init,
+        cli_provision.args_init,
+        "make a fleet folder: per-node keys and configs, the fleet file",
+        "Makes FOLDER/keys/NODE.key and FOLDER/keys/NODE.json for every node (a fresh key\n"
+        "each, as aii keygen makes it; the config from --template with its node and key\n"
+        "replaced), and FOLDER/fleet.toml naming each node's port, key file and config. Never\n"
+        "overwrites a file: nothing is written unless all can be. Then aii deploy --fleet\n"
+        "puts the configs on the nodes (docs/provisioning.md).",
+        cli_provision.INIT_EPILOG,
     ),
     "node-config": Command(
         node.do_node_config,

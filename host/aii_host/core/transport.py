@@ -56,10 +56,18 @@ def parse_port(port):
 
 
 def open_transport(port, baudrate=115200):
-    """A Transport for `port` (parse_port)."""
+    """A Transport for `port` (parse_port), or for "vboard:NAME", a simulated board by name."""
     from .transport_serial import SerialTransport
     from .transport_tcp import TcpTransport
 
+    if port.startswith("vboard:"):
+        # A simulated board by name: its pty now (it changes when the board is restarted).
+        from ..node import vboard
+
+        try:
+            port = vboard.port_of(port)
+        except vboard.VBoardError as e:
+            raise TransportError(str(e)) from None
     kind, where, num = parse_port(port)
     if kind == "tcp":
         return TcpTransport(where, num)

@@ -20,31 +20,13 @@ class LinkError(TransportError):
 
 
 def vboard_port(spec):
-    """The pty of the simulated board `spec` ("vboard:ID" in the default boards folder, or
-    "vboard:/path/to/its/folder"), read from its vboard.json at each connect: a board's pty
-    changes when it is started again, its folder does not."""
-    import json
-    from pathlib import Path
-
+    """The current pty of the simulated board `spec` (vboard.port_of), as a LinkError."""
     from ..node import vboard
 
-    what = spec[len("vboard:") :]
     try:
-        d = Path(what) if "/" in what else vboard.board_dir(what)
+        return vboard.port_of(spec)
     except vboard.VBoardError as e:
         raise LinkError(str(e)) from None
-    try:
-        info = json.loads((d / "vboard.json").read_text())
-    except (OSError, ValueError):
-        raise LinkError(f"simulated board {what} is not running (no {d / 'vboard.json'})") from None
-    port, pid = info.get("port"), info.get("pid")
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        raise LinkError(f"simulated board {what} is not running (pid {pid} gone)") from None
-    if not port:
-        raise LinkError(f"simulated board {what}: no port in {d / 'vboard.json'}")
-    return port
 
 
 def parse_port(port):

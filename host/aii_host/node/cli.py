@@ -26,7 +26,24 @@ def args_node_status(p):
 
 
 def args_keygen(p):
-    p.add_argument("node", help="the node's name (letters, digits, '_', '-', '.')")
+    p.add_argument(
+        "node",
+        nargs="?",
+        help="the node's name (letters, digits, '_', '-', '.'); not with --rotate",
+    )
+    p.add_argument(
+        "--rotate",
+        metavar="NODE",
+        help="replace NODE's key on the node itself (a signed key_set) and in the host's files "
+        "named by --fleet",
+    )
+    p.add_argument("--fleet", help="with --rotate: the fleet file (made by aii init)")
+    p.add_argument(
+        "--timeout",
+        type=clikit.positive_float,
+        default=2.0,
+        help="with --rotate: seconds per request (%(default)s)",
+    )
     p.add_argument(
         "--config", help="node configuration (JSON) to start from; its node and key are replaced"
     )
@@ -111,6 +128,20 @@ def do_keygen(args):
     import json
     from pathlib import Path
 
+    if args.rotate is not None:
+        if args.node or args.config or args.out or args.force:
+            raise clikit.UsageError(
+                "--rotate NODE takes the node from --fleet: give no NODE, --config, --out or --force"
+            )
+        if not args.fleet:
+            raise clikit.UsageError("--rotate needs --fleet FILE (where the node and its key are)")
+        from ..fleet.cli_provision import do_rotate
+
+        return do_rotate(args)
+    if args.fleet:
+        raise clikit.UsageError("--fleet goes with --rotate NODE")
+    if not args.node:
+        raise clikit.UsageError("give NODE (a new key) or --rotate NODE --fleet FILE")
     template = read_config(Path(args.config)) if args.config else None
     key_file, cfg_file = keys.keygen(args.node, args.out, template, args.force)
     entry = keys.fleet_entry(args.node, key_file)

@@ -23,6 +23,7 @@ from .fleet import cli_agg, cli_provision, cli_repair, cli_tx
 from .node import cli as node
 from .node.console import args_console, do_console
 from .node.deploy import args_deploy, do_deploy
+from .node.devs import args_devs, do_devs
 from .particles import cli as particles
 from .timeline.cli import args_sched_demo, do_sched_demo
 
@@ -84,12 +85,34 @@ COMMANDS = {
         "port; 0x03 stops the app, Ctrl-D boots it again). Files persist per board id.",
         _example("aii vboard --id node1 --tcp 7001"),
     ),
+    "devs": Command(
+        do_devs,
+        args_devs,
+        "list serial devices (with USB ids) and running simulated boards (by name)",
+        "Lists the serial ports pyserial finds, USB ones first with their vendor:product id,\n"
+        "serial number and description, then this user's running simulated boards as\n"
+        "vboard:NAME (from the board registry: a name stays valid when the board restarts\n"
+        "on another pty). Any of these goes after --port; --port auto picks the only USB\n"
+        "device or simulated board, and names them when there are several.",
+        "examples:\n"
+        "  aii devs\n"
+        "  aii devs --json\n"
+        "  aii node-status --port vboard:n1\n"
+        "  aii console --port auto",
+    ),
     "console": Command(
         do_console,
         args_console,
-        "talk to a node's console (lines; Ctrl-C sends 0x03, ~d Ctrl-D, ~. quits)",
-        "Sends each line you type; prints what the node says, machine frames hidden.",
-        _example("aii console --port /dev/ttyACM0"),
+        "talk to a node's console (lines, or --raw: every key, Ctrl-D too)",
+        "Line mode (the default): sends each line you type and prints what the node says,\n"
+        "machine frames hidden; Ctrl-C sends 0x03, a line `~d` sends Ctrl-D, `~.` or the end\n"
+        "of input quits. Raw mode (--raw): every byte you type goes to the board as it is,\n"
+        "Ctrl-C and Ctrl-D included (a stopped simulated board boots again on Ctrl-D, as it\n"
+        "says), and its bytes come back unfiltered; Ctrl-] quits.",
+        "examples:\n"
+        "  aii console --port /dev/ttyACM0\n"
+        "  aii console --port vboard:n1 --raw\n"
+        "  aii console --port auto",
     ),
     "deploy": Command(
         do_deploy,

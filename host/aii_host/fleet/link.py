@@ -19,23 +19,11 @@ class LinkError(TransportError):
     """The link failed or closed."""
 
 
-def vboard_port(spec):
-    """The current pty of the simulated board `spec` (vboard.port_of), as a LinkError."""
-    from ..node import vboard
-
-    try:
-        return vboard.port_of(spec)
-    except vboard.VBoardError as e:
-        raise LinkError(str(e)) from None
-
-
 def parse_port(port):
     """("tcp", host, port) or ("serial", device, None), as aii_host.transport.open_transport;
-    "vboard:ID|DIR" names a simulated board's current pty."""
-    if port.startswith("vboard:"):
-        port = vboard_port(port)
+    "vboard:NAME|DIR" names a simulated board's current pty (transport.resolve_port)."""
     try:
-        return transport.parse_port(port)
+        return transport.parse_port(transport.resolve_port(port))
     except TransportError as e:
         raise LinkError(str(e)) from None
 

@@ -23,6 +23,12 @@ def args_node_status(p):
     p.add_argument(
         "--raw", action="store_true", help="balances in raw units (default: decimals, unit)"
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the node's four answers as one JSON object {port, hello, status, tasks, ledger} "
+        "(balances in raw units, each quantity's format byte in ledger.formats)",
+    )
 
 
 def args_keygen(p):
@@ -85,6 +91,12 @@ def do_node_status(args):
         hello, st, tasks, led = c.hello(), c.status(), c.tasks(), c.ledger()
     finally:
         t.close()
+    if args.json:
+        import json
+
+        out = {"port": args.port, "hello": hello, "status": st, "tasks": tasks, "ledger": led}
+        print(json.dumps(out))
+        return 0
     _print_node(_console(), None, args.port, (hello, st, tasks, led), raw=args.raw)
     return 0
 

@@ -203,6 +203,10 @@ def deploy(
     from . import vboard
     from .vboard import registry
 
+    if port == "auto":
+        from ..core.transport import resolve_port
+
+        port = resolve_port(port)
     folder = vboard.find_by_port(port)
     if folder is not None:
         if cfg is None:

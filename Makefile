@@ -9,6 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SETUP := build/.setup.stamp
 RESULTS := build/results
+DIST := build/dist
 # A MicroPython source tree; ~/micropython when it exists, else unset (device tests skip).
 MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
 BOARD ?=
@@ -36,7 +37,7 @@ define skip
 	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
 endef
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-qemu test-natmod test-mpy-suite fuzz soak chaos \
+.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-wheel dist test-qemu test-natmod test-mpy-suite fuzz soak chaos \
 	bench size check demo firmware natmod flash picotool clean distclean
 
 help: ## List the targets
@@ -57,6 +58,7 @@ test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boa
 	$(MAKE) --no-print-directory test-host || rc=1; \
 	$(MAKE) --no-print-directory test-hil || rc=1; \
 	$(MAKE) --no-print-directory test-fleet || rc=1; \
+	$(MAKE) --no-print-directory test-wheel || rc=1; \
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
 
@@ -100,6 +102,9 @@ ifneq ($(wildcard tests/fleet/test_*.py),)
 else
 	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
 endif
+
+test-wheel: dist ## The wheel outside the checkout: a fresh venv, then aii --help, deploy --dry-run, demo
+	$(PY) tools/wheel_smoke.py --dist $(DIST) --results $(RESULTS)/wheel.json
 
 test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL; natmods on stock boards (not in make test)
 	bash tools/mpy_build.sh test-qemu
@@ -169,6 +174,16 @@ flash: $(SETUP) ## Flash the built firmware to a board (BOARD=..., PORT=...)
 
 picotool: $(SETUP) ## Build picotool for the RPI_PICO firmware (PICOTOOL_SRC=<picotool checkout>)
 	bash tools/mpy_build.sh picotool
+
+# The sdist, then the wheel built from it (so the sdist is proven to build without the
+# checkout: its C core and firmware are copies made by host/setup.py). --no-isolation: the
+# venv's pinned setuptools, cffi and wheel build it, nothing is downloaded.
+dist: $(SETUP) ## Build the sdist and the wheel of aii-host into build/dist/
+	@rm -rf $(DIST) host/build && mkdir -p $(DIST)
+	@cd host && ../$(PY) -m build --no-isolation --outdir ../$(DIST) . >../$(DIST)/build.log 2>&1 \
+		|| { tail -n 30 ../$(DIST)/build.log; echo "dist: build failed (log: $(DIST)/build.log)"; exit 1; }
+	@rm -rf host/build
+	@ls $(DIST)/*.tar.gz $(DIST)/*.whl
 
 clean: ## Remove build outputs (build/); keeps .venv
 	rm -rf build

@@ -39,7 +39,7 @@ from .core.sched import (
     ticks_us,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # True: the scheduler is the native C core, as on the device (not a Python re-implementation).
 NATIVE = True

@@ -118,9 +118,10 @@ COMMANDS = {
         do_deploy,
         args_deploy,
         "copy firmware, configuration and key to a board (mpremote) or a simulated board",
-        "Copies firmware/aii and firmware/aii_node, the config (as aii_node.json, with its key)\n"
-        "and a main.py that starts the node, then resets the board. A simulated board runs\n"
-        "firmware/ from the source tree: only its config is written, into its folder.\n"
+        "Copies firmware/aii and firmware/aii_node (the checkout's, or the copy installed with\n"
+        "aii-host), the config (as aii_node.json, with its key) and a main.py that starts the\n"
+        "node, then resets the board. A simulated board runs that firmware in place: only\n"
+        "its config is written, into its folder.\n"
         "A node whose console is locked (the default) first gets a signed `maintenance`\n"
         "request, so that Ctrl-C reaches its REPL (docs/protocol.md section 9).",
         "examples:\n"

@@ -35,40 +35,6 @@ class NodesError(AIIError):
     pass
 
 
-def add_arguments(p):
-    from .cli import _at, _int_in
-
-    p.add_argument("--nodes", type=_int_in(2, 8, "--nodes"), default=3, help="nodes (2..8)")
-    p.add_argument(
-        "--n",
-        type=_int_in(2, 2000, "--n"),
-        default=300,
-        help="particles in all (default 300: 100 per node)",
-    )
-    p.add_argument("--steps", type=_int_in(1, 10000, "--steps"), default=10)
-    p.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), default=0)
-    p.add_argument(
-        "--inject",
-        type=_at,
-        metavar="STEP:NODE",
-        help="node NODE's kick breaks at STEP (one unit of velocity from nowhere): "
-        "the fleet's verifier must name and isolate it",
-    )
-    p.add_argument(
-        "--micropython",
-        metavar="EXE",
-        help="run the boards on this MicroPython unix build with _aii (e.g. "
-        "build/unix/micropython) instead of CPython",
-    )
-    p.add_argument(
-        "--qemu",
-        metavar="IMAGE",
-        help="run node 0 on this Cortex-M3 image under qemu (make firmware "
-        "BOARD=MPS2_AN385: build/mps2-an385/firmware.elf), the others as boards",
-    )
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-
-
 # ---- the plan ----------------------------------------------------------------------------
 
 

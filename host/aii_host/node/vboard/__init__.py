@@ -245,7 +245,9 @@ def add_arguments(p):
         "--app", default="aii_node.main", help="module or .py file to run (default: %(default)s)"
     )
     p.add_argument(
-        "--firmware", help="firmware folder on the board's sys.path (default: firmware/)"
+        "--firmware",
+        help="firmware folder on the board's sys.path (default: the checkout's firmware/, or "
+        "the copy installed with aii-host)",
     )
     p.add_argument(
         "--micropython",

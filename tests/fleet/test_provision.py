@@ -6,10 +6,12 @@ before and after a rotation made while `aii aggregate` runs."""
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -24,10 +26,12 @@ from conftest import BASE_CONFIG
 def world(tmp_path, monkeypatch):
     """A private registry, boards folder and keys folder for this test (boards named n1.. in
     other tests must not answer to vboard:n1 here), inherited by every process it starts."""
-    for var, sub in (("XDG_RUNTIME_DIR", "xdg"), ("AII_VBOARD_DIR", "boards")):
-        d = tmp_path / sub
-        d.mkdir(mode=0o700)
-        monkeypatch.setenv(var, str(d))
+    # The registry (and the aggregator's relay socket) in a short private folder: a socket's
+    # path is limited to ~107 bytes, more than pytest's tmp_path leaves under xdist.
+    xdg = tempfile.mkdtemp(prefix="aii-xdg-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", xdg)
+    (tmp_path / "boards").mkdir(mode=0o700)
+    monkeypatch.setenv("AII_VBOARD_DIR", str(tmp_path / "boards"))
     monkeypatch.setenv("AII_KEYS_DIR", str(tmp_path / "hostkeys"))
     template = tmp_path / "template.json"
     template.write_text(json.dumps(BASE_CONFIG))
@@ -35,6 +39,7 @@ def world(tmp_path, monkeypatch):
     yield tmp_path, template, boards
     for b in boards:
         b.stop()
+    shutil.rmtree(xdg, ignore_errors=True)
 
 
 def aii(cwd, *argv, timeout=60):
@@ -103,6 +108,12 @@ def test_init_deploy_and_a_rotation_while_the_fleet_runs(world):
         text=True,
     )
     try:
+        from aii_host.fleet import relay
+
+        end = time.monotonic() + 60
+        while not relay.running(fleet.db):  # the aggregator owns the ports from now on
+            assert agg.poll() is None and time.monotonic() < end, agg.stdout.read()
+            time.sleep(0.2)
         wait_ok(tmp, "fl/fleet.toml")
         old = fleet.node("n2").key
         rc, out, err = aii(tmp, "keygen", "--rotate", "n2", "--fleet", "fl/fleet.toml", "--json")
@@ -136,7 +147,7 @@ def test_init_deploy_and_a_rotation_while_the_fleet_runs(world):
 
     # A rotation the host crashed in after the node took the key: the pending file finishes it.
     from aii_host.core.client import NodeClient
-    from aii_host.core.transport import open_transport
+    from aii_host.transport import open_transport
 
     spec = fconfig.load(fleet_file).node("n1")
     pending, k = tmp / "fl" / "keys" / ".n1.key.new", bytes(range(50, 82))

@@ -7,8 +7,10 @@ names must not meet other tests' boards), `aii` in processes of its own."""
 import _thread
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,10 +24,12 @@ CONFIG = json.loads((Path(__file__).parents[1] / "hil" / "node_config.json").rea
 @pytest.fixture
 def boards(tmp_path, monkeypatch):
     """start(name, **config changes) -> a running simulated board in a private registry."""
-    for var, sub in (("XDG_RUNTIME_DIR", "xdg"), ("AII_VBOARD_DIR", "boards")):
-        d = tmp_path / sub
-        d.mkdir(mode=0o700)
-        monkeypatch.setenv(var, str(d))
+    # The registry (and the aggregator's relay socket) in a short private folder: a socket's
+    # path is limited to ~107 bytes, more than pytest's tmp_path leaves under xdist.
+    xdg = tempfile.mkdtemp(prefix="aii-xdg-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", xdg)
+    (tmp_path / "boards").mkdir(mode=0o700)
+    monkeypatch.setenv("AII_VBOARD_DIR", str(tmp_path / "boards"))
     running = {}
 
     def start(name, **changes):
@@ -39,6 +43,7 @@ def boards(tmp_path, monkeypatch):
     yield start
     for b in running.values():
         b.stop()
+    shutil.rmtree(xdg, ignore_errors=True)
 
 
 def aii(*argv, timeout=60, stdin=subprocess.DEVNULL):

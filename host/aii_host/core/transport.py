@@ -55,30 +55,13 @@ def parse_port(port):
     return "serial", port, None
 
 
-def resolve_port(port):
-    """The port to open now: for "auto", the only USB serial device or simulated board (else a
-    TransportError naming the ones to choose from); for "vboard:NAME", that simulated board's
-    pty now (it changes when the board is restarted, its name does not); any other as it is."""
-    if port != "auto" and not port.startswith("vboard:"):
-        return port
-    from ..node import devs, vboard
-
-    try:
-        if port == "auto":
-            port = devs.auto_port()
-        if port.startswith("vboard:"):
-            port = vboard.port_of(port)
-    except AIIError as e:  # no such board, none or several devices, a planted registry entry
-        raise TransportError(str(e)) from None
-    return port
-
-
 def open_transport(port, baudrate=115200):
-    """A Transport for `port` (parse_port, after resolve_port: "auto" and "vboard:NAME")."""
+    """A Transport for `port` (parse_port). Names ("auto", "vboard:NAME") are resolved one
+    room up, by aii_host.node.ports.open_transport (the public aii_host.transport's)."""
     from .transport_serial import SerialTransport
     from .transport_tcp import TcpTransport
 
-    kind, where, num = parse_port(resolve_port(port))
+    kind, where, num = parse_port(port)
     if kind == "tcp":
         return TcpTransport(where, num)
     return SerialTransport(where, baudrate)

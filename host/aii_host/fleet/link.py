@@ -21,9 +21,11 @@ class LinkError(TransportError):
 
 def parse_port(port):
     """("tcp", host, port) or ("serial", device, None), as aii_host.transport.open_transport;
-    "vboard:NAME|DIR" names a simulated board's current pty (transport.resolve_port)."""
+    "vboard:NAME|DIR" names a simulated board's current pty (node/ports.py)."""
+    from ..node.ports import resolve_port
+
     try:
-        return transport.parse_port(transport.resolve_port(port))
+        return transport.parse_port(resolve_port(port))
     except TransportError as e:
         raise LinkError(str(e)) from None
 

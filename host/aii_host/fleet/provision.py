@@ -274,7 +274,7 @@ def _endpoint(fleet, spec, timeout):
     if running(fleet.db):
         return RelayNode(fleet.db, spec.name, timeout), True
     from ..core.client import NodeClient
-    from ..core.transport import open_transport
+    from ..node.ports import open_transport
 
     t = open_transport(spec.port).open()
     c = NodeClient(t, key=spec.key, timeout=timeout, retries=2, node=spec.node_id)

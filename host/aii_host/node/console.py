@@ -36,7 +36,7 @@ def args_console(p):
 
 
 def open_port(port):
-    from ..core.transport import open_transport
+    from .ports import open_transport
 
     return open_transport(port).open()
 

@@ -204,7 +204,7 @@ def deploy(
     from .vboard import registry
 
     if port == "auto":
-        from ..core.transport import resolve_port
+        from .ports import resolve_port
 
         port = resolve_port(port)
     folder = vboard.find_by_port(port)

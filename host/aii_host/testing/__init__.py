@@ -145,6 +145,6 @@ class Dut:
 
 def open_dut(port, key=None, log_path=None, board=None):
     """A Dut over `port` (any port aii takes: a device, vboard:NAME, tcp:HOST:PORT, auto)."""
-    from ..core.transport import open_transport
+    from ..node.ports import open_transport
 
     return Dut(open_transport(port).open(), port, key, log_path, board)

@@ -172,6 +172,9 @@ def test_deploy_stops_at_the_first_failure_unless_keep_going(world):
     ports = "vboard:a1,vboard:ghost,vboard:a3"
     rc, out, err = aii(tmp, "init", "fl", "--nodes", "a1,a2,a3", "--ports", ports)
     assert rc == 0, err
+    rc, out, err = aii(tmp, "deploy", "--fleet", "fl/fleet.toml", "--dry-run", "--keep-going")
+    assert rc == 1 and "would write" in out, (out, err)
+    assert not (boards[0].dir / "aii_node.json").exists()  # a dry run writes nothing
     rc, out, err = aii(tmp, "deploy", "--fleet", "fl/fleet.toml", "--json")
     assert rc == 1 and err.count("\n") == 1 and "ghost is not running" in err, err
     states = [(r["node"], r["state"]) for r in json.loads(out)["nodes"]]

@@ -155,4 +155,6 @@ def do_rotate(args):
     )
     for f in out["files"]:
         print(f"  updated {f}")
+    if out["aggregator_note"]:
+        print(f"  (the aggregator was not told: {out['aggregator_note']})")
     return 0

@@ -108,7 +108,7 @@ def init(folder, names, template=None, ports=None, heartbeat_s=None):
     authenticates the audit trail's head, docs/transfer.md §5). Refuses to overwrite any file;
     nothing is written unless all can be. Returns {"fleet": path, "nodes": {name: {...}},
     "audit_key": path, "audit_key_new": bool}."""
-    from .audit import Audit
+    from .audit import host_key, host_key_path
 
     folder = Path(folder)
     ports = list(ports) if ports else [f"vboard:{n}" for n in names]
@@ -135,11 +135,9 @@ def init(folder, names, template=None, ports=None, heartbeat_s=None):
         out["nodes"][name] = {"port": port, "key_file": str(key_file), "config": str(cfg_file)}
     text = _fleet_text(names, ports, hb, _task_quantities(tpl))
     write_private(fleet_file, text + "\n")
-    audit = Audit.__new__(Audit)  # only its key: no database is made here
-    audit._key = None
-    existed = audit.key_path().exists()
-    audit.key(create=True)
-    out["audit_key"], out["audit_key_new"] = str(audit.key_path()), not existed
+    existed = host_key_path().exists()
+    host_key(create=True)
+    out["audit_key"], out["audit_key_new"] = str(host_key_path()), not existed
     return out
 
 
@@ -355,9 +353,16 @@ def rotate(fleet_path, name, timeout=2.0):
         cfg["key"] = new.hex()
         files.append(str(write_private(spec.config, json.dumps(cfg, indent=2) + "\n")))
     os.unlink(pending)
+    note = None
     if via_relay:
-        relay.reload_keys(fleet.db, timeout)
+        try:
+            relay.reload_keys(fleet.db, timeout)
+        except relay.RelayError as e:
+            # The rotation is done; an aggregator that stopped meanwhile reads the new key
+            # from the files when it starts again.
+            note = str(e)
     return {
+        "aggregator_note": note,
         "node": name,
         "key_id": new_id,
         "old_key_id": old_id,

@@ -11,7 +11,8 @@ from .console import open_port
 def args_deploy(p):
     p.add_argument(
         "--port",
-        help="one board: serial device, a simulated board (vboard:NAME or its pty), tcp:HOST:PORT",
+        help="one board: serial device, a simulated board (vboard:NAME or its pty), "
+        "tcp:HOST:PORT, or auto (the only device; aii devs lists them)",
     )
     p.add_argument(
         "--fleet",
@@ -211,6 +212,9 @@ def deploy(
     if folder is not None:
         if cfg is None:
             print(f"deploy: {port} is a simulated board; it runs firmware/ as is")
+            return
+        if dry_run:
+            print(f"deploy: would write {folder / NODE_CONFIG} (simulated board) and restart it")
             return
         if not no_restart:
             _unlock(port, unlock_key, cfg)  # before the new config (and its key) is in place

@@ -10,10 +10,14 @@ PY := $(VENV)/bin/python
 SETUP := build/.setup.stamp
 RESULTS := build/results
 DIST := build/dist
-# A MicroPython source tree; ~/micropython when it exists, else unset (device tests skip).
+# A MicroPython source tree; ~/micropython when it exists, else unset (the tests that need its
+# images skip: the only thing outside the repository they need).
 MICROPY_DIR ?= $(if $(wildcard $(HOME)/micropython/py/mpconfig.h),$(HOME)/micropython)
 BOARD ?=
 PORT ?=
+# make demo SERVE=1: the live dashboard after the demo, on HTTP (HOST:PORT, default 127.0.0.1:8765).
+SERVE ?=
+HTTP ?=
 ARCH ?=
 NATMOD_CFLAGS ?=
 export MICROPY_DIR BOARD PORT ARCH NATMOD_CFLAGS
@@ -31,14 +35,13 @@ SETUP_DEPS := tools/setup.sh tools/requirements-dev.txt \
 	$(wildcard host/pyproject.toml host/setup.py host/setup.cfg host/aii_host/core/_build_*.py \
 	host/aii_host/core/_headers.py c_modules/aii/core/*.c c_modules/aii/core/*.h)
 
-# Writes a result file for a tier that did not run, so the summary shows it as skipped.
-define skip
-	@echo "$(1): SKIP ($(2))"
-	@mkdir -p $(RESULTS) && echo '{"passed": 0, "failed": 0, "skipped": 1}' >$(RESULTS)/$(1).json
-endef
+# The tiers that run MicroPython images build them first (`make images`: a test never meets one
+# missing or older than the sources); make test builds them once, before every tier.
+IMAGES_FIRST = $(if $(IMAGES_BUILT),,images)
 
-.PHONY: help setup test test-c test-host test-device test-hil test-fleet test-wheel dist test-qemu test-natmod test-mpy-suite fuzz soak chaos \
-	bench size check demo firmware natmod flash picotool clean distclean
+.PHONY: help setup test test-c images test-vectors test-host test-device test-hil test-fleet test-wheel dist \
+	test-qemu test-natmod test-mpy-suite fuzz soak chaos bench size check demo firmware natmod flash picotool \
+	clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [MICROPY_DIR=...] [BOARD=...] [PORT=...]"
@@ -51,13 +54,15 @@ $(SETUP): $(SETUP_DEPS)
 setup: ## Install apt toolchains, .venv with pinned packages, the host package (idempotent)
 	@bash tools/setup.sh
 
-test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boards, fleet); one summary line
+test: $(SETUP) ## Run every test tier (C, host, device, HIL on the simulated boards, fleet, the wheel); one summary line
 	@rm -rf $(RESULTS); rc=0; \
 	$(MAKE) --no-print-directory test-c || rc=1; \
-	$(MAKE) --no-print-directory test-device || rc=1; \
-	$(MAKE) --no-print-directory test-host || rc=1; \
-	$(MAKE) --no-print-directory test-hil || rc=1; \
-	$(MAKE) --no-print-directory test-fleet || rc=1; \
+	$(MAKE) --no-print-directory images || rc=1; \
+	$(MAKE) --no-print-directory test-vectors || rc=1; \
+	$(MAKE) --no-print-directory test-device IMAGES_BUILT=1 || rc=1; \
+	$(MAKE) --no-print-directory test-host IMAGES_BUILT=1 || rc=1; \
+	$(MAKE) --no-print-directory test-hil IMAGES_BUILT=1 || rc=1; \
+	$(MAKE) --no-print-directory test-fleet IMAGES_BUILT=1 || rc=1; \
 	$(MAKE) --no-print-directory test-wheel || rc=1; \
 	$(PY) tools/test_summary.py || rc=1; \
 	exit $$rc
@@ -69,41 +74,29 @@ test-c: $(SETUP) ## C core tests: native (ASan+UBSan), bare-metal Cortex-M0/M3/M
 	$(PY) tools/size_report.py --results $(RESULTS)/size.json >/dev/null || rc=1; \
 	exit $$rc
 
-test-host: $(SETUP) ## pytest over tests/host (CPython package aii_host)
-ifneq ($(wildcard tests/host/test_*.py),)
+images: $(SETUP) ## The MicroPython images the test tiers run (unix port, MPS2_AN385), built first; none without MICROPY_DIR
+	bash tools/mpy_build.sh images
+
+test-vectors: $(SETUP) ## The committed test vectors (tests/vectors, tests/c/vectors_*.h, ...) equal their generator's output
+	@mkdir -p $(RESULTS)
+	$(PY) tools/gen_vectors.py --check --results $(RESULTS)/vectors.json
+
+test-host: $(SETUP) $(IMAGES_FIRST) ## pytest over tests/host (CPython package aii_host)
 	@mkdir -p $(RESULTS)
 	$(PY) -m pytest tests/host -q $(XDIST) --junitxml=$(RESULTS)/host.xml
-else
-	$(call skip,test-host,no tests/host/test_*.py yet)
-endif
 
-test-device: $(SETUP) ## MicroPython tests (tests/device) on the unix build and MPS2_AN385 (QEMU_BOARDS=...); needs MICROPY_DIR
-ifeq ($(strip $(MICROPY_DIR)),)
-	$(call skip,test-device,MICROPY_DIR is unset and ~/micropython does not exist; \
-	set MICROPY_DIR=/path/to/micropython to run it)
-else ifeq ($(wildcard tools/mpy_build.sh),)
-	$(call skip,test-device,tools/mpy_build.sh is missing)
-else
+test-device: $(SETUP) ## MicroPython tests (tests/device) on the unix build and MPS2_AN385 (QEMU_BOARDS=...); skipped without MICROPY_DIR
 	bash tools/mpy_build.sh test-device
-endif
 
-test-hil: $(SETUP) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
-ifneq ($(wildcard tests/hil/test_*.py),)
+test-hil: $(SETUP) $(IMAGES_FIRST) ## Hardware-in-the-loop suite (simulated board; a real one with PORT=...)
 	@mkdir -p $(RESULTS)
 	$(PY) -m pytest tests/hil -q $(if $(PORT),,$(XDIST)) --junitxml=$(RESULTS)/hil.xml $(foreach p,$(PORT),--port $(p))
-else
-	$(call skip,test-hil,no tests/hil/test_*.py yet)
-endif
 
-test-fleet: $(SETUP) ## Fleet tests: aggregation, verification, two-phase transfers, faults (simulated boards)
-ifneq ($(wildcard tests/fleet/test_*.py),)
+test-fleet: $(SETUP) $(IMAGES_FIRST) ## Fleet tests: aggregation, verification, two-phase transfers, faults (simulated boards)
 	@mkdir -p $(RESULTS)
 	$(PY) -m pytest tests/fleet -q $(XDIST) --junitxml=$(RESULTS)/fleet.xml
-else
-	$(call skip,test-fleet,no tests/fleet/test_*.py yet)
-endif
 
-test-wheel: dist ## The wheel outside the checkout: a fresh venv, then aii --help, deploy --dry-run, demo
+test-wheel: dist ## The wheel outside the checkout: a fresh venv, then aii --help, deploy --dry-run, demo, vboard, dashboard
 	$(PY) tools/wheel_smoke.py --dist $(DIST) --results $(RESULTS)/wheel.json
 
 test-qemu: $(SETUP) ## Every qemu board (M0, M3, M4F, M7, RV32, 32 KiB heap): image, tests/device, HIL; natmods on stock boards (not in make test)
@@ -115,11 +108,12 @@ test-natmod: $(SETUP) ## tests/device with the natmod on stock images: x64 unix,
 test-mpy-suite: $(SETUP) ## MicroPython's own tests, AII image against the stock board (MPY_SUITE_BOARDS; not in make test)
 	bash tools/mpy_build.sh test-mpy-suite
 
-fuzz: $(SETUP) ## Longer fuzzing of the node's parsers and of a simulated node over the wire (FUZZ_EXAMPLES=2000)
+fuzz: $(SETUP) ## Longer fuzzing of the node's parsers, of a simulated node over the wire and of the dashboard's server (FUZZ_EXAMPLES=2000)
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q -k fuzz tests/host
+	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q tests/fleet/test_dashboard_fuzz.py
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
-soak: $(SETUP) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), particles at length, then make chaos
+soak: $(SETUP) $(IMAGES_FIRST) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), particles at length, then make chaos
 	SOAK_TRANSFERS=$(or $(SOAK_TRANSFERS),2000) $(PY) tests/fleet/soak.py
 	AII_CLI_FUZZ_SECONDS=$(or $(CLI_FUZZ_SECONDS),1200) AII_CLI_FUZZ_EXAMPLES=$(or $(CLI_FUZZ_EXAMPLES),2000) \
 		$(PY) -m pytest tests/host/test_cli_fuzz.py -q
@@ -148,9 +142,10 @@ check: $(SETUP) ## Lint and format check (ruff) of the Python sources
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
-demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`)
+demo: $(SETUP) ## The scheduler, then a fleet of simulated nodes: transfer, injected violation (`aii demo`); SERVE=1: then the live dashboard until Ctrl-C
 	@if [ -x $(VENV)/bin/aii ]; then \
-		$(VENV)/bin/aii demo; \
+		$(VENV)/bin/aii demo && \
+		if [ -n "$(SERVE)" ]; then $(VENV)/bin/aii dashboard --demo $(if $(HTTP),--http $(HTTP)); fi; \
 	else \
 		echo "demo: $(VENV)/bin/aii is missing (is host/ installed? run make setup)"; exit 1; \
 	fi

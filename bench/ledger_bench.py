@@ -58,8 +58,12 @@ def sum_throughput(n, rounds):
         # quarter of the range. Random signs, so the sum goes up and down.
         lim = 2**48 if dtype is np.int64 else 2**29
         x = rng.integers(-lim, lim, n, dtype=dtype)
-        exact = aii_host.exact_sum(x)
+        # The guard's total from Python's integers, not from exact_sum (the same C routine as
+        # check_sum): both must agree with it.
+        exact = sum(x.tolist())
+        assert aii_host.exact_sum(x) == exact
         assert aii_host.check_sum(x, exact) is True
+        assert aii_host.check_sum(x, exact + 1) is False
         t_np, t_us = [], []
         for i in range(rounds):
             # Back-to-back pairs, alternating which goes first, so that a change in the machine's

@@ -6,3 +6,4 @@
 # the port's and boot without a filesystem.
 include("aii", fallback=False)
 include("aii_node")
+include("aii_nav")

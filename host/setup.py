@@ -4,6 +4,7 @@
 # sources (aii_core/, a link to ../c_modules/aii/core in the checkout) and the firmware
 # (aii_host/_firmware/, from ../firmware). Both are copied when the package is built, never kept
 # by hand: an sdist carries them as real files, and a wheel built from it takes them from there.
+import importlib.util
 import os
 import shutil
 
@@ -15,7 +16,14 @@ from setuptools.command.sdist import sdist
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(HERE)
 CORE = os.path.join(CHECKOUT, "c_modules", "aii", "core")
-FIRMWARE = ("aii", "aii_node")  # the firmware packages `aii vboard`, `deploy` and `demo` run
+# The firmware packages `aii vboard`, `deploy` and `demo` run, from the one module that names
+# them (loaded by path: aii_host itself cannot be imported before its extension is built).
+_spec = importlib.util.spec_from_file_location(
+    "aii_host_paths", os.path.join(HERE, "aii_host", "core", "paths.py")
+)
+_paths = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_paths)
+FIRMWARE = _paths.FIRMWARE_PACKAGES
 SHIPPED = os.path.join("aii_host", "_firmware")
 
 

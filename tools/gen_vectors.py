@@ -4,12 +4,15 @@ generated C headers tests/c/vectors_*.h (bare-metal C tests cannot read JSON).
 
 Every expected result is computed here with Python's exact integers and fractions, an
 independent reference for the C core: round() on a Fraction rounds half to even.
-Run: python tools/gen_vectors.py  (deterministic; commit its output).
+Run: python tools/gen_vectors.py  (deterministic; commit its output). make test runs it with
+--check, which writes nothing and fails naming each committed file that differs.
 """
 
+import argparse
 import json
 import random
 import re
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -633,7 +636,9 @@ def ledger_header(v):
     return "\n".join(lines)
 
 
-def main():
+def outputs():
+    """({path relative to the repository: bytes} of every file the generator writes, its
+    summary lines)."""
     rnd = random.Random(20261122)
     v = {
         "arith": arith_vectors(rnd),
@@ -643,19 +648,68 @@ def main():
     }
     v["parse_exact"] = parse_exact_vectors(v["parse"])
     doc = {"generator": "tools/gen_vectors.py", "decimal_flag": DECIMAL, **v}
-    (ROOT / "tests" / "vectors").mkdir(parents=True, exist_ok=True)
-    (ROOT / "tests" / "vectors" / "fixed.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (ROOT / "tests" / "c" / "vectors_fixed.h").write_text(header(v))
     lv = ledger_vectors(random.Random(7))
-    (ROOT / "tests" / "vectors" / "ledger.json").write_text(json.dumps(lv, indent=1) + "\n")
-    (ROOT / "tests" / "c" / "vectors_ledger.h").write_text(ledger_header(lv))
-    print(f"ledger: {len(lv['steps'])} steps, {len(lv['journal'])} journal records")
-    print(gen_particle_vectors.write())
-    print(
-        f"fixed: {len(v['arith'])} arith, {len(v['parse'])} parse, {len(v['format'])} format, "
-        f"{len(v['sum'])} sum, {len(v['parse_exact'])} exact parse vectors"
+    out = {
+        "tests/vectors/fixed.json": json.dumps(doc, indent=1) + "\n",
+        "tests/c/vectors_fixed.h": header(v),
+        "tests/vectors/ledger.json": json.dumps(lv, indent=1) + "\n",
+        "tests/c/vectors_ledger.h": ledger_header(lv),
+    }
+    out = {path: text.encode() for path, text in out.items()}
+    particles, particles_summary = gen_particle_vectors.outputs()
+    out.update(particles)
+    summary = [
+        f"ledger: {len(lv['steps'])} steps, {len(lv['journal'])} journal records",
+        particles_summary,
+        (
+            f"fixed: {len(v['arith'])} arith, {len(v['parse'])} parse, "
+            f"{len(v['format'])} format, {len(v['sum'])} sum, "
+            f"{len(v['parse_exact'])} exact parse vectors"
+        ),
+    ]
+    return out, summary
+
+
+def check(out, results=None):
+    """Compares the committed files with `out`; one line per file that differs. 0 or 1."""
+    stale = []
+    for rel, data in out.items():
+        path = ROOT / rel
+        if not path.exists():
+            stale.append(f"{rel} is missing")
+        elif path.read_bytes() != data:
+            stale.append(f"{rel} differs from what the generator writes")
+    for line in stale:
+        print(
+            f"gen_vectors: {line}; regenerate with .venv/bin/python tools/gen_vectors.py "
+            "(and commit its output, or fix the generator)"
+        )
+    if not stale:
+        print(f"gen_vectors: the {len(out)} committed vector files match the generator")
+    if results is not None:
+        Path(results).parent.mkdir(parents=True, exist_ok=True)
+        Path(results).write_text(
+            json.dumps({"passed": len(out) - len(stale), "failed": len(stale), "skipped": 0})
+        )
+    return 1 if stale else 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when a committed file differs"
     )
+    ap.add_argument("--results", help="with --check: a JSON file of counts for make test's summary")
+    args = ap.parse_args(argv)
+    out, summary = outputs()
+    if args.check:
+        return check(out, args.results)
+    for rel, data in out.items():
+        (ROOT / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ROOT / rel).write_bytes(data)
+    print("\n".join(summary))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

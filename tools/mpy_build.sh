@@ -3,6 +3,8 @@
 #
 #   tools/mpy_build.sh firmware        build BOARD with _aii and the frozen packages (docs/boards.md):
 #                                      UNIX, the qemu boards, or a board.env board (RPI_PICO, ...)
+#   tools/mpy_build.sh images          the images the pytest tiers run: unix, MPS2_AN385 (none
+#                                      without MICROPY_DIR: the tests that need them skip)
 #   tools/mpy_build.sh test-device     tests/device/*.py on the unix build and on each of QEMU_BOARDS
 #   tools/mpy_build.sh test-qemu       every qemu board: build, tests/device, then the HIL suite;
 #                                      then test-natmod's qemu part
@@ -328,6 +330,19 @@ cmd_firmware() {
     fi
 }
 
+# The images the host, HIL and fleet tiers run (build/unix/micropython, and MPS2_AN385's, their
+# qemu board), built before those tiers so that no test meets one missing or older than the
+# sources; without a MicroPython tree there is nothing to build them from.
+cmd_images() {
+    if ! have_micropython; then
+        echo "images: none ($SKIP_HINT); the tests that run them skip"
+        return 0
+    fi
+    need_micropython images
+    build_unix aii
+    build_qemu MPS2_AN385 aii
+}
+
 cmd_test_device() {
     if ! have_micropython; then
         echo "SKIP test-device: $SKIP_HINT"
@@ -644,6 +659,7 @@ flash_sdk_board() {
 
 case "${1:-}" in
     firmware) cmd_firmware ;;
+    images) cmd_images ;;
     test-device) cmd_test_device ;;
     test-qemu) cmd_test_qemu ;;
     test-mpy-suite) cmd_test_mpy_suite ;;
@@ -652,5 +668,5 @@ case "${1:-}" in
     test-natmod) cmd_test_natmod ;;
     picotool) cmd_picotool ;;
     flash) cmd_flash ;;
-    *) die "usage: tools/mpy_build.sh firmware|test-device|test-qemu|test-mpy-suite|size|natmod|test-natmod|picotool|flash" ;;
+    *) die "usage: tools/mpy_build.sh firmware|images|test-device|test-qemu|test-mpy-suite|size|natmod|test-natmod|picotool|flash" ;;
 esac

@@ -49,11 +49,11 @@ feed = [WORDS * int(SECONDS * 4 + 1), 0, time.ticks_ms()]
 def ready():
     due = time.ticks_diff(time.ticks_ms(), feed[2]) // 10
     return feed[1] < min(len(feed[0]), due)
-def read1():
-    c = feed[0][feed[1]]
+def readinto(buf):
+    buf[0] = feed[0][feed[1]]
     feed[1] += 1
-    return bytes([c])
-n.reader = LineReader(ready, read1)
+    return 1
+n.reader = LineReader(ready, readinto)
 n.run(int(SECONDS * 1000000))
 rows = []
 for tid, name, period, budget in n.tasks:

@@ -38,6 +38,11 @@ command -v valgrind >/dev/null || missing+=(valgrind)
 # MPI for `aii particles run --procs K` (mpi4py, pinned in requirements-dev.txt, runs over it).
 command -v mpirun >/dev/null || missing+=(openmpi-bin)
 [ -n "$(compgen -G '/usr/lib/*/openmpi/include/mpi.h')" ] || missing+=(libopenmpi-dev)
+# aii dashboard's tests (docs/dashboard.md): a real browser (Playwright drives Debian's chromium,
+# no browser download), a real Prometheus server and promtool (check the alerting rules).
+command -v chromium >/dev/null || missing+=(chromium)
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v promtool >/dev/null || missing+=(prometheus)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v make >/dev/null || missing+=(make)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
@@ -48,6 +53,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # Debian's prometheus package starts its own service where systemd runs; the tests start
+    # their own server (own config, free port), so the package's is stopped again.
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null \
+            && systemctl is-active --quiet prometheus 2>/dev/null; then
+        $SUDO systemctl disable --now prometheus || true
+    fi
 fi
 
 # --- 2. venv with pinned dev packages ----------------------------------------------------
@@ -84,7 +95,8 @@ if [ -f host/pyproject.toml ]; then
         touch "$STAMPS/host.stamp"
     fi
 else
-    log "host/pyproject.toml not present yet; skipping the host package"
+    log "host/pyproject.toml is missing: no host package to install (a broken checkout?)"
+    exit 1
 fi
 
 # --- 4. models (aii_host.edge): the face detector from the mediapipe wheel; quick when present --

@@ -7,8 +7,9 @@ folder that is not the checkout, with a cache of its own.
 
 Checks: the version, `aii --help`, the public import paths, a missing extra said in one line,
 `aii deploy --dry-run` staging the firmware the wheel carries, `aii demo` (three simulated
-boards from that firmware, a two-phase transfer, a violation found), and `aii vboard` given a
-config by `aii deploy` answering `aii node-status`. Exits 1 when one fails.
+boards from that firmware, a two-phase transfer, a violation found), `aii vboard` given a
+config by `aii deploy` answering `aii node-status`, and `aii dashboard --demo` serving its page
+and /metrics (package data). Exits 1 when one fails.
 """
 
 import argparse
@@ -86,6 +87,38 @@ def _vboard_check(results, aii, work, env, config):
             except subprocess.TimeoutExpired:
                 board.kill()
                 board.communicate()
+
+
+def _dashboard_check(results, aii, work, env):
+    """`aii dashboard --demo` serves its page and /metrics from the files the wheel carries."""
+    import urllib.request
+
+    name = "dashboard: the page and /metrics from the installed package"
+    cmd = [aii, "dashboard", "--demo", "--seconds", "20", "--http", "127.0.0.1:0", "--json"]
+    t0 = time.monotonic()
+    dash = subprocess.Popen(
+        cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    got, out = [], ""
+    try:
+        out = dash.stdout.readline()  # its first event names the address it serves
+        try:
+            url = json.loads(out)["data"]["url"]
+            for path, want in (("", b"</html>"), ("metrics", b"aii_")):
+                with urllib.request.urlopen(url + path, timeout=20) as r:
+                    got.append(r.status == 200 and want in r.read())
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            out += f"\n{type(e).__name__}: {e}"
+    finally:
+        dash.terminate()
+        try:
+            rest, err = dash.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            dash.kill()
+            rest, err = dash.communicate()
+    ok = got == [True, True]
+    run = (0 if ok else dash.returncode, out + rest[-1500:], err, time.monotonic() - t0)
+    _record(results, name, cmd, run, 0, "")
 
 
 def main(argv=None):
@@ -193,6 +226,7 @@ def main(argv=None):
         config = top / "node.json"  # the HIL tier's node, from outside the working folder
         shutil.copy(ROOT / "tests" / "hil" / "node_config.json", config)
         _vboard_check(results, aii, work, env, config)
+        _dashboard_check(results, aii, work, env)
         leftover = list(work.iterdir())
         if leftover:  # the CLI made files in a folder it was only run in
             results["failed"] += 1

@@ -12,12 +12,17 @@ def _pad(key, byte):
 
 
 def mac(key, msg):
-    """64 lowercase hex digits (bytes) of HMAC-SHA256(key, msg)."""
+    """64 lowercase hex digits (bytes) of HMAC-SHA256(key, msg); msg is bytes, or a tuple of
+    bytes taken one after the other (bound() gives one: no copy of a long frame is made)."""
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     key = key + bytes(_BLOCK - len(key))
     inner = hashlib.sha256(_pad(key, 0x36))
-    inner.update(msg)
+    if type(msg) is tuple:
+        for part in msg:
+            inner.update(part)
+    else:
+        inner.update(msg)
     outer = hashlib.sha256(_pad(key, 0x5C))
     outer.update(inner.digest())
     return hexlify(outer.digest())
@@ -51,11 +56,12 @@ REQUEST = b"q"  # direction of a request, host to node (docs/protocol.md §3)
 
 
 def bound(node, signed, direction=REQUEST):
-    """The bytes a MAC covers: the direction, the node id (its length first) and the frame's
-    signed part, so a frame signed for one node checks on no other, whatever their keys."""
+    """The bytes a MAC covers, as a tuple of parts for mac(): the direction, the node id (its
+    length first) and the frame's signed part, so a frame signed for one node checks on no
+    other, whatever their keys."""
     if type(node) is str:
         node = node.encode()
-    return b"%s|%d|%s|%s" % (direction, len(node), node, signed)
+    return (b"%s|%d|%s|" % (direction, len(node), node), signed)
 
 
 class Guard:

@@ -17,70 +17,107 @@ LONG_FRAME = 1  # markers LineReader returns for a dropped overlong line
 LONG_TEXT = 2
 GAP_MS = 1  # the longest wait for the next byte of a burst (LineReader.poll)
 CTRL_C = 3  # marker: a 0x03 byte read as data (it also drops the line typed so far)
+NO_MEMORY_FRAME = 4  # markers for a line the heap had no room for (started with '@' or not)
+NO_MEMORY_TEXT = 5
 # A simulated board's bridge puts REMOTE before each line one of its network clients sent
 # (host/aii_host/vboard/supervisor.py): read-only, like a client of net.py on a board.
 REMOTE = b"\x01"
 _TAG = len(REMOTE)
+_TAG_BYTE = REMOTE[0]
 
 
 class LineReader:
-    """Collects bytes into lines without blocking; a line longer than MAX_LINE is dropped up to
-    its newline and reported as LONG_FRAME (it started with '@') or LONG_TEXT.
+    """Collects bytes into lines without blocking, in one buffer allocated once; a line longer
+    than MAX_LINE is dropped up to its newline and reported as LONG_FRAME (it started with '@')
+    or LONG_TEXT.
 
-    `ready()` says whether a byte can be read now, `read1()` reads one (bytes or str);
-    `wait(ms)`, if given, whether one arrives within ms: in the middle of a burst the next byte
-    may be a moment behind (qemu's UART holds one byte and hands over the next only after the
-    guest read the last), and a line would otherwise take one console job per byte or two.
+    `ready()` says whether a byte can be read now; `readinto(buf)` reads into a 1-byte buffer
+    and returns how many bytes it read (a stream's readinto: one byte never blocks once ready()
+    said so, where a longer read would wait for all of it on ports whose stdin loops on the
+    UART); `wait(ms)`, if given, whether a byte arrives within ms: in the middle of a burst the
+    next byte may be a moment behind (qemu's UART holds one byte and hands over the next only
+    after the guest read the last), and a line would otherwise take one console job per byte
+    or two. Reading allocates nothing but each completed line.
     """
 
-    def __init__(self, ready, read1, max_line=MAX_LINE, per_call=256, wait=None):
+    def __init__(self, ready=None, readinto=None, max_line=MAX_LINE, per_call=256, wait=None):
         self.ready = ready
-        self.read1 = read1
+        self.readinto = readinto
         self.wait = wait
         self.max_line = max_line
         self.per_call = per_call  # bytes per poll: bounds the time a console job takes
-        self.buf = bytearray()
+        self.buf = bytearray(max_line - 1 + _TAG)  # the longest line, and a network tag
+        self.mv = memoryview(self.buf)
+        self.n = 0  # bytes of the line being read
+        self.one = bytearray(1)
         self.discard = 0  # 0, or the marker of the line being dropped
+        self.lines = []  # what poll and feed return: reused, taken before the next call
+
+    def pending(self):
+        """The line read so far (bytes)."""
+        return bytes(self.mv[: self.n])
+
+    def _byte(self, c):
+        # One byte; returns a completed line (bytes), a marker, or None.
+        n = self.n
+        if c == 10:  # \n
+            self.n = 0
+            d, self.discard = self.discard, 0
+            if d:
+                return d
+            if not n:
+                return None
+            try:
+                return bytes(self.mv[:n])
+            except MemoryError:
+                at = _TAG if self.buf[0] == _TAG_BYTE else 0
+                return NO_MEMORY_FRAME if self.buf[at] == 64 else NO_MEMORY_TEXT
+        if c == 3:
+            self.n = self.discard = 0
+            return CTRL_C
+        if c == 13 or self.discard:
+            return None
+        at = _TAG if n and self.buf[0] == _TAG_BYTE else 0
+        if n >= self.max_line - 1 + at:
+            self.discard = LONG_FRAME if self.buf[at] == 64 else LONG_TEXT  # '@'
+            self.n = 0
+            return None
+        self.buf[n] = c
+        self.n = n + 1
+        return None
 
     def feed(self, data):
-        """Consume bytes; returns the completed lines (bytes without '\\n') and markers."""
-        lines = []
+        """Consume bytes; returns the completed lines (bytes without '\\n') and markers, in
+        the reader's own list (empty it, or copy it, before the next call)."""
+        lines = self.lines
+        if lines:
+            lines.clear()
         for c in data:
-            if c == 10:  # \n
-                if self.discard:
-                    lines.append(self.discard)
-                elif self.buf:
-                    lines.append(bytes(self.buf))
-                self.buf = bytearray()
-                self.discard = 0
-            elif c == 3:
-                lines.append(CTRL_C)
-                self.buf = bytearray()
-                self.discard = 0
-            elif c == 13 or self.discard:
-                pass
-            elif len(self.buf) >= self.max_line - 1 + (_TAG if self.buf[:_TAG] == REMOTE else 0):
-                at = _TAG if self.buf[:_TAG] == REMOTE else 0
-                self.discard = LONG_FRAME if self.buf[at : at + 1] == b"@" else LONG_TEXT
-                self.buf = bytearray()
-            else:
-                self.buf.append(c)
+            x = self._byte(c)
+            if x is not None:
+                lines.append(x)
         return lines
 
     def poll(self):
-        data = bytearray()
-        while len(data) < self.per_call:
-            # A burst in progress (a line begun in this call) is worth one short wait per byte;
-            # a pause of GAP_MS ends the call (a human typing costs one wait per key).
-            if not self.ready():
-                midline = data and data[-1] != 10
-                if not (midline and self.wait is not None and self.wait(GAP_MS)):
-                    break
-            c = self.read1()
-            if not c:
+        """Reads what is there (at most per_call bytes); returns lines as feed() does."""
+        lines = self.lines
+        if lines:
+            lines.clear()
+        ready, readinto, one = self.ready, self.readinto, self.one
+        begun = False
+        for _ in range(self.per_call):
+            # A burst in progress (a line begun in this call) is worth one short wait per
+            # byte; a pause of GAP_MS ends the call (a human typing costs one wait per key).
+            if not ready() and not (begun and self.wait is not None and self.wait(GAP_MS)):
                 break
-            data.extend(c.encode() if isinstance(c, str) else c)
-        return self.feed(data)
+            if not readinto(one):
+                break
+            c = one[0]
+            x = self._byte(c)
+            if x is not None:
+                lines.append(x)
+            begun = c != 10
+        return lines
 
 
 def stdin_reader():
@@ -91,17 +128,29 @@ def stdin_reader():
     p = select.poll()
     p.register(sys.stdin, select.POLLIN)
     stream = getattr(sys.stdin, "buffer", sys.stdin)
+    ipoll = getattr(p, "ipoll", None)  # MicroPython's poll that allocates no list
 
-    def ready():
-        return bool(p.poll(0))
+    if ipoll is None:
 
-    def wait(ms):
-        return bool(p.poll(ms))
+        def ready():
+            return bool(p.poll(0))
 
-    def read1():
-        return stream.read(1)
+        def wait(ms):
+            return bool(p.poll(ms))
 
-    return LineReader(ready, read1, wait=wait)
+    else:
+
+        def ready():
+            for _ in ipoll(0):
+                return True
+            return False
+
+        def wait(ms):
+            for _ in ipoll(ms):
+                return True
+            return False
+
+    return LineReader(ready, stream.readinto, wait=wait)
 
 
 HELP = """commands:

@@ -3,6 +3,7 @@
 
 While the host is offline (no request for `offline_after` heartbeats) events are only buffered;
 when it is back the unacked ones are sent again. A full ring drops its oldest event and counts it.
+The ring is one list allocated at start (number, kind, body per slot): an event costs its body.
 """
 
 
@@ -10,7 +11,9 @@ class Events:
     def __init__(self, capacity=32, offline_after=3):
         self.capacity = capacity
         self.offline_after = offline_after
-        self.ring = []  # [n, kind, body-dict], oldest first
+        self.slots = [0, None, None] * capacity  # slot i: [3i] number, [3i+1] kind, [3i+2] body
+        self.head = 0  # slot of the oldest event
+        self.count = 0
         self.last = 0  # number of the newest event
         self.dropped = 0
         self.silent = 0  # heartbeats since the host last spoke
@@ -19,19 +22,37 @@ class Events:
     def push(self, kind, body):
         """Buffer an event; returns its number."""
         self.last += 1
-        if len(self.ring) >= self.capacity:
-            self.ring.pop(0)
+        cap = self.capacity
+        if self.count >= cap:
+            self.head = (self.head + 1) % cap
+            self.count -= 1
             self.dropped += 1
-        self.ring.append([self.last, kind, body])
+        i = 3 * ((self.head + self.count) % cap)
+        s = self.slots
+        s[i], s[i + 1], s[i + 2] = self.last, kind, body
+        self.count += 1
         return self.last
 
     def ack(self, n):
         """Forget the events numbered <= n."""
-        while self.ring and self.ring[0][0] <= n:
-            self.ring.pop(0)
+        s = self.slots
+        while self.count and s[3 * self.head] <= n:
+            i = 3 * self.head
+            s[i + 1] = s[i + 2] = None  # the body's memory goes back to the heap
+            self.head = (self.head + 1) % self.capacity
+            self.count -= 1
 
-    def since(self, n):
-        return [e for e in self.ring if e[0] > n]
+    def since(self, n, limit=None):
+        """The buffered events numbered > n, oldest first, at most `limit`: [n, kind, body]."""
+        out = []
+        s = self.slots
+        for k in range(self.count):
+            i = 3 * ((self.head + k) % self.capacity)
+            if s[i] > n:
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append([s[i], s[i + 1], s[i + 2]])
+        return out
 
     def heartbeat(self):
         """Count one heartbeat without an answer; True when that makes the host offline."""
@@ -42,9 +63,9 @@ class Events:
         return False
 
     def host_seen(self):
-        """The host spoke; returns the events to send again if it was offline, else []."""
+        """The host spoke; returns the events to send again if it was offline, else none."""
         self.silent = 0
         if self.offline:
             self.offline = False
-            return list(self.ring)
-        return []
+            return self.since(0)
+        return ()

@@ -41,8 +41,10 @@ class FrameError(Exception):
         self.seq = seq
 
 
-def _printable(b):
-    for c in b:
+def _printable(b, n=None):
+    # The first n bytes (all by default), by index: no slice of a long line is made.
+    for i in range(len(b) if n is None else n):
+        c = b[i]
         if c < 0x20 or c > 0x7E:
             return False
     return True
@@ -74,11 +76,11 @@ def signed_part(seq, kind, body):
 
 def build(seq, kind, body, mac=b"-"):
     """A frame as bytes; kind, body and mac are bytes (body is already JSON text)."""
-    payload = signed_part(seq, kind, body) + b"|" + mac
-    line = b"@%s*%08x\n" % (payload, crc32(payload))
-    if len(line) > MAX_FRAME or not _printable(line[:-1]):
+    # Two copies of the body: the payload (the CRC needs it whole), then the line.
+    payload = b"%d|%d|%s|%s|%s" % (VERSION, seq, kind, body, mac)
+    if len(payload) + 11 > MAX_FRAME or not _printable(payload):  # 11: '@', '*crc', '\n'
         raise ValueError("frame too long or not printable")
-    return line
+    return b"@%s*%08x\n" % (payload, crc32(payload))
 
 
 class Frame:
@@ -94,46 +96,50 @@ class Frame:
 
 def parse(line):
     """Frame from one line (bytes, '\\n' stripped or not); raises FrameError."""
+    # Positions in the line rather than slices of it: a frame near MAX_FRAME on a small heap
+    # costs the body and the signed part, not five copies of the line.
+    n = len(line)
     if line.endswith(b"\n"):
-        line = line[:-1]
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    if len(line) + 1 > MAX_FRAME:
+        n -= 1
+    if n and line[n - 1] == 13:  # \r
+        n -= 1
+    if n + 1 > MAX_FRAME:
         raise FrameError(E_TOO_LONG, "frame too long")
     if not line.startswith(b"@"):
         raise FrameError(E_FRAME, "not a frame")
-    if not _printable(line):
+    if not _printable(line, n):
         raise FrameError(E_FRAME, "not printable ascii")
-    star = line.rfind(b"*")
+    star = line.rfind(b"*", 0, n)
     if star < 0:
         raise FrameError(E_FRAME, "no crc")
-    payload = line[1:star]
-    crc = line[star + 1 :]
-    # The seq is read before the CRC check so that errors can echo it when it is readable.
-    f = payload.split(b"|", 3)
-    seq = _decimal(f[1]) if len(f) > 1 else -1
+    # The fields as payload.split(b"|", 3) has them; the seq is read before the CRC check so
+    # that errors can echo it when it is readable.
+    i1 = line.find(b"|", 1, star)
+    i2 = line.find(b"|", i1 + 1, star) if i1 >= 0 else -1
+    i3 = line.find(b"|", i2 + 1, star) if i2 >= 0 else -1
+    seq = _decimal(line[i1 + 1 : i2 if i2 >= 0 else star]) if i1 >= 0 else -1
     eseq = seq if 0 < seq <= SEQ_MAX else 0
-    if len(crc) != 8 or _decimal_hex(crc) < 0:
+    crc = _decimal_hex(line[star + 1 : n]) if n - star - 1 == 8 else -1
+    if crc < 0:
         raise FrameError(E_FRAME, "bad crc field", eseq)
-    if _decimal_hex(crc) != crc32(payload):
+    if crc != crc32(memoryview(line)[1:star]):
         raise FrameError(E_CRC, "crc mismatch", eseq)
-    if len(f) != 4:
+    if i3 < 0:
         raise FrameError(E_FRAME, "missing fields", eseq)
-    bar = f[3].rfind(b"|")
+    bar = line.rfind(b"|", i3 + 1, star)
     if bar < 0:
         raise FrameError(E_FRAME, "missing fields", eseq)
-    ver = _decimal(f[0])
-    if ver != VERSION:
+    if _decimal(line[1:i1]) != VERSION:
         raise FrameError(E_VERSION, "unsupported version (node speaks 1)", eseq)
     if eseq == 0:
         raise FrameError(E_FRAME, "bad seq", 0)
-    if not _kind_ok(f[2]):
+    kind = line[i2 + 1 : i3]
+    if not _kind_ok(kind):
         raise FrameError(E_FRAME, "bad kind", eseq)
-    body = f[3][:bar]
-    mac = f[3][bar + 1 :]
+    mac = line[bar + 1 : star]
     if mac != b"-" and len(mac) != 64:
         raise FrameError(E_FRAME, "bad mac field", eseq)
-    return Frame(seq, f[2], body, mac, payload[: len(payload) - len(mac) - 1])
+    return Frame(seq, kind, line[i3 + 1 : bar], mac, line[1:bar])
 
 
 def _decimal_hex(s):

@@ -17,9 +17,9 @@ from . import auth, console, lock, proto, scan
 from ._record import ORIGIN_CONFIG, ORIGIN_NONE, ORIGIN_TASK
 from .clock import ticks_add, ticks_diff, ticks_ms, ticks_us
 from .events import Events
-from .frame import E_ARGS, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
+from .frame import E_ARGS, E_INTERNAL, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
 from .session import Session, resolve_intent
-from .store import SESSION, StorageFault, Store, error_text, record_range
+from .store import SESSION, StorageFault, Store, error_text
 
 VERSION = "0.1.0"
 OK, FAULT, RECOVERY = "ok", "storage_fault", "recovery"
@@ -55,8 +55,10 @@ class Node:
         self.config_path = config_path
         self.fs_open = fs_open or open
         with open(config_path, "rb") as f:
-            self.cfg_bytes = f.read()
-        cfg = json.loads(self.cfg_bytes)
+            data = f.read()
+        cfg = json.loads(data)
+        self._cfg_digest = _digest(data)  # the file's bytes are not kept: 1 KB of heap
+        data = None
         self.cfg = cfg
         self.node_id = cfg.get("node", "node")
         self.key = unhexlify(cfg["key"]) if cfg.get("key") else b""
@@ -79,6 +81,7 @@ class Node:
         self.uptime = 0
         self.refused = {}
         self.meters = []  # [name, periods due, (src, dst, quantity, amount) ids or None, task]
+        self.nav = None  # aii_nav.link.Nav when the config has "nav" (attached by start())
         self.probe_ms = cfg.get("probe_ms", 2000)
         self.origin = (ORIGIN_NONE, 0)  # who asks for the change under way (proto, console)
         self.serial = auth.Guard("serial")  # bad MACs on the serial line
@@ -422,7 +425,7 @@ class Node:
     def journal_range(self, lo, hi, limit):
         # Never past RAM: records on storage that RAM undid (a failed write) are not served.
         hi = min(hi, self.ledger_seq())
-        return record_range(self.store.read_journal(), lo, hi, limit, self.ledger_seq() + 1)
+        return self.store.journal_range(lo, hi, limit, self.ledger_seq() + 1)
 
     def fw_digest(self):
         """Digest of the node's sources when they are files (deployed with mpremote); a frozen
@@ -444,18 +447,14 @@ class Node:
         return self._fw
 
     def cfg_digest(self):
-        import hashlib
-
-        return hexlify(hashlib.sha256(self.cfg_bytes).digest()[:16]).decode()
+        return self._cfg_digest
 
     def common_digest(self):
         """Digest of the configuration without what differs per node by design (id, key,
         label, network and folder), canonically serialised (sorted keys), so that a fleet
         of nodes set up alike shares it (docs/fleet.md section 4)."""
-        import hashlib
-
         cfg = {k: v for k, v in self.cfg.items() if k not in PER_NODE}
-        return hexlify(hashlib.sha256(_canon(cfg).encode()).digest()[:16]).decode()
+        return _digest(_canon(cfg).encode())
 
     # ---- config ----
     def config_public(self):
@@ -541,7 +540,7 @@ class Node:
         except OSError as e:
             self.enter_fault("config write", e)
             raise StorageFault("config write", error_text(e))
-        self.cfg, self.cfg_bytes = cfg, data
+        self.cfg, self._cfg_digest = cfg, _digest(data)
 
     # ---- events and jobs ----
     def log_exception(self, e):
@@ -552,7 +551,7 @@ class Node:
         """An unsolicited event: buffered until acked, sent now unless the host is offline."""
         n = self.events.push(kind, body) if buffered else self.events.last
         if not self.events.offline:
-            b = dict(body)
+            b = dict(body) if buffered else body  # the ring keeps the body without its kind
             b["kind"] = kind
             line = build(n, b"ev", proto.dumps(b))
             self.write(line)
@@ -560,6 +559,8 @@ class Node:
                 self.tcp.send(line)
 
     def _on_miss(self, tid, kind, detail):
+        if self.nav is not None:
+            self.nav.on_miss(tid, kind)  # the monitor's own miss is a stop (aii_nav.link)
         # At most one event per task and kind per heartbeat period, counting the others in
         # "more": on an overloaded node, a frame per miss would only add to the load.
         key = (tid, kind)
@@ -589,6 +590,18 @@ class Node:
         `link`: an auth.Guard, the serial line's by default; a remote one (a network client)
         changes nothing and cannot stop the app without a signed request."""
         write = write or self.write
+        try:
+            self._handle_line(line, write, link)
+        except MemoryError:
+            # A line whose answer the heap had no room for ends with one line, not the node:
+            # prebuilt, since nothing more may fit now.
+            self.errors += 1
+            self.last_error = proto.OUT_OF_MEMORY
+            at = 1 if type(line) is not int and line[:1] == console.REMOTE else 0
+            frame = type(line) is int or line[at : at + 1] == b"@"
+            write(_NO_MEMORY_FRAME if frame else _NO_MEMORY_TEXT)
+
+    def _handle_line(self, line, write, link):
         if link is None:
             link = self.serial
             if type(line) is not int and line[:1] == console.REMOTE:
@@ -599,6 +612,10 @@ class Node:
             write(b"error: line too long (at most 1023 characters)\n")
         elif line == console.CTRL_C:
             self._ctrl_c(link, write)
+        elif line == console.NO_MEMORY_FRAME:
+            write(_NO_MEMORY_FRAME)
+        elif line == console.NO_MEMORY_TEXT:
+            write(_NO_MEMORY_TEXT)
         elif line[:1] == b"@":
             for out in proto.handle(self, line, link):
                 write(out)
@@ -658,7 +675,7 @@ class Node:
     def flush_meters(self, batch=METER_BATCH):
         """Applies due meter periods, at most `batch` in one transaction, and makes them
         durable; on a storage fault they stay due."""
-        if self.state != OK or not [m for m in self.meters if m[1]]:
+        if self.state != OK or not _due(self.meters):
             return 0
         led = self.ledger
         done = []
@@ -738,6 +755,8 @@ class Node:
         for t in cfg.get("tasks", []):
             fn = self._meter(t) if t.get("action") == "meter" else self._noop
             self._add(fn, t["name"], t["period_us"], t["budget_us"], t.get("critical", False))
+        if "nav" in cfg:
+            self.attach_nav()
 
     def _add(self, fn, name, period, budget, critical=False):
         try:
@@ -745,6 +764,12 @@ class Node:
         except ValueError as e:  # AdmissionError too: the config's periods and budgets
             raise TaskError("task %s (period %d us, budget %d us): %s" % (name, period, budget, e))
         self.tasks.append((tid, name, period, budget))
+
+    def attach_nav(self):
+        """The safety monitor (aii_nav, docs/navigation.md) as a critical task of this node."""
+        from aii_nav.link import attach
+
+        self.nav = attach(self)
 
     def request_reset(self):
         self.reset_requested = True
@@ -787,6 +812,25 @@ class Node:
             self.write(b"\naii node stopped (ctrl-c), state saved\n")
         finally:
             self.shutdown()
+
+
+_NO_MEMORY_FRAME = proto.error(0, E_INTERNAL, proto.OUT_OF_MEMORY)
+_NO_MEMORY_TEXT = b"error: " + proto.OUT_OF_MEMORY.encode() + b"\n"
+
+
+def _digest(data):
+    # The first 16 bytes of SHA-256, in hex (cfg_digest, common_digest).
+    import hashlib
+
+    return hexlify(hashlib.sha256(data).digest()[:16]).decode()
+
+
+def _due(meters):
+    # Whether a meter has periods due; asked every console job, so it allocates nothing.
+    for m in meters:
+        if m[1]:
+            return True
+    return False
 
 
 class TaskError(Exception):

@@ -37,12 +37,14 @@ from .frame import (
     E_INTERNAL,
     E_LEDGER,
     E_REPLAY,
+    E_STATE,
     E_STORAGE,
     E_UNKNOWN,
 )
 from .store import VERSION as FORMAT
 from .store import StorageFault
 
+OUT_OF_MEMORY = "out of memory: request not run (see status; a shorter one may fit)"
 JOURNAL_MAX = 12  # records per `journal` answer: 12 records in base64 fit a frame
 SEALS_MAX = 12  # [seq, 32 hex] pairs per `seals` answer
 CKPT_CHUNK = 480  # checkpoint bytes per `checkpoint` answer (640 in base64)
@@ -59,9 +61,12 @@ class ProtoError(ValueError):
 
 
 def dumps(obj):
-    s = json.dumps(obj, separators=(",", ":"))
+    b = json.dumps(obj, separators=(",", ":")).encode()
     # Names come from a config file; frames must stay printable ASCII whatever it holds.
-    return bytes(c if 0x20 <= c <= 0x7E else 0x3F for c in s.encode())
+    for c in b:
+        if c < 0x20 or c > 0x7E:
+            return bytes(c if 0x20 <= c <= 0x7E else 0x3F for c in b)
+    return b
 
 
 def error(seq, code, msg):
@@ -69,10 +74,10 @@ def error(seq, code, msg):
 
 
 def ok(seq, body):
-    line = fr.build(seq, b"ok", dumps(body)) if len(dumps(body)) < 900 else None
-    if line is None:
+    b = dumps(body)  # once: its length decides, then it is the frame's body
+    if len(b) >= 900:
         return error(seq, E_INTERNAL, "answer too long")
-    return line
+    return fr.build(seq, b"ok", b)
 
 
 def _arg(args, name, kind):
@@ -130,7 +135,12 @@ def do_journal(node, args):
     if lo < 1 or hi < lo:
         raise ProtoError(E_ARGS, "need 1 <= from <= to")
     recs, first, more = node.journal_range(lo, hi, JOURNAL_MAX)
-    return {"records": b2a_base64(recs).strip().decode(), "first": first, "more": more}
+    return {"records": _b64(recs), "first": first, "more": more}
+
+
+def _b64(data):
+    # Base64 text without the newline (no strip() copy).
+    return b2a_base64(data, newline=False).decode()
 
 
 def _u32(b, i):
@@ -183,7 +193,7 @@ def do_checkpoint(node, args):
         "seq": head[0] if head else 0,
         "size": len(cp),
         "offset": off,
-        "data": b2a_base64(chunk).strip().decode() if chunk else "",
+        "data": _b64(chunk) if chunk else "",
     }
 
 
@@ -193,7 +203,7 @@ def do_events(node, args):
         raise ProtoError(E_ARGS, "ack must be an integer")
     ev = node.events
     ev.ack(n)
-    return {"events": ev.since(n)[:8], "dropped": ev.dropped, "last": ev.last}
+    return {"events": ev.since(n, 8), "dropped": ev.dropped, "last": ev.last}
 
 
 def do_outcome(node, args):
@@ -300,11 +310,20 @@ COMMANDS = {
 
 def handle(node, line, link=None):
     """Answer one frame line (bytes) that came over `link` (an auth.Guard: its bad MACs;
-    default the node's serial line); returns a list of lines to send. Never raises."""
+    default the node's serial line); returns a list of lines to send. Never raises but
+    MemoryError where even an error answer does not fit (node.handle_line answers then)."""
     try:
         f = fr.parse(line)
     except fr.FrameError as e:
         return [error(e.seq, e.code, e.msg)]
+    except MemoryError:
+        # A frame the heap cannot hold the parts of now (a long one on a 32 KiB heap): its
+        # answer, with the seq when it is readable, and the node goes on. (Where that answer
+        # does not fit either, node.handle_line answers and counts.)
+        out = error(_seq_of(line), E_INTERNAL, OUT_OF_MEMORY)
+        node.errors += 1
+        node.last_error = OUT_OF_MEMORY
+        return [out]
     out = [fr.build(e[0], b"ev", dumps(_ev(e))) for e in node.events.host_seen()]
     try:
         out.append(_dispatch(node, f, link))
@@ -314,6 +333,14 @@ def handle(node, line, link=None):
         node.log_exception(e)
         out.append(error(f.seq, E_INTERNAL, "internal error"))
     return out
+
+
+def _seq_of(line):
+    # The seq field of a frame that could not be parsed whole, or 0.
+    i = line.find(b"|")
+    j = line.find(b"|", i + 1) if i >= 0 else -1
+    seq = fr._decimal(line[i + 1 : j]) if j > i else -1
+    return seq if 0 < seq <= fr.SEQ_MAX else 0
 
 
 def _ev(e):
@@ -365,6 +392,10 @@ def _dispatch(node, f, link=None):
     if not changes:
         return ok(f.seq, fn(node, args))
     _authentic(node, f, link)
+    if changes == _MAC:
+        # Sensor data and commands move the robot, so only a key holder sends them; they change
+        # nothing on storage and are refused unless their own seq is above the last one.
+        return ok(f.seq, fn(node, args))
     if fn is None:
         return ok(f.seq, node.repair_frame(f.seq, args))  # its own rules (repair.py)
     changeable = getattr(node, "changeable", None)
@@ -433,3 +464,32 @@ COMMANDS[b"pt_load"] = (_pt("do_pt_load"), True)
 COMMANDS[b"pt_get"] = (_pt("do_pt_get"), False)
 COMMANDS[b"pt_put"] = (_pt("do_pt_put"), True)
 COMMANDS[b"pt_close"] = (_pt("do_pt_close"), True)
+
+
+# Navigation (docs/navigation.md): answered by the safety monitor (aii_nav.link.Nav) of a node
+# whose config has "nav". _MAC: signed, but nothing durable changes (no session write; the nav
+# frames' own seqs). Kept this small so that a node without nav spends little heap on it.
+_MAC = 2
+
+
+def _nav(method, with_args):
+    def handler(node, args):
+        nav = getattr(node, "nav", None)
+        if nav is None:
+            why = getattr(node, "nav_error", None) or "this node's config has no nav section"
+            raise ProtoError(E_STATE, "no navigation monitor: " + why)
+        fn = getattr(nav, method)
+        return fn(args) if with_args else fn()
+
+    return handler
+
+
+for _name, _method, _args, _changes in (
+    (b"nav_scan", "scan", True, _MAC),
+    (b"nav_odom", "odom", True, _MAC),
+    (b"nav_cmd", "cmd", True, _MAC),
+    (b"nav_status", "status", False, False),
+    (b"nav_estop", "press", False, False),  # anyone may stop the robot: no MAC
+    (b"nav_release", "release", False, True),
+):
+    COMMANDS[_name] = (_nav(_method, _args), _changes)

@@ -126,6 +126,7 @@ class Store:
         # Records drained from the ledger whose append failed: the node undid their change,
         # but a SEAL a compaction drained cannot be undone, and reconcile() may need it.
         self.unwritten = b""
+        self._rec = None  # one record's buffer for reads by seek (journal_range)
         try:
             self.fs.mkdir(path)
         except OSError:
@@ -140,6 +141,12 @@ class Store:
             return True
         except OSError:
             return False
+
+    def _open_r(self, name):
+        try:
+            return self.open(self._p(name), "rb")
+        except OSError:
+            return None
 
     def read(self, name):
         """A file's bytes, or None when it is missing or cannot be read (a copy not there)."""
@@ -287,6 +294,42 @@ class Store:
         and the current one."""
         return b"".join(self._slots(OLD) + self._slots(JOURNAL))
 
+    def journal_range(self, lo, hi, limit, next_seq):
+        """record_range(read_journal(), ...) that reads only the records it returns (and the
+        one after, for `more`), each where its seq puts it, checked, and taken from the second
+        copy when damaged. Anything a healthy store does not hold (an older format, a damaged
+        header, a record damaged in both copies, a seq out of place) reads the whole files,
+        whose rules say what is served then."""
+        try:
+            return self._range(lo, hi, limit, next_seq)
+        except _Whole:
+            return record_range(self.read_journal(), lo, hi, limit, next_seq)
+
+    def _range(self, lo, hi, limit, next_seq):
+        if self._rec is None:
+            self._rec = bytearray(RECORD)
+        out, first, more = [], None, False
+        for name in (OLD, JOURNAL):
+            j = _Journal(self, name, self._rec)
+            try:
+                if not j.count:
+                    continue
+                if first is None:
+                    first = j.first
+                k = max(lo, j.first) - j.first
+                while k < j.count and j.first + k <= hi and not more:
+                    r = j.at(k)
+                    if len(out) >= limit:
+                        more = True  # the next one in range is there, and good
+                    else:
+                        out.append(bytes(r))
+                    k += 1
+            finally:
+                j.close()
+            if more:
+                break
+        return b"".join(out), next_seq if first is None else first, more
+
     def read_ckpt(self):
         """The stored checkpoint blob (the copy that checks out), or None."""
         for name in (CKPT, CKPT2):
@@ -299,6 +342,61 @@ class Store:
         for name in FILES:
             self.remove(name)
         self.records = 0
+
+
+class _Whole(Exception):
+    """A journal file not as a healthy store has it: read the whole files instead."""
+
+
+class _Journal:
+    """One journal file, opened to read records where they lie: record k (its header first)
+    at byte (k + 1) * RECORD, with seq `first` + k. Each read is checked (CRC, seq in place)
+    and taken from the second copy when damaged; _Whole when neither copy has it."""
+
+    def __init__(self, store, name, buf):
+        self.store, self.name, self.buf = store, name, buf
+        self.f = store._open_r(name)
+        self.m = None  # the second copy, opened at the first damaged record
+        self.count = self.first = self.skip = 0
+        if self.f is None:
+            return
+        try:
+            size = self.f.seek(0, 2)
+            if size < RECORD:
+                return  # empty, or a torn header: no record
+            if not self._read(self.f, 0, None) or header_of(buf) is None:
+                raise _Whole  # an older format (migrate.py), or a damaged header
+            self.count = (size - RECORD) // RECORD
+            if self.count:
+                self.first = u32(self.at(0, False), REC_SEQ)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, f, off, seq):
+        f.seek(off)
+        if f.readinto(self.buf) != RECORD or not rec_ok(self.buf):
+            return False
+        return seq is None or u32(self.buf, REC_SEQ) == seq
+
+    def at(self, k, check=True):
+        """Record k, checked, in the shared buffer (copy what you keep)."""
+        seq = self.first + k if check else None
+        if self._read(self.f, RECORD + k * RECORD, seq):
+            return self.buf
+        if self.m is None:
+            self.m = self.store._open_r(SECOND[self.name])
+            if self.m is None or not self._read(self.m, 0, None):
+                raise _Whole
+            self.skip = RECORD if header_of(self.buf) is not None else 0
+        if self._read(self.m, self.skip + k * RECORD, seq):
+            return self.buf
+        raise _Whole
+
+    def close(self):
+        for f in (self.f, self.m):
+            if f is not None:
+                f.close()
 
 
 def ckpt_chain(blob):

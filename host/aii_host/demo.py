@@ -139,6 +139,10 @@ def _node_demo(console):
         finally:
             for b in boards:
                 b.stop()
+    console.print(
+        "the same fleet live in a browser: [bold]aii dashboard --demo[/], then open "
+        "http://127.0.0.1:8765/ (make demo SERVE=1 does both; docs/dashboard.md)"
+    )
     return 0
 
 

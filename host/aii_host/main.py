@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 from . import __version__, clikit
 from .core._errors import AIIError
+from .dashboard import cli as dashboard
 from .demo import args_demo, do_demo
 from .edge import cli as edge
 from .edge.models import args_fetch_model, do_fetch_model
 from .fleet import cli_agg, cli_provision, cli_repair, cli_tx
+from .nav import cli as nav
 from .node import cli as node
 from .node.console import args_console, do_console
 from .node.deploy import args_deploy, do_deploy
@@ -148,7 +150,8 @@ COMMANDS = {
         "atomically. Interrupted, it is finished by running it again.",
         "examples:\n"
         "  aii keygen n1 --config tests/hil/node_config.json --out keys\n"
-        "  aii keygen --rotate n2 --fleet myfleet/fleet.toml",
+        "  aii keygen --rotate n2 --fleet myfleet/fleet.toml\n"
+        "  aii keygen --operator alice   a token for aii dashboard's action (docs/dashboard.md)",
     ),
     "init": Command(
         cli_provision.do_init,
@@ -313,6 +316,39 @@ COMMANDS = {
         "node's kick: the verifier names it and isolates it.",
         particles.DEMO_EXAMPLES,
         extra="particles",
+    ),
+    "dashboard": Command(
+        dashboard.do_dashboard,
+        dashboard.args_dashboard,
+        "the operator's live page, Prometheus metrics, alerts and JSON-lines events",
+        "Serves a live page of a fleet (verdict and equation per quantity, a card per node,\n"
+        "active alerts, transfers, the audit trail's state), its Prometheus metrics at\n"
+        "/metrics, and sends alerts and events as its state changes. It reads the fleet\n"
+        "database as `aii status` does; --demo runs the three simulated nodes of `aii demo`.",
+        dashboard.EPILOG,
+    ),
+    "navigate": Command(
+        nav.do_navigate,
+        nav.args_navigate,
+        "run one robot scenario with the safety monitor (docs/navigation.md)",
+        "A differential-drive robot crosses a seeded 2-D world of boxes and walking people.\n"
+        "The planner and perception run as 100 ms deadline jobs on this host; the safety\n"
+        "monitor runs in the node firmware on a simulated board (in real time) or, with\n"
+        "--board none, its same code in simulated time. Prints progress, then a summary\n"
+        "(or JSON). The safety case: docs/navigation.md, section 3.",
+        nav.NAV_EXAMPLES,
+        extra="edge",
+    ),
+    "navigate-bench": Command(
+        nav.do_navigate_bench,
+        nav.args_navigate_bench,
+        "many random worlds with injected faults, monitor on and off (simulated time)",
+        "Runs --worlds random worlds with random faults in simulated time, each twice in\n"
+        "the same run: with the safety monitor and without it (the baseline). Reports\n"
+        "collisions, goals reached, stops by cause, monitor misses, the planner's miss\n"
+        "rate without faults and the closest approach. Stops at --wall-cap-s and says so.",
+        nav.BENCH_EXAMPLES,
+        extra="edge",
     ),
 }
 

@@ -3,15 +3,8 @@
 # on the device and on the host; and a refused call changes nothing.
 try:
     import aii as a
-except ImportError:
-    try:
-        import aii_host as a
-    except ImportError:
-        print("SKIP")
-        raise SystemExit
-if not hasattr(a, "Ledger"):
-    print("SKIP")
-    raise SystemExit
+except ImportError:  # CPython, whose output run-tests.py compares with: the host's
+    import aii_host as a
 
 
 def err(fn, *args, **kw):

@@ -3,15 +3,8 @@
 # identical on the device (32- and 64-bit) and on the host.
 try:
     import aii as a
-except ImportError:
-    try:
-        import aii_host as a
-    except ImportError:
-        print("SKIP")
-        raise SystemExit
-if not hasattr(a, "Ledger"):
-    print("SKIP")
-    raise SystemExit
+except ImportError:  # CPython, whose output run-tests.py compares with: the host's
+    import aii_host as a
 from array import array
 
 D2, D3, Q8 = a.DEC(2), a.DEC(3), a.Q(8)

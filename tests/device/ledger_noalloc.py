@@ -2,12 +2,12 @@
 # MicroPython only (hence the .exp): the ledger's storage is allocated once by Ledger(), so
 # its operations run with the heap locked (an interrupt-time or low-memory caller), and so
 # does check_sum over a buffer read in place.
-try:
-    import _aii as aii
-    import micropython
+import _aii as aii  # an AII image or the natmod: missing fails
+import micropython
 
+try:
     heap_lock, heap_unlock = micropython.heap_lock, micropython.heap_unlock
-except (ImportError, AttributeError):
+except AttributeError:  # a port built without them
     print("SKIP")
     raise SystemExit
 from array import array

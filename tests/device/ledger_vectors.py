@@ -5,15 +5,8 @@
 # prints SKIP where there is none (the qemu board), which the other ledger tests cover.
 try:
     import aii as a
-except ImportError:
-    try:
-        import aii_host as a
-    except ImportError:
-        print("SKIP")
-        raise SystemExit
-if not hasattr(a, "Ledger"):
-    print("SKIP")
-    raise SystemExit
+except ImportError:  # CPython, whose output run-tests.py compares with: the host's
+    import aii_host as a
 import json
 
 try:

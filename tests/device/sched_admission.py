@@ -2,12 +2,8 @@
 # Admission control: exact NP-RTA results, refusal messages, and an unchanged set after refusal.
 try:
     import aii
-except ImportError:
-    try:
-        import aii_host as aii
-    except ImportError:
-        print("SKIP")
-        raise SystemExit
+except ImportError:  # CPython, whose output run-tests.py compares with: the host's
+    import aii_host as aii
 
 
 def nop():

@@ -3,12 +3,8 @@
 # machine are printed, so the output does not depend on its speed.
 try:
     import aii
-except ImportError:
-    try:
-        import aii_host as aii
-    except ImportError:
-        print("SKIP")
-        raise SystemExit
+except ImportError:  # CPython, whose output run-tests.py compares with: the host's
+    import aii_host as aii
 import time
 
 try:
@@ -40,7 +36,9 @@ elapsed = ticks_diff(ticks_us(), t0)
 # the end depends on the machine's load (timing goals are measured in bench/, not here).
 since_add = ticks_diff(ticks_us(), t_add)
 print("jobs", 1 <= ran <= since_add // 10000 + 1, ran == n[0])
-print("elapsed", 105000 <= elapsed < 1000000)
+# The upper bound only catches a run() that does not return: generous, as a loaded host may
+# stop qemu for seconds.
+print("elapsed", 105000 <= elapsed < 10000000)
 # Release k is 10 ms * k after add(): a job may start late, never early. (Allowing 1 ms: the
 # qemu port's ticks_us now and then reads up to 1 ms low.)
 early = [k for k in range(ran) if ticks_diff(starts[k], t_add) < 10000 * k - 1000]

@@ -8,7 +8,7 @@ import threading
 import pytest
 from aii_host.fleet.audit import Audit
 from aii_host.fleet.coord import ABORTED, COMMITTED, CoordError, Coordinator, CoordinatorCrash
-from test_coord_util import INITIAL, QTY, endpoints, start_nodes, totals
+from coord_util import INITIAL, QTY, endpoints, start_nodes, totals
 
 
 @pytest.fixture(scope="module")

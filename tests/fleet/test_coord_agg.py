@@ -6,7 +6,7 @@ equation around the transfers, also while one is in doubt."""
 import pytest
 from aii_host.fleet import aggregate, config
 from aii_host.fleet.coord import COMMITTED, COMMITTING, Coordinator, CoordinatorCrash
-from test_coord_util import QTY, start_nodes
+from coord_util import QTY, start_nodes
 
 
 @pytest.fixture

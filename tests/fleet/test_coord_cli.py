@@ -13,7 +13,7 @@ import time
 
 import aii_host.fleet.config  # noqa: F401 - in the repository or pinned: missing fails, not skips
 import pytest
-from test_coord_util import INITIAL, QTY, start_nodes, totals, write_fleet
+from coord_util import INITIAL, QTY, start_nodes, totals, write_fleet
 
 
 @pytest.fixture(scope="module")

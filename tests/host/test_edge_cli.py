@@ -23,7 +23,9 @@ def run(argv, capsys):
 
 def need_model():
     if not os.path.isfile(facedet.default_model_path()):
-        pytest.skip("face model missing: run python tools/fetch_models.py")
+        pytest.fail(
+            "face model missing (pinned: make setup fetches the models, tools/fetch_models.py)"
+        )
 
 
 def test_detect_astronaut_json_and_png(tmp_path, capsys):

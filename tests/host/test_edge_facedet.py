@@ -96,7 +96,9 @@ def detector():
 
     path = facedet.default_model_path()
     if not os.path.isfile(path):
-        pytest.skip(f"face model missing at {path}: run python tools/fetch_models.py")
+        pytest.fail(
+            f"face model missing at {path} (pinned: make setup fetches the models, tools/fetch_models.py)"
+        )
     return facedet.FaceDetector(path, threads=1)
 
 

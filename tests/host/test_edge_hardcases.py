@@ -36,7 +36,9 @@ def detector():
     for name in (facedet.MODEL_NAME, opinions.LANDMARK_MODEL, opinions.FULL_RANGE_MODEL):
         path = opinions.model_path(name)
         if not os.path.isfile(path):
-            pytest.skip(f"model missing at {path}: run python tools/fetch_models.py")
+            pytest.fail(
+                f"model missing at {path} (pinned: make setup fetches the models, tools/fetch_models.py)"
+            )
     return facedet.FaceDetector(threads=1)
 
 

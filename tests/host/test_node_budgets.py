@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from mp_util import micropython
+from mp_util import micropython, need_micropython
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "node_budgets.py"
@@ -22,8 +21,8 @@ def _tool(*args):
     )
 
 
-@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
 def test_budgets_are_exec_max_times_the_margin(tmp_path):
+    need_micropython()
     cfg = tmp_path / "node.json"
     spec = json.loads((ROOT / "tests" / "hil" / "node_config.json").read_text())
     # The pure-Python port on stock MicroPython is slow, and this machine shared: periods that
@@ -58,8 +57,8 @@ def test_budgets_are_exec_max_times_the_margin(tmp_path):
     }
 
 
-@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
 def test_budgets_the_node_would_refuse_are_not_written(tmp_path):
+    need_micropython()
     cfg = tmp_path / "node.json"
     shutil.copy(ROOT / "tests" / "hil" / "node_config.json", cfg)
     before = cfg.read_text()

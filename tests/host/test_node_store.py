@@ -173,3 +173,87 @@ def test_a_record_missing_from_the_journal_is_damage_not_skipped(tmp_path):
     # Both copies are untouched: a host can still repair from them and its own copy.
     assert len((tmp_path / "data" / store.JOURNAL).read_bytes()) == len(data) - store.RECORD
     assert view(node) != want
+
+
+class Counting(MemFS):
+    """MemFS that counts whole-file reads (read()) and the bytes read by readinto."""
+
+    def __init__(self, files=None):
+        super().__init__(files)
+        self.whole = 0
+        self.bytes = 0
+
+    def open(self, path, mode="r"):
+        f = super().open(path, mode)
+        fs, read, readinto = self, f.read, f.readinto
+
+        def counted_read(*a):
+            fs.whole += 1
+            return read(*a)
+
+        def counted_readinto(buf):
+            n = readinto(buf)
+            fs.bytes += n
+            return n
+
+        f.read, f.readinto = counted_read, counted_readinto
+        return f
+
+
+def _asks(top):
+    return [
+        (lo, hi)
+        for lo in range(1, top + 3)
+        for hi in (lo, lo + 3, lo + 11, lo + 12, lo + 40, top + 5)
+    ]
+
+
+def _ranges(st, top):
+    return [st.journal_range(lo, hi, 12, top + 1) for lo, hi in _asks(top)]
+
+
+def _whole(st, top):
+    data = st.read_journal()
+    return [store.record_range(data, lo, hi, 12, top + 1) for lo, hi in _asks(top)]
+
+
+def test_journal_requests_seek_to_their_records_and_match_whole_reads(tmp_path):
+    # journal.old and journal.bin (compact_at 16), every range asked: the records a seek
+    # reads are those the whole files give, with `first` and `more`, healthy or damaged.
+    mem = Counting()
+    node = _mem_node(tmp_path, mem, compact_at=16)
+    run_ops(node, OPS)
+    st, top = node.store, node.ledger_seq()
+    path = {n: str(tmp_path / "data" / n) for n in store.FILES}
+    assert path[store.OLD] in mem.files and top > 20
+    want = _whole(st, top)
+    mem.whole = mem.bytes = 0
+    assert _ranges(st, top) == want
+    # Never a whole file: a header and a first record per file, the records asked for.
+    assert mem.whole == 0
+    assert mem.bytes <= len(want) * 2 * (4 * store.RECORD) + sum(len(r[0]) for r in want)
+    recs, first, more = st.journal_range(5, top, 12, top + 1)
+    assert len(recs) == 12 * store.RECORD and more and first == want[0][1]
+
+    # A record damaged in the first copy: read from the second, still without a whole read.
+    j = bytearray(mem.files[path[store.JOURNAL]])
+    j[3 * store.RECORD + 20] ^= 1
+    mem.files[path[store.JOURNAL]] = bytes(j)
+    mem.whole = 0
+    assert _ranges(st, top) == want and mem.whole == 0
+
+    # Damaged in both copies: never served, nor anything after it in the same answer (what
+    # whole reads serve); a range that starts after it is served, each record checked.
+    j2 = bytearray(mem.files[path[store.JOURNAL2]])
+    j2[3 * store.RECORD + 20] ^= 1
+    mem.files[path[store.JOURNAL2]] = bytes(j2)
+    bad = store.u32(j, 3 * store.RECORD)  # the damaged record's seq (its seq field is intact)
+    cut = [w if lo > bad else h for (lo, _), w, h in zip(_asks(top), want, _whole(st, top))]
+    assert _ranges(st, top) == cut and cut != want
+    assert mem.whole > 0
+
+    # A damaged header: whole reads too (read_j's rules for the copies).
+    mem.files[path[store.JOURNAL2]] = mem.files[path[store.JOURNAL]] = (
+        bytes(j[:5]) + b"x" + bytes(j[6:])
+    )
+    assert _ranges(st, top) == _whole(st, top)

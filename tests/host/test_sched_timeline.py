@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import aii_host
-import pytest
 from aii_host import timeline
 from conftest import VClock, vsched
-from mp_util import native_micropython
+from mp_util import native_micropython, need_native
 
 NATIVE, NATIVE_WHY_NOT = native_micropython()
 
@@ -151,8 +150,8 @@ def test_sched_demo_bad_overhead_is_one_line():
     assert out.returncode == 64 and "must be an integer >= 0 or auto" in out.stderr
 
 
-@pytest.mark.skipif(NATIVE is None, reason=NATIVE_WHY_NOT or "")
 def test_sched_demo_on_micropython_drains_the_board_timeline(tmp_path):
+    need_native(NATIVE, NATIVE_WHY_NOT)
     trace = tmp_path / "board.json"
     out = _aii("sched-demo", "--on", NATIVE, "--seconds", "0.5", "--trace", str(trace))
     assert out.returncode == 0, out.stdout + out.stderr

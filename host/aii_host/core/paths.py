@@ -12,7 +12,9 @@ from pathlib import Path
 
 _PKG = Path(__file__).resolve().parents[1]  # aii_host/
 _CHECKOUT = _PKG.parents[1]  # host/aii_host -> the repository, when this is a checkout
-FIRMWARE_PACKAGES = ("aii", "aii_node")
+# The firmware packages a board runs: deploy copies them, a built package carries them
+# (host/setup.py reads this line's module by path), vboard and demo run them.
+FIRMWARE_PACKAGES = ("aii", "aii_node", "aii_nav")
 
 
 def checkout():

@@ -145,30 +145,6 @@ class Report:
         return f"bad: seq {self.bad_seq}: {self.problem}"
 
 
-def host_key_path():
-    return keys.keys_dir() / "audit.key"
-
-
-def host_key(create=False):
-    """The host's audit key (host_key_path()); None when there is none and `create` is False
-    (aii init makes it ahead of the first append)."""
-    path = host_key_path()
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        if not create:
-            return None
-        text = os.urandom(32).hex()
-        try:
-            keys.write_private(path, text + "\n")
-        except AIIError:
-            text = path.read_text().strip()  # another process made it first
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise AuditError(f"audit key {path}: not hex digits") from None
-
-
 class Audit:
     """`Audit(db_path, key=None)`: the hash-chained trail in the fleet database (table `audit`)
     and its head file `<db_path>.head`, authenticated with `key` (default: the host's audit
@@ -184,12 +160,26 @@ class Audit:
         self.conn().execute(_SCHEMA)
 
     def key_path(self):
-        return host_key_path()
+        return keys.keys_dir() / "audit.key"
 
     def key(self, create=False):
         """The host's audit key; None when there is none (and `create` is False)."""
         if self._key is None:
-            self._key = host_key(create)
+            path = self.key_path()
+            try:
+                text = path.read_text().strip()
+            except FileNotFoundError:
+                if not create:
+                    return None
+                text = os.urandom(32).hex()
+                try:
+                    keys.write_private(path, text + "\n")
+                except AIIError:
+                    text = path.read_text().strip()  # another process made it first
+            try:
+                self._key = bytes.fromhex(text)
+            except ValueError:
+                raise AuditError(f"audit key {path}: not hex digits") from None
         return self._key
 
     def conn(self):

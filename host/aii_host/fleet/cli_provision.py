@@ -19,7 +19,8 @@ what it writes (never over an existing file):
   FOLDER/fleet.toml        the fleet file: each node's port, key_file and config
   FOLDER/keys/NODE.key     the host's copy of NODE's key (0600)
   FOLDER/keys/NODE.json    NODE's config: the template with its node id and key (0600)
-and the host's audit key ($AII_KEYS_DIR/audit.key) when this user has none yet.
+  FOLDER/keys/operator.operator   an operator token for aii dashboard's action (0600):
+                           aii dashboard --fleet FOLDER/fleet.toml --operators FOLDER/keys
 """
 
 
@@ -47,6 +48,12 @@ def args_init(p):
         type=clikit.positive_float,
         help="the nodes' heartbeat period, s (default: the template's heartbeat_ms, or 0.5)",
     )
+    p.add_argument(
+        "--operator",
+        default="operator",
+        metavar="NAME",
+        help="the operator whose dashboard token keys/NAME.operator is (default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="the files written, as JSON")
 
 
@@ -65,15 +72,14 @@ def do_init(args):
     template = read_config(Path(args.template)) if args.template else None
     if args.heartbeat_s is not None and not 0.01 <= args.heartbeat_s <= 60:
         raise clikit.UsageError("--heartbeat-s must be 0.01 .. 60 seconds")
-    out = provision.init(args.folder, names, template, ports, args.heartbeat_s)
+    out = provision.init(args.folder, names, template, ports, args.heartbeat_s, args.operator)
     if args.json:
         print(json.dumps(out))
         return 0
     print(f"init: fleet file {out['fleet']}")
     for name, n in out["nodes"].items():
         print(f"  {name:10} port {n['port']:22} key {n['key_file']}  config {n['config']}")
-    new = " (new)" if out["audit_key_new"] else ""
-    print(f"  audit key {out['audit_key']}{new}: keep it where the fleet database is not")
+    print(f"  operator {out['operator']}: dashboard token in {out['token_file']}")
     print("next:")
     if any(n["port"].startswith("vboard:") for n in out["nodes"].values()):
         ids = [n["port"][7:] for n in out["nodes"].values() if n["port"].startswith("vboard:")]

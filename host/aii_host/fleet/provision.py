@@ -101,14 +101,14 @@ def _fleet_text(names, ports, heartbeat_s, task_quantities=()):
     return "\n".join(out)
 
 
-def init(folder, names, template=None, ports=None, heartbeat_s=None):
+def init(folder, names, template=None, ports=None, heartbeat_s=None, operator="operator"):
     """Makes the fleet folder `folder`: keys/NODE.key and keys/NODE.json per node (a fresh key
-    each, through keys.keygen as `aii keygen` makes them; the config from `template`), the
-    fleet file, and the host's audit key if this user has none (the operator's: it
-    authenticates the audit trail's head, docs/transfer.md §5). Refuses to overwrite any file;
+    each, through keys.keygen as `aii keygen` makes them; the config from `template`), an
+    operator token keys/OPERATOR.operator (as `aii keygen --operator` makes it: aii dashboard's
+    action needs one, docs/dashboard.md) and the fleet file. Refuses to overwrite any file;
     nothing is written unless all can be. Returns {"fleet": path, "nodes": {name: {...}},
-    "audit_key": path, "audit_key_new": bool}."""
-    from .audit import host_key, host_key_path
+    "operator": name, "token_file": path}."""
+    from ..dashboard import tokens
 
     folder = Path(folder)
     ports = list(ports) if ports else [f"vboard:{n}" for n in names]
@@ -117,7 +117,9 @@ def init(folder, names, template=None, ports=None, heartbeat_s=None):
     tpl = dict(TEMPLATE if template is None else template)
     hb = heartbeat_s if heartbeat_s is not None else tpl.get("heartbeat_ms", 500) / 1000
     fleet_file, kdir = folder / FLEET_FILE, folder / KEYS
-    targets = [fleet_file] + [kdir / f"{n}.{x}" for n in names for x in ("key", "json")]
+    keys.check_name(operator, "--operator")
+    targets = [fleet_file, kdir / (operator + tokens.SUFFIX)]
+    targets += [kdir / f"{n}.{x}" for n in names for x in ("key", "json")]
     there = [str(p) for p in targets if os.path.lexists(p)]
     if there:
         raise ProvisionError(
@@ -135,9 +137,7 @@ def init(folder, names, template=None, ports=None, heartbeat_s=None):
         out["nodes"][name] = {"port": port, "key_file": str(key_file), "config": str(cfg_file)}
     text = _fleet_text(names, ports, hb, _task_quantities(tpl))
     write_private(fleet_file, text + "\n")
-    existed = host_key_path().exists()
-    host_key(create=True)
-    out["audit_key"], out["audit_key_new"] = str(host_key_path()), not existed
+    out["operator"], out["token_file"] = operator, str(tokens.keygen(operator, kdir))
     return out
 
 

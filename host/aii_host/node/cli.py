@@ -35,7 +35,13 @@ def args_keygen(p):
     p.add_argument(
         "node",
         nargs="?",
-        help="the node's name (letters, digits, '_', '-', '.'); not with --rotate",
+        help="the node's name (letters, digits, '_', '-', '.'); with --operator, the operator's "
+        "(default: operator); not with --rotate",
+    )
+    p.add_argument(
+        "--operator",
+        action="store_true",
+        help="instead: a token for an operator of aii dashboard (NAME.operator, 0600)",
     )
     p.add_argument(
         "--rotate",
@@ -141,7 +147,7 @@ def do_keygen(args):
     from pathlib import Path
 
     if args.rotate is not None:
-        if args.node or args.config or args.out or args.force:
+        if args.node or args.config or args.out or args.force or args.operator:
             raise clikit.UsageError(
                 "--rotate NODE takes the node from --fleet: give no NODE, --config, --out or --force"
             )
@@ -152,8 +158,13 @@ def do_keygen(args):
         return do_rotate(args)
     if args.fleet:
         raise clikit.UsageError("--fleet goes with --rotate NODE")
+    if args.operator:
+        return _operator_keygen(args)
     if not args.node:
-        raise clikit.UsageError("give NODE (a new key) or --rotate NODE --fleet FILE")
+        raise clikit.UsageError(
+            "give NODE (a new key), --rotate NODE --fleet FILE, or --operator (a dashboard "
+            "operator's token)"
+        )
     template = read_config(Path(args.config)) if args.config else None
     key_file, cfg_file = keys.keygen(args.node, args.out, template, args.force)
     entry = keys.fleet_entry(args.node, key_file)
@@ -164,6 +175,25 @@ def do_keygen(args):
     print(f"deploy it:  aii deploy --port PORT --config {cfg_file}")
     print("its entry in the fleet file:")
     print(entry, end="")
+    return 0
+
+
+def _operator_keygen(args):
+    """A token for an operator of aii dashboard: NAME.operator in --out (docs/dashboard.md)."""
+    import json
+
+    from ..dashboard import tokens
+
+    if args.config:
+        raise clikit.UsageError("--config goes with a node's key, not with --operator")
+    name = args.node or "operator"
+    path = tokens.keygen(name, args.out, args.force)
+    if args.json:
+        print(json.dumps({"operator": name, "token_file": str(path)}))
+        return 0
+    print(f"keygen: operator {name}: token in {path} (0600)")
+    print(f"aii dashboard accepts it from that folder (--operators {path.parent});")
+    print("send it as a header: Authorization: Bearer $(cat " + str(path) + ")")
     return 0
 
 

@@ -101,11 +101,12 @@ def _stage_firmware(stage):
     """Copies the firmware's .py files (no manifests, no caches) to stage/; returns the folders."""
     import shutil
 
+    from ..core.paths import FIRMWARE_PACKAGES
     from .vboard import firmware_dir
 
     fw = firmware_dir()
     out = []
-    for pkg in ("aii", "aii_node"):
+    for pkg in FIRMWARE_PACKAGES:
         dst = stage / pkg
         dst.mkdir()
         for src in sorted((fw / pkg).glob("*.py")):

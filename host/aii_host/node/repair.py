@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Repairing a node in recovery (docs/faults.md §5, docs/protocol.md §4 `repair`): from a copy of
 its journal (the aggregator's), or by accepting the loss of what no copy holds. The node's side
-is firmware/aii_node/repair.py; `aii node-repair` (commands.py) drives this module.
+is firmware/aii_node/repair.py; `aii node-repair` (fleet/cli_repair.py) drives this module.
 """
 
 import base64

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import clikit
 from . import demo
-from .plot import PlotError
+from .chart import PlotError
 from .report import report
 from .trace import chrome
 
@@ -231,7 +231,7 @@ def do_sched_demo(args):
             json.dump(data, f)
     drawn = None
     if args.plot:
-        from .plot import gantt
+        from .chart import gantt
 
         try:
             drawn = gantt(

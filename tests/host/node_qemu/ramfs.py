@@ -23,6 +23,16 @@ class RamFile:
         self.pos = end
         return data
 
+    def readinto(self, b):
+        n = min(len(b), len(self.buf) - self.pos)
+        b[:n] = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def seek(self, off, whence=0):
+        self.pos = off + (len(self.buf) if whence == 2 else self.pos if whence == 1 else 0)
+        return self.pos
+
     def write(self, data):
         self.buf.extend(data)
         return len(data)

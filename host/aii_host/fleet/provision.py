@@ -115,7 +115,10 @@ def init(folder, names, template=None, ports=None, heartbeat_s=None, operator="o
     if len(ports) != len(names):
         raise AIIValueError(f"--ports gives {len(ports)} ports for {len(names)} nodes")
     tpl = dict(TEMPLATE if template is None else template)
-    hb = heartbeat_s if heartbeat_s is not None else tpl.get("heartbeat_ms", 500) / 1000
+    hb_ms = tpl.get("heartbeat_ms", 500)
+    if isinstance(hb_ms, bool) or not isinstance(hb_ms, (int, float)) or not 10 <= hb_ms <= 60000:
+        raise AIIValueError(f"the template's heartbeat_ms must be 10 .. 60000, got {hb_ms!r}")
+    hb = heartbeat_s if heartbeat_s is not None else hb_ms / 1000
     fleet_file, kdir = folder / FLEET_FILE, folder / KEYS
     keys.check_name(operator, "--operator")
     targets = [fleet_file, kdir / (operator + tokens.SUFFIX)]

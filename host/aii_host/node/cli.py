@@ -162,8 +162,8 @@ def do_keygen(args):
         return _operator_keygen(args)
     if not args.node:
         raise clikit.UsageError(
-            "give NODE (a new key), --rotate NODE --fleet FILE, or --operator (a dashboard "
-            "operator's token)"
+            "give the node's name (a new key), --rotate NODE --fleet FILE, or --operator (a "
+            "dashboard operator's token)"
         )
     template = read_config(Path(args.config)) if args.config else None
     key_file, cfg_file = keys.keygen(args.node, args.out, template, args.force)

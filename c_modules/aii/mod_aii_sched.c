@@ -79,6 +79,26 @@ static int sched_run_job(aii_scheduler_obj_t *self) {
     return tid;
 }
 
+int aii_sched_add_checked(aii_scheduler_obj_t *self, const aii_task_params_t *p, aii_time_t now) {
+    int tid = -1;
+    aii_status_t st = aii_sched_add(&self->s, p, now, &tid, &self->rta);
+    if (st == AII_ERR_UNSCHEDULABLE) {
+        char task[AII_I128_STR_MAX], wcrt[AII_I128_STR_MAX], deadline[AII_I128_STR_MAX];
+        const aii_rta_result_t *rta = &self->rta;
+        // The analysis' reason, with the task and its two numbers; a response of UINT32_MAX:
+        // the busy period did not converge.
+        bool inf = rta->why == AII_T_ADMISSION && rta->failed_wcrt_us == UINT32_MAX;
+        const char *args3[3] = {
+            aii_fmt_int(task, rta->failed_task),
+            inf ? "inf" : aii_fmt_int(wcrt, rta->failed_wcrt_us),
+            aii_fmt_int(deadline, rta->failed_deadline_us),
+        };
+        aii_raise_args(AII_EXC(AdmissionError), rta->why, args3, 3);
+    }
+    aii_check(st, AII_T_NONE);
+    return tid;
+}
+
 void aii_sched_enter(aii_scheduler_obj_t *self) {
     // One job record is reused, and a job nested in a job has no meaning without preemption.
     if (self->running) {
@@ -323,22 +343,7 @@ static mp_obj_t aii_scheduler_add(size_t n_args, const mp_obj_t *pos_args, mp_ma
     if (why != AII_T_NONE) {
         aii_raise(&mp_type_ValueError, why);
     }
-    int tid = -1;
-    aii_status_t st = aii_sched_add(&self->s, &p, now, &tid, &self->rta);
-    if (st == AII_ERR_UNSCHEDULABLE) {
-        char task[AII_I128_STR_MAX], wcrt[AII_I128_STR_MAX], deadline[AII_I128_STR_MAX];
-        const aii_rta_result_t *rta = &self->rta;
-        // The analysis' reason, with the task and its two numbers; a response of UINT32_MAX:
-        // the busy period did not converge.
-        bool inf = rta->why == AII_T_ADMISSION && rta->failed_wcrt_us == UINT32_MAX;
-        const char *args3[3] = {
-            aii_fmt_int(task, rta->failed_task),
-            inf ? "inf" : aii_fmt_int(wcrt, rta->failed_wcrt_us),
-            aii_fmt_int(deadline, rta->failed_deadline_us),
-        };
-        aii_raise_args(AII_EXC(AdmissionError), rta->why, args3, 3);
-    }
-    aii_check(st, AII_T_NONE);
+    int tid = aii_sched_add_checked(self, &p, now);
     self->fn[tid] = fn;
     return MP_OBJ_NEW_SMALL_INT(tid);
 }

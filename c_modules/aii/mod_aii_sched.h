@@ -28,6 +28,9 @@ typedef struct _aii_scheduler_obj_t {
 aii_time_t aii_sched_now(aii_scheduler_obj_t *self);
 // run_once() without its re-entry guard: at most one job; its tid, or None when idle.
 mp_obj_t aii_sched_once(aii_scheduler_obj_t *self);
+// aii_sched_add(), raising what the analysis refused with its reason (add() and calibrate()'s
+// probes alike, as the host's calibrate() goes through its add()); the new task's id.
+int aii_sched_add_checked(aii_scheduler_obj_t *self, const aii_task_params_t *p, aii_time_t now);
 void aii_sched_enter(aii_scheduler_obj_t *self);
 void aii_sched_leave(aii_scheduler_obj_t *self);
 

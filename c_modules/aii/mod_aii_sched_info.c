@@ -141,8 +141,7 @@ static void calibration_probes(aii_scheduler_obj_t *self, aii_task_params_t *p, 
         aii_time_t now = aii_sched_now(self);
         p->release_at = now;
         p->deadline_at = now + far;
-        int tid;
-        aii_check(aii_sched_add(&self->s, p, now, &tid, &self->rta), AII_T_NONE);
+        int tid = aii_sched_add_checked(self, p, now);
         self->fn[tid] = MP_OBJ_FROM_PTR(&sched_noop_obj);
         aii_time_t t0 = aii_sched_now(self);
         aii_sched_once(self);

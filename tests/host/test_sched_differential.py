@@ -383,6 +383,25 @@ DIRECTED = [
             ["admit"],
         ],
     },
+    # calibrate() under an interrupt load the analysis refuses: its probe's refusal names the
+    # task and the numbers, as add() does (_aii said only "task set not schedulable").
+    {
+        "tick_period": 1 << 20,
+        "start": 33547,
+        "overhead_us": 0,
+        "gc_idle_us": 50,
+        "isr_budget_us": 300,
+        "isr_min_gap_us": 100,
+        "ops": [
+            ["calibrate"],
+            [
+                "add",
+                "t",
+                {"budget_us": 1000, "min_gap_us": 12250, "deadline_us": 11250},
+                {"exec": [9]},
+            ],
+        ],
+    },
 ]
 
 

@@ -27,7 +27,7 @@ export MICROPY_DIR BOARD PORT ARCH NATMOD_CFLAGS
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 XDIST = -n $(JOBS)
 
-LINT_DIRS = $(wildcard host tests tools bench firmware)
+LINT_DIRS = $(wildcard host tests tools bench firmware examples)
 
 # Re-run setup when the pins, the host package's build files or the C core change (the host
 # package's cffi extension compiles the core and reads its headers for its declarations).

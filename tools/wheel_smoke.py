@@ -171,6 +171,10 @@ def main(argv=None):
             ).stdout
             or "null"
         )
+        plugin = (
+            "from importlib.metadata import entry_points as e\n"
+            "print([x.value for x in e(group='pytest11') if x.name == 'aii'])"
+        )
         public = (
             "import aii_host, sys\n"
             "from aii_host import Ledger, Scheduler, AIIError\n"
@@ -191,6 +195,14 @@ def main(argv=None):
             ("version", [aii, "--version"], 0, f"aii {version}", 30),
             ("help", [aii, "--help"], 0, "fetch-model", 30),
             ("public import paths", [py, "-c", public], 0, "ok", 30),
+            # The pytest plugin (docs/testing.md) is registered for whoever installs pytest.
+            (
+                "pytest11 entry point",
+                [py, "-c", plugin],
+                0,
+                "['aii_host.testing.plugin']",
+                30,
+            ),
             # numpy is the edge extra: without it, one line with the pip command, no traceback.
             ("missing extra", [aii, "detect", "photo.png"], 1, "pip install 'aii-host[edge]'", 30),
             (

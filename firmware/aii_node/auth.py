@@ -45,6 +45,12 @@ def check(key, msg, tag):
     return equal(mac(key, msg), tag)
 
 
+def key_id(key):
+    """16 hex digits naming a key without revealing it (the MAC of a fixed text under it):
+    `hello` and `key_set` answer it, so a host tells which key a node runs with."""
+    return mac(key, b"aii key id")[:16].decode() if key else ""
+
+
 WINDOW = 1 << 16  # a signed seq may be at most this far above the last one that ran
 REQUEST = b"q"  # direction of a request, host to node (docs/protocol.md §3)
 

@@ -13,9 +13,8 @@ from binascii import hexlify, unhexlify
 
 import aii
 
-from . import console, lock, proto, scan
+from . import auth, console, lock, proto, scan
 from ._record import ORIGIN_CONFIG, ORIGIN_NONE, ORIGIN_TASK
-from .auth import Guard
 from .clock import ticks_add, ticks_diff, ticks_ms, ticks_us
 from .events import Events
 from .frame import E_ARGS, E_INTERNAL, E_RECOVERY, E_STATE, E_STORAGE, E_TOO_LONG, build
@@ -85,10 +84,10 @@ class Node:
         self.nav = None  # aii_nav.link.Nav when the config has "nav" (attached by start())
         self.probe_ms = cfg.get("probe_ms", 2000)
         self.origin = (ORIGIN_NONE, 0)  # who asks for the change under way (proto, console)
-        self.serial = Guard("serial")  # bad MACs on the serial line
+        self.serial = auth.Guard("serial")  # bad MACs on the serial line
         # ... and on the network, one count for every client (net.py, a simulated board's
         # bridge): a client that reconnects does not start afresh.
-        self.network = Guard("network", True)
+        self.network = auth.Guard("network", True)
         self.lock = "off"  # the console lock (lock.py), applied when the node runs
         self.boot()
         if "particles" in cfg:
@@ -505,6 +504,32 @@ class Node:
             raise proto.ProtoError(E_ARGS, key + " must be a string of at most 32 chars")
         cfg = dict(self.cfg)
         cfg[key] = value
+        self._write_config(cfg)
+        if key == "offline_after":
+            self.events.offline_after = value
+        return {"key": key, "value": value}
+
+    def key_set(self, key):
+        """A signed `key_set`: the node's key is replaced (rotation, docs/protocol.md §9). The
+        config holding it is on storage before the answer; from then on only the new key's
+        MACs check. The answer and `hello` carry the new key's id, so a host whose answer was
+        lost learns from `hello` which key the node runs with."""
+        try:
+            new = unhexlify(key) if type(key) is str else b""
+        except ValueError:
+            new = b""
+        if len(new) != 32:
+            raise proto.ProtoError(E_ARGS, "key must be 64 hex digits (32 bytes)")
+        cfg = dict(self.cfg)
+        cfg["key"] = key.lower()
+        self._write_config(cfg)
+        self.key = new
+        kid = auth.key_id(new)
+        self.emit("key_set", {"key_id": kid})
+        return {"key_id": kid}
+
+    def _write_config(self, cfg):
+        # Whole or not at all: a temporary file, synced, renamed over the config.
         data = json.dumps(cfg).encode()
         tmp = self.config_path + ".tmp"
         try:
@@ -516,9 +541,6 @@ class Node:
             self.enter_fault("config write", e)
             raise StorageFault("config write", error_text(e))
         self.cfg, self._cfg_digest = cfg, _digest(data)
-        if key == "offline_after":
-            self.events.offline_after = value
-        return {"key": key, "value": value}
 
     # ---- events and jobs ----
     def log_exception(self, e):

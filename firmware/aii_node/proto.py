@@ -107,6 +107,7 @@ def do_hello(node, args):
         "cfg": node.cfg_digest(),
         "state": getattr(node, "state", "ok"),
         "formats": FORMAT,
+        "key_id": auth.key_id(getattr(node, "key", b"")),
     }
     if out["state"] == "recovery":
         out["damage"] = node.damage[:1]  # the first of status.damage: what to repair
@@ -272,6 +273,11 @@ def do_config_set(node, args):
     return node.config_set(_arg(args, "key", str), args.get("value"))
 
 
+def do_key_set(node, args):
+    # Key rotation (aii keygen --rotate): signed with the key it replaces.
+    return node.key_set(_arg(args, "key", str))
+
+
 def do_maintenance(node, args):
     # What `aii deploy` sends a locked node first: Ctrl-C works again until the next boot.
     return node.maintenance()
@@ -297,6 +303,7 @@ COMMANDS = {
     b"abort_tx": (do_abort_tx, True),
     b"config_set": (do_config_set, True),
     b"maintenance": (do_maintenance, True),
+    b"key_set": (do_key_set, True),
     b"repair": (None, True),
 }
 

@@ -20,11 +20,12 @@ from .dashboard import cli as dashboard
 from .demo import args_demo, do_demo
 from .edge import cli as edge
 from .edge.models import args_fetch_model, do_fetch_model
-from .fleet import cli_agg, cli_repair, cli_tx
+from .fleet import cli_agg, cli_provision, cli_repair, cli_tx
 from .nav import cli as nav
 from .node import cli as node
 from .node.console import args_console, do_console
 from .node.deploy import args_deploy, do_deploy
+from .node.devs import args_devs, do_devs
 from .particles import cli as particles
 from .sites import cli as sites_cli
 from .timeline.cli import args_sched_demo, do_sched_demo
@@ -87,12 +88,34 @@ COMMANDS = {
         "port; 0x03 stops the app, Ctrl-D boots it again). Files persist per board id.",
         _example("aii vboard --id node1 --tcp 7001"),
     ),
+    "devs": Command(
+        do_devs,
+        args_devs,
+        "list serial devices (with USB ids) and running simulated boards (by name)",
+        "Lists the serial ports pyserial finds, USB ones first with their vendor:product id,\n"
+        "serial number and description, then this user's running simulated boards as\n"
+        "vboard:NAME (from the board registry: a name stays valid when the board restarts\n"
+        "on another pty). Any of these goes after --port; --port auto picks the only USB\n"
+        "device or simulated board, and names them when there are several.",
+        "examples:\n"
+        "  aii devs\n"
+        "  aii devs --json\n"
+        "  aii node-status --port vboard:n1\n"
+        "  aii console --port auto",
+    ),
     "console": Command(
         do_console,
         args_console,
-        "talk to a node's console (lines; Ctrl-C sends 0x03, ~d Ctrl-D, ~. quits)",
-        "Sends each line you type; prints what the node says, machine frames hidden.",
-        _example("aii console --port /dev/ttyACM0"),
+        "talk to a node's console (lines, or --raw: every key, Ctrl-D too)",
+        "Line mode (the default): sends each line you type and prints what the node says,\n"
+        "machine frames hidden; Ctrl-C sends 0x03, a line `~d` sends Ctrl-D, `~.` or the end\n"
+        "of input quits. Raw mode (--raw): every byte you type goes to the board as it is,\n"
+        "Ctrl-C and Ctrl-D included (a stopped simulated board boots again on Ctrl-D, as it\n"
+        "says), and its bytes come back unfiltered; Ctrl-] quits.",
+        "examples:\n"
+        "  aii console --port /dev/ttyACM0\n"
+        "  aii console --port vboard:n1 --raw\n"
+        "  aii console --port auto",
     ),
     "deploy": Command(
         do_deploy,
@@ -104,20 +127,43 @@ COMMANDS = {
         "its config is written, into its folder.\n"
         "A node whose console is locked (the default) first gets a signed `maintenance`\n"
         "request, so that Ctrl-C reaches its REPL (docs/protocol.md section 9).",
-        _example("aii deploy --port /dev/ttyACM0 --config keys/n1.json   (made by aii keygen n1)"),
+        "examples:\n"
+        "  aii deploy --port /dev/ttyACM0 --config keys/n1.json   (made by aii keygen n1)\n"
+        "  aii deploy --port vboard:n1 --config keys/n1.json      (a simulated board by name)\n"
+        "  aii deploy --fleet myfleet/fleet.toml                  (every node; made by aii init)\n"
+        "  aii deploy --fleet myfleet/fleet.toml --keep-going --json\n"
+        "with --fleet: a progress bar, then a table of every node (ok / failed / skipped);\n"
+        "it stops at the first failure unless --keep-going, and exits 1 if a node failed.",
     ),
     "keygen": Command(
         node.do_keygen,
         node.args_keygen,
-        "make a fresh key and config for one node (NODE.key, NODE.json)",
+        "make a fresh key and config for one node, or rotate a node's key",
         "Makes a fresh 32-byte key for NODE and writes NODE.key (the host's copy) and NODE.json\n"
         "(the node's config, from --config with its node and key replaced) into --out, both\n"
         "readable by you only; prints the fleet file's [[node]] entry. Every node gets its own\n"
-        "key: a MAC is bound to its node id anyway (docs/protocol.md section 3).",
-        _example(
-            "aii keygen n1 --config tests/hil/node_config.json --out keys",
-            "aii keygen --operator alice   a token for aii dashboard's action (docs/dashboard.md)",
-        ),
+        "key: a MAC is bound to its node id anyway (docs/protocol.md section 3).\n"
+        "\n"
+        "--rotate NODE --fleet FILE replaces the key of a running node: the new key is kept in\n"
+        "a pending file, sent in a key_set signed with the old one (through a running aii\n"
+        "aggregate, which keeps the other nodes connected), confirmed by the node's key id;\n"
+        "only then are the key file (or the fleet file's key) and NODE's config replaced, each\n"
+        "atomically. Interrupted, it is finished by running it again.",
+        "examples:\n"
+        "  aii keygen n1 --config tests/hil/node_config.json --out keys\n"
+        "  aii keygen --rotate n2 --fleet myfleet/fleet.toml\n"
+        "  aii keygen --operator alice   a token for aii dashboard's action (docs/dashboard.md)",
+    ),
+    "init": Command(
+        cli_provision.do_init,
+        cli_provision.args_init,
+        "make a fleet folder: per-node keys and configs, the fleet file",
+        "Makes FOLDER/keys/NODE.key and FOLDER/keys/NODE.json for every node (a fresh key\n"
+        "each, as aii keygen makes it; the config from --template with its node and key\n"
+        "replaced), and FOLDER/fleet.toml naming each node's port, key file and config. Never\n"
+        "overwrites a file: nothing is written unless all can be. Then aii deploy --fleet\n"
+        "puts the configs on the nodes (docs/provisioning.md).",
+        cli_provision.INIT_EPILOG,
     ),
     "node-config": Command(
         node.do_node_config,

@@ -111,3 +111,25 @@ def test_a_locked_console_takes_ctrl_c_only_after_a_signed_maintenance(node):
         c.request("maintenance", auth=False)  # unsigned: refused
     node.restart()  # signs `maintenance` first (conftest), then Ctrl-C, Ctrl-D
     assert c.status()["lock"] == "on"  # locked again after the boot
+
+
+def test_a_signed_key_set_rotates_the_key_across_a_restart(node):
+    """Key rotation (aii keygen --rotate): key_set, signed with the key it replaces, is on
+    storage before its answer; `hello.key_id` then names the new key, the old one signs
+    nothing, and the node boots with the new one."""
+    from aii_host.core import keys
+
+    c = node.client
+    old, new = c.key, bytes(range(200, 232))
+    assert c.hello()["key_id"] == keys.key_id(old)
+    assert c.request("key_set", {"key": new.hex()}) == {"key_id": keys.key_id(new)}
+    assert c.hello()["key_id"] == keys.key_id(new)
+    with pytest.raises(NodeError) as e:
+        c.transfer("grid", "load", "Wh", 1)  # still signed with the old key
+    assert e.value.code == fr.E_AUTH
+    c.key = new
+    before = c.balances()
+    c.transfer("grid", "load", "Wh", 1)
+    node.restart()  # unlocks with the new key, Ctrl-C, Ctrl-D
+    assert c.hello()["key_id"] == keys.key_id(new)
+    assert c.balances()["load"] == before["load"] + 1

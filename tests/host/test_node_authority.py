@@ -197,3 +197,63 @@ def test_the_lock_follows_the_config_and_the_unlock_pin(monkeypatch):
     monkeypatch.delitem(sys.modules, "micropython")
     monkeypatch.setitem(sys.modules, "micropython", types.SimpleNamespace())  # no kbd_intr
     assert lock.at_boot({}) == "none"
+
+
+# ---- key rotation (key_set, docs/protocol.md §9) -----------------------------------------------
+
+NEW_KEY = bytes(range(100, 132))
+
+
+def test_key_set_replaces_the_key_durably_and_keeps_the_floor(tmp_path):
+    from aii_host.core import keys
+
+    node = nodekit.make_node(tmp_path)
+    assert one(node, request(1, "hello", {})).body["key_id"] == keys.key_id(nodekit.KEY)
+    f = one(node, request(5, "key_set", {"key": NEW_KEY.hex().upper()}))
+    assert f.kind == "ok" and f.body == {"key_id": keys.key_id(NEW_KEY)}
+    assert one(node, request(6, "transfer", MOVE)).body["code"] == host.E_AUTH  # the old key
+    first = one(node, request(6, "transfer", MOVE, key=NEW_KEY))
+    assert first.kind == "ok"
+    # Stored before the answer: a node booted from the same folder runs with the new key, its
+    # replay floor where it was.
+    again = nodekit.make_node(tmp_path)
+    assert again.key == NEW_KEY and again.cfg["key"] == NEW_KEY.hex()
+    assert one(again, request(2, "hello", {})).body["key_id"] == keys.key_id(NEW_KEY)
+    assert one(again, request(6, "transfer", MOVE, key=NEW_KEY)).body == first.body  # kept, once
+    assert one(again, request(5, "key_set", {"key": NEW_KEY.hex()}, key=NEW_KEY)).body["code"] == (
+        host.E_REPLAY
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"key": 5}, {"key": "00" * 31}, {"key": "zz" * 32}, {"key": "00" * 33}, {"key": None}],
+)
+def test_key_set_refuses_what_is_not_a_key_and_changes_nothing(tmp_path, body):
+    node = nodekit.make_node(tmp_path)
+    f = one(node, request(1, "key_set", body))
+    assert (f.kind, f.body["code"]) == ("err", host.E_ARGS), f
+    assert node.key == nodekit.KEY
+    assert nodekit.make_node(tmp_path).key == nodekit.KEY
+
+
+def test_key_set_needs_the_current_key(tmp_path):
+    node = nodekit.make_node(tmp_path)
+    assert one(node, request(1, "key_set", {"key": NEW_KEY.hex()}, key=NEW_KEY)).body["code"] == (
+        host.E_AUTH
+    )
+    assert node.key == nodekit.KEY
+
+
+def test_key_set_whose_config_write_fails_keeps_the_old_key(tmp_path):
+    failing = [True]
+
+    def fs_open(path, mode="r"):
+        if failing[0] and str(path).endswith("aii_node.json.tmp"):
+            raise OSError(28, "No space left on device")
+        return open(path, mode)
+
+    node = nodekit.make_node(tmp_path, fs_open=fs_open)
+    f = one(node, request(1, "key_set", {"key": NEW_KEY.hex()}))
+    assert (f.kind, f.body["code"]) == ("err", host.E_STORAGE), f
+    assert node.key == nodekit.KEY and nodekit.make_node(tmp_path).key == nodekit.KEY

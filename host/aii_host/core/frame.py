@@ -48,6 +48,7 @@ MUTATING = frozenset(
         "abort_tx",
         "config_set",
         "maintenance",
+        "key_set",
     )
 )
 WINDOW = 2**16  # a signed seq may be at most this far above the node's last (§3)

@@ -6,6 +6,8 @@ Key files hold 64 hex digits and a newline, mode 0600, written whole and never t
 planted link (files.write_private).
 """
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -30,6 +32,12 @@ def check_name(node, where="node"):
             f"{where} must be a name of letters, digits, '_', '-' and '.', got {node!r}"
         )
     return node
+
+
+def key_id(key):
+    """16 hex digits naming `key` without revealing it, as the node's `hello` and `key_set`
+    answer them (firmware/aii_node/auth.py: the MAC of a fixed text under the key)."""
+    return hmac.new(key, b"aii key id", hashlib.sha256).hexdigest()[:16]
 
 
 def read_key(text):

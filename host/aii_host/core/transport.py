@@ -56,7 +56,8 @@ def parse_port(port):
 
 
 def open_transport(port, baudrate=115200):
-    """A Transport for `port` (parse_port)."""
+    """A Transport for `port` (parse_port). Names ("auto", "vboard:NAME") are resolved one
+    room up, by aii_host.node.ports.open_transport (the public aii_host.transport's)."""
     from .transport_serial import SerialTransport
     from .transport_tcp import TcpTransport
 

@@ -134,6 +134,27 @@ class Aggregator(Loop, Conversation, ReplicaSync, Store):
         spec = self.nodes[name].spec
         return LoopClient(self, name, spec.key, timeout, retries, spec.node_id)
 
+    def reload_keys(self):
+        """Reads the keys in the fleet file again (aii keygen --rotate replaced one): each node
+        takes its new key for the requests signed from now on; names, ports and the rest stay.
+        Returns the names whose key changed."""
+        import dataclasses
+
+        if self.fleet.path is None:
+            raise AggregatorError("this aggregator was given no fleet file to read keys from")
+        specs = {s.name: s for s in fconfig.load(self.fleet.path).nodes}
+
+        def swap():
+            changed = []
+            for n in self.nodes.values():
+                s = specs.get(n.name)
+                if s is not None and s.key != n.spec.key:
+                    n.spec = dataclasses.replace(n.spec, key=s.key)
+                    changed.append(n.name)
+            return changed
+
+        return self.call(swap)
+
     def snapshot(self):
         """{name: dict} of every node's state, taken on the loop thread."""
         return self.call(lambda: {n.name: self._row(n) for n in self.nodes.values()})

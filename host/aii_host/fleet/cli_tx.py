@@ -155,7 +155,7 @@ class _LazyNode:
     def open(self):
         if self.client is None:
             from ..core.client import NodeClient
-            from ..core.transport import open_transport
+            from ..node.ports import open_transport
 
             t = open_transport(self.spec.port).open()
             self.client = NodeClient(

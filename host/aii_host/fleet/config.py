@@ -10,6 +10,7 @@ node's name, port and key, and the origin policy.
     port = "/dev/ttyACM0"      # or "tcp:127.0.0.1:7001", or "vboard:ID" / "vboard:DIR"
     key = "<64 hex>"           # or key_file = "n1.key"
     node = "n1"                # the node id in its config (default: name); signatures bind it
+    config = "keys/n1.json"    # the node's config, for aii deploy --fleet (aii init writes it)
     [policy]                   # who may change what (docs/fleet.md §8); optional
     default = ["signed", "config", "none"]
     [[policy.allow]]
@@ -39,6 +40,7 @@ class NodeSpec:
     port: str
     key: bytes = field(repr=False, default=None)
     node: str = None  # the id in the node's config, when it is not `name`
+    config: Path = None  # the node's config file (aii deploy --fleet), relative paths resolved
 
     @property
     def node_id(self):
@@ -146,12 +148,13 @@ def _spec(i, t, base, line, path, text):
 
     if not isinstance(t, dict):
         raise FleetConfigError(f"{path}: [[node]] #{i + 1} must be a table")
-    unknown = set(t) - {"name", "port", "key", "key_file", "node"}
+    unknown = set(t) - {"name", "port", "key", "key_file", "node", "config"}
     if unknown:
         f = min(unknown)
-        raise FleetConfigError(f"{at(f)}: unknown field (name, port, key, key_file, node)")
-    if "node" in t and (not isinstance(t["node"], str) or not t["node"]):
-        raise FleetConfigError(f"{at('node')}: field 'node' must be a non-empty string")
+        raise FleetConfigError(f"{at(f)}: unknown field (name, port, key, key_file, node, config)")
+    for f in ("node", "config"):
+        if f in t and (not isinstance(t[f], str) or not t[f]):
+            raise FleetConfigError(f"{at(f)}: field {f!r} must be a non-empty string")
     for f in ("name", "port"):
         if not isinstance(t.get(f), str) or not t[f]:
             raise FleetConfigError(
@@ -175,7 +178,8 @@ def _spec(i, t, base, line, path, text):
     port = t["port"]
     if port.startswith("vboard:") and "/" in port and not Path(port[7:]).is_absolute():
         port = "vboard:" + str(base / port[7:])  # a board folder relative to the fleet file
-    return NodeSpec(t["name"], port, key, t.get("node"))
+    cfg = base / t["config"] if "config" in t else None
+    return NodeSpec(t["name"], port, key, t.get("node"), cfg)
 
 
 def loads(text, path="<fleet>", base=None):

@@ -19,41 +19,13 @@ class LinkError(TransportError):
     """The link failed or closed."""
 
 
-def vboard_port(spec):
-    """The pty of the simulated board `spec` ("vboard:ID" in the default boards folder, or
-    "vboard:/path/to/its/folder"), read from its vboard.json at each connect: a board's pty
-    changes when it is started again, its folder does not."""
-    import json
-    from pathlib import Path
-
-    from ..node import vboard
-
-    what = spec[len("vboard:") :]
-    try:
-        d = Path(what) if "/" in what else vboard.board_dir(what)
-    except vboard.VBoardError as e:
-        raise LinkError(str(e)) from None
-    try:
-        info = json.loads((d / "vboard.json").read_text())
-    except (OSError, ValueError):
-        raise LinkError(f"simulated board {what} is not running (no {d / 'vboard.json'})") from None
-    port, pid = info.get("port"), info.get("pid")
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        raise LinkError(f"simulated board {what} is not running (pid {pid} gone)") from None
-    if not port:
-        raise LinkError(f"simulated board {what}: no port in {d / 'vboard.json'}")
-    return port
-
-
 def parse_port(port):
     """("tcp", host, port) or ("serial", device, None), as aii_host.transport.open_transport;
-    "vboard:ID|DIR" names a simulated board's current pty."""
-    if port.startswith("vboard:"):
-        port = vboard_port(port)
+    "vboard:NAME|DIR" names a simulated board's current pty (node/ports.py)."""
+    from ..node.ports import resolve_port
+
     try:
-        return transport.parse_port(port)
+        return transport.parse_port(resolve_port(port))
     except TransportError as e:
         raise LinkError(str(e)) from None
 

@@ -168,6 +168,12 @@ class RelayServer:
     def _answer(self, line):
         try:
             req = json.loads(line)
+            if isinstance(req, dict) and req.get("op") == "reload_keys":
+                # aii keygen --rotate: the fleet file's keys changed; nothing else is read.
+                try:
+                    return {"ok": {"changed": self.agg.reload_keys()}}
+                except AIIError as e:
+                    return {"error": "relay", "msg": str(e)}
             node, kind = req["node"], req["kind"]
             body, auth = req.get("body"), req.get("auth")
             timeout, retries = req.get("timeout"), req.get("retries")
@@ -213,6 +219,26 @@ def running(db):
         return False
     s.close()
     return True
+
+
+def reload_keys(db, timeout=5.0):
+    """Tells the aggregator serving fleet `db` to read its fleet file's keys again (a key was
+    rotated); returns the names whose key changed. RelayError when none serves it."""
+    s = _connect(socket_path(db), timeout)
+    if s is None:
+        raise RelayError("no aggregator serves this fleet any more: nothing to tell it")
+    try:
+        f = s.makefile("rwb")
+        f.write(_line({"op": "reload_keys"}))
+        f.flush()
+        ans = json.loads(f.readline(LINE_MAX + 1) or b"{}")
+    except (OSError, ValueError) as e:
+        raise RelayError(f"the aggregator relay failed: {e}") from None
+    finally:
+        s.close()
+    if "ok" not in ans:
+        raise RelayError(f"the aggregator did not read the keys again: {ans.get('msg', ans)}")
+    return ans["ok"]["changed"]
 
 
 class RelayNode:

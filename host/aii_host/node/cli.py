@@ -23,6 +23,12 @@ def args_node_status(p):
     p.add_argument(
         "--raw", action="store_true", help="balances in raw units (default: decimals, unit)"
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the node's four answers as one JSON object {port, hello, status, tasks, ledger} "
+        "(balances in raw units, each quantity's format byte in ledger.formats)",
+    )
 
 
 def args_keygen(p):
@@ -30,12 +36,25 @@ def args_keygen(p):
         "node",
         nargs="?",
         help="the node's name (letters, digits, '_', '-', '.'); with --operator, the operator's "
-        "(default: operator)",
+        "(default: operator); not with --rotate",
     )
     p.add_argument(
         "--operator",
         action="store_true",
         help="instead: a token for an operator of aii dashboard (NAME.operator, 0600)",
+    )
+    p.add_argument(
+        "--rotate",
+        metavar="NODE",
+        help="replace NODE's key on the node itself (a signed key_set) and in the host's files "
+        "named by --fleet",
+    )
+    p.add_argument("--fleet", help="with --rotate: the fleet file (made by aii init)")
+    p.add_argument(
+        "--timeout",
+        type=clikit.positive_float,
+        default=2.0,
+        help="with --rotate: seconds per request (%(default)s)",
     )
     p.add_argument(
         "--config", help="node configuration (JSON) to start from; its node and key are replaced"
@@ -78,6 +97,12 @@ def do_node_status(args):
         hello, st, tasks, led = c.hello(), c.status(), c.tasks(), c.ledger()
     finally:
         t.close()
+    if args.json:
+        import json
+
+        out = {"port": args.port, "hello": hello, "status": st, "tasks": tasks, "ledger": led}
+        print(json.dumps(out))
+        return 0
     _print_node(_console(), None, args.port, (hello, st, tasks, led), raw=args.raw)
     return 0
 
@@ -121,11 +146,24 @@ def do_keygen(args):
     import json
     from pathlib import Path
 
+    if args.rotate is not None:
+        if args.node or args.config or args.out or args.force or args.operator:
+            raise clikit.UsageError(
+                "--rotate NODE takes the node from --fleet: give no NODE, --config, --out or --force"
+            )
+        if not args.fleet:
+            raise clikit.UsageError("--rotate needs --fleet FILE (where the node and its key are)")
+        from ..fleet.cli_provision import do_rotate
+
+        return do_rotate(args)
+    if args.fleet:
+        raise clikit.UsageError("--fleet goes with --rotate NODE")
     if args.operator:
         return _operator_keygen(args)
     if not args.node:
         raise clikit.UsageError(
-            "give the node's name (or --operator for a dashboard operator's token)"
+            "give the node's name (a new key), --rotate NODE --fleet FILE, or --operator (a "
+            "dashboard operator's token)"
         )
     template = read_config(Path(args.config)) if args.config else None
     key_file, cfg_file = keys.keygen(args.node, args.out, template, args.force)

@@ -5,11 +5,26 @@ board's configuration; a locked console is first unlocked with a signed request.
 import time
 
 from ..core import keys
-from .console import args_port, open_port
+from .console import open_port
 
 
 def args_deploy(p):
-    args_port(p)
+    p.add_argument(
+        "--port",
+        help="one board: serial device, a simulated board (vboard:NAME or its pty), "
+        "tcp:HOST:PORT, or auto (the only device; aii devs lists them)",
+    )
+    p.add_argument(
+        "--fleet",
+        help="deploy every node of this fleet file (made by aii init), each with its port, "
+        "config and key",
+    )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="with --fleet: deploy the other nodes after a failure (default: stop at the first)",
+    )
+    p.add_argument("--json", action="store_true", help="with --fleet: the summary as JSON")
     p.add_argument("--config", help="node configuration (JSON) to install as aii_node.json")
     p.add_argument("--key", help="node key: hex digits or a file (default: the config's, or new)")
     p.add_argument(
@@ -101,7 +116,7 @@ def _stage_firmware(stage):
     return out
 
 
-def _unlock(args, cfg):
+def _unlock(port, unlock_key, cfg):
     """A node whose console is locked (docs/protocol.md §9) takes Ctrl-C only after a signed
     `maintenance` request, until its next boot: sent first, signed with the key the node runs
     with (--unlock-key, else the key being deployed). Nothing to do when no node app answers
@@ -110,7 +125,7 @@ def _unlock(args, cfg):
     from ..core._errors import AIIError
     from ..core.client import NodeClient, NodeError, NodeTimeout
 
-    t = open_port(args.port)
+    t = open_port(port)
     try:
         c = NodeClient(t, timeout=1.0, retries=1)
         try:
@@ -119,12 +134,12 @@ def _unlock(args, cfg):
             return None  # no node app answering: at the REPL, or not an AII node
         if st.get("lock") != "on":
             return st.get("lock")
-        key = keys.read_key(args.unlock_key) if args.unlock_key else None
+        key = keys.read_key(unlock_key) if unlock_key else None
         if key is None and cfg is not None:
             key = bytes.fromhex(cfg["key"])
         if key is None:
             raise AIIError(
-                f"{args.port}: the node's console is locked: give the key it runs with "
+                f"{port}: the node's console is locked: give the key it runs with "
                 "(--unlock-key), or hold its unlock pin at boot (docs/protocol.md §9)"
             )
         c.key = key
@@ -134,7 +149,7 @@ def _unlock(args, cfg):
             if e.code != fr.E_AUTH:
                 raise
             raise AIIError(
-                f"{args.port}: the node's console is locked and refused the maintenance "
+                f"{port}: the node's console is locked and refused the maintenance "
                 f"request ({e.msg}): give the key it runs with (--unlock-key), or hold its "
                 "unlock pin at boot (docs/protocol.md §9)"
             ) from None
@@ -143,9 +158,43 @@ def _unlock(args, cfg):
 
 
 def do_deploy(args):
-    """Copies firmware/aii, firmware/aii_node, the config and its key to a board with mpremote;
-    on a simulated board, writes the config into the board's folder (its firmware is the source
-    tree's firmware/, as frozen modules on a board) and restarts the app."""
+    """`aii deploy --port PORT [--config FILE]`, or `aii deploy --fleet FILE`: every node of a
+    fleet (fleet/cli_provision.py)."""
+    from .. import clikit
+
+    if args.fleet:
+        if args.port or args.config or args.key or args.unlock_key or args.no_main:
+            raise clikit.UsageError(
+                "--fleet deploys each node with its own port, config and key: give no --port, "
+                "--config, --key, --unlock-key or --no-main with it"
+            )
+        from ..fleet.cli_provision import deploy_fleet_cli
+
+        return deploy_fleet_cli(args)
+    if not args.port:
+        raise clikit.UsageError("give --port PORT (one board) or --fleet FILE (every node)")
+    if args.keep_going or args.json:
+        raise clikit.UsageError("--keep-going and --json go with --fleet")
+    cfg, new_key = _deploy_config(args)
+    deploy(args.port, cfg, new_key, args.unlock_key, args.dry_run, args.no_main, args.no_restart)
+    return 0
+
+
+def deploy(
+    port,
+    cfg=None,
+    new_key=False,
+    unlock_key=None,
+    dry_run=False,
+    no_main=False,
+    no_restart=False,
+    quiet=False,
+):
+    """Copies firmware/aii, firmware/aii_node, the config `cfg` (a dict, with its key) and a
+    main.py to the board at `port` with mpremote; on a simulated board (a pty, tcp:... or
+    vboard:NAME), writes the config into the board's folder (its firmware is the source tree's
+    firmware/, as frozen modules on a board) and restarts the app. `quiet`: mpremote's output
+    is kept and shown only when it fails. AIIError when anything fails."""
     import json
     import subprocess
     import sys
@@ -156,54 +205,62 @@ def do_deploy(args):
     from . import vboard
     from .vboard import registry
 
-    cfg, new_key = _deploy_config(args)
-    folder = vboard.find_by_port(args.port)
+    if port == "auto":
+        from .ports import resolve_port
+
+        port = resolve_port(port)
+    folder = vboard.find_by_port(port)
     if folder is not None:
         if cfg is None:
-            print(f"deploy: {args.port} is a simulated board; it runs firmware/ as is")
-            return 0
-        if not args.no_restart:
-            _unlock(args, cfg)  # before the new config (and its key) is in place
+            print(f"deploy: {port} is a simulated board; it runs firmware/ as is")
+            return
+        if dry_run:
+            print(f"deploy: would write {folder / NODE_CONFIG} (simulated board) and restart it")
+            return
+        if not no_restart:
+            _unlock(port, unlock_key, cfg)  # before the new config (and its key) is in place
         # The key goes into a fresh file of this user's, never through a planted link.
         registry.write_json(folder / NODE_CONFIG, cfg)
         print(f"deploy: config written to {folder / NODE_CONFIG} (simulated board)")
         if new_key:
             _save_new_key(cfg)
-        if not args.no_restart:
-            t = open_port(args.port)
+        if not no_restart:
+            t = open_port(port)
             try:
                 t.write(b"\x03")  # stop the app (it persists), wait for the REPL, soft reboot
                 seen, end = b"", time.monotonic() + 15
                 while b">>> " not in seen and time.monotonic() < end:
                     seen = seen[-16:] + t.read(0.2)
                 if b">>> " not in seen:
-                    raise AIIError(f"{args.port}: the app did not stop on Ctrl-C")
+                    raise AIIError(f"{port}: the app did not stop on Ctrl-C")
                 t.write(b"\x04")
             finally:
                 t.close()
             print("deploy: app restarted")
-        return 0
+        return
     with tempfile.TemporaryDirectory() as td:
         stage = Path(td)
         pkgs = _stage_firmware(stage)
-        cmd = [sys.executable, "-m", "mpremote", "connect", args.port, "cp", "-r"]
+        cmd = [sys.executable, "-m", "mpremote", "connect", port, "cp", "-r"]
         cmd += [str(p) for p in pkgs] + [":"]
         if cfg is not None:
             (stage / NODE_CONFIG).write_text(json.dumps(cfg))
             cmd += ["+", "cp", str(stage / NODE_CONFIG), ":" + NODE_CONFIG]
-        if not args.no_main:
+        if not no_main:
             (stage / "main.py").write_text("import aii_node.main\n")
             cmd += ["+", "cp", str(stage / "main.py"), ":main.py"]
-        if not args.no_restart:
+        if not no_restart:
             cmd += ["+", "reset"]
-        if args.dry_run:
+        if dry_run:
             print(" ".join(cmd))
-            return 0
-        _unlock(args, cfg)  # mpremote's Ctrl-C must reach the REPL
-        r = subprocess.run(cmd, check=False)
+            return
+        _unlock(port, unlock_key, cfg)  # mpremote's Ctrl-C must reach the REPL
+        out = subprocess.PIPE if quiet else None
+        r = subprocess.run(cmd, check=False, stdout=out, stderr=out, text=True)
         if r.returncode != 0:
-            raise AIIError(f"mpremote failed (exit {r.returncode}); is {args.port} an AII board?")
-    print(f"deploy: firmware{' and config' if cfg else ''} copied to {args.port}")
+            said = ((r.stderr or "") + (r.stdout or "")).strip().splitlines()
+            tail = f": {said[-1]}" if said else ""
+            raise AIIError(f"mpremote failed (exit {r.returncode}){tail}; is {port} an AII board?")
+    print(f"deploy: firmware{' and config' if cfg else ''} copied to {port}")
     if new_key:
         _save_new_key(cfg)
-    return 0

@@ -105,6 +105,7 @@ def _record_json(rec, rows):
             zip(("method", "n_tasks", "jobs", "misses", "dispatches", "gc_runs"), rec["info"])
         ),
         "jobs_this_run": rec["jobs"],
+        "interrupted_after_s": rec.get("interrupted"),
         "events": rec.get("counts"),
         "costs": dict(
             zip(
@@ -243,11 +244,20 @@ def do_sched_demo(args):
         except PlotError as e:
             print(f"aii: {e}", file=sys.stderr)
             return 1
+    # Ctrl-C during the run: the statistics of what ran, then the interrupted exit status.
+    cut = rec.get("interrupted")
+    done = 0 if cut is None else clikit.EXIT_INTERRUPTED
     if args.json:
         print(json.dumps(_record_json(rec, rows)))
-        return 0
+        return done
     console = _console()
-    console.print(f"ran on {rec['where']} for {args.seconds:g} s", soft_wrap=True)
+    if cut is not None:
+        console.print(
+            f"interrupted (Ctrl-C) after {cut:.1f} of {args.seconds:g} s: partial statistics",
+            soft_wrap=True,
+        )
+    ran = f"{cut:.1f}" if cut is not None else f"{args.seconds:g}"
+    console.print(f"ran on {rec['where']} for {ran} s", soft_wrap=True)
     console.print(_table_stats(rec))
     console.print(_table_report(rows))
     # Lines that tests and people grep: never wrapped.
@@ -262,4 +272,4 @@ def do_sched_demo(args):
     if args.plot:
         msg = f"plot: {args.plot} ({drawn} jobs in the first {args.plot_ms:g} ms)"
         console.print(msg, soft_wrap=True)
-    return 0
+    return done

@@ -92,6 +92,8 @@ def run_host(seconds, overhead_us=DEMO_OVERHEAD_US, trace=True):
     n = 0
     drained_max = 0
     left = int(seconds * 1_000_000)
+    interrupted = None  # seconds run when Ctrl-C ended the run early
+    t0 = time.monotonic()
     try:
         while left > 0:
             n += s.run(min(SLICE_US, left))
@@ -99,10 +101,16 @@ def run_host(seconds, overhead_us=DEMO_OVERHEAD_US, trace=True):
             got = s.trace()
             drained_max = max(drained_max, len(got))
             events += got
+    except KeyboardInterrupt:
+        # Ctrl-C: what ran so far is reported, not lost (the scheduler's counters are whole:
+        # a job cut short is counted as started, never half).
+        interrupted = time.monotonic() - t0
+        events += s.trace()
     finally:
         done.set()
         presser.join()
     return {
+        "interrupted": interrupted,
         "where": "host (aii_host, CPython)",
         "names": names,
         "specs": specs,

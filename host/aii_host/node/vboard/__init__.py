@@ -57,6 +57,8 @@ def find_by_port(port, base=None):
     An entry that is not this user's own (registry.py) is refused with a RegistryError."""
     from . import registry
 
+    if port.startswith("vboard:"):
+        port = port_of(port)
     if port.startswith("/dev/"):
         path = registry.entry_path(port)
         d = registry.read_json(path)
@@ -81,6 +83,69 @@ def find_by_port(port, base=None):
         if port in names and registry.alive(d.get("pid")):
             return info.parent
     return None
+
+
+def running():
+    """The simulated boards of this user running now, from the registry (registry.py): a list
+    of {"id", "port", "tcp", "pid", "dir"} sorted by id. Entries that are not this user's own
+    (planted) or whose board is gone are left out."""
+    from . import registry
+
+    out = []
+    for path in sorted(registry.registry_dir().glob("*.json")):
+        try:
+            e = registry.read_json(path)
+            if not e or not registry.alive(e.get("pid")) or not isinstance(e.get("port"), str):
+                continue
+            if os.path.basename(e["port"]) + ".json" != path.name:
+                continue  # an entry under another pty's name: not the board behind it
+            if registry.board_folder(e, path) is None:
+                continue
+        except registry.RegistryError:
+            continue
+        out.append({k: e.get(k) for k in ("id", "port", "tcp", "pid", "dir")})
+    return sorted(out, key=lambda e: (str(e["id"]), e["port"]))
+
+
+def port_of(spec):
+    """The pty of the simulated board `spec`: "vboard:NAME" (the running board with that id,
+    found in the registry; else the one in the default boards folder) or "vboard:DIR" (the board
+    whose folder that is). Read at each call: a board's pty changes when it is started again,
+    its name and folder do not."""
+    from . import registry
+
+    what = spec.removeprefix("vboard:")
+    if not what:
+        raise VBoardError("vboard: needs a board name, e.g. vboard:n1 (aii devs lists them)")
+    try:
+        boards = running()
+    except registry.RegistryError as e:
+        raise VBoardError(str(e)) from None
+    if "/" not in what:
+        found = [b for b in boards if b["id"] == what]
+        if len(found) == 1:
+            return found[0]["port"]
+        if len(found) > 1:
+            dirs = ", ".join(b["dir"] for b in found)
+            raise VBoardError(
+                f"two simulated boards are named {what} ({dirs}): name one by its folder, "
+                "vboard:DIR"
+            )
+    d = Path(what) if "/" in what else board_dir(what)
+    info_path = d / "vboard.json"
+    try:
+        info = registry.read_json(info_path)
+    except registry.RegistryError as e:
+        raise VBoardError(str(e)) from None
+    if info is None or not registry.alive(info.get("pid")):
+        names = ", ".join(sorted({str(b["id"]) for b in boards})) or "none"
+        raise VBoardError(
+            f"simulated board {what} is not running (running: {names}); start it with "
+            f"aii vboard --id {Path(what).name}"
+        )
+    if not isinstance(info.get("port"), str):
+        raise VBoardError(f"simulated board {what}: no port in {info_path}")
+    return info["port"]
 
 
 class VBoardProcess:

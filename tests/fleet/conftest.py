@@ -21,6 +21,7 @@ from aii_host.node import vboard
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.append(str(REPO / "tests" / "host"))
+import ctrl_c  # noqa: F401 - Ctrl-C works even in a background job
 from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run
 
 BASE_CONFIG = {

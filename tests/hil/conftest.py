@@ -34,6 +34,7 @@ from aii_host.transport import open_transport
 from hil_util import CONFIG, REPO
 
 sys.path.append(str(REPO / "tests" / "host"))
+import ctrl_c  # noqa: F401 - Ctrl-C works even in a background job
 from mp_util import NO_STOCK
 from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run
 

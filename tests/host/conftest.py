@@ -2,6 +2,7 @@
 """Shared helpers for the aii_host tests: a virtual clock and a state snapshot."""
 
 import aii_host
+import ctrl_c  # noqa: F401 - Ctrl-C works even in a background job
 import pytest
 from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run only
 

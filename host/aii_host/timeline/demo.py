@@ -11,6 +11,7 @@ import gc
 import json
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,19 +95,34 @@ def run_host(seconds, overhead_us=DEMO_OVERHEAD_US, trace=True):
     left = int(seconds * 1_000_000)
     interrupted = None  # seconds run when Ctrl-C ended the run early
     t0 = time.monotonic()
+    # Ctrl-C ends the run at the end of the slice in progress. A KeyboardInterrupt raised
+    # wherever the main thread happens to be can be lost: inside a collection's finalizer it is
+    # only printed and ignored, and the run then went on to its end.
+    ctrl_c = []
+
+    def on_sigint(signum, frame):
+        ctrl_c.append(time.monotonic() - t0)
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        while left > 0:
+        while left > 0 and not ctrl_c:
             n += s.run(min(SLICE_US, left))
             left -= SLICE_US
             got = s.trace()
             drained_max = max(drained_max, len(got))
             events += got
+        if ctrl_c:
+            interrupted = ctrl_c[0]
     except KeyboardInterrupt:
-        # Ctrl-C: what ran so far is reported, not lost (the scheduler's counters are whole:
-        # a job cut short is counted as started, never half).
+        # What ran so far is reported, not lost (the scheduler's counters are whole: a job cut
+        # short is counted as started, never half).
         interrupted = time.monotonic() - t0
         events += s.trace()
     finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
         done.set()
         presser.join()
     return {

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import config as fconfig
 from .conversation import MISSED, AggregatorError, Conversation, LoopClient, NodeState
+from .failover import FAILBACK_S, Failover
 from .loop import Loop
 from .store import RECORDS_FORMAT, SCHEMA, Store, open_db
 from .sync import ReplicaSync
@@ -46,9 +47,9 @@ def _nodes_of(fleet_or_nodes):
     return fconfig.Fleet(Path("fleet.db"), 0.5, specs)
 
 
-class Aggregator(Loop, Conversation, ReplicaSync, Store):
+class Aggregator(Loop, Conversation, Failover, ReplicaSync, Store):
     """`Aggregator(fleet_or_nodes, db_path=None, heartbeat_s=None, on_event=None,
-    verify_s=None, backoff_max=2.0, offline_s=None)`.
+    verify_s=None, backoff_max=2.0, offline_s=None, policy=None, failback_s=5.0)`.
 
     `fleet_or_nodes`: a fleet file path, a config.Fleet, or a list of NodeSpec / (name, port,
     key). `on_event(name, kind, data)` is called on the loop thread (keep it short) for node
@@ -64,6 +65,7 @@ class Aggregator(Loop, Conversation, ReplicaSync, Store):
         backoff_max=2.0,
         offline_s=None,
         policy=None,
+        failback_s=FAILBACK_S,
     ):
         self.fleet = _nodes_of(fleet_or_nodes)
         # Which record origins each node may have (docs/fleet.md §8): the fleet file's.
@@ -75,6 +77,8 @@ class Aggregator(Loop, Conversation, ReplicaSync, Store):
         # Offline after MISSED heartbeat periods of silence; a longer bound for fleets whose
         # nodes answer slower than that (many simulated nodes on a small machine).
         self.offline_s = float(offline_s) if offline_s is not None else MISSED * self.hb
+        # How often a node on a backup link probes its preferred one (failover.py).
+        self.failback_s = float(failback_s)
         self.on_event = on_event
         self.nodes = {s.name: NodeState(s) for s in self.fleet.nodes}
         self.log = collections.deque(maxlen=1000)  # (wall time, node, kind, data)
@@ -236,6 +240,12 @@ class Aggregator(Loop, Conversation, ReplicaSync, Store):
         return {
             "name": n.name,
             "port": n.spec.port,
+            # The link in use (or being tried), 1-based among the node's `ports`.
+            "link": self._port(n),
+            "link_index": n.link_i + 1,
+            "links": len(n.spec.ports),
+            "failovers": n.failovers,
+            "failbacks": n.failbacks,
             "state": n.state,
             "reason": n.reason,
             "seq": st.get("seq"),

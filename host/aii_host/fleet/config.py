@@ -8,6 +8,8 @@ node's name, port and key, and the origin policy.
     [[node]]
     name = "n1"
     port = "/dev/ttyACM0"      # or "tcp:127.0.0.1:7001", or "vboard:ID" / "vboard:DIR"
+    # ports = ["/dev/ttyACM0", "tcp:10.0.0.7:7001"]   # instead of port: links in order of
+    #                          # preference; the aggregator fails over and back (§3.1)
     key = "<64 hex>"           # or key_file = "n1.key"
     node = "n1"                # the node id in its config (default: name); signatures bind it
     config = "keys/n1.json"    # the node's config, for aii deploy --fleet (aii init writes it)
@@ -34,13 +36,35 @@ class FleetConfigError(AIIError):
     """The fleet file is missing, is not TOML, or a field is wrong."""
 
 
+MAX_LINKS = 8  # links of one node: a longer list is a mistake, not a network
+
+
 @dataclass(frozen=True)
 class NodeSpec:
+    """One node of the fleet. `port` is its preferred link; `ports` every link in order of
+    preference (port first). `NodeSpec(name, [p1, p2], ...)` gives both from a list."""
+
     name: str
     port: str
     key: bytes = field(repr=False, default=None)
     node: str = None  # the id in the node's config, when it is not `name`
     config: Path = None  # the node's config file (aii deploy --fleet), relative paths resolved
+    ports: tuple = ()
+
+    def __post_init__(self):
+        # One shape inside: `ports` always lists every link, `port` is always its first.
+        if isinstance(self.port, (list, tuple)):
+            if self.ports:
+                raise FleetConfigError(f"node {self.name}: give port or ports, not both")
+            object.__setattr__(self, "ports", tuple(self.port))
+        elif not self.ports:
+            object.__setattr__(self, "ports", (self.port,))
+        elif self.port != self.ports[0]:
+            raise FleetConfigError(f"node {self.name}: port must be the first of ports")
+        if not self.ports:
+            raise FleetConfigError(f"node {self.name}: no port")
+        object.__setattr__(self, "ports", tuple(self.ports))
+        object.__setattr__(self, "port", self.ports[0])
 
     @property
     def node_id(self):
@@ -148,18 +172,20 @@ def _spec(i, t, base, line, path, text):
 
     if not isinstance(t, dict):
         raise FleetConfigError(f"{path}: [[node]] #{i + 1} must be a table")
-    unknown = set(t) - {"name", "port", "key", "key_file", "node", "config"}
+    unknown = set(t) - {"name", "port", "ports", "key", "key_file", "node", "config"}
     if unknown:
         f = min(unknown)
-        raise FleetConfigError(f"{at(f)}: unknown field (name, port, key, key_file, node, config)")
+        raise FleetConfigError(
+            f"{at(f)}: unknown field (name, port, ports, key, key_file, node, config)"
+        )
     for f in ("node", "config"):
         if f in t and (not isinstance(t[f], str) or not t[f]):
             raise FleetConfigError(f"{at(f)}: field {f!r} must be a non-empty string")
-    for f in ("name", "port"):
-        if not isinstance(t.get(f), str) or not t[f]:
-            raise FleetConfigError(
-                f"{at(f if f in t else None)}: field {f!r} must be a non-empty string"
-            )
+    if not isinstance(t.get("name"), str) or not t["name"]:
+        raise FleetConfigError(
+            f"{at('name' if 'name' in t else None)}: field 'name' must be a non-empty string"
+        )
+    ports = _ports(t, at)
     key = None
     if "key" in t and "key_file" in t:
         raise FleetConfigError(f"{at('key_file')}: give key or key_file, not both")
@@ -175,11 +201,42 @@ def _spec(i, t, base, line, path, text):
             ) from None
         except UnicodeDecodeError:
             raise FleetConfigError(f"{at('key_file')}: {kf} is not text (64 hex digits)") from None
-    port = t["port"]
-    if port.startswith("vboard:") and "/" in port and not Path(port[7:]).is_absolute():
-        port = "vboard:" + str(base / port[7:])  # a board folder relative to the fleet file
+    ports = [_board_path(p, base) for p in ports]
+    seen = set()
+    for p in ports:
+        if p in seen:
+            raise FleetConfigError(f"{at('ports')}: {p!r} is listed twice")
+        seen.add(p)
     cfg = base / t["config"] if "config" in t else None
-    return NodeSpec(t["name"], port, key, t.get("node"), cfg)
+    return NodeSpec(t["name"], ports[0], key, t.get("node"), cfg, tuple(ports))
+
+
+def _ports(t, at):
+    # `port = "..."` (one link) or `ports = ["...", ...]` (several, preferred first).
+    if "port" in t and "ports" in t:
+        raise FleetConfigError(f"{at('ports')}: give port (one link) or ports (a list), not both")
+    if "ports" not in t:
+        if not isinstance(t.get("port"), str) or not t["port"]:
+            raise FleetConfigError(
+                f"{at('port' if 'port' in t else None)}: field 'port' must be a non-empty string"
+                " (or ports = [...], several links in order of preference)"
+            )
+        return [t["port"]]
+    ps = t["ports"]
+    if not isinstance(ps, list) or not all(isinstance(p, str) and p for p in ps):
+        raise FleetConfigError(
+            f'{at("ports")}: must be a list of non-empty strings, e.g. ["/dev/ttyACM0", '
+            '"tcp:10.0.0.7:7001"]'
+        )
+    if not 1 <= len(ps) <= MAX_LINKS:
+        raise FleetConfigError(f"{at('ports')}: must list 1 .. {MAX_LINKS} links, got {len(ps)}")
+    return ps
+
+
+def _board_path(port, base):
+    if port.startswith("vboard:") and "/" in port and not Path(port[7:]).is_absolute():
+        return "vboard:" + str(base / port[7:])  # a board folder relative to the fleet file
+    return port
 
 
 def loads(text, path="<fleet>", base=None):
@@ -262,7 +319,7 @@ def _policy(t, names, path):
 
 
 def load(path):
-    """`load(path) -> Fleet(db, heartbeat_s, nodes=[NodeSpec(name, port, key)])`."""
+    """`load(path) -> Fleet(db, heartbeat_s, nodes=[NodeSpec(name, port, key, ..., ports)])`."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -274,11 +331,16 @@ def load(path):
 
 
 def dumps(fleet_db, heartbeat_s, nodes, allow=()):
-    """TOML text for a fleet: `nodes` is [(name, port, key bytes or None)], `allow` [(node,
-    quantity, [origin names])] rules of its [policy] (tests, demos)."""
+    """TOML text for a fleet: `nodes` is [(name, port, key bytes or None)] (port a list: several
+    links, `ports = [...]`), `allow` [(node, quantity, [origin names])] rules of its [policy]
+    (tests, demos)."""
     out = ["[fleet]", f'db = "{fleet_db}"', f"heartbeat_s = {heartbeat_s}", ""]
     for name, port, key in nodes:
-        out += ["[[node]]", f'name = "{name}"', f'port = "{port}"']
+        out += ["[[node]]", f'name = "{name}"']
+        if isinstance(port, (list, tuple)):
+            out.append("ports = [" + ", ".join(f'"{p}"' for p in port) + "]")
+        else:
+            out.append(f'port = "{port}"')
         if key is not None:
             out.append(f'key = "{key.hex()}"')
         out.append("")

@@ -15,6 +15,7 @@ import time
 from ..core import frame as fr
 from ..core._errors import AIIError
 from ..core.client import NodeClient, NodeError, NodeTimeout
+from .failover import describe
 from .link import Link, LinkError
 from .replica import Replica
 
@@ -87,6 +88,16 @@ class NodeState:
         self.node_state = "ok"  # the node's own: ok, storage_fault, recovery (docs/faults.md)
         self.auth_max = None  # the highest signed seq the node reported (a repair's floor)
         self.units = None  # the quantities' formats last written to `units`
+        # Several links (failover.py): the index in spec.ports in use or being tried, the one
+        # last online, failures in the current round, the last failure of each link.
+        self.link_i = 0
+        self.online_i = None
+        self.tried = 0
+        self.link_why = {}
+        self.failovers = self.failbacks = 0
+        self.probe = None  # a preferred link being probed while a backup is in use
+        self.probe_i = 0
+        self.next_probe = 0.0
 
     def next_plain(self):
         self.plain_seq += 1
@@ -144,7 +155,7 @@ class Conversation:
     """Mixin of Aggregator: connections, frames and the per-node conversation (loop thread)."""
 
     def _connect(self, n):
-        n.link = Link(n.spec.port)
+        n.link = Link(self._port(n))
         try:
             n.link.open()
         except LinkError as e:
@@ -163,8 +174,14 @@ class Conversation:
         self._run_gen(n, self._session(n))
 
     def _retry_later(self, n, why):
-        n.backoff = min(self.backoff_max, max(self.hb / 2, n.backoff * 2))
-        n.next_connect = time.monotonic() + n.backoff * random.uniform(0.8, 1.2)
+        failed = n.link_i
+        if self._next_link(n, why):
+            ports = n.spec.ports
+            why = f"{describe(ports, failed)}: {why}; trying {describe(ports, n.link_i)}"
+        else:
+            why = self._all_failed(n) or why
+            n.backoff = min(self.backoff_max, max(self.hb / 2, n.backoff * 2))
+            n.next_connect = time.monotonic() + n.backoff * random.uniform(0.8, 1.2)
         if why != n.reason:
             n.reason = why
             self._save_node(n)
@@ -179,6 +196,8 @@ class Conversation:
 
     def _lost(self, n, why):
         was = n.state
+        p = n.probe
+        self._probe_close(n)
         self._close(n)
         if n.gen is not None:
             n.gen.close()
@@ -186,7 +205,13 @@ class Conversation:
         self._fail_all(n, LinkError(f"{n.name}: {why}"))
         n.state, n.synced = "offline", False
         n.reconnects += 1
-        self._retry_later(n, why)
+        if p is not None and p.hello is not None:
+            # A preferred link had just answered: take it next rather than the round's next.
+            n.link_why[n.link_i] = why
+            n.link_i, n.tried, n.next_connect = p.i, 0, time.monotonic()
+            n.reason = why
+        else:
+            self._retry_later(n, why)
         if was == "online":
             self._emit(n.name, "offline", {"why": why})
         self._save_node(n)
@@ -337,6 +362,7 @@ class Conversation:
             )
         n.backoff = 0.0
         n.state, n.reason = "online", ""
+        self._link_up(n)
         # A random phase: nodes connected together would otherwise be polled in bursts.
         n.next_poll = time.monotonic() + self.hb * random.uniform(0.1, 1.0)
         self._emit(

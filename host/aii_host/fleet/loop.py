@@ -9,6 +9,7 @@ import selectors
 import time
 
 from .conversation import AggregatorError, _Req
+from .failover import _Probe
 from .link import LinkError
 from .store import COMMIT_S, open_db
 
@@ -65,6 +66,7 @@ class Loop:
                     time.sleep(min(1.0, self.hb))
         finally:
             for n in self.nodes.values():
+                self._probe_close(n)
                 self._close(n)
                 self._fail_all(n, AggregatorError("aggregator stopped"))
             while self._inbox:
@@ -105,6 +107,9 @@ class Loop:
                     except (BlockingIOError, OSError):
                         pass
                     continue
+                if type(n) is _Probe:
+                    self._probe_io(n, mask)
+                    continue
                 if n.link is None:
                     continue
                 try:
@@ -138,6 +143,11 @@ class Loop:
                     t = min(t, max(n.last_rx, n.cur.first) + self.offline_s)
                 if n.state == "online":
                     t = min(t, n.next_poll)
+                if n.link_i and n.state == "online":
+                    # A backup link in use: the probe of a preferred one is timed (one that
+                    # answered waits for the next poll, which the line above times).
+                    p = n.probe
+                    t = min(t, n.next_probe if p is None else p.deadline if p.hello is None else t)
         t = min(t, self._next_verify)
         if self.db.in_transaction:
             t = min(t, self._last_commit + COMMIT_S)
@@ -156,6 +166,10 @@ class Loop:
             if self._silent(n, now):
                 self._lost(n, f"no frame for {self.offline_s:g} s")
                 continue
+            if n.link_i:
+                self._probe_due(n, now)
+                if n.probe is not None and n.probe.hello is not None:
+                    self._probe_switch(n)  # a preferred link answered: take it when idle
             if n.state == "online" and n.gen is None and now >= n.next_poll:
                 n.next_poll = now + self.hb
                 self._run_gen(n, self._poll(n))

@@ -168,6 +168,7 @@ class LinkProxy:
         self.sent = {"up": bytearray(), "down": bytearray()}
         self.port = None
         self.connections = 0
+        self.blocked = False  # block(): new TCP connections are closed at once
         self.overflow = 0  # bytes for the host's pty dropped because nobody read them
         self._links = []
         self._sel = None
@@ -241,6 +242,13 @@ class LinkProxy:
                 self._close_link(link)
                 self._links.remove(link)
         self._wake()
+
+    def block(self, on=True):
+        """A link that is down (TCP mode): cuts the connections and, while on, closes every
+        new one at once (the host sees its connects fail) until `block(False)`."""
+        self.blocked = on
+        if on:
+            self.cut()
 
     def retarget(self, target):
         """Points the proxy at a node's new address (a simulated board restarted on another
@@ -395,6 +403,9 @@ class LinkProxy:
         try:
             s, _ = self._listen.accept()
         except (BlockingIOError, InterruptedError):
+            return
+        if self.blocked:
+            s.close()
             return
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)

@@ -122,7 +122,7 @@ class Store:
                replica_seq=?, last_rx=?, latency_ms=?, misses=?, tasks=?, totals=?, events=?,
                updated=?, reason=?, auth_seq=?, node_state=? WHERE name=?""",
             (
-                n.spec.port,
+                self._port(n),  # the link in use: aii status and the dashboard show it
                 n.state,
                 h.get("fw"),
                 h.get("cfg"),

@@ -99,7 +99,7 @@ def _args_fleet(p, db_help):
         default=[],
         metavar="NAME=PORT",
         help="instead of --fleet: a node and its port (a serial device, a simulated board's pty, "
-        "tcp:HOST:PORT); repeatable. Reads need no key",
+        "tcp:HOST:PORT); repeatable; a name given again adds a backup link. Reads need no key",
     )
     p.add_argument("--db", help=db_help)
     p.add_argument(
@@ -133,12 +133,15 @@ def _fleet_of(args, db):
             "no nodes: give --fleet FILE (docs/fleet.md) or --node NAME=PORT, e.g. "
             "--node n1=/dev/ttyACM0 --node n2=tcp:127.0.0.1:7001"
         )
-    nodes = []
+    links = {}  # a name given again adds a link (the first one given is preferred)
     for item in args.node:
         name, sep, port = item.partition("=")
         if not (sep and name and port) or set(item) & _BAD_IN_NODE:
             raise UsageError(f"--node {item!r}: expected NAME=PORT, e.g. n1=/dev/ttyACM0")
-        nodes.append((name, port, None))
+        if port in links.get(name, ()):
+            raise UsageError(f"--node {item!r}: {name} has that port already")
+        links.setdefault(name, []).append(port)
+    nodes = [(name, ports if len(ports) > 1 else ports[0], None) for name, ports in links.items()]
     if set(str(db)) & _BAD_IN_NODE:
         raise UsageError(f"--db {str(db)!r}: not a usable file name")
     fleet = loads(dumps(db, args.heartbeat, nodes), "--node options", Path.cwd())
@@ -369,6 +372,10 @@ def _rows_from_snapshot(snap, verdict):
                 "synced": v["synced"],
                 "verified": v.get("verified", False),
                 "node_state": v.get("node_state", "ok"),
+                "link": v.get("link"),
+                "link_index": v.get("link_index", 1),
+                "links": v.get("links", 1),
+                "link_note": v["reason"] if v["state"] == "online" else "",
                 "totals": totals,
                 "formats": v.get("formats", {}),
                 "isolated": (verdict.isolated.get(name) if verdict else None),
@@ -388,7 +395,7 @@ def _rows_from_db(db, fleet, max_age):
         r[0]: r
         for r in db.execute(
             "SELECT name, state, last_rx, latency_ms, misses, seq, replica_seq, totals, updated, "
-            "reason, verified, node_state FROM nodes"
+            "reason, verified, node_state, port FROM nodes"
         )
     }
     for spec in fleet.nodes:
@@ -411,6 +418,12 @@ def _rows_from_db(db, fleet, max_age):
                 "synced": r[5] is not None and r[5] == r[6],
                 "verified": bool(r[10]),
                 "node_state": r[11] or "ok",
+                # The link the aggregator used last (nodes.port), among the node's links.
+                "link": r[12],
+                "link_index": spec.ports.index(r[12]) + 1 if r[12] in spec.ports else None,
+                "links": len(spec.ports),
+                # Online on a backup link: the reason names the preferred link's failure.
+                "link_note": r[9] if r[1] == "online" else "",
                 "totals": json.loads(r[7] or "{}"),
                 "formats": fmts.get(spec.name, {}),
                 "isolated": iso.get(spec.name),
@@ -471,8 +484,11 @@ def _table(rows, verdict, raw=False):
 
     qs = sorted({q for r in rows for q in (r.get("totals") or {})})
     t = Table(title="fleet nodes")
-    for col in ("node", "state", "last hb", "latency", "misses", "seq", "replica"):
-        t.add_column(col, justify="left" if col in ("node", "state") else "right")
+    # Nodes with several links (docs/fleet.md §3.1): which one is in use, a backup in yellow.
+    links = any((r.get("links") or 1) > 1 for r in rows)
+    cols = ("node", "state") + (("link",) if links else ())
+    for col in cols + ("last hb", "latency", "misses", "seq", "replica"):
+        t.add_column(col, justify="left" if col in cols else "right")
     for q in qs:
         t.add_column(f"{q} (raw)" if raw else q, justify="right")
     t.add_column("isolated")
@@ -483,6 +499,7 @@ def _table(rows, verdict, raw=False):
         t.add_row(
             r["name"],
             f"[{style}]{state}[/]" + (f" ({escape(why[:60])})" if why else ""),
+            *((_link_cell(r),) if links else ()),
             _num(r.get("last_heartbeat_s"), "{:.1f} s"),
             _num(r.get("latency_ms"), "{:.1f} ms"),
             _num(r.get("misses")),
@@ -511,6 +528,14 @@ def _table(rows, verdict, raw=False):
     for q, nodes in sorted(differ.items()):
         lines.append(f"  {q}: the nodes' units differ ({', '.join(nodes)}): shown in raw units")
     return Group(t, v, Text.from_markup("\n".join(lines)))
+
+
+def _link_cell(r):
+    from rich.markup import escape
+
+    i, k, port = r.get("link_index"), r.get("links") or 1, r.get("link") or "?"
+    text = f"{i or '?'}/{k} {escape(port[-28:])}"
+    return text if i == 1 or k == 1 else f"[yellow]{text}[/]"
 
 
 def _print_table(rows, verdict, raw=False):

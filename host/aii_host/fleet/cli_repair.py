@@ -63,9 +63,9 @@ def _endpoint(args):
             raise AIIError(f"no node {args.node!r} in {args.fleet} (it has: {names})")
         if running(fleet.db):
             return RelayNode(fleet.db, spec.name, args.timeout), spec.name, fleet.db
-        t = _open_port(spec.port)
-        c = NodeClient(t, key=spec.key, timeout=args.timeout, node=spec.node_id)
-        return c, spec.name, fleet.db
+        from .failover import open_client
+
+        return open_client(spec, args.timeout), spec.name, fleet.db
     if not args.accept_loss:
         raise AIIError(
             "a node on --port has no copy to repair from here: give --fleet FLEET NODE (the "

@@ -154,14 +154,10 @@ class _LazyNode:
 
     def open(self):
         if self.client is None:
-            from ..core.client import NodeClient
-            from ..node.ports import open_transport
+            from .failover import open_client
 
-            t = open_transport(self.spec.port).open()
-            self.client = NodeClient(
-                t, key=self.spec.key, timeout=self.timeout, retries=2, node=self.spec.node_id
-            )
-            self.client.drain(0.05)  # what the node printed before we listened
+            # The node's links in the fleet file's order, as the aggregator takes them.
+            self.client = open_client(self.spec, self.timeout)
         return self.client
 
     def request(self, kind, body=None, auth=None, timeout=None, retries=None):
@@ -171,6 +167,10 @@ class _LazyNode:
         if self.client is not None:
             self.client.t.close()
             self.client = None
+
+
+def _ports_text(spec):
+    return f"port {spec.port}" if len(spec.ports) == 1 else f"links {', '.join(spec.ports)}"
 
 
 def _open_or_refuse(name, ep):
@@ -184,7 +184,7 @@ def _open_or_refuse(name, ep):
         if isinstance(ep, RelayNode):
             raise CoordError(f"cannot reach node {name} through the aggregator: {e}") from None
         raise CoordError(
-            f"cannot open node {name}'s port {ep.spec.port}: {e} (a serial port has one owner: "
+            f"cannot open node {name}'s {_ports_text(ep.spec)}: {e} (a serial port has one owner: "
             "is another program using it? A running `aii aggregate` is used automatically)"
         ) from None
 

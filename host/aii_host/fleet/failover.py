@@ -82,8 +82,7 @@ class Failover:
         n.online_i = i
         if i > 0:
             n.next_probe = time.monotonic() + self.failback_s
-            first = n.link_why.get(0, "not answering")
-            n.reason = f"on {describe(ports, i)}; link 1 ({ports[0]}): {first}"
+            n.reason = self._backup_reason(n)
         if was is not None and was != i:
             if i > was:
                 n.failovers += 1
@@ -94,6 +93,13 @@ class Failover:
                 "link",
                 {"from": ports[was], "to": ports[i], "index": i + 1, "why": n.link_why.get(was)},
             )
+
+    @staticmethod
+    def _backup_reason(n):
+        # Online, but not on the preferred link: say which link, and what the first one did.
+        ports = n.spec.ports
+        first = n.link_why.get(0, "not answering")
+        return f"on {describe(ports, n.link_i)}; link 1 ({ports[0]}): {first}"
 
     # -- failback -------------------------------------------------------------------------
 
@@ -112,8 +118,8 @@ class Failover:
         try:
             link.open()
         except LinkError as e:
-            n.link_why[i] = str(e)
-            n.next_probe = now + self.failback_s
+            n.probe = _Probe(n, i, link, now)
+            self._probe_failed(n, str(e))
             return
         n.probe = _Probe(n, i, link, now + self.offline_s)
         if not link.connecting:
@@ -189,6 +195,10 @@ class Failover:
         n.link_why[p.i] = why
         self._probe_close(n)
         n.next_probe = time.monotonic() + self.failback_s
+        reason = self._backup_reason(n)
+        if reason != n.reason:
+            n.reason = reason
+            self._save_node(n)
 
     def _probe_close(self, n):
         p, n.probe = n.probe, None
@@ -223,7 +233,7 @@ class Failover:
             n.reason = ""
         else:
             n.next_probe = time.monotonic() + self.failback_s
-            n.reason = f"on {describe(ports, p.i)}; link 1 ({ports[0]}): {n.link_why.get(0)}"
+            n.reason = self._backup_reason(n)
         self._want(n)
         self._emit(
             n.name, "link", {"from": ports[was], "to": ports[p.i], "index": p.i + 1, "why": None}
@@ -245,7 +255,7 @@ def open_client(spec, timeout=2.0, retries=2, check=True):
             c = NodeClient(t, key=spec.key, timeout=timeout, retries=retries, node=spec.node_id)
             c.drain(0.05)  # what the node printed before we listened
             if check and len(ports) > 1:
-                c.request("hello", timeout=timeout, retries=0)
+                c.request("hello", timeout=timeout, retries=1)  # a silent link costs 2 tries
             c.port = port
             return c
         except (TransportError, NodeError, ProtocolError) as e:
@@ -255,3 +265,10 @@ def open_client(spec, timeout=2.0, retries=2, check=True):
                 raise
             fails.append(f"{describe(ports, i)}: {e}")
     raise TransportError(f"node {spec.name}: no link works: " + "; ".join(fails))
+
+
+def deploy_port(spec):
+    """The link `aii deploy` uses: the first that is not TCP (a deploy stops the app with
+    Ctrl-C and copies files through the REPL, which the network never reaches:
+    docs/protocol.md §9); the preferred one when all are TCP (it says what fails)."""
+    return next((p for p in spec.ports if not p.startswith("tcp:")), spec.port)

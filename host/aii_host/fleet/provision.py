@@ -200,6 +200,7 @@ def deploy_fleet(fleet, keep_going=False, on_start=None, on_done=None, dry_run=F
     import io
 
     from ..node.deploy import deploy
+    from .failover import deploy_port
 
     results = []
     failed = False
@@ -214,7 +215,7 @@ def deploy_fleet(fleet, keep_going=False, on_start=None, on_done=None, dry_run=F
         try:
             cfg = node_config(spec)
             with contextlib.redirect_stdout(said):
-                deploy(spec.port, cfg, dry_run=dry_run, quiet=True)
+                deploy(deploy_port(spec), cfg, dry_run=dry_run, quiet=True)
             r = Deployed(spec.name, spec.port, "ok", time.monotonic() - t0, _last(said))
         except AIIError as e:
             failed = True
@@ -274,13 +275,9 @@ def _endpoint(fleet, spec, timeout):
 
     if running(fleet.db):
         return RelayNode(fleet.db, spec.name, timeout), True
-    from ..core.client import NodeClient
-    from ..node.ports import open_transport
+    from .failover import open_client
 
-    t = open_transport(spec.port).open()
-    c = NodeClient(t, key=spec.key, timeout=timeout, retries=2, node=spec.node_id)
-    c.drain(0.05)
-    return c, False
+    return open_client(spec, timeout), False
 
 
 def _close(ep):
@@ -369,7 +366,7 @@ def rotate(fleet_path, name, timeout=2.0):
         "node": name,
         "key_id": new_id,
         "old_key_id": old_id,
-        "via": "aggregator" if via_relay else spec.port,
+        "via": "aggregator" if via_relay else getattr(ep, "port", spec.port),
         "files": files,
         "resumed": resumed,
     }

@@ -112,6 +112,11 @@ function renderNodes(view, actions) {
     add("seq / replica", `${n.seq ?? "-"} / ${n.replica_seq ?? "-"}` +
       (n.lag ? ` (lag ${n.lag})` : "") + (n.verified ? ", verified" : ", not verified"));
     add("storage", n.node_state || "ok");
+    if ((n.links || 1) > 1) {
+      // Several links (docs/fleet.md section 3.1): the one in use; a backup says why.
+      add("link", `${n.link_index ?? "?"}/${n.links} ${n.link ?? "-"}` +
+        (n.link_note ? ` (${n.link_note})` : ""));
+    }
     add("firmware", short(n.fw));
     add("config", short(n.cfg));
     for (const [q, text] of Object.entries(n.totals_text || {})) add(q, text);

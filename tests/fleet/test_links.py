@@ -291,3 +291,29 @@ def test_commands_try_the_links_in_order(tmp_path, boards, capsys):
     path = fleet_file(tmp_path, [("n1", [dead, b.port], b.key)])
     assert main(["node-repair", "--fleet", str(path), "n1", "--json"]) == 0, capsys.readouterr()
     assert json.loads(capsys.readouterr().out)["node"] == "n1"
+
+
+def test_dashboard_events_say_failover_and_failback():
+    from aii_host.dashboard.events import ALERT_KINDS, Watcher
+
+    def view(index, state="online"):
+        node = {"name": "n1", "state": state, "reason": "", "link_index": index, "links": 2}
+        node["link"] = ["tcp:10.0.0.7:7001", "/dev/ttyACM0"][index - 1]
+        return {
+            "nodes": [node],
+            "violations": [],
+            "isolated": [],
+            "transfers": {"recent": []},
+            "verdict": {"status": "OK"},
+        }
+
+    w = Watcher()
+    assert w.diff(view(1)) == []  # on the preferred link at start: nothing to say
+    (ev,) = [e for e in w.diff(view(2)) if e["kind"] != "verdict"]
+    assert (ev["kind"], ev["severity"], ev["node"]) == ("failover", "warning", "n1")
+    assert "/dev/ttyACM0" in ev["text"]
+    assert [e["kind"] for e in w.diff(view(1, "offline"))] == ["offline"]  # not a failback
+    assert [e["kind"] for e in w.diff(view(1))] == ["online", "failback"]
+    assert {"failover", "failback"} <= set(ALERT_KINDS)
+    # A node already on its backup when the dashboard starts is reported once.
+    assert [e["kind"] for e in Watcher().diff(view(2))] == ["failover"]

@@ -6,7 +6,8 @@
 
 Kinds that alert (ALERT_KINDS: --alert-command, --alert-webhook): `violation`, `isolated`,
 `cleared`, `offline`, `online` (after offline), `deadline_miss` (a critical task's misses grew),
-`storage_fault`, `recovery`, `storage_ok`. Kinds that are only events: `transfer` (a transfer
+`storage_fault`, `recovery`, `storage_ok`, `failover` (a node with several links is online on a
+backup one, docs/fleet.md §3.1), `failback` (on its preferred link again). Kinds that are only events: `transfer` (a transfer
 reached a state), `verdict` (the fleet's verdict changed), `operator` (an action asked for,
 done or refused), `alert_failed`, `dashboard` (started, stopped), `injected` (--demo).
 
@@ -26,6 +27,8 @@ ALERT_KINDS = (
     "storage_fault",
     "recovery",
     "storage_ok",
+    "failover",
+    "failback",
 )
 SEVERITY = {
     "violation": "critical",
@@ -34,6 +37,7 @@ SEVERITY = {
     "recovery": "critical",
     "offline": "warning",
     "deadline_miss": "warning",
+    "failover": "warning",
     "alert_failed": "warning",
 }
 _FINAL = ("committed", "aborted")
@@ -65,6 +69,7 @@ class Watcher:
         self.critical = set(critical) if critical else None
         self._prev = None
         self._down = set()  # nodes an `offline` event was sent for, until `online`
+        self._link = {}  # the link index of each multi-link node last reported
 
     def _critical(self, task):
         return task in self.critical if self.critical is not None else task not in NODE_TASKS
@@ -92,6 +97,14 @@ class Watcher:
             elif state == "online" and name in self._down:
                 self._down.discard(name)
                 out.append(event("online", name, f"{name}: online again"))
+        for name, (i, port) in cur["link"].items():
+            # Against the link last reported, across offline periods (1 until one is).
+            was, self._link[name] = self._link.get(name, 1), i
+            if i != was and i == 1:
+                out.append(event("failback", name, f"{name}: back on link 1 ({port})", link=port))
+            elif i != was:
+                text = f"{name}: on backup link {i} ({port})"
+                out.append(event("failover", name, text, link=port, index=i))
         for v in reversed(view["violations"]):
             if v["id"] > prev["violation_id"]:
                 what = f"{v['kind']} {v['quantity'] or ''} {v['delta_text']}".replace("  ", " ")
@@ -177,4 +190,10 @@ def _digest(view):
             for t in view["transfers"]["recent"]
         },
         "status": view["verdict"].get("status"),
+        # The link in use of each online node that has several (index 1 is the preferred).
+        "link": {
+            r["name"]: (r.get("link_index"), r.get("link"))
+            for r in view["nodes"]
+            if (r.get("links") or 1) > 1 and r["state"] == "online" and r.get("link_index")
+        },
     }

@@ -286,10 +286,15 @@ def test_commands_try_the_links_in_order(tmp_path, boards, capsys):
     )
     assert main([*args, "--db", db, "--seconds", "4"]) == 0
     assert "2/2" in capsys.readouterr().out
-    # A node-repair (and a transfer, a key rotation) with no aggregator running takes the
+    # A transfer and a node-repair (and a key rotation) with no aggregator running take the
     # first link that answers.
-    path = fleet_file(tmp_path, [("n1", [dead, b.port], b.key)])
-    assert main(["node-repair", "--fleet", str(path), "n1", "--json"]) == 0, capsys.readouterr()
+    b2 = boards("n2", 2)
+    path = fleet_file(tmp_path, [("n1", [dead, b.port], b.key), ("n2", [b2.pty, dead], b2.key)])
+    f = str(path)
+    assert main(["transfer", "--fleet", f, "n1:grid", "n2:load", "Wh", "1.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["state"], out["amount"]) == ("committed", 1500)
+    assert main(["node-repair", "--fleet", f, "n1", "--json"]) == 0, capsys.readouterr()
     assert json.loads(capsys.readouterr().out)["node"] == "n1"
 
 

@@ -322,3 +322,45 @@ def test_dashboard_events_say_failover_and_failback():
     assert {"failover", "failback"} <= set(ALERT_KINDS)
     # A node already on its backup when the dashboard starts is reported once.
     assert [e["kind"] for e in Watcher().diff(view(2))] == ["failover"]
+
+
+# ---- a site's gateway --------------------------------------------------------------------------
+
+
+def test_a_sites_gateway_fails_over_and_back_with_the_global_verdict_ok(
+    tmp_path, boards, proxies, broker
+):
+    """A site's gateway is an aggregator: its node's TCP link cut while records flow, the
+    serial line takes over, TCP comes back; the global verifier on the real broker receives
+    every record (its copy replays to the cut without a hole) and stays OK, never refusing
+    a report or seeing a violation."""
+    from aii_host.sites.gateway import Gateway
+    from aii_host.sites.verifier import GlobalVerifier
+    from sitekit import wait_verdict
+
+    b = boards("a1", 1)
+    px = proxies(b.port)
+    path = fleet_file(tmp_path, [("a1", [px.port, b.pty], b.key)])
+    agg = Aggregator(path, failback_s=0.5).start()
+    gw = Gateway(agg, broker.url, "a", tmp_path / "a.site.key", report_s=0.5).start()
+    events = []
+    gv = GlobalVerifier(
+        broker.url, {"a": gw.pubkey}, vid="v1", stale_s=5.0, on_event=lambda k, d: events.append(k)
+    ).start()
+    try:
+        ok = lambda v: v["status"] == "OK"
+        wait_verdict(gv, ok, 60, "OK")
+        px.block()
+        agg.wait(lambda s: s["a1"]["state"] == "online" and s["a1"]["link_index"] == 2, 30, "2")
+        for _ in range(3):
+            r = agg.client("a1").request("transfer", MOVE)
+        px.block(False)
+        agg.wait(lambda s: s["a1"]["state"] == "online" and s["a1"]["link_index"] == 1, 30, "1")
+        seq = agg.wait_seq("a1", r["seq"])["a1"]["replica_seq"]
+        v = wait_verdict(gv, lambda v: ok(v) and v["sites"]["a"]["cut"]["a1"] >= seq, 60, "cut")
+        assert v["residuals"] == [] and v["violations"] == [] and not v["refused"], v
+        assert "violation" not in events
+    finally:
+        gv.stop()
+        gw.stop()
+        agg.stop()

@@ -225,6 +225,7 @@ class Conversation:
                 r.future.set_exception(exc)
 
     def _want(self, n):
+        # `n`: a NodeState, or a failover probe (its own link, registered with it as data).
         if n.link is None:
             return
         ev = selectors.EVENT_READ

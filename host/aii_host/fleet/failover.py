@@ -15,6 +15,7 @@ This module is also the one place where a node's links are chosen for the comman
 them directly (no aggregator running): `open_client(spec)` tries them in the same order.
 """
 
+import selectors
 import time
 
 from ..core import frame as fr
@@ -124,31 +125,17 @@ class Failover:
         n.probe = _Probe(n, i, link, now + self.offline_s)
         if not link.connecting:
             self._probe_hello(n.probe)
-        self._probe_want(n.probe)
+        self._want(n.probe)
 
     def _probe_hello(self, p):
         p.seq = p.n.next_plain()
         p.link.send(fr.encode(p.seq, "hello", {}))
 
-    def _probe_want(self, p):
-        import selectors
-
-        ev = selectors.EVENT_READ
-        if p.link.connecting or p.link.out:
-            ev |= selectors.EVENT_WRITE
-        if p.registered == ev:
-            return
-        if p.registered:
-            self._sel.modify(p.link.fileno(), ev, p)
-        else:
-            self._sel.register(p.link.fileno(), ev, p)
-        p.registered = ev
-
     def _probe_io(self, p, mask):
         """Readiness of a probe's link (from the loop)."""
-        import selectors
-
         n = p.n
+        if n.probe is not p:
+            return  # closed or taken over earlier in the same batch of events
         try:
             if mask & selectors.EVENT_WRITE:
                 if p.link.connecting:
@@ -175,10 +162,10 @@ class Failover:
                 continue
             if f.kind == "ok" and f.seq == p.seq and isinstance(f.body, dict):
                 self._probe_answered(p, f.body)
-        if p.hello is not None:
-            p.buf.clear()  # the frames of the link in use, seen here too: not ours
         if n.probe is p:
-            self._probe_want(p)
+            if p.hello is not None:
+                p.buf.clear()  # the frames of the link in use, seen here too: not ours
+            self._want(p)
 
     def _probe_answered(self, p, hello):
         n = p.n

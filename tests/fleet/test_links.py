@@ -364,3 +364,19 @@ def test_a_sites_gateway_fails_over_and_back_with_the_global_verdict_ok(
         gv.stop()
         gw.stop()
         agg.stop()
+
+
+def test_deploy_takes_the_first_serial_link(tmp_path, boards):
+    """A deploy stops the app with Ctrl-C and reaches the REPL, which the network never does:
+    of a node listed TCP first, the serial line is used."""
+    from aii_host.fleet.provision import deploy_fleet
+
+    b = boards()
+    (tmp_path / "n1.json").write_text(json.dumps(b.cfg))
+    path = tmp_path / "deploy.toml"
+    path.write_text(
+        f'[[node]]\nname = "n1"\nports = ["{b.port}", "{b.pty}"]\nkey = "{b.key.hex()}"\n'
+        'config = "n1.json"\n'
+    )
+    (r,) = deploy_fleet(fconfig.load(path))
+    assert (r.node, r.port, r.state) == ("n1", b.pty, "ok"), r

@@ -205,8 +205,9 @@ def deploy_fleet(fleet, keep_going=False, on_start=None, on_done=None, dry_run=F
     results = []
     failed = False
     for spec in fleet.nodes:
+        port = deploy_port(spec)
         if failed and not keep_going:
-            results.append(Deployed(spec.name, spec.port, "skipped", 0.0, "after a failure"))
+            results.append(Deployed(spec.name, port, "skipped", 0.0, "after a failure"))
             continue
         if on_start:
             on_start(spec)
@@ -215,16 +216,16 @@ def deploy_fleet(fleet, keep_going=False, on_start=None, on_done=None, dry_run=F
         try:
             cfg = node_config(spec)
             with contextlib.redirect_stdout(said):
-                deploy(deploy_port(spec), cfg, dry_run=dry_run, quiet=True)
-            r = Deployed(spec.name, spec.port, "ok", time.monotonic() - t0, _last(said))
+                deploy(port, cfg, dry_run=dry_run, quiet=True)
+            r = Deployed(spec.name, port, "ok", time.monotonic() - t0, _last(said))
         except AIIError as e:
             failed = True
-            r = Deployed(spec.name, spec.port, "failed", time.monotonic() - t0, str(e))
+            r = Deployed(spec.name, port, "failed", time.monotonic() - t0, str(e))
         except OSError as e:
             failed = True
             where = f"{e.filename}: " if e.filename else ""
             msg = f"{where}{e.strerror or e}"
-            r = Deployed(spec.name, spec.port, "failed", time.monotonic() - t0, msg)
+            r = Deployed(spec.name, port, "failed", time.monotonic() - t0, msg)
         results.append(r)
         if on_done:
             on_done(r)

@@ -3,7 +3,8 @@
 `aii broker-init --region` writes (TLS, a credential and an ACL per party; the second region's
 broker bridged to the first's over TLS with a credential of its own), a site on each with two
 simulated boards and its gateway on its region's broker. One verifier on the first region's
-broker verifies both sites (its rebuild requests and their answers cross the bridge): OK; a
+broker verifies both sites (its rebuild requests and their answers cross the bridge): OK; the second
+region's broker stopped (its site dead or stale: DEGRADED) and started again (OK); a
 node of the second region restarted with another configuration is named by the digest check
 that spans every node of every region; a credit made up in the second region is found and
 located there; a verifier on the second region's broker agrees."""
@@ -24,6 +25,15 @@ def test_bridged_regions_one_verdict_over_every_site_and_node(tmp_path):
         assert set(v["sites"]) == {"a", "b"} and _all_cut(v), v["sites"]
         assert v["sites"]["b"]["nodes"] == ["b1", "b2"] and v["totals"]["Wh"]["delta"] == 0
         assert v["inconsistent"] == {}
+
+        # us's broker away: site b is gone for eu (its gateway's will, which the stopping broker
+        # publishes and the bridge may still carry, or silence: stale), DEGRADED, never OK;
+        # back, the bridge and b's gateway reconnect and b's reports reach eu again.
+        rg.brokers["us"].stop()
+        v = wait_verdict(gv, lambda v: v["sites"]["b"]["state"] in ("stale", "dead"), 30, "b gone")
+        assert v["status"] == "DEGRADED" and v["sites"]["a"]["state"] == "ok"
+        rg.brokers["us"].start()
+        wait_verdict(gv, lambda v: v["status"] == "OK", 60, "OK with the bridge back")
 
         # b2 (region us) restarted with a configuration unlike every other node's: the
         # digest check covers the nodes of both regions and names it.

@@ -77,8 +77,8 @@ def conf_text(
     if bridge is not None:
         out += [
             "",
-            f"# the bridge: this broker connects to {bridge['host']}:{bridge['port']} as a",
-            "# client, over TLS with a credential of its own, and carries the tree both ways",
+            f"# the bridge to {bridge['host']}:{bridge['port']}: this broker is its client, over",
+            "# TLS with a credential of its own, and carries the tree both ways",
             f"connection {bridge['name']}",
             f"address {bridge['host']}:{bridge['port']}",
             "bridge_protocol_version mqttv50",

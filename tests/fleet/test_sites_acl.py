@@ -141,6 +141,19 @@ def test_no_connection_without_the_credential_or_with_another_ca(secured, tmp_pa
     assert "Traceback" not in out.stderr
     out = run("--mqtt", plain, "--mqtt-cred", str(plan.creds["verifier-v1"]))
     assert out.returncode == 64 and "mqtts://" in out.stderr, out.stderr
+    # Another party's credential: refused before the broker has to refuse each publish.
+    out = run("--mqtt", mq.url, "--mqtt-cred", str(plan.creds["verifier-v1"]), "--id", "v2")
+    assert out.returncode == 64 and "verifier-v1's, not verifier-v2's" in out.stderr, out.stderr
+    gw = subprocess.run(
+        [sys.executable, "-m", "aii_host", "aggregate", "--node", "n1=tcp:127.0.0.1:1"]
+        + ["--db", str(tmp_path / "f.db"), "--mqtt", mq.url, "--site", "a"]
+        + ["--mqtt-cred", str(plan.creds["gw-b"]), "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert gw.returncode == 64 and "gw-b's, not gw-a's" in gw.stderr, gw.stderr
     loose = tmp_path / "loose.toml"
     loose.write_text(plan.creds["verifier-v1"].read_text())
     loose.chmod(0o644)

@@ -84,6 +84,7 @@ def gateway_of(args, agg, fleet, on_event):
         topics.check_name("site", args.site)
     except ValueError as e:
         raise UsageError(f"--site: {e}") from None
+    _cred_is(cred, "site", args.site, "--site")
     key = args.site_key or Path(fleet.db).with_name(f"{args.site}.site.key")
     verifiers = _pairs(args.trust_verifier, "--trust-verifier", "VID=PUBKEY")
     gw = Gateway(
@@ -119,6 +120,21 @@ def mqtt_cred(args):
             f"not {args.mqtt}"
         )
     return load_cred(args.mqtt_cred)
+
+
+def _cred_is(cred, role, name, option):
+    """A credential made by broker-init for another party of the same role is refused here:
+    the broker would refuse every publish (and drop the connection after each)."""
+    from .brokerinit import user_of
+
+    want = user_of(role, name)
+    prefix = user_of(role, "")
+    user = (cred or {}).get("username") or ""
+    if user.startswith(prefix) and user != want:
+        raise UsageError(
+            f"--mqtt-cred is {user}'s, not {want}'s: the broker lets it write only its own "
+            f"topics (give {option} {user[len(prefix) :]} or {want}'s credential)"
+        )
 
 
 def _pairs(items, option, shape):
@@ -231,6 +247,7 @@ def do_verify_global(args):
         topics.check_name("verifier id", args.id)
     except ValueError as e:
         raise UsageError(f"--id: {e}") from None
+    _cred_is(cred, "verifier", args.id, "--id")
     key = None
     if args.key:
         from .broker import load_key

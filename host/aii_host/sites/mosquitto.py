@@ -35,9 +35,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def conf_text(
-    port, host, data, tls=None, passwd=None, acl=None, bridge=None, run_as=None, log=None
-):
+def conf_text(port, host, data, tls=None, passwd=None, acl=None, bridge=None, run_as=None):
     """Mosquitto 2's config for one broker: a listener on host:port (TLS when `tls` =
     (cafile, certfile, keyfile)), users from `passwd` and their rights from `acl` (with both,
     no anonymous client), persistence in `data`, and `bridge` ({name, host, port, cafile,
@@ -72,8 +70,6 @@ def conf_text(
         "log_type warning",
         "log_type notice",
     ]
-    if log is not None:
-        out.append(f"log_dest file {log}")
     if bridge is not None:
         out += [
             "",

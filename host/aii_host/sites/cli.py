@@ -36,7 +36,10 @@ verdicts (the last line, `status` in --json; exit status as aii status):
 def args_gateway(p):
     g = p.add_argument_group("sites (docs/fleet.md section 10)")
     g.add_argument(
-        "--mqtt", metavar="URL", help="also publish through this MQTT broker (mqtt://HOST:PORT)"
+        "--mqtt",
+        metavar="URL",
+        help="also publish through this MQTT broker (mqtts://HOST:PORT with --mqtt-cred; "
+        "mqtt://HOST:PORT a local demo)",
     )
     g.add_argument(
         "--mqtt-cred",

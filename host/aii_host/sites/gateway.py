@@ -28,8 +28,9 @@ SIGNED_S = 60.0  # a signed request older (or newer) than this is refused: no re
 
 class Gateway:
     """`Gateway(agg, url, site, key_file, report_s=REPORT_S, on_event=None, cred=None)`: `agg`
-    an Aggregator (started or not); `cred` its broker credential (broker.client). `start()` connects (BrokerError when no broker answers) and
-    hooks into the aggregator's epochs; `stop()` publishes the death and disconnects."""
+    an Aggregator (started or not); `cred` its broker credential (broker.client). `start()`
+    connects (BrokerError when no broker answers) and hooks into the aggregator's epochs;
+    `stop()` publishes the death and disconnects."""
 
     def __init__(
         self,

@@ -79,8 +79,9 @@ class _Site:
 
 class GlobalVerifier:
     """`GlobalVerifier(url, sites, vid="verifier", stale_s=STALE_S, on_event=None, cred=None)`:
-    `sites` {name: public key hex} of the trusted gateways; `cred` its broker credential. `start()` connects and follows;
-    `verdict()` is the global verdict now (a dict; `status`, `exit`, `problems`)."""
+    `sites` {name: public key hex} of the trusted gateways; `cred` its broker credential.
+    `start()` connects and follows; `verdict()` is the global verdict now (a dict; `status`,
+    `exit`, `problems`)."""
 
     def __init__(
         self,

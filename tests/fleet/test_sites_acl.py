@@ -31,6 +31,23 @@ def secured(tmp_path):
     mq.stop()
 
 
+def test_the_tests_run_the_configuration_broker_init_writes(tmp_path):
+    """One broker and two bridged regions: the config a test's Mosquitto writes is the tool's,
+    but for its `user` line."""
+    regions = {
+        "eu": Region(["a"], "127.0.0.1", free_port()),
+        "us": Region(["b"], "127.0.0.1", free_port()),
+    }
+    for name, rs in (("one", {"main": regions["eu"]}), ("two", regions)):
+        plan = broker_init(tmp_path / name, rs, ["v1"], ["c1"])
+        for r in rs:
+            tool = plan.conf[r].read_text()
+            mq = Mosquitto(plan.dirs[r], **plan.broker[r])  # rewrites the same file
+            mine = [x for x in mq.conf.read_text().splitlines() if not x.startswith("user ")]
+            assert mine == tool.splitlines() and "allow_anonymous false" in mine
+            assert ("connection aii-us-to-eu" in tool) == (r == "us")
+
+
 class Party:
     """A paho client with one party's credential, recording PUBACK reason codes and what it
     receives."""

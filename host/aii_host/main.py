@@ -264,6 +264,18 @@ COMMANDS = {
         error_exit=clikit.EXIT_UNKNOWN,
         extra="sites",
     ),
+    "broker-init": Command(
+        sites_cli.do_broker_init,
+        sites_cli.args_broker_init,
+        "make the recommended MQTT broker setup: TLS, a credential and an ACL per party",
+        "Writes, for one Mosquitto or one per region (each bridged to the first): a CA of its\n"
+        "own and each broker's server certificate, the password file (one user per gateway,\n"
+        "verifier and coordinator), the ACL that lets each write only its own part of the topic\n"
+        "tree, mosquitto.conf, and each party's credential file for --mqtt-cred (docs/fleet.md\n"
+        "section 10.9).",
+        sites_cli.BROKER_INIT_EPILOG,
+        extra="sites",
+    ),
     "transfer": Command(
         cli_tx.do_transfer,
         cli_tx.args_transfer,

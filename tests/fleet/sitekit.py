@@ -6,6 +6,13 @@ own ids and keys, a fleet file, a site key, and `aii aggregate --mqtt` as a sepa
     s.start_gateway(url)      # aii aggregate --fleet ... --mqtt url --site a
     s.kill_gateway()          # SIGKILL: the broker publishes its will (the death)
     s.stop()
+
+Regions: the recommended brokers (aii broker-init: TLS, a password and an ACL per party), one
+per region, each region's but the first bridged to the first, and the sites on them:
+
+    with Regions(tmp_path, {"eu": ["a"], "us": ["b"]}) as rg:    # brokers, sites, gateways
+        gv = rg.verifier("v1")             # on the first region's broker, trusting every site
+        rg.brokers["us"].restart()
 """
 
 import json
@@ -19,18 +26,23 @@ from pathlib import Path
 from aii_host.fleet import config as fconfig
 from aii_host.sites import broker as sbroker
 from aii_host.sites import payload
+from aii_host.sites.brokerinit import Region, broker_init, user_of
+from aii_host.sites.mosquitto import Mosquitto, free_port
+from aii_host.sites.verifier import GlobalVerifier
 from conftest import ALLOW, BASE_CONFIG, Board, node_key
 
 
 class Site:
-    def __init__(self, base, name, nodes=2, index=0, heartbeat_s=0.2):
+    def __init__(self, base, name, nodes=2, index=0, heartbeat_s=0.2, cfg=None):
+        """`cfg`: {node: {field: value}} set in that node's configuration."""
         self.name, self.dir = name, Path(base) / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.boards = {}
         for i in range(1, nodes + 1):
             n = f"{name}{i}"
-            cfg = dict(BASE_CONFIG, node=n, key=node_key(10 * index + i).hex())
-            self.boards[n] = Board(self.dir, n, cfg, 0)
+            cfg_n = dict(BASE_CONFIG, node=n, key=node_key(10 * index + i).hex())
+            cfg_n.update((cfg or {}).get(n, {}))
+            self.boards[n] = Board(self.dir, n, cfg_n, 0)
         self.heartbeat_s = heartbeat_s
         self.fleet = self.dir / "fleet.toml"
         self.key_file = self.dir / f"{name}.site.key"
@@ -46,7 +58,9 @@ class Site:
         self.fleet.write_text(fconfig.dumps("fleet.db", self.heartbeat_s, nodes, allow=ALLOW))
         return self
 
-    def start_gateway(self, url, report_s=0.5):
+    def start_gateway(self, url, report_s=0.5, cred=None):
+        self.url, self.cred = url, cred
+        extra = ["--mqtt-cred", str(cred)] if cred else []
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -65,6 +79,7 @@ class Site:
                     "--report",
                     str(report_s),
                     "--quiet",
+                    *extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -123,6 +138,88 @@ class Site:
             self.kill_gateway(signal.SIGTERM)
         for b in self.boards.values():
             b.stop()
+
+
+class Regions:
+    """Brokers made by broker_init (TLS, a credential and an ACL per party; the config
+    `aii broker-init` writes), one per region, every region's but the first bridged to the
+    first; `regions` {name: [site, ...]}, each site with `nodes` simulated boards and its
+    gateway on its region's broker. `cfg` as Site's, per site."""
+
+    def __init__(
+        self,
+        base,
+        regions,
+        nodes=2,
+        verifiers=("v1",),
+        coordinators=("c1",),
+        cfg=None,
+        report_s=0.5,
+    ):
+        self.base = Path(base)
+        self.plan = broker_init(
+            self.base / "mq",
+            {r: Region(list(s), "127.0.0.1", free_port()) for r, s in regions.items()},
+            verifiers,
+            coordinators,
+        )
+        self.brokers = {r: Mosquitto(self.plan.dirs[r], **self.plan.broker[r]) for r in regions}
+        names = [s for r in regions.values() for s in r]
+        self.sites = {
+            s: Site(self.base, s, nodes, index=i, cfg=(cfg or {}).get(s))
+            for i, s in enumerate(names)
+        }
+        self.report_s = report_s
+        self.verifiers = []
+
+    def url(self, region=None):
+        return self.brokers[region or self.plan.hub].url
+
+    def cred(self, role, name):
+        return self.plan.creds[user_of(role, name)]
+
+    def trust(self):
+        return {s.name: s.pubkey for s in self.sites.values()}
+
+    def start(self):
+        for r in self.brokers.values():  # the hub first: the bridges find it at once
+            r.start()
+        for s in self.sites.values():
+            s.boot()
+        for name, s in self.sites.items():
+            s.start_gateway(
+                self.url(self.plan.region_of[name]), self.report_s, self.cred("site", name)
+            )
+        return self
+
+    def verifier(self, vid, region=None, **kw):
+        """A GlobalVerifier on `region`'s broker (the first's by default), started."""
+        kw.setdefault("stale_s", 3.0)
+        gv = GlobalVerifier(
+            self.url(region), self.trust(), vid=vid, cred=self.cred("verifier", vid), **kw
+        )
+        self.verifiers.append(gv)
+        return gv.start()
+
+    def stop(self):
+        for gv in self.verifiers:
+            gv.stop()
+        for s in self.sites.values():
+            print(s.name, s.log_text()[-2000:])
+            s.stop()
+        for name, b in self.brokers.items():
+            b.stop()
+            print(f"broker {name}:", b.log.read_text()[-2000:] if b.log.exists() else "")
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def wait_verdict(gv, pred, timeout=60, what="verdict"):

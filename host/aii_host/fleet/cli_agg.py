@@ -217,7 +217,7 @@ def do_aggregate(args):
     agg = Aggregator(fleet, on_event=on_event)
     relay = RelayServer(agg, fleet.db)
     gw = None
-    if getattr(args, "mqtt", None) or getattr(args, "site", None):
+    if any(getattr(args, k, None) for k in ("mqtt", "site", "mqtt_cred")):
         from ..sites.cli import gateway_of
 
         gw = gateway_of(args, agg, fleet, lambda kind, data: on_event(None, kind, data))

@@ -6,6 +6,7 @@ verifier's subscriptions keep collecting while it restarts (docs/fleet.md §10.4
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,30 +21,57 @@ class BrokerError(AIIError):
 
 
 def parse_url(url):
-    """(host, port) of `mqtt://HOST[:PORT]` (default port 1883)."""
+    """(host, port) of `mqtt://HOST[:PORT]` (default port 1883) or `mqtts://HOST[:PORT]` (TLS,
+    default port 8883)."""
     try:
         u = urlsplit(url)
-        port = u.port or 1883
+        tls = u.scheme == "mqtts"
+        port = u.port or (8883 if tls else 1883)
     except ValueError as e:
         raise BrokerError(f"--mqtt {url!r}: {e}") from None
-    if u.scheme != "mqtt" or not u.hostname or u.path not in ("", "/") or u.query:
+    if u.scheme not in ("mqtt", "mqtts") or not u.hostname or u.path not in ("", "/") or u.query:
         raise BrokerError(
-            f"--mqtt {url!r}: expected mqtt://HOST[:PORT], e.g. mqtt://127.0.0.1:1883"
+            f"--mqtt {url!r}: expected mqtts://HOST[:PORT] (TLS, e.g. mqtts://127.0.0.1:8883) "
+            "or mqtt://HOST[:PORT] (plain, a local demo)"
         )
     if u.username or u.password:
-        raise BrokerError(f"--mqtt {url!r}: credentials in the URL are not supported")
+        raise BrokerError(f"--mqtt {url!r}: no credentials in the URL; give --mqtt-cred FILE")
     return u.hostname, port
 
 
-def client(client_id, url, will=None, session_s=SESSION_S):
+def load_cred(path):
+    """A credential file of `aii broker-init` (brokerinit.load_cred), BrokerError if bad."""
+    from .brokerinit import InitError
+    from .brokerinit import load_cred as _load
+
+    try:
+        return _load(path)
+    except InitError as e:
+        raise BrokerError(str(e)) from None
+
+
+def client(client_id, url, will=None, session_s=SESSION_S, cred=None):
     """A paho MQTT 5 client for `url`, not yet connected: `connect(c)` starts it. `will`:
-    (topic, payload bytes), retained, QoS 1 (the gateway's death)."""
+    (topic, payload bytes), retained, QoS 1 (the gateway's death). `cred`: a credential file
+    (or its loaded dict): its username and password, and for mqtts:// its CA, the only one
+    whose server certificates it accepts (without one, the system's CAs)."""
+    import ssl
+
     import paho.mqtt.client as mqtt
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     host, port = parse_url(url)
+    tls = url.startswith("mqtts:")
+    if cred is not None and not isinstance(cred, dict):
+        cred = load_cred(cred)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if tls:
+        ctx = ssl.create_default_context(cadata=cred["ca"] if cred else None)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        c.tls_set_context(ctx)
+    if cred is not None and cred.get("username"):
+        c.username_pw_set(cred["username"], cred.get("password"))
     # Unlimited queues: QoS 1 messages made while the broker is away are sent when it is back.
     c.max_queued_messages_set(0)
     c.max_inflight_messages_set(100)
@@ -52,33 +80,66 @@ def client(client_id, url, will=None, session_s=SESSION_S):
         c.will_set(will[0], will[1], qos=1, retain=True)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = int(session_s)
-    c._aii_connect = (host, port, props)
+    c._aii_connect = (host, port, props, url)
     return c
 
 
 def connect(c, timeout=10.0, wait=True):
     """Connects (clean_start False: the session is resumed) and starts paho's network thread;
     reconnects by itself after that. BrokerError when the first connect fails in `timeout`;
-    with `wait` False, False then instead, paho still trying (True once connected)."""
-    host, port, props = c._aii_connect
-    up = threading.Event()
+    with `wait` False, False then instead, paho still trying (True once connected). A broker
+    that refuses the credential is a BrokerError at once (paho would retry for ever)."""
+    host, port, props, url = c._aii_connect
+    ok, refused, failed = threading.Event(), [], threading.Event()
     prev = c.on_connect
 
     def on_connect(client, userdata, flags, reason, properties):
         if not reason.is_failure:
-            up.set()
+            ok.set()
+        elif reason.value in (0x86, 0x87, 0x8C):  # bad user name or password, not authorised
+            refused.append(f"{reason} (check --mqtt-cred)")
         if prev is not None:
             prev(client, userdata, flags, reason, properties)
 
     c.on_connect = on_connect
+    c.on_connect_fail = lambda client, userdata: failed.set()
     c.connect_async(host, port, keepalive=10, clean_start=False, properties=props)
     c.loop_start()
-    if not up.wait(timeout):
-        if not wait:
-            return False
-        c.loop_stop()
-        raise BrokerError(f"no MQTT broker answered at mqtt://{host}:{port} within {timeout:g} s")
-    return True
+    end = time.monotonic() + timeout
+    while not refused and time.monotonic() < end:
+        if ok.wait(0.05):
+            return True
+        if failed.is_set() and url.startswith("mqtts:"):
+            failed.clear()
+            # A server certificate this client does not accept is not worth retrying for.
+            why = _tls_refusal(c, host, port)
+            if why:
+                refused.append(why)
+    if not refused and not wait:
+        return False
+    c.disconnect()
+    c.loop_stop()
+    if refused:
+        raise BrokerError(f"the broker at {url} refused this client: {refused[0]}")
+    raise BrokerError(f"no MQTT broker answered at {url} within {timeout:g} s")
+
+
+def _tls_refusal(c, host, port):
+    """Why the TLS handshake with host:port fails (a certificate not signed by our CA, a
+    wrong host name), or None (nothing listening, or the handshake works)."""
+    import socket
+    import ssl
+
+    try:
+        with (
+            socket.create_connection((host, port), 3) as raw,
+            c._ssl_context.wrap_socket(raw, server_hostname=host),
+        ):
+            return None
+    except ssl.SSLError as e:
+        return f"TLS: {e.reason or e} (is the server's certificate signed by --mqtt-cred's CA?)"
+    except OSError:
+        return None
 
 
 def response_props(topic, corr):

@@ -13,6 +13,8 @@ from ..clikit import UsageError
 
 VERIFY_EPILOG = """\
 examples:
+  aii verify-global --mqtt mqtts://127.0.0.1:8883 --mqtt-cred mq/creds/verifier-v1.toml \
+      --id v1 --sites sites.toml --seconds 10
   aii verify-global --mqtt mqtt://127.0.0.1:1883 --sites sites.toml --seconds 10
   aii verify-global --mqtt mqtt://127.0.0.1:1883 --trust a=<64 hex> --trust b=<64 hex> --json
 the sites file lists the trusted gateways (what `aii aggregate --mqtt` prints at its start):
@@ -34,7 +36,16 @@ verdicts (the last line, `status` in --json; exit status as aii status):
 def args_gateway(p):
     g = p.add_argument_group("sites (docs/fleet.md section 10)")
     g.add_argument(
-        "--mqtt", metavar="URL", help="also publish through this MQTT broker (mqtt://HOST:PORT)"
+        "--mqtt",
+        metavar="URL",
+        help="also publish through this MQTT broker (mqtts://HOST:PORT with --mqtt-cred; "
+        "mqtt://HOST:PORT a local demo)",
+    )
+    g.add_argument(
+        "--mqtt-cred",
+        metavar="FILE",
+        help="with --mqtt mqtts://...: this gateway's broker credential (made by aii "
+        "broker-init: creds/gw-SITE.toml)",
     )
     g.add_argument("--site", help="with --mqtt: this gateway's site name (a topic level)")
     g.add_argument(
@@ -63,20 +74,20 @@ def args_gateway(p):
 def gateway_of(args, agg, fleet, on_event):
     """The Gateway the options ask for, or None without --mqtt."""
     if not args.mqtt:
-        if args.site or args.site_key:
-            raise UsageError("--site and --site-key go with --mqtt URL")
+        if args.site or args.site_key or args.mqtt_cred:
+            raise UsageError("--site, --site-key and --mqtt-cred go with --mqtt URL")
         return None
     if not args.site:
         raise UsageError("--mqtt needs --site NAME (this gateway's site)")
     from . import topics
-    from .broker import parse_url
     from .gateway import Gateway
 
-    parse_url(args.mqtt)
+    cred = mqtt_cred(args)
     try:
         topics.check_name("site", args.site)
     except ValueError as e:
         raise UsageError(f"--site: {e}") from None
+    _cred_is(cred, "site", args.site, "--site")
     key = args.site_key or Path(fleet.db).with_name(f"{args.site}.site.key")
     verifiers = _pairs(args.trust_verifier, "--trust-verifier", "VID=PUBKEY")
     gw = Gateway(
@@ -87,6 +98,7 @@ def gateway_of(args, agg, fleet, on_event):
         report_s=args.report,
         on_event=on_event,
         verifiers=verifiers,
+        cred=cred,
     )
     made = " (new key)" if gw.key_created else ""
     print(
@@ -95,6 +107,37 @@ def gateway_of(args, agg, fleet, on_event):
         flush=True,
     )
     return gw
+
+
+def mqtt_cred(args):
+    """The loaded --mqtt-cred of `args` (None without one) after checking --mqtt: a password
+    goes only over TLS."""
+    from .broker import load_cred, parse_url
+
+    parse_url(args.mqtt)
+    if not args.mqtt_cred:
+        return None
+    if not args.mqtt.startswith("mqtts:"):
+        raise UsageError(
+            f"--mqtt-cred sends a password: give the broker's TLS URL (mqtts://...), "
+            f"not {args.mqtt}"
+        )
+    return load_cred(args.mqtt_cred)
+
+
+def _cred_is(cred, role, name, option):
+    """A credential made by broker-init for another party of the same role is refused here:
+    the broker would refuse every publish (and drop the connection after each)."""
+    from .brokerinit import user_of
+
+    want = user_of(role, name)
+    prefix = user_of(role, "")
+    user = (cred or {}).get("username") or ""
+    if user.startswith(prefix) and user != want:
+        raise UsageError(
+            f"--mqtt-cred is {user}'s, not {want}'s: the broker lets it write only its own "
+            f"topics (give {option} {user[len(prefix) :]} or {want}'s credential)"
+        )
 
 
 def _pairs(items, option, shape):
@@ -117,7 +160,17 @@ def _pairs(items, option, shape):
 
 
 def args_verify_global(p):
-    p.add_argument("--mqtt", metavar="URL", required=True, help="the broker (mqtt://HOST:PORT)")
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        required=True,
+        help="the broker (mqtts://HOST:PORT with --mqtt-cred; mqtt://HOST:PORT a local demo)",
+    )
+    p.add_argument(
+        "--mqtt-cred",
+        metavar="FILE",
+        help="this verifier's broker credential (aii broker-init: creds/verifier-ID.toml)",
+    )
     p.add_argument(
         "--sites", metavar="FILE", help="the trusted sites (TOML: [[site]] name, pubkey)"
     )
@@ -182,10 +235,9 @@ def _sites(args):
 
 
 def do_verify_global(args):
-    from .broker import parse_url
     from .verifier import GlobalVerifier
 
-    parse_url(args.mqtt)
+    cred = mqtt_cred(args)
     sites = _sites(args)
 
     def on_event(kind, data):
@@ -198,6 +250,7 @@ def do_verify_global(args):
         topics.check_name("verifier id", args.id)
     except ValueError as e:
         raise UsageError(f"--id: {e}") from None
+    _cred_is(cred, "verifier", args.id, "--id")
     key = None
     if args.key:
         from .broker import load_key
@@ -210,7 +263,7 @@ def do_verify_global(args):
             file=sys.stderr,
         )
     gv = GlobalVerifier(
-        args.mqtt, sites, vid=args.id, stale_s=args.stale, on_event=on_event, key=key
+        args.mqtt, sites, vid=args.id, stale_s=args.stale, on_event=on_event, key=key, cred=cred
     )
     gv.start()
     end = None if args.seconds is None else time.monotonic() + args.seconds
@@ -256,3 +309,133 @@ def _print(v):
     for p in v["problems"]:
         who = "/".join(x for x in (p["site"], p["node"]) if x) or "global"
         w(f"  {who}: {p['why']}\n")
+
+
+BROKER_INIT_EPILOG = """\
+examples:
+  aii broker-init mq --sites a,b --verifiers v1 --coordinators c1
+      one broker: mq/mosquitto.conf (TLS on 127.0.0.1:8883), mq/ca.crt, mq/passwd, mq/acl,
+      and a credential per party in mq/creds/ (gw-a.toml, verifier-v1.toml, coord-c1.toml)
+  aii broker-init mq --region eu=127.0.0.1:8883:a,b --region us=127.0.0.1:8884:c \\
+      --verifiers v1
+      two regions, a broker each (mq/eu/, mq/us/); us bridges to eu (the first region)
+then:
+  mosquitto -c mq/mosquitto.conf
+  aii aggregate --fleet a/fleet.toml --mqtt mqtts://127.0.0.1:8883 --mqtt-cred mq/creds/gw-a.toml --site a
+  aii verify-global --mqtt mqtts://127.0.0.1:8883 --mqtt-cred mq/creds/verifier-v1.toml --id v1 --sites sites.toml
+"""
+
+
+def _names(text, option):
+    out = [x.strip() for x in (text or "").split(",") if x.strip()]
+    if text is not None and not out:
+        raise UsageError(f"{option}: a comma-separated list of names")
+    return out
+
+
+def args_broker_init(p):
+    p.add_argument("folder", help="where to write it (made; must not hold a setup already)")
+    p.add_argument("--sites", metavar="A,B", help="one broker: the sites whose gateways use it")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="one broker: the address it listens on, in its certificate (%(default)s)",
+    )
+    p.add_argument(
+        "--port",
+        type=clikit.positive_int,
+        default=8883,
+        help="one broker: its TLS port (%(default)s)",
+    )
+    p.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT:SITE,SITE",
+        help="a region with a broker of its own and the sites on it; repeatable; every "
+        "region but the first bridges to the first",
+    )
+    p.add_argument(
+        "--verifiers", metavar="V1,V2", help="global verifier ids (aii verify-global --id)"
+    )
+    p.add_argument(
+        "--coordinators", metavar="C1", help="coordinator ids (writes under aii/v1/coord/ID/)"
+    )
+    p.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name or address every server certificate is valid for; repeatable",
+    )
+    p.add_argument("--json", action="store_true", help="what was written, as JSON")
+
+
+def _regions(args):
+    from .brokerinit import Region
+
+    if args.region and args.sites:
+        raise UsageError("give --sites (one broker) or --region ... (one broker per region)")
+    if not args.region:
+        if not args.sites:
+            raise UsageError("no sites: give --sites A,B (or --region NAME=HOST:PORT:SITES)")
+        return {"main": Region(_names(args.sites, "--sites"), args.host, args.port)}
+    out = {}
+    for item in args.region:
+        name, sep, rest = item.partition("=")
+        host, _, rest = rest.rpartition(":") if rest.count(":") >= 2 else ("", "", "")
+        host, _, port = host.rpartition(":")
+        try:
+            if not sep or not host or not 0 < int(port) < 65536 or name in out:
+                raise ValueError
+        except ValueError:
+            raise UsageError(
+                f"--region {item!r}: expected NAME=HOST:PORT:SITE,SITE (each name once), "
+                "e.g. eu=127.0.0.1:8883:a,b"
+            ) from None
+        out[name] = Region(_names(rest, f"--region {name}"), host, int(port))
+    return out
+
+
+def do_broker_init(args):
+    from .brokerinit import InitError, broker_init
+
+    regions = _regions(args)
+    try:
+        plan = broker_init(
+            args.folder,
+            regions,
+            _names(args.verifiers, "--verifiers"),
+            _names(args.coordinators, "--coordinators"),
+            hosts=args.san,
+        )
+    except InitError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "hub": plan.hub,
+                    "brokers": {
+                        r: {"url": plan.urls[r], "conf": str(plan.conf[r])} for r in plan.conf
+                    },
+                    "creds": {u: str(p) for u, p in plan.creds.items()},
+                    "region_of": plan.region_of,
+                }
+            )
+        )
+        return 0
+    w = sys.stdout.write
+    w(f"CA {plan.folder / 'ca.crt'} (its key ca.key: keep it offline once done)\n")
+    for r, conf in plan.conf.items():
+        bridge = f"; bridges to {plan.hub}" if r != plan.hub else ""
+        w(f"broker {r}: {plan.urls[r]}{bridge}\n  mosquitto -c {conf}\n")
+    w("credentials (mode 0600; give each party its own, with --mqtt-cred FILE):\n")
+    for user, p in plan.creds.items():
+        w(f"  {user:<20} {p}\n")
+    for site, r in plan.region_of.items():
+        w(
+            f"  aii aggregate --fleet FLEET --mqtt {plan.urls[r]} "
+            f"--mqtt-cred {plan.creds['gw-' + site]} --site {site}\n"
+        )
+    return 0

@@ -50,13 +50,22 @@ def site_demo(console):
     from ..fleet.coord import Coordinator
     from ..node import vboard
     from ..node.deploy import NODE_CONFIG
+    from .brokerinit import Region, broker_init, user_of
     from .gateway import Gateway
-    from .mosquitto import Mosquitto
+    from .mosquitto import Mosquitto, free_port
     from .verifier import GlobalVerifier
 
     console.rule("two sites on one MQTT broker, and a global verifier")
-    with tempfile.TemporaryDirectory() as td, Mosquitto(Path(td) / "broker") as mq:
-        console.print(f"broker: Mosquitto at {mq.url} (its own config, persistence on)")
+    with tempfile.TemporaryDirectory() as td:
+        # The recommended broker (docs/fleet.md §10.9): TLS, a password and an ACL per party.
+        plan = broker_init(
+            Path(td) / "broker", {"demo": Region(list(SITES), "127.0.0.1", free_port())}, ["demo"]
+        )
+        mq = Mosquitto(plan.dirs["demo"], **plan.broker["demo"]).start()
+        console.print(
+            f"broker: Mosquitto at {mq.url} as aii broker-init sets it up (TLS with its own CA, "
+            "a password and an ACL per gateway and verifier, persistence on)"
+        )
         boards, aggs, gws, gv = [], {}, {}, None
         try:
             for site, names in SITES.items():
@@ -75,14 +84,23 @@ def site_demo(console):
                 allow = [("*", "Wh", ["signed", "config", "task"])]  # the meters are tasks
                 fleet_file.write_text(fleet_config.dumps("fleet.db", 0.5, specs, allow=allow))
                 aggs[site] = Aggregator(str(fleet_file)).start()
-                gws[site] = Gateway(aggs[site], mq.url, site, base / f"{site}.site.key", 0.5)
+                gws[site] = Gateway(
+                    aggs[site],
+                    mq.url,
+                    site,
+                    base / f"{site}.site.key",
+                    0.5,
+                    cred=plan.creds[user_of("site", site)],
+                )
                 gws[site].start()
                 console.print(
                     f"site {site}: boards {', '.join(names)}; gateway publishing under "
                     f"aii/v1/site/{site}/, epoch reports signed with key {gws[site].pubkey[:16]}..."
                 )
             trust = {s: g.pubkey for s, g in gws.items()}
-            gv = GlobalVerifier(mq.url, trust, vid="demo", stale_s=5.0).start()
+            gv = GlobalVerifier(
+                mq.url, trust, vid="demo", stale_s=5.0, cred=plan.creds[user_of("verifier", "demo")]
+            ).start()
             for agg in aggs.values():
                 agg.wait_synced(timeout=30)
             v = _wait(gv, lambda v: v["status"] == "OK", 60, "OK")
@@ -127,4 +145,5 @@ def site_demo(console):
                 agg.stop()
             for b in boards:
                 b.stop()
+            mq.stop()
     return 0

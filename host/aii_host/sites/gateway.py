@@ -27,9 +27,10 @@ SIGNED_S = 60.0  # a signed request older (or newer) than this is refused: no re
 
 
 class Gateway:
-    """`Gateway(agg, url, site, key_file, report_s=REPORT_S, on_event=None)`: `agg` an
-    Aggregator (started or not). `start()` connects (BrokerError when no broker answers) and
-    hooks into the aggregator's epochs; `stop()` publishes the death and disconnects."""
+    """`Gateway(agg, url, site, key_file, report_s=REPORT_S, on_event=None, cred=None)`: `agg`
+    an Aggregator (started or not); `cred` its broker credential (broker.client). `start()`
+    connects (BrokerError when no broker answers) and hooks into the aggregator's epochs;
+    `stop()` publishes the death and disconnects."""
 
     def __init__(
         self,
@@ -41,6 +42,7 @@ class Gateway:
         on_event=None,
         session_s=None,
         verifiers=None,
+        cred=None,
     ):
         self.agg, self.url = agg, url
         # {verifier id: Ed25519 public key hex} whose signed requests (resend, isolate) it obeys.
@@ -68,6 +70,7 @@ class Gateway:
             url,
             will=(topics.site_state(self.site), self._death()),
             session_s=session_s or broker.SESSION_S,
+            cred=cred,
         )
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message

@@ -33,6 +33,7 @@ import uuid
 from ..core import ledger as _ledger
 from ..core._errors import AIIError
 from ..fleet.replica import CREDIT, DEBIT, RECORD, Replica, ReplicaError, chain_of, seq_of
+from ..fleet.verify import _majority_outliers
 from . import broker, payload, topics
 from .chain import NodeChain, first_difference, root
 
@@ -77,9 +78,10 @@ class _Site:
 
 
 class GlobalVerifier:
-    """`GlobalVerifier(url, sites, vid="verifier", stale_s=STALE_S, on_event=None)`:
-    `sites` {name: public key hex} of the trusted gateways. `start()` connects and follows;
-    `verdict()` is the global verdict now (a dict; `status`, `exit`, `problems`)."""
+    """`GlobalVerifier(url, sites, vid="verifier", stale_s=STALE_S, on_event=None, cred=None)`:
+    `sites` {name: public key hex} of the trusted gateways; `cred` its broker credential.
+    `start()` connects and follows; `verdict()` is the global verdict now (a dict; `status`,
+    `exit`, `problems`)."""
 
     def __init__(
         self,
@@ -90,6 +92,7 @@ class GlobalVerifier:
         on_event=None,
         session_s=None,
         key=None,
+        cred=None,
     ):
         self.url, self.vid = url, topics.check_name("verifier id", vid)
         # Its Ed25519 key: requests that change something at a gateway (isolate, resend) are
@@ -118,7 +121,7 @@ class GlobalVerifier:
         self._stop = False
         self._worker = None
         self.c = broker.client(
-            f"aii-verifier-{self.vid}", url, session_s=session_s or broker.SESSION_S
+            f"aii-verifier-{self.vid}", url, session_s=session_s or broker.SESSION_S, cred=cred
         )
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
@@ -616,6 +619,10 @@ class GlobalVerifier:
                     "nodes": sorted(set(s.nodes) | set(s.node_state)),
                     "reordered": s.reordered,
                 }
+            inconsistent = self._inconsistent()
+            for what, bad in sorted(inconsistent.items()):
+                for site, node in bad:
+                    warn.append((site, node, f"{what} digest differs from most nodes of all sites"))
             for t in totals.values():
                 t["lhs"] = t["held"] + t["in_flight"]
                 t["rhs"] = t["opening"] + t["inflow"] - t["outflow"]
@@ -672,9 +679,29 @@ class GlobalVerifier:
                 ],
                 "refused": dict(self.refused),
                 "unknown_sites": sorted(self.unknown),
+                "inconsistent": {k: [f"{s}/{n}" for s, n in v] for k, v in inconsistent.items()},
                 "reports": self.reports,
                 "stream_mismatches": self.stream_mismatches,
             }
+
+    def _inconsistent(self):
+        """{"fw"|"cfg": [(site, node)]}: nodes whose firmware or configuration digest (their
+        last birth) differs from most nodes of every site, as fleet/verify.py checks within
+        one site: the configuration compared is `common` when every node reports it. With
+        regions, the sites of every region are here, so the check spans them all."""
+        births = {
+            (s.name, n): p
+            for s in self.sites.values()
+            for n, p in s.node_state.items()
+            if p["type"] == "birth"
+        }
+        out = {}
+        for what in ("fw", "cfg"):
+            key = "common" if what == "cfg" and all(p["common"] for p in births.values()) else what
+            bad = _majority_outliers({k: p[key] for k, p in births.items()})
+            if bad:
+                out[what] = bad
+        return out
 
     def publish_verdict(self, v=None):
         v = v or self.verdict()

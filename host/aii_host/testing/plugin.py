@@ -286,16 +286,17 @@ def aii_start(request, tmp_path):
         if _kind(port):
             dut = start_board(request.config, port, base, config, **kw)
             opened.append(dut)
-        else:
-            key = kw.pop("key", None) or _key(request.config)
-            base.mkdir()
-            dut = open_dut(port, key, base / "aii_node.log")
-            opened.append(dut)
-            dut.name = kw.pop("name", None) or port
-            dut.wait_ready(kw.pop("timeout", 20.0))
-            dut.client.drain(0.05)
-            dut.buffer.clear()
-        _note(request.node, dut)
+            _note(request.node, dut)
+            return dut
+        key = kw.pop("key", None) or _key(request.config)
+        base.mkdir()
+        dut = open_dut(port, key, base / "aii_node.log")
+        opened.append(dut)
+        _note(request.node, dut)  # its log is shown even when it never answers
+        dut.name = kw.pop("name", None) or port
+        dut.wait_ready(kw.pop("timeout", 20.0))
+        dut.client.drain(0.05)
+        dut.buffer.clear()
         return dut
 
     try:

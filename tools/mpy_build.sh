@@ -381,7 +381,7 @@ cmd_test_qemu() {
     mkdir -p "$RESULTS"
     for b in $QEMU_HIL; do
         say "HIL suite on $b (qemu)"
-        nice -n 10 "$PYTHON" -m pytest "$REPO/tests/hil" -q -k qemu --qemu-board "$b" \
+        nice -n 10 "$PYTHON" -m pytest "$REPO/tests/hil" -q -k qemu --aii-qemu-board "$b" \
             --junitxml="$RESULTS/hil-$(echo "$b" | tr 'A-Z_' 'a-z-').xml" || rc=1
     done
     natmod_tests_qemu || rc=1

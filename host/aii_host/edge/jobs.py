@@ -400,8 +400,11 @@ def bare_loop(pipeline, frame, n, warmup=3):
     return times
 
 
-def job_run(pipeline, frame, n, deadline_us, budget_us=None, policy="none", overhead_us=0):
-    """n frames as a periodic deadline job (period = deadline); returns (report, job)."""
+def job_run(
+    pipeline, frame, n, deadline_us, budget_us=None, policy="none", overhead_us=0, on_result=None
+):
+    """n frames as a periodic deadline job (period = deadline); returns (report, job).
+    on_result(frame_no, result) after each frame (outside its measured time)."""
     job = InferenceJob(
         pipeline,
         lambda: frame,
@@ -411,5 +414,6 @@ def job_run(pipeline, frame, n, deadline_us, budget_us=None, policy="none", over
         policy=policy,
         overhead_us=overhead_us,
         sample_s=0.25,
+        on_result=on_result,
     )
     return job.run(max_frames=n), job

@@ -10,7 +10,6 @@ on_miss events), jobs (run() returned), where.
 import gc
 import json
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -153,6 +152,16 @@ except ImportError:
     import aii
 SECONDS = {seconds}
 s = aii.Scheduler(overhead_us={overhead!r}, gc_idle_us={gc_idle})
+# Ctrl-C: a board gets it as 0x03 on its console (the host sends it), read by the trace task
+# (a polled UART, as qemu's, raises no KeyboardInterrupt); the unix port as SIGINT. Either
+# way the run stops at the end of a job and what ran is printed.
+poller = None
+if {stdin_stop!r}:
+    import micropython, select, sys
+    micropython.kbd_intr(-1)
+    poller = select.poll()
+    poller.register(sys.stdin, select.POLLIN)
+stopped = [None]
 cal = s.calibrate() if {overhead!r} == "auto" else None
 events = []
 counts = [0]
@@ -176,6 +185,9 @@ def drain():
     got = s.trace()
     drained_max[0] = max(drained_max[0], len(got))
     events.extend(got)
+    if poller is not None and poller.poll(0) and sys.stdin.buffer.read(1) == b"\\x03":
+        stopped[0] = time.ticks_ms()
+        s.stop()
 
 names = {{}}
 specs = {{}}
@@ -193,10 +205,20 @@ specs[tid] = ("periodic", 20000, 3000)
 traced = hasattr(s, "trace")
 if traced:
     s.trace(True)
-n = s.run(int(SECONDS * 1000000))
+print("AII-SCHED-DEMO-RUN")
+t0 = time.ticks_ms()
+try:
+    n = s.run(int(SECONDS * 1000000))
+except KeyboardInterrupt:
+    stopped[0] = time.ticks_ms()
+    n = sum(st[0] for st in s.stats().values())  # counters are whole: a cut job is counted
+if poller is not None:
+    micropython.kbd_intr(3)
 if traced:
     drain()
+cut = None if stopped[0] is None else time.ticks_diff(stopped[0], t0) / 1000
 print("AII-SCHED-DEMO " + json.dumps({{
+    "interrupted": cut,
     "names": names, "specs": specs, "events": events,
     "lost": s.trace_lost() if traced else 0, "drained_max": drained_max[0],
     "stats": s.stats(), "analysis": s.analysis(),
@@ -205,9 +227,13 @@ print("AII-SCHED-DEMO " + json.dumps({{
 """
 
 
-def device_script(seconds, overhead_us):
+def device_script(seconds, overhead_us, stdin_stop=False):
     return DEVICE_SCRIPT.format(
-        seconds=seconds, overhead=overhead_us, gc_idle=GC_IDLE_US, tasks=TASKS
+        seconds=seconds,
+        overhead=overhead_us,
+        gc_idle=GC_IDLE_US,
+        tasks=TASKS,
+        stdin_stop=stdin_stop,
     )
 
 
@@ -216,36 +242,116 @@ def on_board(target):
     return str(target).startswith("/dev/") or not Path(target).is_file()
 
 
-def run_script(target, script, marker, timeout, heap="1M"):
+def run_script(target, script, marker, timeout, heap="1M", started=None):
     """Runs a MicroPython script on `target` - a micropython executable (the unix port), or a
-    board's serial port through mpremote - and returns the JSON it printed after `marker`."""
+    board's serial port over mpremote's raw REPL - and returns the JSON it printed after
+    `marker`. Ctrl-C (KeyboardInterrupt here) is passed on, once: SIGINT to the unix port,
+    0x03 to the board; the script's own answer to it is then read as usual. `started()` is
+    called when the script prints `marker`-RUN."""
+    if on_board(target):
+        out = _run_on_board(str(target), script, marker, timeout, started)
+    else:
+        out = _run_unix(str(target), script, marker, timeout, heap, started)
+    for line in out.splitlines():
+        if line.startswith(marker + " "):
+            return json.loads(line[len(marker) + 1 :])
+    tail = out.strip().splitlines()[-3:]
+    raise DemoError(f"no result from {target}: " + " | ".join(tail))
+
+
+def _run_unix(target, script, marker, timeout, heap, started):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "aii_script.py"
         path.write_text(script)
-        if on_board(target):
-            mpremote = shutil.which("mpremote") or shutil.which(
-                "mpremote", path=str(Path(sys.executable).parent)
-            )
-            if mpremote is None:
-                raise DemoError(f"mpremote not found (pip install mpremote) to reach {target}")
-            cmd = [mpremote, "connect", str(target), "run", str(path)]
-        else:
-            cmd = [str(target), "-X", f"heapsize={heap}", str(path)]
+        cmd = [target, "-X", f"heapsize={heap}", str(path)]
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
+            # A session of its own: a terminal's Ctrl-C reaches this process only, which
+            # passes it on once (twice would cut the script's report short).
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        except OSError as e:
             raise DemoError(f"could not run on {target}: {e}") from None
-    for line in out.stdout.splitlines():
-        if line.startswith(marker + " "):
-            return json.loads(line[len(marker) + 1 :])
-    tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
-    raise DemoError(f"no result from {target}: " + " | ".join(tail))
+        late = threading.Timer(timeout, proc.kill)
+        late.start()
+        lines = []
+
+        def read():
+            for line in proc.stdout:
+                lines.append(line)
+                if started is not None and line.startswith(marker + "-RUN"):
+                    started()
+
+        try:
+            try:
+                read()
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGINT)
+                read()
+            proc.wait()
+        finally:
+            late.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if proc.returncode == -signal.SIGKILL:
+        raise DemoError(f"could not run on {target}: no end in {timeout:g} s")
+    return "".join(lines)
+
+
+def _run_on_board(target, script, marker, timeout, started):
+    from mpremote.transport import TransportError
+
+    buf = bytearray()
+    seen = []
+
+    def take(data):
+        buf.extend(data)
+        if started is not None and not seen and (marker + "-RUN").encode() in buf:
+            seen.append(True)
+            started()
+
+    try:
+        from mpremote.transport_serial import SerialTransport
+
+        mp = SerialTransport(target, baudrate=115200)
+    except (OSError, TransportError, ValueError) as e:
+        raise DemoError(f"could not run on {target}: {e}") from None
+    try:
+        mp.enter_raw_repl(soft_reset=True)  # as `mpremote run` does
+        mp.exec_raw_no_follow(script)
+        try:
+            _, err = mp.follow(timeout, take)
+        except KeyboardInterrupt:
+            mp.serial.write(b"\x03")  # read by the script between jobs: it stops and reports
+            _, err = mp.follow(30, take)
+        buf.extend(err)
+        mp.exit_raw_repl()
+    except (OSError, TransportError) as e:
+        raise DemoError(f"could not run on {target}: {e}") from None
+    finally:
+        mp.close()
+    return buf.decode("utf-8", "replace")
 
 
 def run_device(target, seconds, overhead_us="auto"):
     """Runs the demo on MicroPython (`target` as run_script takes it) and reads back what the
     board printed."""
-    rec = run_script(target, device_script(seconds, overhead_us), "AII-SCHED-DEMO", seconds + 60)
+
+    def started():
+        print(
+            f"sched-demo: running on {target} for {seconds:g} s (Ctrl-C stops it and prints "
+            "what ran)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    script = device_script(seconds, overhead_us, stdin_stop=on_board(target))
+    rec = run_script(target, script, "AII-SCHED-DEMO", seconds + 60, started=started)
     if not rec["traced"]:
         raise DemoError(f"{target} has no timeline (no _aii: the pure-Python port has none)")
 

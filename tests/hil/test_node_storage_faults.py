@@ -5,7 +5,7 @@ MicroPython interpreter (the `mpy` target) and on the qemu image when MICROPY_DI
 
 A stream of signed transfers through the host's NodeClient, each with a fault armed first: at
 the boundaries of a request's writes (every sync and rename) and at about 50 seeded offsets
-beyond them (25 on qemu), of every kind (an OSError once, one lasting three points, a short
+beyond them (on every target), of every kind (an OSError once, one lasting three points, a short
 write, a power cut with the last write torn). The oracle is the host's model of what was acknowledged: the
 node's balances must equal it after every fault (nothing lost, nothing applied twice), and a
 power-cut node must boot back to it. The exhaustive version runs in-process
@@ -80,7 +80,7 @@ def test_sampled_faults_lose_nothing_and_apply_nothing_twice(faulty):
     rng = random.Random(11)
     # qemu emulates a Cortex-M3 several times slower than the host: half the offsets there
     # (make test's time budget); the boundaries all the same.
-    plans = _plans(len(node.name), OFFSETS // 2 if node.name == "qemu" else OFFSETS)
+    plans = _plans(len(node.name))
     for i, plan in enumerate(plans):
         _arm(node, plan)
         amount = rng.randrange(1, 1000)

@@ -78,8 +78,6 @@ def test_sampled_faults_lose_nothing_and_apply_nothing_twice(faulty):
     injected, boots = _layer(node)
     moved, counts = 0, {"error": 0, "short": 0, "cut": 0}
     rng = random.Random(11)
-    # qemu emulates a Cortex-M3 several times slower than the host: half the offsets there
-    # (make test's time budget); the boundaries all the same.
     plans = _plans(len(node.name))
     for i, plan in enumerate(plans):
         _arm(node, plan)

@@ -155,5 +155,7 @@ def test_sched_demo_reports_what_ran_when_interrupted(capsys):
         timer.cancel()
     assert rc == 130
     out = json.loads(capsys.readouterr().out)
-    assert 1.0 < out["interrupted_after_s"] < 30
+    # The timer runs from before main()'s setup, which a loaded machine stretches: the run's own
+    # clock says only that it ran and was cut well short of its 60 s.
+    assert 0.0 < out["interrupted_after_s"] < 30
     assert out["info"]["jobs"] > 10 and out["jobs_this_run"] <= out["info"]["jobs"]

@@ -272,7 +272,7 @@ COMMANDS = {
         "Two-phase transfer between nodes over their holds: hold on the source, "
         "prepare on the destination, then commit_tx on both; the coordinator log is the fleet "
         "database (docs/transfer.md). With --broker, between nodes of different sites "
-        "through their gateways (docs/fleet.md section 10.8).",
+        "through their gateways (docs/fleet.md section 10.9).",
         cli_tx.TRANSFER_EPILOG + cli_xfer.XSITE_EPILOG,
     ),
     "audit": Command(

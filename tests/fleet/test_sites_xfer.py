@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Cross-site transfers on a real Mosquitto (docs/fleet.md §10.8): two sites (gateways as
+"""Cross-site transfers on a real Mosquitto (docs/fleet.md §10.9): two sites (gateways as
 `aii aggregate --mqtt` processes, simulated boards), `aii transfer --broker` as a process.
 
 - a transfer a/a1 -> b/b1 commits; the global verdict is OK before, throughout and after;
@@ -28,7 +28,7 @@ from aii_host.sites.xfer import CoordLink
 from sitekit import Site, wait_verdict
 
 CID = "coord"
-SOAK = os.environ.get("AII_SOAK") == "1"
+FULL = os.environ.get("AII_XSITE_FULL") == "1"  # make soak
 # Each point of the commit and the abort path; `make test` runs three of them (a soak all).
 POINTS_TEST = ("hold", "committing", "commit_src")
 POINTS_ALL = (
@@ -113,7 +113,7 @@ def _ok(v):
 
 
 def _copy_log(src, dst):
-    """The coordinator's log as another host gets it (docs/fleet.md §10.8): a consistent copy
+    """The coordinator's log as another host gets it (docs/fleet.md §10.9): a consistent copy
     of the database (WAL included) and its audit head (this host's audit key is the tests'
     AII_KEYS_DIR's, as another host's would be a copy of it)."""
     a, b = sqlite3.connect(src), sqlite3.connect(dst)
@@ -198,7 +198,7 @@ def _crash_and_recover(w, point, txid, want_committed):
     assert out.returncode == 0 and w.balances("b", "b1")["load"] == b0 + moved, out.stdout
 
 
-@pytest.mark.parametrize("points", [POINTS_ALL if SOAK else POINTS_TEST])
+@pytest.mark.parametrize("points", [POINTS_ALL if FULL else POINTS_TEST])
 def test_coordinator_killed_at_each_point_and_recovered_elsewhere(world, points):
     w = world
     gv = w.verifier()

@@ -2,7 +2,7 @@
 """`aii transfer --broker URL --db FILE SITE/NODE:ACCOUNT SITE/NODE:ACCOUNT QUANTITY AMOUNT`:
 the same command, its modes (--recover, --list, --holds) and its output as a transfer inside
 one fleet (fleet/cli_tx.py), with nodes of other sites reached through their gateways
-(sites/xfer.py, docs/fleet.md §10.8)."""
+(sites/xfer.py, docs/fleet.md §10.9)."""
 
 import os
 import sqlite3
@@ -12,7 +12,7 @@ from pathlib import Path
 from ..clikit import UsageError
 
 XSITE_EPILOG = """\
-across sites (docs/fleet.md section 10.8; the gateways run `aii aggregate --mqtt URL --site NAME
+across sites (docs/fleet.md section 10.9; the gateways run `aii aggregate --mqtt URL --site NAME
 --trust-coordinator ID=PUBKEY`, the sites file is verify-global's):
   aii transfer --broker mqtt://127.0.0.1:1883 --db coord.db --sites sites.toml \\
       north/n1:battery south/s7:battery Wh 5
@@ -24,7 +24,7 @@ the last 5 s, is refused before anything is logged (exit 1).
 
 
 def args_xsite(p):
-    g = p.add_argument_group("across sites (docs/fleet.md section 10.8)")
+    g = p.add_argument_group("across sites (docs/fleet.md section 10.9)")
     g.add_argument(
         "--broker",
         metavar="URL",

@@ -95,7 +95,7 @@ class GlobalVerifier:
         xfer_s=XFER_S,
     ):
         self.url, self.vid = url, topics.check_name("verifier id", vid)
-        # Cross-site transfers (docs/fleet.md §10.8): the trusted coordinators' signed
+        # Cross-site transfers (docs/fleet.md §10.9): the trusted coordinators' signed
         # decisions, matched with the settles the site copies hold (xmatch.py).
         self.xfers = CrossSite(coordinators or {}, xfer_s)
         # Its Ed25519 key: requests that change something at a gateway (isolate, resend) are

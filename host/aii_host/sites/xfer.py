@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Cross-site transfers (docs/fleet.md §10.8): the fleet's two-phase coordinator
+"""Cross-site transfers (docs/fleet.md §10.9): the fleet's two-phase coordinator
 (fleet/coord.py, its state machine and its log unchanged) drives nodes of other sites through
 their gateways, over MQTT 5 request/response.
 
@@ -342,10 +342,11 @@ class GatewayXfer:
             if corr != req["id"].encode():
                 raise payload.PayloadError("correlation data differs from the payload's id")
             again = self._answers.get(req["id"])
+            pub = self.coordinators.get(req["cid"])
             if again is None:
-                who = f"coordinator {req['cid']!r}"
-                pub = self.coordinators.get(req["cid"])
-                check_signed(req, pub, self._seen, req["kind"], who)
+                check_signed(req, pub, self._seen, req["kind"], f"coordinator {req['cid']!r}")
+            elif pub is None or not payload.verify(pub, req["signed"], req["sig"]):
+                raise payload.PayloadError(f"{req['kind']}: signature does not verify")
         except (ValueError, payload.PayloadError) as e:
             self._refuse(topic, str(e))
             return None

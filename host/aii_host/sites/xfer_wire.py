@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The payloads of cross-site transfers (docs/fleet.md §10.8): a coordinator's request to a
+"""The payloads of cross-site transfers (docs/fleet.md §10.9): a coordinator's request to a
 site's gateway, the gateway's answer, and the coordinator's decisions. Each parser takes raw
 bytes from the broker and returns a dict it checked field by field, or raises PayloadError
 with one line, as payload.py does for the rest of the tree.

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The global verifier's view of cross-site transfers (docs/fleet.md §10.8): each trusted
+"""The global verifier's view of cross-site transfers (docs/fleet.md §10.9): each trusted
 coordinator's signed decisions (coord/<cid>/tx), matched with the settles the verifier's copies
 of the nodes hold (a debit SETTLE on the source, a credit SETTLE on the destination).
 

@@ -73,7 +73,7 @@ def run(transfers, nodes):
         # site's verifier matches its settles there).
         agg_a = run_["a"][1]
         local_coord = Coordinator(agg_a.db_path, {n: agg_a.client(n) for n in (an, a2)})
-        seen, stop = [], threading.Event()
+        seen, why, stop = [], [], threading.Event()
         try:
             end = time.monotonic() + 90
             while gv.verdict()["status"] != "OK" and time.monotonic() < end:
@@ -82,7 +82,10 @@ def run(transfers, nodes):
 
             def watch():
                 while not stop.is_set():
-                    seen.append(gv.verdict()["status"])
+                    v = gv.verdict()
+                    seen.append(v["status"])
+                    if v["status"] != "OK" and len(why) < 5:
+                        why.append(v["problems"][:3])
                     time.sleep(0.1)
 
             th = threading.Thread(target=watch, daemon=True)
@@ -124,6 +127,7 @@ def run(transfers, nodes):
         "xsite_ms": _ms(xs),
         "local_ms": _ms(local),
         "statuses_seen": sorted(set(seen)),
+        "not_ok_problems": why,
         "verdict_at_end": v["status"],
         "problems_at_end": v["problems"][:5],
         "delta_at_end": v["totals"].get("Wh", {}).get("delta"),

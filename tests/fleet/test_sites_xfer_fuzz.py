@@ -201,19 +201,21 @@ def test_verifier_flags_a_settle_of_an_aborted_transfer_and_a_late_credit(keys):
         xfer_s=0.0,
     )
     x = gv.xfers
-    x.settle("b", "b1", 7, "Wh", False, 5)  # a credit whose decision comes later
+    x.settle("b", "b1", 40, 7, "Wh", False, 5)  # a credit whose decision comes later
     assert gv.handle(topics.coord_decisions(CID), payload.dumps(_decision(keys[0], "aborted")))
     v = x.check()
     assert any("aborted" in w for _, _, w in v["crit"]), v
     x2 = type(x)({CID: payload.public_hex(keys[0])}, xfer_s=0.0)
     x2.decision(CID, payload.dumps(_decision(keys[0], "committed")))
-    x2.settle(SITE, NODE, 7, "Wh", True, 5)
+    x2.settle(SITE, NODE, 12, 7, "Wh", True, 5)
     v = x2.check()
     assert v["in_flight"] == {"Wh": 5} and not v["crit"]
     assert any("credit at b/b1 not settled" in w for _, _, w in v["warn"]), v
-    x2.settle("b", "b1", 7, "Wh", False, 5)
+    x2.settle("b", "b1", 40, 7, "Wh", False, 5)
     assert x2.check()["transfers"] == {"in_flight": [], "finished": 1}
-    x2.settle("b", "b1", 7, "Wh", False, 5)  # a second credit: value made twice
+    x2.settle("b", "b1", 40, 7, "Wh", False, 5)  # a rebuilt copy feeding the same record again
+    assert x2.check()["transfers"] == {"in_flight": [], "finished": 1}
+    x2.settle("b", "b1", 41, 7, "Wh", False, 5)  # a second credit: value made twice
     assert any("more than once" in w for _, _, w in x2.check()["crit"])
 
 

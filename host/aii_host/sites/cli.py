@@ -186,7 +186,7 @@ def _sites_doc(args):
         return {}
     try:
         return tomllib.loads(Path(args.sites).read_text())
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"--sites {args.sites}: {e}") from None
     except OSError as e:
         raise UsageError(f"--sites {args.sites}: {e.strerror}") from None
@@ -196,7 +196,10 @@ def coordinators(args):
     """{coordinator id: public key hex} of [[coordinator]] (id, pubkey) in the sites file and
     the --trust-coordinator options."""
     out = {}
-    for i, c in enumerate(_sites_doc(args).get("coordinator", []), 1):
+    entries = _sites_doc(args).get("coordinator", [])
+    if not isinstance(entries, list):
+        raise UsageError(f"--sites {args.sites}: [[coordinator]] entries expected")
+    for i, c in enumerate(entries, 1):
         if not isinstance(c, dict) or set(c) != {"id", "pubkey"}:
             raise UsageError(f"--sites {args.sites}: [[coordinator]] #{i}: id and pubkey expected")
         out.update(_pairs([f"{c['id']}={c['pubkey']}"], "[[coordinator]]", "id and pubkey"))

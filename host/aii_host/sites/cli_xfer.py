@@ -154,6 +154,8 @@ def do_transfer_xsite(args):
 
     try:
         return cli_tx.run(args, args.db, check, make)
+    except sqlite3.Error as e:
+        raise CoordError(f"--db {args.db}: not a readable coordinator log ({e})") from None
     finally:
         if link is not None:
             link.stop()

@@ -255,14 +255,7 @@ class Gateway:
         q.put((msg.topic, bytes(msg.payload), msg.properties))
 
     def _serve(self):
-        while True:
-            item = self._requests.get()
-            if item is None:
-                return
-            try:
-                self.handle_request(*item)
-            except Exception as e:  # noqa: BLE001 - one bad request must not end the service
-                self.on_event("error", {"msg": f"request: {type(e).__name__}: {e}"})
+        serve(self._requests, self.handle_request, self.on_event, "request")
 
     def handle_request(self, topic, data, props):
         """Serves one request; a bad one is refused (reported, and answered when it can be)."""
@@ -386,3 +379,15 @@ def check_signed(req, pub, seen, op, who):
     if req["id"] in seen:
         raise payload.PayloadError(f"{op}: request {req['id']} seen before (a replay)")
     seen[req["id"]] = now
+
+
+def serve(q, handle, on_event, what):
+    """Runs `handle(*item)` for each item of queue `q` until a None; an error is an event."""
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        try:
+            handle(*item)
+        except Exception as e:  # noqa: BLE001 - one bad request must not end the service
+            on_event("error", {"msg": f"{what}: {type(e).__name__}: {e}"})

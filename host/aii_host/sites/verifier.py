@@ -407,11 +407,12 @@ class GlobalVerifier:
             cp.rep = None  # rebuilt at the next report
             return cp, f"records do not replay: {e}"
         qnames = cp.rep.quantities()
-        for _seq, txid, qid, kind, amount in cp.rep.new_settles:
+        for seq, txid, qid, kind, amount in cp.rep.new_settles:
             m = cp.debits if kind == DEBIT else cp.credits if kind == CREDIT else None
             if m is not None:
                 m[qid] = m.get(qid, 0) + amount
-                self.xfers.settle(site.name, node, txid, qnames.get(qid), kind == DEBIT, amount)
+                q = qnames.get(qid)
+                self.xfers.settle(site.name, node, seq, txid, q, kind == DEBIT, amount)
         cp.rep.new_settles = []
         for s in [s for s in cp.ahead if s <= cut]:
             del cp.ahead[s]

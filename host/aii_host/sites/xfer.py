@@ -27,7 +27,7 @@ from ..core._errors import AIIError
 from ..core.client import NodeTimeout
 from ..fleet import relay
 from . import broker, payload, topics, xfer_wire
-from .gateway import SIGNED_S, check_signed
+from .gateway import SIGNED_S, check_signed, serve
 
 REQ_TIMEOUT = 2.0  # seconds per node try, as `aii transfer --timeout`
 REQ_RETRIES = 2
@@ -308,14 +308,7 @@ class GatewayXfer:
             self._thread.join(5)
 
     def _serve(self):
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            try:
-                self.handle(*item)
-            except Exception as e:  # noqa: BLE001 - one bad request must not end the service
-                self.gw.on_event("error", {"msg": f"coordinator request: {type(e).__name__}: {e}"})
+        serve(self.queue, self.handle, self.gw.on_event, "coordinator request")
 
     def _refuse(self, topic, why):
         self.refused += 1

@@ -40,7 +40,9 @@ class _Tx:
         self.quantity, self.amount = d["quantity"], d["amount"]
         self.seen = time.monotonic()
         self.decided = None  # monotonic time of the decision (committing) or of the abort
-        self.settles = []  # (site, node, quantity, debit, amount)
+        # (site, node, seq) -> (site, node, quantity, debit, amount): a copy rebuilt from its
+        # base feeds its settles again, and each record counts once.
+        self.settles = {}
 
 
 class CrossSite:
@@ -49,7 +51,7 @@ class CrossSite:
         self.xfer_s = xfer_s
         self.tx = {}  # txid -> _Tx
         self.done = collections.OrderedDict()  # txid -> None, the finished ones, oldest first
-        self.early = collections.OrderedDict()  # txid -> [settles] without a decision yet
+        self.early = collections.OrderedDict()  # txid -> {settles} without a decision yet
         self.decisions = 0
 
     def decision(self, cid, data):
@@ -66,7 +68,7 @@ class CrossSite:
         x = self.tx.get(d["txid"])
         if x is None:
             x = self.tx[d["txid"]] = _Tx(d)
-            x.settles = self.early.pop(d["txid"], [])
+            x.settles = self.early.pop(d["txid"], {})
         elif (x.src, x.dst, x.quantity, x.amount) != (
             xfer_wire.endpoint(d["src"]),
             xfer_wire.endpoint(d["dst"]),
@@ -84,21 +86,21 @@ class CrossSite:
             x.decided = time.monotonic()
         return True
 
-    def settle(self, site, node, txid, quantity, debit, amount):
-        """A SETTLE the verifier's copy of `site`/`node` holds (at a verified cut)."""
+    def settle(self, site, node, seq, txid, quantity, debit, amount):
+        """A SETTLE record `seq` the verifier's copy of `site`/`node` holds."""
         s = (site, node, quantity, debit, amount)
         x = self.tx.get(txid)
         if x is None and txid in self.done:
             x = self.tx[txid] = self.done.pop(txid)  # judged again at the next check
         if x is not None:
-            x.settles.append(s)
+            x.settles[(site, node, seq)] = s
             return
-        lst = self.early.get(txid)
-        if lst is None:
-            lst = self.early[txid] = []
+        got = self.early.get(txid)
+        if got is None:
+            got = self.early[txid] = {}
             while len(self.early) > EARLY_MAX:
                 self.early.popitem(last=False)
-        lst.append(s)
+        got[(site, node, seq)] = s
 
     def check(self, now=None):
         """{crit, warn: [(site, node, why)], in_flight: {quantity: amount debited, not yet
@@ -106,11 +108,12 @@ class CrossSite:
         now = time.monotonic() if now is None else now
         crit, warn, flight, rows, finished = [], [], {}, [], []
         for txid, x in self.tx.items():
-            debit = [s for s in x.settles if s[3]]
-            credit = [s for s in x.settles if not s[3]]
+            settles = list(x.settles.values())
+            debit = [s for s in settles if s[3]]
+            credit = [s for s in settles if not s[3]]
             bad = [
                 s
-                for s in x.settles
+                for s in settles
                 if (s[0], s[1]) != ((x.src if s[3] else x.dst)[:2])
                 or s[2] != x.quantity
                 or s[4] != x.amount
@@ -123,8 +126,8 @@ class CrossSite:
                 )
             if len(debit) > 1 or len(credit) > 1:
                 crit.append((x.src[0], None, f"{who}: settled more than once"))
-            if x.state in ("aborting", "aborted") and x.settles:
-                s = x.settles[0]
+            if x.state in ("aborting", "aborted") and settles:
+                s = settles[0]
                 crit.append((s[0], s[1], f"{who}: settled although its coordinator aborted it"))
             age = now - (x.decided or x.seen)
             if x.state in ("committing", "committed"):

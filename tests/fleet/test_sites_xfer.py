@@ -4,7 +4,8 @@
 
 - a transfer a/a1 -> b/b1 commits; the global verdict is OK before, throughout and after;
 - a coordinator killed (os._exit) at a crash point and recovered from a copy of its log by
-  another process (`--recover`): balances exact, nothing doubled (every point: make soak);
+  another process (`--recover`), once across a broker restart: balances exact, nothing
+  doubled (every point: make soak);
 - the broker restarted between the two phases: the transfer still ends exact;
 - a site offline: refused before anything is logged, one line, exit 1; a site that goes away
   after the decision: the transfer stays committing and --recover finishes it."""
@@ -175,11 +176,13 @@ def test_cross_site_transfer_ok_throughout_then_offline_refused(world):
         gv.stop()
 
 
-def _crash_and_recover(w, point, txid, want_committed):
+def _crash_and_recover(w, point, txid, want_committed, restart=None):
     a0, b0 = w.balances("a", "a1")["grid"], w.balances("b", "b1")["load"]
     dst = "b/b1:nosuch" if point in ("aborting", "abort_src") else "b/b1:load"
     out = w.aii("a/a1:grid", dst, "Wh", "1", "--txid", str(txid), "--crash-after", point)
     assert out.returncode == 70, f"{point}: {out.stdout}{out.stderr}"
+    if restart is not None:
+        restart()  # the broker restarted while the transfer is in doubt
     # Another host: a copy of the log, its own process.
     copy = w.base / f"copy-{point}.db"
     _copy_log(w.db, copy)
@@ -199,14 +202,22 @@ def _crash_and_recover(w, point, txid, want_committed):
 
 
 @pytest.mark.parametrize("points", [POINTS_ALL if FULL else POINTS_TEST])
-def test_coordinator_killed_at_each_point_and_recovered_elsewhere(world, points):
+def test_coordinator_killed_at_each_point_and_recovered_elsewhere(world, broker, points):
     w = world
     gv = w.verifier()
+
+    def restart():
+        n0 = gv.reports
+        broker.restart()
+        wait_verdict(gv, lambda v: _ok(v) and gv.reports > n0 + 4, 60, "OK after the restart")
+
     try:
         wait_verdict(gv, _ok, 90, "OK before")
         for i, point in enumerate(points, 1):
             committed = point in ("committing", "commit_src", "commit_dst")
-            _crash_and_recover(w, point, 1000 + i, committed)
+            # After commit_src (a decided transfer, one side settled) also the broker restarts.
+            again = restart if point == "commit_src" else None
+            _crash_and_recover(w, point, 1000 + i, committed, again)
         v = wait_verdict(gv, _ok, 30, "OK after every recovery")
         assert v["totals"]["Wh"]["delta"] == 0
     finally:

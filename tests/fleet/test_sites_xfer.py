@@ -172,6 +172,16 @@ def test_cross_site_transfer_ok_throughout_then_offline_refused(world):
         w.start("b")
         wait_verdict(gv, _ok, 60, "OK after b is back")
         assert not gv.verdict()["refused"], gv.verdict()["refused"]
+
+        # A coordinator the gateways do not trust: refused before anything is logged.
+        out = w.aii(
+            "a/a1:grid", "b/b1:load", "Wh", "1", "--id", "rogue", "--key", str(w.base / "r.key")
+        )
+        assert out.returncode == 1, out.stdout + out.stderr
+        last = out.stderr.strip().splitlines()[-1]
+        assert "refused, nothing changed" in last and "'rogue' is not trusted here" in last, last
+        assert len(Coordinator(w.db, {}, exclusive=False).list(100)) == n
+        assert w.balances("a", "a1")["grid"] == 997500
     finally:
         gv.stop()
 

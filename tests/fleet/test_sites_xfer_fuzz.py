@@ -144,7 +144,8 @@ def test_gateway_refuses_signed_requests_with_a_field_changed(
         payload.dumps(body),
         _Props(topics.coord_responses(CID), corr),
     )
-    assert r is None and gw.xfer.refused == before + 1
+    # Refused, nothing run; answered with why when the answer can reach the coordinator.
+    assert (r is None or r["error"] == "relay") and gw.xfer.refused == before + 1
 
 
 def test_gateway_refuses_an_untrusted_coordinator_and_a_stale_request(tmp_path_factory, keys):
@@ -154,11 +155,18 @@ def test_gateway_refuses_an_untrusted_coordinator_and_a_stale_request(tmp_path_f
     )
     before = gw.xfer.refused
     topic, props = topics.coord_request(CID, SITE), _Props(topics.coord_responses(CID), b"u1")
-    assert gw.xfer.handle(topic, payload.dumps(other), props) is None
+    r = gw.xfer.handle(topic, payload.dumps(other), props)
+    assert r["error"] == "relay" and "signature does not verify" in r["msg"], r
     stale = dict(_request(keys[0], rid="u2"), t=int(time.time() * 1000) - 120_000)
     stale = payload.sign(keys[0], {k: v for k, v in stale.items() if k != "sig"})
-    assert gw.xfer.handle(topic, payload.dumps(stale), _Props(props.ResponseTopic, b"u2")) is None
-    assert gw.xfer.refused == before + 2
+    r = gw.xfer.handle(topic, payload.dumps(stale), _Props(props.ResponseTopic, b"u2"))
+    assert r["error"] == "relay" and "not fresh" in r["msg"], r
+    untrusted = dict(_request(keys[0], rid="u3"), cid="c9")
+    untrusted = payload.sign(keys[0], {k: v for k, v in untrusted.items() if k != "sig"})
+    props = _Props(topics.coord_responses("c9"), b"u3")
+    r = gw.xfer.handle(topics.coord_request("c9", SITE), payload.dumps(untrusted), props)
+    assert r["error"] == "relay" and "'c9' is not trusted here" in r["msg"], r
+    assert gw.xfer.refused == before + 3
 
 
 DEC_FIELDS = ["v", "cid", "state", "t", "sig", "txid", "src", "dst", "quantity", "amount"]

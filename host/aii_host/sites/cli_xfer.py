@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..clikit import UsageError
+from ..core._errors import AIIError
 
 XSITE_EPILOG = """\
 across sites (docs/fleet.md section 10.9; the gateways run `aii aggregate --mqtt URL --site NAME
@@ -131,6 +132,17 @@ def do_transfer_xsite(args):
         if bad:
             why = "; ".join(f"site {s}: {w}" for s, w in sorted(bad.items()))
             raise CoordError(f"refused, nothing changed: a site is offline ({why}); retry later")
+        # The destination's gateway asked once before anything is logged (the source's is,
+        # for the quantity's unit): one that does not obey this coordinator, or a node without
+        # the quantity, refuses the transfer here instead of leaving it to abort.
+        site, node = _split(dst[0])
+        try:
+            formats = link.node(site, node).request("ledger").get("formats")
+        except AIIError as e:
+            raise CoordError(f"refused, nothing changed: {dst[0]}: {e}") from None
+        if formats is not None and args.quantity not in formats:
+            have = ", ".join(sorted(formats)) or "none"
+            raise CoordError(f"node {dst[0]} has no quantity {args.quantity!r} (it has: {have})")
 
     def make():
         if args.list:

@@ -316,8 +316,11 @@ class GatewayXfer:
         self.gw.on_event("refused", {"topic": str(topic)[:200], "why": why})
 
     def handle(self, topic, data, props):
-        """Serves one request; returns the answer sent, or None when refused unanswered (a
-        request that is not a trusted coordinator's gets no answer: nothing to tell it)."""
+        """Serves one request; returns the answer sent, or None when refused unanswered (one
+        that cannot be answered: not a request of the tree, or its response topic or
+        correlation data wrong). One that is not signed by a trusted coordinator, not fresh or
+        a replay is refused with an answer saying why (`relay`: the coordinator counts it as
+        no answer, so it can never be taken for a node's refusal), and nothing runs."""
         gw = self.gw
         resp_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         corr = broker.correlation(props)
@@ -334,15 +337,19 @@ class GatewayXfer:
                 )
             if corr != req["id"].encode():
                 raise payload.PayloadError("correlation data differs from the payload's id")
-            again = self._answers.get(req["id"])
-            pub = self.coordinators.get(req["cid"])
+        except (ValueError, payload.PayloadError) as e:
+            self._refuse(topic, str(e))
+            return None
+        again = self._answers.get(req["id"])
+        pub = self.coordinators.get(req["cid"])
+        try:
             if again is None:
                 check_signed(req, pub, self._seen, req["kind"], f"coordinator {req['cid']!r}")
             elif pub is None or not payload.verify(pub, req["signed"], req["sig"]):
                 raise payload.PayloadError(f"{req['kind']}: signature does not verify")
-        except (ValueError, payload.PayloadError) as e:
+        except payload.PayloadError as e:
             self._refuse(topic, str(e))
-            return None
+            again = (None, {"error": "relay", "msg": f"site {gw.site} refused: {e}"})
         if again is not None:
             # A copy the broker delivered again (QoS 1 after a reconnect): the same answer,
             # never a second run.

@@ -237,18 +237,22 @@ def test_coordinator_killed_at_each_point_and_recovered_elsewhere(world, broker,
 def test_broker_restart_mid_transfer_and_site_lost_after_the_decision(world, broker):
     w = world
     gv = w.verifier()
-    coord = link = None
     try:
         wait_verdict(gv, _ok, 90, "OK before")
         trust = {s.name: s.pubkey for s in w.sites.values()}
 
-        def make(hook):
+        def once(hook, txid, amount):
+            """One transfer a/a1 -> b/b1 by a coordinator in this process, `hook` at each point."""
             link = CoordLink(broker.url, CID, w.key, trust, timeout=1.0).start()
             eps = {"a/a1": link.node("a", "a1"), "b/b1": link.node("b", "b1")}
             coord = Coordinator(w.db, eps, crash_after=hook, on_state=link.decision, retries=0)
             link.lookup = coord.get
-            assert link.offline({"a": ["a1"], "b": ["b1"]}) == {}
-            return coord, link
+            try:
+                assert link.offline({"a": ["a1"], "b": ["b1"]}) == {}
+                return coord.transfer("a/a1", "grid", "b/b1", "load", "Wh", amount, txid=txid)
+            finally:
+                coord.close()
+                link.stop()
 
         # The broker restarted between the two phases (after `prepared`): the gateways and the
         # coordinator reconnect; the transfer ends committed, or in doubt and --recover ends it.
@@ -256,11 +260,7 @@ def test_broker_restart_mid_transfer_and_site_lost_after_the_decision(world, bro
             if point == "prepared":
                 broker.restart()
 
-        coord, link = make(restart)
-        r = coord.transfer("a/a1", "grid", "b/b1", "load", "Wh", 3000, txid=2001)
-        coord.close()
-        link.stop()
-        coord = link = None
+        r = once(restart, 2001, 3000)
         if r.state != COMMITTED:
             out = w.aii("--recover")
             assert out.returncode == 0, out.stdout + out.stderr
@@ -272,11 +272,7 @@ def test_broker_restart_mid_transfer_and_site_lost_after_the_decision(world, bro
             if point == "commit_src":
                 b.kill_gateway()
 
-        coord, link = make(lose_b)
-        r = coord.transfer("a/a1", "grid", "b/b1", "load", "Wh", 4000, txid=2002)
-        coord.close()
-        link.stop()
-        coord = link = None
+        r = once(lose_b, 2002, 4000)
         assert r.state == "committing" and "b/b1 commit_tx" in r.stuck, r
         w.start("b")
         wait_verdict(gv, lambda v: v["sites"]["b"]["state"] == "ok", 60, "b back")
@@ -290,8 +286,4 @@ def test_broker_restart_mid_transfer_and_site_lost_after_the_decision(world, bro
         v = wait_verdict(gv, lambda v: _ok(v) and not v["transfers"]["in_flight"], 30, "OK")
         assert v["totals"]["Wh"]["delta"] == 0
     finally:
-        if coord is not None:
-            coord.close()
-        if link is not None:
-            link.stop()
         gv.stop()

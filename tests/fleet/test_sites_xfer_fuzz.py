@@ -47,22 +47,26 @@ def _tx():
     }
 
 
-def _request(ckey, kind="hold", rid="r1"):
-    body = {"txid": 7, "account": "grid", "quantity": "Wh", "amount": 5}
+def _request(ckey, kind="hold", rid="r1", node=NODE, tx=None, account="grid"):
+    """A signed request of `kind` for transfer `tx` (default: _tx()), its node's side."""
+    tx = tx or _tx()
+    body = {"txid": tx["txid"]}
+    if kind in ("hold", "prepare"):
+        body.update(account=account, quantity=tx["quantity"], amount=tx["amount"])
     msg = {
         "v": 1,
         "op": "node",
         "id": rid,
         "cid": CID,
         "site": SITE,
-        "node": NODE,
+        "node": node,
         "kind": kind,
-        "body": {"txid": 7} if kind in ("commit_tx", "abort_tx") else body,
+        "body": body,
         "auth": True,
         "timeout": 1.0,
         "retries": 0,
         "t": int(time.time() * 1000),
-        "tx": _tx(),
+        "tx": tx,
     }
     return payload.sign(ckey, msg)
 
@@ -273,27 +277,7 @@ def test_a_real_gateway_runs_a_request_delivered_twice_once(tmp_path, keys):
         }
 
         def req(kind, rid):
-            body = (
-                {"txid": 9}
-                if kind != "hold"
-                else {"txid": 9, "account": acct, "quantity": q, "amount": 1}
-            )
-            msg = {
-                "v": 1,
-                "op": "node",
-                "id": rid,
-                "cid": CID,
-                "site": SITE,
-                "node": node,
-                "kind": kind,
-                "body": body,
-                "auth": True,
-                "timeout": 2.0,
-                "retries": 1,
-                "t": int(time.time() * 1000),
-                "tx": tx,
-            }
-            return payload.dumps(payload.sign(keys[0], msg))
+            return payload.dumps(_request(keys[0], kind, rid, node, tx, acct))
 
         topic = topics.coord_request(CID, SITE)
 

@@ -139,7 +139,7 @@ def do_transfer_xsite(args):
         try:
             formats = link.node(site, node).request("ledger").get("formats")
         except AIIError as e:
-            raise CoordError(f"refused, nothing changed: {dst[0]}: {e}") from None
+            raise CoordError(f"refused, nothing changed: {e}") from None
         if formats is not None and args.quantity not in formats:
             have = ", ".join(sorted(formats)) or "none"
             raise CoordError(f"node {dst[0]} has no quantity {args.quantity!r} (it has: {have})")

@@ -308,6 +308,15 @@ def _print(v):
         )
     for r in v["residuals"]:
         w(f"  residual: site {r[0]}, node {r[1]}, {r[2]} {r[3]:+d}\n")
+    xt = v.get("transfers") or {}
+    if xt.get("in_flight") or xt.get("finished"):
+        w(f"cross-site transfers: {xt['finished']} finished, {len(xt['in_flight'])} in flight\n")
+        for t in xt["in_flight"][:20]:
+            w(
+                f"  tx {t['txid']} {t['state']}: {t['src']} -> {t['dst']} {t['amount']} "
+                f"{t['quantity']} (debited {t['debited']}, credited {t['credited']}, "
+                f"{t['age_s']} s)\n"
+            )
     w(f"verdict: {v['status']} (exit {v['exit']})\n")
     for p in v["problems"]:
         who = "/".join(x for x in (p["site"], p["node"]) if x) or "global"

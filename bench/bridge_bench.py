@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Regions: the time a record takes to cross a Mosquitto bridge (docs/fleet.md §10.10).
+"""Regions: the time a record takes to cross a Mosquitto bridge (docs/fleet.md §10.12).
 Writes build/bench/bridge.json.
 
     python bench/bridge_bench.py [--quick] [--seconds 10] [--rates 20,500]

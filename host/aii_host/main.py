@@ -28,6 +28,7 @@ from .node.deploy import args_deploy, do_deploy
 from .node.devs import args_devs, do_devs
 from .particles import cli as particles
 from .sites import cli as sites_cli
+from .sites import cli_xfer
 from .timeline.cli import args_sched_demo, do_sched_demo
 
 
@@ -282,8 +283,9 @@ COMMANDS = {
         "move an amount between accounts on two nodes (two-phase commit)",
         "Two-phase transfer between nodes over their holds: hold on the source, "
         "prepare on the destination, then commit_tx on both; the coordinator log is the fleet "
-        "database (docs/transfer.md).",
-        cli_tx.TRANSFER_EPILOG,
+        "database (docs/transfer.md). With --broker, between nodes of different sites "
+        "through their gateways (docs/fleet.md section 10.9).",
+        cli_tx.TRANSFER_EPILOG + cli_xfer.XSITE_EPILOG,
     ),
     "audit": Command(
         help="verify or show the fleet's hash-chained audit trail",

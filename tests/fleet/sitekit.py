@@ -58,9 +58,9 @@ class Site:
         self.fleet.write_text(fconfig.dumps("fleet.db", self.heartbeat_s, nodes, allow=ALLOW))
         return self
 
-    def start_gateway(self, url, report_s=0.5, cred=None):
+    def start_gateway(self, url, report_s=0.5, cred=None, extra=()):
         self.url, self.cred = url, cred
-        extra = ["--mqtt-cred", str(cred)] if cred else []
+        extra = (["--mqtt-cred", str(cred)] if cred else []) + list(extra)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [

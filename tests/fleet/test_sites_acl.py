@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Who may publish what (docs/fleet.md §10.9), on a real Mosquitto with the configuration
+"""Who may publish what (docs/fleet.md §10.11), on a real Mosquitto with the configuration
 `aii broker-init` writes (TLS with its own CA, a password per party, the ACL): a gateway that
 publishes as another site, a verifier as another verifier or a site, a coordinator as another
 coordinator, are refused by the broker (PUBACK 0x87, nothing delivered) while their own topics

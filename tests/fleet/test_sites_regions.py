@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Regions (docs/fleet.md §10.10): two real Mosquitto brokers with the configuration
+"""Regions (docs/fleet.md §10.12): two real Mosquitto brokers with the configuration
 `aii broker-init --region` writes (TLS, a credential and an ACL per party; the second region's
 broker bridged to the first's over TLS with a credential of its own), a site on each with two
 simulated boards and its gateway on its region's broker. One verifier on the first region's

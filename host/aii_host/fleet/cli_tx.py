@@ -72,7 +72,9 @@ def _txid(text):
 
 
 def args_transfer(p):
-    p.add_argument("--fleet", required=True, help="fleet file (TOML, docs/fleet.md)")
+    p.add_argument(
+        "--fleet", help="fleet file (TOML, docs/fleet.md); or --broker for a cross-site transfer"
+    )
     p.add_argument("src", nargs="?", metavar="SRC_NODE:ACCOUNT")
     p.add_argument("dst", nargs="?", metavar="DST_NODE:ACCOUNT")
     p.add_argument("quantity", nargs="?", metavar="QUANTITY")
@@ -112,6 +114,9 @@ def args_transfer(p):
     p.add_argument("--json", action="store_true", help="machine-readable output")
     # Tests: exit abruptly (os._exit, no cleanup, as kill -9) right after this point.
     p.add_argument("--crash-after", help=argparse.SUPPRESS)
+    from ..sites import cli_xfer
+
+    cli_xfer.args_xsite(p)
 
 
 def _args_audit(p):
@@ -196,7 +201,7 @@ def _load(path):
 
 
 def _coordinator(args, fleet):
-    from .coord import POINTS, CoordError, Coordinator
+    from .coord import Coordinator
     from .relay import RelayNode, running
 
     if running(fleet.db):
@@ -205,19 +210,28 @@ def _coordinator(args, fleet):
         print("aii: through the running aggregator (aii aggregate)", file=sys.stderr)
     else:
         eps = {n.name: _LazyNode(n, args.timeout) for n in fleet.nodes}
-    hook = None
-    if args.crash_after:
-        if args.crash_after not in POINTS:
-            raise CoordError(f"--crash-after: unknown point (known: {', '.join(POINTS)})")
-
-        def hook(point, txid):
-            if point == args.crash_after:
-                sys.stdout.flush()
-                os._exit(70)
-
     # --list only reads the log: it needs no lock, and works while a transfer runs.
-    coord = Coordinator(fleet.db, eps, crash_after=hook, wait=args.wait, exclusive=not args.list)
+    coord = Coordinator(
+        fleet.db, eps, crash_after=crash_hook(args), wait=args.wait, exclusive=not args.list
+    )
     return coord, eps
+
+
+def crash_hook(args):
+    """--crash-after's hook for the Coordinator (tests): os._exit(70) right after the point."""
+    from .coord import POINTS, CoordError
+
+    if not args.crash_after:
+        return None
+    if args.crash_after not in POINTS:
+        raise CoordError(f"--crash-after: unknown point (known: {', '.join(POINTS)})")
+
+    def hook(point, txid):
+        if point == args.crash_after:
+            sys.stdout.flush()
+            os._exit(70)
+
+    return hook
 
 
 # ---- amounts ---------------------------------------------------------------------------------
@@ -313,6 +327,15 @@ def do_transfer(args):
             raise UsageError("--recover / --list / --holds take no SRC DST QUANTITY AMOUNT")
     elif None in positional:
         raise UsageError("need SRC_NODE:ACCOUNT DST_NODE:ACCOUNT QUANTITY AMOUNT (or --recover)")
+    if args.broker or args.db:
+        from ..sites import cli_xfer
+
+        return cli_xfer.do_transfer_xsite(args)
+    if not args.fleet:
+        raise UsageError(
+            "need --fleet FILE (nodes of one fleet), or --broker URL --db FILE (nodes of "
+            "other sites, SITE/NODE:ACCOUNT)"
+        )
     fleet = _load(args.fleet)
     if not os.path.exists(fleet.db) and (args.list or args.recover):
         # Nothing was ever logged: nothing to list or finish, and a read creates no file.
@@ -328,19 +351,31 @@ def do_transfer(args):
 
 
 def _transfer(args, fleet):
-    from .coord import ABORTED, COMMITTED, CoordError
+    from .coord import CoordError
+
+    def check(src, dst):
+        for name in (src[0], dst[0]):
+            if name not in fleet.names():
+                raise CoordError(f"unknown node {name!r} (fleet: {', '.join(fleet.names())})")
+
+    return run(args, fleet.db, check, lambda: _coordinator(args, fleet))
+
+
+def run(args, db, check, make):
+    """`aii transfer`'s modes over a coordinator: `check(src, dst)` refuses a transfer's
+    endpoints ((node, account) pairs) before anything is logged; `make()` returns
+    (Coordinator, {node: endpoint}). Also the cross-site transfer's (sites/cli_xfer.py)."""
+    from .coord import ABORTED, COMMITTED
 
     src = dst = None
     if not (args.recover or args.list or args.holds):
         src, dst = _endpoint(args.src, "SRC"), _endpoint(args.dst, "DST")
-        for name in (src[0], dst[0]):
-            if name not in fleet.names():
-                raise CoordError(f"unknown node {name!r} (fleet: {', '.join(fleet.names())})")
-    coord, eps = _coordinator(args, fleet)
+        check(src, dst)
+    coord, eps = make()
     try:
         if args.list:
             rows = coord.list(limit=args.limit)
-            _print_rows(rows, args.json, units=_known_units(fleet.db), raw=args.raw)
+            _print_rows(rows, args.json, units=_known_units(db), raw=args.raw)
             return 0
         if args.holds:
             rows = coord.check_holds()
@@ -361,7 +396,7 @@ def _transfer(args, fleet):
                     )
                 )
             else:
-                _print_rows(rows, False, "recovered", _known_units(fleet.db), args.raw)
+                _print_rows(rows, False, "recovered", _known_units(db), args.raw)
                 units = _holds_units(eps, coord.swept + coord.unknown_holds)
 
                 def hold_amount(h):
@@ -392,7 +427,7 @@ def _transfer(args, fleet):
         fmt = _format_of(eps[src[0]], src[0], args.quantity, args.raw)
         amount = _amount(args, fmt)
         if fmt is not None:
-            _save_units(fleet.db, src[0], args.quantity, fmt)
+            _save_units(db, src[0], args.quantity, fmt)
         t0 = time.monotonic()
         r = coord.transfer(src[0], src[1], dst[0], dst[1], args.quantity, amount, txid=args.txid)
         ms = (time.monotonic() - t0) * 1000

@@ -144,7 +144,10 @@ class Coordinator:
     or the process's death), waiting up to `wait` seconds for another process's, then raises
     CoordError naming it. `exclusive=False`: no lock, for reading the log only. Threads and
     Coordinators of one process share the lock: requests to a node are serialised, and a txid
-    is driven by one thread at a time."""
+    is driven by one thread at a time.
+
+    `on_state(TxResult)`: called after each state is durable, before the step it announces
+    (a cross-site coordinator publishes its decisions with it, sites/xfer.py)."""
 
     def __init__(
         self,
@@ -155,8 +158,10 @@ class Coordinator:
         crash_after=None,
         wait=10.0,
         exclusive=True,
+        on_state=None,
     ):
         self.db_path = str(db_path)
+        self.on_state = on_state
         self.endpoints = dict(endpoints)
         self.timeout, self.retries = timeout, retries
         self._lock = None
@@ -375,6 +380,8 @@ class Coordinator:
             self.audit.append("tx", _record(txid, PREPARING, args), before=insert)
         except sqlite3.IntegrityError:
             return False
+        if self.on_state is not None:
+            self.on_state(self.get(txid))
         self._point(PREPARING, txid)
         return True
 
@@ -398,6 +405,8 @@ class Coordinator:
         row.state, row.updated, row.stuck = state, now, stuck
         if reason is not None:
             row.reason = reason
+        if self.on_state is not None:
+            self.on_state(row)
         self._point(state, row.txid)
 
     def _stuck(self, row, stuck):

@@ -192,17 +192,39 @@ class RelayServer:
                 raise ValueError(f"retries must be an integer 0 .. {RETRIES_MAX}")
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             return {"error": "relay", "msg": f"bad request: {e}"}
-        try:
-            client = self.agg.client(node)
-            return {"ok": client.request(kind, body, auth=auth, timeout=timeout, retries=retries)}
-        except NodeError as e:
-            return {"error": "node", "code": e.code, "msg": e.msg, "kind": e.kind}
-        except NodeTimeout as e:
-            return {"error": "timeout", "msg": str(e)}
-        except (TransportError, OSError) as e:
-            return {"error": "link", "msg": str(e)}
-        except AIIError as e:
-            return {"error": "relay", "msg": str(e)}
+        return run_request(self.agg, node, kind, body, auth, timeout, retries)
+
+
+def run_request(agg, node, kind, body=None, auth=None, timeout=None, retries=None):
+    """`agg.client(node).request(...)` as an answer object (the relay's, above): a node's
+    refusal keeps its code, a timeout and a link error stay apart. Also used by a site's
+    gateway for a cross-site coordinator (sites/xfer.py)."""
+    try:
+        client = agg.client(node)
+        return {"ok": client.request(kind, body, auth=auth, timeout=timeout, retries=retries)}
+    except NodeError as e:
+        return {"error": "node", "code": e.code, "msg": e.msg, "kind": e.kind}
+    except NodeTimeout as e:
+        return {"error": "timeout", "msg": str(e)}
+    except (TransportError, OSError) as e:
+        return {"error": "link", "msg": str(e)}
+    except AIIError as e:
+        return {"error": "relay", "msg": str(e)}
+
+
+def answer_of(ans, name, kind):
+    """The node's answer body of a `run_request` answer, or the error it stands for (the
+    inverse of run_request: NodeError, NodeTimeout, TransportError, RelayError)."""
+    if "ok" in ans:
+        return ans["ok"]
+    err = ans.get("error")
+    if err == "node":
+        raise NodeError(ans["code"], ans["msg"], ans.get("kind", kind))
+    if err == "timeout":
+        raise NodeTimeout(ans["msg"])
+    if err == "link":
+        raise TransportError(ans["msg"])
+    raise RelayError(f"{name}: {ans.get('msg', ans)}")
 
 
 def _line(obj):
@@ -283,17 +305,7 @@ class RelayNode:
                 raise TransportError(
                     f"{self.name}: the aggregator relay closed (aggregator stopped?)"
                 )
-        ans = json.loads(raw)
-        if "ok" in ans:
-            return ans["ok"]
-        err = ans.get("error")
-        if err == "node":
-            raise NodeError(ans["code"], ans["msg"], ans.get("kind", kind))
-        if err == "timeout":
-            raise NodeTimeout(ans["msg"])
-        if err == "link":
-            raise TransportError(ans["msg"])
-        raise RelayError(f"{self.name}: {ans.get('msg', ans)}")
+        return answer_of(json.loads(raw), self.name, kind)
 
     def close(self):
         with contextlib.suppress(OSError):

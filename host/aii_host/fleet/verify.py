@@ -38,7 +38,14 @@ CREATE TABLE IF NOT EXISTS violations (
 CREATE TABLE IF NOT EXISTS isolated (node TEXT PRIMARY KEY, reason TEXT, since REAL);
 CREATE TABLE IF NOT EXISTS accepted (
     node TEXT, quantity TEXT, delta INTEGER, t REAL, PRIMARY KEY (node, quantity));
+CREATE TABLE IF NOT EXISTS xtx (
+    txid INTEGER PRIMARY KEY, src_node TEXT NOT NULL, dst_node TEXT NOT NULL,
+    quantity TEXT NOT NULL, amount INTEGER NOT NULL, state TEXT NOT NULL, cid TEXT NOT NULL,
+    updated REAL NOT NULL);
 """
+# `xtx`: the cross-site transfers touching this site, as its gateway saw their coordinator's
+# signed requests (sites/xfer.py), written before it forwards commit_tx / abort_tx: the other
+# side is named SITE/NODE. Their settles are matched like those of the fleet's own `tx`.
 
 COMMITTED = ("committing", "committed")
 
@@ -140,17 +147,18 @@ class Verifier:
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tx'"
                 ).fetchone()
             )
-            if not self._has_tx:
-                return {}  # no coordinator yet: no txid is committed
+        # No `tx` table: no coordinator of this fleet yet; cross-site ones may have written.
+        tables = ("tx", "xtx") if self._has_tx else ("xtx",)
         out, ids = {}, sorted(txids)
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
-            q = (
-                "SELECT txid, src_node, dst_node, quantity, amount, state FROM tx WHERE txid IN "
-                f"({','.join('?' * len(part))})"
-            )
-            for r in self.db.execute(q, part):
-                out[r[0]] = r
+            for table in tables:
+                q = (
+                    f"SELECT txid, src_node, dst_node, quantity, amount, state FROM {table} "
+                    f"WHERE txid IN ({','.join('?' * len(part))})"
+                )
+                for r in self.db.execute(q, part):
+                    out.setdefault(r[0], r)
         return out
 
     # -- one epoch --

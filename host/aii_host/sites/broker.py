@@ -3,6 +3,7 @@
 gateway's QoS 1 messages wait in the broker (and in the client while the broker is away) and a
 verifier's subscriptions keep collecting while it restarts (docs/fleet.md §10.4)."""
 
+import contextlib
 import os
 import stat
 import threading
@@ -76,12 +77,22 @@ def client(client_id, url, will=None, session_s=SESSION_S, cred=None):
     c.max_queued_messages_set(0)
     c.max_inflight_messages_set(100)
     c.reconnect_delay_set(0.2, 5)
+    # Small requests and answers: without TCP_NODELAY, Nagle's algorithm waits for the
+    # broker's delayed ACK (up to 40 ms) before each one.
+    c.on_socket_open = _nodelay
     if will is not None:
         c.will_set(will[0], will[1], qos=1, retain=True)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = int(session_s)
     c._aii_connect = (host, port, props, url)
     return c
+
+
+def _nodelay(client, userdata, sock):
+    import socket
+
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def connect(c, timeout=10.0, wait=True):

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""`aii broker-init` (docs/fleet.md §10.9): the recommended broker setup, made in one folder.
+"""`aii broker-init` (docs/fleet.md §10.11): the recommended broker setup, made in one folder.
 
 A CA of its own (ECDSA P-256, 10 years) signs each broker's server certificate (its host names
 and addresses); every party gets a username and a random password (Mosquitto's password file,
@@ -72,7 +72,7 @@ def acl_text(sites, verifiers, coordinators, bridges):
     """The ACL: a section per user. Mosquitto refuses what no line allows; a refused QoS 1
     publish gets PUBACK 0x87 (not authorized) and reaches no one."""
     out = [
-        "# who may publish what (aii broker-init; docs/fleet.md §10.9). Anything not allowed",
+        "# who may publish what (aii broker-init; docs/fleet.md §10.11). Anything not allowed",
         "# here is refused; anonymous clients are not let in at all.",
     ]
     for s in sites:
@@ -234,7 +234,7 @@ def _passwd(path, users):
 
 def cred_text(user, password, ca_pem, url, what):
     return (
-        f"# the MQTT credential of {what} (aii broker-init; docs/fleet.md §10.9).\n"
+        f"# the MQTT credential of {what} (aii broker-init; docs/fleet.md §10.11).\n"
         f"# Keep it private (mode 0600); give it with --mqtt-cred FILE. Its broker: {url}\n"
         f'username = "{user}"\n'
         f'password = "{password}"\n'

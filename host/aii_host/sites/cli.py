@@ -63,6 +63,14 @@ def args_gateway(p):
         "this gateway obeys; repeatable (none: it obeys none)",
     )
     g.add_argument(
+        "--trust-coordinator",
+        action="append",
+        default=[],
+        metavar="CID=PUBKEY",
+        help="with --mqtt: a cross-site transfer coordinator (aii transfer --broker) whose "
+        "signed requests this gateway runs on its nodes; repeatable (none: it obeys none)",
+    )
+    g.add_argument(
         "--report",
         type=clikit.positive_float,
         default=1.0,
@@ -90,6 +98,7 @@ def gateway_of(args, agg, fleet, on_event):
     _cred_is(cred, "site", args.site, "--site")
     key = args.site_key or Path(fleet.db).with_name(f"{args.site}.site.key")
     verifiers = _pairs(args.trust_verifier, "--trust-verifier", "VID=PUBKEY")
+    coordinators = _pairs(args.trust_coordinator, "--trust-coordinator", "CID=PUBKEY")
     gw = Gateway(
         agg,
         args.mqtt,
@@ -99,6 +108,7 @@ def gateway_of(args, agg, fleet, on_event):
         on_event=on_event,
         verifiers=verifiers,
         cred=cred,
+        coordinators=coordinators,
     )
     made = " (new key)" if gw.key_created else ""
     print(
@@ -204,8 +214,50 @@ def args_verify_global(p):
         "asks the site's gateway, signed, to isolate the node (gateways trust it with "
         "--trust-verifier ID=PUBKEY)",
     )
+    p.add_argument(
+        "--trust-coordinator",
+        action="append",
+        default=[],
+        metavar="CID=PUBKEY",
+        help="a cross-site transfer coordinator whose signed decisions it matches with the "
+        "settles at both sites; repeatable, with or without [[coordinator]] in --sites",
+    )
+    p.add_argument(
+        "--xfer",
+        type=clikit.positive_float,
+        default=60.0,
+        metavar="S",
+        help="a cross-site transfer not settled on both sides S seconds after its decision "
+        "is DEGRADED (%(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="the final verdict as JSON")
     p.add_argument("--quiet", action="store_true", help="no event lines")
+
+
+def _sites_doc(args):
+    if not args.sites:
+        return {}
+    try:
+        return tomllib.loads(Path(args.sites).read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"--sites {args.sites}: {e}") from None
+    except OSError as e:
+        raise UsageError(f"--sites {args.sites}: {e.strerror}") from None
+
+
+def coordinators(args):
+    """{coordinator id: public key hex} of [[coordinator]] (id, pubkey) in the sites file and
+    the --trust-coordinator options."""
+    out = {}
+    entries = _sites_doc(args).get("coordinator", [])
+    if not isinstance(entries, list):
+        raise UsageError(f"--sites {args.sites}: [[coordinator]] entries expected")
+    for i, c in enumerate(entries, 1):
+        if not isinstance(c, dict) or set(c) != {"id", "pubkey"}:
+            raise UsageError(f"--sites {args.sites}: [[coordinator]] #{i}: id and pubkey expected")
+        out.update(_pairs([f"{c['id']}={c['pubkey']}"], "[[coordinator]]", "id and pubkey"))
+    out.update(_pairs(args.trust_coordinator, "--trust-coordinator", "CID=PUBKEY"))
+    return out
 
 
 def _sites(args):
@@ -213,10 +265,7 @@ def _sites(args):
 
     out = {}
     if args.sites:
-        try:
-            doc = tomllib.loads(Path(args.sites).read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"--sites {args.sites}: {e}") from None
+        doc = _sites_doc(args)
         for i, s in enumerate(doc.get("site", []), 1):
             if not isinstance(s, dict) or set(s) != {"name", "pubkey"}:
                 raise UsageError(f"--sites {args.sites}: [[site]] #{i}: name and pubkey expected")
@@ -263,7 +312,15 @@ def do_verify_global(args):
             file=sys.stderr,
         )
     gv = GlobalVerifier(
-        args.mqtt, sites, vid=args.id, stale_s=args.stale, on_event=on_event, key=key, cred=cred
+        args.mqtt,
+        sites,
+        vid=args.id,
+        stale_s=args.stale,
+        on_event=on_event,
+        key=key,
+        cred=cred,
+        coordinators=coordinators(args),
+        xfer_s=args.xfer,
     )
     gv.start()
     end = None if args.seconds is None else time.monotonic() + args.seconds
@@ -305,6 +362,15 @@ def _print(v):
         )
     for r in v["residuals"]:
         w(f"  residual: site {r[0]}, node {r[1]}, {r[2]} {r[3]:+d}\n")
+    xt = v.get("transfers") or {}
+    if xt.get("in_flight") or xt.get("finished"):
+        w(f"cross-site transfers: {xt['finished']} finished, {len(xt['in_flight'])} in flight\n")
+        for t in xt["in_flight"][:20]:
+            w(
+                f"  tx {t['txid']} {t['state']}: {t['src']} -> {t['dst']} {t['amount']} "
+                f"{t['quantity']} (debited {t['debited']}, credited {t['credited']}, "
+                f"{t['age_s']} s)\n"
+            )
     w(f"verdict: {v['status']} (exit {v['exit']})\n")
     for p in v["problems"]:
         who = "/".join(x for x in (p["site"], p["node"]) if x) or "global"

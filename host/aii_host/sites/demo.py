@@ -57,7 +57,7 @@ def site_demo(console):
 
     console.rule("two sites on one MQTT broker, and a global verifier")
     with tempfile.TemporaryDirectory() as td:
-        # The recommended broker (docs/fleet.md §10.9): TLS, a password and an ACL per party.
+        # The recommended broker (docs/fleet.md §10.11): TLS, a password and an ACL per party.
         plan = broker_init(
             Path(td) / "broker", {"demo": Region(list(SITES), "127.0.0.1", free_port())}, ["demo"]
         )

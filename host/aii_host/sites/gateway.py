@@ -43,6 +43,7 @@ class Gateway:
         session_s=None,
         verifiers=None,
         cred=None,
+        coordinators=None,
     ):
         self.agg, self.url = agg, url
         # {verifier id: Ed25519 public key hex} whose signed requests (resend, isolate) it obeys.
@@ -74,6 +75,10 @@ class Gateway:
         )
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
+        # Cross-site transfers: {coordinator id: Ed25519 public key hex} it obeys (xfer.py).
+        from .xfer import GatewayXfer
+
+        self.xfer = GatewayXfer(self, coordinators or {})
 
     # -- life --
 
@@ -84,6 +89,7 @@ class Gateway:
             self.on_event("mqtt", {"waiting": f"no broker at {self.url} yet; retrying"})
         self._worker = threading.Thread(target=self._serve, name="aii-gw-requests", daemon=True)
         self._worker.start()
+        self.xfer.start()
         self.agg.on_epoch = self._epoch
         return self
 
@@ -100,6 +106,7 @@ class Gateway:
         self._requests.put(None)
         if self._worker is not None:
             self._worker.join(5)
+        self.xfer.stop()
 
     def _death(self):
         return payload.dumps({"v": 1, "type": "death", "site": self.site, "bdSeq": self.bd_seq})
@@ -116,6 +123,7 @@ class Gateway:
         if reason.is_failure:
             return
         client.subscribe(topics.requests_for(self.site), qos=1)
+        client.subscribe(topics.coord_requests_for(self.site), qos=1)
         self._pub(
             topics.site_state(self.site),
             {
@@ -244,18 +252,13 @@ class Gateway:
     # -- requests (request/response, MQTT 5) --
 
     def _on_message(self, client, userdata, msg):
-        # On paho's thread: queued, so that a request never blocks the network loop.
-        self._requests.put((msg.topic, bytes(msg.payload), msg.properties))
+        # On paho's thread: queued, so that a request never blocks the network loop. A
+        # coordinator's has its own queue: a node request may take seconds.
+        q = self.xfer.queue if msg.topic.startswith(topics.ROOT + "/coord/") else self._requests
+        q.put((msg.topic, bytes(msg.payload), msg.properties))
 
     def _serve(self):
-        while True:
-            item = self._requests.get()
-            if item is None:
-                return
-            try:
-                self.handle_request(*item)
-            except Exception as e:  # noqa: BLE001 - one bad request must not end the service
-                self.on_event("error", {"msg": f"request: {type(e).__name__}: {e}"})
+        serve(self._requests, self.handle_request, self.on_event, "request")
 
     def handle_request(self, topic, data, props):
         """Serves one request; a bad one is refused (reported, and answered when it can be)."""
@@ -298,19 +301,8 @@ class Gateway:
     def _check_signed(self, req):
         """A request that changes something (resend, isolate) must be signed by a trusted
         verifier, fresh, and seen once."""
-        pub = self.verifiers.get(req["vid"])
-        if pub is None:
-            raise payload.PayloadError(f"{req['op']}: verifier {req['vid']!r} is not trusted here")
-        if req["sig"] is None or not payload.verify(pub, req["signed"], req["sig"]):
-            raise payload.PayloadError(f"{req['op']}: signature does not verify")
-        now = time.time() * 1000
-        if req["t"] is None or abs(now - req["t"]) > SIGNED_S * 1000:
-            raise payload.PayloadError(f"{req['op']}: not fresh (older than {SIGNED_S:g} s)")
-        while self._seen_ids and next(iter(self._seen_ids.values())) < now - 2 * SIGNED_S * 1000:
-            self._seen_ids.popitem(last=False)
-        if req["id"] in self._seen_ids:
-            raise payload.PayloadError(f"{req['op']}: request {req['id']} seen before (a replay)")
-        self._seen_ids[req["id"]] = now
+        who = f"verifier {req['vid']!r}"
+        check_signed(req, self.verifiers.get(req["vid"]), self._seen_ids, req["op"], who)
 
     def _resend(self, req):
         # On the loop thread: the records again, on the node's records topic.
@@ -372,3 +364,33 @@ class Gateway:
             out["first"] = lo
             out["records"] = base64.b64encode(b"".join(run)).decode()
         return out
+
+
+def check_signed(req, pub, seen, op, who):
+    """PayloadError unless `req` (`signed`, `sig`, `t` in ms, `id`) is signed with `pub` (None:
+    `who` is not trusted), at most SIGNED_S old or ahead, and its id not in `seen` (an
+    OrderedDict id -> time kept for twice the window, updated here): no replays."""
+    if pub is None:
+        raise payload.PayloadError(f"{op}: {who} is not trusted here")
+    if req["sig"] is None or not payload.verify(pub, req["signed"], req["sig"]):
+        raise payload.PayloadError(f"{op}: signature does not verify")
+    now = time.time() * 1000
+    if req["t"] is None or abs(now - req["t"]) > SIGNED_S * 1000:
+        raise payload.PayloadError(f"{op}: not fresh (older than {SIGNED_S:g} s)")
+    while seen and next(iter(seen.values())) < now - 2 * SIGNED_S * 1000:
+        seen.popitem(last=False)
+    if req["id"] in seen:
+        raise payload.PayloadError(f"{op}: request {req['id']} seen before (a replay)")
+    seen[req["id"]] = now
+
+
+def serve(q, handle, on_event, what):
+    """Runs `handle(*item)` for each item of queue `q` until a None; an error is an event."""
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        try:
+            handle(*item)
+        except Exception as e:  # noqa: BLE001 - one bad request must not end the service
+            on_event("error", {"msg": f"{what}: {type(e).__name__}: {e}"})

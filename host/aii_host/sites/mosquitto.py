@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""A local Mosquitto for the demo, the tests and the bench (docs/fleet.md §10.4, §10.9):
+"""A local Mosquitto for the demo, the tests and the bench (docs/fleet.md §10.4, §10.11):
 started with a generated config on a free loopback port (persistence on, in its own folder),
 never the package's service. Anonymous and plain by default; with `tls`, `passwd` and `acl`
 the secured listener `aii broker-init` recommends, with `bridge` a bridge to another broker.
@@ -42,7 +42,7 @@ def conf_text(port, host, data, tls=None, passwd=None, acl=None, bridge=None, ru
     username, password}): a bridge carrying the whole tree both ways to that broker."""
     secured = passwd is not None
     out = [
-        "# Mosquitto 2 for AII sites (docs/fleet.md §10.4, §10.9)",
+        "# Mosquitto 2 for AII sites (docs/fleet.md §10.4, §10.11)",
         f"listener {port} {host}",
     ]
     if tls is not None:
@@ -66,6 +66,9 @@ def conf_text(port, host, data, tls=None, passwd=None, acl=None, bridge=None, ru
         "autosave_interval 1",
         "max_queued_messages 0",
         "max_inflight_messages 100",
+        # Requests and answers are small: without it, Nagle's algorithm and delayed ACKs hold
+        # each one back up to 40 ms (a cross-site transfer makes four round trips).
+        "set_tcp_nodelay true",
         "log_type error",
         "log_type warning",
         "log_type notice",

@@ -49,6 +49,27 @@ def verdict(vid):
     return f"{ROOT}/verifier/{vid}/verdict"
 
 
+# A cross-site coordinator (sites/xfer.py) writes only under its own id, as a verifier does:
+# its requests to a site's gateway, and its decisions (QoS 1 stream, signed).
+
+
+def coord_requests_for(site):
+    """What a gateway subscribes to: every coordinator's requests to `site`."""
+    return f"{ROOT}/coord/+/req/{site}"
+
+
+def coord_request(cid, site):
+    return f"{ROOT}/coord/{cid}/req/{site}"
+
+
+def coord_responses(cid):
+    return f"{ROOT}/coord/{cid}/resp"
+
+
+def coord_decisions(cid):
+    return f"{ROOT}/coord/{cid}/tx"
+
+
 # What a verifier subscribes to (QoS 1), besides its own responses.
 VERIFIER_SUBS = (
     f"{ROOT}/site/+/state",
@@ -56,13 +77,15 @@ VERIFIER_SUBS = (
     f"{ROOT}/site/+/node/+/state",
     f"{ROOT}/site/+/node/+/rec",
     f"{ROOT}/verifier/+/verdict",
+    f"{ROOT}/coord/+/tx",
 )
 
 
 def parse(topic):
     """(kind, fields) of a topic of the tree: ("site_state", {site}), ("epoch", {site}),
     ("node_state", {site, node}), ("rec", {site, node}), ("req", {vid, site}), ("resp", {vid}),
-    ("verdict", {vid}); ValueError for anything else."""
+    ("verdict", {vid}), ("coord_req", {cid, site}), ("coord_resp", {cid}), ("coord_tx", {cid});
+    ValueError for anything else."""
     parts = topic.split("/") if isinstance(topic, str) else []
     if parts[:2] != ROOT.split("/"):
         raise ValueError(f"topic {topic!r} is not under {ROOT}/")
@@ -78,6 +101,10 @@ def parse(topic):
         kind, f = "req", {"vid": p[1], "site": p[3]}
     elif len(p) == 3 and p[0] == "verifier" and p[2] in ("resp", "verdict"):
         kind, f = p[2], {"vid": p[1]}
+    elif len(p) == 4 and p[0] == "coord" and p[2] == "req":
+        kind, f = "coord_req", {"cid": p[1], "site": p[3]}
+    elif len(p) == 3 and p[0] == "coord" and p[2] in ("resp", "tx"):
+        kind, f = "coord_" + p[2], {"cid": p[1]}
     else:
         raise ValueError(f"topic {topic!r} is not one of the tree's (docs/fleet.md §10.2)")
     for k, v in f.items():

@@ -36,6 +36,7 @@ from ..fleet.replica import CREDIT, DEBIT, RECORD, Replica, ReplicaError, chain_
 from ..fleet.verify import _majority_outliers
 from . import broker, payload, topics
 from .chain import NodeChain, first_difference, root
+from .xmatch import XFER_S, CrossSite
 
 OK, DEGRADED, VIOLATION, UNKNOWN = "OK", "DEGRADED", "VIOLATION", "UNKNOWN"
 EXIT = {OK: 0, DEGRADED: 1, VIOLATION: 2, UNKNOWN: 3}
@@ -93,8 +94,13 @@ class GlobalVerifier:
         session_s=None,
         key=None,
         cred=None,
+        coordinators=None,
+        xfer_s=XFER_S,
     ):
         self.url, self.vid = url, topics.check_name("verifier id", vid)
+        # Cross-site transfers (docs/fleet.md §10.9): the trusted coordinators' signed
+        # decisions, matched with the settles the site copies hold (xmatch.py).
+        self.xfers = CrossSite(coordinators or {}, xfer_s)
         # Its Ed25519 key: requests that change something at a gateway (isolate, resend) are
         # signed with it; gateways obey only the verifiers they trust.
         self.key = key
@@ -194,8 +200,15 @@ class GlobalVerifier:
             return False
         if kind == "verdict":
             return self._other_verdict(topic, f["vid"], data)
-        if kind in ("req", "resp"):
-            return False  # other verifiers' conversations
+        if kind in ("req", "resp", "coord_req", "coord_resp"):
+            return False  # other verifiers' and coordinators' conversations
+        if kind == "coord_tx":
+            with self.lock:
+                try:
+                    return self.xfers.decision(f["cid"], data)
+                except payload.PayloadError as e:
+                    self._refuse(topic, str(e))
+                    return False
         site = self.sites.get(f["site"])
         if site is None:
             if f["site"] not in self.unknown:
@@ -396,10 +409,13 @@ class GlobalVerifier:
         except ReplicaError as e:
             cp.rep = None  # rebuilt at the next report
             return cp, f"records do not replay: {e}"
-        for _seq, _txid, qid, kind, amount in cp.rep.new_settles:
+        qnames = cp.rep.quantities()
+        for seq, txid, qid, kind, amount in cp.rep.new_settles:
             m = cp.debits if kind == DEBIT else cp.credits if kind == CREDIT else None
             if m is not None:
                 m[qid] = m.get(qid, 0) + amount
+                q = qnames.get(qid)
+                self.xfers.settle(site.name, node, seq, txid, q, kind == DEBIT, amount)
         cp.rep.new_settles = []
         for s in [s for s in cp.ahead if s <= cut]:
             del cp.ahead[s]
@@ -627,6 +643,12 @@ class GlobalVerifier:
                 t["lhs"] = t["held"] + t["in_flight"]
                 t["rhs"] = t["opening"] + t["inflow"] - t["outflow"]
                 t["delta"] = t["lhs"] - t["rhs"]
+            xv = self.xfers.check(now)
+            crit += xv["crit"]
+            warn += xv["warn"]
+            for q, amount in xv["in_flight"].items():
+                if q in totals:
+                    totals[q]["xsite_in_flight"] = amount
             for vid, v in sorted(self.others.items()):
                 for sname, sv in (v["sites"] or {}).items():
                     if not isinstance(sv, dict) or sname not in sites:
@@ -682,6 +704,7 @@ class GlobalVerifier:
                 "inconsistent": {k: [f"{s}/{n}" for s, n in v] for k, v in inconsistent.items()},
                 "reports": self.reports,
                 "stream_mismatches": self.stream_mismatches,
+                "transfers": xv["transfers"],
             }
 
     def _inconsistent(self):

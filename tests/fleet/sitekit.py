@@ -155,8 +155,10 @@ class Regions:
         coordinators=("c1",),
         cfg=None,
         report_s=0.5,
+        gateway_extra=(),
     ):
         self.base = Path(base)
+        self.gateway_extra = tuple(gateway_extra)  # e.g. --trust-coordinator ID=PUBKEY
         self.plan = broker_init(
             self.base / "mq",
             {r: Region(list(s), "127.0.0.1", free_port()) for r, s in regions.items()},
@@ -188,7 +190,10 @@ class Regions:
             s.boot()
         for name, s in self.sites.items():
             s.start_gateway(
-                self.url(self.plan.region_of[name]), self.report_s, self.cred("site", name)
+                self.url(self.plan.region_of[name]),
+                self.report_s,
+                self.cred("site", name),
+                extra=self.gateway_extra,
             )
         return self
 

@@ -64,3 +64,48 @@ def test_bridged_regions_one_verdict_over_every_site_and_node(tmp_path):
         assert w["status"] == "VIOLATION" and w["residuals"] == [["b", "b1", "Wh", 77]]
         assert w["sites"]["a"]["state"] == "ok" and w["inconsistent"] == {"cfg": ["b/b2"]}
         assert not gv.verdict()["refused"] and not w["refused"]
+
+
+def test_a_transfer_across_regions_on_the_secured_brokers(tmp_path):
+    """A two-phase transfer from site a (region eu) to site b (region us): the coordinator on
+    eu's broker with its own credential (the ACL lets it write only under aii/v1/coord/c1/),
+    its requests to b's gateway and b's answers across the bridge; one verifier on eu sees
+    the decisions and both settles: OK throughout, the amount moved once."""
+    import subprocess
+    import sys
+
+    from aii_host.sites import broker as sbroker
+    from aii_host.sites import payload
+
+    key_file = tmp_path / "coord.db.key"
+    pub = payload.public_hex(sbroker.load_key(key_file)[0])
+    trust = ("--trust-coordinator", f"c1={pub}")
+    with Regions(tmp_path, {"eu": ["a"], "us": ["b"]}, gateway_extra=trust) as rg:
+        sites_file = tmp_path / "sites.toml"
+        sites_file.write_text(
+            "".join(f'[[site]]\nname = "{n}"\npubkey = "{k}"\n' for n, k in rg.trust().items())
+        )
+        gv = rg.verifier("v1", coordinators={"c1": pub}, xfer_s=30)
+        wait_verdict(gv, lambda v: v["status"] == "OK", 90, "OK over both regions")
+
+        def transfer(*extra):
+            cmd = [sys.executable, "-m", "aii_host", "transfer", "--broker", rg.url("eu")]
+            cmd += ["--db", str(tmp_path / "coord.db"), "--sites", str(sites_file)]
+            cmd += ["--id", "c1", "--key", str(key_file), "--timeout", "2", *extra]
+            cmd += ["a/a1:grid", "b/b1:load", "Wh", "2.5"]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+        # Without its credential the coordinator cannot even connect: one line, nothing logged.
+        out = transfer()
+        assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+        out = transfer("--mqtt-cred", str(rg.cred("coord", "c1")))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "committed" in out.stdout and "2.500 Wh" in out.stdout, out.stdout
+        v = wait_verdict(
+            gv,
+            lambda v: v["status"] == "OK" and v["transfers"]["finished"] >= 1,
+            60,
+            "both settles seen across the bridge",
+        )
+        assert v["totals"]["Wh"]["delta"] == 0 and not v["transfers"]["in_flight"], v
+        assert not v["refused"], v["refused"]

@@ -331,6 +331,8 @@ def do_transfer(args):
         from ..sites import cli_xfer
 
         return cli_xfer.do_transfer_xsite(args)
+    if args.mqtt_cred:
+        raise UsageError("--mqtt-cred goes with --broker URL (a cross-site transfer)")
     if not args.fleet:
         raise UsageError(
             "need --fleet FILE (nodes of one fleet), or --broker URL --db FILE (nodes of "

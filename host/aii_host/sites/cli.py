@@ -119,18 +119,18 @@ def gateway_of(args, agg, fleet, on_event):
     return gw
 
 
-def mqtt_cred(args):
-    """The loaded --mqtt-cred of `args` (None without one) after checking --mqtt: a password
-    goes only over TLS."""
+def mqtt_cred(args, url=None):
+    """The loaded --mqtt-cred of `args` (None without one) after checking the broker's URL
+    (`url`, else --mqtt): a password goes only over TLS."""
     from .broker import load_cred, parse_url
 
-    parse_url(args.mqtt)
+    url = url or args.mqtt
+    parse_url(url)
     if not args.mqtt_cred:
         return None
-    if not args.mqtt.startswith("mqtts:"):
+    if not url.startswith("mqtts:"):
         raise UsageError(
-            f"--mqtt-cred sends a password: give the broker's TLS URL (mqtts://...), "
-            f"not {args.mqtt}"
+            f"--mqtt-cred sends a password: give the broker's TLS URL (mqtts://...), not {url}"
         )
     return load_cred(args.mqtt_cred)
 

@@ -30,7 +30,13 @@ def args_xsite(p):
         "--broker",
         metavar="URL",
         help="reach nodes of other sites (SITE/NODE:ACCOUNT) through their gateways on this "
-        "MQTT broker (mqtt://HOST:PORT)",
+        "MQTT broker (mqtts://HOST:PORT with --mqtt-cred, or mqtt://HOST:PORT)",
+    )
+    g.add_argument(
+        "--mqtt-cred",
+        metavar="FILE",
+        help="with --broker: the coordinator's broker credential (aii broker-init "
+        "--coordinators ID writes creds/coord-ID.toml)",
     )
     g.add_argument(
         "--db",
@@ -88,7 +94,7 @@ def do_transfer_xsite(args):
     from ..fleet.coord import CoordError, Coordinator
     from . import topics, xfer_wire
     from .broker import load_key, parse_url
-    from .cli import _sites
+    from .cli import _cred_is, _sites, mqtt_cred
     from .payload import public_hex
     from .xfer import CoordLink
 
@@ -108,6 +114,8 @@ def do_transfer_xsite(args):
             topics.check_name("coordinator id", args.id)
         except ValueError as e:
             raise UsageError(f"--id: {e}") from None
+        cred = mqtt_cred(args, args.broker)
+        _cred_is(cred, "coord", args.id, "--id")
         sites = _sites(args)
         key_file = args.key or f"{args.db}.key"
         key, made = load_key(key_file)
@@ -116,7 +124,8 @@ def do_transfer_xsite(args):
             f"with --trust-coordinator {args.id}={public_hex(key)}",
             file=sys.stderr,
         )
-        link = CoordLink(args.broker, args.id, key, sites, timeout=args.timeout).start()
+        link = CoordLink(args.broker, args.id, key, sites, timeout=args.timeout, cred=cred)
+        link.start()
 
     def check(src, dst):
         for name, acct in (src, dst):

@@ -51,12 +51,13 @@ class _SiteView:
 
 
 class CoordLink:
-    """`CoordLink(url, cid, key, sites, lookup=None)`: `sites` {name: site public key hex};
+    """`CoordLink(url, cid, key, sites, lookup=None, cred=None)`: `sites` {name: site public
+    key hex}; `cred` the broker credential (broker.client's);
     `lookup(txid)` the Coordinator's `get` (a tx request names its transfer, so that the
     gateway records what it settles). `start()` connects (BrokerError when no broker
     answers)."""
 
-    def __init__(self, url, cid, key, sites, lookup=None, timeout=REQ_TIMEOUT):
+    def __init__(self, url, cid, key, sites, lookup=None, timeout=REQ_TIMEOUT, cred=None):
         self.url, self.cid = url, topics.check_name("coordinator id", cid)
         self.key, self.sites = key, dict(sites)
         self.pubkey = payload.public_hex(key)
@@ -69,7 +70,7 @@ class CoordLink:
         self.refused = collections.Counter()
         # No lasting session: answers to a coordinator that died are of no use to the next
         # one (it asks again), and reports queued for it would only flood its start.
-        self.c = broker.client(f"aii-coord-{self.cid}", url, session_s=0)
+        self.c = broker.client(f"aii-coord-{self.cid}", url, session_s=0, cred=cred)
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
 

@@ -46,7 +46,7 @@ class Site:
         self.fleet.write_text(fconfig.dumps("fleet.db", self.heartbeat_s, nodes, allow=ALLOW))
         return self
 
-    def start_gateway(self, url, report_s=0.5):
+    def start_gateway(self, url, report_s=0.5, extra=()):
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -65,6 +65,7 @@ class Site:
                     "--report",
                     str(report_s),
                     "--quiet",
+                    *extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

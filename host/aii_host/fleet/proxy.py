@@ -169,6 +169,8 @@ class LinkProxy:
         self.port = None
         self.connections = 0
         self.overflow = 0  # bytes for the host's pty dropped because nobody read them
+        self.refusing = False  # partitioned: new connections are closed at once
+        self.refused = 0
         self._links = []
         self._sel = None
         self._thread = None
@@ -241,6 +243,17 @@ class LinkProxy:
                 self._close_link(link)
                 self._links.remove(link)
         self._wake()
+
+    def partition(self):
+        """A network partition (TCP): every connection is cut and new ones are closed at
+        once until `heal()`; both ends see their connection end, as behind a router that
+        lost its uplink and answers with a reset."""
+        self.refusing = True
+        self.cut()
+
+    def heal(self):
+        """Ends a partition: new connections go through again."""
+        self.refusing = False
 
     def retarget(self, target):
         """Points the proxy at a node's new address (a simulated board restarted on another
@@ -395,6 +408,10 @@ class LinkProxy:
         try:
             s, _ = self._listen.accept()
         except (BlockingIOError, InterruptedError):
+            return
+        if self.refusing:
+            self.refused += 1
+            s.close()
             return
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)

@@ -52,6 +52,27 @@ def args_gateway(p):
         "this gateway obeys; repeatable (none: it obeys none)",
     )
     g.add_argument(
+        "--outbox",
+        metavar="FILE",
+        help="with --mqtt: where what the gateway must publish waits while the broker is away "
+        "(SQLite; default SITE.outbox.db beside the fleet database)",
+    )
+    g.add_argument(
+        "--outbox-max-mb",
+        type=clikit.positive_float,
+        default=256.0,
+        metavar="MB",
+        help="with --mqtt: the outbox's limit in MiB of messages; past it the oldest records "
+        "and reports are dropped and counted (%(default)s)",
+    )
+    g.add_argument(
+        "--outbox-max-msgs",
+        type=clikit.positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="with --mqtt: the outbox's limit in messages (%(default)s)",
+    )
+    g.add_argument(
         "--report",
         type=clikit.positive_float,
         default=1.0,
@@ -63,14 +84,15 @@ def args_gateway(p):
 def gateway_of(args, agg, fleet, on_event):
     """The Gateway the options ask for, or None without --mqtt."""
     if not args.mqtt:
-        if args.site or args.site_key:
-            raise UsageError("--site and --site-key go with --mqtt URL")
+        if args.site or args.site_key or args.outbox:
+            raise UsageError("--site, --site-key and --outbox go with --mqtt URL")
         return None
     if not args.site:
         raise UsageError("--mqtt needs --site NAME (this gateway's site)")
     from . import topics
     from .broker import parse_url
     from .gateway import Gateway
+    from .outbox import Outbox
 
     parse_url(args.mqtt)
     try:
@@ -79,6 +101,11 @@ def gateway_of(args, agg, fleet, on_event):
         raise UsageError(f"--site: {e}") from None
     key = args.site_key or Path(fleet.db).with_name(f"{args.site}.site.key")
     verifiers = _pairs(args.trust_verifier, "--trust-verifier", "VID=PUBKEY")
+    outbox = Outbox(
+        args.outbox or Path(fleet.db).with_name(f"{args.site}.outbox.db"),
+        max_bytes=int(args.outbox_max_mb * (1 << 20)),
+        max_msgs=args.outbox_max_msgs,
+    )
     gw = Gateway(
         agg,
         args.mqtt,
@@ -87,6 +114,7 @@ def gateway_of(args, agg, fleet, on_event):
         report_s=args.report,
         on_event=on_event,
         verifiers=verifiers,
+        outbox=outbox,
     )
     made = " (new key)" if gw.key_created else ""
     print(
@@ -240,9 +268,11 @@ def _print(v):
     w = sys.stdout.write
     w("sites:\n")
     for name, s in sorted(v["sites"].items()):
+        o = s.get("outbox")
+        drops = f"  outbox dropped {o['dropped']}" if o else ""
         w(
             f"  {name:<12} {s['state']:<8} epoch {s['epoch']}  age {s['age_s']} s  "
-            f"nodes {', '.join(s['nodes'])}\n"
+            f"nodes {', '.join(s['nodes'])}{drops}\n"
         )
     w("global balance per quantity (raw units):\n")
     for q, t in sorted(v["totals"].items()):
@@ -256,3 +286,5 @@ def _print(v):
     for p in v["problems"]:
         who = "/".join(x for x in (p["site"], p["node"]) if x) or "global"
         w(f"  {who}: {p['why']}\n")
+    for note in v.get("notes", []):
+        w(f"note: {note}\n")

@@ -121,6 +121,10 @@ class GlobalVerifier:
         self.latency = collections.deque(maxlen=100000)  # report t -> verified, s
         self._q = queue.Queue()
         self._pending = {}  # correlation id -> [Event, response]
+        # Ids answered lately: a gateway's QoS 1 answer sent again after a reconnect is a
+        # duplicate (counted), not a stranger's message (refused).
+        self._answered = collections.OrderedDict()
+        self.dup_responses = 0
         # Its own lock: the worker waits for a response while holding `lock`.
         self._plock = threading.Lock()
         self._stop = False
@@ -160,6 +164,10 @@ class GlobalVerifier:
             corr = broker.correlation(msg.properties)
             with self._plock:
                 slot = self._pending.get(corr)
+                dup = slot is None and corr in self._answered
+            if dup:
+                self.dup_responses += 1
+                return
             if slot is None:
                 self._refuse(msg.topic, "a response nobody waits for")
                 return
@@ -330,6 +338,10 @@ class GlobalVerifier:
             ok = slot[0].wait(max(0.0, end - time.monotonic()))
             with self._plock:
                 self._pending.pop(slot[2].encode(), None)
+                if ok:
+                    self._answered[slot[2].encode()] = True
+                    while len(self._answered) > 1000:
+                        self._answered.popitem(last=False)
             if not ok:
                 raise VerifierError(f"{site}: no answer to {slot[3]['op']} in {timeout:g} s")
             try:

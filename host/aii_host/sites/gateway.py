@@ -214,12 +214,12 @@ class Gateway:
                     done.append(rid)
             self.outbox.ack(done)
             up = self.c.is_connected()
-            if self._catchup is not None:
+            cu = self._catchup  # set by paho's thread at a connect
+            if cu is not None:
                 head = self.outbox.head()
-                if head is None or head > self._catchup[1]:
-                    t0 = self._catchup[0]
+                if head is None or head > cu[1]:
                     self._catchup = None
-                    self.on_event("mqtt", {"caught_up_s": round(time.monotonic() - t0, 3)})
+                    self.on_event("mqtt", {"caught_up_s": round(time.monotonic() - cu[0], 3)})
             if self._stopping:
                 if not up or (not inflight and not self.outbox.count):
                     return

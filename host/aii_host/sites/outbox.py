@@ -172,6 +172,8 @@ class Outbox:
         """The next `limit` rows after those handed out, in order: [(id, topic, payload,
         retain)]; they count as handed out from now on."""
         with self.lock:
+            if self.db is None:
+                return []
             rows = self.db.execute(
                 "SELECT id, topic, payload, retain FROM msgs WHERE id > ? ORDER BY id LIMIT ?",
                 (self.floor, limit),
@@ -216,6 +218,8 @@ class Outbox:
     def set_meta(self, k, v):
         """A value of the gateway's that must survive it (offline_since): None deletes it."""
         with self.lock:
+            if self.db is None:
+                return
             if v is None:
                 self.db.execute("DELETE FROM meta WHERE k = ?", (k,))
                 self.meta.pop(k, None)

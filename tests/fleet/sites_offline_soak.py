@@ -52,23 +52,13 @@ def _file_bytes(path):
     return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
 
 
-def _wait(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise SystemExit(f"soak: timed out waiting for {what}")
-
-
 def run(args, work):
     from aii_host.fleet.coord import COMMITTED, Coordinator
     from aii_host.fleet.proxy import LinkProxy
     from aii_host.fleet.relay import RelayNode
     from aii_host.sites.mosquitto import Mosquitto
     from aii_host.sites.verifier import GlobalVerifier
-    from sitekit import Site
+    from sitekit import Site, caught_up, wait_until
 
     out = {"ops": args.ops, "nodes": args.nodes, "goal_catch_up_s": GOAL_S}
     mq = Mosquitto(work / "broker").start()
@@ -78,12 +68,12 @@ def run(args, work):
     try:
         site.start_gateway("mqtt://" + proxy.port[len("tcp:") :])
         gv = GlobalVerifier(mq.url, {"a": site.pubkey}, vid="soak", stale_s=3.0).start()
-        _wait(lambda: gv.verdict()["status"] == "OK", 120, "OK before the partition")
+        wait_until(lambda: gv.verdict()["status"] == "OK", 120, "OK before the partition")
         print("soak: OK; partitioning the site from its broker", flush=True)
 
         proxy.partition()
         t_cut = time.monotonic()
-        _wait(lambda: gv.verdict()["sites"]["a"]["state"] == "offline", 60, "the site offline")
+        wait_until(lambda: gv.verdict()["sites"]["a"]["state"] == "offline", 60, "the site offline")
         fleet_db = site.dir / "fleet.db"
         names = sorted(site.boards)
         eps = {n: RelayNode(fleet_db, n, timeout=5.0) for n in names}
@@ -133,17 +123,9 @@ def run(args, work):
         proxy.heal()
         t_heal = time.monotonic()
 
-        def caught_up():
-            v = gv.verdict()
-            s = v["sites"]["a"]
-            ok = (
-                v["status"] == "OK"
-                and s["cut"]
-                and all(s["cut"].get(k, -1) >= seq for k, seq in offline.items())
-            )
-            return v if ok else None
-
-        v = _wait(caught_up, 2 * GOAL_S, "the verifier's OK after the heal")
+        v = wait_until(
+            lambda: caught_up(gv, "a", offline), 2 * GOAL_S, "the verifier's OK after the heal"
+        )
         out["catch_up_s"] = round(time.monotonic() - t_heal, 3)
         m = re.search(r'"caught_up_s": ([0-9.]+)', site.log_text()[log_at:])
         out["drained_s"] = float(m.group(1)) if m else None
@@ -205,7 +187,11 @@ def main():
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="aii-offline-soak-") as td:
         os.environ.setdefault("AII_KEYS_DIR", str(Path(td) / "keys"))
-        out = run(args, Path(td))
+        try:
+            out = run(args, Path(td))
+        except AssertionError as e:  # a wait timed out: say which, no traceback
+            print(f"soak: FAILED: {e}", file=sys.stderr)
+            return 1
     out["wall_s"] = round(time.monotonic() - t0, 1)
     out["command"] = "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

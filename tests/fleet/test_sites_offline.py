@@ -14,12 +14,11 @@ The 1,000-operation partition with its catch-up time is `tests/fleet/sites_offli
 (make soak)."""
 
 import sqlite3
-import time
 
 import pytest
 from aii_host.fleet.proxy import LinkProxy
 from aii_host.sites.verifier import GlobalVerifier
-from sitekit import Site, wait_verdict
+from sitekit import Site, caught_up, wait_until, wait_verdict
 
 
 @pytest.fixture
@@ -62,15 +61,6 @@ def _outbox(site):
         db.close()
 
 
-def _wait(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _ok(v):
     return v["status"] == "OK"
 
@@ -90,26 +80,21 @@ def test_a_short_partition_the_site_works_on_and_catches_up_losing_nothing(parti
     for _ in range(3):
         out = site.transfer("a1", "a2", "1.5")
         assert out.returncode == 0 and "committed" in out.stdout, out.stdout + out.stderr
-    _wait(lambda: all(_seqs(site)[n] > before[n] + 5 for n in before), 30, "records offline")
+    wait_until(lambda: all(_seqs(site)[n] > before[n] + 5 for n in before), 30, "records offline")
     queued, meta = _outbox(site)
     assert queued > 0 and meta["offline_since"] > 0 and meta["dropped"] == 0
     offline = _seqs(site)
     assert gv.verdict()["status"] == "DEGRADED"
 
     proxy.heal()
-    v = wait_verdict(
-        gv,
-        lambda v: _ok(v) and all(v["sites"]["a"]["cut"][n] >= offline[n] for n in offline),
-        60,
-        "OK after the heal, past every record made offline",
-    )
+    v = wait_until(lambda: caught_up(gv, "a", offline), 60, "OK past every record made offline")
     kinds = [k for k, d in events if d.get("site") == "a"]
     assert "catching_up" in kinds and "caught_up" in kinds
     # Nothing lost: every record came through the stream (none fetched, none dropped).
     s = v["sites"]["a"]
     assert s["fetched"] == 0 and s["outbox"]["dropped"] == 0 and not v["notes"]
     assert gv.stream_mismatches == 0 and not v["refused"]
-    _wait(lambda: _outbox(site)[0] < 64, 20, "the outbox drained")
+    wait_until(lambda: _outbox(site)[0] < 64, 20, "the outbox drained")
     assert "offline_since" not in _outbox(site)[1]
 
 
@@ -121,12 +106,12 @@ def test_an_outbox_too_small_drops_counts_across_a_restart_and_recovers(partitio
 
     proxy.partition()
     wait_verdict(gv, lambda v: v["sites"]["a"]["state"] == "offline", 30, "a offline")
-    _wait(lambda: _outbox(site)[1]["dropped"] > 0, 30, "the outbox overflowing")
+    wait_until(lambda: _outbox(site)[1]["dropped"] > 0, 30, "the outbox overflowing")
     # A gateway restart during the outage: the count goes on from the file, never from 0.
     site.kill_gateway()
     first = _outbox(site)[1]
     site.start_gateway(url, extra=small)
-    _wait(lambda: _outbox(site)[1]["dropped"] > first["dropped"], 30, "more drops")
+    wait_until(lambda: _outbox(site)[1]["dropped"] > first["dropped"], 30, "more drops")
     out = site.transfer("a1", "a2", "1.5")
     assert out.returncode == 0 and "committed" in out.stdout, out.stdout + out.stderr
     queued, meta = _outbox(site)
@@ -135,12 +120,7 @@ def test_an_outbox_too_small_drops_counts_across_a_restart_and_recovers(partitio
     offline = _seqs(site)
 
     proxy.heal()
-    v = wait_verdict(
-        gv,
-        lambda v: _ok(v) and all(v["sites"]["a"]["cut"][n] >= offline[n] for n in offline),
-        60,
-        "OK after the heal, the dropped records fetched",
-    )
+    v = wait_until(lambda: caught_up(gv, "a", offline), 60, "OK, the dropped records fetched")
     s = v["sites"]["a"]
     assert s["outbox"]["dropped"] >= meta["dropped"] and s["fetched"] > 0
     assert s["outbox"]["since"] == first["since"]

@@ -68,7 +68,7 @@ class Outbox:
                 "SELECT COUNT(*), COALESCE(SUM(length(topic) + length(payload)), 0),"
                 " COALESCE(SUM(records), 0) FROM msgs"
             ).fetchone()
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.Error, OSError) as e:
             raise OutboxError(f"outbox {self.path}: {e}") from None
         self.count, self.bytes, self.records = n, size, recs
         # Rows up to `floor` were handed to MQTT by this process: they are paho's to deliver

@@ -22,8 +22,11 @@ the sites file lists the trusted gateways (what `aii aggregate --mqtt` prints at
 verdicts (the last line, `status` in --json; exit status as aii status):
   0 OK        every site reported, signed, within --stale seconds; every node verified at the
               report's cut; the balance equation holds per quantity across all sites
-  1 DEGRADED  the balance holds over what was verified, but a site is silent, dead or not yet
-              rebuilt, or a node is not verified: each one named
+  1 DEGRADED  the balance holds over what was verified, but a site is silent, offline (its
+              will), stopped, catching up on what it queued offline, or not yet rebuilt, or a
+              node is not verified: each one named
+a `note:` line says what a site's outbox dropped while offline (records fetched by request;
+docs/fleet.md section 10.9)
   2 VIOLATION a residual (site, node, quantity, delta), totals signed by a gateway that
               disagree with its records, or a divergence
   3 UNKNOWN   no epoch report verified yet (or an error: the broker, the sites file)

@@ -25,12 +25,12 @@ verdicts (the last line, `status` in --json; exit status as aii status):
   1 DEGRADED  the balance holds over what was verified, but a site is silent, offline (its
               will), stopped, catching up on what it queued offline, or not yet rebuilt, or a
               node is not verified: each one named
-a `note:` line says what a site's outbox dropped while offline (records fetched by request;
-docs/fleet.md section 10.9)
   2 VIOLATION a residual (site, node, quantity, delta), totals signed by a gateway that
               disagree with its records, or a divergence
   3 UNKNOWN   no epoch report verified yet (or an error: the broker, the sites file)
   64          usage error; 130 interrupted
+a `note:` line says what a site's outbox dropped while the broker was away (the records
+fetched by request instead; docs/fleet.md section 10.9)
 """
 
 

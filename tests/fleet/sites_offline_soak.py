@@ -67,7 +67,17 @@ def run(args, work):
     gv = None
     try:
         site.start_gateway("mqtt://" + proxy.port[len("tcp:") :])
-        gv = GlobalVerifier(mq.url, {"a": site.pubkey}, vid="soak", stale_s=3.0).start()
+        events = {}  # kind -> count, and the last few of the kinds that cost time or say why
+
+        def on_event(kind, data):
+            events[kind] = events.get(kind, 0) + 1
+            if kind in ("rebuilt", "stream_mismatch", "error", "refused", "outbox_reset"):
+                seen.append([kind, data])
+
+        seen = []
+        gv = GlobalVerifier(
+            mq.url, {"a": site.pubkey}, vid="soak", stale_s=3.0, on_event=on_event
+        ).start()
         wait_until(lambda: gv.verdict()["status"] == "OK", 120, "OK before the partition")
         print("soak: OK; partitioning the site from its broker", flush=True)
 
@@ -140,6 +150,10 @@ def run(args, work):
             "requests": gv.requests,
             "outbox_dropped": s["outbox"]["dropped"],
             "refused": v["refused"],
+            "stream_mismatches": gv.stream_mismatches,
+            "dup_responses": gv.dup_responses,
+            "events": events,
+            "events_seen": [[k, json.loads(json.dumps(d, default=str))] for k, d in seen[-20:]],
         }
     finally:
         if gv is not None:

@@ -113,8 +113,9 @@ fuzz: $(SETUP) ## Longer fuzzing of the node's parsers, of a simulated node over
 	AII_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) $(PY) -m pytest -q tests/fleet/test_dashboard_fuzz.py
 	$(PY) -m pytest tests/hil/test_node_fuzz.py -q -k vboard --fuzz-examples $(or $(FUZZ_EXAMPLES),2000)
 
-soak: $(SETUP) $(IMAGES_FIRST) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), particles at length, a cross-site coordinator killed at every point, then make chaos
+soak: $(SETUP) $(IMAGES_FIRST) ## Soak: transfers under faults (SOAK_TRANSFERS=2000), a site partitioned during 1,000 transfers (OFFLINE_OPS), the CLI fuzz for longer (CLI_FUZZ_SECONDS=1200), particles at length, a cross-site coordinator killed at every point, then make chaos
 	SOAK_TRANSFERS=$(or $(SOAK_TRANSFERS),2000) $(PY) tests/fleet/soak.py
+	$(PY) tests/fleet/sites_offline_soak.py --ops $(or $(OFFLINE_OPS),1000)
 	AII_CLI_FUZZ_SECONDS=$(or $(CLI_FUZZ_SECONDS),1200) AII_CLI_FUZZ_EXAMPLES=$(or $(CLI_FUZZ_EXAMPLES),2000) \
 		$(PY) -m pytest tests/host/test_cli_fuzz.py -q
 	AII_PARTICLES_FULL=1 $(PY) -m pytest -q tests/host/test_particles_mpi.py tests/fleet/test_particles_nodes.py

@@ -236,3 +236,23 @@ def wait_verdict(gv, pred, timeout=60, what="verdict"):
             return v
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}: {json.dumps(v, default=str)[:2000]}")
+
+
+def wait_until(pred, timeout, what):
+    """pred()'s first true value within `timeout` s; AssertionError naming `what` if none."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def caught_up(gv, site, seqs):
+    """The verdict when it is OK with `site`'s cut at or past `seqs` ({node: seq}), else None:
+    a site back from a partition has caught up on everything made meanwhile."""
+    v = gv.verdict()
+    cut = v["sites"][site]["cut"] or {}
+    ok = v["status"] == "OK" and all(cut.get(n, -1) >= s for n, s in seqs.items())
+    return v if ok else None

@@ -60,6 +60,7 @@ def _valid(key):
         "nodes": nodes,
         "totals": {"Wh": {"held": 10, "in_flight": 0, "opening": 10, "inflow": 0, "outflow": 0}},
         "root": root({NODE: (0, chain.at())}),
+        "outbox": {"since": 900, "dropped": 2, "dropped_records": 5, "dropped_reports": 1},
     }
     return {
         topics.site_state(SITE): {
@@ -71,6 +72,19 @@ def _valid(key):
             "t": 1000,
             "pubkey": pub,
             "nodes": [NODE],
+            "outbox": {
+                "queued": 3,
+                "records": 7,
+                "bytes": 900,
+                "dropped": 2,
+                "dropped_records": 5,
+                "dropped_reports": 1,
+                "since": 900,
+                "offline_since": 950,
+                "backlog": [4, 9],
+                "max_msgs": 10,
+                "max_bytes": 10000,
+            },
         },
         topics.node_state(SITE, NODE): {
             "v": 1,
@@ -109,6 +123,9 @@ def _state(gv):
             s.report,
             s.violations,
             s.mseq,
+            s.outbox,
+            s.catchup,
+            s.drained,
             sorted(gv.others),
         )
     )
@@ -159,6 +176,7 @@ FIELDS = [
     "sig",
     "fw",
     "why",
+    "outbox",
 ]
 ODD = st.sampled_from([None, -1, 2**70, 1.5, "x", "", [], {}, True, "a/b", "é" * 70, "00" * 32])
 

@@ -2,7 +2,7 @@
 """The global verifier across sites on a real Mosquitto with the recommended configuration
 (aii broker-init: TLS, a credential and an ACL per party; docs/fleet.md §10): two gateways
 (`aii aggregate --mqtt`, separate processes) each with two simulated boards; OK with every
-site verified; a gateway killed (its will: DEGRADED, naming the site) and restarted; the broker
+site verified; a gateway killed (its will: offline, DEGRADED, naming the site) and restarted; the broker
 restarted; an honest transfer; a violation injected at one site found and located (site, node,
 quantity, delta); a verifier started late rebuilds its copies and agrees; `aii verify-global`
 gives the same verdict and exit status."""
@@ -37,10 +37,12 @@ def test_two_sites_verified_across_kill_restart_broker_restart_and_a_violation(r
         assert set(v["sites"]) == {"a", "b"} and v["totals"]["Wh"]["delta"] == 0
         assert all(s["cut"] for s in v["sites"].values())
 
-        # A gateway killed: the broker publishes its will; the site is DEGRADED, never OK.
+        # A gateway killed: the broker publishes its will; the site is offline (the will
+        # cannot tell a crash from a partition), DEGRADED, never OK.
         a.kill_gateway()
-        v = wait_verdict(gv, lambda v: v["sites"]["a"]["state"] == "dead", 30, "a dead")
-        assert v["status"] == "DEGRADED" and any(p["site"] == "a" for p in v["problems"])
+        v = wait_verdict(gv, lambda v: v["sites"]["a"]["state"] == "offline", 30, "a offline")
+        assert v["status"] == "DEGRADED"
+        assert any(p["site"] == "a" and "offline since" in p["why"] for p in v["problems"])
         a.start_gateway(broker.url, cred=rg.cred("site", "a"))
         wait_verdict(gv, _ok, 60, "OK after a's gateway restarted")
 

@@ -168,8 +168,9 @@ class LinkProxy:
         self.sent = {"up": bytearray(), "down": bytearray()}
         self.port = None
         self.connections = 0
-        self.blocked = False  # block(): new TCP connections are closed at once
         self.overflow = 0  # bytes for the host's pty dropped because nobody read them
+        self.refusing = False  # block() / partition(): new connections are closed at once
+        self.refused = 0
         self._links = []
         self._sel = None
         self._thread = None
@@ -246,9 +247,19 @@ class LinkProxy:
     def block(self, on=True):
         """A link that is down (TCP mode): cuts the connections and, while on, closes every
         new one at once (the host sees its connects fail) until `block(False)`."""
-        self.blocked = on
+        self.refusing = on
         if on:
             self.cut()
+
+    def partition(self):
+        """A network partition (TCP): every connection is cut and new ones are closed at
+        once until `heal()`; both ends see their connection end, as behind a router that
+        lost its uplink and answers with a reset."""
+        self.block(True)
+
+    def heal(self):
+        """Ends a partition: new connections go through again."""
+        self.block(False)
 
     def retarget(self, target):
         """Points the proxy at a node's new address (a simulated board restarted on another
@@ -404,7 +415,8 @@ class LinkProxy:
             s, _ = self._listen.accept()
         except (BlockingIOError, InterruptedError):
             return
-        if self.blocked:
+        if self.refusing:
+            self.refused += 1
             s.close()
             return
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """MQTT URLs and clients (paho-mqtt 2.x, MQTT 5): persistent sessions with an expiry, so a
-gateway's QoS 1 messages wait in the broker (and in the client while the broker is away) and a
-verifier's subscriptions keep collecting while it restarts (docs/fleet.md §10.4)."""
+gateway's QoS 1 messages wait in the broker (and, while the broker is away, in the gateway's
+outbox on disk: outbox.py) and a verifier's subscriptions keep collecting while it restarts
+(docs/fleet.md §10.4)."""
 
 import contextlib
 import os

@@ -24,12 +24,15 @@ the sites file lists the trusted gateways (what `aii aggregate --mqtt` prints at
 verdicts (the last line, `status` in --json; exit status as aii status):
   0 OK        every site reported, signed, within --stale seconds; every node verified at the
               report's cut; the balance equation holds per quantity across all sites
-  1 DEGRADED  the balance holds over what was verified, but a site is silent, dead or not yet
-              rebuilt, or a node is not verified: each one named
+  1 DEGRADED  the balance holds over what was verified, but a site is silent, offline (its
+              will), stopped, catching up on what it queued offline, or not yet rebuilt, or a
+              node is not verified: each one named
   2 VIOLATION a residual (site, node, quantity, delta), totals signed by a gateway that
               disagree with its records, or a divergence
   3 UNKNOWN   no epoch report verified yet (or an error: the broker, the sites file)
   64          usage error; 130 interrupted
+a `note:` line says what a site's outbox dropped while the broker was away (the records
+fetched by request instead; docs/fleet.md section 10.9)
 """
 
 
@@ -71,6 +74,27 @@ def args_gateway(p):
         "signed requests this gateway runs on its nodes; repeatable (none: it obeys none)",
     )
     g.add_argument(
+        "--outbox",
+        metavar="FILE",
+        help="with --mqtt: where what the gateway must publish waits while the broker is away "
+        "(SQLite; default SITE.outbox.db beside the fleet database)",
+    )
+    g.add_argument(
+        "--outbox-max-mb",
+        type=clikit.positive_float,
+        default=256.0,
+        metavar="MB",
+        help="with --mqtt: the outbox's limit in MiB of messages; past it the oldest records "
+        "and reports are dropped and counted (%(default)s)",
+    )
+    g.add_argument(
+        "--outbox-max-msgs",
+        type=clikit.positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="with --mqtt: the outbox's limit in messages (%(default)s)",
+    )
+    g.add_argument(
         "--report",
         type=clikit.positive_float,
         default=1.0,
@@ -82,13 +106,14 @@ def args_gateway(p):
 def gateway_of(args, agg, fleet, on_event):
     """The Gateway the options ask for, or None without --mqtt."""
     if not args.mqtt:
-        if args.site or args.site_key or args.mqtt_cred:
-            raise UsageError("--site, --site-key and --mqtt-cred go with --mqtt URL")
+        if args.site or args.site_key or args.mqtt_cred or args.outbox:
+            raise UsageError("--site, --site-key, --mqtt-cred and --outbox go with --mqtt URL")
         return None
     if not args.site:
         raise UsageError("--mqtt needs --site NAME (this gateway's site)")
     from . import topics
     from .gateway import Gateway
+    from .outbox import Outbox
 
     cred = mqtt_cred(args)
     try:
@@ -99,6 +124,11 @@ def gateway_of(args, agg, fleet, on_event):
     key = args.site_key or Path(fleet.db).with_name(f"{args.site}.site.key")
     verifiers = _pairs(args.trust_verifier, "--trust-verifier", "VID=PUBKEY")
     coordinators = _pairs(args.trust_coordinator, "--trust-coordinator", "CID=PUBKEY")
+    outbox = Outbox(
+        args.outbox or Path(fleet.db).with_name(f"{args.site}.outbox.db"),
+        max_bytes=int(args.outbox_max_mb * (1 << 20)),
+        max_msgs=args.outbox_max_msgs,
+    )
     gw = Gateway(
         agg,
         args.mqtt,
@@ -109,6 +139,7 @@ def gateway_of(args, agg, fleet, on_event):
         verifiers=verifiers,
         cred=cred,
         coordinators=coordinators,
+        outbox=outbox,
     )
     made = " (new key)" if gw.key_created else ""
     print(
@@ -350,9 +381,11 @@ def _print(v):
     w = sys.stdout.write
     w("sites:\n")
     for name, s in sorted(v["sites"].items()):
+        o = s.get("outbox")
+        drops = f"  outbox dropped {o['dropped']}" if o else ""
         w(
             f"  {name:<12} {s['state']:<8} epoch {s['epoch']}  age {s['age_s']} s  "
-            f"nodes {', '.join(s['nodes'])}\n"
+            f"nodes {', '.join(s['nodes'])}{drops}\n"
         )
     w("global balance per quantity (raw units):\n")
     for q, t in sorted(v["totals"].items()):
@@ -375,6 +408,8 @@ def _print(v):
     for p in v["problems"]:
         who = "/".join(x for x in (p["site"], p["node"]) if x) or "global"
         w(f"  {who}: {p['why']}\n")
+    for note in v.get("notes", []):
+        w(f"note: {note}\n")
 
 
 BROKER_INIT_EPILOG = """\

@@ -6,8 +6,10 @@ epoch report signed with the site's Ed25519 key. Verifiers rebuild their copies 
 `records` requests (MQTT 5 request/response), served from the aggregator's database.
 
 Everything it publishes is made on the aggregator's loop thread at the end of an epoch
-(Aggregator.on_epoch), so records and the report of one epoch leave in that order; requests
-are served by a thread of its own, through Aggregator.call.
+(Aggregator.on_epoch) and queued in its outbox on disk (outbox.py), so records and the report
+of one epoch leave in that order, also after the broker was away for hours (§10.10); a sender
+thread hands the outbox to MQTT and deletes what the broker acknowledged. Requests are served
+by a thread of its own, through Aggregator.call.
 """
 
 import base64
@@ -16,21 +18,27 @@ import json
 import queue
 import threading
 import time
+from pathlib import Path
 
 from ..fleet.replica import RECORD
 from . import broker, payload, topics
 from .chain import NodeChain, root
+from .outbox import REC, REPORT, STATE, Outbox
 
 REPORT_S = 1.0  # a report at least this often, also when no node moved (a site's heartbeat)
 PAGE = 2000  # records per message
 SIGNED_S = 60.0  # a signed request older (or newer) than this is refused: no replays
+WINDOW = 64  # outbox messages handed to paho and not yet acknowledged (its memory: bounded)
+OFFLINE_EVENT_S = 10.0  # while the broker is away, an `mqtt` event line this often
 
 
 class Gateway:
-    """`Gateway(agg, url, site, key_file, report_s=REPORT_S, on_event=None, cred=None)`: `agg`
-    an Aggregator (started or not); `cred` its broker credential (broker.client). `start()`
-    connects (BrokerError when no broker answers) and hooks into the aggregator's epochs;
-    `stop()` publishes the death and disconnects."""
+    """`Gateway(agg, url, site, key_file, report_s=REPORT_S, on_event=None, cred=None,
+    coordinators=None, outbox=None)`: `agg` an Aggregator (started or not); `cred` its broker
+    credential (broker.client); `coordinators` {id: Ed25519 public key hex} of the cross-site
+    coordinators it obeys; `outbox` an Outbox, or None for SITE.outbox.db beside the key file.
+    `start()` connects (paho keeps trying while no broker answers) and hooks into the
+    aggregator's epochs; `stop()` publishes the death and disconnects."""
 
     def __init__(
         self,
@@ -44,6 +52,7 @@ class Gateway:
         verifiers=None,
         cred=None,
         coordinators=None,
+        outbox=None,
     ):
         self.agg, self.url = agg, url
         # {verifier id: Ed25519 public key hex} whose signed requests (resend, isolate) it obeys.
@@ -66,6 +75,15 @@ class Gateway:
         self._requests = queue.Queue()
         self._worker = None
         self.refused = 0
+        if outbox is None:
+            outbox = Outbox(Path(key_file).with_name(f"{self.site}.outbox.db"))
+        self.outbox = outbox
+        self._batch = []  # (topic, payload, retain, kind, records, bdSeq, mseq) of this epoch
+        self._acks = collections.deque()  # mids the broker acknowledged (paho's thread)
+        self._wake = threading.Event()
+        self._sender = None
+        self._stopping = False
+        self._catchup = None  # (monotonic start, id of the last row queued at the connect)
         self.c = broker.client(
             f"aii-gw-{self.site}",
             url,
@@ -75,6 +93,8 @@ class Gateway:
         )
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
+        self.c.on_publish = self._on_publish
+        self.c.on_disconnect = self._on_disconnect
         # Cross-site transfers: {coordinator id: Ed25519 public key hex} it obeys (xfer.py).
         from .xfer import GatewayXfer
 
@@ -85,7 +105,10 @@ class Gateway:
     def start(self, timeout=10.0):
         # The site's own nodes come first: a broker that is away (or not up yet) does not stop
         # the gateway; paho keeps trying, and the births go out when it answers.
+        self._sender = threading.Thread(target=self._send, name="aii-gw-outbox", daemon=True)
+        self._sender.start()
         if not broker.connect(self.c, timeout, wait=False):
+            self._went_offline()
             self.on_event("mqtt", {"waiting": f"no broker at {self.url} yet; retrying"})
         self._worker = threading.Thread(target=self._serve, name="aii-gw-requests", daemon=True)
         self._worker.start()
@@ -93,10 +116,18 @@ class Gateway:
         self.agg.on_epoch = self._epoch
         return self
 
-    def stop(self):
+    def stop(self, drain_s=2.0):
+        """Stops: what the outbox holds goes out first for up to `drain_s` seconds while the
+        broker answers; the rest waits on disk for the next start."""
         self.agg.on_epoch = None
+        self._stopping = time.monotonic() + drain_s
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.join(drain_s + 5)
         # A clean disconnect sends no will: the death is published by hand.
-        info = self.c.publish(topics.site_state(self.site), self._death(), qos=1, retain=True)
+        info = self.c.publish(
+            topics.site_state(self.site), self._death("stopped"), qos=1, retain=True
+        )
         try:
             info.wait_for_publish(5)
         except (RuntimeError, ValueError):
@@ -107,39 +138,111 @@ class Gateway:
         if self._worker is not None:
             self._worker.join(5)
         self.xfer.stop()
+        self.outbox.close()
 
-    def _death(self):
-        return payload.dumps({"v": 1, "type": "death", "site": self.site, "bdSeq": self.bd_seq})
+    def _death(self, why=None):
+        d = {"v": 1, "type": "death", "site": self.site, "bdSeq": self.bd_seq}
+        if why:
+            d["why"] = why  # a clean stop; the will (the broker lost it) has none
+        return payload.dumps(d)
 
     def _next(self):
         with self._mlock:
             self.mseq += 1
             return self.mseq
 
-    def _pub(self, topic, obj, retain=False):
-        self.c.publish(topic, payload.dumps(obj), qos=1, retain=retain)
+    def _pub(self, topic, obj, retain=False, kind=STATE, records=0):
+        # Queued for the outbox; _flush writes the epoch's batch in one transaction.
+        data = payload.dumps(obj)
+        self._batch.append((topic, data, retain, kind, records, obj["bdSeq"], obj["mseq"]))
+
+    def _flush(self):
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        before = self.outbox.counters()["dropped"]
+        if self.outbox.put(batch):
+            st = self.outbox.stats()
+            if before == 0 or st["dropped"] // 1000 != before // 1000:
+                self.on_event("outbox_full", _outbox_line(st))
+        self._wake.set()
 
     def _on_connect(self, client, userdata, flags, reason, properties):
         if reason.is_failure:
             return
         client.subscribe(topics.requests_for(self.site), qos=1)
         client.subscribe(topics.coord_requests_for(self.site), qos=1)
-        self._pub(
-            topics.site_state(self.site),
-            {
-                "v": 1,
-                "type": "birth",
-                "site": self.site,
-                "bdSeq": self.bd_seq,
-                "mseq": self._next(),
-                "t": int(time.time() * 1000),
-                "pubkey": self.pubkey,
-                "nodes": sorted(self.agg.nodes),
-            },
-            retain=True,
-        )
+        st = self.outbox.stats()
+        last = self.outbox.last()
+        st["offline_since"] = self.outbox.meta.get("offline_since")
+        # The newest message queued now: a verifier counts the site as catching up until it
+        # has verified a report made after it.
+        st["backlog"] = [last[1], last[2]] if last else None
+        birth = {
+            "v": 1,
+            "type": "birth",
+            "site": self.site,
+            "bdSeq": self.bd_seq,
+            "mseq": self._next(),
+            "t": int(time.time() * 1000),
+            "pubkey": self.pubkey,
+            "nodes": sorted(self.agg.nodes),
+            "outbox": st,
+        }
+        # Straight to MQTT, ahead of the outbox: the birth says what follows.
+        client.publish(topics.site_state(self.site), payload.dumps(birth), qos=1, retain=True)
+        self._catchup = (time.monotonic(), last[0]) if last else None
+        self.outbox.set_meta("offline_since", None)
         self._node_seen = {}  # every node's birth again, with the gateway's
-        self.on_event("mqtt", {"connected": self.url})
+        self.on_event("mqtt", {"connected": self.url, **_outbox_line(st)})
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties):
+        self._went_offline()
+        if not self._stopping:
+            self.on_event("mqtt", {"offline": self.url, **_outbox_line(self.outbox.stats())})
+
+    def _went_offline(self):
+        if self.outbox.meta.get("offline_since") is None:
+            self.outbox.set_meta("offline_since", time.time() * 1000)
+
+    def _on_publish(self, client, userdata, mid, reason, properties):
+        # On paho's thread, inside its own lock: only a note for the sender thread.
+        self._acks.append(mid)
+        self._wake.set()
+
+    # -- the outbox's sender thread --
+
+    def _send(self):
+        inflight = {}  # paho mid -> outbox row id
+        last_event = time.monotonic()
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            done = []
+            while self._acks:
+                rid = inflight.pop(self._acks.popleft(), None)
+                if rid is not None:  # else a response's or the birth's
+                    done.append(rid)
+            self.outbox.ack(done)
+            up = self.c.is_connected()
+            cu = self._catchup  # set by paho's thread at a connect
+            if cu is not None:
+                head = self.outbox.head()
+                if head is None or head > cu[1]:
+                    self._catchup = None
+                    self.on_event("mqtt", {"caught_up_s": round(time.monotonic() - cu[0], 3)})
+            if self._stopping:
+                if not up or (not inflight and not self.outbox.count):
+                    return
+                if time.monotonic() > self._stopping:
+                    return
+            if up and len(inflight) < WINDOW:
+                for rid, topic, data, retain in self.outbox.take(WINDOW - len(inflight)):
+                    inflight[self.c.publish(topic, data, qos=1, retain=bool(retain)).mid] = rid
+            elif not up and time.monotonic() - last_event > OFFLINE_EVENT_S:
+                last_event = time.monotonic()
+                self.on_event("mqtt", {"offline": self.url, **_outbox_line(self.outbox.stats())})
 
     # -- per epoch, on the aggregator's loop thread --
 
@@ -201,8 +304,11 @@ class Gateway:
                 for q, t in v.totals.items()
             },
             "root": root({k: (x["seq"], x["chain"]) for k, x in nodes.items()}),
+            # Signed: what this gateway's outbox ever dropped (§10.10).
+            "outbox": self.outbox.counters(),
         }
-        self._pub(topics.site_epoch(self.site), payload.sign(self.key, report))
+        self._pub(topics.site_epoch(self.site), payload.sign(self.key, report), kind=REPORT)
+        self._flush()
 
     def _stream(self, name, data):
         last = self._published.get(name, 0)
@@ -222,6 +328,8 @@ class Gateway:
                     "first": first,
                     "records": base64.b64encode(b"".join(part)).decode(),
                 },
+                kind=REC,
+                records=len(part),
             )
             self._published[name] = first + len(part) - 1
 
@@ -314,6 +422,7 @@ class Gateway:
         last = self._published[n.name]
         self._published[n.name] = req["from"] - 1
         self._stream(n.name, data)
+        self._flush()
         self._published[n.name] = max(last, self._published[n.name])
         return {"node": n.name, "sent": len(data) // RECORD}
 
@@ -394,3 +503,11 @@ def serve(q, handle, on_event, what):
             handle(*item)
         except Exception as e:  # noqa: BLE001 - one bad request must not end the service
             on_event("error", {"msg": f"{what}: {type(e).__name__}: {e}"})
+
+
+def _outbox_line(st):
+    """The outbox's state for an event line."""
+    out = {k: st[k] for k in ("queued", "records", "bytes", "dropped")}
+    if st.get("offline_since"):
+        out["offline_since"] = st["offline_since"]
+    return out

@@ -147,6 +147,34 @@ def parse_site_state(data, site):
             if not isinstance(n, str) or not NAME.match(n):
                 raise PayloadError(f"field 'nodes': bad name {_show(n)}")
         out["nodes"] = list(nodes)
+        out["outbox"] = _outbox(d, birth=True)
+    else:
+        out["why"] = _str(d, "why", opt=True, maxlen=64)
+    return out
+
+
+_OUTBOX = ("since", "dropped", "dropped_records", "dropped_reports")
+_OUTBOX_BIRTH = _OUTBOX + ("queued", "records", "bytes", "max_msgs", "max_bytes")
+
+
+def _outbox(d, birth=False):
+    """A gateway's outbox state (§10.10): in reports its drop counters, in births also what is
+    queued, the limits, since when it is offline and the newest queued message's (bdSeq,
+    mseq). None when absent (a gateway from before outboxes)."""
+    o = d.get("outbox")
+    if o is None:
+        return None
+    if not isinstance(o, dict):
+        raise PayloadError("field 'outbox': an object expected")
+    out = {k: _int(o, k) for k in (_OUTBOX_BIRTH if birth else _OUTBOX)}
+    if birth:
+        out["offline_since"] = _int(o, "offline_since", opt=True)
+        b = o.get("backlog")
+        if b is not None and (
+            not isinstance(b, list) or len(b) != 2 or any(type(x) is not int or x < 0 for x in b)
+        ):
+            raise PayloadError("field 'outbox.backlog': [bdSeq, mseq] expected")
+        out["backlog"] = tuple(b) if b is not None else None
     return out
 
 
@@ -237,6 +265,7 @@ def parse_report(data, site):
         if not isinstance(t, dict) or set(t) != set(_TOTALS):
             raise PayloadError(f"totals.{_show(qn)}: {', '.join(_TOTALS)} expected")
         out["totals"][qn] = {k: _amount(t[k], f"totals.{qn}.{k}") for k in _TOTALS}
+    out["outbox"] = _outbox(d)
     out["signed"] = dumps({k: v for k, v in d.items() if k != "sig"})
     return out
 

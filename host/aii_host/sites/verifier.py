@@ -21,7 +21,8 @@ that seq:
 
 Sites are independent (a site's coordinator moves value only between its own nodes), so any
 set of per-site consistent cuts is a consistent global cut: the verdict combines each site's
-last verified report. A site silent for `stale_s`, dead, or not verified is DEGRADED, never OK.
+last verified report. A site silent for `stale_s`, dead, offline (its will), catching up on
+what its outbox queued meanwhile (§10.10), or not verified is DEGRADED, never OK.
 """
 
 import collections
@@ -76,6 +77,13 @@ class _Site:
         self.verified_at = None  # monotonic time of it
         self.problems = []  # (node, why) that keep the site from OK at its last report
         self.violations = []  # (node, quantity, delta, why): sticky findings
+        self.offline_at = None  # wall time (ms) its will arrived
+        self.outbox = None  # its outbox as last published (birth, or a report's counters)
+        self.outbox_key = None  # (bdSeq, mseq) of the message it came from
+        self.replaced = []  # drop counters of outbox files since replaced (§10.10)
+        self.catchup = None  # from a birth with a backlog, until a report made after it
+        self.drained = 0  # backlog messages received while catching up
+        self.fetched = 0  # records fetched by request because the stream did not bring them
 
 
 class GlobalVerifier:
@@ -122,6 +130,10 @@ class GlobalVerifier:
         self.latency = collections.deque(maxlen=100000)  # report t -> verified, s
         self._q = queue.Queue()
         self._pending = {}  # correlation id -> [Event, response]
+        # Ids answered lately: a gateway's QoS 1 answer sent again after a reconnect is a
+        # duplicate (counted), not a stranger's message (refused).
+        self._answered = collections.OrderedDict()
+        self.dup_responses = 0
         # Its own lock: the worker waits for a response while holding `lock`.
         self._plock = threading.Lock()
         self._stop = False
@@ -161,6 +173,10 @@ class GlobalVerifier:
             corr = broker.correlation(msg.properties)
             with self._plock:
                 slot = self._pending.get(corr)
+                dup = slot is None and corr in self._answered
+            if dup:
+                self.dup_responses += 1
+                return
             if slot is None:
                 self._refuse(msg.topic, "a response nobody waits for")
                 return
@@ -232,7 +248,9 @@ class GlobalVerifier:
 
     def _mseq(self, site, p):
         cur = (p["bdSeq"], p["mseq"])
-        if site.mseq is not None and cur <= site.mseq:
+        if site.catchup is not None and cur <= site.catchup["backlog"]:
+            site.drained += 1  # queued while offline: older than the birth by design
+        elif site.mseq is not None and cur <= site.mseq:
             site.reordered += 1  # a QoS 1 duplicate or an old message: harmless, counted
         else:
             site.mseq = cur
@@ -246,13 +264,49 @@ class GlobalVerifier:
                 )
                 return False
             if site.birth is None or p["bdSeq"] >= site.birth["bdSeq"]:
-                site.birth, site.dead = p, None
+                site.birth, site.dead, site.offline_at = p, None, None
                 self._mseq(site, p)
                 self.on_event("birth", {"site": site.name, "bdSeq": p["bdSeq"]})
+                o = p["outbox"]
+                if o is not None:
+                    self._outbox_seen(site, o, (p["bdSeq"], p["mseq"]))
+                    if o["backlog"] is not None and o["queued"]:
+                        site.catchup = {
+                            "backlog": o["backlog"],
+                            "queued": o["queued"],
+                            "records": o["records"],
+                            "offline_since": o["offline_since"],
+                            "t": p["t"],
+                        }
+                        site.drained = 0
+                        self.on_event(
+                            "catching_up",
+                            {"site": site.name, "queued": o["queued"], "records": o["records"]},
+                        )
         elif site.birth is None or p["bdSeq"] >= site.birth["bdSeq"]:
             site.dead = p
-            self.on_event("death", {"site": site.name, "bdSeq": p["bdSeq"]})
+            if p["why"] is None:  # its will: the broker lost it
+                site.offline_at = int(time.time() * 1000)
+            self.on_event("death", {"site": site.name, "bdSeq": p["bdSeq"], "why": p["why"]})
         return True
+
+    def _outbox_seen(self, site, o, key):
+        """A gateway's outbox counters as of its message `key` (bdSeq, mseq): only newer ones
+        count (reports drained after a birth are older than it). They only grow: a new
+        `since`, or a count that went back, means the outbox file was replaced or reset; the
+        drops counted before are kept here and said in the verdict, never lost."""
+        if site.outbox_key is not None and key <= site.outbox_key:
+            return
+        old = site.outbox
+        if old is not None and (o["since"] != old["since"] or o["dropped"] < old["dropped"]):
+            site.replaced.append({k: old[k] for k in ("since", "dropped", "dropped_records")})
+            self.on_event(
+                "outbox_reset",
+                {"site": site.name, "since": o["since"], "before": site.replaced[-1]},
+            )
+            old = None
+        site.outbox = dict(old or {}, **o)
+        site.outbox_key = key
 
     def _records(self, site, p):
         self._mseq(site, p)
@@ -300,6 +354,10 @@ class GlobalVerifier:
             ok = slot[0].wait(max(0.0, end - time.monotonic()))
             with self._plock:
                 self._pending.pop(slot[2].encode(), None)
+                if ok:
+                    self._answered[slot[2].encode()] = True
+                    while len(self._answered) > 1000:
+                        self._answered.popitem(last=False)
             if not ok:
                 raise VerifierError(f"{site}: no answer to {slot[3]['op']} in {timeout:g} s")
             try:
@@ -397,6 +455,7 @@ class GlobalVerifier:
                     break
                 lo = r["next"]
             gone = [s for s in range(cp.chain.seq + 1, cut + 1) if s not in cp.ahead]
+            site.fetched += len(missing) - len(gone)
             if gone:
                 return cp, (
                     f"records {gone[0]}..{gone[-1]} (of {cp.chain.seq + 1}..{cut}) not "
@@ -437,6 +496,8 @@ class GlobalVerifier:
             self._violation(site, None, None, 0, "epoch report: root does not match its nodes")
             return False
         self._mseq(site, p)
+        if p["outbox"] is not None:
+            self._outbox_seen(site, p["outbox"], (p["bdSeq"], p["mseq"]))
         if site.last_n is not None and key[0] == site.last_n[0]:
             self.reports_missed += key[1] - site.last_n[1] - 1
         site.last_n = key
@@ -501,6 +562,18 @@ class GlobalVerifier:
             "residuals": [[site.name, n, q, d] for n, q, d, w in found if w.startswith("residual")],
         }
         site.verified_at = time.monotonic()
+        if site.catchup is not None and (p["bdSeq"], p["mseq"]) > site.catchup["backlog"]:
+            # The first report made after the gateway returned: everything queued before it
+            # has arrived (the outbox is sent in order) and its cut is checked.
+            self.on_event(
+                "caught_up",
+                {
+                    "site": site.name,
+                    "s": round(time.time() - site.catchup["t"] / 1000, 3),
+                    "messages": site.drained,
+                },
+            )
+            site.catchup = None
         self.reports += 1
         self.latency.append(time.time() - p["t"] / 1000)
         self.on_event(
@@ -603,19 +676,33 @@ class GlobalVerifier:
         delta, ...}}, residuals: [[site, node, q, delta]], violations, refused}."""
         with self.lock:
             now = time.monotonic()
-            crit, warn, sites, totals, residuals = [], [], {}, {}, []
+            crit, warn, sites, totals, residuals, notes = [], [], {}, {}, [], []
             for s in self.sites.values():
                 state = "ok"
                 if s.birth is None:
                     state, why = "unknown", "no birth from its gateway yet"
+                elif s.dead is not None and s.dead["why"] is not None:
+                    state = "dead"
+                    why = f"its gateway {s.dead['why']} (death, bdSeq {s.dead['bdSeq']})"
                 elif s.dead is not None:
-                    state, why = "dead", f"its gateway is gone (death, bdSeq {s.dead['bdSeq']})"
+                    state, why = "offline", _offline_why(s)
                 elif s.report is None:
                     state, why = "waiting", "no verified epoch report yet"
+                elif s.catchup is not None:
+                    c = s.catchup
+                    state = "catching-up"
+                    why = (
+                        f"catching up since {_utc(c['t'])}: {c['records']} records in "
+                        f"{c['queued']} messages queued while offline since "
+                        f"{_utc(c['offline_since'])} ({s.drained} received so far)"
+                    )
                 elif now - s.verified_at > self.stale_s:
                     state, why = "stale", f"no verified report for {now - s.verified_at:.1f} s"
                 if state != "ok":
                     warn.append((s.name, None, why))
+                note = _drop_note(s)
+                if note:
+                    notes.append(note)
                 for node, why in s.problems:
                     warn.append((s.name, node, why))
                 for node, q, delta, why in s.violations:
@@ -634,6 +721,8 @@ class GlobalVerifier:
                     "bdSeq": s.birth and s.birth["bdSeq"],
                     "nodes": sorted(set(s.nodes) | set(s.node_state)),
                     "reordered": s.reordered,
+                    "outbox": s.outbox,
+                    "fetched": s.fetched,
                 }
             inconsistent = self._inconsistent()
             for what, bad in sorted(inconsistent.items()):
@@ -691,6 +780,7 @@ class GlobalVerifier:
                 "status": status,
                 "exit": EXIT[status],
                 "problems": [{"site": s, "node": n, "why": w} for s, n, w in crit + warn],
+                "notes": notes,
                 "sites": sites,
                 "totals": totals,
                 "residuals": residuals,
@@ -738,3 +828,37 @@ class GlobalVerifier:
             },
         }
         self.c.publish(topics.verdict(self.vid), payload.dumps(body), qos=1, retain=True)
+
+
+def _utc(ms):
+    if ms is None:
+        return "an unknown time"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def _offline_why(s):
+    last = f"; its last verified report was signed at {_utc(s.report['t'])}" if s.report else ""
+    return (
+        f"offline since {_utc(s.offline_at)} (its will: the broker lost its gateway, a "
+        f"partition or a crash{last}); a running gateway queues what it must publish and "
+        "sends it when it returns"
+    )
+
+
+def _drop_note(s):
+    """What the site's outbox dropped, and what that means for this verdict (§10.10)."""
+    o = s.outbox
+    if not o or not (o["dropped"] or s.replaced):
+        return None
+    text = (
+        f"{s.name}: its outbox dropped {o['dropped']} messages ({o['dropped_records']} "
+        f"records, {o['dropped_reports']} reports) since {_utc(o['since'])}; records the "
+        f"stream missed are fetched from the gateway's database by request ({s.fetched} so "
+        "far), a dropped report's epoch is checked at the next report's cut"
+    )
+    for r in s.replaced:
+        text += (
+            f"; an earlier outbox (since {_utc(r['since'])}) had dropped {r['dropped']} "
+            "messages before it was replaced"
+        )
+    return text

@@ -248,7 +248,8 @@ def test_broker_restart_mid_transfer_and_site_lost_after_the_decision(world, bro
             coord = Coordinator(w.db, eps, crash_after=hook, on_state=link.decision, retries=0)
             link.lookup = coord.get
             try:
-                assert link.offline({"a": ["a1"], "b": ["b1"]}) == {}
+                # Both sites online (after a broker restart, once their gateways are back).
+                assert link.offline({"a": ["a1"], "b": ["b1"]}, wait=30) == {}
                 return coord.transfer("a/a1", "grid", "b/b1", "load", "Wh", amount, txid=txid)
             finally:
                 coord.close()

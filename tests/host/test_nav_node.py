@@ -150,7 +150,9 @@ def test_a_remote_estop_outlives_a_reset(tmp_path):
 
 def test_an_estop_pin_that_cannot_be_read_holds_the_robot(tmp_path):
     n = started(tmp_path, nav={"people": 0, "estop_pin": "nope"})
-    st = send(n, "nav_status", {}).body
+    f = send(n, "nav_status", {})
+    assert f.kind == "ok", f.body  # once seen refused on a loaded machine: say with what
+    st = f.body
     assert st["estop"]["pin"].startswith("estop_pin")
     fresh(n, 1)
     n.nav._job()
@@ -223,7 +225,8 @@ def test_the_monitor_drives_and_stops_on_a_simulated_board(tmp_path, target):
     """The node firmware with its nav section on a simulated board (CPython, or MicroPython's
     unix port with the pure-Python aii): signed frames at 10 Hz make it drive; when they end,
     it stops (an event, and drive frames at 0): `link`, or `deadline` first when a loaded host
-    sent the last commands late (their queueing counts in their age)."""
+    sent the last commands late (their queueing counts in their age), or `monitor_miss` when
+    it starved the board's monitor task."""
     from aii_host.nav.board import Board
     from mp_util import micropython
 
@@ -260,5 +263,7 @@ def test_the_monitor_drives_and_stops_on_a_simulated_board(tmp_path, target):
     stops = [g[2]["cause"] for g in got if g[0] == "event" and g[1] == "stop"]
     assert 200 in drives, (drives[-20:], b.errors, (tmp_path / "board.log").read_text()[-1500:])
     assert drives[-1] == 0 and stops[0] == "boot", (drives[-5:], stops)
-    assert stops[-1] in ("link", "deadline"), stops
+    # A loaded host may also starve the board's own monitor task: its deadline miss is the
+    # node's safe stop too (`monitor_miss`), and then the link's timeout has nothing to stop.
+    assert stops[-1] in ("link", "deadline", "monitor_miss"), stops
     assert st["stops"][stops[-1]] >= 1 and st["refused"] == 0

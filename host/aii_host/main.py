@@ -273,7 +273,7 @@ COMMANDS = {
         "own and each broker's server certificate, the password file (one user per gateway,\n"
         "verifier and coordinator), the ACL that lets each write only its own part of the topic\n"
         "tree, mosquitto.conf, and each party's credential file for --mqtt-cred (docs/fleet.md\n"
-        "section 10.9).",
+        "section 10.11).",
         sites_cli.BROKER_INIT_EPILOG,
         extra="sites",
     ),

@@ -187,7 +187,7 @@ def run(args, work):
 def main():
     p = argparse.ArgumentParser(
         description="A site partitioned from its MQTT broker during N transfers, then healed: "
-        "the catch-up time (docs/fleet.md section 10.9).",
+        "the catch-up time (docs/fleet.md section 10.10).",
         epilog="exit status 0: every transfer committed, nothing lost, the verifier OK within "
         f"{GOAL_S:g} s of the heal; the figures are in --json",
     )

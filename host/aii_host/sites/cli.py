@@ -32,7 +32,7 @@ verdicts (the last line, `status` in --json; exit status as aii status):
   3 UNKNOWN   no epoch report verified yet (or an error: the broker, the sites file)
   64          usage error; 130 interrupted
 a `note:` line says what a site's outbox dropped while the broker was away (the records
-fetched by request instead; docs/fleet.md section 10.9)
+fetched by request instead; docs/fleet.md section 10.10)
 """
 
 

@@ -91,7 +91,7 @@ class _Books:
         self.matched_c, self.matched_d = {}, {}
 
 
-def _majority_outliers(values):
+def majority_outliers(values):
     """Nodes whose value differs from one held by more than half; [] without a majority."""
     if len(values) < 2:
         return []
@@ -237,7 +237,7 @@ class Verifier:
                     if what == "cfg" and all("common" in h for h in hellos.values())
                     else what
                 )
-                bad = _majority_outliers({n: h.get(key) for n, h in hellos.items()})
+                bad = majority_outliers({n: h.get(key) for n, h in hellos.items()})
                 if bad:
                     inconsistent[what] = bad
         ok = not residuals

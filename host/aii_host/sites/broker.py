@@ -168,6 +168,11 @@ def correlation(props):
     return getattr(props, "CorrelationData", None) if props is not None else None
 
 
+def reply_to(props):
+    """(response topic, correlation data) of an MQTT 5 request, each None when missing."""
+    return getattr(props, "ResponseTopic", None) if props is not None else None, correlation(props)
+
+
 # -- the gateway's own key -------------------------------------------------------------------
 
 

@@ -370,8 +370,7 @@ class Gateway:
 
     def handle_request(self, topic, data, props):
         """Serves one request; a bad one is refused (reported, and answered when it can be)."""
-        resp_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        corr = broker.correlation(props)
+        resp_topic, corr = broker.reply_to(props)
         try:
             kind, f = topics.parse(topic)
             if kind != "req" or f["site"] != self.site:

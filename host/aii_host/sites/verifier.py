@@ -34,7 +34,7 @@ import uuid
 from ..core import ledger as _ledger
 from ..core._errors import AIIError
 from ..fleet.replica import CREDIT, DEBIT, RECORD, Replica, ReplicaError, chain_of, seq_of
-from ..fleet.verify import _majority_outliers
+from ..fleet.verify import majority_outliers
 from . import broker, payload, topics
 from .chain import NodeChain, first_difference, root
 from .xmatch import XFER_S, CrossSite
@@ -811,7 +811,7 @@ class GlobalVerifier:
         out = {}
         for what in ("fw", "cfg"):
             key = "common" if what == "cfg" and all(p["common"] for p in births.values()) else what
-            bad = _majority_outliers({k: p[key] for k, p in births.items()})
+            bad = majority_outliers({k: p[key] for k, p in births.items()})
             if bad:
                 out[what] = bad
         return out

@@ -323,8 +323,7 @@ class GatewayXfer:
         a replay is refused with an answer saying why (`relay`: the coordinator counts it as
         no answer, so it can never be taken for a node's refusal), and nothing runs."""
         gw = self.gw
-        resp_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        corr = broker.correlation(props)
+        resp_topic, corr = broker.reply_to(props)
         try:
             kind, f = topics.parse(topic)
             if kind != "coord_req" or f["site"] != gw.site:
